@@ -1,0 +1,110 @@
+"""Binding plug-ins: the one interface between the host and every kind of binding.
+
+Each binding kind is one package under ``bindings/`` and owns everything about itself:
+
+``config.py``
+    Dataclasses for its wrangler tables: ``KEYS`` (the top-level keys it reads),
+    ``parse(key, section) -> list`` and optionally ``validate(platform_config)`` for
+    cross-Worker checks. Data only, so config can be checked without starting anything.
+``plugin.py``
+    ``Plugin``, a :class:`BindingPlugin`: the host-side service, its storage, its
+    control-API routes and CLI commands.
+``isolate.py``
+    Imported only inside a Worker's isolate: ``make_binding(name, options, runtime)``
+    builds the object a Worker sees in ``env``; optional ``handle_event(runtime, name,
+    payload)`` answers events the host sends (a queue batch, a Durable Object call, ...).
+
+The host discovers plug-ins by scanning this package, so adding a binding means adding a
+package here and nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import click
+    from starlette.routing import BaseRoute
+
+    from edgelet.config import WorkerConfig
+    from edgelet.host_api import HostServices
+
+
+class BindingPlugin:
+    """Host-side half of one binding kind.
+
+    Why a class with defaults rather than a Protocol: most kinds need only a few of these
+    hooks (services has no storage, assets no CLI), and defaults keep each plug-in short.
+    """
+
+    #: short name, also the package name and the prefix of isolate events (``kv``)
+    kind: ClassVar[str] = ""
+    def __init__(self) -> None:
+        self.host: HostServices | None = None
+
+    def env_bindings(self, worker: WorkerConfig) -> dict[str, dict[str, Any]]:
+        """Binding name -> data-only options shipped to the Worker's isolate."""
+        return {}
+
+    # -- life cycle ----------------------------------------------------------------
+    async def start(self, host: HostServices) -> None:
+        """Open storage and start background work. Called once, before serving."""
+        self.host = host
+
+    async def stop(self) -> None:
+        """Stop background work and close storage; must not lose acknowledged state."""
+
+    # -- runtime -------------------------------------------------------------------
+    async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
+        """Answer a call a Worker made on one of this kind's bindings (data only)."""
+        raise LookupError(f"binding {binding!r} ({self.kind}) has no method {method!r}")
+
+    async def intercept(self, worker: str, request: list[Any]) -> list[Any] | None:
+        """Answer an HTTP request before the Worker sees it (static assets), or None.
+
+        ``request`` and the answer use the wire forms ``[method, url, headers, body]`` and
+        ``[status, headers, body]``. Only plug-ins that override this are consulted.
+        """
+        return None
+
+    def routes(self) -> list[BaseRoute]:
+        """Control-API routes, mounted under ``/cdn-cgi/edgelet/api/``."""
+        return []
+
+    def cli(self) -> click.Group | None:
+        """A click group added to ``edgelet`` (``edgelet kv ...``)."""
+        return None
+
+
+def discover_plugins() -> list[BindingPlugin]:
+    """Instantiate every binding plug-in found under this package, in name order."""
+    plugins: list[BindingPlugin] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        try:
+            module = importlib.import_module(f"{__name__}.{info.name}.plugin")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{info.name}.plugin":
+                continue
+            raise
+        plugin_cls = getattr(module, "Plugin", None)
+        if plugin_cls is not None:
+            plugins.append(plugin_cls())
+    return plugins
+
+
+def config_modules() -> dict[str, Any]:
+    """kind -> its ``config`` module, for the config loader (no host objects created)."""
+    found: dict[str, Any] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        try:
+            found[info.name] = importlib.import_module(f"{__name__}.{info.name}.config")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{info.name}.config":
+                raise
+    return found

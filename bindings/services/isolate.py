@@ -1,0 +1,70 @@
+"""Worker side of service bindings: ``await env.SVC.fetch(...)`` and ``await env.SVC.method(...)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cloudpickle
+
+from edgelet.runtime.http_types import (
+    Request,
+    request_from_wire,
+    request_to_wire,
+    response_from_wire,
+    response_to_wire,
+)
+
+
+class ServiceStub:
+    """``env.<binding>``: the other Worker, reachable by fetch or by RPC to its methods."""
+
+    def __init__(self, name: str, options: dict[str, Any], runtime: Any) -> None:
+        self._name = name
+        self._service = options["service"]
+        self._runtime = runtime
+
+    async def fetch(self, resource: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        opts = {**(options or {}), **kwargs}
+        if isinstance(resource, Request) and not opts:
+            req = resource
+        else:
+            url = resource.url if isinstance(resource, Request) else str(resource)
+            if url.startswith("/"):
+                url = f"http://{self._service}.localhost{url}"
+            req = Request(resource if isinstance(resource, Request) else url,
+                          method=opts.get("method"), headers=opts.get("headers"), body=opts.get("body"))
+        wire = await self._runtime.call("services", self._name, "fetch", request_to_wire(req))
+        return response_from_wire(wire, req.url)
+
+    def __getattr__(self, method: str) -> Any:
+        if method.startswith("_"):
+            raise AttributeError(method)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            payload = cloudpickle.dumps((args, kwargs))
+            result = await self._runtime.call("services", self._name, "rpc", method, payload)
+            return cloudpickle.loads(result)
+
+        call.__name__ = method
+        return call
+
+    def __repr__(self) -> str:
+        return f"<service binding {self._name} -> {self._service}>"
+
+
+def make_binding(name: str, options: dict[str, Any], runtime: Any) -> ServiceStub:
+    return ServiceStub(name, options, runtime)
+
+
+async def handle_event(runtime: Any, event: str, payload: Any) -> Any:
+    """``services.fetch``: a fetch to a named entrypoint's ``fetch`` method."""
+    if event == "fetch":
+        from edgelet.runtime.entrypoints import call_handler
+        entrypoint, wire = payload
+        cls = runtime.classes().get(entrypoint)
+        if cls is None:
+            raise LookupError(f"Worker {runtime.worker!r} has no entrypoint class {entrypoint!r}")
+        instance = cls(runtime.new_context(), runtime.env)
+        return response_to_wire(await call_handler(instance.fetch, request_from_wire(wire),
+                                                    runtime.env, runtime.new_context()))
+    raise LookupError(f"unknown services event {event!r}")

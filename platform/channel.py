@@ -1,0 +1,182 @@
+"""The host <-> isolate channel: symmetric RPC of msgpack messages over a socket.
+
+Why msgpack: it is data only (decoding never runs code, unlike pickle, so the host can
+read what an isolate sends without trusting it), it carries ``bytes`` as bytes (request
+bodies need no base64 or JSON), and it is fast for the small messages that dominate.
+
+Messages are arrays:
+    [REQUEST, id, method, args]   answered by
+    [RESULT, id, value]  or  [ERROR, id, {"type", "message", "traceback"}]
+    [NOTIFY, method, args]        fire and forget (log lines)
+Either side may call the other; every request runs in its own task so a slow handler
+never blocks the reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any, Awaitable, Callable
+
+import msgpack
+
+REQUEST, RESULT, ERROR, NOTIFY = 0, 1, 2, 3
+MAX_MESSAGE = 512 * 1024 * 1024
+
+log = logging.getLogger("edgelet.channel")
+
+Handler = Callable[[str, list[Any]], Awaitable[Any]]
+NotifyHandler = Callable[[str, list[Any]], None]
+
+
+class RemoteError(Exception):
+    """An exception raised on the other side of the channel, carried as data."""
+
+    def __init__(self, type_name: str, message: str, traceback: str | None = None,
+                 data: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+        self.data = data or {}
+
+
+class ChannelClosed(ConnectionError):
+    """The other side went away (exited, crashed, or closed the socket)."""
+
+
+def error_payload(exc: BaseException, traceback: str | None = None) -> dict[str, Any]:
+    """Describe an exception as data; ``data`` carries structured extras (error codes)."""
+    if isinstance(exc, RemoteError):
+        return {"type": exc.type_name, "message": exc.message,
+                "traceback": traceback or exc.traceback, "data": exc.data}
+    return {"type": type(exc).__name__, "message": str(exc), "traceback": traceback,
+            "data": getattr(exc, "wire_data", None) or {}}
+
+
+class Channel:
+    """One end of the channel. ``serve()`` must run for calls to complete."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 handler: Handler | None = None, on_notify: NotifyHandler | None = None,
+                 *, include_tracebacks: bool = True) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._handler = handler
+        self._on_notify = on_notify
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+        self._closed: BaseException | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._include_tracebacks = include_tracebacks
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    @property
+    def pending(self) -> int:
+        """Calls this side made that have not been answered yet."""
+        return len(self._pending)
+
+    async def call(self, method: str, *args: Any) -> Any:
+        if self._closed is not None:
+            raise ChannelClosed(str(self._closed))
+        call_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            self._writer.write(self._packer.pack([REQUEST, call_id, method, list(args)]))
+            return await future
+        finally:
+            self._pending.pop(call_id, None)
+
+    def notify(self, method: str, *args: Any) -> None:
+        if self._closed is None:
+            self._writer.write(self._packer.pack([NOTIFY, method, list(args)]))
+
+    async def serve(self) -> None:
+        """Read messages until the other side closes; then fail every pending call."""
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_MESSAGE,
+                                    strict_map_key=False)
+        reason: BaseException = ChannelClosed("the other side closed the channel")
+        try:
+            while True:
+                data = await self._reader.read(1 << 18)
+                if not data:
+                    break
+                unpacker.feed(data)
+                for message in unpacker:
+                    self._dispatch(message)
+        except (ConnectionError, OSError) as exc:
+            reason = ChannelClosed(f"channel broken: {exc}")
+        except Exception as exc:  # malformed bytes: treat as a dead peer, never crash the host
+            reason = ChannelClosed(f"unreadable message on channel: {exc!r}")
+        finally:
+            self._close(reason)
+
+    def _dispatch(self, message: list[Any]) -> None:
+        kind = message[0]
+        if kind == RESULT or kind == ERROR:
+            future = self._pending.get(message[1])
+            if future is None or future.done():
+                return
+            if kind == RESULT:
+                future.set_result(message[2])
+            else:
+                err = message[2] or {}
+                future.set_exception(RemoteError(str(err.get("type", "Error")),
+                                                 str(err.get("message", "")),
+                                                 err.get("traceback"), err.get("data")))
+        elif kind == REQUEST:
+            task = asyncio.get_running_loop().create_task(self._answer(message[1], message[2], message[3]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif kind == NOTIFY:
+            if self._on_notify is not None:
+                try:
+                    self._on_notify(message[1], message[2])
+                except Exception:  # a bad log line must not break the channel
+                    log.exception("notification %r failed", message[1])
+
+    async def _answer(self, call_id: int, method: str, args: list[Any]) -> None:
+        try:
+            if self._handler is None:
+                raise LookupError(f"no handler for {method!r}")
+            result = await self._handler(method, args)
+            packed = self._packer.pack([RESULT, call_id, result])
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the caller
+            if isinstance(exc, asyncio.CancelledError) and self._closed is not None:
+                return
+            import traceback as tb
+            text = tb.format_exc() if self._include_tracebacks else None
+            try:
+                packed = self._packer.pack([ERROR, call_id, error_payload(exc, text)])
+            except Exception:
+                packed = self._packer.pack([ERROR, call_id, {"type": type(exc).__name__,
+                                                             "message": repr(exc)}])
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        if self._closed is None:
+            self._writer.write(packed)
+
+    def _close(self, reason: BaseException) -> None:
+        if self._closed is not None:
+            return
+        self._closed = reason
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(reason if isinstance(reason, ChannelClosed)
+                                     else ChannelClosed(str(reason)))
+        self._pending.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        try:
+            self._writer.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        self._close(ChannelClosed("channel closed"))

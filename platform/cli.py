@@ -1,0 +1,168 @@
+"""``edgelet``: the command line, modelled on wrangler so the habits carry over.
+
+``dev`` runs the platform; the other commands talk to a running ``dev`` through the control
+API (see :mod:`edgelet.client`). Binding plug-ins add their own groups (``kv``, ``queues``,
+``workflows``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgelet.bindings import discover_plugins
+from edgelet.client import ApiClient, port_options
+
+
+class _Formatter(logging.Formatter):
+    _TAGS = {"DEBUG": "dbg", "INFO": "inf", "WARNING": "wrn", "ERROR": "err", "CRITICAL": "crt"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        tag = self._TAGS.get(record.levelname, record.levelname.lower())
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return f"{time.strftime('%H:%M:%S')} [edgelet:{tag}] {text}"
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("edgelet")
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgelet")
+def main() -> None:
+    """A local edge platform for Python Workers and durable Workflows."""
+
+
+@main.command()
+@click.option("-c", "--config", "configs", multiple=True, type=click.Path(dir_okay=False),
+              help="Config file (repeat for several Workers; the first is primary).")
+@click.option("--port", default=8787, show_default=True, type=int)
+@click.option("--ip", default="127.0.0.1", show_default=True)
+@click.option("--persist-to", default=".edgelet/state", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for all persistent state.")
+@click.option("--in-memory", is_flag=True, help="Keep all state in memory (lost on exit).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--max-body-size", default=100 * 1024 * 1024, show_default=True, type=int,
+              help="Largest request body accepted, in bytes.")
+@click.option("--no-reload", is_flag=True, help="Do not reload Workers when scripts change.")
+def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str, in_memory: bool,
+        log_level: str, max_body_size: int, no_reload: bool) -> None:
+    """Run the Workers of a config file locally and serve them over HTTP."""
+    from edgelet.config import ConfigError, load_config
+
+    setup_logging(log_level)
+    try:
+        config = load_config([Path(c) for c in configs] or None, cwd=Path.cwd())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    sock = _bind(ip, port)
+    state_dir = None if in_memory else Path(persist_to).resolve()
+    try:
+        import uvloop
+        uvloop.run(_serve(config, sock, ip, port, state_dir, max_body_size, not no_reload))
+    except _StartFailed as exc:
+        click.echo(f"✘ {exc}", err=True)
+        sys.exit(1)
+
+
+class _StartFailed(Exception):
+    pass
+
+
+def _bind(ip: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((ip, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(
+            f"cannot listen on {ip}:{port}: {exc.strerror} (is another `edgelet dev` running?). "
+            f"Stop it or choose another port with --port.") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir: Path | None,
+                 max_body: int, reload: bool) -> None:
+    import uvicorn
+
+    from edgelet.host import Host
+    from edgelet.isolates import IsolateStartError
+    from edgelet.logbus import LogBusHandler
+    from edgelet.server import EdgeletApp
+
+    host = Host(config, state_dir=state_dir, watch=reload)
+    logging.getLogger("edgelet").addHandler(LogBusHandler(host.logbus))
+    try:
+        await host.start()
+    except IsolateStartError as exc:
+        raise _StartFailed(f"{exc}\n{exc.traceback or ''}".rstrip()) from None
+    app = EdgeletApp(host, max_body=max_body)
+    server = uvicorn.Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False,
+                                           log_level="warning", timeout_graceful_shutdown=5))
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.005)
+    if server.started:
+        shown = f"[{ip}]" if ":" in ip else ip
+        logging.getLogger("edgelet").info(
+            "%d Worker(s): %s; state in %s", len(config.workers),
+            ", ".join(w.name for w in config.workers), state_dir or "memory")
+        click.echo(f"Ready on http://{shown}:{port}", err=False)
+        sys.stdout.flush()
+    try:
+        await serving
+    finally:
+        await host.stop()
+        logging.getLogger("edgelet").info("stopped")
+
+
+@main.command()
+@port_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--worker", default=None, help="Only this Worker's lines.")
+def tail(client: ApiClient, as_json: bool, worker: str | None) -> None:
+    """Stream the Workers' logs and platform events from a running `edgelet dev`."""
+    for event in client.stream("/tail"):
+        if event.get("type") == "hello":
+            if not as_json:
+                click.echo(f"Connected to edgelet dev; Workers: {', '.join(event['workers'])}",
+                           err=True)
+            continue
+        if worker and event.get("worker") not in (None, worker):
+            continue
+        if as_json:
+            click.echo(json.dumps(event))
+        else:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", time.time())))
+            who = event.get("worker") or "edgelet"
+            click.echo(f"{stamp} [{who}] {event.get('level', 'info')}: {event.get('message', '')}")
+
+
+for _plugin in discover_plugins():
+    _group = _plugin.cli()
+    if _group is not None:
+        main.add_command(_group)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

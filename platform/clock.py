@@ -1,0 +1,151 @@
+"""The platform clock: one source of "now" and of timers for every binding.
+
+Why one clock: virtual time in tests must move sleeps, retry delays, queue batch timeouts,
+KV expiry, alarms and crons together. Bindings never call ``time.time()`` or
+``asyncio.sleep`` for platform timers; they ask the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import re
+import time
+from typing import Any, Callable
+
+_UNITS = {
+    "ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001,
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "week": 604800, "weeks": 604800,
+    "y": 31536000, "year": 31536000, "years": 31536000,
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+
+
+def parse_duration(value: Any, *, what: str = "duration") -> float:
+    """Seconds from a Cloudflare-style duration: a number of milliseconds or "5 minutes".
+
+    Raises ValueError naming the bad value and the accepted forms.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: expected milliseconds or a string like '5 minutes', got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"{what} must not be negative, got {value!r}")
+        return float(value) / 1000.0
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match and match.group(2).lower() in _UNITS:
+            return float(match.group(1)) * _UNITS[match.group(2).lower()]
+        if value.strip().lstrip("-").isdigit():
+            number = int(value)
+            if number < 0:
+                raise ValueError(f"{what} must not be negative, got {value!r}")
+            return number / 1000.0
+    raise ValueError(
+        f"{what}: cannot read {value!r}; use milliseconds (5000) or a string like "
+        f"'30 seconds', '5 minutes', '2 hours', '1 day'")
+
+
+class TimerHandle:
+    """A scheduled callback; ``cancel()`` is safe to call more than once."""
+
+    __slots__ = ("when", "callback", "cancelled", "_real")
+
+    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+        self._real: asyncio.TimerHandle | None = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self._real is not None:
+            self._real.cancel()
+
+    def __lt__(self, other: "TimerHandle") -> bool:
+        return self.when < other.when
+
+
+class Clock:
+    """Real time: ``now()`` is the wall clock and timers run on the event loop."""
+
+    virtual = False
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+    def now_ms(self) -> int:
+        return int(self.now() * 1000)
+
+    def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle:
+        """Run ``callback`` (a plain function) once ``now() >= when``."""
+        handle = TimerHandle(when, callback)
+        loop = asyncio.get_running_loop()
+        handle._real = loop.call_later(max(0.0, when - self.now()), self._fire, handle)
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
+        return self.call_at(self.now() + delay, callback)
+
+    @staticmethod
+    def _fire(handle: TimerHandle) -> None:
+        if not handle.cancelled:
+            handle.cancelled = True
+            handle.callback()
+
+    async def sleep_until(self, when: float) -> None:
+        """Sleep on this clock (virtual time aware)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.call_at(when, lambda: future.done() or future.set_result(None))
+        await future
+
+
+class VirtualClock(Clock):
+    """Time that moves only when a test advances it.
+
+    It starts at the wall-clock time of its creation. Timers wait in a heap until
+    ``fire_due()`` runs them; the testing API decides when (after the platform settles).
+    """
+
+    virtual = True
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = time.time() if start is None else start
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle:
+        handle = TimerHandle(when, callback)
+        heapq.heappush(self._timers, (when, next(self._seq), handle))
+        return handle
+
+    def next_due(self) -> float | None:
+        """When the earliest live timer falls due, or None."""
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def set_time(self, when: float) -> None:
+        if when > self._now:
+            self._now = when
+
+    def fire_due(self) -> int:
+        """Run every timer due at the current time; returns how many ran."""
+        fired = 0
+        while self._timers and self._timers[0][0] <= self._now:
+            _, _, handle = heapq.heappop(self._timers)
+            if handle.cancelled:
+                continue
+            handle.cancelled = True
+            handle.callback()
+            fired += 1
+        return fired

@@ -1,0 +1,1024 @@
+"""Configuration loader: wrangler-style files -> one validated :class:`PlatformConfig`.
+
+Why one module does all of this up front: the platform must never be half-started, so
+every file is read, every Worker parsed and every cross-Worker reference checked before
+anything runs. A mistake stops start-up with exactly one :class:`ConfigError` that names
+the file, the key (as a dotted path such as ``workers[1].kv_namespaces[0].id``) and the
+fix.
+
+The loader owns the keys every Worker has (``name``, ``main``, ``vars``, ...). Binding
+tables belong to the binding plug-ins: each ``bindings/<kind>/config.py`` declares the
+top-level ``KEYS`` it reads, parses them through a :class:`Section` (so its errors carry
+the same file and key path) and may add a ``validate(config)`` for checks that span
+Workers. Adding a binding kind therefore needs no change here.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import datetime as _dt
+import functools
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CONFIG_NAMES",
+    "ConfigError",
+    "Limits",
+    "PlatformConfig",
+    "Section",
+    "WorkerConfig",
+    "display_path",
+    "find_config",
+    "is_valid_cron",
+    "load_config",
+    "load_config_dict",
+    "require_class",
+    "script_classes",
+]
+
+log = logging.getLogger("edgelet.config")
+
+#: Discovery order of :func:`find_config` (ours first, then wrangler's own names).
+CONFIG_NAMES: tuple[str, ...] = ("wrangler_like.toml", "wrangler.toml", "wrangler.json", "wrangler.jsonc")
+
+#: Keys every Worker table may carry that this module reads itself.
+COMMON_KEYS: frozenset[str] = frozenset(
+    {"name", "main", "compatibility_date", "compatibility_flags", "vars", "triggers", "limits"}
+)
+
+#: wrangler keys that only matter when deploying (or are handled elsewhere, such as
+#: ``migrations`` for Durable Objects). They are accepted silently so that a real
+#: wrangler file loads without noise; anything else unknown gets a warning.
+IGNORED_KEYS: frozenset[str] = frozenset(
+    {
+        "$schema",
+        "account_id",
+        "workers_dev",
+        "preview_urls",
+        "route",
+        "routes",
+        "observability",
+        "build",
+        "minify",
+        "placement",
+        "migrations",
+        "dev",
+        "env",
+        "rules",
+        "upload_source_maps",
+        "keep_vars",
+        "logpush",
+        "tail_consumers",
+        "unsafe",
+        "send_metrics",
+        "no_bundle",
+        "python_modules",
+        "find_additional_modules",
+        "base_dir",
+    }
+)
+
+_WORKER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+# --------------------------------------------------------------------------------------
+# errors and display helpers
+# --------------------------------------------------------------------------------------
+
+
+def display_path(path: Path | str, base: Path | None = None) -> str:
+    """``path`` relative to ``base`` (default: the current directory) when it lies inside.
+
+    Messages read better with ``workers/api.py`` than with a long absolute path, but a path
+    outside the base is shown in full rather than with ``../..`` hops.
+    """
+    p = Path(path)
+    start = base if base is not None else Path.cwd()
+    try:
+        return p.relative_to(start).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _sentence(text: str) -> str:
+    """Trim and end with exactly one full stop, so parts join into a clean message."""
+    text = text.strip()
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+class ConfigError(Exception):
+    """One message naming the file, the key and the fix.
+
+    ``str(e)`` reads ``FILE[:LINE[:COL]]: KEY: PROBLEM. Fix: FIX.``; the parts stay
+    available as attributes for callers that render them differently (the CLI, tests).
+    """
+
+    def __init__(
+        self,
+        file: Path | str,
+        key: str | None,
+        problem: str,
+        fix: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.file = Path(file)
+        self.key = key or None
+        self.problem = problem
+        self.fix = fix
+        self.line = line
+        self.column = column
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = display_path(self.file)
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        parts = [where]
+        if self.key:
+            parts.append(self.key)
+        message = ": ".join(parts) + ": " + _sentence(self.problem)
+        if self.fix:
+            message += " Fix: " + _sentence(self.fix)
+        return message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as cls(*args); ours takes more than the message, and errors
+        # may cross the host/isolate process boundary.
+        return (
+            _rebuild_config_error,
+            (str(self.file), self.key, self.problem, self.fix, self.line, self.column),
+        )
+
+
+def _rebuild_config_error(
+    file: str, key: str | None, problem: str, fix: str, line: int | None, column: int | None
+) -> ConfigError:
+    return ConfigError(file, key, problem, fix, line=line, column=column)
+
+
+def _describe(value: Any) -> str:
+    """A short rendering of a wrong value for "expected X, got Y" messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, builtins.bool):
+        return "true" if value else "false"
+    if isinstance(value, builtins.str):
+        text = json.dumps(value)
+        return text if len(text) <= 60 else text[:57] + '..."'
+    if isinstance(value, (builtins.int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _q(text: str) -> str:
+    """``text`` in double quotes, for example values in fix texts (TOML and JSON alike)."""
+    return json.dumps(text)
+
+
+def is_valid_cron(expr: Any) -> bool:
+    """A Cloudflare cron: five fields, accepted by croniter in strict mode.
+
+    Strict mode rejects schedules that can never fire (``0 0 31 2 *``); the five-field
+    rule rejects croniter's seconds field, which Cloudflare does not have.
+    """
+    from croniter import croniter  # imported lazily: only needed when crons are declared
+
+    if not isinstance(expr, builtins.str):
+        return False
+    if not expr.startswith("@") and len(expr.split()) != 5:
+        return False
+    try:
+        return builtins.bool(croniter.is_valid(expr, strict=True))
+    except Exception:  # croniter raises assorted errors on odd input
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# Section: typed access to one table, with errors that know where they are
+# --------------------------------------------------------------------------------------
+
+
+class Section:
+    """A table from the config file plus where it came from.
+
+    Plug-in parsers read through it so that every error names the file and the full key
+    path without each parser tracking them. ``path`` is the dotted path of the table itself
+    (``""`` for the top level of a single-Worker file).
+    """
+
+    def __init__(self, file: Path, path: str, data: dict[str, Any], base_dir: Path | None = None) -> None:
+        self.file = Path(file)
+        self.path = path
+        self.data = data
+        #: folder that relative paths (``main``, ``assets.directory``) are resolved against
+        self.base_dir = base_dir if base_dir is not None else self.file.parent
+
+    def __repr__(self) -> str:
+        return f"Section({display_path(self.file)!s}, {self.path or '<top>'!r})"
+
+    # -- paths and errors ----------------------------------------------------------
+    def key_path(self, key: str | None) -> str:
+        """Dotted path of ``key`` inside this table (``key`` may carry ``[i]``)."""
+        if not key:
+            return self.path
+        if not self.path:
+            return key
+        return f"{self.path}{key}" if key.startswith("[") else f"{self.path}.{key}"
+
+    def error(self, key: str | None, problem: str, fix: str) -> ConfigError:
+        """A :class:`ConfigError` for ``key`` of this table (``None``: the table itself)."""
+        return ConfigError(self.file, self.key_path(key), problem, fix)
+
+    def example(self, key: str, literal: str) -> str:
+        """``key = literal`` in the syntax of this file (TOML or JSON), for fix texts."""
+        if self.file.suffix.lower() in (".json", ".jsonc", ".json5"):
+            return f'"{key}": {literal}'
+        return f"{key} = {literal}"
+
+    def resolve(self, value: str) -> Path:
+        """A path from the file, made absolute against the config file's folder."""
+        p = Path(os.path.expanduser(value))
+        return (p if p.is_absolute() else self.base_dir / p).resolve()
+
+    def warn_unknown(self, allowed: Iterable[str]) -> None:
+        """Log one warning per key not in ``allowed``; unknown keys never stop start-up."""
+        allowed_set = set(allowed)
+        where = f"in {self.path}" if self.path else "at the top level"
+        for key in self.data:
+            if key not in allowed_set:
+                log.warning("%s: unknown key '%s' %s (ignored)", display_path(self.file), key, where)
+
+    # -- typed getters -------------------------------------------------------------
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def _missing(self, key: str, fix: str, literal: str) -> ConfigError:
+        return self.error(key, "required key is missing", fix or f"add {self.example(key, literal)}")
+
+    def str(
+        self,
+        key: str,
+        *,
+        required: builtins.bool = False,
+        default: builtins.str | None = None,
+        fix: builtins.str = "",
+    ) -> builtins.str | None:
+        """A string value; a required one must also be non-empty."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise self._missing(key, fix, '"..."')
+            return default
+        if not isinstance(value, builtins.str):
+            raise self.error(
+                key,
+                f"expected a string, got {_describe(value)}",
+                fix or f"set {key} to a string, e.g. {self.example(key, _q('...'))}",
+            )
+        if required and not value.strip():
+            raise self.error(key, "must not be empty", fix or f"set {key} to a non-empty string")
+        return value
+
+    def _range(
+        self,
+        key: str,
+        value: float,
+        lo: float | None,
+        hi: float | None,
+        fix: builtins.str,
+    ) -> None:
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            if lo is not None and hi is not None:
+                bounds = f"between {lo} and {hi}"
+            elif lo is not None:
+                bounds = f"at least {lo}"
+            else:
+                bounds = f"at most {hi}"
+            raise self.error(key, f"must be {bounds}, got {value!r}", fix or f"set {key} to a value {bounds}")
+
+    def int(
+        self,
+        key: str,
+        *,
+        default: builtins.int | None = None,
+        min: builtins.int | None = None,
+        max: builtins.int | None = None,
+        required: builtins.bool = False,
+        fix: builtins.str = "",
+    ) -> builtins.int | None:
+        """A whole number (``true`` is not one; ``10.0`` is accepted as 10)."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise self._missing(key, fix, "1")
+            return default
+        if isinstance(value, float) and value.is_integer():
+            value = builtins.int(value)
+        if isinstance(value, builtins.bool) or not isinstance(value, builtins.int):
+            raise self.error(
+                key,
+                f"expected a whole number, got {_describe(value)}",
+                fix or f"set {key} to a whole number (no quotes), e.g. {self.example(key, str(default or 1))}",
+            )
+        self._range(key, value, min, max, fix)
+        return value
+
+    def number(
+        self,
+        key: str,
+        *,
+        default: float | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        required: builtins.bool = False,
+        fix: builtins.str = "",
+    ) -> float | None:
+        """Any number (integer or float, not a boolean), returned as ``float``."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise self._missing(key, fix, "1")
+            return default
+        if isinstance(value, builtins.bool) or not isinstance(value, (builtins.int, float)):
+            raise self.error(
+                key,
+                f"expected a number, got {_describe(value)}",
+                fix or f"set {key} to a number (no quotes), e.g. {self.example(key, str(default or 1))}",
+            )
+        self._range(key, value, min, max, fix)
+        return float(value)
+
+    def bool(self, key: str, *, default: builtins.bool | None = None) -> builtins.bool | None:
+        """``true`` or ``false``; strings such as ``"yes"`` are rejected, not guessed."""
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, builtins.bool):
+            raise self.error(
+                key, f"expected true or false, got {_describe(value)}", f"set {self.example(key, 'true')} or false"
+            )
+        return value
+
+    def str_list(self, key: str, *, default: Iterable[builtins.str] = ()) -> list[builtins.str]:
+        """A list of strings; each bad element is reported with its index."""
+        value = self.data.get(key)
+        if value is None:
+            return list(default)
+        if not isinstance(value, list):
+            raise self.error(
+                key,
+                f"expected a list of strings, got {_describe(value)}",
+                f"write it as a list, e.g. {self.example(key, '[' + _q('...') + ']')}",
+            )
+        for i, item in enumerate(value):
+            if not isinstance(item, builtins.str):
+                raise self.error(f"{key}[{i}]", f"expected a string, got {_describe(item)}", "quote the value")
+        return list(value)
+
+    def cron_list(self, key: str) -> list[builtins.str]:
+        """A list of cron expressions, each checked with :func:`is_valid_cron`."""
+        crons = self.str_list(key)
+        for i, expr in enumerate(crons):
+            if not is_valid_cron(expr):
+                raise self.error(
+                    f"{key}[{i}]",
+                    f"{json.dumps(expr)} is not a valid cron expression",
+                    'use five fields "minute hour day-of-month month day-of-week", e.g. "*/5 * * * *"',
+                )
+        return crons
+
+    def binding_name(self, key: str = "binding", *, required: builtins.bool = True) -> builtins.str | None:
+        """A binding name: it becomes an attribute of ``env``, so it must be an identifier."""
+        value = self.str(key, required=required, fix=f"add {self.example(key, _q('MY_BINDING'))}")
+        if value is None:
+            return None
+        if not value.isidentifier():
+            raise self.error(
+                key,
+                f"{json.dumps(value)} is not a valid binding name (it becomes env.<name>)",
+                "use letters, digits and underscores, not starting with a digit, e.g. MY_BINDING",
+            )
+        return value
+
+    def table(self, key: str) -> Section | None:
+        """A nested table, or ``None`` when the key is absent."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.error(
+                key,
+                f"expected a table, got {_describe(value)}",
+                f"write it as a table, e.g. [{self.key_path(key)}] in TOML or {{...}} in JSON",
+            )
+        return Section(self.file, self.key_path(key), value, self.base_dir)
+
+    def tables(self, key: str) -> list[Section]:
+        """A list of tables (TOML ``[[key]]``), each a Section with path ``key[i]``."""
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.error(
+                key,
+                f"expected a list of tables, got {_describe(value)}",
+                f"write it as [[{self.key_path(key)}]] tables in TOML or a [...] array in JSON",
+            )
+        out: list[Section] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise self.error(
+                    f"{key}[{i}]", f"expected a table, got {_describe(item)}", "write each entry as {key = value, ...}"
+                )
+            out.append(Section(self.file, self.key_path(f"{key}[{i}]"), item, self.base_dir))
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# the configuration objects
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Limits:
+    """Per-invocation limits: wrangler's ``limits.cpu_ms`` plus two of edgelet's own."""
+
+    cpu_ms: int = 30_000
+    memory_mb: int = 512
+    request_timeout_ms: int = 60_000
+
+
+@dataclass
+class WorkerConfig:
+    """One Worker, fully validated. Paths are absolute."""
+
+    name: str
+    main: Path
+    config_file: Path
+    compatibility_date: str | None = None
+    compatibility_flags: list[str] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    crons: list[str] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    bindings: dict[str, list[Any]] = field(default_factory=dict)
+    #: dotted path of this Worker's table in its file ("" or "workers[i]"), for messages
+    key_path: str = field(default="", compare=False, repr=False)
+
+    @property
+    def is_wasm(self) -> bool:
+        return self.main.suffix.lower() == ".wasm"
+
+    def decls(self, kind: str) -> list[Any]:
+        """The parsed declarations of one binding kind (empty when it has none)."""
+        return self.bindings.get(kind, [])
+
+
+@dataclass
+class PlatformConfig:
+    """Every Worker the platform runs; the first is the primary one (as with wrangler)."""
+
+    workers: list[WorkerConfig]
+    files: list[Path] = field(default_factory=list)
+
+    def worker(self, name: str) -> WorkerConfig:
+        for w in self.workers:
+            if w.name == name:
+                return w
+        known = ", ".join(w.name for w in self.workers) or "none"
+        raise KeyError(f"no Worker named {name!r} in the configuration (known: {known})")
+
+    def has_worker(self, name: str) -> bool:
+        return any(w.name == name for w in self.workers)
+
+    @property
+    def primary(self) -> WorkerConfig:
+        return self.workers[0]
+
+
+# --------------------------------------------------------------------------------------
+# scripts
+# --------------------------------------------------------------------------------------
+
+
+def script_classes(path: Path) -> set[str]:
+    """Names of the classes a ``.py`` script defines at module level, read with ``ast``.
+
+    The script is parsed, not imported, so checking config never runs user code. Classes
+    inside module-level ``if``/``try``/``with`` blocks count (conditional definitions are
+    still module attributes). So do names taken with ``from module import Name``: the
+    platform looks a class up on the script's module, and re-exporting a class defined in a
+    helper module is a common layout; flagging it would be a false error.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ConfigError(
+            path, None, f"cannot read the script: {exc.strerror or exc}", "check that the file exists"
+        ) from None
+    return set(_script_classes_cached(path.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _script_classes_cached(path: Path, _mtime_ns: int, _size: int) -> frozenset[str]:
+    source = path.read_bytes()
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(
+            path,
+            None,
+            f"syntax error: {exc.msg}",
+            f"correct the Python syntax at line {exc.lineno}" if exc.lineno else "correct the Python syntax",
+            line=exc.lineno,
+            column=exc.offset,
+        ) from None
+    names: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.ImportFrom):
+                names.update(a.asname or a.name for a in node.names if a.name != "*")
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.AsyncWith)):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+                visit(getattr(node, "finalbody", []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+            elif hasattr(ast, "TryStar") and isinstance(node, ast.TryStar):  # 3.11+
+                visit(node.body)
+                visit(node.orelse)
+                visit(node.finalbody)
+                for handler in node.handlers:
+                    visit(handler.body)
+
+    visit(tree.body)
+    return frozenset(names)
+
+
+def require_class(
+    config: PlatformConfig,
+    owner: WorkerConfig,
+    script_name: str | None,
+    class_name: str,
+    key_path: str,
+    *,
+    script_key: str = "script_name",
+    class_key: str = "class_name",
+) -> WorkerConfig:
+    """Check that ``class_name`` is defined by Worker ``script_name`` (default: ``owner``).
+
+    Shared by Durable Objects, Workflows and service entrypoints, which all point at a
+    class in some Worker's script. Errors are reported in ``owner``'s file at
+    ``key_path.script_key`` / ``key_path.class_key``. ``.wasm`` Workers are not checked:
+    their exports cannot be read without compiling them. Returns the target Worker.
+    """
+    target_name = script_name or owner.name
+    try:
+        target = config.worker(target_name)
+    except KeyError:
+        known = ", ".join(w.name for w in config.workers)
+        raise ConfigError(
+            owner.config_file,
+            f"{key_path}.{script_key}" if key_path else script_key,
+            f"Worker '{target_name}' is not in the configuration (Workers: {known})",
+            f"add that Worker with another -c FILE or a [[workers]] table, or correct {script_key}",
+        ) from None
+    if target.is_wasm:
+        return target
+    if class_name not in script_classes(target.main):
+        shown = display_path(target.main, owner.config_file.parent)
+        raise ConfigError(
+            owner.config_file,
+            f"{key_path}.{class_key}" if key_path else class_key,
+            f"class '{class_name}' is not defined in {shown}",
+            f"define class {class_name} in {shown} or correct {class_key}",
+        )
+    return target
+
+
+# --------------------------------------------------------------------------------------
+# reading files
+# --------------------------------------------------------------------------------------
+
+
+def find_config(cwd: Path) -> Path:
+    """The first of :data:`CONFIG_NAMES` present in ``cwd``."""
+    cwd = Path(cwd)
+    for name in CONFIG_NAMES:
+        candidate = cwd / name
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(
+        cwd,
+        None,
+        f"no configuration file found (looked for {', '.join(CONFIG_NAMES)})",
+        "create wrangler_like.toml here, or pass one with -c FILE",
+    )
+
+
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
+_JSON_POS = re.compile(r"^<string>:(\d+)\s+(.*?)\s+at column (\d+)\s*$")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """Parse one config file (TOML, or JSON/JSONC via json5) into a dict."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(
+            path, None, f"cannot read the file: {exc.strerror or exc}", "check the path and its permissions"
+        ) from None
+
+    if path.suffix.lower() in (".json", ".jsonc", ".json5"):
+        import json5  # lazily: TOML users never pay for it
+
+        try:
+            data = json5.loads(text)
+        except ValueError as exc:
+            msg = str(exc)
+            m = _JSON_POS.match(msg)
+            line = col = None
+            if m:
+                line, msg, col = builtins.int(m.group(1)), m.group(2), builtins.int(m.group(3))
+            raise ConfigError(
+                path,
+                None,
+                f"invalid JSON: {msg}",
+                "correct the syntax at that position (comments and trailing commas are allowed)",
+                line=line,
+                column=col,
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError(
+                path, None, f"expected a JSON object at the top, got {_describe(data)}", "wrap the settings in { ... }"
+            )
+        return data
+
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        line = getattr(exc, "lineno", None)
+        col = getattr(exc, "colno", None)
+        m = _TOML_POS.search(msg)
+        if m:
+            line, col = builtins.int(m.group(1)), builtins.int(m.group(2))
+            msg = msg[: m.start()]
+        elif _TOML_END.search(msg):
+            msg = _TOML_END.sub("", msg) + " (at end of document)"
+        raise ConfigError(
+            path,
+            None,
+            f"invalid TOML: {msg}",
+            "correct the syntax at that position (strings need quotes; see https://toml.io)",
+            line=line,
+            column=col,
+        ) from None
+
+
+@dataclass
+class _DevVars:
+    """Secrets from ``.dev.vars`` plus the line each came from, for duplicate messages."""
+
+    file: Path
+    values: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+def _unquote(raw: str, file: Path, lineno: int) -> str:
+    """A ``.dev.vars`` value: "double" (with escapes), 'single' (literal) or bare."""
+    raw = raw.strip()
+    if raw[:1] in ("'", '"'):
+        quote = raw[0]
+        end = raw.find(quote, 1)
+        while quote == '"' and end > 0 and raw[end - 1] == "\\":
+            end = raw.find(quote, end + 1)
+        if end < 0:
+            raise ConfigError(file, None, "unterminated quoted value", f"close the {quote} quote", line=lineno)
+        rest = raw[end + 1 :].strip()
+        if rest and not rest.startswith("#"):
+            raise ConfigError(
+                file, None, "text after the closing quote", "put the whole value inside the quotes", line=lineno
+            )
+        inner = raw[1:end]
+        if quote == '"':
+            inner = (
+                inner.replace("\\n", "\n")
+                .replace("\\r", "\r")
+                .replace("\\t", "\t")
+                .replace('\\"', '"')
+                .replace("\\\\", "\\")
+            )
+        return inner
+    # bare value: as with dotenv, " #" starts a comment
+    hash_at = raw.find(" #")
+    return (raw[:hash_at] if hash_at >= 0 else raw).strip()
+
+
+def _read_dev_vars(path: Path) -> _DevVars:
+    """Parse ``.dev.vars`` (KEY=VALUE lines, ``#`` comments, optional quotes/``export``)."""
+    out = _DevVars(path)
+    if not path.is_file():
+        return out
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            path, None, f"cannot read the file: {exc}", "save it as UTF-8 text with KEY=VALUE lines"
+        ) from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        key, sep, value = stripped.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(
+                path,
+                None,
+                f"line is not KEY=VALUE: {_describe(stripped)}",
+                "write it as NAME=value, or start it with # to comment it out",
+                line=lineno,
+            )
+        if not _ENV_NAME.match(key):
+            raise ConfigError(
+                path,
+                None,
+                f"{_describe(key)} is not a valid variable name",
+                "use letters, digits and underscores, e.g. API_TOKEN=...",
+                line=lineno,
+            )
+        out.values[key] = _unquote(value, path, lineno)
+        out.lines[key] = lineno
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# parsing Workers
+# --------------------------------------------------------------------------------------
+
+
+def _binding_modules() -> dict[str, Any]:
+    from edgelet.bindings import config_modules
+
+    return config_modules()
+
+
+def _binding_keys(modules: dict[str, Any]) -> dict[str, str]:
+    """top-level key -> binding kind that claims it."""
+    claimed: dict[str, str] = {}
+    for kind, mod in modules.items():
+        for key in getattr(mod, "KEYS", ()):
+            claimed.setdefault(key, kind)
+    return claimed
+
+
+def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[str, Any]) -> list[WorkerConfig]:
+    """All Workers of one file: the top level, or each ``[[workers]]`` table."""
+    root = Section(file, "", data, base_dir)
+    secrets = _read_dev_vars(base_dir / ".dev.vars")
+    claimed = _binding_keys(modules)
+    if "workers" not in data:
+        return [_parse_worker(root, secrets, modules, claimed)]
+
+    tables = root.tables("workers")
+    if not tables:
+        raise root.error(
+            "workers", "the list of Workers is empty", "add at least one [[workers]] table with name and main"
+        )
+    for key in data:
+        if key == "workers" or key in IGNORED_KEYS:
+            continue
+        if key in COMMON_KEYS or key in claimed:
+            # Silently dropping e.g. kv_namespaces beside [[workers]] would leave a Worker
+            # without a binding its author thinks it has; better to stop and say so.
+            raise root.error(
+                key,
+                f"top-level '{key}' is not used when the file declares [[workers]] tables",
+                "move it into the [[workers]] table of the Worker that needs it",
+            )
+    root.warn_unknown({"workers", *IGNORED_KEYS, *COMMON_KEYS, *claimed})
+    return [_parse_worker(t, secrets, modules, claimed) for t in tables]
+
+
+def _parse_worker(s: Section, secrets: _DevVars, modules: dict[str, Any], claimed: dict[str, str]) -> WorkerConfig:
+    name = s.str(
+        "name", required=True, fix=f"add {s.example('name', _q('my-worker'))} (lowercase letters, digits, dashes)"
+    )
+    assert name is not None
+    if not _WORKER_NAME.match(name) or len(name) > 63:
+        raise s.error(
+            "name",
+            f"{json.dumps(name)} is not a valid Worker name",
+            "use at most 63 lowercase letters, digits, dashes or underscores, "
+            "starting with a letter or digit, e.g. my-worker",
+        )
+
+    main_str = s.str("main", required=True, fix=f"add {s.example('main', _q('src/entry.py'))} naming the Worker script")
+    assert main_str is not None
+    main = s.resolve(main_str)
+    if main.suffix.lower() not in (".py", ".wasm"):
+        raise s.error(
+            "main",
+            f"{json.dumps(main_str)} is neither a .py script nor a .wasm module",
+            "point main at a .py file (or a .wasm module)",
+        )
+    if not main.is_file():
+        raise s.error(
+            "main",
+            f"script {display_path(main, s.base_dir)} does not exist" + (" (it is a folder)" if main.exists() else ""),
+            f"create it or correct main (relative paths start at the config file's folder, {display_path(s.base_dir)})",
+        )
+
+    compat_date = s.str("compatibility_date")
+    if compat_date is not None:
+        try:
+            ok = builtins.bool(_DATE.match(compat_date)) and _dt.date.fromisoformat(compat_date) is not None
+        except ValueError:
+            ok = False
+        if not ok:
+            raise s.error(
+                "compatibility_date",
+                f"{json.dumps(compat_date)} is not a date",
+                f"use YYYY-MM-DD, e.g. {s.example('compatibility_date', _q('2025-01-01'))}",
+            )
+    flags = s.str_list("compatibility_flags")
+
+    variables: dict[str, Any] = {}
+    vars_section = s.table("vars")
+    if vars_section is not None:
+        for key, value in vars_section.data.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise vars_section.error(
+                    key,
+                    f"value {_describe(value)} is not a string or JSON value",
+                    "use a string, number, boolean, list or table (dates must be quoted strings)",
+                ) from None
+            variables[key] = value
+
+    crons: list[str] = []
+    triggers = s.table("triggers")
+    if triggers is not None:
+        triggers.warn_unknown(("crons",))
+        crons = triggers.cron_list("crons")
+
+    limits = Limits()
+    limits_section = s.table("limits")
+    if limits_section is not None:
+        limits_section.warn_unknown(("cpu_ms", "memory_mb", "request_timeout_ms"))
+        limits = Limits(
+            cpu_ms=limits_section.int("cpu_ms", default=Limits.cpu_ms, min=1, max=300_000) or Limits.cpu_ms,
+            memory_mb=limits_section.int("memory_mb", default=Limits.memory_mb, min=16, max=65_536) or Limits.memory_mb,
+            request_timeout_ms=limits_section.int(
+                "request_timeout_ms", default=Limits.request_timeout_ms, min=1, max=3_600_000
+            )
+            or Limits.request_timeout_ms,
+        )
+
+    bindings: dict[str, list[Any]] = {}
+    for kind, mod in modules.items():
+        for key in getattr(mod, "KEYS", ()):
+            if claimed.get(key) == kind and key in s.data:
+                bindings.setdefault(kind, []).extend(mod.parse(key, s))
+
+    s.warn_unknown({*COMMON_KEYS, *IGNORED_KEYS, *claimed})
+
+    worker = WorkerConfig(
+        name=name,
+        main=main,
+        config_file=s.file,
+        compatibility_date=compat_date,
+        compatibility_flags=flags,
+        vars=variables,
+        secrets=dict(secrets.values),
+        crons=crons,
+        limits=limits,
+        bindings=bindings,
+        key_path=s.path,
+    )
+    _check_binding_names(worker, s, secrets)
+    return worker
+
+
+def _check_binding_names(worker: WorkerConfig, s: Section, secrets: _DevVars) -> None:
+    """One name, one meaning in ``env``: bindings may not collide with each other or vars.
+
+    A ``.dev.vars`` secret may share a name with a var: as in wrangler, the secret then
+    overrides the var locally (that is what the file is for). A secret that collides with a
+    binding is an error, since one of the two would silently disappear from ``env``.
+    """
+    seen: dict[str, str] = {k: s.key_path(f"vars.{k}") for k in worker.vars}
+    dev_vars_shown = display_path(secrets.file)
+    for key in worker.secrets:
+        seen.setdefault(key, f"{dev_vars_shown} line {secrets.lines.get(key, '?')}")
+    for kind, decls in worker.bindings.items():
+        for i, decl in enumerate(decls):
+            name = getattr(decl, "binding", None)
+            if not name:
+                continue
+            where = getattr(decl, "key_path", "") or s.key_path(f"{kind}[{i}]")
+            if name in seen:
+                raise ConfigError(
+                    s.file,
+                    where,
+                    f"binding name '{name}' is already used by {seen[name]}",
+                    "give each binding, var and secret of a Worker its own name",
+                )
+            seen[name] = where
+
+
+def _finish(workers: list[WorkerConfig], files: list[Path], modules: dict[str, Any]) -> PlatformConfig:
+    """Cross-Worker checks: unique names, then each binding kind's ``validate``."""
+    by_name: dict[str, WorkerConfig] = {}
+    for w in workers:
+        first = by_name.get(w.name)
+        if first is not None:
+            other = display_path(first.config_file) + (f" {first.key_path}" if first.key_path else "")
+            raise ConfigError(
+                w.config_file,
+                f"{w.key_path}.name" if w.key_path else "name",
+                f"Worker name '{w.name}' is already used by {other}",
+                "give each Worker its own name (or pass each -c file only once)",
+            )
+        by_name[w.name] = w
+    config = PlatformConfig(workers=workers, files=files)
+    for mod in modules.values():
+        validate = getattr(mod, "validate", None)
+        if validate is not None:
+            validate(config)
+    return config
+
+
+def load_config(paths: Sequence[Path | str] | None = None, *, cwd: Path | None = None) -> PlatformConfig:
+    """Read, parse and validate the given files (or the one :func:`find_config` finds).
+
+    Several files concatenate their Workers in order; the first Worker is the primary.
+    Either a complete :class:`PlatformConfig` is returned or one :class:`ConfigError` is
+    raised.
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    if not paths:
+        files = [find_config(base)]
+    else:
+        files = []
+        for p in paths:
+            path = Path(p)
+            path = (path if path.is_absolute() else base / path).resolve()
+            if not path.is_file():
+                raise ConfigError(
+                    path,
+                    None,
+                    "configuration file not found" if not path.exists() else "not a file",
+                    f"check the -c path (it is relative to {display_path(base)})",
+                )
+            files.append(path)
+    modules = _binding_modules()
+    workers: list[WorkerConfig] = []
+    for f in files:
+        workers.extend(_parse_file(_read_file(f), f, f.parent, modules))
+    return _finish(workers, files, modules)
+
+
+def load_config_dict(data: dict[str, Any], *, base_dir: Path, name: str = "<dict>") -> PlatformConfig:
+    """The same rules applied to an in-memory dict (tests, ``edgelet.testing``).
+
+    Relative paths and ``.dev.vars`` are looked up in ``base_dir``; messages name ``name``.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(name, None, f"expected a table, got {_describe(data)}", "pass a dict of wrangler keys")
+    base = Path(base_dir).resolve()
+    file = base / name
+    modules = _binding_modules()
+    workers = _parse_file(data, file, base, modules)
+    return _finish(workers, [file], modules)

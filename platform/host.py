@@ -1,0 +1,266 @@
+"""The platform host: owns the isolates, the binding plug-ins, the clock and the logs.
+
+The HTTP server, the CLI and the testing API all drive one ``Host``. Plug-ins see it only
+as :class:`edgelet.host_api.HostServices`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Coroutine
+
+from edgelet.bindings import BindingPlugin, discover_plugins
+from edgelet.clock import Clock
+from edgelet.config import PlatformConfig, WorkerConfig
+from edgelet.cron import CronScheduler
+from edgelet.isolates import Isolate, IsolateError, IsolateStartError
+from edgelet.logbus import LogBus
+
+log = logging.getLogger("edgelet")
+worker_log = logging.getLogger("edgelet.worker")
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "log": logging.INFO,
+           "warning": logging.WARNING, "warn": logging.WARNING, "error": logging.ERROR,
+           "critical": logging.CRITICAL}
+
+
+class Host:
+    """Everything that runs: start it, serve with it, stop it."""
+
+    def __init__(self, config: PlatformConfig, *, state_dir: Path | None,
+                 clock: Clock | None = None, watch: bool = False,
+                 logbus: LogBus | None = None) -> None:
+        self.config = config
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.clock = clock or Clock()
+        self.watch = watch
+        self.logbus = logbus or LogBus()
+        self.plugins: list[BindingPlugin] = discover_plugins()
+        self.isolates: dict[str, Any] = {}
+        self._owner: dict[tuple[str, str], BindingPlugin] = {}
+        self._databases: dict[str, sqlite3.Connection] = {}
+        self._busy = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._cron = CronScheduler(self)
+        self._watcher: asyncio.Task[None] | None = None
+        self.started = False
+
+    # -- HostServices ----------------------------------------------------------------
+    def database(self, name: str) -> sqlite3.Connection:
+        """One connection per store; WAL + synchronous=NORMAL survive kill -9 of the host."""
+        conn = self._databases.get(name)
+        if conn is None:
+            if self.state_dir is None:
+                conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            else:
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.state_dir / f"{name}.sqlite3", check_same_thread=False,
+                                       isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._databases[name] = conn
+        return conn
+
+    async def invoke(self, worker: str, event: str, payload: Any = None, *,
+                     timeout: float | None = None) -> Any:
+        isolate = self.isolates.get(worker)
+        if isolate is None:
+            raise LookupError(f"no Worker named {worker!r}; Workers: {', '.join(self.isolates)}")
+        self._enter()
+        try:
+            return await isolate.invoke(event, payload, timeout=timeout)
+        finally:
+            self._leave()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        self._idle.clear()
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", name, exc_info=t.exception())
+            self._maybe_idle()
+
+        task.add_done_callback(done)
+        return task
+
+    def plugin(self, kind: str) -> BindingPlugin:
+        for plugin in self.plugins:
+            if plugin.kind == kind:
+                return plugin
+        raise LookupError(f"no binding kind {kind!r}")
+
+    # -- busy tracking (virtual time settles on it) ----------------------------------------
+    def _enter(self) -> None:
+        self._busy += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._busy -= 1
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if self._busy == 0 and not self._tasks:
+            self._idle.set()
+
+    @property
+    def is_idle(self) -> bool:
+        return self._busy == 0 and not self._tasks
+
+    async def wait_idle(self) -> None:
+        """Return once no event is in flight and no background task runs."""
+        while True:
+            await self._idle.wait()
+            # let callbacks that were just scheduled run, then check again
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if self.is_idle:
+                return
+
+    # -- life cycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start plug-ins, then every isolate in parallel; raise if any Worker fails to load."""
+        t0 = time.perf_counter()
+        for plugin in self.plugins:
+            await plugin.start(self)
+        for worker in self.config.workers:
+            self.isolates[worker.name] = self._make_isolate(worker)
+            for plugin in self.plugins:
+                for binding in plugin.env_bindings(worker):
+                    self._owner[(worker.name, binding)] = plugin
+        results = await asyncio.gather(*(iso.start() for iso in self.isolates.values()),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.stop()
+            raise errors[0]
+        for worker in self.config.workers:
+            self._check_handlers(worker)
+        for plugin in self.plugins:
+            starter = getattr(plugin, "after_start", None)
+            if starter is not None:
+                await starter()
+        self._cron.start()
+        if self.watch:
+            self._watcher = asyncio.ensure_future(self._watch_scripts())
+        self.started = True
+        log.debug("platform started in %.0f ms", (time.perf_counter() - t0) * 1000)
+
+    def _check_handlers(self, worker: WorkerConfig) -> None:
+        info = self.isolates[worker.name].info
+        handlers = set(info.get("handlers", []))
+        if worker.crons and "scheduled" not in handlers:
+            log.warning("Worker %r has triggers.crons but no scheduled handler", worker.name)
+
+    async def stop(self) -> None:
+        """Stop crons and watchers, let plug-ins flush, then end every isolate."""
+        self._cron.stop()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for plugin in reversed(self.plugins):
+            try:
+                await plugin.stop()
+            except Exception:
+                log.exception("stopping %s failed", plugin.kind)
+        await asyncio.gather(*(iso.stop() for iso in self.isolates.values()),
+                             return_exceptions=True)
+        for conn in self._databases.values():
+            conn.close()
+        self._databases.clear()
+        self.started = False
+
+    # -- isolates ------------------------------------------------------------------------
+    def isolate_spec(self, worker: WorkerConfig) -> dict[str, Any]:
+        """What an isolate needs to run a Worker, as data."""
+        bindings: dict[str, Any] = {}
+        for plugin in self.plugins:
+            for name, options in plugin.env_bindings(worker).items():
+                bindings[name] = {"kind": plugin.kind, "options": options}
+        return {"name": worker.name, "main": str(worker.main), "vars": worker.vars,
+                "secrets": worker.secrets, "bindings": bindings,
+                "state_dir": str(self.state_dir) if self.state_dir else None,
+                "virtual_clock": self.clock.virtual}
+
+    def _make_isolate(self, worker: WorkerConfig) -> Any:
+        if worker.is_wasm:
+            from edgelet.wasm import WasmWorker
+            return WasmWorker(worker, self)
+        limits = worker.limits
+        return Isolate(worker.name, self.isolate_spec(worker), cpu_ms=limits.cpu_ms,
+                       memory_mb=limits.memory_mb,
+                       request_timeout=limits.request_timeout_ms / 1000.0,
+                       on_call=lambda method, args, w=worker.name: self._on_isolate_call(w, method, args),
+                       on_log=self._on_worker_log)
+
+    async def _on_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
+        if method != "binding":
+            raise LookupError(f"unknown host call {method!r}")
+        kind, binding, op, op_args = args
+        plugin = self._owner.get((worker, binding))
+        if plugin is None or plugin.kind != kind:
+            raise PermissionError(f"Worker {worker!r} has no {kind} binding named {binding!r}")
+        return await plugin.handle_call(worker, binding, op, op_args)
+
+    def _on_worker_log(self, worker: str, level: str, text: str) -> None:
+        worker_log.log(_LEVELS.get(level, logging.INFO), "[%s] %s", worker, text)
+        self.logbus.publish({"type": "log", "worker": worker, "level": level, "message": text})
+
+    async def reload(self, worker_name: str) -> None:
+        """Restart one Worker's isolate with its script as it is on disk now."""
+        isolate = self.isolates[worker_name]
+        try:
+            await isolate.restart()
+            log.info("Reloaded Worker %r", worker_name)
+        except IsolateStartError as exc:
+            log.error("%s\n%s", exc, exc.traceback or "")
+
+    async def _watch_scripts(self) -> None:
+        """Reload a Worker when a .py file beside its script changes."""
+        import watchfiles
+        folders = {w.main.parent: [] for w in self.config.workers}
+        for w in self.config.workers:
+            folders[w.main.parent].append(w.name)
+        async for changes in watchfiles.awatch(*folders, debounce=200, step=50):
+            touched: set[str] = set()
+            for _, path in changes:
+                p = Path(path)
+                if p.suffix not in (".py", ".wasm"):
+                    continue
+                for folder, names in folders.items():
+                    if folder in p.parents:
+                        touched.update(names)
+            for name in sorted(touched):
+                await self.reload(name)
+
+    # -- convenience for HTTP and tests ------------------------------------------------------
+    async def fetch(self, worker: str, method: str, url: str, headers: list[list[str]],
+                    body: bytes) -> list[Any]:
+        """Run a Worker's fetch handler; isolate failures become a 5xx response."""
+        try:
+            return await self.invoke(worker, "fetch", [method, url, headers, body])
+        except IsolateError as exc:
+            return error_response(exc.status, str(exc))
+
+    async def scheduled(self, worker: str, cron: str, when_ms: int | None = None) -> Any:
+        isolate = self.isolates[worker]
+        self._enter()
+        try:
+            return await isolate.invoke("scheduled", cron, when_ms or self.clock.now_ms())
+        finally:
+            self._leave()
+
+
+def error_response(status: int, message: str) -> list[Any]:
+    return [status, [["content-type", "text/plain;charset=UTF-8"]], message.encode()]

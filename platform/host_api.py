@@ -1,0 +1,37 @@
+"""What the host offers binding plug-ins: the other half of ``edgelet.bindings.BindingPlugin``.
+
+Plug-ins see the host only through this protocol, so the host can change inside without
+touching a binding, and a binding never reaches into another binding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Coroutine, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.clock import Clock
+    from edgelet.config import PlatformConfig
+
+
+class HostServices(Protocol):
+    config: "PlatformConfig"
+    clock: "Clock"
+    #: folder for persistent state, or None with ``--in-memory``
+    state_dir: Path | None
+
+    def database(self, name: str) -> sqlite3.Connection:
+        """An open SQLite connection for ``name`` (WAL, durable across kill -9)."""
+
+    async def invoke(self, worker: str, event: str, payload: Any) -> Any:
+        """Deliver an event to a Worker's isolate and return its answer.
+
+        ``event`` is ``"<kind>.<name>"``; the isolate hands it to
+        ``edgelet.bindings.<kind>.isolate.handle_event``. Raises ``IsolateError`` when the
+        isolate crashes or times out, ``RemoteError`` when the handler raised.
+        """
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> "asyncio.Task[Any]":
+        """Run background work that counts as "busy" for virtual-time settling."""

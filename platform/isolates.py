@@ -1,0 +1,234 @@
+"""Host side of isolates: start, call, supervise and restart one process per Worker.
+
+A Worker's faults stay in its process: when it exits, segfaults, runs past its CPU limit
+or its memory cap, the calls in flight fail with an :class:`IsolateError` that says what
+happened, and the supervisor starts a fresh process for the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+from typing import Any, Callable
+
+from edgelet.channel import Channel, ChannelClosed, RemoteError
+
+log = logging.getLogger("edgelet.isolate")
+
+#: exit codes the isolate's own watchdogs use, so the host can say what happened
+EXIT_CPU_LIMIT = 70
+EXIT_MEMORY = 71
+
+_SIGNAL_HINTS = {
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGKILL: "killed",
+    signal.SIGABRT: "aborted",
+    signal.SIGBUS: "bus error",
+}
+
+
+class IsolateError(Exception):
+    """A call could not complete because of the isolate itself (not the handler)."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class IsolateStartError(IsolateError):
+    """The Worker's script failed to import or has no handler."""
+
+    def __init__(self, message: str, traceback: str | None = None) -> None:
+        super().__init__(message, 500)
+        self.traceback = traceback
+
+
+class Isolate:
+    """One running process for one Worker, restarted on demand after a crash."""
+
+    def __init__(self, name: str, spec: dict[str, Any], *, cpu_ms: int, memory_mb: int,
+                 request_timeout: float,
+                 on_call: Callable[[str, list[Any]], Any],
+                 on_log: Callable[[str, str, str], None]) -> None:
+        self.name = name
+        self.spec = spec
+        self.cpu_ms = cpu_ms
+        self.memory_mb = memory_mb
+        self.request_timeout = request_timeout
+        self._on_call = on_call
+        self._on_log = on_log
+        self._process: asyncio.subprocess.Process | None = None
+        self._channel: Channel | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[dict[str, Any]] | None = None
+        self._stopping = False
+        self.info: dict[str, Any] = {}
+        self.broken: IsolateStartError | None = None
+        self.restarts = 0
+
+    # -- life cycle --------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    async def start(self) -> dict[str, Any]:
+        """Start the process and import the script; raise IsolateStartError on failure."""
+        if self._starting is None or self._starting.done() and self._starting.exception():
+            self._starting = asyncio.ensure_future(self._start())
+        return await asyncio.shield(self._starting)
+
+    async def _start(self) -> dict[str, Any]:
+        host_sock, child_sock = socket.socketpair()
+        memory = self.memory_mb * 1024 * 1024
+        extra_mb = 256  # the interpreter, SDK and libraries, so the cap is the Worker's own
+
+        def limit() -> None:  # runs in the child between fork and exec
+            try:
+                cap = memory + extra_mb * 1024 * 1024
+                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+            except (ValueError, OSError):
+                pass
+
+        env = dict(os.environ)
+        env["EDGELET_CPU_MS"] = str(self.cpu_ms)
+        env["EDGELET_MEMORY_MB"] = str(self.memory_mb)
+        env["PYTHONUNBUFFERED"] = "1"
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-X", "faulthandler", "-m", "edgelet.runtime.isolate",
+            str(child_sock.fileno()), pass_fds=(child_sock.fileno(),), preexec_fn=limit,
+            stdin=asyncio.subprocess.DEVNULL, env=env)
+        child_sock.close()
+        reader, writer = await asyncio.open_connection(sock=host_sock, limit=1 << 20)
+        channel = Channel(reader, writer, self._handle, self._notify)
+        self._channel = channel
+        self._serve_task = asyncio.ensure_future(self._serve(channel, self._process))
+        try:
+            self.info = await channel.call("init", self.spec)
+        except RemoteError as exc:
+            self.broken = IsolateStartError(
+                f"Worker {self.name!r}: {self.spec['main']} failed to load: "
+                f"{exc.type_name}: {exc.message}", exc.traceback)
+            await self._kill()
+            raise self.broken from None
+        except ChannelClosed:
+            code = await self._exit_code()
+            self.broken = IsolateStartError(
+                f"Worker {self.name!r}: the isolate exited while loading {self.spec['main']} "
+                f"({describe_exit(code, self)})")
+            raise self.broken from None
+        self.broken = None
+        log.debug("isolate %s started (pid %s)", self.name, self._process.pid)
+        return self.info
+
+    async def _serve(self, channel: Channel, process: asyncio.subprocess.Process) -> None:
+        await channel.serve()
+        if self._stopping or self._channel is not channel:
+            return
+        code = await self._exit_code(process)
+        log.warning("Worker %r isolate stopped (%s); restarting it", self.name,
+                    describe_exit(code, self))
+        self._channel = None
+        self._starting = None
+        self.restarts += 1
+
+    async def _exit_code(self, process: asyncio.subprocess.Process | None = None) -> int | None:
+        process = process or self._process
+        if process is None:
+            return None
+        try:
+            return await asyncio.wait_for(process.wait(), 2.0)
+        except asyncio.TimeoutError:
+            process.kill()
+            return await process.wait()
+
+    async def _kill(self) -> None:
+        process, channel = self._process, self._channel
+        self._channel = None
+        self._starting = None
+        if channel is not None:
+            channel.close()
+        if process is not None and process.returncode is None:
+            try:
+                process.kill()
+            except ProcessLookupError:
+                pass
+            await process.wait()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self._kill()
+        if self._serve_task is not None:
+            self._serve_task.cancel()
+
+    async def restart(self) -> dict[str, Any]:
+        """Replace the process (after a script edit); the old one is killed."""
+        await self._kill()
+        self._stopping = False
+        return await self.start()
+
+    # -- calls -------------------------------------------------------------------------
+    async def invoke(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send one event to the Worker; errors say whether the isolate or the handler failed."""
+        channel = self._channel
+        if channel is None or channel.closed:
+            await self.start()
+            channel = self._channel
+            assert channel is not None
+        process = self._process
+        limit = self.request_timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(channel.call(method, *args), limit)
+        except ChannelClosed:
+            code = await self._exit_code(process)
+            raise IsolateError(f"Worker {self.name!r} {describe_exit(code, self)} while handling "
+                               f"{method}; the isolate has been restarted", 503) from None
+        except asyncio.TimeoutError:
+            asyncio.ensure_future(self._check_alive(channel))
+            raise IsolateError(f"Worker {self.name!r} did not answer {method} within "
+                               f"{limit:g} s (request_timeout_ms); the request was abandoned",
+                               504) from None
+
+    async def _check_alive(self, channel: Channel) -> None:
+        """After a timeout: kill an isolate whose event loop is stuck (time.sleep, a lock)."""
+        try:
+            await asyncio.wait_for(channel.call("ping"), 2.0)
+        except (asyncio.TimeoutError, ChannelClosed):
+            if self._channel is channel:
+                log.warning("Worker %r isolate is unresponsive; restarting it", self.name)
+                await self._kill()
+
+    async def _handle(self, method: str, args: list[Any]) -> Any:
+        return await self._on_call(method, args)
+
+    def _notify(self, method: str, args: list[Any]) -> None:
+        if method == "log":
+            self._on_log(self.name, args[0], args[1])
+
+
+def describe_exit(code: int | None, isolate: Isolate) -> str:
+    """Human words for an isolate's exit status."""
+    if code is None:
+        return "stopped"
+    if code == EXIT_CPU_LIMIT:
+        return f"exceeded its CPU limit of {isolate.cpu_ms} ms (an endless loop?)"
+    if code == EXIT_MEMORY:
+        return f"exceeded its memory limit of {isolate.memory_mb} MiB"
+    if code < 0:
+        sig = -code
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        hint = _SIGNAL_HINTS.get(sig)
+        return f"crashed with {name}" + (f" ({hint})" if hint else "")
+    return f"exited with code {code}"
+
+
+def now_ms() -> float:
+    return time.perf_counter() * 1000

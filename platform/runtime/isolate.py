@@ -1,0 +1,321 @@
+"""The process that runs one Worker: ``python -m edgelet.runtime.isolate FD``.
+
+The host starts one per Worker and talks to it over the socket ``FD`` (see
+``edgelet.channel``). The first call is ``init`` with the Worker's name, script, env and
+binding specs; after that the host sends events (``fetch``, ``scheduled``, ``rpc``,
+``<kind>.<event>``) and the isolate calls back for binding operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import io
+import logging
+import os
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+SDK_DIR = str(Path(__file__).resolve().parent / "sdk")
+
+
+class _LogStream(io.TextIOBase):
+    """Sends a Worker's ``print`` output to the host, one log line per line."""
+
+    def __init__(self, runtime: "Runtime", level: str) -> None:
+        self._runtime = runtime
+        self._level = level
+        self._buffer = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._runtime.log(self._level, line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._runtime.log(self._level, self._buffer)
+            self._buffer = ""
+
+
+class _LogHandler(logging.Handler):
+    def __init__(self, runtime: "Runtime") -> None:
+        super().__init__()
+        self._runtime = runtime
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._runtime.log(record.levelname.lower(), self.format(record))
+        except Exception:  # pragma: no cover - logging must never raise
+            pass
+
+
+class Runtime:
+    """Everything the ``workers`` SDK and the binding halves need inside the isolate."""
+
+    current: "Runtime | None" = None
+
+    def __init__(self, channel: Any) -> None:
+        from edgelet.runtime.entrypoints import Env
+        self.channel = channel
+        self.worker = ""
+        self.module: Any = None
+        self.env: Any = Env({})
+        self.options: dict[str, Any] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._event_modules: dict[str, Any] = {}
+        Runtime.current = self
+
+    # -- host calls ------------------------------------------------------------------
+    async def call(self, kind: str, binding: str, method: str, *args: Any) -> Any:
+        """Call a binding's host-side service; raises the host's error type by name."""
+        from edgelet.channel import RemoteError
+        try:
+            return await self.channel.call("binding", kind, binding, method, list(args))
+        except RemoteError as exc:
+            raise rebuild_error(exc) from None
+
+    def log(self, level: str, text: str) -> None:
+        self.channel.notify("log", level, text)
+
+    # -- init ------------------------------------------------------------------------
+    def init(self, spec: dict[str, Any]) -> dict[str, Any]:
+        from edgelet.runtime.entrypoints import Env
+        self.worker = spec["name"]
+        self.options = spec
+        main = Path(spec["main"])
+        values: dict[str, Any] = dict(spec.get("vars", {}))
+        values.update(spec.get("secrets", {}))
+        for name, binding in spec.get("bindings", {}).items():
+            module = importlib.import_module(f"edgelet.bindings.{binding['kind']}.isolate")
+            values[name] = module.make_binding(name, binding.get("options", {}), self)
+        self.env = Env(values)
+        if str(main.parent) not in sys.path:
+            sys.path.insert(0, str(main.parent))
+        module_name = main.stem
+        loader_spec = importlib.util.spec_from_file_location(module_name, main)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ImportError(f"cannot load {main}")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = module
+        loader_spec.loader.exec_module(module)
+        self.module = module
+        return {"handlers": sorted(self.handlers()), "classes": sorted(self.classes())}
+
+    def classes(self) -> dict[str, type]:
+        return {k: v for k, v in vars(self.module).items() if isinstance(v, type)}
+
+    def handlers(self) -> set[str]:
+        entry = self.default_entrypoint()
+        found = set()
+        for name in ("fetch", "scheduled", "queue"):
+            if (entry is not None and callable(getattr(entry, name, None))) or \
+                    callable(getattr(self.module, f"on_{name}", None)):
+                found.add(name)
+        return found
+
+    def default_entrypoint(self) -> type | None:
+        from edgelet.runtime.entrypoints import WorkerEntrypoint
+        entry = getattr(self.module, "Default", None)
+        if isinstance(entry, type):
+            return entry
+        subclasses = [c for c in self.classes().values()
+                      if issubclass(c, WorkerEntrypoint) and c is not WorkerEntrypoint
+                      and c.__module__ == self.module.__name__]
+        return subclasses[0] if len(subclasses) == 1 else None
+
+    def new_context(self) -> Any:
+        from edgelet.runtime.entrypoints import ExecutionContext
+        return ExecutionContext(self.tasks)
+
+    def handler(self, name: str) -> tuple[Any, Any]:
+        """The bound handler ``name`` of the default entrypoint (or ``on_name``), and ctx."""
+        ctx = self.new_context()
+        entry = self.default_entrypoint()
+        if entry is not None and callable(getattr(entry, name, None)):
+            instance = entry(ctx, self.env)
+            return getattr(instance, name), ctx
+        legacy = getattr(self.module, f"on_{name}", None)
+        if callable(legacy):
+            return legacy, ctx
+        raise LookupError(
+            f"Worker {self.worker!r} ({self.options.get('main')}) has no {name} handler: "
+            f"define `async def {name}(self, ...)` on `class Default(WorkerEntrypoint)`")
+
+    # -- events from the host -----------------------------------------------------------
+    async def dispatch(self, method: str, args: list[Any]) -> Any:
+        if method == "fetch":
+            return await self.on_fetch(args[0])
+        if method == "init":
+            return self.init(args[0])
+        if method == "scheduled":
+            return await self.on_scheduled(args[0], args[1])
+        if method == "rpc":
+            return await self.on_rpc(*args[0])
+        if method == "ping":
+            return "pong"
+        kind, _, event = method.partition(".")
+        module = self._event_modules.get(kind)
+        if module is None:
+            module = importlib.import_module(f"edgelet.bindings.{kind}.isolate")
+            self._event_modules[kind] = module
+        return await module.handle_event(self, event, args[0] if args else None)
+
+    async def on_fetch(self, wire: list[Any]) -> list[Any]:
+        from edgelet.runtime.entrypoints import call_handler
+        from edgelet.runtime.http_types import request_from_wire, response_to_wire
+        request = request_from_wire(wire)
+        try:
+            fn, ctx = self.handler("fetch")
+            return response_to_wire(await call_handler(fn, request, self.env, ctx))
+        except MemoryError:
+            raise
+        except Exception as exc:
+            text = traceback.format_exc()
+            self.log("error", f"Uncaught exception in fetch {request.method} {request.url}\n{text}")
+            body = f"Worker threw an exception: {type(exc).__name__}: {exc}\n\n{text}"
+            return [500, [["content-type", "text/plain;charset=UTF-8"],
+                          ["x-edgelet-error", type(exc).__name__]], body.encode()]
+
+    async def on_scheduled(self, cron: str, scheduled_time_ms: int) -> dict[str, Any]:
+        from edgelet.runtime.entrypoints import ScheduledController, call_handler
+        controller = ScheduledController(cron, scheduled_time_ms)
+        fn, ctx = self.handler("scheduled")
+        await call_handler(fn, controller, self.env, ctx)
+        return {"outcome": "ok"}
+
+    async def on_rpc(self, entrypoint: str | None, method: str, payload: bytes) -> bytes:
+        """A service binding's RPC: call ``method`` on a named (or the default) entrypoint."""
+        import cloudpickle
+        from edgelet.runtime.entrypoints import call_handler
+        args, kwargs = cloudpickle.loads(payload)
+        cls = self.classes().get(entrypoint) if entrypoint else self.default_entrypoint()
+        if cls is None:
+            raise LookupError(f"Worker {self.worker!r} has no entrypoint class "
+                              f"{entrypoint or 'Default'!r}")
+        if method.startswith("_") or method in ("fetch", "scheduled", "queue"):
+            raise AttributeError(f"{cls.__name__}.{method} is not callable over RPC "
+                                 f"(private or a handler)")
+        fn = getattr(cls(self.new_context(), self.env), method, None)
+        if not callable(fn):
+            raise AttributeError(f"entrypoint {cls.__name__} of Worker {self.worker!r} has no "
+                                 f"method {method!r}")
+        result = fn(*args, **kwargs)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return cloudpickle.dumps(result)
+
+
+_ERROR_TYPES: dict[str, type[BaseException]] = {
+    "ValueError": ValueError, "TypeError": TypeError, "KeyError": KeyError,
+    "LookupError": LookupError, "RuntimeError": RuntimeError, "TimeoutError": TimeoutError,
+    "AttributeError": AttributeError, "PermissionError": PermissionError,
+}
+
+
+def rebuild_error(exc: Any) -> BaseException:
+    """Turn a host error into a Python exception of the same type name where we know it."""
+    cls = _ERROR_TYPES.get(exc.type_name)
+    if cls is None:
+        err = RuntimeError(f"{exc.type_name}: {exc.message}")
+    elif cls is KeyError:
+        err = KeyError(exc.message)
+    else:
+        err = cls(exc.message)
+    err.remote = exc  # type: ignore[attr-defined]
+    return err
+
+
+async def _main(fd: int) -> None:
+    from edgelet.channel import Channel
+    sock = socket.socket(fileno=fd)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+    runtime: Runtime | None = None
+
+    async def handler(method: str, args: list[Any]) -> Any:
+        assert runtime is not None
+        try:
+            return await runtime.dispatch(method, args)
+        except MemoryError:
+            # Memory after a MemoryError is unreliable; a fresh isolate is the safe answer.
+            os.write(2, f"edgelet: Worker exceeded its memory limit during {method}\n".encode())
+            os._exit(71)
+
+    channel = Channel(reader, writer, handler)
+    runtime = Runtime(channel)
+    sys.stdout = _LogStream(runtime, "info")  # type: ignore[assignment]
+    sys.stderr = _LogStream(runtime, "error")  # type: ignore[assignment]
+    root = logging.getLogger()
+    root.handlers[:] = [_LogHandler(runtime)]
+    root.setLevel(logging.DEBUG)
+    _start_cpu_watchdog(float(os.environ.get("EDGELET_CPU_MS", "30000")) / 1000.0)
+    await channel.serve()
+
+
+def _start_cpu_watchdog(limit_s: float) -> None:
+    """End the isolate when one stretch of work holds the event loop past the CPU limit.
+
+    The loop beats every 50 ms; a thread checks how much CPU the process spent since the
+    last beat. Time blocked without CPU (``time.sleep``) is left to the host's request
+    timeout. Exit code 70 tells the host what happened.
+    """
+    import threading
+    import time
+
+    loop = asyncio.get_running_loop()
+    beat = [time.process_time()]
+
+    def tick() -> None:
+        beat[0] = time.process_time()
+        loop.call_later(0.05, tick)
+
+    tick()
+
+    def watch() -> None:
+        while True:
+            time.sleep(min(0.25, max(limit_s / 4, 0.01)))
+            if time.process_time() - beat[0] > limit_s:
+                os.write(2, f"edgelet: Worker exceeded its CPU limit of {limit_s * 1000:.0f} ms\n".encode())
+                os._exit(70)
+
+    threading.Thread(target=watch, name="edgelet-cpu-watchdog", daemon=True).start()
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    if SDK_DIR not in sys.path:
+        sys.path.insert(0, SDK_DIR)
+    _die_with_parent()
+    try:
+        import uvloop
+        uvloop.run(_main(fd))
+    except ImportError:  # pragma: no cover - uvloop is a dependency; fall back anyway
+        asyncio.run(_main(fd))
+    # The host closed the channel: leave without running atexit hooks of user code.
+    os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this isolate when the host dies, even by ``kill -9``."""
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            os._exit(0)
+    except Exception:  # not Linux: the channel EOF still ends the isolate
+        pass
+
+
+if __name__ == "__main__":
+    main()

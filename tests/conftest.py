@@ -1,0 +1,123 @@
+"""Shared fixtures: a real `edgelet dev` process on a free port, talked to over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EDGELET = [sys.executable, "-m", "edgelet.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DevServer:
+    """A running `edgelet dev` subprocess; ``url`` is its base address."""
+
+    def __init__(self, cwd: Path, args: list[str], port: int) -> None:
+        self.cwd = cwd
+        self.args = args
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = cwd / f"dev-{port}-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> "DevServer":
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [*EDGELET, "dev", "--port", str(self.port), *self.args], cwd=self.cwd,
+            stdout=subprocess.PIPE, stderr=self._log, start_new_session=True)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = b""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if b"Ready on" in line:
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        raise RuntimeError(f"edgelet dev did not start (exit {self.proc.poll()}):\n{self.logs()}")
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the control API and return the envelope as a dict."""
+        resp = httpx.request(method, f"{self.url}/cdn-cgi/edgelet/api{path}", timeout=30, **kwargs)
+        return resp.json()
+
+    def kill(self) -> None:
+        """SIGKILL the whole platform (host first; isolates die with it)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proc:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # any isolate left behind
+            except (ProcessLookupError, PermissionError):
+                pass
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+def write_app(folder: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relative path -> text, dedented) under ``folder``."""
+    for rel, text in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return folder
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[Any]:
+    """``dev(files, *args)`` writes an app into a temp folder and starts `edgelet dev` on it."""
+    servers: list[DevServer] = []
+
+    def start(files: dict[str, str] | None = None, *args: str, cwd: Path | None = None,
+              port: int | None = None) -> DevServer:
+        folder = cwd or tmp_path
+        if files:
+            write_app(folder, files)
+        server = DevServer(folder, list(args), port or free_port())
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
