@@ -1,0 +1,27 @@
+"""Worker side of the assets binding: ``await env.ASSETS.fetch(request)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgelet.runtime.http_types import Request, request_to_wire, response_from_wire
+
+
+class AssetsBinding:
+    def __init__(self, name: str, runtime: Any) -> None:
+        self._name = name
+        self._runtime = runtime
+
+    async def fetch(self, resource: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        opts = {**(options or {}), **kwargs}
+        req = resource if isinstance(resource, Request) and not opts else Request(
+            resource if isinstance(resource, Request) else str(resource),
+            method=opts.get("method"), headers=opts.get("headers"))
+        if req.url.startswith("/"):
+            req.url = "http://assets.local" + req.url
+        wire = await self._runtime.call("assets", self._name, "fetch", request_to_wire(req))
+        return response_from_wire(wire, req.url)
+
+
+def make_binding(name: str, options: dict[str, Any], runtime: Any) -> AssetsBinding:
+    return AssetsBinding(name, runtime)
