@@ -144,8 +144,12 @@ class Host:
         if errors:
             await self.stop()
             raise errors[0]
-        for worker in self.config.workers:
-            self._check_handlers(worker)
+        try:
+            for worker in self.config.workers:
+                self._check_handlers(worker)
+        except IsolateStartError:
+            await self.stop()
+            raise
         for plugin in self.plugins:
             starter = getattr(plugin, "after_start", None)
             if starter is not None:
@@ -159,6 +163,11 @@ class Host:
     def _check_handlers(self, worker: WorkerConfig) -> None:
         info = self.isolates[worker.name].info
         handlers = set(info.get("handlers", []))
+        if not handlers and not info.get("entrypoints") and not worker.is_wasm:
+            raise IsolateStartError(
+                f"Worker {worker.name!r}: {worker.main} defines no handler. Fix: add "
+                f"`class Default(WorkerEntrypoint)` with `async def fetch(self, request)` "
+                f"(from workers import WorkerEntrypoint, Response)")
         if worker.crons and "scheduled" not in handlers:
             log.warning("Worker %r has triggers.crons but no scheduled handler", worker.name)
 

@@ -109,7 +109,15 @@ class Runtime:
         sys.modules[module_name] = module
         loader_spec.loader.exec_module(module)
         self.module = module
-        return {"handlers": sorted(self.handlers()), "classes": sorted(self.classes())}
+        return {"handlers": sorted(self.handlers()), "classes": sorted(self.classes()),
+                "entrypoints": sorted(self.entrypoint_classes())}
+
+    def entrypoint_classes(self) -> set[str]:
+        """Classes the platform can run: Worker entrypoints, Durable Objects, Workflows."""
+        from edgelet.runtime.entrypoints import DurableObject, WorkerEntrypoint, WorkflowEntrypoint
+        bases = (WorkerEntrypoint, DurableObject, WorkflowEntrypoint)
+        return {name for name, cls in self.classes().items()
+                if issubclass(cls, bases) and cls not in bases}
 
     def classes(self) -> dict[str, type]:
         return {k: v for k, v in vars(self.module).items() if isinstance(v, type)}
