@@ -10,13 +10,13 @@ from edgelet.bindings.assets.config import Assets
 
 _EXTRA_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
                 ".json": "application/json", ".svg": "image/svg+xml", ".webp": "image/webp",
-                ".woff2": "font/woff2", ".md": "text/markdown", ".txt": "text/plain"}
+                ".woff2": "font/woff2", ".ico": "image/vnd.microsoft.icon", ".md": "text/markdown", ".txt": "text/plain"}
 
 
 def content_type(path: Path) -> str:
     kind = _EXTRA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] \
         or "application/octet-stream"
-    if kind.startswith("text/") or kind in ("application/json", "image/svg+xml"):
+    if kind.startswith("text/") or kind == "application/json":
         kind += "; charset=utf-8"
     return kind
 

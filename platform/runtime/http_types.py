@@ -188,6 +188,11 @@ class Request(_Body):
     def clone(self) -> "Request":
         return Request(self.url, self.method, self.headers, self._body)
 
+    @property
+    def js_object(self) -> "Request":
+        """Pyodide-era scripts pass ``request.js_object`` to bindings; here it is the request."""
+        return self
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url}>"
 
