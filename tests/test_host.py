@@ -186,3 +186,26 @@ def test_cdn_cgi_is_reserved_and_scheduled_runs(dev):
     workers = s.api("GET", "/workers")
     assert workers["success"] is True
     assert [w["name"] for w in workers["result"]] == ["front", "back"]
+
+
+def test_killing_an_isolate_fails_only_in_flight_requests(dev):
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = dict(HELLO)
+    files["front.py"] = HELLO["front.py"].replace(
+        'if path == "hang":', 'if path == "slow":\n                    await asyncio.sleep(2)\n'
+        '                    return Response("slow done")\n                if path == "hang":')
+    s = dev(files)
+    pid = int(s.get("/pid").text)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(s.get, "/slow", timeout=20) for _ in range(6)]
+        time.sleep(0.8)
+        os.kill(pid, signal.SIGKILL)
+        results = [f.result() for f in futures]
+    assert all(r.status_code == 503 for r in results), [r.status_code for r in results]
+    assert all("SIGKILL" in r.text for r in results)
+    assert s.get("/x", headers={"host": "back.localhost"}).status_code == 200
+    assert s.get("/slow", timeout=20).text == "slow done"
+    assert int(s.get("/pid").text) != pid
