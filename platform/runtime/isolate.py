@@ -102,6 +102,9 @@ class Runtime:
         if str(main.parent) not in sys.path:
             sys.path.insert(0, str(main.parent))
         module_name = main.stem
+        if module_name in sys.stdlib_module_names or module_name in sys.modules:
+            # a script called queue.py must not replace the standard library's queue
+            module_name = f"_edgelet_main_{module_name}"
         loader_spec = importlib.util.spec_from_file_location(module_name, main)
         if loader_spec is None or loader_spec.loader is None:
             raise ImportError(f"cannot load {main}")
