@@ -1,0 +1,304 @@
+"""The host's queue broker: accepts messages, batches them, delivers them, records outcomes.
+
+Flow: ``send`` stores the messages (committed) and, when the queue has a consumer, kicks
+its :class:`Consumer`. A kick spawns one short drain task that takes due messages in
+batches (up to ``max_concurrency`` in flight), starts one delivery per batch and, when
+nothing more is due, arms one clock timer for the earliest moment something will be (a
+batch timeout, a delay, a retry delay). So the broker holds no per-message timers and no
+messages in memory beyond the batches in flight, and virtual time moves all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from edgelet.bindings.queues import codec
+from edgelet.bindings.queues.config import QueueConsumer, QueueProducer
+from edgelet.bindings.queues.store import QueueStore, Row
+
+log = logging.getLogger("edgelet.queues")
+
+DEFAULT_MAX_CONCURRENCY = 10
+
+
+@dataclass
+class QueueInfo:
+    """What the configuration says about one queue."""
+
+    name: str
+    producers: list[tuple[str, QueueProducer]] = field(default_factory=list)
+    consumer: tuple[str, QueueConsumer] | None = None
+    #: queues whose consumers dead-letter into this one
+    dead_letter_for: list[str] = field(default_factory=list)
+
+
+def queues_from_config(config: Any) -> dict[str, QueueInfo]:
+    """Every queue named by a producer, a consumer or a dead-letter setting."""
+    found: dict[str, QueueInfo] = {}
+    for worker in config.workers:
+        for decl in worker.decls("queues"):
+            info = found.setdefault(decl.queue, QueueInfo(decl.queue))
+            if isinstance(decl, QueueProducer):
+                info.producers.append((worker.name, decl))
+            elif isinstance(decl, QueueConsumer):
+                info.consumer = (worker.name, decl)
+                if decl.dead_letter_queue:
+                    dlq = found.setdefault(decl.dead_letter_queue, QueueInfo(decl.dead_letter_queue))
+                    dlq.dead_letter_for.append(decl.queue)
+    return found
+
+
+class Broker:
+    """All queues of one host."""
+
+    def __init__(self, host: Any, store: QueueStore) -> None:
+        self.host = host
+        self.store = store
+        self.queues = queues_from_config(host.config)
+        self.consumers: dict[str, Consumer] = {
+            name: Consumer(self, name, *info.consumer)
+            for name, info in self.queues.items() if info.consumer is not None}
+        self.stopped = False
+
+    # -- life cycle -------------------------------------------------------------------
+    def recover(self) -> None:
+        """Register the configured queues; what was in flight at a crash is due again."""
+        self.store.register(sorted(self.queues))
+        moved = self.store.recover(self.host.clock.now())
+        if moved:
+            log.info("queues: %d message(s) that were being delivered when edgelet stopped "
+                     "will be delivered again", moved)
+
+    def start_delivery(self) -> None:
+        for consumer in self.consumers.values():
+            consumer.kick()
+
+    def stop(self) -> None:
+        self.stopped = True
+        for consumer in self.consumers.values():
+            consumer.cancel_timer()
+
+    # -- producing --------------------------------------------------------------------
+    def send(self, queue: str, wire: Any, batch_delay: Any, default_delay: float,
+             where: str) -> list[str]:
+        """Validate wire-form messages, store them (committed), kick delivery; return ids.
+
+        Wire form: ``[[content_type, body_bytes, delay_or_None], ...]``. Isolates check all
+        of this before calling; the host checks again because it trusts no isolate.
+        """
+        if not isinstance(wire, list):
+            raise TypeError(f"{where}: expected a list of messages")
+        batch_delay = codec.check_delay(batch_delay, where)
+        sizes: list[int] = []
+        for item in wire:
+            if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[1], bytes)):
+                raise TypeError(f"{where}: malformed message {item!r:.80}")
+            codec.check_content_type(item[0], where)
+            codec.check_delay(item[2], where)
+            sizes.append(len(item[1]))
+        try:
+            codec.check_sizes(sizes, where)
+        except codec.QueueLimitError as exc:
+            raise ValueError(str(exc)) from None
+        now = self.host.clock.now()
+        ts = int(now * 1000)
+        ids: list[str] = []
+        rows = []
+        for content_type, body, delay in wire:
+            if delay is None:
+                delay = batch_delay if batch_delay is not None else default_delay
+            message_id = uuid.uuid4().hex
+            ids.append(message_id)
+            rows.append((message_id, ts, content_type, body, now + (delay or 0.0)))
+        self.store.insert(queue, rows)
+        self.kick(queue)
+        return ids
+
+    def kick(self, queue: str) -> None:
+        consumer = self.consumers.get(queue)
+        if consumer is not None:
+            consumer.kick()
+
+    # -- inspecting -------------------------------------------------------------------
+    def summary(self, name: str) -> dict[str, Any]:
+        """One queue as the control API and ``edgelet queues list`` show it."""
+        now = self.host.clock.now()
+        info = self.queues.get(name) or QueueInfo(name)
+        result: dict[str, Any] = {
+            "name": name,
+            "producers": sorted({w for w, _ in info.producers}),
+            "producer_bindings": [{"worker": w, "binding": d.binding} for w, d in info.producers],
+            "consumer": info.consumer[0] if info.consumer else None,
+            **self.store.summary(name, now),
+        }
+        consumer = info.consumer[1] if info.consumer else None
+        dlq = consumer.dead_letter_queue if consumer else None
+        result["dead_letter_queue"] = dlq
+        result["dead_letter_backlog"] = self.store.summary(dlq, now)["backlog"] if dlq else None
+        result["dead_letter_for"] = info.dead_letter_for
+        if consumer is not None:
+            result["settings"] = {
+                "max_batch_size": consumer.max_batch_size, "max_batch_timeout": consumer.max_batch_timeout,
+                "max_retries": consumer.max_retries, "max_concurrency": self.consumers[name].max_concurrency,
+                "retry_delay": consumer.retry_delay or 0}
+        return result
+
+    def names(self) -> list[str]:
+        return sorted(set(self.queues) | set(self.store.queues()))
+
+
+class Consumer:
+    """Delivery to one queue's consumer Worker: batching, concurrency, outcomes."""
+
+    def __init__(self, broker: Broker, queue: str, worker: str, decl: QueueConsumer) -> None:
+        self.broker = broker
+        self.queue = queue
+        self.worker = worker
+        self.decl = decl
+        self.max_concurrency = decl.max_concurrency or DEFAULT_MAX_CONCURRENCY
+        self.max_attempts = decl.max_retries + 1
+        self.retry_delay = float(decl.retry_delay or 0)
+        self.in_flight = 0
+        self._draining = False
+        self._again = False
+        self._timer: Any = None
+
+    # -- scheduling -------------------------------------------------------------------
+    def kick(self) -> None:
+        """Something may be due: make sure a drain runs (at most one at a time)."""
+        if self.broker.stopped:
+            return
+        if self._draining:
+            self._again = True
+            return
+        self._draining = True
+        self.broker.host.spawn(self._drain(), name=f"queues.drain[{self.queue}]")
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let sends made in the same tick join the batch
+            while True:
+                self._again = False
+                self._fill()
+                if not self._again:
+                    return
+                await asyncio.sleep(0)
+        finally:
+            self._draining = False
+
+    def _fill(self) -> None:
+        store, clock = self.broker.store, self.broker.host.clock
+        size, timeout = self.decl.max_batch_size, float(self.decl.max_batch_timeout)
+        now = clock.now()
+        while self.in_flight < self.max_concurrency and not self.broker.stopped:
+            count, oldest = store.due(self.queue, now, size)
+            if count == 0 or (count < size and oldest + timeout > now):
+                break
+            rows = store.take(self.queue, now, size)
+            if not rows:
+                break
+            self.in_flight += 1
+            self.broker.host.spawn(self._deliver(rows), name=f"queues.deliver[{self.queue}]")
+        if self.in_flight >= self.max_concurrency or self.broker.stopped:
+            return  # a finishing delivery kicks again
+        count, oldest = store.due(self.queue, now, size)
+        candidates = [w for w in (oldest + timeout if count else None,
+                                  store.next_visible(self.queue, now)) if w is not None]
+        self._arm(min(candidates) if candidates else None)
+
+    def _arm(self, when: float | None) -> None:
+        timer = self._timer
+        if timer is not None and not timer.cancelled:
+            if when is not None and timer.when <= when:
+                return  # an earlier (or the same) wake-up is already set
+            timer.cancel()
+        self._timer = None if when is None else self.broker.host.clock.call_at(when, self.kick)
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- delivering -------------------------------------------------------------------
+    async def _deliver(self, rows: list[Row]) -> None:
+        payload = {"queue": self.queue,
+                   "messages": [[r.id, r.timestamp_ms, r.content_type, r.body, r.attempts] for r in rows]}
+        started = time.perf_counter()
+        result: dict[str, Any] | None = None
+        try:
+            result = await self.broker.host.invoke(self.worker, "queues.deliver", payload)
+        except asyncio.CancelledError:
+            self.in_flight -= 1  # stopping: the rows stay in flight and are redelivered on start
+            raise
+        except Exception as exc:
+            log.error("queue %s: delivering a batch of %d message(s) to Worker %r failed: %s; "
+                      "the batch will be retried", self.queue, len(rows), self.worker, exc)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        try:
+            acked = self._settle(rows, result if isinstance(result, dict) else None)
+            log.info("QUEUE %s %d/%d (%.1f ms)", self.queue, acked, len(rows), elapsed_ms)
+        finally:
+            self.in_flight -= 1
+        self.kick()
+
+    def _settle(self, rows: Sequence[Row], result: dict[str, Any] | None) -> int:
+        """Apply the handler's decisions to each message; returns how many were acked.
+
+        Precedence follows workerd: a message's own ``ack()``/``retry()`` first, then
+        ``ackAll()``/``retryAll()``, then the handler's outcome (returned: ack; raised or
+        the isolate failed: retry).
+        """
+        result = result or {"outcome": "exception"}
+        acks = set(result.get("acks") or ())
+        retries = {mid: delay for mid, delay in (result.get("retries") or ())}
+        ack_all = bool(result.get("ack_all"))
+        retry_all = bool(result.get("retry_all"))
+        failed = result.get("outcome") != "ok"
+        batch_delay = _delay(result.get("retry_all_delay"), self.retry_delay)
+        now = self.broker.host.clock.now()
+        acked: list[int] = []
+        retried: list[tuple[int, float]] = []
+        dead: list[Row] = []
+        for row in rows:
+            if row.id in acks:
+                acked.append(row.seq)
+                continue
+            if row.id in retries:
+                delay = _delay(retries[row.id], self.retry_delay)
+            elif ack_all or not (retry_all or failed):
+                acked.append(row.seq)
+                continue
+            else:
+                delay = batch_delay
+            if row.attempts >= self.max_attempts:
+                dead.append(row)
+            else:
+                retried.append((row.seq, now + delay))
+        dlq = self.decl.dead_letter_queue
+        self.broker.store.settle(self.queue, now, acked, retried, [r.seq for r in dead], dlq)
+        if dead:
+            plural = "s" if self.max_attempts != 1 else ""
+            for row in dead:
+                if dlq:
+                    log.warning("queue %s: moved message %s to dead-letter queue %s after %d failed "
+                                "attempt%s", self.queue, row.id, dlq, row.attempts, plural)
+                else:
+                    log.warning("queue %s: dropped message %s after %d failed attempt%s (set "
+                                "dead_letter_queue on the consumer to keep failed messages)",
+                                self.queue, row.id, row.attempts, plural)
+            if dlq:
+                self.broker.kick(dlq)
+        return len(acked)
+
+
+def _delay(value: Any, default: float) -> float:
+    """A retry delay from the isolate (already checked there), else the consumer default."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            0 <= value <= codec.MAX_DELAY_SECONDS:
+        return float(value)
+    return default

@@ -1,0 +1,100 @@
+"""Host side of Queues: producer bindings, the broker's life cycle, API routes and CLI.
+
+The broker (``broker.py``) does the work; this module only connects it to the host.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from edgelet.bindings import BindingPlugin
+from edgelet.bindings.queues.config import QueueProducer
+
+log = logging.getLogger("edgelet.queues")
+
+
+class Plugin(BindingPlugin):
+    kind = "queues"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broker: Any = None
+        self._producers: dict[tuple[str, str], QueueProducer] = {}
+
+    def env_bindings(self, worker: Any) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for decl in worker.decls(self.kind):
+            if isinstance(decl, QueueProducer):
+                self._producers[(worker.name, decl.binding)] = decl
+                found[decl.binding] = {"queue": decl.queue, "delivery_delay": decl.delivery_delay}
+        return found
+
+    # -- life cycle ---------------------------------------------------------------------
+    async def start(self, host: Any) -> None:
+        from edgelet.bindings.queues.broker import Broker
+        from edgelet.bindings.queues.store import QueueStore
+        self.host = host
+        for worker in host.config.workers:
+            self.env_bindings(worker)
+        self.broker = Broker(host, QueueStore(host.database("queues")))
+        self.broker.recover()
+
+    async def after_start(self) -> None:
+        """Isolates are up: warn about consumers without a handler, deliver the backlog."""
+        isolates = getattr(self.host, "isolates", {})
+        for name, consumer in self.broker.consumers.items():
+            info = getattr(isolates.get(consumer.worker), "info", None) or {}
+            if "handlers" in info and "queue" not in info["handlers"]:
+                log.warning(
+                    "Worker %r consumes queue %r but defines no queue handler; add "
+                    "`async def queue(self, batch, env, ctx)` to its Default entrypoint",
+                    consumer.worker, name)
+        self.broker.start_delivery()
+
+    async def stop(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+
+    # -- runtime ------------------------------------------------------------------------
+    async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
+        decl = self._producers.get((worker, binding))
+        if decl is None or method != "send":
+            return await super().handle_call(worker, binding, method, args)
+        wire, batch_delay = args
+        self.broker.send(decl.queue, wire, batch_delay, float(decl.delivery_delay),
+                         where=f"queue binding {binding} ({decl.queue})")
+        return None
+
+    def queue_handle(self, worker: str | None, binding: str) -> Any:
+        """A host-side handle on a queue, for tests: the producer API plus inspection.
+
+        ``worker``/``binding`` name a producer binding (its ``delivery_delay`` applies). With
+        ``worker=None``, ``binding`` may be a binding name that only one Worker uses, or a
+        queue name.
+        """
+        from edgelet.bindings.queues.handle import QueueHandle
+        if self.broker is None:
+            raise RuntimeError("the queues binding is not started; start the platform first")
+        decl = self._producers.get((worker, binding)) if worker else None
+        if decl is None and worker is None:
+            matches = [d for (w, b), d in self._producers.items() if b == binding]
+            if len(matches) == 1:
+                decl = matches[0]
+            elif not matches and binding in self.broker.names():
+                return QueueHandle(self.broker, binding, 0.0)
+        if decl is None:
+            known = ", ".join(f"{w}.{b} -> {d.queue}" for (w, b), d in sorted(self._producers.items()))
+            raise LookupError(
+                f"no queue producer binding {binding!r}"
+                f"{f' in Worker {worker!r}' if worker else ''}; bindings: {known or 'none'}; "
+                f"queues: {', '.join(self.broker.names()) or 'none'}")
+        return QueueHandle(self.broker, decl.queue, float(decl.delivery_delay))
+
+    def routes(self) -> list[Any]:
+        from edgelet.bindings.queues.api import routes
+        return routes(self)
+
+    def cli(self) -> Any:
+        from edgelet.bindings.queues.cli import queues
+        return queues

@@ -1,0 +1,202 @@
+"""The queues' SQLite storage: every message of every queue is one row.
+
+Why rows and not Python lists: a queue with a million pending messages must cost no
+memory, and a message that ``send`` accepted must survive ``kill -9``. The broker keeps
+only the batches in flight in memory; everything else is here, found through one index
+on ``(queue, state, visible_at, seq)`` so "what is due next" is a short index range scan
+however long the backlog.
+
+A row's ``state``: pending (waiting or delayed until ``visible_at``), in flight (handed to
+a consumer, outcome not yet recorded), acked (kept only as a bounded record of recent
+deliveries) or dead (failed ``max_retries + 1`` times with no dead-letter queue).
+``attempts`` counts deliveries started, so it is incremented when a batch is taken.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+PENDING, INFLIGHT, ACKED, DEAD = 0, 1, 2, 3
+STATE_NAMES = {PENDING: "pending", INFLIGHT: "inflight", ACKED: "acked", DEAD: "dead"}
+STATE_CODES = {v: k for k, v in STATE_NAMES.items()}
+
+#: acked rows kept per queue for ``delivered()`` and ``messages(state="acked")``
+ACKED_KEEP = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue_messages (
+    seq          INTEGER PRIMARY KEY,
+    queue        TEXT    NOT NULL,
+    id           TEXT    NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    content_type TEXT    NOT NULL,
+    body         BLOB    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    state        INTEGER NOT NULL DEFAULT 0,
+    visible_at   REAL    NOT NULL,
+    done_at      REAL
+);
+CREATE INDEX IF NOT EXISTS queue_messages_due ON queue_messages (queue, state, visible_at, seq);
+CREATE TABLE IF NOT EXISTS queue_stats (
+    queue TEXT PRIMARY KEY,
+    acked INTEGER NOT NULL DEFAULT 0,
+    dead  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(slots=True)
+class Row:
+    """One message taken for delivery."""
+
+    seq: int
+    id: str
+    timestamp_ms: int
+    content_type: str
+    body: bytes
+    attempts: int
+
+
+class QueueStore:
+    """All SQL of the queues binding; one instance per host, used from the event loop only."""
+
+    def __init__(self, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
+        self.conn = conn
+        self._acked_since_trim: dict[str, int] = {}
+        if not read_only:
+            conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One committed transaction: a crash leaves all of it or none of it."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- writes ---------------------------------------------------------------------
+    def register(self, queues: Sequence[str]) -> None:
+        """Remember queue names so ``queues list`` shows them even while empty."""
+        with self._tx() as c:
+            c.executemany("INSERT OR IGNORE INTO queue_stats (queue) VALUES (?)", [(q,) for q in queues])
+
+    def insert(self, queue: str, rows: Sequence[tuple[str, int, str, bytes, float]]) -> None:
+        """Store ``(id, timestamp_ms, content_type, body, visible_at)`` rows, committed."""
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO queue_messages (queue, id, timestamp_ms, content_type, body, visible_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)", [(queue, *r) for r in rows])
+
+    def recover(self, now: float) -> int:
+        """After a restart nothing is in flight any more: make those messages due again."""
+        with self._tx() as c:
+            return c.execute("UPDATE queue_messages SET state = ?, visible_at = ? WHERE state = ?",
+                             (PENDING, now, INFLIGHT)).rowcount
+
+    def take(self, queue: str, now: float, limit: int) -> list[Row]:
+        """Mark up to ``limit`` due messages in flight (attempts + 1) and return them in order."""
+        with self._tx() as c:
+            found = c.execute(
+                "UPDATE queue_messages SET state = ?, attempts = attempts + 1 WHERE seq IN ("
+                " SELECT seq FROM queue_messages WHERE queue = ? AND state = ? AND visible_at <= ?"
+                " ORDER BY visible_at, seq LIMIT ?)"
+                " RETURNING visible_at, seq, id, timestamp_ms, content_type, body, attempts",
+                (INFLIGHT, queue, PENDING, now, limit)).fetchall()
+        found.sort(key=lambda r: (r[0], r[1]))
+        return [Row(*r[1:]) for r in found]
+
+    def settle(self, queue: str, now: float, acked: Sequence[int],
+               retried: Sequence[tuple[int, float]], dead: Sequence[int],
+               dead_letter_queue: str | None) -> None:
+        """Record a batch's outcome in one transaction, before anything else happens."""
+        with self._tx() as c:
+            if acked:
+                c.executemany(f"UPDATE queue_messages SET state = {ACKED}, done_at = ? WHERE seq = ?",
+                              [(now, s) for s in acked])
+            if retried:
+                c.executemany(f"UPDATE queue_messages SET state = {PENDING}, visible_at = ? WHERE seq = ?",
+                              [(when, s) for s, when in retried])
+            if dead and dead_letter_queue:
+                # Moved, not copied: same id and timestamp, attempts start again in the DLQ.
+                c.executemany(
+                    f"UPDATE queue_messages SET queue = ?, state = {PENDING}, attempts = 0,"
+                    f" visible_at = ? WHERE seq = ?", [(dead_letter_queue, now, s) for s in dead])
+                c.execute("INSERT OR IGNORE INTO queue_stats (queue) VALUES (?)", (dead_letter_queue,))
+            elif dead:
+                c.executemany(f"UPDATE queue_messages SET state = {DEAD}, done_at = ? WHERE seq = ?",
+                              [(now, s) for s in dead])
+            c.execute("INSERT OR IGNORE INTO queue_stats (queue) VALUES (?)", (queue,))
+            c.execute("UPDATE queue_stats SET acked = acked + ?, dead = dead + ? WHERE queue = ?",
+                      (len(acked), len(dead), queue))
+        if acked:
+            count = self._acked_since_trim.get(queue, 0) + len(acked)
+            self._acked_since_trim[queue] = count
+            if count >= ACKED_KEEP:
+                self.trim_acked(queue)
+
+    def trim_acked(self, queue: str, keep: int = ACKED_KEEP) -> None:
+        """Forget all but the ``keep`` most recently acked messages of ``queue``."""
+        self._acked_since_trim[queue] = 0
+        with self._tx() as c:
+            c.execute(
+                "DELETE FROM queue_messages WHERE queue = ? AND state = ? AND seq NOT IN ("
+                " SELECT seq FROM queue_messages WHERE queue = ? AND state = ?"
+                " ORDER BY done_at DESC, seq DESC LIMIT ?)", (queue, ACKED, queue, ACKED, keep))
+
+    # -- reads ----------------------------------------------------------------------
+    def due(self, queue: str, now: float, limit: int) -> tuple[int, float | None]:
+        """How many messages are due (at most ``limit``) and when the oldest became due."""
+        count, oldest = self.conn.execute(
+            "SELECT COUNT(*), MIN(visible_at) FROM (SELECT visible_at FROM queue_messages"
+            " WHERE queue = ? AND state = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?)",
+            (queue, PENDING, now, limit)).fetchone()
+        return count, oldest
+
+    def next_visible(self, queue: str, now: float) -> float | None:
+        """When the next delayed (or retry-delayed) message becomes due, if any."""
+        return self.conn.execute(
+            "SELECT MIN(visible_at) FROM queue_messages WHERE queue = ? AND state = ? AND visible_at > ?",
+            (queue, PENDING, now)).fetchone()[0]
+
+    def queues(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT queue FROM queue_stats ORDER BY queue")]
+
+    def summary(self, queue: str, now: float) -> dict[str, Any]:
+        """Counts for ``queues list``: backlog (pending, incl. delayed), in flight, totals."""
+        counts = dict(self.conn.execute(
+            "SELECT state, COUNT(*) FROM queue_messages WHERE queue = ? AND state IN (?, ?)"
+            " GROUP BY state", (queue, PENDING, INFLIGHT)).fetchall())
+        delayed = self.conn.execute(
+            "SELECT COUNT(*) FROM queue_messages WHERE queue = ? AND state = ? AND visible_at > ?",
+            (queue, PENDING, now)).fetchone()[0]
+        oldest = self.conn.execute(
+            "SELECT MIN(timestamp_ms) FROM queue_messages WHERE queue = ? AND state IN (?, ?)",
+            (queue, PENDING, INFLIGHT)).fetchone()[0]
+        stats = self.conn.execute("SELECT acked, dead FROM queue_stats WHERE queue = ?",
+                                  (queue,)).fetchone() or (0, 0)
+        return {
+            "backlog": counts.get(PENDING, 0), "delayed": delayed, "in_flight": counts.get(INFLIGHT, 0),
+            "oldest_age_s": None if oldest is None else round(max(0.0, now - oldest / 1000.0), 3),
+            "acked": stats[0], "dead": stats[1],
+        }
+
+    def messages(self, queue: str, state: int | None, limit: int = 10_000) -> list[tuple[Any, ...]]:
+        """``(id, timestamp_ms, content_type, body, attempts, state)`` rows, oldest first."""
+        sql = ("SELECT id, timestamp_ms, content_type, body, attempts, state FROM queue_messages"
+               " WHERE queue = ?")
+        args: list[Any] = [queue]
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        if state == ACKED:
+            sql += " ORDER BY done_at, seq LIMIT ?"
+        else:
+            sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return self.conn.execute(sql, args).fetchall()
