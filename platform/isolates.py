@@ -131,8 +131,9 @@ class Isolate:
         if self._stopping or self._channel is not channel:
             return
         code = await self._exit_code(process)
-        log.warning("Worker %r isolate stopped (%s); restarting it", self.name,
-                    describe_exit(code, self))
+        level = logging.INFO if code in (-signal.SIGTERM, -signal.SIGINT) else logging.WARNING
+        log.log(level, "Worker %r isolate stopped (%s); it restarts on the next event",
+                self.name, describe_exit(code, self))
         self._channel = None
         self._starting = None
         self.restarts += 1

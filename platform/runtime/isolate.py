@@ -306,6 +306,10 @@ def main() -> None:
     if SDK_DIR not in sys.path:
         sys.path.insert(0, SDK_DIR)
     _die_with_parent()
+    # Ctrl-C in a terminal signals the whole process group; the host decides when
+    # isolates stop, so the isolate ignores it instead of dying mid-request.
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import uvloop
         uvloop.run(_main(fd))

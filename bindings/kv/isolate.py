@@ -1,0 +1,33 @@
+"""Worker side of KV: ``env.NS`` forwards each call to the host over the isolate channel.
+
+All argument shaping is shared with the host-side test handle (``binding.KVNamespaceAPI``);
+this class only says how a call travels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgelet.bindings.kv.binding import AttrDict, KVNamespaceAPI, KVStream
+
+__all__ = ["AttrDict", "KVNamespace", "KVStream", "make_binding"]
+
+
+class KVNamespace(KVNamespaceAPI):
+    """``env.<binding>`` of a ``kv_namespaces`` entry."""
+
+    def __init__(self, name: str, options: dict[str, Any], runtime: Any) -> None:
+        super().__init__(f"env.{name}")
+        self._name = name
+        self._namespace = options.get("namespace", name)
+        self._runtime = runtime
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        return await self._runtime.call("kv", self._name, method, *args)
+
+    def __repr__(self) -> str:
+        return f"<KV namespace env.{self._name} (id {self._namespace!r})>"
+
+
+def make_binding(name: str, options: dict[str, Any], runtime: Any) -> KVNamespace:
+    return KVNamespace(name, options, runtime)
