@@ -219,7 +219,12 @@ class Platform:
 
     def queue(self, binding: str, worker: str | None = None) -> Any:
         """The queue producer ``binding``: ``send``/``sendBatch`` plus ``messages()``."""
-        return self.host.plugin("queues").queue_handle(self._declaring("queues", binding, worker), binding)
+        plugin = self.host.plugin("queues")
+        try:
+            owner: str | None = self._declaring("queues", binding, worker)
+        except LookupError:
+            owner = None  # a queue's own name (a dead-letter queue has no producer binding)
+        return plugin.queue_handle(owner, binding)
 
     def durable_object(self, binding: str, worker: str | None = None) -> Any:
         """The Durable Object namespace ``binding``: ids, stubs and ``storage(id)``."""
