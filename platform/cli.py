@@ -97,7 +97,6 @@ def _bind(ip: str, port: int) -> socket.socket:
             f"cannot listen on {ip}:{port}: {exc.strerror} (is another `edgelet dev` running?). "
             f"Stop it or choose another port with --port.") from None
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 

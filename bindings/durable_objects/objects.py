@@ -1,0 +1,433 @@
+"""The owner side: live Durable Object instances in the isolate of the Worker that defines
+their class.
+
+There is one isolate per Worker, and every event for an object is routed by the host to
+that isolate, so ``LiveObjects.objects`` holding one entry per id is what makes "exactly one
+live instance per id" true platform-wide. Each entry has an input gate (an asyncio lock):
+events to one object run one at a time, different objects run concurrently. A call that
+comes back to an object already up its own call chain (A -> B -> A) re-enters instead of
+waiting for itself forever.
+
+Idle objects are evicted after ``EDGELET_DO_IDLE_TIMEOUT`` seconds (default 10) of real
+time: the instance is dropped and its SQLite connection closed, so touching many objects
+costs memory only while they are in use. State lives in storage, so the next event simply
+builds a new instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+from edgelet.bindings.durable_objects import wire
+from edgelet.bindings.durable_objects.ids import DurableObjectId, check_id
+from edgelet.bindings.durable_objects.state import DurableObjectState, _run
+from edgelet.bindings.durable_objects.storage import (
+    KV_TABLE,
+    AlarmClient,
+    ConnectionPool,
+    DurableObjectStorage,
+)
+
+log = logging.getLogger("edgelet.durable_objects")
+
+DEFAULT_IDLE_TIMEOUT = 10.0
+DEFAULT_MAX_OPEN = 256
+_MISSING = object()
+
+#: the objects (``ns/id``) the current task is running on behalf of, outermost first
+CALL_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "edgelet_do_call_chain", default=())
+
+
+def _env_number(name: str, default: float, what: str) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        log.warning("%s=%r is not %s; using %g", name, raw, what, default)
+        return default
+
+
+def idle_timeout() -> float:
+    """Seconds an object stays in memory after its last event (EDGELET_DO_IDLE_TIMEOUT)."""
+    return max(_env_number("EDGELET_DO_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT, "a number of seconds"), 0.01)
+
+
+def max_open_databases() -> int:
+    """Object databases kept open at once per isolate (EDGELET_DO_MAX_OPEN_DATABASES)."""
+    return max(int(_env_number("EDGELET_DO_MAX_OPEN_DATABASES", DEFAULT_MAX_OPEN, "a number")), 1)
+
+
+def _raise_file_limit() -> None:
+    """Many objects mean many files: use the hard limit on open files, not the soft one."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def trim_memory() -> None:
+    """Give freed SQLite memory back to the OS (glibc keeps it otherwise)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except Exception:
+        pass
+
+
+class AlarmInfo(dict):
+    """The argument of ``alarm(self, alarm_info)``: ``retryCount`` and ``isRetry``."""
+
+    def __init__(self, retry_count: int) -> None:
+        super().__init__(retryCount=retry_count, isRetry=retry_count > 0)
+
+    retryCount = property(lambda self: self["retryCount"])  # noqa: N815
+    isRetry = property(lambda self: self["isRetry"])  # noqa: N815
+    retry_count = retryCount
+    is_retry = isRetry
+
+
+class _HostAlarms(AlarmClient):
+    """Alarms live in the host's index (it owns the timers); storage asks it."""
+
+    def __init__(self, manager: "LiveObjects", ns: str, id_hex: str) -> None:
+        self._manager = manager
+        self._ns = ns
+        self._id = id_hex
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        binding = self._manager.system_binding
+        if binding is None:
+            raise RuntimeError("alarms are unavailable: this isolate has no Durable Objects "
+                               "channel to the host (is the class bound by any Worker?)")
+        return await self._manager.runtime.call("durable_objects", binding, method,
+                                                self._ns, self._id, *args)
+
+    async def get(self) -> int | None:
+        return await self._call("getAlarm")
+
+    async def set(self, when_ms: int) -> None:
+        await self._call("setAlarm", when_ms)
+
+    async def delete(self) -> None:
+        await self._call("deleteAlarm")
+
+
+class LiveObject:
+    """One object in memory: its gate, its instance (built lazily), its storage."""
+
+    def __init__(self, manager: "LiveObjects", ns: str, class_name: str, id_hex: str,
+                 name: str | None) -> None:
+        self.key = f"{ns}/{id_hex}"
+        self.ns = ns
+        self.class_name = class_name
+        self.id_hex = id_hex
+        self.gate = asyncio.Lock()
+        #: tasks entitled to act inside the gate (the holder, re-entrant calls, blockers)
+        self.gate_tasks: set[asyncio.Task[Any]] = set()
+        self.blockers: list[asyncio.Future[Any]] = []
+        self.background: set[asyncio.Task[Any]] = set()
+        self.instance: Any = None
+        self.active = 0
+        self.last_used = asyncio.get_running_loop().time()
+        self.storage = manager.open_storage(ns, id_hex)
+        self.state = DurableObjectState(self, DurableObjectId(id_hex, name), self.storage)
+
+    async def run_gated(self, fn: Any) -> Any:
+        """``blockConcurrencyWhile`` from outside any event: take the gate, then run."""
+        async with self.gate:
+            task = asyncio.current_task()
+            assert task is not None
+            self.gate_tasks.add(task)
+            try:
+                result = await _run(fn)
+                await self.drain_blockers()
+                return result
+            except BaseException:
+                self.instance = None
+                raise
+            finally:
+                self.gate_tasks.discard(task)
+
+    async def drain_blockers(self) -> None:
+        """Wait for every ``blockConcurrencyWhile`` started under the gate; one that failed
+        resets the object and fails the event."""
+        failed: BaseException | None = None
+        while self.blockers:
+            pending, self.blockers = self.blockers, []
+            for result in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(result, BaseException) and failed is None:
+                    failed = result
+        if failed is not None:
+            self.instance = None
+            raise failed
+
+    @property
+    def idle(self) -> bool:
+        return (self.active == 0 and not self.gate.locked() and not self.blockers
+                and not self.background)
+
+
+class LiveObjects:
+    """Every live object of this isolate, keyed ``namespace/id``."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.objects: dict[str, LiveObject] = {}
+        #: evicted objects' databases when there is no folder at all (SQLite :memory:)
+        self.snapshots: dict[str, bytes] = {}
+        self.system_binding: str | None = None
+        self.delete_all_deletes_alarm = True
+        state_dir = runtime.options.get("state_dir")
+        self.root = Path(state_dir) / "do" if state_dir else None
+        self.idle_timeout = idle_timeout()
+        self.pool = ConnectionPool(max_open_databases())
+        self._sweep: asyncio.TimerHandle | None = None
+        _raise_file_limit()
+
+    # -- storage ----------------------------------------------------------------------
+    def db_path(self, ns: str, id_hex: str) -> Path | None:
+        return None if self.root is None else self.root / ns / f"{id_hex}.sqlite3"
+
+    def open_storage(self, ns: str, id_hex: str) -> DurableObjectStorage:
+        key = f"{ns}/{id_hex}"
+        return DurableObjectStorage(self.db_path(ns, id_hex), alarms=_HostAlarms(self, ns, id_hex),
+                                    snapshot=self.snapshots.pop(key, None),
+                                    delete_all_deletes_alarm=self.delete_all_deletes_alarm,
+                                    pool=self.pool)
+
+    def _close_storage(self, key: str, storage: DurableObjectStorage) -> None:
+        snapshot = storage.close()
+        if snapshot is not None:
+            self.snapshots[key] = snapshot
+
+    # -- events -----------------------------------------------------------------------
+    def _live(self, ns: str, class_name: str, id_hex: str, name: str | None) -> LiveObject:
+        key = f"{ns}/{id_hex}"
+        live = self.objects.get(key)
+        if live is None:
+            live = LiveObject(self, ns, class_name, id_hex, name)
+            self.objects[key] = live
+        elif name is not None and live.state.id.name is None:
+            live.state.id.name = name
+        return live
+
+    async def call(self, payload: list[Any]) -> list[Any]:
+        """One event for one object: ``kind`` is fetch, call (RPC), get (property) or alarm."""
+        ns, class_name, id_hex, name, kind, method, body, chain = payload
+        id_hex = check_id(id_hex, where="Durable Object event")
+        live = self._live(ns, class_name, id_hex, name)
+        live.active += 1
+        try:
+            chain = tuple(chain or ())
+            if live.key in chain:  # A -> ... -> A: the gate is held up the chain, re-enter
+                return await self._in_gate(live, kind, method, body, chain)
+            async with live.gate:
+                return await self._in_gate(live, kind, method, body, chain)
+        finally:
+            live.active -= 1
+            live.last_used = asyncio.get_running_loop().time()
+            self._arm_sweep()
+
+    async def _in_gate(self, live: LiveObject, kind: str, method: str, body: Any,
+                       chain: tuple[str, ...]) -> list[Any]:
+        task = asyncio.current_task()
+        assert task is not None
+        live.gate_tasks.add(task)
+        token = CALL_CHAIN.set(chain + (live.key,))
+        try:
+            instance = await self._instance(live)
+            value = await self._dispatch(live, instance, kind, method, body)
+            await live.drain_blockers()
+            return [wire.OK, value]
+        except MemoryError:
+            raise  # the isolate restarts itself: memory after a MemoryError is unreliable
+        except Exception as exc:
+            return wire.error_answer(exc, traceback.format_exc())
+        finally:
+            CALL_CHAIN.reset(token)
+            live.gate_tasks.discard(task)
+
+    async def _instance(self, live: LiveObject) -> Any:
+        if live.instance is not None:
+            return live.instance
+        cls = self.runtime.classes().get(live.class_name)
+        if cls is None:
+            raise LookupError(
+                f"Worker {self.runtime.worker!r} ({self.runtime.options.get('main')}) defines no "
+                f"class {live.class_name!r}; define it or correct durable_objects class_name")
+        env = self.runtime.env
+        if cls.__init__ is object.__init__:
+            instance = cls()
+        else:
+            instance = cls(live.state, env)
+        if getattr(instance, "ctx", None) is None:
+            instance.ctx = live.state
+        if getattr(instance, "env", None) is None:
+            instance.env = env
+        await live.drain_blockers()
+        live.instance = instance
+        return instance
+
+    async def _dispatch(self, live: LiveObject, instance: Any, kind: str, method: str,
+                        body: Any) -> Any:
+        cls_name = type(instance).__name__
+        if kind == "fetch":
+            from edgelet.runtime.entrypoints import call_handler
+            from edgelet.runtime.http_types import request_from_wire, response_to_wire
+            fn = getattr(instance, "fetch", None)
+            if not callable(fn):
+                raise AttributeError(
+                    f"Durable Object class {cls_name} has no fetch() method; define "
+                    f"`async def fetch(self, request)` or call its methods over RPC")
+            return response_to_wire(await call_handler(fn, request_from_wire(body)))
+        if kind == "alarm":
+            from edgelet.runtime.entrypoints import call_handler
+            fn = getattr(instance, "alarm", None)
+            if not callable(fn):
+                raise AttributeError(
+                    f"Durable Object class {cls_name} has an alarm set but no alarm() method; "
+                    f"define `async def alarm(self)` or delete the alarm")
+            await call_handler(fn, AlarmInfo(int(body or 0)))
+            return None
+        if method.startswith("_"):
+            raise AttributeError(
+                f"{cls_name}.{method} is private (its name starts with '_'); Durable Object RPC "
+                f"reaches public methods only")
+        attr = getattr(instance, method, _MISSING)
+        if attr is _MISSING:
+            public = sorted(n for n in dir(type(instance)) if not n.startswith("_")
+                            and callable(getattr(type(instance), n, None))
+                            and n not in ("fetch", "alarm"))
+            raise AttributeError(
+                f"Durable Object class {cls_name} has no method {method!r} "
+                f"(its public methods: {', '.join(public) or 'none'})")
+        if kind == "get":
+            if callable(attr):
+                raise TypeError(f"{cls_name}.{method} is a method; call it: "
+                                f"`await stub.{method}(...)`")
+            result = attr
+        else:
+            if not callable(attr):
+                raise TypeError(f"{cls_name}.{method} is a {type(attr).__name__}, not a method; "
+                                f"read it with `await stub.{method}`")
+            args, kwargs = wire.loads(body)
+            result = attr(*args, **kwargs)
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            result = await result
+        try:
+            return wire.dumps(result)
+        except Exception as exc:
+            raise TypeError(
+                f"{cls_name}.{method}() returned a {type(result).__name__}, which cannot be sent "
+                f"back to the caller (it cannot be pickled: {exc}); return plain data") from None
+
+    # -- eviction -----------------------------------------------------------------------
+    def _arm_sweep(self) -> None:
+        if self._sweep is None and self.objects:
+            delay = max(self.idle_timeout / 2, 0.01)
+            self._sweep = asyncio.get_running_loop().call_later(delay, self._do_sweep)
+
+    def _do_sweep(self) -> None:
+        self._sweep = None
+        now = asyncio.get_running_loop().time()
+        evicted = 0
+        for key, live in list(self.objects.items()):
+            if live.idle and now - live.last_used >= self.idle_timeout:
+                self.evict(key)
+                evicted += 1
+        if evicted:
+            trim_memory()
+        self._arm_sweep()
+
+    def evict(self, key: str) -> None:
+        live = self.objects.pop(key, None)
+        if live is None:
+            return
+        live.instance = None
+        self._close_storage(key, live.storage)
+        log.debug("evicted idle Durable Object %s", key)
+
+    # -- inspection (control API, test handle) -----------------------------------------------
+    def _peek(self, ns: str, id_hex: str) -> tuple[DurableObjectStorage | None, bool]:
+        """The object's storage without building the object: (storage, opened_here)."""
+        key = f"{ns}/{id_hex}"
+        live = self.objects.get(key)
+        if live is not None:
+            return live.storage, False
+        path = self.db_path(ns, id_hex)
+        if path is not None and not path.exists():
+            return None, False
+        if path is None and key not in self.snapshots:
+            return None, False
+        return self.open_storage(ns, id_hex), True
+
+    def dump(self, payload: list[Any]) -> bytes:
+        """Every key-value pair, pickled (for the host-side test handle, which unpickles)."""
+        ns, id_hex = payload[0], check_id(payload[1], where="storage dump")
+        storage, opened = self._peek(ns, id_hex)
+        if storage is None:
+            return wire.dumps({})
+        try:
+            rows = storage._db().execute(f"SELECT key, value FROM {KV_TABLE} ORDER BY key").fetchall()
+            return wire.dumps({k: wire.loads(v) for k, v in rows})
+        finally:
+            if opened:
+                self._close_storage(f"{ns}/{id_hex}", storage)
+
+    def inspect(self, payload: list[Any]) -> dict[str, Any]:
+        """Keys with values shown as JSON where they are JSON, SQL tables with row counts."""
+        ns, id_hex, limit = payload[0], check_id(payload[1], where="inspect"), int(payload[2])
+        storage, opened = self._peek(ns, id_hex)
+        if storage is None:
+            return {"keys": [], "key_count": 0, "truncated": False, "tables": [], "size": 0,
+                    "live": False}
+        try:
+            conn = storage._db()
+            count = conn.execute(f"SELECT count(*) FROM {KV_TABLE}").fetchone()[0]
+            keys = []
+            for key, raw in conn.execute(f"SELECT key, value FROM {KV_TABLE} ORDER BY key LIMIT ?",
+                                         (limit,)):
+                keys.append({"key": key, **describe_value(raw)})
+            tables = []
+            for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                    "'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name"):
+                quoted = '"' + name.replace('"', '""') + '"'
+                rows = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
+                tables.append({"name": name, "rows": rows})
+            size = storage.sql.databaseSize
+            return {"keys": keys, "key_count": count, "truncated": count > len(keys),
+                    "tables": tables, "size": size, "live": not opened}
+        finally:
+            if opened:
+                self._close_storage(f"{ns}/{id_hex}", storage)
+
+
+def describe_value(raw: bytes) -> dict[str, Any]:
+    """A stored value for people: itself when JSON can show it, else its repr."""
+    try:
+        value = wire.loads(raw)
+    except Exception as exc:
+        return {"type": "undecodable", "value": None, "error": f"{type(exc).__name__}: {exc}",
+                "size": len(raw)}
+    try:
+        json.dumps(value)
+        shown: Any = value
+    except (TypeError, ValueError):
+        shown = repr(value)
+        if len(shown) > 2000:
+            shown = shown[:1997] + "..."
+    return {"type": type(value).__name__, "value": shown, "size": len(raw)}
