@@ -13,11 +13,12 @@ HELLO = {
         main = "front.py"
         vars = { WHO = "edgelet", CONF = { depth = 2 } }
         services = [{ binding = "BACK", service = "back" }, { binding = "ADMIN", service = "back", entrypoint = "Admin" }]
-        limits = { cpu_ms = 1500, request_timeout_ms = 3000 }
+        limits = { cpu_ms = 1000, request_timeout_ms = 20000 }
 
         [[workers]]
         name = "back"
         main = "back.py"
+        limits = { request_timeout_ms = 2000 }
     """,
     "front.py": """
         import os, ctypes, asyncio, json
@@ -74,8 +75,12 @@ HELLO = {
     "back.py": """
         from workers import Response, WorkerEntrypoint
 
+        import asyncio
+
         class Default(WorkerEntrypoint):
             async def fetch(self, request):
+                if request.url.endswith("/hang"):
+                    await asyncio.sleep(3600)
                 return Response("inner:" + request.url)
 
             async def add(self, a, b):
@@ -147,11 +152,11 @@ def test_crashes_are_contained_and_isolate_restarts(dev):
 def test_worker_that_never_answers_times_out_with_504(dev):
     s = dev(HELLO)
     t0 = time.monotonic()
-    r = s.get("/hang", timeout=20)
+    r = s.get("/hang", headers={"host": "back.localhost"}, timeout=20)
     assert r.status_code == 504
     assert "did not answer" in r.text
     assert time.monotonic() - t0 < 10
-    assert s.get("/").status_code == 200
+    assert s.get("/", headers={"host": "back.localhost"}).status_code == 200
 
 
 def test_wait_until_runs_after_response(dev):

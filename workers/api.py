@@ -14,6 +14,9 @@ class Default(WorkerEntrypoint):
             return Response(await self.env.GREETER.greet(name))
         if path == "/greeter":
             return await self.env.GREETER.fetch("/hello")
+        if path == "/wasm":
+            # A service binding to the Wasm Worker (workers/hello_wasm.wat).
+            return await self.env.WASM.fetch("/from-api")
         return Response("Not found", status=404)
 
     async def scheduled(self, controller):

@@ -1,0 +1,373 @@
+"""Wasm Workers: the CGI and reactor contracts, host functions, limits and bad modules.
+
+Modules are written in WAT under tests/fixtures/wasm and compiled by wasmtime at test time.
+Most tests drive a real in-process ``Host`` (the same object ``edgelet dev`` serves with);
+the last ones start ``edgelet dev`` and talk HTTP, including a service binding from a
+Python Worker to a Wasm Worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+import wasmtime
+
+from edgelet.config import load_config_dict
+from edgelet.host import Host
+from edgelet.isolates import IsolateStartError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "wasm"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(folder: Path, name: str) -> str:
+    """Compile fixtures/wasm/<name>.wat into ``folder``; returns the file name for ``main``."""
+    (folder / f"{name}.wasm").write_bytes(wasmtime.wat2wasm((FIXTURES / f"{name}.wat").read_text()))
+    return f"{name}.wasm"
+
+
+@asynccontextmanager
+async def platform(folder: Path, *workers: dict[str, Any]) -> AsyncIterator[Host]:
+    """A started host for ``workers`` (wrangler keys), with its state (and cache) in ``folder``."""
+    config = load_config_dict({"workers": list(workers)}, base_dir=folder)
+    host = Host(config, state_dir=folder / "state")
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()
+
+
+async def get(host: Host, worker: str, path: str = "/", *, method: str = "GET",
+              headers: list[list[str]] | None = None, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    status, hdrs, out = await host.fetch(worker, method, f"http://{worker}.localhost:8787{path}",
+                                         headers or [], body)
+    return status, {k.lower(): v for k, v in hdrs}, out
+
+
+# -- the contracts ---------------------------------------------------------------------------
+
+
+async def test_cgi_module_gets_request_as_env_and_stdin(tmp_path: Path) -> None:
+    main = build(tmp_path, "cgi_echo")
+    (tmp_path / ".dev.vars").write_text("TOKEN=s3cret\n")
+    async with platform(tmp_path, {"name": "echo", "main": main,
+                                   "vars": {"GREETING": "hi", "CONF": {"depth": 2}}}) as host:
+        status, headers, body = await get(
+            host, "echo", "/a%20b/c?x=1&y=2", method="POST",
+            headers=[["content-type", "application/json"], ["x-test", "one"], ["X-Test", "two"]],
+            body=b'{"k": 1}')
+    assert status == 201
+    assert headers["content-type"] == "text/plain" and headers["x-echo"] == "yes"
+    env_text, _, echoed = body.partition(b"--body--\n")
+    env = dict(line.split("=", 1) for line in env_text.decode().splitlines())
+    assert echoed == b'{"k": 1}'
+    assert env["REQUEST_METHOD"] == "POST"
+    assert env["PATH_INFO"] == "/a b/c" and env["X_RAW_PATH_INFO"] == "/a%20b/c"
+    assert env["QUERY_STRING"] == "x=1&y=2"
+    assert env["X_FULL_URL"] == "http://echo.localhost:8787/a%20b/c?x=1&y=2"
+    assert env["SERVER_NAME"] == "echo.localhost" and env["SERVER_PORT"] == "8787"
+    assert env["CONTENT_TYPE"] == "application/json" and env["CONTENT_LENGTH"] == "8"
+    assert env["HTTP_X_TEST"] == "one, two"
+    # vars as strings (JSON for the rest) and .dev.vars secrets, as WAGI passes config
+    assert env["GREETING"] == "hi" and env["CONF"] == '{"depth":2}' and env["TOKEN"] == "s3cret"
+
+
+async def test_reactor_instance_is_reused_and_replaced_after_a_trap(tmp_path: Path) -> None:
+    async with platform(tmp_path, {"name": "r", "main": build(tmp_path, "reactor")}) as host:
+        assert host.isolates["r"].info["wasm"]["mode"] == "reactor"
+        first = await get(host, "r", "/one?q=1", method="POST", headers=[["x-a", "b"]], body=b"payload")
+        assert first[0] == 200 and first[1]["x-served"] == "1"
+        assert first[2] == (b"POST http://r.localhost:8787/one?q=1 HTTP/1.1\r\nx-a: b\r\n"
+                            b"content-length: 7\r\n\r\npayload")
+        assert (await get(host, "r"))[1]["x-served"] == "2"  # same instance, state kept
+        status, _, body = await get(host, "r", method="DELETE")  # the fixture traps on DELETE
+        assert status == 500
+        assert b"trapped" in body and b"unreachable" in body and b"fresh instance" in body
+        assert host.isolates["r"].restarts == 1
+        assert (await get(host, "r"))[1]["x-served"] == "1"  # a fresh instance
+
+
+@pytest.mark.parametrize("output, expected", [
+    (b"Status: 404 Not Found\r\nX-A: b\r\n\r\nnope", (404, {"x-a": "b"}, b"nope")),
+    (b"Location: /elsewhere\n\n", (302, {"location": "/elsewhere"}, b"")),
+    (b"Content-Type: text/html\n\n<p>\n\n</p>", (200, {"content-type": "text/html"}, b"<p>\n\n</p>")),
+    (b"\nbody without headers", (200, {}, b"body without headers")),
+])
+async def test_cgi_response_forms(tmp_path: Path, output: bytes, expected: tuple[Any, ...]) -> None:
+    async with platform(tmp_path, {"name": "cat", "main": build(tmp_path, "cat")}) as host:
+        assert await get(host, "cat", method="POST", body=output) == expected
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output, words", [
+    (b"", "wrote nothing to stdout"),
+    (b"Content-Type: text/plain\nno blank line follows", "header block never ends"),
+    (b"this is not a header\n\nbody", "header line 1 is not 'Name: value'"),
+    (b"Status: 999 Whatever\n\nbody", "'Status: 999 Whatever' is not an HTTP status"),
+])
+async def test_malformed_response_is_a_500_that_says_why(tmp_path: Path, output: bytes, words: str) -> None:
+    async with platform(tmp_path, {"name": "cat", "main": build(tmp_path, "cat")}) as host:
+        status, _, body = await get(host, "cat", method="POST", body=output)
+        assert status == 500
+        text = body.decode()
+        assert "Wasm Worker 'cat' wrote a malformed response" in text and words in text
+        assert "blank line" in text  # the fix: what a response must look like
+        ok = await get(host, "cat", method="POST", body=b"X-Ok: 1\n\nfine")
+        assert ok[0] == 200 and ok[2] == b"fine"
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"print('hello')\n", "is not a WebAssembly module (it starts with \"print('hello')"),
+    (b"\0asm\x0d\x00\x01\x00", "is a WebAssembly component"),
+    (b"\0asm\x01\x00\x00\x00\xff\xff", "is not a valid WebAssembly module"),
+])
+async def test_a_file_that_is_not_a_wasm_module_stops_start_up(tmp_path: Path, content: bytes,
+                                                                words: str) -> None:
+    (tmp_path / "bad.wasm").write_bytes(content)
+    with pytest.raises(IsolateStartError) as info:
+        async with platform(tmp_path, {"name": "bad", "main": "bad.wasm"}):
+            pass
+    assert "Worker 'bad'" in str(info.value) and words in str(info.value)
+
+
+async def test_a_module_without_a_handler_export_stops_start_up(tmp_path: Path) -> None:
+    with pytest.raises(IsolateStartError) as info:
+        async with platform(tmp_path, {"name": "nh", "main": build(tmp_path, "no_handler")}):
+            pass
+    message = str(info.value)
+    assert "has no handler" in message and "_start" in message and "fetch" in message
+    assert "this module exports main, memory" in message
+
+
+async def test_an_import_edgelet_does_not_provide_stops_start_up(tmp_path: Path) -> None:
+    with pytest.raises(IsolateStartError) as info:
+        async with platform(tmp_path, {"name": "bi", "main": build(tmp_path, "bad_import")}):
+            pass
+    assert "imports env.emscripten_notify_memory_growth, which edgelet does not provide" in str(info.value)
+
+
+async def test_a_module_over_the_size_cap_is_refused_unread(tmp_path: Path) -> None:
+    with open(tmp_path / "huge.wasm", "wb") as f:  # sparse: 65 MiB on paper, nothing on disk
+        f.write(b"\0asm\x01\x00\x00\x00")
+        f.truncate(65 * 1024 * 1024)
+    with pytest.raises(IsolateStartError) as info:
+        async with platform(tmp_path, {"name": "huge", "main": "huge.wasm"}):
+            pass
+    assert "65.0 MiB, over the 64 MiB limit" in str(info.value)
+
+
+async def test_an_endless_loop_is_stopped_by_the_cpu_limit_without_blocking_others(tmp_path: Path) -> None:
+    async with platform(tmp_path,
+                        {"name": "loop", "main": build(tmp_path, "loop"), "limits": {"cpu_ms": 300}},
+                        {"name": "hello", "main": build(tmp_path, "hello")}) as host:
+        t0 = time.perf_counter()
+        looping = asyncio.ensure_future(get(host, "loop"))
+        await asyncio.sleep(0.05)
+        hello = await get(host, "hello")  # the loop runs on a thread, not on the event loop
+        assert hello[0] == 200 and hello[2] == b"Hello from Wasm\n"
+        assert not looping.done()
+        status, _, body = await looping
+        elapsed = time.perf_counter() - t0
+        assert status == 500
+        assert b"exceeded its CPU limit of 300 ms (limits.cpu_ms)" in body
+        assert 0.25 < elapsed < 2.0
+        assert (await get(host, "loop"))[0] == 500  # a fresh instance, stopped again
+
+
+async def test_the_request_timeout_stops_wasm_too(tmp_path: Path) -> None:
+    async with platform(tmp_path, {"name": "loop", "main": build(tmp_path, "loop"),
+                                   "limits": {"cpu_ms": 30_000, "request_timeout_ms": 200}}) as host:
+        status, _, body = await get(host, "loop")
+    assert status == 504 and b"request timeout of 0.2 s" in body
+
+
+async def test_memory_grow_past_the_cap_is_an_out_of_memory_500(tmp_path: Path) -> None:
+    async with platform(tmp_path, {"name": "grow", "main": build(tmp_path, "grow"),
+                                   "limits": {"memory_mb": 16}},
+                        {"name": "hello", "main": build(tmp_path, "hello")}) as host:
+        status, _, body = await get(host, "grow")
+        assert status == 500
+        assert b"ran out of memory" in body and b"16 MiB limit (limits.memory_mb)" in body
+        assert b"memory.grow was refused" in body
+        assert (await get(host, "hello"))[0] == 200
+        assert (await get(host, "grow"))[0] == 500
+
+
+async def test_initial_memory_over_the_cap_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(IsolateStartError) as info:
+        async with platform(tmp_path, {"name": "big", "main": build(tmp_path, "big_memory"),
+                                       "limits": {"memory_mb": 16}}):
+            pass
+    assert "ran out of memory" in str(info.value) and "16 MiB" in str(info.value)
+
+
+async def test_a_trap_and_a_failed_exit_are_500s_that_say_which(tmp_path: Path) -> None:
+    async with platform(tmp_path, {"name": "trap", "main": build(tmp_path, "trap")},
+                        {"name": "exit", "main": build(tmp_path, "exit")}) as host:
+        status, _, body = await get(host, "trap")
+        assert status == 500 and b"trapped" in body and b"integer divide by zero" in body
+        assert b"divide" in body  # the function it trapped in
+        status, _, body = await get(host, "exit")
+        assert status == 500
+        assert b"exited with code 3" in body and b"config file missing" in body
+
+
+async def test_out_of_bounds_pointers_in_a_host_call_fail_the_request_not_the_host(tmp_path: Path) -> None:
+    kv = [{"binding": "KV", "id": "shared"}]
+    async with platform(tmp_path, {"name": "oob", "main": build(tmp_path, "oob"), "kv_namespaces": kv},
+                        {"name": "hello", "main": build(tmp_path, "hello")}) as host:
+        status, _, body = await get(host, "oob")
+        assert status == 500  # although the module went on to write a normal response
+        assert b"edgelet.kv_get was given a bad pointer" in body
+        assert b"the key at 0x7fff0000 (16 bytes) lies outside the module's 65536-byte memory" in body
+        assert (await get(host, "hello"))[0] == 200
+
+
+# -- host functions ------------------------------------------------------------------------------
+
+
+async def test_kv_and_var_host_functions(tmp_path: Path) -> None:
+    async with platform(tmp_path, {"name": "kv", "main": build(tmp_path, "kv"), "vars": {"GREETING": "hi"},
+                                   "kv_namespaces": [{"binding": "KV", "id": "ns1"}]}) as host:
+        status, _, body = await get(host, "kv", method="POST", body=b"value-one")
+        ns = host.plugin("kv").namespace("kv", "KV")
+        assert await ns.get("k2") == "two"  # written by the module through edgelet.kv_put
+        assert await ns.get("k1") is None  # ... and k1 deleted through edgelet.kv_delete
+        assert await ns.get("k3") is None  # refused: a TTL under KV's minimum stores nothing
+    assert status == 200
+    lines = body.split(b"\n")
+    assert lines[0] == b"var=0:hi"
+    assert lines[1] == b"put=0"
+    assert lines[2] == b"get=0:value-one"
+    # kv_list: u32 count, then u32 length + name per key, then u32 length + cursor
+    listing = body.split(b"list=0:", 1)[1]
+    count, = struct.unpack_from("<I", listing)
+    names, pos = [], 4
+    for _ in range(count):
+        n, = struct.unpack_from("<I", listing, pos)
+        names.append(listing[pos + 4:pos + 4 + n].decode())
+        pos += 4 + n
+    assert names == ["k1", "k2"] and struct.unpack_from("<I", listing, pos) == (0,)
+    tail = body[body.index(b"\ndel="):].decode()
+    assert "del=0\nget2=1\nnobinding=-1\n" in tail
+    assert "err=0:kv_get: Worker 'kv' has no KV binding named 'NOPE' (its KV bindings: KV)" in tail
+    assert "badttl=-2\n" in tail and "expirationTtl 1" in tail.split("badttl=-2\n", 1)[1]
+
+
+# -- compilation cache ------------------------------------------------------------------------------
+
+
+async def test_compiled_code_is_cached_on_disk_across_restarts(tmp_path: Path) -> None:
+    worker = {"name": "hello", "main": build(tmp_path, "hello")}
+    async with platform(tmp_path, worker) as host:
+        assert host.isolates["hello"].info["wasm"]["cached"] is False
+    entries = list((tmp_path / "state" / "wasm-cache").glob("*.cwasm"))
+    assert len(entries) == 1
+    async with platform(tmp_path, worker) as host:
+        assert host.isolates["hello"].info["wasm"]["cached"] is True
+        assert (await get(host, "hello"))[2] == b"Hello from Wasm\n"
+    entries[0].write_bytes(b"garbage")  # a damaged entry is recompiled, never trusted
+    async with platform(tmp_path, worker) as host:
+        assert host.isolates["hello"].info["wasm"]["cached"] is False
+        assert (await get(host, "hello"))[0] == 200
+
+
+async def test_wasm_runs_off_the_event_loop_without_holding_the_gil(tmp_path: Path) -> None:
+    async with platform(tmp_path, {"name": "spin", "main": build(tmp_path, "spin")}) as host:
+        t0 = time.perf_counter()
+        spinning = asyncio.ensure_future(get(host, "spin", method="POST", body=b"spin"))
+        gaps, last = [], time.perf_counter()
+        while not spinning.done():  # the loop keeps ticking while the module computes
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+        duration = time.perf_counter() - t0
+        assert (await spinning)[2] == b"spun\n"
+    # had the GIL been held while Wasm ran, one gap would span the whole request
+    assert len(gaps) > 5 and max(gaps) < duration / 3, (duration, max(gaps))
+
+
+async def test_a_slow_request_does_not_hold_up_quick_ones_to_the_same_worker(tmp_path: Path) -> None:
+    async with platform(tmp_path, {"name": "spin", "main": build(tmp_path, "spin")}) as host:
+        slow = asyncio.ensure_future(get(host, "spin", method="POST", body=b"spin"))
+        await asyncio.sleep(0.02)
+        quick = await get(host, "spin")  # a second pool thread starts for it
+        assert quick[2] == b"quick\n"
+        assert not slow.done()  # the quick one did not queue behind the slow one
+        assert (await slow)[2] == b"spun\n"
+
+
+async def test_reload_picks_up_a_rebuilt_module(tmp_path: Path) -> None:
+    async with platform(tmp_path, {"name": "w", "main": build(tmp_path, "hello")}) as host:
+        assert (await get(host, "w"))[2] == b"Hello from Wasm\n"
+        (tmp_path / "hello.wasm").write_bytes(wasmtime.wat2wasm((FIXTURES / "reactor.wat").read_text()))
+        await host.reload("w")
+        assert host.isolates["w"].info["wasm"]["mode"] == "reactor"
+        assert (await get(host, "w"))[1]["x-served"] == "1"
+
+
+def test_the_demo_module_is_built_from_its_wat() -> None:
+    wat = (ROOT / "workers" / "hello_wasm.wat").read_text()
+    assert (ROOT / "workers" / "hello_wasm.wasm").read_bytes() == wasmtime.wat2wasm(wat), \
+        "workers/hello_wasm.wasm is stale: rebuild it with the command in docs/wasm.md"
+
+
+# -- over HTTP --------------------------------------------------------------------------------------
+
+
+def test_wasm_worker_over_http_and_through_a_service_binding(dev: Any, tmp_path: Path) -> None:
+    build(tmp_path, "cgi_echo")
+    build(tmp_path, "loop")
+    server = dev({
+        "wrangler_like.toml": """
+            [[workers]]
+            name = "front"
+            main = "front.py"
+            services = [{ binding = "WASM", service = "echo" }]
+
+            [[workers]]
+            name = "echo"
+            main = "cgi_echo.wasm"
+            vars = { GREETING = "hi" }
+
+            [[workers]]
+            name = "spinner"
+            main = "loop.wasm"
+            limits = { cpu_ms = 200 }
+        """,
+        "front.py": """
+            from workers import Response, WorkerEntrypoint
+
+            class Default(WorkerEntrypoint):
+                async def fetch(self, request):
+                    r = await self.env.WASM.fetch("/inner?via=binding", method="PUT", body="from python")
+                    return Response(f"{r.status}|{r.headers.get('x-echo')}|{await r.text()}")
+        """,
+    })
+    # its own host name
+    r = server.post("/direct?q=1", content=b"hello", headers={"Host": "echo.localhost", "X-Test": "1"})
+    assert r.status_code == 201 and r.headers["x-echo"] == "yes"
+    assert "PATH_INFO=/direct\n" in r.text and "HTTP_X_TEST=1\n" in r.text
+    assert "GREETING=hi\n" in r.text and r.text.endswith("--body--\nhello")
+    # a Python Worker calling it through a service binding
+    r = server.get("/")
+    status, echo, text = r.text.split("|", 2)
+    assert r.status_code == 200 and status == "201" and echo == "yes"
+    assert "REQUEST_METHOD=PUT\n" in text and "PATH_INFO=/inner\n" in text
+    assert "QUERY_STRING=via=binding\n" in text and text.endswith("--body--\nfrom python")
+    # a runaway module is a 500 and the platform keeps serving
+    r = server.get("/", headers={"Host": "spinner.localhost"})
+    assert r.status_code == 500 and "CPU limit of 200 ms" in r.text
+    assert server.get("/", headers={"Host": "echo.localhost"}).status_code == 201
+    workers = {w["name"]: w for w in server.api("GET", "/workers")["result"]}
+    assert workers["echo"]["handlers"] == ["fetch"]
