@@ -9,8 +9,13 @@ Try it (with ``edgelet dev`` running in the repository root):
 
 A job with ``"fail": true`` is retried twice (``max_retries = 2``) and then lands on the
 ``jobs-dlq`` queue, whose consumer is ``workers/jobs_dlq.py``.
+
+Each finished job writes its result to KV (``RESULTS``, read it back with
+``GET /results/ID``) and counts itself in the ``Counter`` Durable Object of the
+``counter`` Worker (``GET http://counter.localhost:8787/count/jobs?peek``).
 """
 
+import json
 from urllib.parse import parse_qs, urlparse
 
 from workers import Response, WorkerEntrypoint
@@ -19,6 +24,9 @@ from workers import Response, WorkerEntrypoint
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         url = urlparse(request.url)
+        if url.path.startswith("/results/"):
+            result = await self.env.RESULTS.get(url.path[len("/results/"):], type="json")
+            return Response.json(result) if result else Response("no such result", status=404)
         if url.path != "/enqueue" or request.method != "POST":
             return Response("POST /enqueue with a JSON job (or a list of jobs)\n", status=404)
         try:
@@ -43,5 +51,8 @@ class Default(WorkerEntrypoint):
                 print(f"job {message.id} failed (attempt {message.attempts}): {job}")
                 message.retry()
                 continue
-            print(f"job {message.id} done (attempt {message.attempts}): {job}")
+            done = await self.env.COUNTER.getByName("jobs").increment()
+            result = {"job": job, "attempts": message.attempts, "jobs_done": done}
+            await self.env.RESULTS.put(message.id, json.dumps(result))
+            print(f"job {message.id} done (attempt {message.attempts}, #{done}): {job}")
             message.ack()
