@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ class Host:
         self._idle.set()
         self._cron = CronScheduler(self)
         self._watcher: asyncio.Task[None] | None = None
+        self._forkserver: Any = None
         self.started = False
 
     # -- HostServices ----------------------------------------------------------------
@@ -131,6 +133,7 @@ class Host:
     async def start(self) -> None:
         """Start plug-ins, then every isolate in parallel; raise if any Worker fails to load."""
         t0 = time.perf_counter()
+        self._forkserver = await self._start_forkserver()
         for plugin in self.plugins:
             await plugin.start(self)
         for worker in self.config.workers:
@@ -160,6 +163,21 @@ class Host:
         self.started = True
         log.debug("platform started in %.0f ms", (time.perf_counter() - t0) * 1000)
 
+    async def _start_forkserver(self) -> Any:
+        """Isolates fork from one warm process; without it each is a fresh interpreter."""
+        if not any(not w.is_wasm for w in self.config.workers) or \
+                os.environ.get("EDGELET_FORKSERVER", "1") == "0":
+            return None
+        from edgelet.forkserver import ForkServer
+        server = ForkServer()
+        try:
+            await server.start()
+        except Exception as exc:  # the platform still works, only slower to start isolates
+            log.warning("fork server unavailable (%s); isolates start as new interpreters", exc)
+            await server.stop()
+            return None
+        return server
+
     def _check_handlers(self, worker: WorkerConfig) -> None:
         info = self.isolates[worker.name].info
         handlers = set(info.get("handlers", []))
@@ -185,6 +203,9 @@ class Host:
                 log.exception("stopping %s failed", plugin.kind)
         await asyncio.gather(*(iso.stop() for iso in self.isolates.values()),
                              return_exceptions=True)
+        if self._forkserver is not None:
+            await self._forkserver.stop()
+            self._forkserver = None
         for conn in self._databases.values():
             conn.close()
         self._databases.clear()
@@ -211,7 +232,7 @@ class Host:
                        memory_mb=limits.memory_mb,
                        request_timeout=limits.request_timeout_ms / 1000.0,
                        on_call=lambda method, args, w=worker.name: self._on_isolate_call(w, method, args),
-                       on_log=self._on_worker_log)
+                       on_log=self._on_worker_log, forkserver=self._forkserver)
 
     async def _on_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
         if method != "binding":

@@ -55,15 +55,16 @@ class Isolate:
     def __init__(self, name: str, spec: dict[str, Any], *, cpu_ms: int, memory_mb: int,
                  request_timeout: float,
                  on_call: Callable[[str, list[Any]], Any],
-                 on_log: Callable[[str, str, str], None]) -> None:
+                 on_log: Callable[[str, str, str], None], forkserver: Any = None) -> None:
         self.name = name
+        self._forkserver = forkserver
         self.spec = spec
         self.cpu_ms = cpu_ms
         self.memory_mb = memory_mb
         self.request_timeout = request_timeout
         self._on_call = on_call
         self._on_log = on_log
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: Any = None
         self._channel: Channel | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[dict[str, Any]] | None = None
@@ -85,24 +86,15 @@ class Isolate:
 
     async def _start(self) -> dict[str, Any]:
         host_sock, child_sock = socket.socketpair()
-        memory = self.memory_mb * 1024 * 1024
-        extra_mb = 256  # the interpreter, SDK and libraries, so the cap is the Worker's own
-
-        def limit() -> None:  # runs in the child between fork and exec
-            try:
-                cap = memory + extra_mb * 1024 * 1024
-                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            except (ValueError, OSError):
-                pass
-
-        env = dict(os.environ)
-        env["EDGELET_CPU_MS"] = str(self.cpu_ms)
-        env["EDGELET_MEMORY_MB"] = str(self.memory_mb)
-        env["PYTHONUNBUFFERED"] = "1"
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-X", "faulthandler", "-m", "edgelet.runtime.isolate",
-            str(child_sock.fileno()), pass_fds=(child_sock.fileno(),), preexec_fn=limit,
-            stdin=asyncio.subprocess.DEVNULL, env=env)
+        # the cap covers the interpreter, SDK and libraries too, so the Worker gets its own
+        cap = (self.memory_mb + 256) * 1024 * 1024
+        env = {"EDGELET_CPU_MS": str(self.cpu_ms), "EDGELET_MEMORY_MB": str(self.memory_mb),
+               "PYTHONUNBUFFERED": "1"}
+        forkserver = self._forkserver
+        if forkserver is not None and forkserver.alive:
+            self._process = await forkserver.spawn(child_sock.fileno(), env, cap)
+        else:
+            self._process = await self._exec(child_sock, env, cap)
         child_sock.close()
         reader, writer = await asyncio.open_connection(sock=host_sock, limit=1 << 20)
         channel = Channel(reader, writer, self._handle, self._notify)
@@ -126,7 +118,22 @@ class Isolate:
         log.debug("isolate %s started (pid %s)", self.name, self._process.pid)
         return self.info
 
-    async def _serve(self, channel: Channel, process: asyncio.subprocess.Process) -> None:
+    @staticmethod
+    async def _exec(child_sock: socket.socket, env: dict[str, str], cap: int) -> Any:
+        """Start the isolate as a fresh interpreter (when no fork server runs)."""
+
+        def limit() -> None:  # runs in the child between fork and exec
+            try:
+                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+            except (ValueError, OSError):
+                pass
+
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-X", "faulthandler", "-m", "edgelet.runtime.isolate",
+            str(child_sock.fileno()), pass_fds=(child_sock.fileno(),), preexec_fn=limit,
+            stdin=asyncio.subprocess.DEVNULL, env={**os.environ, **env})
+
+    async def _serve(self, channel: Channel, process: Any) -> None:
         await channel.serve()
         if self._stopping or self._channel is not channel:
             return
@@ -138,7 +145,7 @@ class Isolate:
         self._starting = None
         self.restarts += 1
 
-    async def _exit_code(self, process: asyncio.subprocess.Process | None = None) -> int | None:
+    async def _exit_code(self, process: Any = None) -> int | None:
         process = process or self._process
         if process is None:
             return None

@@ -302,9 +302,14 @@ def _start_cpu_watchdog(limit_s: float) -> None:
 
 
 def main() -> None:
-    fd = int(sys.argv[1])
+    """``python -m edgelet.runtime.isolate FD``: the isolate started as its own program."""
     if SDK_DIR not in sys.path:
         sys.path.insert(0, SDK_DIR)
+    run(int(sys.argv[1]))
+
+
+def run(fd: int) -> None:
+    """Serve the channel on ``fd`` until the host closes it, then leave."""
     _die_with_parent()
     # Ctrl-C in a terminal signals the whole process group; the host decides when
     # isolates stop, so the isolate ignores it instead of dying mid-request.
