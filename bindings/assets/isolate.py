@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgelet.runtime.http_types import Request, request_to_wire, response_from_wire
+from edgelet.runtime.http_types import request_for_fetch, request_to_wire, response_from_wire
 
 
 class AssetsBinding:
@@ -13,12 +13,7 @@ class AssetsBinding:
         self._runtime = runtime
 
     async def fetch(self, resource: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        opts = {**(options or {}), **kwargs}
-        req = resource if isinstance(resource, Request) and not opts else Request(
-            resource if isinstance(resource, Request) else str(resource),
-            method=opts.get("method"), headers=opts.get("headers"))
-        if req.url.startswith("/"):
-            req.url = "http://assets.local" + req.url
+        req = request_for_fetch(resource, options, kwargs, "http://assets.local")
         wire = await self._runtime.call("assets", self._name, "fetch", request_to_wire(req))
         return response_from_wire(wire, req.url)
 

@@ -97,19 +97,9 @@ class DurableObjectStub:
 
     async def fetch(self, resource: Any, options: Any = None, **kwargs: Any) -> Any:
         """Send an HTTP request to the object's ``fetch(self, request)``."""
-        from edgelet.runtime.http_types import Request, request_to_wire, response_from_wire
-        opts = {**(options or {}), **kwargs}
-        if isinstance(resource, Request) and not opts:
-            req = resource
-        else:
-            url = resource.url if isinstance(resource, Request) else str(resource)
-            if url.startswith("/"):
-                url = f"http://{self._ns._class.lower()}.durable-object{url}"
-            elif "://" not in url:
-                url = f"http://{self._ns._class.lower()}.durable-object/{url}"
-            base = resource if isinstance(resource, Request) else url
-            req = Request(base, method=opts.get("method"), headers=opts.get("headers"),
-                          body=opts.get("body"))
+        from edgelet.runtime.http_types import request_for_fetch, request_to_wire, response_from_wire
+        req = request_for_fetch(resource, options, kwargs,
+                                f"http://{self._ns._class.lower()}.durable-object")
         answer = await self._ns._send(self.id.toString(), self.name, "fetch", "fetch",
                                       request_to_wire(req))
         if answer[0] != wire.OK:

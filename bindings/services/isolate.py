@@ -7,7 +7,7 @@ from typing import Any
 import cloudpickle
 
 from edgelet.runtime.http_types import (
-    Request,
+    request_for_fetch,
     request_from_wire,
     request_to_wire,
     response_from_wire,
@@ -24,15 +24,7 @@ class ServiceStub:
         self._runtime = runtime
 
     async def fetch(self, resource: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        opts = {**(options or {}), **kwargs}
-        if isinstance(resource, Request) and not opts:
-            req = resource
-        else:
-            url = resource.url if isinstance(resource, Request) else str(resource)
-            if url.startswith("/"):
-                url = f"http://{self._service}.localhost{url}"
-            req = Request(resource if isinstance(resource, Request) else url,
-                          method=opts.get("method"), headers=opts.get("headers"), body=opts.get("body"))
+        req = request_for_fetch(resource, options, kwargs, f"http://{self._service}.localhost")
         wire = await self._runtime.call("services", self._name, "fetch", request_to_wire(req))
         return response_from_wire(wire, req.url)
 

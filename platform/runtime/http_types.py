@@ -7,9 +7,8 @@ classes; ``workers`` re-exports them inside isolates.
 from __future__ import annotations
 
 import json as _json
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
-HeadersInit = "Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None"
 
 TEXT_PLAIN = "text/plain;charset=UTF-8"
 APPLICATION_JSON = "application/json"
@@ -272,6 +271,27 @@ class Response(_Body):
 
     async def _read_json(self) -> Any:
         return _json.loads(self._body) if self._body else None
+
+
+def request_for_fetch(resource: Any, options: Mapping[str, Any] | None, kwargs: Mapping[str, Any],
+                      origin: str) -> Request:
+    """The Request of a binding's ``fetch(resource, options, **kwargs)``.
+
+    ``resource`` is a Request or a URL; a path (``/x``) or a bare name is resolved
+    against ``origin`` (``http://name.localhost``), since bindings have no real host.
+    """
+    opts = {**(options or {}), **kwargs}
+    if isinstance(resource, Request) and not opts:
+        return resource
+    url = resource.url if isinstance(resource, Request) else str(resource)
+    if url.startswith("/"):
+        url = origin + url
+    elif "://" not in url:
+        url = f"{origin}/{url}"
+    base = resource if isinstance(resource, Request) else url
+    req = Request(base, method=opts.get("method"), headers=opts.get("headers"), body=opts.get("body"))
+    req.url = url
+    return req
 
 
 def response_to_wire(resp: Any) -> list[Any]:
