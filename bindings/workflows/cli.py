@@ -1,0 +1,321 @@
+"""``edgelet workflows``: wrangler's workflow commands against the local platform.
+
+Commands that change something talk to a running ``edgelet dev`` (``--port``). The ones
+that only look (``list``, ``describe``, ``instances list``, ``instances describe``) read the
+state folder directly (``--persist-to``) when no ``dev`` answers, so a crashed or stopped
+platform can still be inspected.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import click
+import httpx
+
+from edgelet.client import ApiClient, port_options, print_table
+
+_STATUSES = ["queued", "running", "paused", "waitingForPause", "waiting", "errored", "terminated",
+             "complete", "unknown"]
+
+
+class Offline:
+    """Reads ``<persist-to>/workflows.sqlite3`` when no ``edgelet dev`` runs."""
+
+    def __init__(self, folder: Path) -> None:
+        path = folder / "workflows.sqlite3"
+        if not path.exists():
+            raise click.ClickException(
+                f"no `edgelet dev` answers and there is no workflow state at {path}; start "
+                f"`edgelet dev` or pass --persist-to (and --port) for the right platform")
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def workflows(self) -> list[dict[str, Any]]:
+        from edgelet.bindings.workflows import store
+        return [store.workflow_summary(self.conn, n) for n in store.known_workflows(self.conn)]
+
+    def workflow(self, name: str) -> dict[str, Any]:
+        from edgelet.bindings.workflows import store
+        if name not in store.known_workflows(self.conn):
+            raise click.ClickException(f"unknown workflow '{name}' in the state folder")
+        return store.workflow_summary(self.conn, name)
+
+    def instances(self, name: str, status: str | None, page: int, per_page: int) -> list[dict[str, Any]]:
+        from edgelet.bindings.workflows import store
+        return store.list_instances(self.conn, name, status, page, per_page)[0]
+
+    def describe(self, name: str, instance_id: str) -> dict[str, Any]:
+        from edgelet.bindings.workflows import store
+        if instance_id == "latest":
+            instance_id = store.latest_id(self.conn, name) or instance_id
+        try:
+            return store.describe(self.conn, name, instance_id)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+class Online:
+    """Through the control API of a running ``edgelet dev``."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    def workflows(self) -> list[dict[str, Any]]:
+        return self.client.get("/workflows")
+
+    def workflow(self, name: str) -> dict[str, Any]:
+        return self.client.get(f"/workflows/{_q(name)}")
+
+    def instances(self, name: str, status: str | None, page: int, per_page: int) -> list[dict[str, Any]]:
+        return self.client.get(f"/workflows/{_q(name)}/instances", status=status, page=page,
+                               per_page=per_page)
+
+    def describe(self, name: str, instance_id: str) -> dict[str, Any]:
+        return self.client.get(f"/workflows/{_q(name)}/instances/{_q(instance_id)}")
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+def _running(client: ApiClient) -> bool:
+    try:
+        httpx.get(client.base + "/workers", headers=client.headers, timeout=3)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def reader(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a read-only command a backend: the running dev, else the state folder."""
+
+    @click.option("--persist-to", default=".edgelet/state", show_default=True,
+                  type=click.Path(file_okay=False), help="State folder, read when no dev runs.")
+    @port_options
+    @functools.wraps(fn)
+    def wrapper(*args: Any, client: ApiClient, persist_to: str, **kwargs: Any) -> Any:
+        backend = Online(client) if _running(client) else Offline(Path(persist_to))
+        return fn(*args, backend=backend, **kwargs)
+
+    return wrapper
+
+
+@click.group("workflows")
+def workflows_group() -> None:
+    """Workflows: list them, trigger instances, look inside and steer them."""
+
+
+@workflows_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reader
+def list_cmd(backend: Any, as_json: bool) -> None:
+    """Every workflow with its instance counts."""
+    rows = backend.workflows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    print_table([{"name": r["name"], "class": r["class_name"], "script": r["script_name"],
+                  **{s: r["instances"].get(s, 0) for s in ("queued", "running", "waiting", "paused",
+                                                            "complete", "errored", "terminated")}}
+                 for r in rows],
+                ["name", "class", "script", "queued", "running", "waiting", "paused", "complete",
+                 "errored", "terminated"])
+
+
+@workflows_group.command("describe")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reader
+def describe_cmd(backend: Any, name: str, as_json: bool) -> None:
+    """One workflow: its class, script and instances per status."""
+    info = backend.workflow(name)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"Workflow:  {info['name']}")
+    click.echo(f"Class:     {info['class_name']} (Worker {info['script_name']})")
+    click.echo(f"Last run:  {info.get('triggered_on') or '-'}")
+    counts = ", ".join(f"{k} {v}" for k, v in info["instances"].items() if v) or "none"
+    click.echo(f"Instances: {counts}")
+
+
+@workflows_group.command("trigger")
+@click.argument("name")
+@click.argument("params", required=False)
+@click.option("--id", "instance_id", default=None, help="Instance id (default: a new UUID).")
+@port_options
+def trigger_cmd(client: ApiClient, name: str, params: str | None, instance_id: str | None) -> None:
+    """Create an instance of NAME with PARAMS (JSON)."""
+    body: dict[str, Any] = {}
+    if params:
+        try:
+            body["params"] = json.loads(params)
+        except ValueError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="PARAMS") from None
+    if instance_id:
+        body["instance_id"] = instance_id
+    created = client.post(f"/workflows/{_q(name)}/instances", body)
+    click.echo(f"Created instance {created['id']} of workflow {name} ({created['status']})")
+
+
+@workflows_group.group("instances")
+def instances_group() -> None:
+    """Instances of one workflow."""
+
+
+@instances_group.command("list")
+@click.argument("name")
+@click.option("--status", type=click.Choice(_STATUSES), default=None, help="Only this status.")
+@click.option("--page", default=1, show_default=True, type=int)
+@click.option("--per-page", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reader
+def instances_list(backend: Any, name: str, status: str | None, page: int, per_page: int,
+                   as_json: bool) -> None:
+    """Instances of NAME, newest first."""
+    rows = backend.instances(name, status, page, per_page)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    print_table([{"id": r["id"], "status": r["status"], "created": _short(r.get("created_on")),
+                  "started": _short(r.get("started_on")), "ended": _short(r.get("ended_on"))}
+                 for r in rows], ["id", "status", "created", "started", "ended"])
+
+
+@instances_group.command("describe")
+@click.argument("name")
+@click.argument("instance_id", metavar="ID|latest")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--width", default=40, show_default=True, help="Characters of output shown per step.")
+@reader
+def instances_describe(backend: Any, name: str, instance_id: str, as_json: bool, width: int) -> None:
+    """An instance and a table of its steps with timings, attempts and output."""
+    info = backend.describe(name, instance_id)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"Instance:  {info['id']} ({name})")
+    click.echo(f"Status:    {info['status']}" + (f" until {info['wake_at']}" if info.get("wake_at") else "")
+               + (f" or event {', '.join(info['waiting_for'])}" if info.get("waiting_for") else ""))
+    click.echo(f"Queued:    {info['queued']}   Start: {info['start'] or '-'}   End: {info['end'] or '-'}")
+    click.echo(f"Params:    {_trim(info['params'], 100)}")
+    if info.get("error"):
+        click.echo(f"Error:     {info['error']['name']}: {info['error']['message']}")
+    if info["status"] == "complete":
+        click.echo(f"Output:    {_trim(info['output'], 100)}")
+    rows = []
+    for i, s in enumerate([s for s in info["steps"] if s["type"] != "termination"], 1):
+        attempts = s.get("attempts") or []
+        failed = [a for a in attempts if not a["success"]]
+        error = s.get("error")
+        rows.append({
+            "#": i, "type": s["type"], "name": s["name"], "count": s["count"],
+            "start": _short(s["start"]), "duration": _duration(s["start"], s["end"]),
+            "status": _step_status(s), "attempts": f"{len(attempts)}" + (f" ({len(failed)} failed)"
+                                                                          if failed else "") if attempts else "",
+            "output": _trim(s.get("output"), width) if s.get("success") and "output" in s else "",
+            "error": _trim(f"{error['name']}: {error['message']}", width) if error else ""})
+    click.echo("")
+    print_table(rows, ["#", "type", "name", "count", "start", "duration", "status", "attempts", "output",
+                       "error"])
+    failures = [(s, n, a) for s in info["steps"] for n, a in enumerate(s.get("attempts") or [], 1)
+                if not a["success"]]
+    if failures:
+        click.echo("\nFailed attempts:")
+        for s, n, a in failures:
+            error = a.get("error") or {}
+            click.echo(f"  {s['name']} #{s['count']} attempt {n} at {_short(a['start'])} "
+                       f"({_duration(a['start'], a['end'])}): {error.get('name')}: "
+                       f"{_trim(error.get('message', ''), 200)}")
+
+
+def _action(command: str, body: Callable[..., dict[str, Any]], help_text: str) -> None:
+    @instances_group.command(command, help=help_text)
+    @click.argument("name")
+    @click.argument("instance_id", metavar="ID")
+    @port_options
+    def cmd(client: ApiClient, name: str, instance_id: str) -> None:
+        if instance_id == "latest":
+            instance_id = client.get(f"/workflows/{_q(name)}/instances/latest")["id"]
+        result = client.patch(f"/workflows/{_q(name)}/instances/{_q(instance_id)}/status", body())
+        click.echo(f"Instance {instance_id} of {name}: {result['status']}")
+
+
+_action("pause", lambda: {"status": "pause"}, "Pause an instance after its current step.")
+_action("resume", lambda: {"status": "resume"}, "Resume a paused instance.")
+_action("terminate", lambda: {"status": "terminate"}, "Stop an instance for good.")
+
+
+@instances_group.command("restart")
+@click.argument("name")
+@click.argument("instance_id", metavar="ID")
+@click.option("--from-step", default=None, help="Keep the results of the steps before this one.")
+@port_options
+def restart_cmd(client: ApiClient, name: str, instance_id: str, from_step: str | None) -> None:
+    """Erase an instance's history (or the part from --from-step on) and run it again."""
+    body: dict[str, Any] = {"status": "restart"}
+    if from_step:
+        body["from_step"] = from_step
+    result = client.patch(f"/workflows/{_q(name)}/instances/{_q(instance_id)}/status", body)
+    click.echo(f"Instance {instance_id} of {name}: {result['status']}")
+
+
+@instances_group.command("send-event")
+@click.argument("name")
+@click.argument("instance_id", metavar="ID")
+@click.option("--type", "event_type", required=True, help="Event type the instance waits for.")
+@click.option("--payload", default=None, help="JSON payload.")
+@port_options
+def send_event_cmd(client: ApiClient, name: str, instance_id: str, event_type: str,
+                   payload: str | None) -> None:
+    """Send an event to an instance (for step.wait_for_event)."""
+    data: Any = None
+    if payload:
+        try:
+            data = json.loads(payload)
+        except ValueError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
+    client.post(f"/workflows/{_q(name)}/instances/{_q(instance_id)}/events/{_q(event_type)}", data)
+    click.echo(f"Sent event '{event_type}' to instance {instance_id} of {name}")
+
+
+def _step_status(step: dict[str, Any]) -> str:
+    if step.get("finished"):
+        return "ok" if step.get("success") else "failed"
+    if step["type"] == "step":
+        return "retrying" if step.get("next_attempt") else "running"
+    return "waiting"
+
+
+def _short(stamp: str | None) -> str:
+    if not stamp:
+        return "-"
+    return stamp.replace("T", " ").replace("Z", "")[:23]
+
+
+def _parse(stamp: str) -> _dt.datetime:
+    return _dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return "-"
+    seconds = (_parse(end) - _parse(start)).total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _trim(value: Any, width: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"

@@ -1,0 +1,210 @@
+"""Worker side of Workflows: the ``env.MY_WORKFLOW`` binding and the ``run`` dispatch.
+
+Routing of step records: the Worker that runs a workflow class may have no binding for
+its own workflow, and the host only accepts binding calls a Worker's config declares. So
+the plug-in declares one internal binding, ``__workflows__``, for every Worker whose
+script defines a workflow class; the running session records steps through it, and the
+host checks that the calling Worker is the one that runs that workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import traceback
+from typing import Any
+
+from edgelet.bindings.workflows import codec, rules
+from edgelet.bindings.workflows.codec import AttrDict, attrs
+from edgelet.bindings.workflows.step import INTERNAL_BINDING, RunSession, WorkflowStep, error_info
+
+#: the sessions running in this isolate, so the host can signal pause/cancel to one
+RUNS: dict[tuple[str, str], RunSession] = {}
+
+
+class WorkflowInstance:
+    """One instance, as ``create``/``get`` return it."""
+
+    def __init__(self, binding: "WorkflowBinding", instance_id: str) -> None:
+        self._binding = binding
+        self.id = instance_id
+
+    async def _op(self, method: str, *args: Any) -> Any:
+        return await self._binding._call(method, self.id, *args)
+
+    async def status(self) -> AttrDict:
+        """``{status, error: {name, message} | None, output}``."""
+        info = await self._op("status")
+        return attrs({"status": info["status"], "error": info["error"],
+                      "output": codec.decode(info["output"])})
+
+    async def pause(self) -> None:
+        await self._op("pause")
+
+    async def resume(self) -> None:
+        await self._op("resume")
+
+    async def terminate(self) -> None:
+        await self._op("terminate")
+
+    async def restart(self, from_step: str | None = None, **options: Any) -> None:
+        """Erase the history (or the part from ``from_step`` on) and run from the top."""
+        from_step = from_step or options.get("fromStep") or options.get("from_step")
+        await self._op("restart", from_step)
+
+    async def sendEvent(self, type: Any = None, payload: Any = None) -> None:  # noqa: N802,A002
+        """Deliver an event for ``step.wait_for_event``; also ``sendEvent({"type", "payload"})``."""
+        if isinstance(type, dict) and payload is None:
+            type, payload = type.get("type"), type.get("payload")
+        rules.check_event_type(type)
+        data = codec.encode(payload, what=f"the payload of event '{type}'")
+        await self._op("send_event", type, data)
+
+    send_event = sendEvent
+
+    def __repr__(self) -> str:
+        return f"<WorkflowInstance {self.id}>"
+
+
+class WorkflowBinding:
+    """``env.<binding>``: create and look up instances of one workflow."""
+
+    def __init__(self, name: str, options: dict[str, Any], runtime: Any) -> None:
+        self._name = name
+        self._workflow = options.get("workflow", name)
+        self._runtime = runtime
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        return await self._runtime.call("workflows", self._name, method, *args)
+
+    async def create(self, id: Any = None, params: Any = None, **options: Any) -> WorkflowInstance:  # noqa: A002
+        """Start an instance: ``create(id=None, params=None)`` or ``create({"id", "params"})``."""
+        instance_id, data = _options(id, params, options)
+        created = await self._call("create", instance_id, data)
+        return WorkflowInstance(self, created["id"])
+
+    async def createBatch(self, batch: list[Any]) -> list[WorkflowInstance]:  # noqa: N802
+        """Up to 100 instances at once, all or none."""
+        if not isinstance(batch, (list, tuple)):
+            raise TypeError(f"createBatch takes a list of {{'id', 'params'}} dicts, got {type(batch).__name__}")
+        items = []
+        for entry in batch:
+            if entry is None:
+                entry = {}
+            if not isinstance(entry, dict):
+                raise TypeError(f"createBatch entries must be dicts with 'id' and/or 'params', got "
+                                f"{type(entry).__name__}")
+            items.append(list(_options(None, None, dict(entry))))
+        created = await self._call("create_batch", items)
+        return [WorkflowInstance(self, c["id"]) for c in created]
+
+    create_batch = createBatch
+
+    async def get(self, id: str) -> WorkflowInstance:  # noqa: A002
+        """The instance with this id; raises LookupError when there is none."""
+        await self._call("get", id)
+        return WorkflowInstance(self, id)
+
+    def __repr__(self) -> str:
+        return f"<workflow binding {self._name} -> {self._workflow}>"
+
+
+class InternalBinding:
+    """``env.__workflows__``: the channel running sessions record steps through (internal)."""
+
+    def __repr__(self) -> str:
+        return "<edgelet workflows internal binding>"
+
+
+def _options(instance_id: Any, params: Any, options: dict[str, Any]) -> tuple[str | None, bytes | None]:
+    if isinstance(instance_id, dict) and params is None:
+        options = {**instance_id, **options}
+        instance_id = None
+    instance_id = options.pop("id", instance_id)
+    params = options.pop("params", params)
+    options.pop("retention", None)
+    if options:
+        raise TypeError(f"create() got unknown option(s) {sorted(options)}; use id and params")
+    if instance_id is not None:
+        rules.check_instance_id(instance_id)
+    return instance_id, codec.encode(params, what="the instance params")
+
+
+def make_binding(name: str, options: dict[str, Any], runtime: Any) -> Any:
+    if name == INTERNAL_BINDING:
+        return InternalBinding()
+    return WorkflowBinding(name, options, runtime)
+
+
+async def handle_event(runtime: Any, event: str, payload: Any) -> Any:
+    """``workflows.run``: run an instance against its history; ``workflows.signal``: pause/cancel."""
+    if event == "run":
+        return await run_instance(runtime, payload)
+    if event == "signal":
+        session = RUNS.get((payload["workflow"], payload["id"]))
+        if session is not None and session.generation == payload["generation"]:
+            signal = payload["signal"]
+            if signal == "pause":
+                session.pausing = True
+            elif signal == "unpause":
+                session.pausing = False
+            elif signal == "cancel":
+                session.abandon()
+        return None
+    raise LookupError(f"unknown workflows event {event!r}")
+
+
+async def run_instance(runtime: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Call the user's ``run(event, step)`` and report complete / errored / suspended."""
+    from edgelet.runtime.entrypoints import call_handler
+
+    session = RunSession(runtime, payload)
+    key = (session.workflow, session.instance)
+    cls = runtime.classes().get(payload["class"])
+    if cls is None or not callable(getattr(cls, "run", None)):
+        return {"outcome": "errored", "error": {
+            "name": "LookupError",
+            "message": f"Worker {runtime.worker!r} has no workflow class {payload['class']!r} with a run "
+                       f"method; define `class {payload['class']}(WorkflowEntrypoint)` with "
+                       f"`async def run(self, event, step)`"}}
+    event = attrs({"payload": codec.decode(payload.get("params")),
+                   "timestamp": _dt.datetime.fromtimestamp(payload["timestamp"], tz=_dt.timezone.utc),
+                   "instanceId": session.instance, "workflowName": session.workflow})
+    RUNS[key] = session
+    task: asyncio.Task[Any] | None = None
+    try:
+        entry = cls(runtime.new_context(), runtime.env)
+        task = asyncio.ensure_future(call_handler(entry.run, event, WorkflowStep(session)))
+        session.task = task
+        await asyncio.wait([task])
+        return _outcome(runtime, session, task)
+    finally:
+        if task is not None and not task.done():  # the host gave up on this dispatch
+            task.cancel()
+        for leftover in list(session.tasks):
+            leftover.cancel()
+        if RUNS.get(key) is session:
+            del RUNS[key]
+
+
+def _outcome(runtime: Any, session: RunSession, task: asyncio.Task[Any]) -> dict[str, Any]:
+    touched = sorted(session.touched)
+    if session.failure is not None:
+        name, message = error_info(session.failure)
+        return {"outcome": "errored", "error": {"name": name, "message": message}, "touched": touched}
+    if session.stale:
+        return {"outcome": "stale", "touched": touched}
+    if task.cancelled():
+        return {"outcome": "suspended", "waits": session.waits, "touched": touched}
+    exc = task.exception()
+    if exc is not None:
+        name, message = error_info(exc)
+        runtime.log("error", f"Workflow {session.workflow} instance {session.instance} failed: "
+                             f"{name}: {message}\n{''.join(traceback.format_exception(exc))}")
+        return {"outcome": "errored", "error": {"name": name, "message": message}, "touched": touched}
+    try:
+        output = codec.encode(task.result(), what="the value returned by run()")
+    except (TypeError, ValueError) as error:
+        return {"outcome": "errored", "error": {"name": type(error).__name__, "message": str(error)},
+                "touched": touched}
+    return {"outcome": "complete", "output": output, "touched": touched}

@@ -1,0 +1,158 @@
+"""Host side of Workflows: bindings, the internal step channel, control API, CLI, test hooks."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from edgelet.bindings import BindingPlugin
+from edgelet.bindings.workflows.engine import Engine, WorkflowDef
+from edgelet.bindings.workflows.step import INTERNAL_BINDING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+    from starlette.routing import BaseRoute
+
+    from edgelet.bindings.workflows.handles import WorkflowHandle, WorkflowMocks
+    from edgelet.config import PlatformConfig, WorkerConfig
+    from edgelet.host_api import HostServices
+
+log = logging.getLogger("edgelet.workflows")
+
+#: the SQLite database (``<state>/workflows.sqlite3``) with every instance and its history
+DATABASE = "workflows"
+
+
+def workflow_defs(config: PlatformConfig) -> dict[str, WorkflowDef]:
+    """Workflow name -> where it runs; config validation already made each name one class."""
+    defs: dict[str, WorkflowDef] = {}
+    for worker in config.workers:
+        for decl in worker.decls("workflows"):
+            d = defs.get(decl.name)
+            if d is None:
+                defs[decl.name] = WorkflowDef(decl.name, decl.class_name, decl.script_name or worker.name,
+                                              decl.concurrency, list(decl.schedules))
+            else:  # several Workers bind it: the tightest limit wins, schedules add up once
+                d.concurrency = min(d.concurrency, decl.concurrency)
+                d.schedules.extend(s for s in decl.schedules if s not in d.schedules)
+    return defs
+
+
+class Plugin(BindingPlugin):
+    kind = "workflows"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine: Engine | None = None
+        #: (worker, binding) -> workflow name
+        self.bindings: dict[tuple[str, str], str] = {}
+        #: workflow name -> test mocks (created on demand, shipped with each dispatch)
+        self._mocks: dict[str, WorkflowMocks] = {}
+
+    def env_bindings(self, worker: WorkerConfig) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for decl in worker.decls(self.kind):
+            self.bindings[(worker.name, decl.binding)] = decl.name
+            found[decl.binding] = {"workflow": decl.name}
+        config = getattr(self.host, "config", None)
+        if config is not None and any(d.script == worker.name for d in workflow_defs(config).values()):
+            found[INTERNAL_BINDING] = {"internal": True}
+        return found
+
+    # -- life cycle ----------------------------------------------------------------------------
+    async def start(self, host: HostServices) -> None:
+        await super().start(host)
+        self.engine = Engine(host, workflow_defs(host.config), self._mocks)
+        for worker in host.config.workers:
+            self.env_bindings(worker)
+
+    async def after_start(self) -> None:
+        """Isolates are up: resume interrupted instances and arm the timers."""
+        assert self.engine is not None
+        self.engine.start()
+
+    async def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+
+    # -- calls from Workers ------------------------------------------------------------------
+    async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
+        engine = self._engine()
+        if binding == INTERNAL_BINDING:
+            return await self._internal(worker, method, args)
+        workflow = self.bindings.get((worker, binding))
+        if workflow is None:
+            return await super().handle_call(worker, binding, method, args)
+        if method == "create":
+            instance_id, params = args
+            return engine.create(workflow, instance_id, params, trigger="binding")
+        if method == "create_batch":
+            return engine.create_batch(workflow, [(i, p) for i, p in args[0]], trigger="binding")
+        if method == "get":
+            return engine.exists(workflow, args[0])
+        if method == "status":
+            return engine.status(workflow, args[0])
+        if method in ("pause", "resume", "terminate"):
+            getattr(engine, method)(workflow, args[0])
+            return None
+        if method == "restart":
+            engine.restart(workflow, args[0], args[1] if len(args) > 1 else None)
+            return None
+        if method == "send_event":
+            instance_id, event_type, payload = args
+            engine.send_event(workflow, instance_id, event_type, payload)
+            return None
+        return await super().handle_call(worker, binding, method, args)
+
+    async def _internal(self, worker: str, method: str, args: list[Any]) -> Any:
+        """Step records from a running session; only the Worker that runs the workflow may."""
+        engine = self._engine()
+        payload = args[0]
+        d = engine.defs.get(payload[0])
+        if d is None or d.script != worker:
+            raise PermissionError(f"Worker {worker!r} does not run workflow {payload[0]!r}")
+        handler = {"step_done": engine.step_done, "step_retry": engine.step_retry,
+                   "sleep": engine.sleep, "wait_event": engine.wait_event}.get(method)
+        if handler is None:
+            raise LookupError(f"unknown internal workflows call {method!r}")
+        return await handler(payload)
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("the workflows plug-in is not started; start the platform first")
+        return self.engine
+
+    # -- control API and CLI --------------------------------------------------------------------
+    def routes(self) -> list[BaseRoute]:
+        from edgelet.bindings.workflows.routes import build_routes
+        return build_routes(self)
+
+    def cli(self) -> click.Group | None:
+        from edgelet.bindings.workflows.cli import workflows_group
+        return workflows_group
+
+    # -- edgelet.testing hooks ------------------------------------------------------------------
+    def workflow_handle(self, worker: str, binding: str) -> WorkflowHandle:
+        """The binding ``binding`` of Worker ``worker``, driven from the host process."""
+        from edgelet.bindings.workflows.handles import WorkflowHandle
+        engine = self._engine()
+        workflow = self.bindings.get((worker, binding))
+        if workflow is None:
+            if binding in engine.defs:  # a workflow name works as well
+                workflow = binding
+            else:
+                known = ", ".join(f"{w}.{b}" for w, b in sorted(self.bindings)) or "none"
+                raise LookupError(f"Worker {worker!r} has no workflow binding {binding!r}; workflow "
+                                  f"bindings: {known}. Add it under workflows in the Worker's config.")
+        return WorkflowHandle(engine, workflow)
+
+    def mocks(self, workflow: str) -> WorkflowMocks:
+        """Test mocks for one workflow, applied to every dispatch from now on."""
+        from edgelet.bindings.workflows.handles import WorkflowMocks
+        if self.engine is not None and workflow not in self.engine.defs:
+            known = ", ".join(sorted(self.engine.defs)) or "none"
+            raise LookupError(f"unknown workflow '{workflow}'; workflows: {known}")
+        mocks = self._mocks.get(workflow)
+        if mocks is None:
+            mocks = self._mocks[workflow] = WorkflowMocks(workflow)
+        return mocks

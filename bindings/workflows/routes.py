@@ -1,0 +1,158 @@
+"""Control API under ``/cdn-cgi/edgelet/api/workflows``, in Cloudflare's REST shapes.
+
+``GET /workflows`` · ``GET /workflows/{name}`` · ``POST /workflows/{name}/instances``
+(one ``{instance_id?, params?}`` or a list of them) · ``POST .../instances/batch`` ·
+``GET .../instances?status=&page=&per_page=`` · ``GET .../instances/{id}`` (with steps;
+``latest`` is the newest) · ``PATCH .../instances/{id}/status`` ``{status, from_step?}`` ·
+``POST .../instances/{id}/events/{type}`` (the JSON body is the payload).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from edgelet.api import ApiError, api_route, ok
+from edgelet.bindings.workflows import codec, store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.bindings.workflows.engine import Engine
+    from edgelet.bindings.workflows.plugin import Plugin
+
+
+def build_routes(plugin: Plugin) -> list[BaseRoute]:
+    def engine() -> Engine:
+        return plugin._engine()
+
+    def guarded(fn: Any) -> Any:
+        """api_route, plus the HTTP status an engine error carries (409 for conflicts)."""
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except (ValueError, TypeError, LookupError, RuntimeError) as exc:
+                status = getattr(exc, "api_status", None)
+                if status is None and isinstance(exc, RuntimeError):
+                    status = 409
+                if status is None:
+                    raise
+                code = {400: 10400, 404: 10404, 409: 10409}.get(status, 10000 + status)
+                raise ApiError(status, code, str(exc.args[0]) if exc.args else str(exc)) from None
+        endpoint.__name__ = fn.__name__
+        return api_route(endpoint)
+
+    async def list_workflows(request: Request) -> Response:
+        e = engine()
+        return ok([e.summary(name) for name in sorted(e.defs)])
+
+    async def get_workflow(request: Request) -> Response:
+        return ok(engine().summary(request.path_params["name"]))
+
+    async def instances(request: Request) -> Response:
+        name = request.path_params["name"]
+        if request.method == "GET":
+            q = request.query_params
+            rows, info = engine().list(name, q.get("status") or None, _int(q, "page", 1),
+                                       _int(q, "per_page", 50))
+            return ok(rows, result_info=info)
+        body = await _json(request)
+        if isinstance(body, list):
+            return ok(_create(engine(), name, body), status=201)
+        if not isinstance(body, dict):
+            raise ApiError(400, 10001, "send a JSON object {instance_id?, params?} or a list of them")
+        return ok(_create(engine(), name, [body])[0], status=201)
+
+    async def batch(request: Request) -> Response:
+        body = await _json(request)
+        if not isinstance(body, list):
+            raise ApiError(400, 10001, "send a JSON list of {instance_id?, params?} objects")
+        return ok(_create(engine(), request.path_params["name"], body), status=201)
+
+    async def instance(request: Request) -> Response:
+        name, instance_id = request.path_params["name"], request.path_params["id"]
+        e = engine()
+        if instance_id == "latest":
+            instance_id = store.latest_id(e.db, name) or instance_id
+        return ok(e.describe(name, instance_id))
+
+    async def change_status(request: Request) -> Response:
+        name, instance_id = request.path_params["name"], request.path_params["id"]
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+            raise ApiError(400, 10001, 'send {"status": "pause" | "resume" | "terminate" | "restart"}')
+        e = engine()
+        action = body["status"]
+        if action == "pause":
+            e.pause(name, instance_id)
+        elif action == "resume":
+            e.resume(name, instance_id)
+        elif action == "terminate":
+            e.terminate(name, instance_id)
+        elif action == "restart":
+            e.restart(name, instance_id, body.get("from_step") or body.get("fromStep"))
+        else:
+            raise ApiError(400, 10001, f"unknown status action {action!r}; use pause, resume, terminate "
+                                       f"or restart")
+        info = e.status(name, instance_id)
+        return ok({"status": info["status"], "timestamp": store.iso(e.clock.now())})
+
+    async def send_event(request: Request) -> Response:
+        name, instance_id = request.path_params["name"], request.path_params["id"]
+        raw = await request.body()
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise ApiError(400, 10001, f"event payload is not valid JSON: {exc}") from None
+        engine().send_event(name, instance_id, request.path_params["type"],
+                            codec.encode(payload, what="the event payload"))
+        return ok(None)
+
+    base = "/workflows"
+    return [
+        Route(base, guarded(list_workflows), methods=["GET"]),
+        Route(base + "/{name}", guarded(get_workflow), methods=["GET"]),
+        Route(base + "/{name}/instances", guarded(instances), methods=["GET", "POST"]),
+        Route(base + "/{name}/instances/batch", guarded(batch), methods=["POST"]),
+        Route(base + "/{name}/instances/{id}", guarded(instance), methods=["GET"]),
+        Route(base + "/{name}/instances/{id}/status", guarded(change_status), methods=["PATCH", "PUT"]),
+        Route(base + "/{name}/instances/{id}/events/{type}", guarded(send_event), methods=["POST"]),
+    ]
+
+
+def _create(engine: Engine, name: str, bodies: list[Any]) -> list[dict[str, Any]]:
+    items = []
+    for body in bodies:
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise ApiError(400, 10001, "each instance must be a JSON object {instance_id?, params?}")
+        unknown = set(body) - {"instance_id", "id", "params", "instance_retention"}
+        if unknown:
+            raise ApiError(400, 10001, f"unknown field(s) {sorted(unknown)}; use instance_id and params")
+        items.append((body.get("instance_id", body.get("id")),
+                      codec.encode(body.get("params"), what="the instance params")))
+    created = engine.create_batch(name, items, trigger="api")
+    return [{"id": c["id"], "status": c["status"], "workflow_id": name} for c in created]
+
+
+async def _json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, 10001, f"request body is not valid JSON: {exc}") from None
+
+
+def _int(query: Any, key: str, default: int) -> int:
+    value = query.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, 10001, f"{key} must be a whole number, got {value!r}") from None

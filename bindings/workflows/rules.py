@@ -1,0 +1,161 @@
+"""The documented limits of Workflows, in one place for the isolate and the host.
+
+Each check raises ValueError/TypeError with a message that names the value, the rule and
+the fix, because these errors reach users through ``run``, the binding and the API alike.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Any
+
+from edgelet.clock import parse_duration
+
+ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9-_]*$")
+MAX_ID = 100
+MAX_EVENT_TYPE = 100
+MAX_STEP_NAME = 256
+MAX_SLEEP_S = 365 * 86400.0
+MIN_WAIT_TIMEOUT_S = 1.0
+MAX_BATCH = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+BACKOFFS = ("constant", "linear", "exponential")
+#: SPEC 8 defaults; ``limit`` counts retries after the first attempt
+DEFAULT_RETRIES: dict[str, Any] = {"limit": 5, "delay": "10 seconds", "backoff": "exponential"}
+DEFAULT_TIMEOUT = "10 minutes"
+DEFAULT_WAIT_TIMEOUT = "24 hours"
+
+
+def check_instance_id(value: Any, *, workflow: str = "") -> str:
+    where = f" for workflow '{workflow}'" if workflow else ""
+    if not isinstance(value, str):
+        raise TypeError(f"instance id{where} must be a string, got {type(value).__name__}")
+    if not value or len(value) > MAX_ID or not ID_PATTERN.match(value):
+        raise ValueError(
+            f"invalid instance id {value[:120]!r}{where}: use 1 to {MAX_ID} letters, digits, '-' "
+            f"or '_', not starting with '-' (pattern ^[a-zA-Z0-9_][a-zA-Z0-9-_]*$)")
+    return value
+
+
+def check_event_type(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"event type must be a string, got {type(value).__name__}")
+    if not value or len(value) > MAX_EVENT_TYPE or not ID_PATTERN.match(value):
+        raise ValueError(
+            f"invalid event type {value[:120]!r}: use 1 to {MAX_EVENT_TYPE} letters, digits, '-' "
+            f"or '_', not starting with '-' (pattern ^[a-zA-Z0-9_][a-zA-Z0-9-_]*$)")
+    return value
+
+
+def check_step_name(value: Any, kind: str = "step.do") -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{kind} name must be a string, got {type(value).__name__} ({value!r})")
+    if not value:
+        raise ValueError(f"{kind} name must not be empty")
+    if len(value) > MAX_STEP_NAME:
+        raise ValueError(f"{kind} name {value[:40]!r}... is {len(value)} characters; the limit "
+                         f"is {MAX_STEP_NAME}. Use a shorter name")
+    if _CONTROL.search(value):
+        raise ValueError(f"{kind} name {value!r} contains control characters; remove them")
+    return value
+
+
+def duration_s(value: Any, what: str) -> float:
+    """Seconds from milliseconds, a "5 minutes" string, or a ``timedelta``."""
+    if isinstance(value, _dt.timedelta):
+        seconds = value.total_seconds()
+        if seconds < 0:
+            raise ValueError(f"{what} must not be negative, got {value}")
+        return seconds
+    return parse_duration(value, what=what)
+
+
+def sleep_s(value: Any, name: str) -> float:
+    seconds = duration_s(value, f"step.sleep '{name}' duration")
+    if seconds > MAX_SLEEP_S:
+        raise ValueError(f"step.sleep '{name}' duration {value!r} is longer than 365 days")
+    return seconds
+
+
+def until_epoch(value: Any, name: str, now: float) -> float:
+    """``sleep_until`` target: a datetime (naive means UTC) or epoch seconds."""
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        when = value.timestamp()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        when = float(value)
+    else:
+        raise TypeError(f"step.sleep_until '{name}': expected a datetime or epoch seconds, "
+                        f"got {type(value).__name__}")
+    if when - now > MAX_SLEEP_S:
+        raise ValueError(f"step.sleep_until '{name}' target {value!r} is more than 365 days away")
+    return when
+
+
+def wait_timeout_s(value: Any, name: str) -> float:
+    seconds = duration_s(value, f"step.wait_for_event '{name}' timeout")
+    if seconds < MIN_WAIT_TIMEOUT_S or seconds > MAX_SLEEP_S:
+        raise ValueError(f"step.wait_for_event '{name}' timeout {value!r} is out of range: "
+                         f"use between 1 second and 365 days")
+    return seconds
+
+
+def step_config(config: Any, name: str) -> dict[str, Any]:
+    """Merge a step's config over the defaults; reject anything malformed, naming the key."""
+    where = f"config of step '{name}'"
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise TypeError(f"{where} must be a dict like {{'retries': {{'limit': 3}}, "
+                        f"'timeout': '30 seconds'}}, got {type(config).__name__}")
+    unknown = set(config) - {"retries", "timeout"}
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: retries, timeout")
+    retries_in = config.get("retries") or {}
+    if not isinstance(retries_in, dict):
+        raise TypeError(f"{where}: retries must be a dict with limit, delay, backoff")
+    unknown = set(retries_in) - {"limit", "delay", "backoff"}
+    if unknown:
+        raise ValueError(f"{where}: retries has unknown key(s) {sorted(unknown)}; "
+                         f"allowed: limit, delay, backoff")
+    retries = {**DEFAULT_RETRIES, **retries_in}
+    limit = retries["limit"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        if isinstance(limit, float) and limit == float("inf"):
+            retries["limit"] = 1_000_000_000
+        else:
+            raise ValueError(f"{where}: retries.limit must be a whole number >= 0 (retries after "
+                             f"the first attempt), got {limit!r}")
+    duration_s(retries["delay"], f"{where}: retries.delay")
+    if retries["backoff"] not in BACKOFFS:
+        raise ValueError(f"{where}: retries.backoff {retries['backoff']!r} is unknown; use "
+                         f"'constant', 'linear' or 'exponential'")
+    timeout = config.get("timeout", DEFAULT_TIMEOUT)
+    if duration_s(timeout, f"{where}: timeout") <= 0:
+        raise ValueError(f"{where}: timeout must be longer than zero, got {timeout!r}")
+    return {"retries": retries, "timeout": timeout}
+
+
+def retry_delay_s(config: dict[str, Any], retry: int) -> float:
+    """Delay before retry number ``retry`` (1 = the second attempt)."""
+    base = duration_s(config["retries"]["delay"], "retries.delay")
+    backoff = config["retries"].get("backoff", "exponential")
+    if backoff == "linear":
+        return base * retry
+    if backoff == "exponential":
+        return base * (2 ** (retry - 1))
+    return base
+
+
+def describe_s(seconds: float) -> str:
+    """Human words for a duration in log lines and errors."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds / size
+            return f"{n:g} {unit}" + ("" if n == 1 else "s")
+    return f"{seconds:g} s"

@@ -1,0 +1,120 @@
+"""The whole durable state of Workflows: one SQLite database, four tables.
+
+Read this file to know what survives a ``kill -9``. Everything else (the scheduler's
+running set, the one armed timer, test mocks) is rebuilt from these rows on start.
+
+``instances``
+    One row per instance, forever (ids stay unique per workflow). ``seq`` is the creation
+    order and the key the other tables use. ``status`` is exactly what users see.
+    A ``waiting`` instance is nothing but this row: ``wake_at`` says when the scheduler
+    dispatches it again (sleep over, retry due, event timeout) and ``waiting_for`` lists the
+    event types that wake it sooner. ``generation`` grows on restart/terminate so that a
+    run still in flight can no longer record anything.
+``steps``
+    The history: one row per step occurrence, keyed by (instance, name, count) where
+    ``count`` numbers the calls with that name in call order. ``kind`` is step / sleep /
+    waitForEvent. ``state`` is ``ok`` (``value`` holds the codec-encoded result or event),
+    ``failed`` (``error_*``; replays raise it again), ``pending`` (a sleep or an event wait
+    not over yet; ``wake_at`` is its end or deadline) or ``retrying`` (a step between
+    attempts; ``wake_at`` is when the next attempt may start). ``seq`` orders the history
+    for ``describe`` and ``restart(from_step=...)``.
+``attempts``
+    Every finished attempt of a step, for ``describe``: times, outcome, error. An attempt
+    cut short by a crash leaves no row and runs again (at least once per attempt; exactly
+    once per recorded result).
+``events``
+    ``sendEvent`` payloads in arrival order. ``consumed_by`` is NULL while buffered and
+    names the waitForEvent ("name#count") that took it.
+
+Why SQLite in WAL mode with synchronous=NORMAL: a commit survives the death of the process
+(the platform), which is what the durability promise is about, without an fsync per step.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+STATUSES = ("queued", "running", "paused", "waitingForPause", "waiting",
+            "errored", "terminated", "complete", "unknown")
+FINISHED = ("errored", "terminated", "complete")
+LIVE = ("queued", "running", "paused", "waitingForPause", "waiting")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS workflows (
+    name        TEXT PRIMARY KEY,          -- the workflow's config name
+    class_name  TEXT NOT NULL,             -- the WorkflowEntrypoint subclass that runs it
+    script_name TEXT NOT NULL,             -- the Worker whose script defines that class
+    created     REAL NOT NULL,
+    modified    REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS instances (
+    seq           INTEGER PRIMARY KEY,     -- creation order
+    workflow      TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    status        TEXT NOT NULL,           -- one of STATUSES
+    generation    INTEGER NOT NULL DEFAULT 0,
+    params        BLOB,                    -- codec-encoded event.payload
+    trigger       TEXT NOT NULL DEFAULT 'api',   -- api | binding | cron
+    created       REAL NOT NULL,
+    started       REAL,
+    ended         REAL,
+    modified      REAL NOT NULL,
+    wake_at       REAL,                    -- status waiting: when to dispatch again
+    waiting_for   TEXT,                    -- status waiting: JSON list of event types
+    output        BLOB,                    -- codec-encoded return value of run
+    error_name    TEXT,
+    error_message TEXT,
+    UNIQUE (workflow, id)
+);
+-- the queue (status = 'queued' in creation order) and listings by status
+CREATE INDEX IF NOT EXISTS instances_by_status ON instances (workflow, status, seq);
+-- the wake-up index: the earliest waiting instance per workflow
+CREATE INDEX IF NOT EXISTS instances_by_wake ON instances (workflow, status, wake_at);
+
+CREATE TABLE IF NOT EXISTS steps (
+    instance      INTEGER NOT NULL,        -- instances.seq
+    name          TEXT NOT NULL,
+    count         INTEGER NOT NULL,        -- 1 for the first call with this name, 2 ...
+    seq           INTEGER NOT NULL,        -- history order
+    kind          TEXT NOT NULL,           -- step | sleep | waitForEvent
+    state         TEXT NOT NULL,           -- ok | failed | pending | retrying
+    value         BLOB,                    -- codec-encoded result (step) or event (waitForEvent)
+    error_name    TEXT,
+    error_message TEXT,
+    config        TEXT,                    -- JSON: resolved step config / wait parameters
+    started       REAL NOT NULL,
+    ended         REAL,
+    wake_at       REAL,                    -- pending/retrying: when it is due
+    PRIMARY KEY (instance, name, count)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS steps_in_order ON steps (instance, seq);
+
+CREATE TABLE IF NOT EXISTS attempts (
+    instance      INTEGER NOT NULL,
+    name          TEXT NOT NULL,
+    count         INTEGER NOT NULL,
+    attempt       INTEGER NOT NULL,        -- 1 = the first try
+    started       REAL NOT NULL,
+    ended         REAL NOT NULL,
+    success       INTEGER NOT NULL,
+    error_name    TEXT,
+    error_message TEXT,
+    PRIMARY KEY (instance, name, count, attempt)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY,       -- arrival order
+    instance    INTEGER NOT NULL,
+    type        TEXT NOT NULL,
+    payload     BLOB,                      -- codec-encoded
+    timestamp   REAL NOT NULL,
+    consumed_by TEXT                       -- NULL = buffered; else "name#count"
+);
+CREATE INDEX IF NOT EXISTS events_buffered ON events (instance, type, seq) WHERE consumed_by IS NULL;
+"""
+
+
+def install(conn: sqlite3.Connection) -> None:
+    """Create the tables if missing (idempotent; the host already set WAL mode)."""
+    conn.executescript(DDL)

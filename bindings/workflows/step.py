@@ -1,0 +1,605 @@
+"""The ``step`` object ``run(event, step)`` receives, and the replay session behind it.
+
+One :class:`RunSession` lives for one dispatch. It holds the instance's whole history
+(shipped with the dispatch, so replaying N steps costs no round trip) and answers every
+step call from it when it can. A new step runs here, in the Worker, and its result is
+recorded on the host (committed) before ``run`` sees it.
+
+A branch that must wait (sleep, event, retry delay, pause) *suspends*: it records why and
+awaits a future that never resolves. Once no branch is doing work and nothing moved for a
+few loop turns, the session cancels ``run`` and reports the waits; the host turns the
+instance into a row with a wake-up time. Waking replays ``run`` from the top.
+
+Steps are keyed by (name, count): ``count`` numbers the calls with one name in call order,
+across kinds, so a step whose kind changed between runs is detected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import inspect
+import json
+import time
+from typing import Any, Callable
+
+from edgelet.bindings.workflows import codec, rules
+from edgelet.bindings.workflows.codec import AttrDict, attrs
+
+#: the internal binding through which a running isolate records steps (see isolate.py)
+INTERNAL_BINDING = "__workflows__"
+#: loop turns without progress before the session declares every branch parked
+QUIET_TURNS = 8
+_CTX = object()
+_DEFAULT = object()
+#: most steps pass no config: resolve the defaults once
+_DEFAULT_CONFIG = rules.step_config(None, "default")
+_DEFAULT_CONFIG_JSON = json.dumps(_DEFAULT_CONFIG)
+
+
+def _sdk() -> Any:
+    import workers.workflows as sdk  # provided inside every isolate
+    return sdk
+
+
+def error_info(exc: BaseException) -> tuple[str, str]:
+    """(name, message) as ``status().error`` reports it."""
+    name = getattr(exc, "error_name", None) or type(exc).__name__
+    if isinstance(exc, KeyError) and exc.args:
+        message = str(exc.args[0])
+    else:
+        message = str(exc)
+    return str(name), message
+
+
+def is_non_retryable(exc: BaseException) -> bool:
+    return type(exc).__name__ == "NonRetryableError" or isinstance(exc, _sdk().NonRetryableError)
+
+
+class _Unstorable(Exception):
+    """A result that cannot be stored: failing again would not help, so no retry."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+class Record:
+    """One history entry as shipped by the host."""
+
+    __slots__ = ("kind", "name", "count", "state", "value", "error_name", "error_message",
+                 "wake_at", "due", "attempts")
+
+    def __init__(self, row: list[Any]) -> None:
+        (self.kind, self.name, self.count, self.state, self.value, self.error_name,
+         self.error_message, self.wake_at, self.due, self.attempts) = row
+
+
+_KIND_WORDS = {"step": "step.do", "sleep": "step.sleep", "waitForEvent": "step.wait_for_event"}
+
+
+class RunSession:
+    """Replays one instance's history for one dispatch and records what is new."""
+
+    def __init__(self, runtime: Any, payload: dict[str, Any]) -> None:
+        self.runtime = runtime
+        self.workflow: str = payload["workflow"]
+        self.instance: str = payload["id"]
+        self.generation: int = payload["generation"]
+        self.history: dict[tuple[str, int], Record] = {}
+        self.order: list[tuple[str, int]] = []
+        for row in payload.get("history") or []:
+            rec = Record(row)
+            self.history[(rec.name, rec.count)] = rec
+            self.order.append((rec.name, rec.count))
+        self.reached: set[tuple[str, int]] = set()
+        self.counters: dict[str, int] = {}
+        self.mocks = Mocks(payload.get("mocks"))
+        self.touched: set[str] = set()
+        self.waits: list[dict[str, Any]] = []
+        self.active = 0
+        self.progress = 0
+        self.pausing = bool(payload.get("pausing"))
+        self.stale = False
+        self.failure: BaseException | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._unwinder: asyncio.Task[None] | None = None
+
+    # -- host calls -------------------------------------------------------------------------
+    async def call(self, method: str, *args: Any) -> Any:
+        """Record on the host; a stale run (terminated, restarted) is given up silently."""
+        self.active += 1
+        try:
+            return await self.runtime.call("workflows", INTERNAL_BINDING, method,
+                                           [self.workflow, self.instance, self.generation, *args])
+        except Exception as exc:
+            remote = getattr(exc, "remote", None)
+            if remote is not None and remote.type_name == "StaleRunError":
+                self.abandon()
+                await asyncio.get_running_loop().create_future()  # cancelled with the run
+            raise
+        finally:
+            self.active -= 1
+            self._maybe_unwind()
+
+    def abandon(self) -> None:
+        self.stale = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def fail(self, error: BaseException) -> None:
+        """A failure ``run`` must not be able to catch (non-determinism): end the run with it."""
+        if self.failure is None:
+            self.failure = error
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    # -- keys, history and divergence ----------------------------------------------------------
+    def next_key(self, name: str) -> tuple[str, int]:
+        count = self.counters.get(name, 0) + 1
+        self.counters[name] = count
+        self.progress += 1
+        if name in self.mocks.names:
+            self.touched.add(name)
+        return name, count
+
+    def lookup(self, key: tuple[str, int], kind: str) -> Record | None:
+        rec = self.history.get(key)
+        if rec is None:
+            return None
+        self.reached.add(key)
+        if rec.kind != kind:
+            error = _sdk().NonDeterminismError(
+                f"replay of instance '{self.instance}' diverged from its stored history: "
+                f"'{key[0]}' #{key[1]} was recorded as {_KIND_WORDS.get(rec.kind, rec.kind)} but the code "
+                f"now calls {_KIND_WORDS.get(kind, kind)} with that name. The workflow's code changed; "
+                f"restart the instance to run it from the top")
+            self.fail(error)
+            raise error
+        return rec
+
+    async def before_new(self, key: tuple[str, int], kind: str) -> None:
+        """Before anything new runs: every recorded step must have been reached again."""
+        if len(self.reached) < len(self.history):
+            self.active += 1
+            try:
+                await self._settle()
+            finally:
+                self.active -= 1
+            missing = [k for k in self.order if k not in self.reached]
+            if missing:
+                rec = self.history[missing[0]]
+                error = _sdk().NonDeterminismError(
+                    f"replay of instance '{self.instance}' diverged from its stored history: "
+                    f"{_KIND_WORDS.get(rec.kind, rec.kind)} '{rec.name}' #{rec.count} "
+                    f"({'completed' if rec.state in ('ok', 'failed') else rec.state}) was not reached "
+                    f"again, but new {_KIND_WORDS.get(kind, kind)} '{key[0]}' #{key[1]} was requested. "
+                    f"run() must make the same step calls on every replay (no randomness, clock or "
+                    f"outside state between steps); restart the instance to run it from the top")
+                self.fail(error)
+                raise error
+        if self.pausing:
+            await self.suspend({"kind": "pause"})
+
+    async def _settle(self) -> None:
+        """Let the other branches replay up to where they stand."""
+        last, quiet = self.progress, 0
+        while quiet < QUIET_TURNS:
+            await asyncio.sleep(0)
+            if self.progress != last:
+                last, quiet = self.progress, 0
+            else:
+                quiet += 1
+
+    # -- suspension ---------------------------------------------------------------------------
+    async def suspend(self, wait: dict[str, Any]) -> Any:
+        """Park this branch for good; the run is cancelled once every branch is parked."""
+        self.waits.append(wait)
+        self._maybe_unwind()
+        await asyncio.get_running_loop().create_future()
+
+    def _maybe_unwind(self) -> None:
+        if self.waits and self.active == 0 and (self._unwinder is None or self._unwinder.done()):
+            self._unwinder = asyncio.ensure_future(self._unwind_when_quiet())
+
+    async def _unwind_when_quiet(self) -> None:
+        last, quiet = self.progress, 0
+        while quiet < QUIET_TURNS:
+            await asyncio.sleep(0)
+            if self.active > 0:
+                return  # that branch re-checks when its work ends
+            if self.progress != last:
+                last, quiet = self.progress, 0
+            else:
+                quiet += 1
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    # -- errors ---------------------------------------------------------------------------------
+    def rebuild(self, name: str | None, message: str | None) -> BaseException:
+        """The error a failed step raised, rebuilt from its name and message for a replay."""
+        sdk = _sdk()
+        name, message = name or "Error", message or ""
+        known: dict[str, type[BaseException]] = {
+            "NonRetryableError": sdk.NonRetryableError, "WorkflowTimeoutError": sdk.WorkflowTimeoutError,
+            "NonDeterminismError": sdk.NonDeterminismError}
+        cls = known.get(name)
+        if cls is None:
+            candidate = getattr(builtins, name, None)
+            if candidate is None and self.runtime.module is not None:
+                candidate = getattr(self.runtime.module, name, None)
+            if isinstance(candidate, type) and issubclass(candidate, Exception):
+                cls = candidate
+        if cls is not None:
+            try:
+                return cls(message)
+            except Exception:
+                pass
+        return sdk.WorkflowStepError(message, name)
+
+    # -- the primitives -----------------------------------------------------------------------
+    async def do(self, name: str, config: Any, fn: Callable[..., Any], kwargs: dict[str, Any],
+                 positional: list[Any]) -> Any:
+        rules.check_step_name(name)
+        cfg = _DEFAULT_CONFIG if config is None else rules.step_config(config, name)
+        key = self.next_key(name)
+        rec = self.lookup(key, "step")
+        first = 1
+        if rec is not None:
+            if rec.state == "ok":
+                return codec.decode(rec.value)
+            if rec.state == "failed":
+                raise self.rebuild(rec.error_name, rec.error_message)
+            if not rec.due:  # retrying, and the next attempt is not due yet
+                await self.suspend({"kind": "retry", "at": rec.wake_at, "step": name})
+            first = rec.attempts + 1
+            if self.pausing:
+                await self.suspend({"kind": "pause"})
+        else:
+            await self.before_new(key, "step")
+        return await self._attempts(key, cfg, fn, kwargs, positional, first)
+
+    async def _attempts(self, key: tuple[str, int], cfg: dict[str, Any], fn: Callable[..., Any],
+                        kwargs: dict[str, Any], positional: list[Any], first: int) -> Any:
+        name, count = key
+        config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else json.dumps(cfg)
+        timeout = rules.duration_s(cfg["timeout"], "timeout")
+        attempts: list[list[Any]] = []
+        attempt = first
+        while True:
+            ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg})
+            started = time.perf_counter()
+            self.active += 1
+            try:
+                try:
+                    value = await self._one_attempt(key, attempt, cfg, timeout, fn, kwargs, positional, ctx)
+                    try:
+                        data = codec.encode(value, what=f"the result of step '{name}'")
+                    except (TypeError, ValueError) as exc:
+                        raise _Unstorable(exc) from None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the attempt failed
+                    error = exc.original if isinstance(exc, _Unstorable) else exc
+                    ename, emsg = error_info(error)
+                    attempts.append([time.perf_counter() - started, False, ename, emsg])
+                    limit = int(cfg["retries"]["limit"])
+                    if isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit:
+                        await self.call("step_done", name, count, "failed", None, ename, emsg, attempts,
+                                        config_json, first)
+                        raise error from None
+                    delay = 0.0 if self.mocks.no_retry_delays else min(
+                        rules.retry_delay_s(cfg, attempt), rules.MAX_SLEEP_S)
+                    if delay > 0:
+                        answer = await self.call("step_retry", name, count, attempts, config_json, first,
+                                                 delay)
+                        retry_at = answer["at"]
+                    else:
+                        attempt += 1
+                        continue
+                else:
+                    attempts.append([time.perf_counter() - started, True, None, None])
+                    answer = await self.call("step_done", name, count, "ok", data, None, None, attempts,
+                                             config_json, first)
+                    if answer.get("pause"):
+                        self.pausing = True
+                    self.progress += 1
+                    return codec.decode(data)
+            finally:
+                self.active -= 1
+                self._maybe_unwind()
+            await self.suspend({"kind": "retry", "at": retry_at, "step": name})
+
+    async def _one_attempt(self, key: tuple[str, int], attempt: int, cfg: dict[str, Any], timeout: float,
+                           fn: Callable[..., Any], kwargs: dict[str, Any], positional: list[Any],
+                           ctx: AttrDict) -> Any:
+        name, count = key
+        sdk = _sdk()
+        mocked_error = self.mocks.step_error(name, attempt)
+        if mocked_error is not None:
+            raise self.rebuild(mocked_error.get("name"), mocked_error.get("message"))
+        if self.mocks.step_timeout(name, attempt):
+            raise sdk.WorkflowTimeoutError(f"step '{name}' attempt {attempt} timed out (forced by a test mock)")
+        found, mocked = self.mocks.step_result(name, count)
+        if found:
+            return mocked
+        args = [ctx if a is _CTX else a for a in positional]
+        call_kwargs = {k: (ctx if v is _CTX else v) for k, v in kwargs.items()}
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                result = fn(*args, **call_kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result
+        except TimeoutError:
+            if scope.expired():
+                raise sdk.WorkflowTimeoutError(
+                    f"step '{name}' attempt {attempt} timed out after {rules.describe_s(timeout)} "
+                    f"(config timeout {cfg['timeout']!r})") from None
+            raise
+
+    async def sleep(self, name: str, seconds: float | None, until: float | None) -> None:
+        key = self.next_key(name)
+        rec = self.lookup(key, "sleep")
+        if rec is not None:
+            if rec.state == "ok":
+                return None
+            await self.suspend({"kind": "sleep", "at": rec.wake_at, "step": name})
+        await self.before_new(key, "sleep")
+        if self.mocks.no_sleeps:
+            seconds, until = 0.0, None
+        answer = await self.call("sleep", key[0], key[1], seconds, until)
+        if answer.get("done"):
+            self.progress += 1
+            return None
+        await self.suspend({"kind": "sleep", "at": answer["at"], "step": name})
+
+    async def wait_for_event(self, name: str, event_type: str, timeout_s: float) -> Any:
+        key = self.next_key(name)
+        if event_type in self.mocks.events:
+            self.touched.add(f"event:{event_type}")
+        rec = self.lookup(key, "waitForEvent")
+        if rec is not None:
+            if rec.state == "ok":
+                return attrs(codec.decode(rec.value))
+            if rec.state == "failed":
+                raise self.rebuild(rec.error_name, rec.error_message)
+            await self.suspend({"kind": "event", "type": event_type, "at": rec.wake_at, "step": name})
+        await self.before_new(key, "waitForEvent")
+        mock: Any = None
+        if name in self.mocks.event_timeouts:
+            mock = "timeout"
+        elif event_type in self.mocks.events:
+            mock = {"payload": self.mocks.events[event_type]}
+        answer = await self.call("wait_event", key[0], key[1], event_type, timeout_s, mock)
+        self.progress += 1
+        if "value" in answer:
+            return attrs(codec.decode(answer["value"]))
+        if "error" in answer:
+            raise _sdk().WorkflowTimeoutError(answer["error"]["message"])
+        await self.suspend({"kind": "event", "type": event_type, "at": answer["at"], "step": name})
+
+
+class Mocks:
+    """Test mocks shipped with each dispatch (see handles.py for the host-side half)."""
+
+    def __init__(self, data: dict[str, Any] | None) -> None:
+        data = data or {}
+        self.results: dict[str, dict[int | None, bytes]] = {}
+        for name, count, value in data.get("results", []):
+            self.results.setdefault(name, {})[count] = value
+        self.errors: dict[str, dict[str, Any]] = {e["step"]: e for e in data.get("errors", [])}
+        self.timeouts: dict[str, int | None] = {n: t for n, t in data.get("timeouts", [])}
+        self.events: dict[str, bytes | None] = {t: p for t, p in data.get("events", [])}
+        self.event_timeouts: set[str] = set(data.get("event_timeouts", []))
+        self.no_sleeps = bool(data.get("no_sleeps"))
+        self.no_retry_delays = bool(data.get("no_retry_delays"))
+        self.names = set(self.results) | set(self.errors) | set(self.timeouts) | self.event_timeouts
+
+    def step_result(self, name: str, count: int) -> tuple[bool, Any]:
+        by_count = self.results.get(name)
+        if not by_count:
+            return False, None
+        if count in by_count:
+            return True, codec.decode(by_count[count])
+        if None in by_count:
+            return True, codec.decode(by_count[None])
+        return False, None
+
+    def step_error(self, name: str, attempt: int) -> dict[str, Any] | None:
+        error = self.errors.get(name)
+        if error is None or (error.get("times") is not None and attempt > error["times"]):
+            return None
+        return error
+
+    def step_timeout(self, name: str, attempt: int) -> bool:
+        if name not in self.timeouts:
+            return False
+        times = self.timeouts[name]
+        return times is None or attempt <= times
+
+
+class StepFunction:
+    """What ``@step.do`` returns: ``await fn()`` runs (or replays) the step."""
+
+    def __init__(self, step: "WorkflowStep", fn: Callable[..., Any], name: str | None,
+                 depends: list[Any] | None, concurrent: bool, config: Any) -> None:
+        self._step = step
+        self.fn = fn
+        self.name = name if name is not None else getattr(fn, "__name__", "step")
+        self._step_name = self.name
+        self.depends = list(depends) if depends is not None else None
+        self.concurrent = concurrent
+        self.config = config
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __call__(self) -> Any:
+        return self._step._run_function(self)
+
+    def __repr__(self) -> str:
+        return f"<workflow step {self.name!r}>"
+
+
+class WorkflowStep:
+    """``step`` in ``run(self, event, step)``: ``do``, ``sleep``, ``sleep_until``, ``wait_for_event``."""
+
+    def __init__(self, session: RunSession) -> None:
+        self._session = session
+        self._closures: dict[str, StepFunction] = {}
+        self._memo: dict[str, Any] = {}
+        self._in_flight: dict[str, asyncio.Task[Any]] = {}
+
+    # -- step.do in its three forms -------------------------------------------------------------
+    def do(self, name: Any = None, depends: Any = None, concurrent: Any = False, config: Any = None,
+           callback: Any = None) -> Any:
+        """``@step.do(name=None, *, concurrent=False, config=None)`` (also ``depends=[...]``),
+        or Cloudflare's plain ``await step.do(name, fn)`` / ``await step.do(name, config, fn)``."""
+        if callable(name) and not isinstance(name, str):  # bare @step.do
+            return self._register(StepFunction(self, name, None, None, False, None))
+        if callable(depends) and not isinstance(depends, (list, tuple)):
+            return self._plain(name, config, depends)
+        if isinstance(depends, dict) and callable(concurrent):
+            return self._plain(name, depends, concurrent)
+        if callback is not None:
+            return self._plain(name, config, callback)
+        if depends is not None and not isinstance(depends, (list, tuple)):
+            raise TypeError(f"step.do('{name}'): depends must be a list of steps, got "
+                            f"{type(depends).__name__}")
+
+        def decorator(fn: Callable[..., Any]) -> StepFunction:
+            return self._register(StepFunction(self, fn, name, depends, bool(concurrent), config))
+
+        return decorator
+
+    def _register(self, fn: StepFunction) -> StepFunction:
+        self._closures[fn.__name__] = fn  # parameters may name the function ...
+        self._closures[fn.name] = fn      # ... or the step (the latest definition wins)
+        return fn
+
+    def _plain(self, name: Any, config: Any, fn: Callable[..., Any]) -> Any:
+        try:
+            wants_ctx = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                            for p in inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            wants_ctx = False
+        return self._call(name, config, fn, {}, [_CTX] if wants_ctx else [])
+
+    async def _run_function(self, sf: StepFunction) -> Any:
+        kwargs, positional = await self._arguments(sf)
+        return await self._call(sf.name, sf.config, sf.fn, kwargs, positional)
+
+    async def _call(self, name: Any, config: Any, fn: Callable[..., Any], kwargs: dict[str, Any],
+                    positional: list[Any]) -> Any:
+        task = asyncio.ensure_future(self._session.do(name, config, fn, kwargs, positional))
+        self._session.tasks.add(task)
+        task.add_done_callback(self._session.tasks.discard)
+        if isinstance(name, str):
+            self._in_flight[name] = task
+        try:
+            result = await task
+        finally:
+            if isinstance(name, str) and self._in_flight.get(name) is task:
+                del self._in_flight[name]
+        if isinstance(name, str):
+            self._memo[name] = result
+        return result
+
+    # -- dependencies ---------------------------------------------------------------------------
+    async def _arguments(self, sf: StepFunction) -> tuple[dict[str, Any], list[Any]]:
+        try:
+            params = list(inspect.signature(sf.fn).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        plan: list[tuple[inspect.Parameter, Any]] = []
+        deps = [self._lookup(d, sf) for d in sf.depends] if sf.depends is not None else None
+        used = 0
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.name == "ctx":
+                plan.append((p, _CTX))
+            elif deps is not None:
+                if used < len(deps):
+                    plan.append((p, deps[used]))
+                    used += 1
+                elif p.default is not p.empty:
+                    plan.append((p, _DEFAULT))
+                else:
+                    raise TypeError(f"step '{sf.name}': parameter '{p.name}' gets no result: depends lists "
+                                    f"{len(deps)} step(s) for the non-ctx parameters")
+            elif p.name in self._closures:
+                plan.append((p, self._closures[p.name]))
+            elif p.default is not p.empty:
+                plan.append((p, _DEFAULT))
+            else:
+                known = ", ".join(sorted(self._closures)) or "none yet"
+                raise TypeError(f"step '{sf.name}': parameter '{p.name}' is neither ctx nor a step defined "
+                                f"before it (steps: {known}); name parameters after the steps whose "
+                                f"results they take")
+        if deps is not None and used < len(deps):
+            raise TypeError(f"step '{sf.name}': depends lists {len(deps)} step(s) but the function takes "
+                            f"only {used} non-ctx parameter(s)")
+        sources = [s for _, s in plan if isinstance(s, StepFunction)]
+        if sf.concurrent:
+            values = await asyncio.gather(*(self._resolve(s) for s in sources))
+        else:
+            values = [await self._resolve(s) for s in sources]
+        results = iter(values)
+        kwargs: dict[str, Any] = {}
+        positional: list[Any] = []
+        for p, source in plan:
+            if source is _DEFAULT:
+                continue
+            value = _CTX if source is _CTX else next(results)
+            if p.kind is p.POSITIONAL_ONLY:
+                positional.append(value)
+            else:
+                kwargs[p.name] = value
+        return kwargs, positional
+
+    def _lookup(self, dep: Any, sf: StepFunction) -> StepFunction:
+        if isinstance(dep, StepFunction):
+            return dep
+        if isinstance(dep, str) and dep in self._closures:
+            return self._closures[dep]
+        raise TypeError(f"step '{sf.name}': depends entry {dep!r} is not a step defined with @step.do")
+
+    async def _resolve(self, dep: StepFunction) -> Any:
+        """A dependency's result: remembered, in flight elsewhere, or run now (once)."""
+        if dep.name in self._memo:
+            return self._memo[dep.name]
+        task = self._in_flight.get(dep.name)
+        if task is not None:
+            return await asyncio.shield(task)
+        return await dep()
+
+    # -- sleeps and events ---------------------------------------------------------------------
+    async def sleep(self, name: str, duration: Any) -> None:
+        rules.check_step_name(name, "step.sleep")
+        seconds = rules.sleep_s(duration, name)
+        await self._session.sleep(name, seconds, None)
+
+    async def sleep_until(self, name: str, timestamp: Any) -> None:
+        rules.check_step_name(name, "step.sleep_until")
+        when = rules.until_epoch(timestamp, name, time.time())
+        await self._session.sleep(name, None, when)
+
+    sleepUntil = sleep_until  # noqa: N815 - Cloudflare's name
+
+    async def wait_for_event(self, name: str, event_type: Any = None, timeout: Any = rules.DEFAULT_WAIT_TIMEOUT,
+                             **options: Any) -> Any:
+        """Wait for ``sendEvent(type=event_type)``; returns ``{payload, timestamp, type}``."""
+        if isinstance(event_type, dict):  # waitForEvent(name, {"type": ..., "timeout": ...})
+            options = {**event_type, **options}
+            event_type = options.get("type")
+            timeout = options.get("timeout", timeout)
+        event_type = options.get("type", event_type)
+        rules.check_step_name(name, "step.wait_for_event")
+        rules.check_event_type(event_type)
+        seconds = rules.wait_timeout_s(timeout, name)
+        return await self._session.wait_for_event(name, event_type, seconds)
+
+    waitForEvent = wait_for_event  # noqa: N815 - Cloudflare's name
+

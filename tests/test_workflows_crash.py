@@ -1,0 +1,175 @@
+"""Workflows survive ``kill -9``: recorded steps never run again, interrupted ones do.
+
+These start the real ``edgelet dev`` with a state folder, SIGKILL it (host and isolates)
+and start a new one on the same folder.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+CONFIG = """
+    name = "app"
+    main = "app.py"
+    workflows = [
+      { name = "crashy", binding = "CRASHY", class_name = "Crashy" },
+      { name = "napper", binding = "NAPPER", class_name = "Napper" },
+      { name = "gated", binding = "GATED", class_name = "Gated" },
+    ]
+"""
+
+APP = """
+    import asyncio, os, uuid
+    from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
+
+    def append(path, line):
+        # one write() of a short line in append mode: whole lines even across kills
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\\n").encode())
+        finally:
+            os.close(fd)
+
+    class Crashy(WorkflowEntrypoint):
+        async def run(self, event, step):
+            me, log = event.instanceId, event.payload["log"]
+            tokens = []
+            for i in range(event.payload["steps"]):
+                @step.do(f"s{i}")
+                async def work():
+                    token = uuid.uuid4().hex
+                    append(log, f"{me} s{i} {token}")   # the side effect of this attempt
+                    await asyncio.sleep(0.05 + 0.05 * (i % 3))
+                    return token                          # recorded as the step's result
+                tokens.append(await work())
+                if i == 2:
+                    await step.sleep("breather", "1 second")
+            return tokens
+
+    class Napper(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await step.do("before", lambda: "x")
+            await step.sleep("nap", "3 seconds")
+            return await step.do("after", lambda: "done")
+
+    class Gated(WorkflowEntrypoint):
+        async def run(self, event, step):
+            @step.do("blocked")
+            async def blocked():
+                token = uuid.uuid4().hex
+                append(event.payload["log"], token)
+                while not os.path.exists(event.payload["gate"]):
+                    await asyncio.sleep(0.01)
+                return token
+            return await blocked()
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            return Response("ok")
+"""
+
+ARGS = ("--persist-to", "state", "--log-level", "info", "--no-reload")
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def create(s: Any, workflow: str, instance_id: str, params: dict[str, Any]) -> None:
+    body = s.api("POST", f"/workflows/{workflow}/instances", json={"instance_id": instance_id, "params": params})
+    assert body["success"], body
+
+
+def describe(s: Any, workflow: str, instance_id: str) -> dict[str, Any]:
+    body = s.api("GET", f"/workflows/{workflow}/instances/{instance_id}")
+    assert body["success"], body
+    return body["result"]
+
+
+def wait_status(s: Any, workflow: str, instance_id: str, status: str, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = describe(s, workflow, instance_id)
+        if info["status"] == status:
+            return info
+        assert info["status"] not in ("errored", "terminated"), info
+        assert time.monotonic() < deadline, f"{instance_id} still {info['status']}:\n{s.logs()[-3000:]}"
+        time.sleep(0.05)
+
+
+def test_kill_9_at_random_moments_never_reruns_a_recorded_step(dev: Any, tmp_path: Path) -> None:
+    log = tmp_path / "side-effects.log"
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    ids = [f"order-{i}" for i in range(8)]
+    steps = 6
+    for i, instance_id in enumerate(ids):
+        create(s, "crashy", instance_id, {"log": str(log), "steps": steps})
+    rng = random.Random(1234)
+    kills = 4
+    for _ in range(kills):
+        # kill at a random point of progress: right after some attempts wrote their side
+        # effect, so the kill lands inside a step more often than not
+        seen = len(lines(log))
+        target = seen + rng.randint(1, 8)
+        deadline = time.monotonic() + 10
+        while len(lines(log)) < target and time.monotonic() < deadline:
+            time.sleep(0.003)
+        time.sleep(rng.uniform(0, 0.04))
+        s.kill()
+        s = dev(None, *ARGS, cwd=s.cwd)
+    results = {i: wait_status(s, "crashy", i, "complete", timeout=30) for i in ids}
+
+    attempts: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for line in log.read_text().splitlines():
+        instance_id, step, token = line.split()
+        attempts[(instance_id, step)].append(token)
+    reran = 0
+    for instance_id, info in results.items():
+        recorded = {st["name"]: st["output"] for st in info["steps"] if st["type"] == "step"}
+        assert info["output"] == [recorded[f"s{k}"] for k in range(steps)]
+        for k in range(steps):
+            tokens = attempts[(instance_id, f"s{k}")]
+            # the recorded result came from the LAST attempt: once recorded, a step never ran again
+            assert tokens and tokens[-1] == recorded[f"s{k}"], (instance_id, k, tokens)
+            # attempts cut off by a kill may repeat, at most once per kill
+            assert len(tokens) <= 1 + kills, (instance_id, k, tokens)
+            reran += len(tokens) - 1
+        assert [st["name"] for st in info["steps"]] == ["s0", "s1", "s2", "breather", "s3", "s4", "s5"]
+    assert reran >= 1, "no kill landed inside a step; the test proved nothing"
+
+
+def test_interrupted_attempt_runs_again_after_restart(dev: Any, tmp_path: Path) -> None:
+    log, gate = tmp_path / "attempts.log", tmp_path / "gate"
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    create(s, "gated", "g1", {"log": str(log), "gate": str(gate)})
+    deadline = time.monotonic() + 10
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    s.kill()  # mid-attempt: the step wrote its side effect but no result was recorded
+    gate.touch()
+    s = dev(None, *ARGS, cwd=s.cwd)
+    info = wait_status(s, "gated", "g1", "complete")
+    tokens = log.read_text().split()
+    assert len(tokens) == 2 and info["output"] == tokens[1]
+    assert "resuming 1 interrupted instance" in s.logs()
+
+
+def test_sleep_that_ended_during_downtime_ends_at_once(dev: Any, tmp_path: Path) -> None:
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    create(s, "napper", "nap-1", {})
+    deadline = time.monotonic() + 10
+    while describe(s, "napper", "nap-1")["status"] != "waiting":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    s.kill()
+    time.sleep(3.2)  # the 3 s sleep ends while nothing runs
+    started = time.monotonic()
+    s = dev(None, *ARGS, cwd=s.cwd)
+    info = wait_status(s, "napper", "nap-1", "complete", timeout=10)
+    assert time.monotonic() - started < 3.0  # no second wait after the restart
+    assert info["output"] == "done"
+    assert [st["type"] for st in info["steps"]] == ["step", "sleep", "step"]
