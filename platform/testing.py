@@ -140,8 +140,8 @@ class Platform:
         try:
             if self._auto_task is not None:
                 self._auto_task.cancel()
-            for (_, name), handle in self._workflows.items():
-                unused.extend(f"{name}: {m}" for m in handle._mocks.unused())
+            for handle in self._workflows.values():
+                unused.extend(f"workflow {handle.workflow_name!r}: {m}" for m in handle._mocks.unused())
                 handle._mocks.clear()
         finally:
             if self._server is not None:
@@ -253,7 +253,7 @@ class Platform:
             handle = plugin.workflow_handle(owner, binding)
             name = next(d.name for d in self.host.config.worker(owner).decls("workflows")
                         if d.binding == binding)
-            self._workflows[key] = WorkflowTestHandle(handle, plugin.mocks(name))
+            self._workflows[key] = WorkflowTestHandle(handle, plugin.mocks(name), name)
         return self._workflows[key]
 
     # -- time ---------------------------------------------------------------------------------
@@ -316,9 +316,10 @@ class WorkflowTestHandle:
 
     __test__ = False
 
-    def __init__(self, handle: Any, mocks: Any) -> None:
+    def __init__(self, handle: Any, mocks: Any, workflow_name: str) -> None:
         self._handle = handle
         self._mocks = mocks
+        self.workflow_name = workflow_name
 
     def __getattr__(self, name: str) -> Any:
         if hasattr(self._mocks, name) and name not in ("clear", "unused"):
