@@ -53,3 +53,32 @@ def test_static_assets_examples(dev, tmp_path, example):
             assert r.status_code == 200, path.name
             assert r.headers["content-type"] == expected[path.suffix]
             assert r.content == path.read_bytes()
+
+
+@pytest.mark.parametrize("example", ["durable-objects", "07-durable-objects"])
+def test_durable_object_examples(dev, tmp_path, example):
+    s = serve(dev, tmp_path, example)
+    assert s.get("/groceries/show").text == "No messages"
+    assert s.get("/groceries/add/milk").text == "Message sent"
+    assert s.get("/groceries/add/eggs").text == "Message sent"
+    assert s.get("/groceries/show").text == "milk\neggs"
+    assert s.get("/other/show").text == "No messages"
+
+
+def test_workflows_dag_example(dev, tmp_path):
+    """Cloudflare's own DAG example (steps that sleep 1-15 s, legacy depends=, concurrent)."""
+    s = serve(dev, tmp_path, "10-workflows")
+    started = s.get("/start").text
+    assert "workflow with ID:" in started
+    instance_id = started.split("ID:")[-1].strip()
+    deadline = time.monotonic() + 60
+    status = {}
+    while time.monotonic() < deadline:
+        status = s.get(f"/status/{instance_id}").json()
+        if status["status"] in ("complete", "errored"):
+            break
+        time.sleep(0.5)
+    assert status["status"] == "complete", status
+    logs = s.logs()
+    assert logs.index("executing dep1") < logs.index("I awaited the first two steps")
+    assert logs.index("executing dep2") < logs.index("I awaited the first two steps")
