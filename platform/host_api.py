@@ -25,13 +25,19 @@ class HostServices(Protocol):
     def database(self, name: str) -> sqlite3.Connection:
         """An open SQLite connection for ``name`` (WAL, durable across kill -9)."""
 
-    async def invoke(self, worker: str, event: str, payload: Any) -> Any:
+    async def invoke(self, worker: str, event: str, payload: Any, *,
+                     timeout: float | None = None) -> Any:
         """Deliver an event to a Worker's isolate and return its answer.
 
         ``event`` is ``"<kind>.<name>"``; the isolate hands it to
         ``edgelet.bindings.<kind>.isolate.handle_event``. Raises ``IsolateError`` when the
-        isolate crashes or times out, ``RemoteError`` when the handler raised.
+        isolate crashes or times out (after ``timeout`` s, default the Worker's
+        ``request_timeout_ms``), ``RemoteError`` when the handler raised.
         """
+
+    async def fetch(self, worker: str, method: str, url: str, headers: list[list[str]],
+                    body: bytes) -> list[Any]:
+        """Run a Worker's fetch handler: ``[status, headers, body]``; isolate failures are 5xx."""
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> "asyncio.Task[Any]":
         """Run background work that counts as "busy" for virtual-time settling."""
