@@ -38,7 +38,7 @@ THROUGHPUT_APP = {
         queues.producers = [{ binding = "Q", queue = "bench-q" }]
         queues.consumers = [{ queue = "bench-q", max_batch_size = 100, max_batch_timeout = 1 }]
     """,
-    "queue_worker.py": (ROOT / "bench" / "apps" / "queue" / "queue.py").read_text(),
+    "queue_worker.py": (ROOT / "bench" / "apps" / "queue" / "consumer.py").read_text(),
 }
 
 LATENCY_APP = {
