@@ -11,9 +11,10 @@ messages in memory beyond the batches in flight, and virtual time moves all of i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -64,6 +65,10 @@ class Broker:
             name: Consumer(self, name, *info.consumer)
             for name, info in self.queues.items() if info.consumer is not None}
         self.stopped = False
+        # Message ids: 32 hex digits like Cloudflare's, a random per-start prefix plus a
+        # counter; uuid4 per message cost 5% of the host's time under load.
+        self._id_prefix = os.urandom(8).hex()
+        self._id_seq = itertools.count(1)
 
     # -- life cycle -------------------------------------------------------------------
     def recover(self) -> None:
@@ -112,7 +117,7 @@ class Broker:
         for content_type, body, delay in wire:
             if delay is None:
                 delay = batch_delay if batch_delay is not None else default_delay
-            message_id = uuid.uuid4().hex
+            message_id = f"{self._id_prefix}{next(self._id_seq):016x}"
             ids.append(message_id)
             rows.append((message_id, ts, content_type, body, now + (delay or 0.0)))
         self.store.insert(queue, rows)
