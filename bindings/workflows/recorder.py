@@ -1,0 +1,253 @@
+"""What a running instance records: step results, retries, sleeps and event waits.
+
+Why a module of its own: these calls arrive from the isolate (through the internal binding,
+see ``isolate.py``) once per step, so they are the hot path, and they carry the durability
+promise: each record is committed before the step's caller sees the value. Records that
+arrive in the same loop turn share one transaction (group commit) so that the commit is not
+the cost of a step. The functions at the bottom (events and timeouts as history values) are
+shared with ``runner.py``, which resolves due waits before a dispatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from typing import Any, Callable
+
+from edgelet.bindings.workflows import codec, rules, store
+from edgelet.bindings.workflows.state import StaleRunError, State
+
+log = logging.getLogger("edgelet.workflows")
+
+
+class Recorder:
+    """Commits the history rows a run reports, each before its caller goes on."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.clock = state.clock
+        self.db = state.db
+        self._step_seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM steps").fetchone()[0])
+        self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+
+    def _live(self, workflow: str, instance_id: str, generation: int) -> tuple[int, str]:
+        """The instance's ``(seq, status)`` if this run still owns it; else StaleRunError.
+
+        Why: a restart or terminate bumps ``generation`` while the old run may still be
+        executing; its records must not land in the new history.
+        """
+        row = self.db.execute("SELECT seq, status, generation FROM instances WHERE workflow = ? AND id = ?",
+                              (workflow, instance_id)).fetchone()
+        if row is None or row[2] != generation or row[1] not in ("running", "waitingForPause"):
+            state = "gone" if row is None else row[1]
+            raise StaleRunError(f"instance '{instance_id}' of workflow '{workflow}' is no longer run "
+                                f"by this dispatch ({state}); nothing more is recorded")
+        return row[0], row[1]
+
+    def _next_step_seq(self) -> int:
+        self._step_seq += 1
+        return self._step_seq
+
+    def _upsert_step(self, seq: int, name: str, count: int, kind: str, state: str, *,
+                     value: bytes | None = None, error: tuple[str | None, str | None] = (None, None),
+                     config: str | None = None, started: float, ended: float | None,
+                     wake_at: float | None = None) -> None:
+        self.db.execute(
+            "INSERT INTO steps (instance, name, count, seq, kind, state, value, error_name, error_message, "
+            "config, started, ended, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(instance, name, count) DO UPDATE SET state = excluded.state, value = excluded.value, "
+            "error_name = excluded.error_name, error_message = excluded.error_message, "
+            "config = excluded.config, ended = excluded.ended, wake_at = excluded.wake_at",
+            (seq, name, count, self._next_step_seq(), kind, state, value, error[0], error[1], config,
+             started, ended, wake_at))
+
+    def _record_attempts(self, seq: int, name: str, count: int, first: int,
+                         attempts: list[list[Any]], now: float) -> float:
+        """Store attempts timed backwards from ``now`` (durations are measured in the isolate)."""
+        end = now
+        rows = []
+        for i in range(len(attempts) - 1, -1, -1):
+            duration, success, ename, emsg = attempts[i]
+            start = end - max(float(duration), 0.0)
+            rows.append((seq, name, count, first + i, start, end, 1 if success else 0, ename, emsg))
+            end = start
+        self.db.executemany(
+            "INSERT OR REPLACE INTO attempts (instance, name, count, attempt, started, ended, success, "
+            "error_name, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return end
+
+    async def _committed(self, op: Callable[[], Any]) -> Any:
+        """Run ``op`` (SQL writes) in a transaction shared by every record of this loop turn.
+
+        Why: one commit per step made the commit the cost of a step. Records that arrive
+        together (many instances running at once) now share one; each caller still gets its
+        answer only after that commit, so nothing is acknowledged before it is durable.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.append((op, future))
+        if len(self._batch) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for op, future in batch:
+                self.db.execute("SAVEPOINT record")
+                try:
+                    outcomes.append((future, op(), None))
+                    self.db.execute("RELEASE record")
+                except Exception as exc:  # this record only (a stale run, bad input)
+                    self.db.execute("ROLLBACK TO record")
+                    self.db.execute("RELEASE record")
+                    outcomes.append((future, None, exc))
+            self.db.execute("COMMIT")
+        except Exception as exc:  # the commit itself failed: nothing was recorded
+            try:
+                self.db.execute("ROLLBACK")
+            except Exception:
+                pass
+            outcomes = [(future, None, exc) for _, future in batch]
+        for future, value, error in outcomes:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+    async def step_done(self, args: list[Any]) -> dict[str, Any]:
+        """A step finished for good (ok, or failed with no retry left); committed before return."""
+        (workflow, instance_id, generation, name, count, state, value, ename, emsg, attempts,
+         config, first) = args
+
+        def op() -> str:
+            seq, status = self._live(workflow, instance_id, generation)
+            now = self.clock.now()
+            existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
+                                       "count = ?", (seq, name, count)).fetchone()
+            start = self._record_attempts(seq, name, count, first, attempts, now)
+            self._upsert_step(seq, name, count, "step", state, value=value, error=(ename, emsg),
+                              config=config, started=existing[0] if existing else start, ended=now)
+            return status
+
+        status = await self._committed(op)
+        if log.isEnabledFor(logging.INFO):
+            took = sum(float(a[0]) for a in attempts) * 1000
+            tries = f" after {first + len(attempts) - 1} attempts" if first + len(attempts) > 2 else ""
+            if state == "ok":
+                log.info("WORKFLOW %s/%s step '%s' #%d ok%s (%.1f ms)", workflow, instance_id, name,
+                         count, tries, took)
+            else:
+                log.info("WORKFLOW %s/%s step '%s' #%d failed%s: %s: %s", workflow, instance_id, name,
+                         count, tries, ename, emsg)
+        self.state.notify(workflow, instance_id)
+        return {"pause": status == "waitingForPause"}
+
+    async def step_retry(self, args: list[Any]) -> dict[str, Any]:
+        """An attempt failed and a retry is due after a delay: record it, then the run unwinds."""
+        workflow, instance_id, generation, name, count, attempts, config, first, delay = args
+
+        def op() -> float:
+            seq, _status = self._live(workflow, instance_id, generation)
+            now = self.clock.now()
+            at = now + float(delay)
+            existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
+                                       "count = ?", (seq, name, count)).fetchone()
+            start = self._record_attempts(seq, name, count, first, attempts, now)
+            self._upsert_step(seq, name, count, "step", "retrying", config=config,
+                              started=existing[0] if existing else start, ended=None, wake_at=at)
+            return at
+
+        at = await self._committed(op)
+        last = attempts[-1]
+        log.info("WORKFLOW %s/%s step '%s' #%d attempt %d failed (%s: %s); retry in %s", workflow,
+                 instance_id, name, count, first + len(attempts) - 1, last[2], last[3],
+                 rules.describe_s(float(delay)))
+        self.state.notify(workflow, instance_id)
+        return {"at": at}
+
+    async def sleep(self, args: list[Any]) -> dict[str, Any]:
+        """A new sleep: record its end; done at once when that is not in the future."""
+        workflow, instance_id, generation, name, count, seconds, until = args
+
+        def op() -> tuple[float, float]:
+            seq, _status = self._live(workflow, instance_id, generation)
+            now = self.clock.now()
+            end = float(until) if until is not None else now + float(seconds or 0)
+            done = end <= now
+            self._upsert_step(seq, name, count, "sleep", "ok" if done else "pending", started=now,
+                              ended=now if done else None, wake_at=end)
+            return now, end
+
+        now, end = await self._committed(op)
+        done = end <= now
+        log.info("WORKFLOW %s/%s sleep '%s' #%d %s", workflow, instance_id, name, count,
+                 "over at once" if done else f"until {store.iso(end)} ({rules.describe_s(end - now)})")
+        self.state.notify(workflow, instance_id)
+        return {"done": True} if done else {"at": end}
+
+    async def wait_event(self, args: list[Any]) -> dict[str, Any]:
+        """A new waitForEvent: take a buffered (or mocked) event, or record the wait."""
+        workflow, instance_id, generation, name, count, event_type, timeout_s, mock = args
+        config = json.dumps({"type": event_type, "timeout": timeout_s})
+
+        def op() -> dict[str, Any]:
+            seq, _status = self._live(workflow, instance_id, generation)
+            now = self.clock.now()
+            if mock == "timeout":
+                message = wait_timeout_message(name, event_type, timeout_s)
+                self._upsert_step(seq, name, count, "waitForEvent", "failed", config=config, started=now,
+                                  ended=now, error=("WorkflowTimeoutError", message))
+                return {"error": {"name": "WorkflowTimeoutError", "message": message}}
+            if isinstance(mock, dict):
+                value: bytes | None = event_value(mock.get("payload"), now, event_type)
+            else:
+                value = take_event(self.db, seq, event_type, name, count)
+            if value is not None:
+                self._upsert_step(seq, name, count, "waitForEvent", "ok", value=value, config=config,
+                                  started=now, ended=now)
+                return {"value": value}
+            at = now + float(timeout_s)
+            self._upsert_step(seq, name, count, "waitForEvent", "pending", config=config,
+                              started=now, ended=None, wake_at=at)
+            return {"at": at}
+
+        result = await self._committed(op)
+        if "value" in result:
+            log.info("WORKFLOW %s/%s waitForEvent '%s' #%d got event '%s'", workflow, instance_id, name,
+                     count, event_type)
+        elif "at" in result:
+            log.info("WORKFLOW %s/%s waitForEvent '%s' #%d waits for '%s' until %s", workflow,
+                     instance_id, name, count, event_type, store.iso(result["at"]))
+        self.state.notify(workflow, instance_id)
+        return result
+
+
+# -- history values, shared with runner.py (it resolves due waits before a dispatch) ----------
+def take_event(db: sqlite3.Connection, seq: int, event_type: str, name: str, count: int) -> bytes | None:
+    """Consume the oldest buffered event of a type (inside a transaction); its stored form."""
+    ev = db.execute("SELECT seq, payload, timestamp FROM events WHERE instance = ? AND type = ? "
+                    "AND consumed_by IS NULL ORDER BY seq LIMIT 1", (seq, event_type)).fetchone()
+    if ev is None:
+        return None
+    db.execute("UPDATE events SET consumed_by = ? WHERE seq = ?", (f"{name}#{count}", ev[0]))
+    return event_value(ev[1], ev[2], event_type)
+
+
+def event_value(payload: bytes | None, timestamp: float, event_type: str) -> bytes:
+    """What ``wait_for_event`` returns: ``{payload, timestamp, type}``, encoded."""
+    import datetime as _dt
+    return codec.encode({"payload": codec.decode(payload),
+                         "timestamp": _dt.datetime.fromtimestamp(timestamp, tz=_dt.timezone.utc),
+                         "type": event_type}, limit=2 * codec.MAX_VALUE_BYTES)
+
+
+def wait_timeout_message(name: str, event_type: str, timeout_s: Any) -> str:
+    took = rules.describe_s(float(timeout_s)) if timeout_s is not None else "its timeout"
+    return (f"waitForEvent '{name}' timed out after {took} without an event of type '{event_type}'")
+

@@ -1,0 +1,102 @@
+"""What every part of the Workflows engine shares: the database, the running set, watchers.
+
+Why a module of its own: the scheduler, the runner, the recorder and the management API
+(``engine.py``) all read and write the same instance rows and must announce status changes
+the same way. Keeping that shared core here lets each of them import it without importing
+one another (no cycles), and keeps the in-memory state small enough to see in one screen.
+The *durable* state is described in ``schema.py``; everything here is rebuilt on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+from edgelet.bindings.workflows import schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.host_api import HostServices
+
+log = logging.getLogger("edgelet.workflows")
+
+
+class StaleRunError(Exception):
+    """A run tried to record a step for an instance that was terminated or restarted."""
+
+
+def api_error(cls: type[Exception], message: str, status: int) -> Exception:
+    """A builtin exception (so the Worker sees the same type) with an HTTP status for the API."""
+    exc = cls(message)
+    exc.api_status = status  # type: ignore[attr-defined]
+    return exc
+
+
+@dataclass
+class WorkflowDef:
+    """One workflow as configured: where its class lives and how many may run at once."""
+
+    name: str
+    class_name: str
+    script: str
+    concurrency: int = 50_000
+    schedules: list[str] = field(default_factory=list)
+
+
+class State:
+    """The ``workflows`` database plus the in-memory bookkeeping every collaborator needs."""
+
+    def __init__(self, host: HostServices, defs: dict[str, WorkflowDef], mocks: dict[str, Any]) -> None:
+        self.host = host
+        self.clock = host.clock
+        self.defs = defs
+        self.mocks = mocks
+        self.db = host.database("workflows")
+        schema.install(self.db)
+        #: instance ids holding a running slot, per workflow (a dispatch task each)
+        self.running: dict[str, set[str]] = {name: set() for name in defs}
+        #: consecutive isolate crashes per instance, reset by a run that returns
+        self.crashes: dict[tuple[str, str], int] = {}
+        self.watchers: dict[tuple[str, str], asyncio.Event] = {}
+        self.stopped = False
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def set(self, seq: int, **values: Any) -> None:
+        """Update columns of one instance row (inside a transaction), stamping ``modified``."""
+        values.setdefault("modified", self.clock.now())
+        cols = ", ".join(f"{k} = ?" for k in values)
+        self.db.execute(f"UPDATE instances SET {cols} WHERE seq = ?", (*values.values(), seq))
+
+    def status_changed(self, workflow: str, instance_id: str, old: str, new: str,
+                       detail: str = "") -> None:
+        if old != new:
+            log.info("WORKFLOW %s/%s %s -> %s%s", workflow, instance_id, old, new, detail)
+        self.notify(workflow, instance_id)
+
+    # -- watchers (test handles wait on these instead of polling) -------------------------------
+    def notify(self, workflow: str, instance_id: str) -> None:
+        event = self.watchers.pop((workflow, instance_id), None)
+        if event is not None:
+            event.set()
+
+    async def wait_change(self, workflow: str, instance_id: str, timeout: float) -> None:
+        """Return after the instance's status or history changes next (or the timeout)."""
+        key = (workflow, instance_id)
+        event = self.watchers.get(key)
+        if event is None:
+            event = self.watchers[key] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
