@@ -7,7 +7,9 @@ Three `edgelet dev` apps answer "Hello World!" over HTTP, each as its primary Wo
 Python Worker, a Wasm command module (CGI contract: a fresh instance per request) and a Wasm
 reactor (exported fetch: one instance reused). wrk drives each with the same settings, in
 alternating rounds. Then, in this process, the per-request instantiation cost: a bare
-``InstancePre.instantiate`` plus a Store, and a whole CGI request without HTTP.
+``InstancePre.instantiate`` plus a Store, a whole CGI request without HTTP (on the calling
+thread and through the runner's fetch, as inside an isolate), and ``host.fetch`` to
+the Worker's isolate process.
 """
 
 from __future__ import annotations
@@ -74,39 +76,59 @@ def write_apps(base: Path) -> dict[str, Path]:
     return folders
 
 
+class _Runtime:
+    """What a WasmRunner needs of its isolate's Runtime: somewhere to log, and env."""
+
+    env: dict[str, object] = {}
+
+    def log(self, level: str, text: str) -> None:
+        pass
+
+
 def instantiation_cost(folder: Path, n: int = 3000) -> dict[str, float]:
-    """µs per fresh instance (Store + InstancePre.instantiate), and per whole CGI request."""
+    """µs per fresh instance (Store + InstancePre.instantiate), per whole CGI request, per
+    request through the runner's pool thread, and per request from a host to its isolate."""
     from edgelet.config import load_config_dict
     from edgelet.host import Host
+    from edgelet.wasm import WasmRunner
 
     async def measure() -> dict[str, float]:
+        runner = WasmRunner({"name": "hello", "main": str(folder / "hello.wasm"),
+                             "state_dir": str(folder / "state")}, _Runtime())
+        runner.load()
+        program = runner._program
+        assert program is not None
+        for _ in range(200):  # warm-up
+            runner._new_store({}, 1000).close()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            store = runner._new_store({}, 1000)
+            store.instantiate(program.pre)
+            store.close()
+        bare = (time.perf_counter() - t0) / n * 1e6
+        request = ["GET", "http://hello.localhost/", [["host", "hello.localhost"]], b""]
+        t0 = time.perf_counter()
+        for _ in range(n):
+            runner._serve(program, request, 30.0)
+        whole = (time.perf_counter() - t0) / n * 1e6
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await runner.fetch(request)
+        via_runner = (time.perf_counter() - t0) / n * 1e6
         config = load_config_dict({"name": "hello", "main": "hello.wasm"}, base_dir=folder)
         host = Host(config, state_dir=folder / "state")
         await host.start()
         try:
-            worker = host.isolates["hello"]
-            program = worker._program
-            assert program is not None
-            for _ in range(200):  # warm-up
-                worker._new_store({}, 1000).close()
-            t0 = time.perf_counter()
-            for _ in range(n):
-                store = worker._new_store({}, 1000)
-                store.instantiate(program.pre)
-                store.close()
-            bare = (time.perf_counter() - t0) / n * 1e6
-            request = ["GET", "http://hello.localhost/", [["host", "hello.localhost"]], b""]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                worker._serve(program, request, 30.0)
-            whole = (time.perf_counter() - t0) / n * 1e6
+            for _ in range(200):
+                await host.fetch("hello", *request)
             t0 = time.perf_counter()
             for _ in range(n // 3):
                 await host.fetch("hello", *request)
             via_host = (time.perf_counter() - t0) / (n // 3) * 1e6
-            return {"instantiate_us": bare, "cgi_request_us": whole, "host_fetch_us": via_host}
         finally:
             await host.stop()
+        return {"instantiate_us": bare, "cgi_request_us": whole, "runner_fetch_us": via_runner,
+                "host_fetch_us": via_host}
 
     return asyncio.run(measure())
 
@@ -145,10 +167,11 @@ def main() -> None:
               f"p50 {median([r['p50_ms'] for r in rows]):.2f} ms  "
               f"p99 {median([r['p99_ms'] for r in rows]):.2f} ms  "
               f"rss {median([r['rss_mb'] for r in rows]):.0f} MB")
-    print("per-request instantiation (in process, no HTTP):")
+    print("per-request costs of a CGI module, no HTTP (runner in this process, no rlimit):")
     print(f"  Store (with WASI) + instantiate + drop:  {costs['instantiate_us']:7.1f} µs")
     print(f"  whole CGI request on the calling thread: {costs['cgi_request_us']:7.1f} µs")
-    print(f"  host.fetch (thread hand-off included):   {costs['host_fetch_us']:7.1f} µs")
+    print(f"  runner.fetch (on the loop, as in an isolate): {costs['runner_fetch_us']:7.1f} µs")
+    print(f"  host.fetch (isolate round trip, 1 at a time): {costs['host_fetch_us']:7.1f} µs")
 
 
 if __name__ == "__main__":

@@ -165,8 +165,7 @@ class Host:
 
     async def _start_forkserver(self) -> Any:
         """Isolates fork from one warm process; without it each is a fresh interpreter."""
-        if not any(not w.is_wasm for w in self.config.workers) or \
-                os.environ.get("EDGELET_FORKSERVER", "1") == "0":
+        if not self.config.workers or os.environ.get("EDGELET_FORKSERVER", "1") == "0":
             return None
         from edgelet.forkserver import ForkServer
         server = ForkServer()
@@ -224,11 +223,12 @@ class Host:
                 "virtual_clock": self.clock.virtual}
 
     def _make_isolate(self, worker: WorkerConfig) -> Any:
-        if worker.is_wasm:
-            from edgelet.wasm import WasmWorker
-            return WasmWorker(worker, self)
         limits = worker.limits
-        return Isolate(worker.name, self.isolate_spec(worker), cpu_ms=limits.cpu_ms,
+        spec = self.isolate_spec(worker)
+        if worker.is_wasm:  # the isolate enforces these per request (edgelet.wasm)
+            spec["limits"] = {"cpu_ms": limits.cpu_ms, "memory_mb": limits.memory_mb,
+                              "request_timeout_ms": limits.request_timeout_ms}
+        return Isolate(worker.name, spec, cpu_ms=limits.cpu_ms,
                        memory_mb=limits.memory_mb,
                        request_timeout=limits.request_timeout_ms / 1000.0,
                        on_call=lambda method, args, w=worker.name: self._on_isolate_call(w, method, args),

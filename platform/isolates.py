@@ -80,9 +80,22 @@ class Isolate:
 
     async def start(self) -> dict[str, Any]:
         """Start the process and import the script; raise IsolateStartError on failure."""
-        if self._starting is None or self._starting.done() and self._starting.exception():
+        if self._needs_start():
             self._starting = asyncio.ensure_future(self._start())
         return await asyncio.shield(self._starting)
+
+    def _needs_start(self) -> bool:
+        """No start under way or done for a live channel (the last one failed or died)."""
+        starting = self._starting
+        if starting is None:
+            return True
+        if not starting.done():
+            return False
+        if starting.cancelled() or starting.exception() is not None:
+            return True
+        # started once, but the process has died since: the supervisor may not have
+        # noticed yet, and the next call must not be sent down the dead channel
+        return self._channel is None or self._channel.closed
 
     async def _start(self) -> dict[str, Any]:
         host_sock, child_sock = socket.socketpair()

@@ -1,16 +1,18 @@
-"""Wasm Workers: a ``.wasm`` ``main`` runs under wasmtime, in the host process, off the loop.
+"""Wasm Workers, inside their isolate: a ``.wasm`` ``main`` runs under wasmtime there.
 
-``WasmWorker`` offers the host the interface of :class:`edgelet.isolates.Isolate` (start,
-invoke, stop, restart, ``info``, ``restarts``, ``broken``), so routing, service bindings and
-the control API treat both kinds of Worker alike.
+A Wasm Worker is an isolate like a Python Worker (its own process, forked by the fork
+server, spoken to over the channel); :class:`edgelet.runtime.isolate.Runtime` hands a
+``.wasm`` main to :class:`WasmRunner` instead of importing a script. Why a process rather
+than threads in the host, although Wasm is sandboxed by construction: the Python glue of
+every request (building the CGI environment, parsing the response, host calls) holds a GIL,
+and in the host that GIL and core belong to the HTTP server. In an isolate the host only
+forwards bytes, as for a Python Worker, and a crash of wasmtime itself takes only the
+isolate down.
 
-Why threads in the host process rather than a subprocess per Worker: Wasm is sandboxed by
-construction (it can touch only its own linear memory and the imports we give it), so the
-process boundary that contains Python Workers would add a serialisation and a socket round
-trip to every request and buy no isolation. Calls that run Wasm release the GIL, so a long
-computation runs beside the event loop (and beside other Wasm requests, on other cores).
-CPU time is bounded by epoch interruption, memory by the Store's limiter, and a request that
-traps takes only its own instance with it.
+Within the isolate, Wasm runs on a few pool threads (calls into Wasm release the GIL), so
+the isolate's event loop stays free to bridge host calls (KV) to the host. CPU time is
+bounded by epoch interruption, memory by the Store's limiter, and a request that traps
+takes only its own instance with it.
 
 The pieces: :mod:`edgelet.wasm_engine` (engine, epoch ticker, compile cache),
 :mod:`edgelet.wasm_store` and :mod:`edgelet.wasm_capi` (the raw C API on the hot path),
@@ -22,20 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import inspect
-import logging
 import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Coroutine
+from typing import Any, Coroutine
 
 import wasmtime
 
 from edgelet import wasm_capi as C
-from edgelet.isolates import IsolateError, IsolateStartError
 from edgelet.wasm_abi import HOST_FUNCTIONS, CallContext, Services, linker, set_context
 from edgelet.wasm_cgi import (
     MalformedResponse,
@@ -55,17 +54,28 @@ from edgelet.wasm_engine import (
 )
 from edgelet.wasm_store import EXTERN_FUNC, Slots1, Slots2, Store
 
-if TYPE_CHECKING:  # pragma: no cover
-    from edgelet.config import WorkerConfig
-
-log = logging.getLogger("edgelet.wasm")
-
 _PAGE = 65536
 _WASI = "wasi_snapshot_preview1"
 #: epoch ticks granted while a module is instantiated (its start function, _initialize)
 _INIT_MS = 10_000
 #: a pool thread busy this long (seconds) with others waiting: start another
 _GROW_AFTER = 0.002
+
+
+class WasmStartError(Exception):
+    """The module cannot serve (not Wasm, bad exports or imports, fails to instantiate).
+
+    Raised from ``init``; the host reports it as the Worker's IsolateStartError.
+    """
+
+
+class WasmRequestError(Exception):
+    """One request failed because of the module (trap, limit, bad output); ``status`` is its
+    HTTP status. The message names what happened and what to do."""
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -77,10 +87,13 @@ class _Program:
     #: "command" (CGI over stdio, a fresh instance per request) or "reactor" (exported fetch)
     mode: str
     imports: list[str]
+    #: run requests on the isolate's event-loop thread (the module imports no KV function,
+    #: so it never needs the loop while it runs); else on pool threads
+    on_loop: bool
 
 
 class _Threads:
-    """A Worker's pool threads and their queue (replaced whole on stop/restart)."""
+    """The pool threads (modules that call KV) and their queue."""
 
     def __init__(self) -> None:
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -100,112 +113,85 @@ class _Instance:
     alloc: Any  # wasmtime_func_t
 
 
-class WasmWorker(Services):
-    """One Wasm Worker: its compiled module, a small thread pool and (reactors) live instances."""
+class WasmRunner(Services):
+    """The Wasm Worker of this isolate: its compiled module, pool threads and (reactors)
+    live instances. ``runtime`` is the isolate's Runtime: its channel carries logs and KV
+    calls to the host, and ``runtime.env`` holds the Worker's KV bindings."""
 
-    def __init__(self, worker: "WorkerConfig", host: Any) -> None:
-        self.worker = worker
-        self.host = host
-        self.name = worker.name
-        self.path = Path(worker.main)
-        self.cpu_ms = worker.limits.cpu_ms
-        self.memory_mb = worker.limits.memory_mb
-        self.request_timeout = worker.limits.request_timeout_ms / 1000.0
-        self.pid: int | None = os.getpid()
-        self.restarts = 0
-        self.info: dict[str, Any] = {}
-        self.broken: IsolateStartError | None = None
-        self.kv_bindings = frozenset(d.binding for d in worker.decls("kv"))
-        merged = {**worker.vars, **worker.secrets}
+    def __init__(self, spec: dict[str, Any], runtime: Any) -> None:
+        limits = spec.get("limits") or {}
+        self.runtime = runtime
+        self.name = spec["name"]
+        self.path = Path(spec["main"])
+        self.state_dir = Path(spec["state_dir"]) if spec.get("state_dir") else None
+        self.cpu_ms = int(limits.get("cpu_ms") or os.environ.get("EDGELET_CPU_MS", "30000"))
+        self.memory_mb = int(limits.get("memory_mb") or os.environ.get("EDGELET_MEMORY_MB", "128"))
+        self.request_timeout = float(limits.get("request_timeout_ms") or 30_000) / 1000.0
+        self.kv_bindings = frozenset(name for name, b in spec.get("bindings", {}).items()
+                                     if b.get("kind") == "kv")
+        merged = {**spec.get("vars", {}), **spec.get("secrets", {})}
         self._env_base = base_environ(merged)
         self.var_values = {k: var_text(v).encode("utf-8") for k, v in merged.items()}
         self._program: _Program | None = None
         self._pool_threads = _Threads()
-        self._starting: asyncio.Future[dict[str, Any]] | None = None
         self._instances: list[_Instance] = []
         self._instances_lock = threading.Lock()
         self._max_threads = max(4, 2 * (os.cpu_count() or 2))
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._loop_thread = 0
+        self._loop_clock = 0
+        #: loop-thread CPU seconds spent in Wasm, and the start of the run in progress
+        self._wasm_cpu = 0.0
+        self._wasm_since: float | None = None
+        _one_malloc_arena()
         self._engine_ptr = engine().ptr()
         self._argv_keep = (ctypes.c_char_p * 1)(self.path.name.encode())
         self._argv = ctypes.cast(self._argv_keep, C.char_pp)
 
-    # -- life cycle --------------------------------------------------------------------
-    async def start(self) -> dict[str, Any]:
+    # -- loading (init, on the isolate's loop: nothing else to serve yet) -------------------
+    def load(self) -> dict[str, Any]:
         """Compile (or load from the cache), link and test-instantiate the module."""
-        if self._program is not None:
-            return self.info
-        if self._starting is None or (self._starting.done() and self._starting.exception()):
-            self._starting = asyncio.ensure_future(self._start())
-        return await asyncio.shield(self._starting)
-
-    async def _start(self) -> dict[str, Any]:
         self.loop = asyncio.get_running_loop()
-        try:
-            program = await self.loop.run_in_executor(None, self._load)
-        except IsolateStartError as exc:
-            self.broken = exc
-            self._starting = None
-            raise
-        self._program = program
-        self.broken = None
+        self._loop_thread = threading.get_ident()
+        self._loop_clock = time.pthread_getcpuclockid(self._loop_thread)
+        program = self._program = self._load()
         loaded = program.loaded
-        self.info = {"handlers": ["fetch"],
-                     "wasm": {"mode": program.mode, "sha256": loaded.sha256, "bytes": loaded.size,
-                              "cached": loaded.cached, "load_ms": round(loaded.load_ms, 2),
-                              "imports": program.imports}}
-        log.debug("Wasm Worker %r ready: %s module, %d bytes, sha256 %s, %s in %.1f ms", self.name,
-                  program.mode, loaded.size, loaded.sha256[:12],
-                  "loaded from the compile cache" if loaded.cached else "compiled", loaded.load_ms)
-        return self.info
-
-    async def stop(self) -> None:
-        """Forget the module and its instances; requests still running finish on their own."""
-        self._program = None
-        self._starting = None
-        with self._instances_lock:
-            idle, self._instances = self._instances, []
-        for inst in idle:  # idle instances belong to no thread: safe to delete here
-            inst.store.close()
-        old, self._pool_threads = self._pool_threads, _Threads()
-        for _ in old.workers:
-            old.jobs.put(None)  # each thread ends once the jobs queued before are done
-
-    async def restart(self) -> dict[str, Any]:
-        """Load the module from disk again (after a rebuild)."""
-        await self.stop()
-        return await self.start()
-
-    # -- loading (runs on a pool thread) ------------------------------------------------
-    def _start_error(self, problem: str) -> IsolateStartError:
-        return IsolateStartError(f"Worker {self.name!r}: {problem}")
+        self.runtime.log("debug", f"Wasm Worker {self.name!r} ready: {program.mode} module, "
+                                  f"{loaded.size} bytes, sha256 {loaded.sha256[:12]}..., "
+                                  f"{'loaded from the compile cache' if loaded.cached else 'compiled'}"
+                                  f" in {loaded.load_ms:.1f} ms")
+        return {"handlers": ["fetch"], "classes": [], "entrypoints": [],
+                "wasm": {"mode": program.mode, "sha256": loaded.sha256, "bytes": loaded.size,
+                         "cached": loaded.cached, "load_ms": round(loaded.load_ms, 2),
+                         "imports": program.imports,
+                         "runs_on": "event loop" if program.on_loop else "threads"}}
 
     def _load(self) -> _Program:
         try:
-            loaded = load_module(self.path, getattr(self.host, "state_dir", None))
+            loaded = load_module(self.path, self.state_dir)
         except ModuleLoadError as exc:
-            raise self._start_error(str(exc)) from None
+            raise WasmStartError(str(exc)) from None
         module = loaded.module
         mode = self._mode(module)
         imports = self._check_imports(module)
         try:
             pre = linker().instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
-            raise self._start_error(f"{self.path} cannot be linked: {_first_line(exc)}; it may "
+            raise WasmStartError(f"{self.path} cannot be linked: {_first_line(exc)}; it may "
                                     f"import only WASI preview 1 and edgelet.{{"
                                     f"{', '.join(HOST_FUNCTIONS)}}} with the signatures in "
                                     f"docs/wasm.md") from None
-        program = _Program(loaded, pre, mode, imports)
+        on_loop = not any(name.startswith("edgelet.kv_") for name in imports)
+        program = _Program(loaded, pre, mode, imports, on_loop)
         # instantiate once now, so a module that cannot start fails at start-up, not per request
         try:
             instance = self._instantiate(program, starting=True)
-        except IsolateError as exc:
-            raise self._start_error(f"{self.path} failed to instantiate: {exc}") from None
+        except WasmRequestError as exc:
+            raise WasmStartError(f"{self.path} failed to instantiate: {exc}") from None
         if instance is not None:
             with self._instances_lock:
                 self._instances.append(instance)
         return program
-
     def _mode(self, module: wasmtime.Module) -> str:
         exports = {e.name: e.type for e in module.exports}
         fetch = exports.get("fetch")
@@ -218,7 +204,7 @@ class WasmWorker(Services):
             if not isinstance(exports.get("memory"), wasmtime.MemoryType):
                 problems.append("its linear memory as \"memory\"")
             if problems:
-                raise self._start_error(
+                raise WasmStartError(
                     f"{self.path} exports fetch, so it is a reactor module, but it does not "
                     f"export {' and '.join(problems)}; export them (see docs/wasm.md, Reactor "
                     f"modules), or remove the fetch export and use _start (CGI)")
@@ -226,11 +212,11 @@ class WasmWorker(Services):
         start = exports.get("_start")
         if start is not None:
             if not _sig(start, 0, []):
-                raise self._start_error(f"{self.path} exports _start with the wrong signature; "
+                raise WasmStartError(f"{self.path} exports _start with the wrong signature; "
                                         f"it must take and return nothing")
             return "command"
         shown = ", ".join(sorted(exports)) or "nothing"
-        raise self._start_error(
+        raise WasmStartError(
             f"{self.path} has no handler: a Wasm Worker exports _start (a WASI command that "
             f"reads the request CGI-style and writes the response to stdout) or fetch + alloc "
             f"+ memory (a reactor); this module exports {shown}. Build it as a WASI preview 1 "
@@ -244,7 +230,7 @@ class WasmWorker(Services):
                 continue
             hint = (f"edgelet provides {', '.join(HOST_FUNCTIONS)}" if imp.module == "edgelet"
                     else f"a Wasm Worker may import only {_WASI} and edgelet functions")
-            raise self._start_error(f"{self.path} imports {imp.module}.{imp.name}, which edgelet "
+            raise WasmStartError(f"{self.path} imports {imp.module}.{imp.name}, which edgelet "
                                     f"does not provide ({hint}); remove that import")
         return names
 
@@ -270,11 +256,11 @@ class WasmWorker(Services):
             if init is not None and init.kind == EXTERN_FUNC:
                 store.call(init.of.func, Slots1(), 0)
             if ctx.fault:
-                raise IsolateError(f"Wasm Worker {self.name!r}: {ctx.fault}", 500)
+                raise WasmRequestError(f"Wasm Worker {self.name!r}: {ctx.fault}", 500)
             fetch, alloc = store.export(instance, b"fetch"), store.export(instance, b"alloc")
             keep = True
             return _Instance(store, fetch.of.func, alloc.of.func)
-        except IsolateError:
+        except WasmRequestError:
             raise
         except Exception as exc:
             raise self._failure(exc, ctx, store, _INIT_MS, "initialising a new instance",
@@ -287,31 +273,57 @@ class WasmWorker(Services):
                 store.close()
 
     # -- requests --------------------------------------------------------------------------
-    async def invoke(self, method: str, *args: Any, timeout: float | None = None) -> Any:
-        """Run the fetch handler on a pool thread; failures are IsolateErrors that say which."""
-        if method != "fetch":
-            raise IsolateError(f"Wasm Worker {self.name!r} has no {method} handler: Wasm Workers "
-                               f"answer HTTP requests (fetch) only", 500)
-        if self._program is None:
-            await self.start()
+    async def fetch(self, wire: list[Any]) -> list[Any]:
+        """Run the module's handler; a failure is a 5xx response that says which.
+
+        Why on the event loop's thread when the module calls no KV: a hand-off to a pool
+        thread (and the GIL back) cost more than a hello-world's whole run, and the isolate
+        serves this one Worker, so a long request holds up only this Worker's other
+        requests, as a CPU-bound Python handler does. A module that imports KV functions
+        runs on pool threads, because its host calls wait on this loop.
+        """
         program = self._program
         assert program is not None
-        limit = self.request_timeout if timeout is None else timeout
+        if program.on_loop:
+            try:
+                return self._serve_on_loop(program, wire)
+            except WasmRequestError as exc:
+                return _error_wire(exc)
         fut = self.loop.create_future()
         pool = self._pool_threads
-        pool.jobs.put((program, args[0], limit, fut))
+        pool.jobs.put((program, wire, self._time_limit(), fut))
         if pool.idle == 0:
             if not pool.workers:
                 self._spawn(pool)
             elif not pool.grow_pending and len(pool.workers) < self._max_threads:
                 pool.grow_pending = True
                 self.loop.call_later(_GROW_AFTER, self._maybe_grow, pool)
-        # the thread stops itself at the deadline; this margin only covers a stuck queue
-        expiry = self.loop.call_later(limit + 5.0, _expire, fut, self.name, limit)
         try:
             return await fut
+        except WasmRequestError as exc:
+            return _error_wire(exc)
+
+    def _serve_on_loop(self, program: _Program, wire: list[Any]) -> list[Any]:
+        """Run a request right here; its CPU time is hidden from the isolate's loop watchdog
+        (the epoch deadline bounds it, with a message that names limits.cpu_ms)."""
+        self._wasm_since = time.thread_time()
+        try:
+            return self._serve(program, wire, self._time_limit())
         finally:
-            expiry.cancel()
+            self._wasm_cpu += time.thread_time() - self._wasm_since
+            self._wasm_since = None
+
+    def loop_cpu(self) -> float:
+        """CPU seconds of the loop thread outside Wasm: what the isolate's watchdog watches."""
+        since = self._wasm_since
+        if since is not None:  # Wasm runs now: the clock stands still
+            return since - self._wasm_cpu
+        return time.clock_gettime(self._loop_clock) - self._wasm_cpu
+
+    def _time_limit(self) -> float:
+        """Seconds a request may run here: a little under request_timeout_ms, so the module is
+        stopped (and the answer says why) before the host gives up on the isolate."""
+        return self.request_timeout - min(0.05, self.request_timeout / 4)
 
     # Why our own threads rather than loop.run_in_executor: the executor's future chaining
     # and wait_for's task cost ~20 µs a request, half of a hello-world's whole Wasm run.
@@ -331,7 +343,7 @@ class WasmWorker(Services):
 
     def _maybe_grow(self, pool: "_Threads") -> None:
         pool.grow_pending = False
-        if pool is not self._pool_threads or pool.jobs.empty() or pool.idle:
+        if pool.jobs.empty() or pool.idle:
             return
         if len(pool.workers) >= self._max_threads:
             return
@@ -389,7 +401,6 @@ class WasmWorker(Services):
         except wasmtime.ExitTrap as exc:
             exit_code = exc.code
         except Exception as exc:
-            self.restarts += 1
             raise self._failure(exc, ctx, store, budget_ms, "") from None
         finally:
             set_context(None)
@@ -442,7 +453,6 @@ class WasmWorker(Services):
                 else:
                     out = ctypes.string_at(store.memory_base() + out_ptr, out_len)
         except Exception as exc:
-            self.restarts += 1
             failure = self._failure(exc, ctx, store, budget_ms, "")
             store.close()
             raise failure from None
@@ -450,7 +460,6 @@ class WasmWorker(Services):
             set_context(None)
             ctx.flush_logs()
         if ctx.fault:
-            self.restarts += 1  # the instance may be inconsistent: do not reuse it
             store.close()
             raise self._fail(f"Wasm Worker {self.name!r}: {ctx.fault}")
         with self._instances_lock:
@@ -469,16 +478,16 @@ class WasmWorker(Services):
                              f"response is header lines ('Name: value', e.g. 'Content-Type: "
                              f"text/plain'), a blank line, then the body (docs/wasm.md)") from None
 
-    def _fail(self, message: str, status: int = 500) -> IsolateError:
-        log.warning("%s", message)
-        return IsolateError(message, status)
+    def _fail(self, message: str, status: int = 500) -> WasmRequestError:
+        self.log_line("error", message)
+        return WasmRequestError(message, status)
 
     def _failure(self, exc: BaseException, ctx: CallContext, store: Store, budget_ms: float,
-                 doing: str, *, starting: bool = False) -> IsolateError:
+                 doing: str, *, starting: bool = False) -> WasmRequestError:
         """Name what went wrong: CPU limit, memory limit, a trap, or a guest bug we caught."""
         problem, status = self._problem(exc, ctx, store, budget_ms)
         if starting:
-            return IsolateError(f"it {problem}", status)
+            return WasmRequestError(f"it {problem}", status)
         where = f" (while {doing})" if doing else ""
         return self._fail(f"Wasm Worker {self.name!r} {problem}{where}; the next request gets a "
                           f"fresh instance", status)
@@ -499,7 +508,7 @@ class WasmWorker(Services):
             if budget_ms >= self.cpu_ms:
                 return (f"exceeded its CPU limit of {self.cpu_ms} ms (limits.cpu_ms) and was "
                         f"stopped (an endless loop?)"), 500
-            return (f"ran past its request timeout of {budget_ms / 1000:g} s "
+            return (f"ran past its request timeout of {self.request_timeout:g} s "
                     f"(request_timeout_ms) and was stopped"), 504
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return "ran out of fuel", 500
@@ -518,42 +527,45 @@ class WasmWorker(Services):
 
     # -- Services: what host functions call (from pool threads) ----------------------------
     def kv_call(self, binding: str, op: str, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
-        return self._kv(binding, op, *args, **kwargs)
-
-    async def _kv(self, binding: str, op: str, *args: Any, **kwargs: Any) -> Any:
-        handle = self.host.plugin("kv").namespace(self.name, binding)
-        if inspect.isawaitable(handle):
-            handle = await handle
-        return await getattr(handle, op)(*args, **kwargs)
+        """The Worker-side KV binding's method: the call travels to the host over the channel
+        exactly as a Python Worker's ``await env.KV.get(...)`` does."""
+        if threading.get_ident() == self._loop_thread:  # waiting here would stop the loop
+            raise RuntimeError("KV is not available while the module starts (its start "
+                               "function or _initialize); call it while handling a request")
+        return getattr(self.runtime.env[binding], op)(*args, **kwargs)
 
     def log_line(self, level: str, text: str) -> None:
         try:
-            self.loop.call_soon_threadsafe(self._emit, level, text)
-        except RuntimeError:  # the loop is closed: the platform is shutting down
+            self.loop.call_soon_threadsafe(self.runtime.log, level, text)
+        except RuntimeError:  # the loop is closed: the isolate is shutting down
             pass
 
-    def _emit(self, level: str, text: str) -> None:
-        emit = getattr(self.host, "_on_worker_log", None)
-        if emit is not None:
-            emit(self.name, level, text)
-        else:
-            logging.getLogger("edgelet.worker").info("[%s] %s", self.name, text)
+
+def _one_malloc_arena() -> None:
+    """Keep glibc from giving each new thread its own malloc arena.
+
+    Why: the isolate runs under an address-space rlimit (limits.memory_mb + 256 MiB), and
+    every thread arena reserves 64 MiB of it; the epoch ticker, the pool threads and
+    wasmtime's compiler threads would otherwise spend the Worker's memory allowance on
+    reservations. Python objects come from pymalloc under the GIL anyway.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 1)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+def _error_wire(exc: WasmRequestError) -> list[Any]:
+    return [exc.status, [["content-type", "text/plain;charset=UTF-8"]], str(exc).encode()]
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.done():  # expired or cancelled meanwhile
+    if fut.done():  # cancelled meanwhile
         return
     if error is not None:
         fut.set_exception(error)
     else:
         fut.set_result(result)
-
-
-def _expire(fut: asyncio.Future[Any], name: str, limit: float) -> None:
-    if not fut.done():
-        fut.set_exception(IsolateError(f"Wasm Worker {name!r} did not answer fetch within "
-                                       f"{limit:g} s (request_timeout_ms); the request was "
-                                       f"abandoned", 504))
 
 
 def _sig(ty: Any, nparams: int, results: list[str]) -> bool:

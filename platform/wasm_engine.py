@@ -27,10 +27,17 @@ log = logging.getLogger("edgelet.wasm")
 
 #: largest .wasm file a Worker may use; bigger ones are refused before being read
 MAX_MODULE_BYTES = 64 * 1024 * 1024
-#: one epoch tick, in milliseconds: the granularity of ``limits.cpu_ms`` for Wasm
+#: one epoch tick, in milliseconds: the unit of Wasm deadlines
 TICK_MS = 1
+#: how often the ticker thread wakes while requests run: the granularity of ``limits.cpu_ms``
+_WAKE_MS = 5
+#: how long the ticker keeps running after the last request before it sleeps (seconds)
+_LINGER_S = 0.1
 #: bumped when the engine configuration changes, so stale cache entries are never loaded
 _CONFIG_FINGERPRINT = b"edgelet-wasm-engine-v1;epoch_interruption"
+
+#: address space a compact linear memory reserves beyond its size, to grow without moving
+_COMPACT_GROWTH = 1 << 20
 
 _engine: wasmtime.Engine | None = None
 _engine_lock = threading.RLock()
@@ -46,8 +53,17 @@ def engine() -> wasmtime.Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
-            _engine = _new_engine(pooling=_pooling_possible())
+            _engine = _new_engine(pooling=_pooling_possible(), compact=_address_space_limited())
         return _engine
+
+
+def _address_space_limited() -> bool:
+    """Whether this process runs under an address-space rlimit (an isolate's memory cap)."""
+    try:
+        import resource
+        return resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
+    except (ImportError, ValueError, OSError):
+        return False
 
 
 def _pooling_possible() -> bool:
@@ -57,13 +73,7 @@ def _pooling_possible() -> bool:
     returning an error, so the conditions are checked first: no address-space rlimit and no
     strict overcommit accounting. ``EDGELET_WASM_POOLING=0`` turns the pool off.
     """
-    if os.environ.get("EDGELET_WASM_POOLING", "1") == "0":
-        return False
-    try:
-        import resource
-        if resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY:
-            return False
-    except (ImportError, ValueError, OSError):
+    if os.environ.get("EDGELET_WASM_POOLING", "1") == "0" or _address_space_limited():
         return False
     try:
         with open("/proc/sys/vm/overcommit_memory") as f:
@@ -72,8 +82,13 @@ def _pooling_possible() -> bool:
         return os.name == "posix"
 
 
-def _new_engine(pooling: bool) -> wasmtime.Engine:
+def _new_engine(pooling: bool, compact: bool = False) -> wasmtime.Engine:
     """An engine with epoch interruption and, if the OS allows, the pooling allocator.
+
+    Why ``compact``: an isolate runs under an address-space rlimit (its memory cap plus
+    256 MiB), and wasmtime's default reserves 4 GiB plus a 2 GiB guard per linear memory,
+    which that limit refuses outright. Compact memories reserve only what they use (and move
+    when they grow), at the price of an explicit bounds check on each load and store.
 
     Why pooling: the default allocator maps and unmaps a fresh 4 GiB reservation for every
     instance, and with a fresh instance per request that kernel work was a third of a
@@ -82,6 +97,10 @@ def _new_engine(pooling: bool) -> wasmtime.Engine:
     """
     config = wasmtime.Config()
     config.epoch_interruption = True
+    if compact:
+        config.memory_reservation = 0
+        config.memory_guard_size = 0
+        config.memory_reservation_for_growth = _COMPACT_GROWTH
     if pooling:
         from wasmtime import _bindings as B
         pool = B.wasmtime_pooling_allocation_config_new()
@@ -100,16 +119,18 @@ def _new_engine(pooling: bool) -> wasmtime.Engine:
         if not pooling:
             raise
         log.debug("pooling allocator unavailable (%s); using on-demand allocation", exc)
-        return _new_engine(pooling=False)
+        return _new_engine(pooling=False, compact=compact)
 
 
 class EpochTicker:
     """Advances the engine's epoch by one per elapsed millisecond while requests run.
 
-    ``enter()``/``leave()`` bracket every Wasm call; only the 0 -> 1 transition wakes the
-    thread. It catches up by the number of whole milliseconds really elapsed, so a late
-    wake-up never stretches a deadline. The increment is a GIL-holding C call (a release
-    per tick would hand the GIL around a thousand times a second).
+    ``enter()``/``leave()`` bracket every Wasm call. The thread wakes every ``_WAKE_MS``
+    and adds the whole milliseconds really elapsed, so a late wake-up never stretches a
+    deadline by more than one wake interval. It goes to sleep only after ``_LINGER_S``
+    without a request: back-to-back short requests (one after another on an isolate's
+    event loop) must not wake it once each. The increment is a GIL-holding C call (a
+    release per tick would hand the GIL around).
     """
 
     def __init__(self, eng: wasmtime.Engine) -> None:
@@ -117,17 +138,19 @@ class EpochTicker:
         self._increment = wasm_capi.engine_increment_epoch
         self._engine_ptr = eng.ptr()
         self._active = 0
+        self._waiting = False
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
 
     def enter(self) -> None:
         with self._cond:
             self._active += 1
-            if self._active == 1:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="edgelet-wasm-epoch",
-                                                    daemon=True)
-                    self._thread.start()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="edgelet-wasm-epoch",
+                                                daemon=True)
+                self._thread.start()
+            elif self._waiting:
+                self._waiting = False
                 self._cond.notify()
 
     def leave(self) -> None:
@@ -135,20 +158,26 @@ class EpochTicker:
             self._active -= 1
 
     def _run(self) -> None:
-        step = TICK_MS / 1000.0
+        step, wake = TICK_MS / 1000.0, _WAKE_MS / 1000.0
         sleep, clock, increment, ptr = time.sleep, time.perf_counter, self._increment, self._engine_ptr
         while True:
-            with self._cond:
-                while self._active == 0:
-                    self._cond.wait()
-            last = clock()
-            while self._active:
-                sleep(step)
+            last = idle_since = clock()
+            while True:
+                sleep(wake)
                 now = clock()
                 ticks = int((now - last) / step)
                 for _ in range(ticks):
                     increment(ptr)
                 last += ticks * step
+                if self._active:
+                    idle_since = now
+                elif now - idle_since > _LINGER_S:
+                    break
+            with self._cond:
+                while self._active == 0:
+                    self._waiting = True
+                    self._cond.wait()
+                self._waiting = False
 
 
 _ticker: EpochTicker | None = None
@@ -262,6 +291,8 @@ def _cache_key(data: bytes) -> str:
     h = hashlib.sha256()
     h.update(data)
     h.update(b"\0" + _wasmtime_version().encode() + b"\0" + _CONFIG_FINGERPRINT)
+    if _address_space_limited():  # compact memories compile to different code
+        h.update(b";compact")
     return h.hexdigest()
 
 

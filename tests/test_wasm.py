@@ -1,14 +1,16 @@
 """Wasm Workers: the CGI and reactor contracts, host functions, limits and bad modules.
 
 Modules are written in WAT under tests/fixtures/wasm and compiled by wasmtime at test time.
-Most tests drive a real in-process ``Host`` (the same object ``edgelet dev`` serves with);
-the last ones start ``edgelet dev`` and talk HTTP, including a service binding from a
-Python Worker to a Wasm Worker.
+Most tests drive a real in-process ``Host`` (the same object ``edgelet dev`` serves with),
+which runs each Wasm Worker in its own isolate process; the last ones start ``edgelet dev``
+and talk HTTP, including a service binding from a Python Worker to a Wasm Worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import struct
 import time
 from contextlib import asynccontextmanager
@@ -82,6 +84,7 @@ async def test_cgi_module_gets_request_as_env_and_stdin(tmp_path: Path) -> None:
 async def test_reactor_instance_is_reused_and_replaced_after_a_trap(tmp_path: Path) -> None:
     async with platform(tmp_path, {"name": "r", "main": build(tmp_path, "reactor")}) as host:
         assert host.isolates["r"].info["wasm"]["mode"] == "reactor"
+        pid = host.isolates["r"].pid
         first = await get(host, "r", "/one?q=1", method="POST", headers=[["x-a", "b"]], body=b"payload")
         assert first[0] == 200 and first[1]["x-served"] == "1"
         assert first[2] == (b"POST http://r.localhost:8787/one?q=1 HTTP/1.1\r\nx-a: b\r\n"
@@ -90,8 +93,9 @@ async def test_reactor_instance_is_reused_and_replaced_after_a_trap(tmp_path: Pa
         status, _, body = await get(host, "r", method="DELETE")  # the fixture traps on DELETE
         assert status == 500
         assert b"trapped" in body and b"unreachable" in body and b"fresh instance" in body
-        assert host.isolates["r"].restarts == 1
         assert (await get(host, "r"))[1]["x-served"] == "1"  # a fresh instance
+        # a trap costs the instance, not the isolate process
+        assert host.isolates["r"].pid == pid and host.isolates["r"].restarts == 0
 
 
 @pytest.mark.parametrize("output, expected", [
@@ -172,7 +176,7 @@ async def test_an_endless_loop_is_stopped_by_the_cpu_limit_without_blocking_othe
         t0 = time.perf_counter()
         looping = asyncio.ensure_future(get(host, "loop"))
         await asyncio.sleep(0.05)
-        hello = await get(host, "hello")  # the loop runs on a thread, not on the event loop
+        hello = await get(host, "hello")  # each Worker has its own isolate
         assert hello[0] == 200 and hello[2] == b"Hello from Wasm\n"
         assert not looping.done()
         status, _, body = await looping
@@ -281,30 +285,47 @@ async def test_compiled_code_is_cached_on_disk_across_restarts(tmp_path: Path) -
         assert (await get(host, "hello"))[0] == 200
 
 
-async def test_wasm_runs_off_the_event_loop_without_holding_the_gil(tmp_path: Path) -> None:
+async def test_wasm_runs_in_its_own_isolate_and_the_host_loop_stays_free(tmp_path: Path) -> None:
     async with platform(tmp_path, {"name": "spin", "main": build(tmp_path, "spin")}) as host:
-        t0 = time.perf_counter()
+        assert host.isolates["spin"].pid not in (None, os.getpid())
+        t0, cpu0 = time.perf_counter(), time.process_time()
         spinning = asyncio.ensure_future(get(host, "spin", method="POST", body=b"spin"))
         gaps, last = [], time.perf_counter()
-        while not spinning.done():  # the loop keeps ticking while the module computes
+        while not spinning.done():  # the host's loop keeps ticking while the module computes
             await asyncio.sleep(0.001)
             now = time.perf_counter()
             gaps.append(now - last)
             last = now
-        duration = time.perf_counter() - t0
+        duration, host_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         assert (await spinning)[2] == b"spun\n"
-    # had the GIL been held while Wasm ran, one gap would span the whole request
     assert len(gaps) > 5 and max(gaps) < duration / 3, (duration, max(gaps))
+    # the computation ran in the isolate: the host spent only its polling loop's CPU on it
+    assert host_cpu < duration * 0.6, (host_cpu, duration)
 
 
-async def test_a_slow_request_does_not_hold_up_quick_ones_to_the_same_worker(tmp_path: Path) -> None:
+async def test_a_killed_wasm_isolate_fails_its_request_and_is_restarted(tmp_path: Path) -> None:
     async with platform(tmp_path, {"name": "spin", "main": build(tmp_path, "spin")}) as host:
-        slow = asyncio.ensure_future(get(host, "spin", method="POST", body=b"spin"))
-        await asyncio.sleep(0.02)
-        quick = await get(host, "spin")  # a second pool thread starts for it
-        assert quick[2] == b"quick\n"
-        assert not slow.done()  # the quick one did not queue behind the slow one
-        assert (await slow)[2] == b"spun\n"
+        pid = host.isolates["spin"].pid
+        spinning = asyncio.ensure_future(get(host, "spin", method="POST", body=b"spin"))
+        await asyncio.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        status, _, body = await spinning
+        assert status == 503 and b"crashed with SIGKILL" in body
+        status, _, body = await get(host, "spin")  # a fresh isolate answers
+        assert status == 200 and body == b"quick\n"
+        assert host.isolates["spin"].pid != pid
+
+
+async def test_modules_that_call_kv_run_on_threads_the_others_on_the_isolate_loop(tmp_path: Path) -> None:
+    kv = [{"binding": "KV", "id": "ns1"}]
+    async with platform(tmp_path, {"name": "kv", "main": build(tmp_path, "kv"), "kv_namespaces": kv},
+                        {"name": "hello", "main": build(tmp_path, "hello")}) as host:
+        assert host.isolates["kv"].info["wasm"]["runs_on"] == "threads"
+        assert host.isolates["hello"].info["wasm"]["runs_on"] == "event loop"
+        # concurrent requests that each wait on KV calls bridged through the isolate's loop
+        answers = await asyncio.gather(*(get(host, "kv", method="POST", body=b"v") for _ in range(6)))
+        assert [a[0] for a in answers] == [200] * 6
+        assert all(b"\nput=0\n" in a[2] for a in answers)
 
 
 async def test_reload_picks_up_a_rebuilt_module(tmp_path: Path) -> None:
