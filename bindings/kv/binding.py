@@ -294,14 +294,7 @@ class KVNamespaceAPI:
         opts = _options(where, options, kwargs, _LIST_OPTIONS)
         rows, complete, cursor = await self._call(
             "list", opts.get("prefix"), opts.get("limit"), opts.get("cursor"))
-        keys = []
-        for name, expiration, metadata in rows:
-            item = AttrDict(name=name)
-            if expiration is not None:
-                item["expiration"] = expiration
-            if metadata is not None:
-                item["metadata"] = json.loads(metadata)
-            keys.append(item)
+        keys = [limits.key_entry(*row, factory=AttrDict) for row in rows]
         return AttrDict(keys=keys, list_complete=complete, cursor=cursor, cacheStatus=None)
 
     # -- writes ----------------------------------------------------------------------------

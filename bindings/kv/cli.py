@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 import click
 import httpx
 
+from edgelet.bindings.kv.limits import key_entry
 from edgelet.client import ApiClient, port_options, print_table
 
 
@@ -138,13 +139,7 @@ class LocalKV:
         cursor = None
         while True:
             rows, complete, cursor = self.storage.list(ns, prefix, None, cursor, self.where)
-            for name, expiration, metadata in rows:
-                item: dict[str, Any] = {"name": name}
-                if expiration is not None:
-                    item["expiration"] = expiration
-                if metadata is not None:
-                    item["metadata"] = json.loads(metadata)
-                out.append(item)
+            out.extend(key_entry(*row) for row in rows)
             if complete:
                 return out
 

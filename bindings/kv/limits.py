@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+import json
+from typing import Any, Callable
 
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 25 * 1024 * 1024
@@ -192,3 +193,15 @@ def decode_cursor(cursor: Any, where: str) -> bytes | None:
     except (binascii.Error, ValueError):
         raise ValueError(f"{where}: cursor {cursor!r:.80} is not one list() returned; pass the "
                          f"cursor of the previous page unchanged, or none to start over") from None
+
+
+def key_entry(name: str, expiration: int | None, metadata: str | None,
+              factory: Callable[..., dict[str, Any]] = dict) -> dict[str, Any]:
+    """One key of a list result, as Cloudflare shapes it: ``expiration`` and ``metadata``
+    only when set. Shared by the Worker binding, the control API and the CLI."""
+    item = factory(name=name)
+    if expiration is not None:
+        item["expiration"] = expiration
+    if metadata is not None:
+        item["metadata"] = json.loads(metadata)
+    return item

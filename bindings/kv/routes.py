@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from edgelet.api import ApiError, api_route, ok
+from edgelet.bindings.kv.limits import key_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.kv.plugin import Plugin
@@ -38,14 +39,7 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
         rows, complete, cursor = storage().list(
             ns, q.get("prefix") or None, q.get("limit") or None, q.get("cursor") or None,
             f"KV namespace {ns!r} keys")
-        result = []
-        for name, expiration, metadata in rows:
-            item: dict[str, Any] = {"name": name}
-            if expiration is not None:
-                item["expiration"] = expiration
-            if metadata is not None:
-                item["metadata"] = json.loads(metadata)
-            result.append(item)
+        result = [key_entry(*row) for row in rows]
         return ok(result, result_info={"count": len(result), "cursor": cursor or ""})
 
     async def value(request: Request) -> Response:
