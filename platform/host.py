@@ -115,6 +115,11 @@ class Host:
         if self._busy == 0 and not self._tasks:
             self._idle.set()
 
+    def busy_report(self) -> str:
+        """What keeps the platform busy, for a person reading a timeout message."""
+        names = sorted(t.get_name() for t in self._tasks)
+        return f"events in flight: {self._busy}, background tasks: {names[:5]}"
+
     @property
     def is_idle(self) -> bool:
         return self._busy == 0 and not self._tasks

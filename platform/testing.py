@@ -267,9 +267,8 @@ class Platform:
         try:
             await asyncio.wait_for(self.host.wait_idle(), timeout)
         except asyncio.TimeoutError:
-            busy = sorted(t.get_name() for t in self.host._tasks)
             raise SettleTimeout(f"the platform stayed busy for {timeout:g} s "
-                                f"(in flight: {self.host._busy}, tasks: {busy[:5]}); "
+                                f"({self.host.busy_report()}); "
                                 f"a handler may be waiting on something that never happens") from None
 
     async def advance(self, duration: Any) -> None:
