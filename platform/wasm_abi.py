@@ -1,6 +1,7 @@
 """The host side of the Wasm ABI: stdio for the CGI contract and the ``edgelet`` imports.
 
-Everything here runs on a pool thread while Wasm code is on the stack. The functions find
+Everything here runs on the thread that runs the Wasm (the isolate's event-loop thread, or
+a pool thread for modules that call KV) while Wasm code is on the stack. The functions find
 the request they serve through a thread-local :class:`CallContext`, because one linker
 (with these functions) serves every module and every request of the process.
 
@@ -79,7 +80,7 @@ _address = ctypes.addressof
 
 
 class Services:
-    """What the host functions need from the Worker (implemented by ``WasmWorker``)."""
+    """What the host functions need from the Worker (implemented by ``WasmRunner``)."""
 
     name: str
     loop: asyncio.AbstractEventLoop
@@ -265,7 +266,7 @@ def _trap(message: str) -> int:
 
 
 def _await(ctx: CallContext, coro: Coroutine[Any, Any, Any], what: str) -> Any:
-    """Run ``coro`` on the host's loop and wait, without charging the wait as CPU time."""
+    """Run ``coro`` on the isolate's loop and wait, without charging the wait as CPU time."""
     t0 = time.perf_counter()
     remaining = max(0.001, ctx.deadline - time.monotonic())
     fut = asyncio.run_coroutine_threadsafe(coro, ctx.services.loop)
