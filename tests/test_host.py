@@ -214,3 +214,20 @@ def test_killing_an_isolate_fails_only_in_flight_requests(dev):
     assert s.get("/x", headers={"host": "back.localhost"}).status_code == 200
     assert s.get("/slow", timeout=20).text == "slow done"
     assert int(s.get("/pid").text) != pid
+
+
+def test_print_from_a_worker_thread_reaches_the_log(dev):
+    s = dev({"wrangler_like.toml": 'name = "t"\nmain = "t.py"\n', "t.py": """
+        import asyncio
+        from workers import Response, WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                await asyncio.to_thread(print, "hello from a thread")
+                return Response("ok")
+        """})
+    assert s.get("/").text == "ok"
+    deadline = time.monotonic() + 5
+    while "hello from a thread" not in s.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "[t] hello from a thread" in s.logs()

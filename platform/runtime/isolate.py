@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -76,6 +77,8 @@ class Runtime:
         #: the Wasm module's runner when main is a .wasm file (edgelet.wasm.WasmRunner)
         self.wasm: Any = None
         self._event_modules: dict[str, Any] = {}
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         Runtime.current = self
 
     # -- host calls ------------------------------------------------------------------
@@ -88,7 +91,11 @@ class Runtime:
             raise rebuild_error(exc) from None
 
     def log(self, level: str, text: str) -> None:
-        self.channel.notify("log", level, text)
+        """Send a log line to the host; safe from any thread (print in a worker thread)."""
+        if threading.get_ident() == self._loop_thread:
+            self.channel.notify("log", level, text)
+        else:
+            self._loop.call_soon_threadsafe(self.channel.notify, "log", level, text)
 
     # -- init ------------------------------------------------------------------------
     def init(self, spec: dict[str, Any]) -> dict[str, Any]:
