@@ -116,9 +116,9 @@ class QueueStore:
                dead_letter_queue: str | None) -> None:
         """Record a batch's outcome in one transaction, before anything else happens."""
         with self._tx() as c:
-            if acked:
-                c.executemany(f"UPDATE queue_messages SET state = {ACKED}, done_at = ? WHERE seq = ?",
-                              [(now, s) for s in acked])
+            for chunk in _chunks(acked):  # one statement per 500 rows, not one per row
+                c.execute(f"UPDATE queue_messages SET state = {ACKED}, done_at = ?"
+                          f" WHERE seq IN ({','.join('?' * len(chunk))})", (now, *chunk))
             if retried:
                 c.executemany(f"UPDATE queue_messages SET state = {PENDING}, visible_at = ? WHERE seq = ?",
                               [(when, s) for s, when in retried])
@@ -200,3 +200,9 @@ class QueueStore:
             sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
         return self.conn.execute(sql, args).fetchall()
+
+
+def _chunks(values: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+    """Slices of at most ``size``, under SQLite's limit on bound parameters."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
