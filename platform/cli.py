@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import socket
 import sys
 import time
@@ -85,6 +86,38 @@ class _StartFailed(Exception):
     pass
 
 
+def _make_server(app: Any) -> Any:
+    """uvicorn's server with the platform's own signal handling.
+
+    uvicorn re-raises the signal that stopped it once it has shut down, which would end
+    the process before the host had stopped its isolates and plug-ins; here SIGINT and
+    SIGTERM only ask the server to exit, and ``_serve`` then stops the host and returns 0.
+    """
+    import contextlib
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_exit)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+        def request_exit(self) -> None:
+            if self.should_exit:  # a second Ctrl-C: stop waiting for open connections
+                self.force_exit = True
+            self.should_exit = True
+
+    return Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False,
+                                 log_level="warning", timeout_graceful_shutdown=5))
+
+
 def _bind(ip: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -102,8 +135,6 @@ def _bind(ip: str, port: int) -> socket.socket:
 
 async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir: Path | None,
                  max_body: int, reload: bool) -> None:
-    import uvicorn
-
     from edgelet.host import Host
     from edgelet.isolates import IsolateStartError
     from edgelet.logbus import LogBusHandler
@@ -116,8 +147,7 @@ async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir
     except IsolateStartError as exc:
         raise _StartFailed(f"{exc}\n{exc.traceback or ''}".rstrip()) from None
     app = EdgeletApp(host, max_body=max_body)
-    server = uvicorn.Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False,
-                                           log_level="warning", timeout_graceful_shutdown=5))
+    server = _make_server(app)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.005)

@@ -127,3 +127,20 @@ def test_assets_block_path_traversal(dev, tmp_path):
                          capture_output=True, text=True)
     assert "do not serve" not in raw.stdout
     assert s.get("/missing.txt").text == "v1"  # falls through to the Worker
+
+
+def test_sigint_and_sigterm_stop_cleanly_leaving_no_isolates(dev):
+    import signal
+
+    import psutil
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        s = dev({"wrangler_like.toml": 'name = "x"\nmain = "w.py"\n', "w.py": HELLO_PY}, "--in-memory")
+        assert s.get("/").text == "v1"
+        children = psutil.Process(s.proc.pid).children(recursive=True)
+        assert children  # the fork server and the isolate
+        s.proc.send_signal(sig)
+        assert s.proc.wait(15) == 0
+        assert "stopped" in s.logs()
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive
