@@ -138,3 +138,23 @@ async def test_forgetting_to_await_warns_instead_of_hanging(tmp_path):
             import gc
             gc.collect()
         assert len(await (await p.fetch("/runs")).json()) == 0
+
+
+async def test_config_as_a_dict_and_persisted_state(tmp_path):
+    (tmp_path / "w.py").write_text(textwrap.dedent("""
+        from workers import Response, WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                if request.method == "PUT":
+                    await self.env.KV.put("k", await request.text())
+                return Response(str(await self.env.KV.get("k")))
+    """))
+    config = {"name": "d", "main": "w.py", "kv_namespaces": [{"binding": "KV", "id": "kv"}]}
+    state = tmp_path / "state"
+    async with Platform(config, persist=state, base_dir=tmp_path) as p:
+        assert await (await p.fetch("/", method="PUT", body="kept")).text() == "kept"
+    async with Platform(config, persist=state, base_dir=tmp_path) as p:
+        assert await (await p.fetch("/")).text() == "kept"
+    async with Platform(config, base_dir=tmp_path) as p:  # in memory: a fresh start
+        assert await (await p.fetch("/")).text() == "None"
