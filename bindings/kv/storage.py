@@ -14,12 +14,12 @@ expires keys; expired rows are invisible at once and deleted lazily.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
-from typing import Any, Callable, Iterable, Protocol, TypeVar
+from typing import Any, Iterable, Protocol, TypeVar
 
 from edgelet.bindings.kv import limits
+from edgelet.group_commit import GroupCommit
 
 log = logging.getLogger("edgelet.kv")
 
@@ -65,52 +65,6 @@ def _upper_bound(prefix: bytes) -> bytes | None:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
-class GroupCommit:
-    """Writes from one event-loop turn share a transaction; each caller resumes after COMMIT.
-
-    Why: a commit costs more than the insert it carries. Writers that are already queued
-    when the first one starts join its transaction, and the commit runs as the next loop
-    callback, so nobody waits for a timer and no caller is told "done" before the disk is.
-    """
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self._waiters: list[asyncio.Future[None]] | None = None
-
-    async def run(self, write: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        if self._waiters is None:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._waiters = []
-            loop.call_soon(self.flush)
-        result = write()  # a refused write raises here and leaves the batch as it was
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        await waiter
-        return result
-
-    def flush(self) -> None:
-        """Commit the open batch (also called on shutdown) and wake its writers."""
-        waiters, self._waiters = self._waiters, None
-        if waiters is None:
-            return
-        try:
-            self.conn.execute("COMMIT")
-        except Exception as exc:  # nothing in the batch is acknowledged
-            log.error("KV commit failed; %d write(s) not stored: %s", len(waiters), exc)
-            try:
-                self.conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(RuntimeError(f"KV write not stored: {exc}"))
-            return
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-
 class KVStorage:
     """Namespaced key-value rows with Cloudflare's validation, expiry and list paging."""
 
@@ -119,7 +73,7 @@ class KVStorage:
         self.clock = clock
         conn.executescript(SCHEMA)
         self._next_purge = 0.0
-        self.group = GroupCommit(conn)
+        self.group = GroupCommit(conn, "KV write")
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, ns: str, key: str, where: str) -> Entry | None:

@@ -10,14 +10,14 @@ shared with ``runner.py``, which resolves due waits before a dispatch.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
-from typing import Any, Callable
+from typing import Any
 
 from edgelet.bindings.workflows import codec, rules, store
 from edgelet.bindings.workflows.state import StaleRunError, State
+from edgelet.group_commit import GroupCommit
 
 log = logging.getLogger("edgelet.workflows")
 
@@ -30,7 +30,8 @@ class Recorder:
         self.clock = state.clock
         self.db = state.db
         self._step_seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM steps").fetchone()[0])
-        self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        # one commit for every record of a loop turn; each caller answered after it
+        self._committed = GroupCommit(self.db, "workflow record").run
 
     def _live(self, workflow: str, instance_id: str, generation: int) -> tuple[int, str]:
         """The instance's ``(seq, status)`` if this run still owns it; else StaleRunError.
@@ -77,48 +78,6 @@ class Recorder:
             "INSERT OR REPLACE INTO attempts (instance, name, count, attempt, started, ended, success, "
             "error_name, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return end
-
-    async def _committed(self, op: Callable[[], Any]) -> Any:
-        """Run ``op`` (SQL writes) in a transaction shared by every record of this loop turn.
-
-        Why: one commit per step made the commit the cost of a step. Records that arrive
-        together (many instances running at once) now share one; each caller still gets its
-        answer only after that commit, so nothing is acknowledged before it is durable.
-        """
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._batch.append((op, future))
-        if len(self._batch) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
-        return await future
-
-    def _flush(self) -> None:
-        batch, self._batch = self._batch, []
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            for op, future in batch:
-                self.db.execute("SAVEPOINT record")
-                try:
-                    outcomes.append((future, op(), None))
-                    self.db.execute("RELEASE record")
-                except Exception as exc:  # this record only (a stale run, bad input)
-                    self.db.execute("ROLLBACK TO record")
-                    self.db.execute("RELEASE record")
-                    outcomes.append((future, None, exc))
-            self.db.execute("COMMIT")
-        except Exception as exc:  # the commit itself failed: nothing was recorded
-            try:
-                self.db.execute("ROLLBACK")
-            except Exception:
-                pass
-            outcomes = [(future, None, exc) for _, future in batch]
-        for future, value, error in outcomes:
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
 
     async def step_done(self, args: list[Any]) -> dict[str, Any]:
         """A step finished for good (ok, or failed with no retry left); committed before return."""
