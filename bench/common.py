@@ -45,14 +45,7 @@ class Dev:
 
     def rss_mb(self) -> float:
         """Resident memory of the host and all its isolates."""
-        proc = psutil.Process(self.proc.pid)
-        total = proc.memory_info().rss
-        for child in proc.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
-        return total / 1e6
+        return tree_rss_mb(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -60,6 +53,18 @@ class Dev:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (the platform's whole tree)."""
+    proc = psutil.Process(pid)
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 1e6
 
 
 def wrk(url: str, *, connections: int = 32, seconds: int = 10, threads: int = 2) -> dict[str, Any]:

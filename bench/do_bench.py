@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Dev, wrk  # noqa: E402
+from common import ROOT, Dev, tree_rss_mb, wrk  # noqa: E402
 
 APP = {
     "wrangler_like.toml": """
@@ -142,17 +141,6 @@ def bench_http(seconds: float, connections: int) -> None:
             dev.stop()
 
 
-def _platform_rss(pid: int) -> float:
-    proc = psutil.Process(pid)
-    total = proc.memory_info().rss
-    for child in proc.children(recursive=True):
-        try:
-            total += child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 1e6
-
-
 async def bench_in_process(seconds: float, objects: int) -> None:
     from edgelet.config import load_config
     from edgelet.host import Host
@@ -202,16 +190,16 @@ async def bench_in_process(seconds: float, objects: int) -> None:
                   f"SELECT by key {sql['select']:,.0f}/s")
 
             await host.invoke("dobench", "durable_objects.evict", None)
-            before = _platform_rss(os.getpid())
+            before = tree_rss_mb(os.getpid())
             t0 = time.perf_counter()
             names = [f"m{i}" for i in range(objects)]
             for start in range(0, objects, 200):
                 await asyncio.gather(*(ns.getByName(n).touch() for n in names[start:start + 200]))
             touched_s = time.perf_counter() - t0
-            live = _platform_rss(os.getpid())
+            live = tree_rss_mb(os.getpid())
             left = await host.invoke("dobench", "durable_objects.evict", None)
             await asyncio.sleep(0.5)
-            after = _platform_rss(os.getpid())
+            after = tree_rss_mb(os.getpid())
             print(f"{objects:,} objects touched once (one write each) in {touched_s:.1f} s "
                   f"({objects / touched_s:,.0f} objects/s)")
             print(f"platform RSS: {before:.0f} MB before, {live:.0f} MB with all live, "
