@@ -53,6 +53,10 @@ class BindingPlugin:
         """Open storage and start background work. Called once, before serving."""
         self.host = host
 
+    async def after_start(self) -> None:
+        """Every isolate is up: resume work that needs them (queued messages, waiting
+        workflow instances, alarms that fell due while the platform was down)."""
+
     async def stop(self) -> None:
         """Stop background work and close storage; must not lose acknowledged state."""
 

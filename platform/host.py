@@ -159,9 +159,7 @@ class Host:
             await self.stop()
             raise
         for plugin in self.plugins:
-            starter = getattr(plugin, "after_start", None)
-            if starter is not None:
-                await starter()
+            await plugin.after_start()
         self._cron.start()
         if self.watch:
             self._watcher = asyncio.ensure_future(self._watch_scripts())
