@@ -44,14 +44,14 @@ class EdgeletApp:
     # -- routing ------------------------------------------------------------------------
     def worker_for(self, headers: list[tuple[bytes, bytes]]) -> str:
         """``NAME.localhost[:port]`` picks a Worker; anything else is the primary."""
-        for key, value in headers:
-            if key == b"host":
-                name = value.decode("latin-1").split(":", 1)[0].lower()
-                if name.endswith(".localhost"):
-                    candidate = name[: -len(".localhost")]
-                    if candidate in self.workers:
-                        return candidate
-                break
+        return self._worker_for_host(_host(headers))
+
+    def _worker_for_host(self, host: str) -> str:
+        name = host.split(":", 1)[0].lower()
+        if name.endswith(".localhost"):
+            candidate = name[: -len(".localhost")]
+            if candidate in self.workers:
+                return candidate
         return self.primary
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -66,12 +66,13 @@ class EdgeletApp:
             await self.control(scope, receive, send)
             return
         started = time.perf_counter()
-        worker = self.worker_for(scope["headers"])
+        host = _host(scope["headers"])  # read once: it names the Worker and builds the URL
+        worker = self._worker_for_host(host)
         body = await self._read_body(receive, send)
         if body is None:
             log.info("%s %s 413 (body over %d bytes)", scope["method"], path, self.max_body)
             return
-        url = _url(scope)
+        url = _url(scope, host)
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
         answer = None
         for plugin in self._interceptors:
@@ -199,12 +200,14 @@ def _base_intercept() -> Any:
     return BindingPlugin.intercept
 
 
-def _url(scope: dict[str, Any]) -> str:
-    host = "localhost"
-    for key, value in scope["headers"]:
+def _host(headers: list[tuple[bytes, bytes]]) -> str:
+    for key, value in headers:
         if key == b"host":
-            host = value.decode("latin-1")
-            break
+            return value.decode("latin-1")
+    return "localhost"
+
+
+def _url(scope: dict[str, Any], host: str) -> str:
     query = scope.get("query_string", b"")
     path = scope.get("raw_path") or scope["path"].encode()
     url = f"{scope.get('scheme', 'http')}://{host}{path.decode('latin-1')}"
