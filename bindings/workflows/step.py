@@ -305,6 +305,8 @@ class RunSession:
                     if answer.get("pause"):
                         self.pausing = True
                     self.progress += 1
+                    # what a replay will return (tuples become lists, ...), so the first run
+                    # and every replay see the same value
                     return codec.decode(data)
             finally:
                 self.active -= 1

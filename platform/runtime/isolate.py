@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 SDK_DIR = str(Path(__file__).resolve().parent / "sdk")
+_UNSET = object()
 
 
 class _LogStream(io.TextIOBase):
@@ -77,6 +78,7 @@ class Runtime:
         #: the Wasm module's runner when main is a .wasm file (edgelet.wasm.WasmRunner)
         self.wasm: Any = None
         self._event_modules: dict[str, Any] = {}
+        self._entry: Any = _UNSET
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         Runtime.current = self
@@ -160,14 +162,18 @@ class Runtime:
         return found
 
     def default_entrypoint(self) -> type | None:
-        from edgelet.runtime.entrypoints import WorkerEntrypoint
-        entry = getattr(self.module, "Default", None)
-        if isinstance(entry, type):
-            return entry
-        subclasses = [c for c in self.classes().values()
-                      if issubclass(c, WorkerEntrypoint) and c is not WorkerEntrypoint
-                      and c.__module__ == self.module.__name__]
-        return subclasses[0] if len(subclasses) == 1 else None
+        """``Default``, else the script's only WorkerEntrypoint subclass; found once per
+        load, since every request asks."""
+        if self._entry is _UNSET:
+            from edgelet.runtime.entrypoints import WorkerEntrypoint
+            entry = getattr(self.module, "Default", None)
+            if not isinstance(entry, type):
+                subclasses = [c for c in self.classes().values()
+                              if issubclass(c, WorkerEntrypoint) and c is not WorkerEntrypoint
+                              and c.__module__ == self.module.__name__]
+                entry = subclasses[0] if len(subclasses) == 1 else None
+            self._entry = entry
+        return self._entry  # type: ignore[return-value]
 
     def new_context(self) -> Any:
         from edgelet.runtime.entrypoints import ExecutionContext
