@@ -14,7 +14,6 @@ import resource
 import signal
 import socket
 import sys
-import time
 from typing import Any, Callable
 
 from edgelet.channel import Channel, ChannelClosed, RemoteError
@@ -251,7 +250,3 @@ def describe_exit(code: int | None, isolate: Isolate) -> str:
         hint = _SIGNAL_HINTS.get(sig)
         return f"crashed with {name}" + (f" ({hint})" if hint else "")
     return f"exited with code {code}"
-
-
-def now_ms() -> float:
-    return time.perf_counter() * 1000
