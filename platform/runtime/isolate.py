@@ -243,7 +243,6 @@ class Runtime:
     async def on_rpc(self, entrypoint: str | None, method: str, payload: bytes) -> bytes:
         """A service binding's RPC: call ``method`` on a named (or the default) entrypoint."""
         import cloudpickle
-        from edgelet.runtime.entrypoints import call_handler
         args, kwargs = cloudpickle.loads(payload)
         cls = self.classes().get(entrypoint) if entrypoint else self.default_entrypoint()
         if cls is None:
