@@ -486,6 +486,10 @@ class WasmRunner(Services):
                  doing: str, *, starting: bool = False) -> WasmRequestError:
         """Name what went wrong: CPU limit, memory limit, a trap, or a guest bug we caught."""
         problem, status = self._problem(exc, ctx, store, budget_ms)
+        if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT \
+                and budget_ms == _INIT_MS:
+            problem = (f"ran its start function (or _initialize) for more than {_INIT_MS // 1000} "
+                       f"s and was stopped; a module must be ready to serve before that")
         if starting:
             return WasmRequestError(f"it {problem}", status)
         where = f" (while {doing})" if doing else ""

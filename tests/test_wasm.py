@@ -285,6 +285,48 @@ async def test_compiled_code_is_cached_on_disk_across_restarts(tmp_path: Path) -
         assert (await get(host, "hello"))[0] == 200
 
 
+def _big_module(functions: int) -> bytes:
+    """A CGI hello-world with ``functions`` extra functions: slow to compile, cheap to run."""
+    body = "".join(f"(func (export \"f{i}\") (param i32) (result i32) (i32.mul (i32.add "
+                   f"(local.get 0) (i32.const {i})) (i32.const 3)))" for i in range(functions))
+    return wasmtime.wat2wasm(f"""(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 64) "\\nbig")
+      (func (export "_start") (i32.store (i32.const 0) (i32.const 64))
+        (i32.store (i32.const 4) (i32.const 4))
+        (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))) {body})""")
+
+
+async def test_compiling_a_module_is_not_charged_to_a_small_cpu_limit(tmp_path: Path) -> None:
+    # cpu_ms is per request (the demo's Wasm Worker has 50 ms); compiling 20,000 functions
+    # with a cold cache takes far longer than that and must not kill the isolate
+    (tmp_path / "big.wasm").write_bytes(_big_module(20_000))
+    async with platform(tmp_path, {"name": "big", "main": "big.wasm",
+                                   "limits": {"cpu_ms": 20}}) as host:
+        isolate = host.isolates["big"]
+        assert isolate.info["wasm"]["cached"] is False
+        assert isolate.info["wasm"]["load_ms"] > 20
+        assert (await get(host, "big"))[2] == b"big"
+        assert isolate.restarts == 0
+
+
+async def test_a_python_worker_may_start_slower_than_its_per_request_cpu_limit(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(
+        "import time\n"
+        "t0 = time.process_time()\n"
+        "while time.process_time() - t0 < 0.3:  # 300 ms of CPU at import, like a heavy library\n"
+        "    pass\n"
+        "from workers import Response, WorkerEntrypoint\n"
+        "class Default(WorkerEntrypoint):\n"
+        "    async def fetch(self, request):\n"
+        "        return Response('up')\n")
+    async with platform(tmp_path, {"name": "slow", "main": "slow.py",
+                                   "limits": {"cpu_ms": 100}}) as host:
+        assert (await get(host, "slow"))[:3:2] == (200, b"up")
+        assert host.isolates["slow"].restarts == 0
+
+
 async def test_wasm_runs_in_its_own_isolate_and_the_host_loop_stays_free(tmp_path: Path) -> None:
     async with platform(tmp_path, {"name": "spin", "main": build(tmp_path, "spin")}) as host:
         assert host.isolates["spin"].pid not in (None, os.getpid())
