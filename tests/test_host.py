@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 
 HELLO = {
     "wrangler_like.toml": """

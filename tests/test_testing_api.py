@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from edgelet.config import ConfigError
-from edgelet.testing import Platform, SettleTimeout
+from edgelet.testing import Platform
 
 
 def app(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -173,7 +173,7 @@ async def test_pause_resume_terminate_in_every_status(p: LocalPlatform, tmp_path
     done = await p.workflow("GATED").create(params={"log": str(tmp_path / "done.log")})
     await done.wait_for_status("complete", timeout=10)
     for action in ("pause", "resume", "terminate"):
-        with pytest.raises(RuntimeError, match=f"it is (already )?complete"):
+        with pytest.raises(RuntimeError, match="it is (already )?complete"):
             await getattr(done, action)()
     waiting = await p.workflow("WAITS").create()
     await p.settle()
