@@ -48,11 +48,18 @@ class IsolateStartError(IsolateError):
         self.traceback = traceback
 
 
+#: address space an isolate gets beyond its Worker's memory_mb: interpreter, SDK, libraries
+ISOLATE_OVERHEAD_MB = 256
+#: instances a Wasm Worker's isolate keeps slots for (edgelet.wasm_engine's pool); the
+#: isolate runs at most (slots - 1) // 2 pool threads so that they can never run out
+WASM_INSTANCE_SLOTS = 16
+
+
 class Isolate:
     """One running process for one Worker, restarted on demand after a crash."""
 
     def __init__(self, name: str, spec: dict[str, Any], *, cpu_ms: int, memory_mb: int,
-                 request_timeout: float,
+                 request_timeout: float, address_space_mb: int | None = None,
                  on_call: Callable[[str, list[Any]], Any],
                  on_log: Callable[[str, str, str], None], forkserver: Any = None) -> None:
         self.name = name
@@ -60,6 +67,8 @@ class Isolate:
         self.spec = spec
         self.cpu_ms = cpu_ms
         self.memory_mb = memory_mb
+        #: the process's RLIMIT_AS: the Worker's memory plus the interpreter and libraries
+        self.address_space_mb = address_space_mb or memory_mb + ISOLATE_OVERHEAD_MB
         self.request_timeout = request_timeout
         self._on_call = on_call
         self._on_log = on_log
@@ -99,7 +108,7 @@ class Isolate:
     async def _start(self) -> dict[str, Any]:
         host_sock, child_sock = socket.socketpair()
         # the cap covers the interpreter, SDK and libraries too, so the Worker gets its own
-        cap = (self.memory_mb + 256) * 1024 * 1024
+        cap = self.address_space_mb * 1024 * 1024
         env = {"EDGELET_CPU_MS": str(self.cpu_ms), "EDGELET_MEMORY_MB": str(self.memory_mb),
                "PYTHONUNBUFFERED": "1"}
         forkserver = self._forkserver

@@ -55,7 +55,7 @@ _EFBIG = 22
 #: most a module may write to stdout for one response (the HTTP front's body cap)
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024
 #: stderr is logged line by line; a longer line is cut
-_MAX_LOG_LINE = 16 * 1024
+MAX_LOG_LINE = 16 * 1024
 
 HOST_FUNCTIONS = ("kv_get", "kv_put", "kv_delete", "kv_list", "var_get", "last_error")
 
@@ -515,9 +515,9 @@ def _log_lines(ctx: CallContext, buf: bytearray, data: bytes, is_stderr: bool) -
     while True:
         nl = buf.find(b"\n")
         if nl < 0:
-            if len(buf) > _MAX_LOG_LINE:
-                ctx.services.log_line("log", buf[:_MAX_LOG_LINE].decode("utf-8", "replace"))
-                del buf[:_MAX_LOG_LINE]
+            if len(buf) > MAX_LOG_LINE:
+                ctx.services.log_line("log", buf[:MAX_LOG_LINE].decode("utf-8", "replace"))
+                del buf[:MAX_LOG_LINE]
             return
         line = buf[:nl].rstrip(b"\r").decode("utf-8", "replace")
         ctx.services.log_line("log", line)
@@ -536,7 +536,10 @@ _linker_lock = threading.Lock()
 _keep: list[Any] = []
 
 
-def _define(lk: wasmtime.Linker, module: str, name: str, nparams: int, fn: Callable[..., int]) -> None:
+def define(lk: wasmtime.Linker, module: str, name: str, nparams: int,
+           fn: Callable[..., int] | int) -> None:
+    """Define ``module.name`` (i32 params, one i32 result) as ``fn``: a Python function, or
+    the address of a C callback with the same (unchecked) signature."""
     i32 = ValType.i32()
     ty = FuncType([i32] * nparams, [i32])
     cb = C.unchecked_callback_t(fn)
@@ -556,12 +559,12 @@ def linker() -> wasmtime.Linker:
             lk = wasmtime.Linker(engine())
             lk.define_wasi()
             lk.allow_shadowing = True
-            _define(lk, "wasi_snapshot_preview1", "fd_write", 4, _fd_write)
-            _define(lk, "wasi_snapshot_preview1", "fd_read", 4, _fd_read)
+            define(lk, "wasi_snapshot_preview1", "fd_write", 4, _fd_write)
+            define(lk, "wasi_snapshot_preview1", "fd_read", 4, _fd_read)
             lk.allow_shadowing = False
             for fn, nparams in ((kv_get, 5), (kv_put, 7), (kv_delete, 4), (kv_list, 8),
                                 (var_get, 3), (last_error, 1)):
-                _define(lk, "edgelet", fn.__name__, nparams,
+                define(lk, "edgelet", fn.__name__, nparams,
                         _host_function(fn.__name__, fn, nparams))
             _linker = lk
         return _linker

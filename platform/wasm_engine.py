@@ -41,7 +41,14 @@ _COMPACT_GROWTH = 1 << 20
 
 _engine: wasmtime.Engine | None = None
 _engine_lock = threading.RLock()
+#: (slots, bytes per slot) of an isolate's own small pool, set by use_isolate_pool
+_isolate_pool: tuple[int, int] | None = None
 
+
+#: bytes of each pooled memory kept resident (zeroed, not returned) between instances
+_KEEP_RESIDENT = 64 * 1024
+#: returned memory is handed to the kernel this many slots at a time
+_DECOMMIT_BATCH = 16
 
 #: instance slots of the pooling allocator (live instances across all Wasm Workers: at
 #: most a pool thread's request plus an idle reactor instance per thread and Worker)
@@ -53,8 +60,61 @@ def engine() -> wasmtime.Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
-            _engine = _new_engine(pooling=_pooling_possible(), compact=_address_space_limited())
+            if _isolate_pool is not None:
+                _engine = _new_isolate_engine(*_isolate_pool)
+            else:
+                _engine = _new_engine(pooling=_pooling_possible(), compact=_address_space_limited())
         return _engine
+
+
+def use_isolate_pool(slots: int, slot_bytes: int) -> None:
+    """Give the engine (not created yet) a pool of ``slots`` instances whose memories are
+    at most ``slot_bytes``: what a Wasm Worker's isolate uses (see _new_isolate_engine).
+    ``EDGELET_WASM_POOLING=0`` keeps the on-demand allocator."""
+    global _isolate_pool
+    with _engine_lock:
+        if _engine is not None:
+            raise RuntimeError("use_isolate_pool() must come before the engine is created")
+        if os.environ.get("EDGELET_WASM_POOLING", "1") != "0":
+            _isolate_pool = (slots, slot_bytes)
+
+
+def _new_isolate_engine(slots: int, slot_bytes: int) -> wasmtime.Engine:
+    """An engine with a pool sized for one Wasm Worker's isolate.
+
+    Why: without a pool every instance maps, faults in and unmaps its memory, and for a
+    command module (a fresh instance per request) that kernel work was over half of the
+    isolate's CPU time per request. A pool reserves ``slots`` memories of ``slot_bytes``
+    (the Worker's ``limits.memory_mb``) once and recycles them. The host raises the
+    isolate's address-space cap to cover the reservation (edgelet.host); only what is
+    used is committed, and the Store limiter still caps each instance at ``slot_bytes``.
+    A memory never moves (its whole slot is reserved), so the compiled code differs from
+    compact memories': the compile cache keys on it (_cache_key).
+
+    Why keep the first _KEEP_RESIDENT bytes of a slot resident: a recycled slot is
+    otherwise given back to the kernel (madvise) and faulted in again by the next
+    instance, ~5 µs a request; zeroing a small memory's 64 KiB page costs a third of that.
+    Larger memories are still returned past that point, in batches of _DECOMMIT_BATCH.
+    """
+    from wasmtime import _bindings as B
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    config.memory_reservation = slot_bytes
+    config.memory_guard_size = 0
+    config.memory_reservation_for_growth = 0
+    pool = B.wasmtime_pooling_allocation_config_new()
+    B.wasmtime_pooling_allocation_config_total_core_instances_set(pool, slots)
+    B.wasmtime_pooling_allocation_config_total_memories_set(pool, slots)
+    B.wasmtime_pooling_allocation_config_total_tables_set(pool, slots)
+    B.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
+    B.wasmtime_pooling_allocation_config_max_memory_size_set(pool, slot_bytes)
+    B.wasmtime_pooling_allocation_config_table_elements_set(pool, 100_000)
+    B.wasmtime_pooling_allocation_config_max_tables_per_module_set(pool, 4)
+    B.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, _KEEP_RESIDENT)
+    B.wasmtime_pooling_allocation_config_decommit_batch_size_set(pool, _DECOMMIT_BATCH)
+    B.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    B.wasmtime_pooling_allocation_config_delete(pool)
+    return wasmtime.Engine(config)
 
 
 def _address_space_limited() -> bool:
@@ -274,6 +334,11 @@ def load_module(path: Path, state_dir: Path | None) -> LoadedModule:
         module = wasmtime.Module(eng, data)
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()
+        if "does not fit in pooling allocator" in str(exc) and _isolate_pool is not None:
+            raise ModuleLoadError(
+                f"{path} ran out of memory: its initial memory is larger than the "
+                f"{_isolate_pool[1] // 1048576} MiB limit (limits.memory_mb); raise "
+                f"limits.memory_mb or build the module with a smaller initial memory") from None
         raise ModuleLoadError(f"{path} is not a valid WebAssembly module: "
                               f"{' '.join(line.strip() for line in first[:3])}; "
                               f"rebuild it") from None
@@ -291,7 +356,9 @@ def _cache_key(data: bytes) -> str:
     h = hashlib.sha256()
     h.update(data)
     h.update(b"\0" + _wasmtime_version().encode() + b"\0" + _CONFIG_FINGERPRINT)
-    if _address_space_limited():  # compact memories compile to different code
+    if _isolate_pool is not None:  # static memories of this size compile to other code
+        h.update(b";static=%d" % _isolate_pool[1])
+    elif _address_space_limited():  # compact memories compile to different code
         h.update(b";compact")
     return h.hexdigest()
 

@@ -53,10 +53,23 @@ async def get(host: Host, worker: str, path: str = "/", *, method: str = "GET",
     return status, {k.lower(): v for k, v in hdrs}, out
 
 
+@pytest.fixture(params=["native", "python"])
+def cgi_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once with command modules on the C extension, once on the Python path
+    (the fallback when the extension is not built): users must not see a difference."""
+    if request.param == "python":
+        monkeypatch.setenv("EDGELET_WASM_NATIVE", "0")
+    else:
+        from edgelet import wasm_native
+        if not wasm_native.available():
+            pytest.skip("the C extension edgelet._wasm_cgi is not built here")
+    return request.param
+
+
 # -- the contracts ---------------------------------------------------------------------------
 
 
-async def test_cgi_module_gets_request_as_env_and_stdin(tmp_path: Path) -> None:
+async def test_cgi_module_gets_request_as_env_and_stdin(tmp_path: Path, cgi_path: str) -> None:
     main = build(tmp_path, "cgi_echo")
     (tmp_path / ".dev.vars").write_text("TOKEN=s3cret\n")
     async with platform(tmp_path, {"name": "echo", "main": main,
@@ -104,7 +117,7 @@ async def test_reactor_instance_is_reused_and_replaced_after_a_trap(tmp_path: Pa
     (b"Content-Type: text/html\n\n<p>\n\n</p>", (200, {"content-type": "text/html"}, b"<p>\n\n</p>")),
     (b"\nbody without headers", (200, {}, b"body without headers")),
 ])
-async def test_cgi_response_forms(tmp_path: Path, output: bytes, expected: tuple[Any, ...]) -> None:
+async def test_cgi_response_forms(tmp_path: Path, output: bytes, expected: tuple[Any, ...], cgi_path: str) -> None:
     async with platform(tmp_path, {"name": "cat", "main": build(tmp_path, "cat")}) as host:
         assert await get(host, "cat", method="POST", body=output) == expected
 
@@ -118,7 +131,7 @@ async def test_cgi_response_forms(tmp_path: Path, output: bytes, expected: tuple
     (b"this is not a header\n\nbody", "header line 1 is not 'Name: value'"),
     (b"Status: 999 Whatever\n\nbody", "'Status: 999 Whatever' is not an HTTP status"),
 ])
-async def test_malformed_response_is_a_500_that_says_why(tmp_path: Path, output: bytes, words: str) -> None:
+async def test_malformed_response_is_a_500_that_says_why(tmp_path: Path, output: bytes, words: str, cgi_path: str) -> None:
     async with platform(tmp_path, {"name": "cat", "main": build(tmp_path, "cat")}) as host:
         status, _, body = await get(host, "cat", method="POST", body=output)
         assert status == 500
@@ -169,7 +182,7 @@ async def test_a_module_over_the_size_cap_is_refused_unread(tmp_path: Path) -> N
     assert "65.0 MiB, over the 64 MiB limit" in str(info.value)
 
 
-async def test_an_endless_loop_is_stopped_by_the_cpu_limit_without_blocking_others(tmp_path: Path) -> None:
+async def test_an_endless_loop_is_stopped_by_the_cpu_limit_without_blocking_others(tmp_path: Path, cgi_path: str) -> None:
     async with platform(tmp_path,
                         {"name": "loop", "main": build(tmp_path, "loop"), "limits": {"cpu_ms": 300}},
                         {"name": "hello", "main": build(tmp_path, "hello")}) as host:
@@ -194,7 +207,7 @@ async def test_the_request_timeout_stops_wasm_too(tmp_path: Path) -> None:
     assert status == 504 and b"request timeout of 0.2 s" in body
 
 
-async def test_memory_grow_past_the_cap_is_an_out_of_memory_500(tmp_path: Path) -> None:
+async def test_memory_grow_past_the_cap_is_an_out_of_memory_500(tmp_path: Path, cgi_path: str) -> None:
     async with platform(tmp_path, {"name": "grow", "main": build(tmp_path, "grow"),
                                    "limits": {"memory_mb": 16}},
                         {"name": "hello", "main": build(tmp_path, "hello")}) as host:
@@ -206,7 +219,7 @@ async def test_memory_grow_past_the_cap_is_an_out_of_memory_500(tmp_path: Path) 
         assert (await get(host, "grow"))[0] == 500
 
 
-async def test_initial_memory_over_the_cap_fails_at_start(tmp_path: Path) -> None:
+async def test_initial_memory_over_the_cap_fails_at_start(tmp_path: Path, cgi_path: str) -> None:
     with pytest.raises(IsolateStartError) as info:
         async with platform(tmp_path, {"name": "big", "main": build(tmp_path, "big_memory"),
                                        "limits": {"memory_mb": 16}}):
@@ -214,7 +227,7 @@ async def test_initial_memory_over_the_cap_fails_at_start(tmp_path: Path) -> Non
     assert "ran out of memory" in str(info.value) and "16 MiB" in str(info.value)
 
 
-async def test_a_trap_and_a_failed_exit_are_500s_that_say_which(tmp_path: Path) -> None:
+async def test_a_trap_and_a_failed_exit_are_500s_that_say_which(tmp_path: Path, cgi_path: str) -> None:
     async with platform(tmp_path, {"name": "trap", "main": build(tmp_path, "trap")},
                         {"name": "exit", "main": build(tmp_path, "exit")}) as host:
         status, _, body = await get(host, "trap")
@@ -434,3 +447,46 @@ def test_wasm_worker_over_http_and_through_a_service_binding(dev: Any, tmp_path:
     assert server.get("/", headers={"Host": "echo.localhost"}).status_code == 201
     workers = {w["name"]: w for w in server.api("GET", "/workers")["result"]}
     assert workers["echo"]["handlers"] == ["fetch"]
+
+
+# -- the C path and the Python path ---------------------------------------------------------------
+
+
+async def test_both_paths_serve_the_same_cgi_request(tmp_path: Path, cgi_path: str) -> None:
+    (tmp_path / ".dev.vars").write_text("TOKEN=s3cret\n")
+    async with platform(tmp_path, {"name": "echo", "main": build(tmp_path, "cgi_echo"),
+                                   "vars": {"GREETING": "hi"}}) as host:
+        assert host.isolates["echo"].info["wasm"]["native"] is (cgi_path == "native")
+        status, headers, body = await get(host, "echo", "/p%20q?x=1", method="PUT",
+                                          headers=[["x-test", "one"]], body=b"in" * 40_000)
+    assert status == 201 and headers["x-echo"] == "yes"
+    env_text, _, echoed = body.partition(b"--body--\n")
+    env = dict(line.split("=", 1) for line in env_text.decode().splitlines())
+    assert echoed == b"in" * 40_000  # read from stdin in several fd_read calls
+    assert env["PATH_INFO"] == "/p q" and env["QUERY_STRING"] == "x=1"
+    assert env["HTTP_X_TEST"] == "one" and env["CONTENT_LENGTH"] == "80000"
+    assert env["GREETING"] == "hi" and env["TOKEN"] == "s3cret"
+
+
+async def test_wasi_calls_with_bad_pointers_fail_safely_on_both_paths(tmp_path: Path,
+                                                                      cgi_path: str) -> None:
+    async with platform(tmp_path, {"name": "w", "main": build(tmp_path, "wasi_faults")}) as host:
+        status, _, body = await get(host, "w", "/?faults")
+        if cgi_path == "native":
+            # fd_write x2, fd_read, environ_sizes_get, environ_get, args_sizes_get, args_get:
+            # EFAULT, which the module may handle; fd_write to a closed fd: EBADF
+            assert status == 200 and body.split() == [b"21"] * 7 + [b"8"]
+        else:
+            # stdio is edgelet's (EFAULT as above); wasmtime's own environ_sizes_get fails
+            # the request instead, naming the pointer
+            assert status == 500 and b"Pointer out of bounds" in body
+        assert await get(host, "w") == (200, {"content-type": "text/plain"}, b"ok")
+        assert host.isolates["w"].restarts == 0
+
+
+async def test_a_response_past_the_cap_is_a_500_on_both_paths(tmp_path: Path, cgi_path: str) -> None:
+    async with platform(tmp_path, {"name": "w", "main": build(tmp_path, "wasi_faults")}) as host:
+        status, _, body = await get(host, "w", "/?flood")
+        assert status == 500
+        assert b"wrote more than 100 MiB to stdout" in body
+        assert (await get(host, "w"))[2] == b"ok"  # the next request is served

@@ -201,6 +201,18 @@ class Runtime:
             f"define `async def {name}(self, ...)` on `class Default(WorkerEntrypoint)`")
 
     # -- events from the host -----------------------------------------------------------
+    def dispatch_now(self, method: str, args: list[Any]) -> Any:
+        """Answer a Wasm Worker's fetch right in the channel's reader, when its module runs
+        on this thread (see edgelet.wasm); anything else returns NOT_NOW for ``dispatch``."""
+        from edgelet.channel import NOT_NOW
+        if method != "fetch" or self.wasm is None:
+            return NOT_NOW
+        try:
+            return self.wasm.fetch_now(args[0])
+        except MemoryError:
+            os.write(2, b"edgelet: Worker exceeded its memory limit during fetch\n")
+            os._exit(71)
+
     async def dispatch(self, method: str, args: list[Any]) -> Any:
         if method == "fetch":
             if self.wasm is not None:
@@ -309,6 +321,7 @@ async def _main(fd: int) -> None:
 
     channel = Channel(reader, writer, handler)
     runtime = Runtime(channel)
+    channel.sync_handler = runtime.dispatch_now
     sys.stdout = _LogStream(runtime, "info")  # type: ignore[assignment]
     sys.stderr = _LogStream(runtime, "error")  # type: ignore[assignment]
     root = logging.getLogger()
