@@ -1,26 +1,38 @@
-"""Wasm Workers: requests/s against the same hello-world handler in Python, and the cost of
-one fresh instance per request.
+"""Wasm Workers: requests/s against the same hello-world handler in Python, the CPU each
+costs per request, and the cost of one request inside the isolate.
 
     python bench/wasm_bench.py [--rounds 3] [--seconds 5] [--connections 32]
 
-Three `edgelet dev` apps answer "Hello World!" over HTTP, each as its primary Worker: a
-Python Worker, a Wasm command module (CGI contract: a fresh instance per request) and a Wasm
-reactor (exported fetch: one instance reused). wrk drives each with the same settings, in
-alternating rounds. Then, in this process, the per-request instantiation cost: a bare
-``InstancePre.instantiate`` plus a Store, a whole CGI request without HTTP (on the calling
-thread and through the runner's fetch, as inside an isolate), and ``host.fetch`` to
-the Worker's isolate process.
+Four `edgelet dev` apps answer "Hello World!" over HTTP, each as its primary Worker: a
+Python Worker; a Wasm command module (CGI contract: a fresh instance per request) that
+only writes stdout; the same module reading its CGI environment first (as a real handler
+reading PATH_INFO does); and a Wasm reactor (exported fetch: one instance reused). wrk
+drives each with the same settings, in alternating rounds.
+
+Requests/s over HTTP mostly measure the host, which does the same work for every kind of
+Worker (HTTP, one channel message), and wrk, which shares the machine's cores: so each
+round also reads the CPU time the host and the Worker's isolate spent per request
+(process CPU clocks, before and after wrk), which is what the kind of Worker changes and
+which a busy machine disturbs far less than wall time.
+
+Then, in this process: one request through the runner as the isolate serves it
+(``fetch_now``), on the C path and on the Python path, under an isolate's address-space
+limit and instance pool; and ``host.fetch`` to an isolate, one at a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import psutil
 import wasmtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,6 +59,23 @@ CGI_HELLO = r'''
     (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
 '''
 
+# The same, after reading its whole environment (environ_sizes_get + environ_get), as
+# getenv("PATH_INFO") in C or std::env::var in Rust does on first use.
+CGI_ENV_HELLO = r'''
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "Content-Type: text/plain;charset=UTF-8\n\nHello World!")
+  (func (export "_start")
+    (drop (call $sizes (i32.const 16) (i32.const 20)))
+    (drop (call $environ (i32.const 1024) (i32.const 4096)))
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 52))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+'''
+
 REACTOR_HELLO = r'''
 (module
   (memory (export "memory") 1)
@@ -56,24 +85,48 @@ REACTOR_HELLO = r'''
     (i64.or (i64.shl (i64.const 64) (i64.const 32)) (i64.const 52))))
 '''
 
-APPS = {
-    "python": ("hello.py", PYTHON_HELLO.encode()),
-    "wasm-cgi": ("hello.wasm", None),
-    "wasm-reactor": ("hello.wasm", None),
+APPS: dict[str, tuple[str, str | None]] = {
+    "python": ("hello.py", None),
+    "wasm-cgi": ("hello.wasm", CGI_HELLO),
+    "wasm-cgi-env": ("hello.wasm", CGI_ENV_HELLO),
+    "wasm-reactor": ("hello.wasm", REACTOR_HELLO),
 }
 
 
 def write_apps(base: Path) -> dict[str, Path]:
     folders = {}
-    for name, (main, text) in APPS.items():
+    for name, (main, wat) in APPS.items():
         folder = base / name
         folder.mkdir()
-        if text is None:
-            text = wasmtime.wat2wasm(CGI_HELLO if name == "wasm-cgi" else REACTOR_HELLO)
-        (folder / main).write_bytes(text)
+        (folder / main).write_bytes(wasmtime.wat2wasm(wat) if wat else PYTHON_HELLO.encode())
         (folder / "wrangler_like.toml").write_text(f'name = "hello"\nmain = "{main}"\n')
         folders[name] = folder
     return folders
+
+
+def serve_round(folder: Path, seconds: int, connections: int) -> dict[str, Any]:
+    """wrk against one app, with the CPU µs per request of its host and its isolates."""
+    dev = Dev(folder, "--in-memory")
+    try:
+        wrk(dev.url + "/", seconds=1, connections=connections)  # warm-up
+        host = psutil.Process(dev.proc.pid)
+        procs = [host] + host.children(recursive=True)
+        before = {p.pid: p.cpu_times() for p in procs}
+        r = wrk(dev.url + "/", seconds=seconds, connections=connections)
+        after = {p.pid: p.cpu_times() for p in procs}
+        r["rss_mb"] = dev.rss_mb()
+    finally:
+        dev.stop()
+    requests = r["rps"] * seconds
+
+    def cpu_us(pids: list[int]) -> float:
+        spent = sum(after[p].user + after[p].system - before[p].user - before[p].system
+                    for p in pids)
+        return spent / requests * 1e6
+
+    r["host_us"] = cpu_us([host.pid])
+    r["isolate_us"] = cpu_us([p.pid for p in procs[1:]])  # the Worker's isolate (+ fork server)
+    return r
 
 
 class _Runtime:
@@ -85,52 +138,63 @@ class _Runtime:
         pass
 
 
-def instantiation_cost(folder: Path, n: int = 3000) -> dict[str, float]:
-    """µs per fresh instance (Store + InstancePre.instantiate), per whole CGI request, per
-    request through the runner's pool thread, and per request from a host to its isolate."""
-    from edgelet.config import load_config_dict
-    from edgelet.host import Host
+def in_isolate_costs(folders: dict[str, Path], n: int = 20000) -> dict[str, float]:
+    """µs per request served as the isolate serves it (fetch_now), each Wasm app on the C
+    path and on the Python path, in a child process that has an isolate's address-space
+    limit and instance pool; and host.fetch to an isolate, one request at a time."""
+    import multiprocessing
+    results: dict[str, float] = {}
+    ctx = multiprocessing.get_context("spawn")
+    for name in ("wasm-cgi", "wasm-cgi-env", "wasm-reactor"):
+        for path in ("native", "python"):
+            with ctx.Pool(1) as pool:
+                results[f"{name} {path}"] = pool.apply(_fetch_now_us, (str(folders[name]), path, n))
+    results["host.fetch python"] = asyncio.run(_host_fetch_us(folders["python"], "hello.py", n // 4))
+    results["host.fetch wasm-cgi"] = asyncio.run(_host_fetch_us(folders["wasm-cgi"], "hello.wasm", n // 4))
+    return results
+
+
+def _fetch_now_us(folder: str, path: str, n: int) -> float:
+    memory_mb, slots = 512, 16  # as edgelet.host gives a Wasm Worker's isolate by default
+    cap = (memory_mb * (slots + 1) + 256) << 20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if path == "python":
+        os.environ["EDGELET_WASM_NATIVE"] = "0"
     from edgelet.wasm import WasmRunner
 
-    async def measure() -> dict[str, float]:
-        runner = WasmRunner({"name": "hello", "main": str(folder / "hello.wasm"),
-                             "state_dir": str(folder / "state")}, _Runtime())
+    async def measure() -> float:
+        runner = WasmRunner({"name": "hello", "main": str(Path(folder) / "hello.wasm"),
+                             "limits": {"memory_mb": memory_mb, "instance_slots": slots}},
+                            _Runtime())
         runner.load()
-        program = runner._program
-        assert program is not None
-        for _ in range(200):  # warm-up
-            runner._new_store({}, 1000).close()
+        request = ["GET", "http://127.0.0.1:8787/", [["host", "127.0.0.1:8787"],
+                                                     ["user-agent", "wrk"]], b""]
+        for _ in range(n // 10):
+            runner.fetch_now(request)
         t0 = time.perf_counter()
         for _ in range(n):
-            store = runner._new_store({}, 1000)
-            store.instantiate(program.pre)
-            store.close()
-        bare = (time.perf_counter() - t0) / n * 1e6
-        request = ["GET", "http://hello.localhost/", [["host", "hello.localhost"]], b""]
-        t0 = time.perf_counter()
-        for _ in range(n):
-            runner._serve(program, request, 30.0)
-        whole = (time.perf_counter() - t0) / n * 1e6
-        t0 = time.perf_counter()
-        for _ in range(n):
-            await runner.fetch(request)
-        via_runner = (time.perf_counter() - t0) / n * 1e6
-        config = load_config_dict({"name": "hello", "main": "hello.wasm"}, base_dir=folder)
-        host = Host(config, state_dir=folder / "state")
-        await host.start()
-        try:
-            for _ in range(200):
-                await host.fetch("hello", *request)
-            t0 = time.perf_counter()
-            for _ in range(n // 3):
-                await host.fetch("hello", *request)
-            via_host = (time.perf_counter() - t0) / (n // 3) * 1e6
-        finally:
-            await host.stop()
-        return {"instantiate_us": bare, "cgi_request_us": whole, "runner_fetch_us": via_runner,
-                "host_fetch_us": via_host}
+            runner.fetch_now(request)
+        return (time.perf_counter() - t0) / n * 1e6
 
     return asyncio.run(measure())
+
+
+async def _host_fetch_us(folder: Path, main: str, n: int) -> float:
+    from edgelet.config import load_config_dict
+    from edgelet.host import Host
+    host = Host(load_config_dict({"name": "hello", "main": main}, base_dir=folder),
+                state_dir=folder / "state")
+    await host.start()
+    try:
+        request = ("GET", "http://hello.localhost/", [["host", "hello.localhost"]], b"")
+        for _ in range(200):
+            await host.fetch("hello", *request)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await host.fetch("hello", *request)
+        return (time.perf_counter() - t0) / n * 1e6
+    finally:
+        await host.stop()
 
 
 def main() -> None:
@@ -141,37 +205,36 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edgelet-wasm-bench-") as tmp:
         folders = write_apps(Path(tmp))
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in folders}
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in folders}
         for rnd in range(args.rounds):
             for name, folder in folders.items():
-                dev = Dev(folder, "--in-memory")
-                try:
-                    wrk(dev.url + "/", seconds=1, connections=args.connections)  # warm-up
-                    r = wrk(dev.url + "/", seconds=args.seconds, connections=args.connections)
-                    r["rss_mb"] = dev.rss_mb()
-                finally:
-                    dev.stop()
+                r = serve_round(folder, args.seconds, args.connections)
                 if r["non_2xx"]:
                     raise SystemExit(f"{name}: {r['non_2xx']} non-2xx answers")
                 results[name].append(r)
                 print(f"round {rnd + 1} {name:13} {r['rps']:8,.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
-                      f"p99 {r['p99_ms']:.2f} ms", file=sys.stderr)
-        costs = instantiation_cost(folders["wasm-cgi"])
+                      f"p99 {r['p99_ms']:.2f} ms  CPU/request: host {r['host_us']:.1f} µs, "
+                      f"isolate {r['isolate_us']:.1f} µs", file=sys.stderr)
+        costs = in_isolate_costs(folders)
 
     print(f"\nhello world over HTTP, {args.connections} connections, median of {args.rounds} x "
-          f"{args.seconds} s (wrk):")
-    base = median([r["rps"] for r in results["python"]])
+          f"{args.seconds} s (wrk); CPU per request from the processes' CPU clocks:")
+    base = {k: median([r[k] for r in results["python"]]) for k in ("rps", "isolate_us")}
     for name, rows in results.items():
         rps = median([r["rps"] for r in rows])
-        print(f"  {name:13} {rps:8,.0f} req/s  ({rps / base:4.2f}x Python)  "
+        iso = median([r["isolate_us"] for r in rows])
+        print(f"  {name:13} {rps:8,.0f} req/s ({rps / base['rps']:4.2f}x Python)  "
               f"p50 {median([r['p50_ms'] for r in rows]):.2f} ms  "
               f"p99 {median([r['p99_ms'] for r in rows]):.2f} ms  "
-              f"rss {median([r['rss_mb'] for r in rows]):.0f} MB")
-    print("per-request costs of a CGI module, no HTTP (runner in this process, no rlimit):")
-    print(f"  Store (with WASI) + instantiate + drop:  {costs['instantiate_us']:7.1f} µs")
-    print(f"  whole CGI request on the calling thread: {costs['cgi_request_us']:7.1f} µs")
-    print(f"  runner.fetch (on the loop, as in an isolate): {costs['runner_fetch_us']:7.1f} µs")
-    print(f"  host.fetch (isolate round trip, 1 at a time): {costs['host_fetch_us']:7.1f} µs")
+              f"rss {median([r['rss_mb'] for r in rows]):.0f} MB  "
+              f"CPU/request: host {median([r['host_us'] for r in rows]):.1f} µs, "
+              f"isolate {iso:.1f} µs ({base['isolate_us'] / iso:4.2f}x Python's)")
+    print("one request inside the isolate (runner.fetch_now, no channel), µs:")
+    for name in ("wasm-cgi", "wasm-cgi-env", "wasm-reactor"):
+        print(f"  {name:13} C path {costs[f'{name} native']:6.2f}   Python path "
+              f"{costs[f'{name} python']:6.2f}")
+    print(f"host.fetch to the isolate, one at a time: Python {costs['host.fetch python']:.1f} µs, "
+          f"Wasm CGI {costs['host.fetch wasm-cgi']:.1f} µs")
 
 
 if __name__ == "__main__":

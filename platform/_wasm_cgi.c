@@ -19,7 +19,9 @@
  * (the epoch ticker thread, which interrupts runaway modules, needs it).
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem */
 #include <Python.h>
+#include <ctype.h>
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -552,6 +554,100 @@ static PyObject *py_fetch(PyObject *self, PyObject *args) {
                          (unsigned long long)(uintptr_t)trap, fault_obj);
 }
 
+/* -- the CGI response, fast path ---------------------------------------------------- */
+
+static bool is_token_char(unsigned char c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_space(unsigned char c) {  /* bytes.strip() and the \s of a bytes regex */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\x0b' || c == '\x0c';
+}
+
+static bool same_lower(const char *p, size_t n, const char *lower) {
+    size_t m = strlen(lower);
+    if (n != m) return false;
+    for (size_t i = 0; i < n; i++)
+        if (tolower((unsigned char)p[i]) != lower[i]) return false;
+    return true;
+}
+
+/*
+ * parse_response(out) -> [status, [[name, value], ...], body] or None
+ *
+ * edgelet.wasm_cgi.parse_response for well-formed output, in C; None for anything else
+ * (nothing written, no blank line, a bad line or status, a control character), which the
+ * Python parser then explains. The Python function is the contract; this only has to
+ * agree with it where it returns.
+ */
+static PyObject *py_parse_response(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) return PyErr_Format(PyExc_TypeError, "parse_response takes bytes");
+    const char *out = PyBytes_AS_STRING(arg);
+    size_t len = (size_t)PyBytes_GET_SIZE(arg);
+    size_t head_len, body_at;
+    if (len == 0) Py_RETURN_NONE;
+    if (len >= 2 && out[0] == '\r' && out[1] == '\n') {
+        head_len = 0; body_at = 2;
+    } else if (out[0] == '\n') {
+        head_len = 0; body_at = 1;
+    } else {
+        const char *crlf = memmem(out, len, "\r\n\r\n", 4), *lf = memmem(out, len, "\n\n", 2);
+        if (crlf == NULL && lf == NULL) Py_RETURN_NONE;
+        if (lf == NULL || (crlf != NULL && crlf < lf)) {
+            head_len = (size_t)(crlf - out); body_at = head_len + 4;
+        } else {
+            head_len = (size_t)(lf - out); body_at = head_len + 2;
+        }
+    }
+    PyObject *headers = PyList_New(0);
+    if (headers == NULL) return NULL;
+    long status = 0;
+    bool location = false;
+    size_t at = 0;
+    while (head_len > 0 && at <= head_len) {
+        const char *line = out + at;
+        const char *nl = memchr(line, '\n', head_len - at);
+        size_t n = nl ? (size_t)(nl - line) : head_len - at;
+        at += n + 1;
+        while (n > 0 && line[n - 1] == '\r') n--;
+        const char *colon = memchr(line, ':', n);
+        if (colon == NULL || colon == line) goto fallback;
+        size_t name_len = (size_t)(colon - line);
+        for (size_t i = 0; i < name_len; i++)
+            if (!is_token_char((unsigned char)line[i])) goto fallback;
+        const char *v = colon + 1, *v_end = line + n;
+        while (v < v_end && is_space((unsigned char)*v)) v++;
+        while (v_end > v && is_space((unsigned char)v_end[-1])) v_end--;
+        size_t value_len = (size_t)(v_end - v);
+        if (same_lower(line, name_len, "status")) {
+            if (status != 0 || value_len < 3) goto fallback;  /* a second Status: Python decides */
+            for (int i = 0; i < 3; i++)
+                if (v[i] < '0' || v[i] > '9') goto fallback;
+            if (value_len > 3 && !is_space((unsigned char)v[3])) goto fallback;
+            status = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+            if (status < 200 || status > 599) goto fallback;
+            continue;
+        }
+        if (memchr(v, '\r', value_len) || memchr(v, '\0', value_len)) goto fallback;
+        if (same_lower(line, name_len, "location")) location = true;
+        PyObject *pair = Py_BuildValue("[NN]", PyUnicode_DecodeLatin1(line, (Py_ssize_t)name_len, NULL),
+                                       PyUnicode_DecodeLatin1(v, (Py_ssize_t)value_len, NULL));
+        if (pair == NULL || PyList_Append(headers, pair) < 0) {
+            Py_XDECREF(pair); Py_DECREF(headers);
+            return NULL;
+        }
+        Py_DECREF(pair);
+        if (nl == NULL) break;
+    }
+    if (status == 0) status = location ? 302 : 200;
+    return Py_BuildValue("[lNN]", status, headers,
+                         PyBytes_FromStringAndSize(out + body_at, (Py_ssize_t)(len - body_at)));
+fallback:
+    Py_DECREF(headers);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"bind", py_bind, METH_VARARGS,
      "bind(libwasmtime_path, EXTERN_FUNC, EXTERN_MEMORY): look up the C-API functions."},
@@ -560,6 +656,8 @@ static PyMethodDef methods[] = {
      "{WASI function name: address of its C callback here}, for a linker."},
     {"run", py_run, METH_VARARGS, "Run one CGI request of a command module (see the source)."},
     {"fetch", py_fetch, METH_VARARGS, "One request to a live reactor instance (see the source)."},
+    {"parse_response", py_parse_response, METH_O,
+     "edgelet.wasm_cgi.parse_response for well-formed output; None for the rest."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -172,6 +172,7 @@ class WasmRunner(Services):
         _one_malloc_arena()
         self._engine_ptr = engine().ptr()
         self._ticker = ticker()
+        self._parse_fast = wasm_native.response_parser()
         self._engine_addr = wasm_native.address(self._engine_ptr)
         self._argv0 = self.path.name.encode()
         self._argv_keep = (ctypes.c_char_p * 1)(self.path.name.encode())
@@ -554,6 +555,11 @@ class WasmRunner(Services):
         return self._response(out or b"")
 
     def _response(self, out: bytes) -> list[Any]:
+        fast = self._parse_fast
+        if fast is not None:
+            parsed = fast(out)
+            if parsed is not None:
+                return parsed
         try:
             return parse_response(out)
         except MalformedResponse as exc:

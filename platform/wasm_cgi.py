@@ -62,35 +62,80 @@ def cgi_environ(method: str, url: str, headers: list[list[str]], body_len: int,
     ``base`` (the Worker's vars and secrets, see :func:`base_environ`) comes first so that a
     var can never mask a request variable. Repeated headers are joined with ", " as HTTP
     allows.
+
+    Why the two small caches: this runs for every request of a module that reads its
+    environment, and the URL parts and header-name conversions repeat from one request
+    to the next (a handler's few routes, the same dozen header names).
     """
-    host, port, raw_path, query = split_url(url)
     env = base.copy()
     env.update(_STATIC_ENV)
-    env[b"SERVER_NAME"] = host.encode("latin-1", "replace")
-    env[b"SERVER_PORT"] = port.encode("latin-1", "replace")
+    url_part = _URL_ENV.get(url)
+    if url_part is None:
+        url_part = _url_environ(url)
+        if len(_URL_ENV) >= _CACHE_SIZE:
+            _URL_ENV.clear()
+        _URL_ENV[url] = url_part
+    env.update(url_part)
     env[b"REQUEST_METHOD"] = method.encode("latin-1", "replace")
-    raw = raw_path.encode("latin-1", "replace")
-    env[b"PATH_INFO"] = unquote(raw_path).encode("utf-8", "replace") if "%" in raw_path else raw
-    env[b"X_RAW_PATH_INFO"] = raw
-    env[b"QUERY_STRING"] = query.encode("latin-1", "replace")
-    env[b"REQUEST_URI"] = raw + b"?" + env[b"QUERY_STRING"] if query else raw
-    env[b"X_FULL_URL"] = url.encode("latin-1", "replace")
     env[b"CONTENT_LENGTH"] = str(body_len).encode()
     joined: dict[bytes, bytes] = {}
     for name, value in headers:
-        lower = name.lower()
-        raw_value = value.encode("latin-1", "replace").replace(b"\0", b"")
-        if lower == "content-type":
+        key = _HEADER_KEY.get(name)
+        if key is None:
+            key = _header_key(name)
+        raw_value = value.encode("latin-1", "replace")
+        if b"\0" in raw_value:
+            raw_value = raw_value.replace(b"\0", b"")
+        if key is _SKIP:
+            continue
+        if key is _CONTENT_TYPE:
             env[b"CONTENT_TYPE"] = raw_value
             continue
-        if lower == "content-length":
-            continue
-        if lower == "cf-connecting-ip":
+        if key is _REMOTE:
             env[b"REMOTE_ADDR"] = raw_value
-        key = b"HTTP_" + lower.upper().replace("-", "_").encode("latin-1", "replace")
+            key = b"HTTP_CF_CONNECTING_IP"
         joined[key] = joined[key] + b", " + raw_value if key in joined else raw_value
     env.update(joined)
     return env
+
+
+def _url_environ(url: str) -> dict[bytes, bytes]:
+    """The variables that depend on the URL alone."""
+    host, port, raw_path, query = split_url(url)
+    raw = raw_path.encode("latin-1", "replace")
+    encoded_query = query.encode("latin-1", "replace")
+    return {
+        b"SERVER_NAME": host.encode("latin-1", "replace"),
+        b"SERVER_PORT": port.encode("latin-1", "replace"),
+        b"PATH_INFO": unquote(raw_path).encode("utf-8", "replace") if "%" in raw_path else raw,
+        b"X_RAW_PATH_INFO": raw,
+        b"QUERY_STRING": encoded_query,
+        b"REQUEST_URI": raw + b"?" + encoded_query if query else raw,
+        b"X_FULL_URL": url.encode("latin-1", "replace"),
+    }
+
+
+#: markers in _HEADER_KEY for headers that are not (only) an HTTP_* variable
+_SKIP, _CONTENT_TYPE, _REMOTE = b"content-length", b"content-type", b"cf-connecting-ip"
+_CACHE_SIZE = 1024
+_URL_ENV: dict[str, dict[bytes, bytes]] = {}
+_HEADER_KEY: dict[str, bytes] = {}
+
+
+def _header_key(name: str) -> bytes:
+    lower = name.lower()
+    if lower == "content-length":
+        key = _SKIP
+    elif lower == "content-type":
+        key = _CONTENT_TYPE
+    elif lower == "cf-connecting-ip":
+        key = _REMOTE
+    else:
+        key = b"HTTP_" + lower.upper().replace("-", "_").encode("latin-1", "replace")
+    if len(_HEADER_KEY) >= _CACHE_SIZE:
+        _HEADER_KEY.clear()
+    _HEADER_KEY[name] = key
+    return key
 
 
 _STATIC_ENV: dict[bytes, bytes] = {

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import wasmtime
 from wasmtime import _bindings as B
@@ -86,6 +86,13 @@ def _extension() -> Any:
 
 def available() -> bool:
     return _extension() is not None
+
+
+def response_parser() -> Callable[[bytes], list[Any] | None] | None:
+    """The extension's parse of a well-formed CGI response (None for anything it leaves to
+    :func:`edgelet.wasm_cgi.parse_response`, which explains what is wrong), if built."""
+    ext = _extension()
+    return ext.parse_response if ext is not None else None
 
 
 def eligible(imports: list[str]) -> bool:
