@@ -114,8 +114,10 @@ def _make_server(app: Any) -> Any:
                 self.force_exit = True
             self.should_exit = True
 
+    from edgelet.http_protocol import CoalescingHttpToolsProtocol
     return Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False,
-                                 log_level="warning", timeout_graceful_shutdown=5))
+                                 log_level="warning", timeout_graceful_shutdown=5,
+                                 http=CoalescingHttpToolsProtocol))
 
 
 def _bind(ip: str, port: int) -> socket.socket:

@@ -168,7 +168,9 @@ class Platform:
         sock.listen(512)
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(self._app, lifespan="off", log_level="warning"))
+        from edgelet.http_protocol import CoalescingHttpToolsProtocol
+        self._server = uvicorn.Server(uvicorn.Config(self._app, lifespan="off", log_level="warning",
+                                                     http=CoalescingHttpToolsProtocol))
         self._server_task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
         while not self._server.started:
             await asyncio.sleep(0.01)

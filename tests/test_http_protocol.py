@@ -1,0 +1,107 @@
+"""The HTTP front joins the writes of a response into one send(): the bytes, their order
+and connection handling are those of plain uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from edgelet.http_protocol import CoalescingTransport
+
+
+class _Transport:
+    """The few transport calls CoalescingTransport makes, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.calls.append("close")
+        self.closing = True
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+        self.closing = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 1234) if name == "peername" else None
+
+
+async def test_the_writes_of_one_iteration_leave_in_one_write_in_order() -> None:
+    real = _Transport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    transport.write(b"hello")
+    assert real.calls == [] and transport.get_write_buffer_size() == 24
+    await asyncio.sleep(0)
+    assert real.calls == [b"HTTP/1.1 200 OK\r\n\r\nhello"]
+    transport.write(b"next")
+    await asyncio.sleep(0)
+    assert real.calls[-1] == b"next"
+    assert transport.get_extra_info("peername") == ("127.0.0.1", 1234)  # the rest is the real one's
+
+
+async def test_close_sends_what_is_pending_first_and_abort_drops_it() -> None:
+    real = _Transport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"last words")
+    transport.close()
+    assert real.calls == [b"last words", "close"]
+    await asyncio.sleep(0)  # the scheduled flush finds nothing left to send
+    assert real.calls == [b"last words", "close"]
+    real = _Transport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"never sent")
+    transport.abort()
+    await asyncio.sleep(0)
+    assert real.calls == ["abort"]
+
+
+APP = {
+    "wrangler_like.toml": """
+        name = "hello"
+        main = "hello.py"
+    """,
+    "hello.py": """
+        from workers import Response, WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                return Response("hi " + request.url.rsplit("/", 1)[1])
+    """,
+}
+
+
+def _read_until_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def test_pipelined_requests_get_whole_answers_in_order_and_close_is_honoured(dev: Any) -> None:
+    server = dev(APP)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /one HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     b"GET /two HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     b"GET /three HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        raw = _read_until_closed(sock)  # the server closes after the third answer
+    answers = raw.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(answers) == 3
+    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [b"hi one", b"hi two", b"hi three"]
+    assert b"connection: close" in answers[2].lower()
+
