@@ -70,12 +70,12 @@ def engine() -> wasmtime.Engine:
 def use_isolate_pool(slots: int, slot_bytes: int) -> None:
     """Give the engine (not created yet) a pool of ``slots`` instances whose memories are
     at most ``slot_bytes``: what a Wasm Worker's isolate uses (see _new_isolate_engine).
-    ``EDGELET_WASM_POOLING=0`` keeps the on-demand allocator."""
+    ``EDGELET_WASM_POOLING=0`` (or strict overcommit) keeps the on-demand allocator."""
     global _isolate_pool
     with _engine_lock:
         if _engine is not None:
             raise RuntimeError("use_isolate_pool() must come before the engine is created")
-        if os.environ.get("EDGELET_WASM_POOLING", "1") != "0":
+        if os.environ.get("EDGELET_WASM_POOLING", "1") != "0" and _reservations_allowed():
             _isolate_pool = (slots, slot_bytes)
 
 
@@ -135,6 +135,13 @@ def _pooling_possible() -> bool:
     """
     if os.environ.get("EDGELET_WASM_POOLING", "1") == "0" or _address_space_limited():
         return False
+    return _reservations_allowed()
+
+
+def _reservations_allowed() -> bool:
+    """Whether large address-space reservations can succeed: not under strict overcommit
+    accounting (vm.overcommit_memory = 2), where wasmtime's reservation would fail and
+    its C API abort the process instead of returning an error."""
     try:
         with open("/proc/sys/vm/overcommit_memory") as f:
             return f.read().strip() != "2"
