@@ -573,3 +573,22 @@ async def test_max_concurrency_bounds_batches_in_flight(tmp_path: Path,
         assert caplog.text.count("QUEUE cq 1/1") == 6
     finally:
         await host.stop()
+
+
+def test_the_store_keeps_the_most_recently_acked_messages_and_their_order() -> None:
+    from edgelet.bindings.queues.store import ACKED, ACKED_KEEP, QueueStore
+    store = QueueStore(sqlite3.connect(":memory:", isolation_level=None))
+    store.insert("q", [(f"m{i}", 0, "json", b"%d" % i, 0.0) for i in range(1500)])
+    store.insert("other", [("o", 0, "json", b"o", 0.0)])
+    rows = store.take("q", 1.0, 1500)
+    # acked in three batches, the newest first by seq: ack order, not seq, decides what stays
+    store.settle("q", 2.0, [r.seq for r in rows[1000:]], [], [], None)
+    store.settle("q", 3.0, [r.seq for r in rows[:500]], [], [], None)
+    store.settle("q", 4.0, [r.seq for r in rows[500:1000]], [], [], None)
+    assert len(store.messages("q", ACKED, limit=5000)) == 1500  # trimmed once 1,000 more are acked
+    store.trim_acked("q")
+    kept = store.messages("q", ACKED, limit=5000)
+    assert len(kept) == ACKED_KEEP
+    assert [k[0] for k in kept] == [f"m{i}" for i in range(500)] + [f"m{i}" for i in range(500, 1000)]
+    assert store.summary("q", 5.0)["acked"] == 1500  # the count is not trimmed
+    assert store.summary("other", 5.0)["backlog"] == 1  # other queues are left alone

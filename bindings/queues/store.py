@@ -8,7 +8,9 @@ however long the backlog.
 
 A row's ``state``: pending (waiting or delayed until ``visible_at``), in flight (handed to
 a consumer, outcome not yet recorded), acked (kept only as a bounded record of recent
-deliveries) or dead (failed ``max_retries + 1`` times with no dead-letter queue).
+deliveries) or dead (failed ``max_retries + 1`` times with no dead-letter queue). An acked
+row's ``visible_at`` is its ``done_at``, so the same index lists acked rows in the order
+they were acked and trimming the oldest is a range delete.
 ``attempts`` counts deliveries started, so it is incremented when a batch is taken.
 """
 
@@ -94,8 +96,11 @@ class QueueStore:
                 " VALUES (?, ?, ?, ?, ?, ?)", [(queue, *r) for r in rows])
 
     def recover(self, now: float) -> int:
-        """After a restart nothing is in flight any more: make those messages due again."""
+        """After a restart nothing is in flight any more: make those messages due again.
+        (Acked rows stored before acked rows sorted by done_at get that order too.)"""
         with self._tx() as c:
+            c.execute("UPDATE queue_messages SET visible_at = done_at WHERE state = ?"
+                      " AND visible_at IS NOT done_at", (ACKED,))
             return c.execute("UPDATE queue_messages SET state = ?, visible_at = ? WHERE state = ?",
                              (PENDING, now, INFLIGHT)).rowcount
 
@@ -117,8 +122,8 @@ class QueueStore:
         """Record a batch's outcome in one transaction, before anything else happens."""
         with self._tx() as c:
             for chunk in _chunks(acked):  # one statement per 500 rows, not one per row
-                c.execute(f"UPDATE queue_messages SET state = {ACKED}, done_at = ?"
-                          f" WHERE seq IN ({','.join('?' * len(chunk))})", (now, *chunk))
+                c.execute(f"UPDATE queue_messages SET state = {ACKED}, done_at = ?, visible_at = ?"
+                          f" WHERE seq IN ({','.join('?' * len(chunk))})", (now, now, *chunk))
             if retried:
                 c.executemany(f"UPDATE queue_messages SET state = {PENDING}, visible_at = ? WHERE seq = ?",
                               [(when, s) for s, when in retried])
@@ -141,13 +146,20 @@ class QueueStore:
                 self.trim_acked(queue)
 
     def trim_acked(self, queue: str, keep: int = ACKED_KEEP) -> None:
-        """Forget all but the ``keep`` most recently acked messages of ``queue``."""
+        """Forget all but the ``keep`` most recently acked messages of ``queue``.
+
+        Why through the index: acked rows sort there by (done_at, seq), so the boundary is
+        one index probe and the delete a range; sorting every acked row by done_at per
+        trim was a tenth of the host's time under a send-to-ack load."""
         self._acked_since_trim[queue] = 0
+        boundary = self.conn.execute(
+            "SELECT visible_at, seq FROM queue_messages WHERE queue = ? AND state = ?"
+            " ORDER BY visible_at DESC, seq DESC LIMIT 1 OFFSET ?", (queue, ACKED, keep - 1)).fetchone()
+        if boundary is None:
+            return
         with self._tx() as c:
-            c.execute(
-                "DELETE FROM queue_messages WHERE queue = ? AND state = ? AND seq NOT IN ("
-                " SELECT seq FROM queue_messages WHERE queue = ? AND state = ?"
-                " ORDER BY done_at DESC, seq DESC LIMIT ?)", (queue, ACKED, queue, ACKED, keep))
+            c.execute("DELETE FROM queue_messages WHERE queue = ? AND state = ?"
+                      " AND (visible_at, seq) < (?, ?)", (queue, ACKED, *boundary))
 
     # -- reads ----------------------------------------------------------------------
     def due(self, queue: str, now: float, limit: int) -> tuple[int, float | None]:
