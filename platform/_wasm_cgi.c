@@ -227,69 +227,59 @@ static bool write_strings(uint8_t *base, size_t size, uint32_t ptrs, uint32_t bu
  * ~20 variables was a third of the cost of a whole request; here they are read straight
  * from the request, and only when the module asks. */
 
-/* environ_sizes_get(count_ptr, bytes_ptr) -> errno */
-static size_t cb_environ_sizes_get(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *a, size_t n) {
-    (void)env; (void)n;
-    request_t *req = current;
+/* *_sizes_get(count_ptr, bytes_ptr) -> errno: store two u32s where the module asks */
+static size_t answer_sizes(wasmtime_caller_t *caller, wasmtime_val_raw_t *a, uint32_t count,
+                           uint32_t bytes) {
     uint32_t count_ptr = (uint32_t)a[0].i32, bytes_ptr = (uint32_t)a[1].i32;
     uint8_t *base; size_t size;
     if (!guest_memory(caller, &base, &size) || !in_bounds(size, count_ptr, 4) ||
         !in_bounds(size, bytes_ptr, 4)) {
         a[0].i32 = WASI_EFAULT; return 0;
     }
-    uint32_t count = req ? (uint32_t)req->env_count : 0, bytes = req ? (uint32_t)req->env_bytes : 0;
     memcpy(base + count_ptr, &count, 4);
     memcpy(base + bytes_ptr, &bytes, 4);
     a[0].i32 = WASI_ESUCCESS;
     return 0;
 }
 
-/* environ_get(environ_ptr, environ_buf_ptr) -> errno */
+/* environ_get / args_get(ptrs_ptr, buf_ptr) -> errno: the strings and their addresses */
+static size_t answer_strings(wasmtime_caller_t *caller, wasmtime_val_raw_t *a,
+                             const env_entry_t *entries, size_t n, size_t bytes, bool pairs) {
+    uint8_t *base; size_t size;
+    if (!guest_memory(caller, &base, &size) ||
+        (n > 0 && !write_strings(base, size, (uint32_t)a[0].i32, (uint32_t)a[1].i32, entries,
+                                 n, bytes, pairs))) {
+        a[0].i32 = WASI_EFAULT; return 0;
+    }
+    a[0].i32 = WASI_ESUCCESS;
+    return 0;
+}
+
+static size_t cb_environ_sizes_get(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *a, size_t n) {
+    (void)env; (void)n;
+    request_t *req = current;
+    return answer_sizes(caller, a, req ? (uint32_t)req->env_count : 0,
+                        req ? (uint32_t)req->env_bytes : 0);
+}
+
 static size_t cb_environ_get(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *a, size_t n) {
     (void)env; (void)n;
     request_t *req = current;
-    uint8_t *base; size_t size;
-    if (!guest_memory(caller, &base, &size)) { a[0].i32 = WASI_EFAULT; return 0; }
-    if (req != NULL && !write_strings(base, size, (uint32_t)a[0].i32, (uint32_t)a[1].i32,
-                                      req->env, req->env_count, req->env_bytes, true)) {
-        a[0].i32 = WASI_EFAULT; return 0;
-    }
-    a[0].i32 = WASI_ESUCCESS;
-    return 0;
+    return answer_strings(caller, a, req ? req->env : NULL, req ? req->env_count : 0,
+                          req ? req->env_bytes : 0, true);
 }
 
-/* args_sizes_get(argc_ptr, bytes_ptr) -> errno */
 static size_t cb_args_sizes_get(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *a, size_t n) {
     (void)env; (void)n;
     request_t *req = current;
-    uint32_t argc_ptr = (uint32_t)a[0].i32, bytes_ptr = (uint32_t)a[1].i32;
-    uint8_t *base; size_t size;
-    if (!guest_memory(caller, &base, &size) || !in_bounds(size, argc_ptr, 4) ||
-        !in_bounds(size, bytes_ptr, 4)) {
-        a[0].i32 = WASI_EFAULT; return 0;
-    }
-    uint32_t argc = req ? 1 : 0, bytes = req ? (uint32_t)req->argv0_len + 1 : 0;
-    memcpy(base + argc_ptr, &argc, 4);
-    memcpy(base + bytes_ptr, &bytes, 4);
-    a[0].i32 = WASI_ESUCCESS;
-    return 0;
+    return answer_sizes(caller, a, req ? 1 : 0, req ? (uint32_t)req->argv0_len + 1 : 0);
 }
 
-/* args_get(argv_ptr, argv_buf_ptr) -> errno */
 static size_t cb_args_get(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *a, size_t n) {
     (void)env; (void)n;
     request_t *req = current;
-    uint8_t *base; size_t size;
-    if (!guest_memory(caller, &base, &size)) { a[0].i32 = WASI_EFAULT; return 0; }
-    if (req != NULL) {
-        env_entry_t arg = {req->argv0, NULL, req->argv0_len, 0};
-        if (!write_strings(base, size, (uint32_t)a[0].i32, (uint32_t)a[1].i32, &arg, 1,
-                           req->argv0_len + 1, false)) {
-            a[0].i32 = WASI_EFAULT; return 0;
-        }
-    }
-    a[0].i32 = WASI_ESUCCESS;
-    return 0;
+    env_entry_t arg = {req ? req->argv0 : "", NULL, req ? req->argv0_len : 0, 0};
+    return answer_strings(caller, a, &arg, req ? 1 : 0, arg.name_len + 1, false);
 }
 
 /* -- Python functions --------------------------------------------------------------------- */

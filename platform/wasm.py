@@ -35,8 +35,8 @@ from typing import Any, Coroutine
 import wasmtime
 
 from edgelet import wasm_capi as C
-from edgelet.channel import NOT_NOW
 from edgelet import wasm_native
+from edgelet.channel import NOT_NOW
 from edgelet.wasm_abi import (
     HOST_FUNCTIONS,
     MAX_LOG_LINE,
@@ -531,9 +531,12 @@ class WasmRunner(Services):
         ctx.memory = store.memory
         set_context(ctx)
         try:
-            out, error, fault = wasm_native.reactor_fetch(
-                store, inst.alloc, inst.fetch, http_request_bytes(method, url, headers, body),
-                int(budget_ms / TICK_MS) + 1)
+            try:
+                out, error, fault = wasm_native.reactor_fetch(
+                    store, inst.alloc, inst.fetch, http_request_bytes(method, url, headers, body),
+                    int(budget_ms / TICK_MS) + 1)
+            except Exception as exc:  # not the module's doing: still never reuse the instance
+                out, error, fault = None, exc, None
             if fault:
                 ctx.fail(fault)
             if error is not None:

@@ -96,25 +96,33 @@ def _new_isolate_engine(slots: int, slot_bytes: int) -> wasmtime.Engine:
     instance, ~5 µs a request; zeroing a small memory's 64 KiB page costs a third of that.
     Larger memories are still returned past that point, in batches of _DECOMMIT_BATCH.
     """
-    from wasmtime import _bindings as B
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.memory_reservation = slot_bytes
     config.memory_guard_size = 0
     config.memory_reservation_for_growth = 0
+    _use_pool(config, slots, slot_bytes, keep_resident=_KEEP_RESIDENT)
+    return wasmtime.Engine(config)
+
+
+def _use_pool(config: wasmtime.Config, slots: int, memory_bytes: int, *,
+              keep_resident: int = 0) -> None:
+    """Give ``config`` wasmtime's pooling allocator: ``slots`` instances, memories and
+    tables, memories of at most ``memory_bytes``, no async stacks."""
+    from wasmtime import _bindings as B
     pool = B.wasmtime_pooling_allocation_config_new()
     B.wasmtime_pooling_allocation_config_total_core_instances_set(pool, slots)
     B.wasmtime_pooling_allocation_config_total_memories_set(pool, slots)
     B.wasmtime_pooling_allocation_config_total_tables_set(pool, slots)
     B.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
-    B.wasmtime_pooling_allocation_config_max_memory_size_set(pool, slot_bytes)
+    B.wasmtime_pooling_allocation_config_max_memory_size_set(pool, memory_bytes)
     B.wasmtime_pooling_allocation_config_table_elements_set(pool, 100_000)
     B.wasmtime_pooling_allocation_config_max_tables_per_module_set(pool, 4)
-    B.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, _KEEP_RESIDENT)
-    B.wasmtime_pooling_allocation_config_decommit_batch_size_set(pool, _DECOMMIT_BATCH)
+    if keep_resident:
+        B.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, keep_resident)
+        B.wasmtime_pooling_allocation_config_decommit_batch_size_set(pool, _DECOMMIT_BATCH)
     B.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
     B.wasmtime_pooling_allocation_config_delete(pool)
-    return wasmtime.Engine(config)
 
 
 def _address_space_limited() -> bool:
@@ -169,17 +177,7 @@ def _new_engine(pooling: bool, compact: bool = False) -> wasmtime.Engine:
         config.memory_guard_size = 0
         config.memory_reservation_for_growth = _COMPACT_GROWTH
     if pooling:
-        from wasmtime import _bindings as B
-        pool = B.wasmtime_pooling_allocation_config_new()
-        B.wasmtime_pooling_allocation_config_total_core_instances_set(pool, POOL_SLOTS)
-        B.wasmtime_pooling_allocation_config_total_memories_set(pool, POOL_SLOTS)
-        B.wasmtime_pooling_allocation_config_total_tables_set(pool, POOL_SLOTS)
-        B.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
-        B.wasmtime_pooling_allocation_config_max_memory_size_set(pool, 4 << 30)
-        B.wasmtime_pooling_allocation_config_table_elements_set(pool, 100_000)
-        B.wasmtime_pooling_allocation_config_max_tables_per_module_set(pool, 4)
-        B.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
-        B.wasmtime_pooling_allocation_config_delete(pool)
+        _use_pool(config, POOL_SLOTS, 4 << 30)
     try:
         return wasmtime.Engine(config)
     except wasmtime.WasmtimeError as exc:
