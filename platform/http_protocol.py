@@ -17,6 +17,10 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
+#: pending bytes past which writes go out at once rather than at the end of the iteration
+_FLUSH_AT = 64 * 1024
+
+
 class CoalescingTransport:
     """A transport that joins the writes of one loop iteration; everything else is the
     real transport's (flow control, ``get_extra_info``, ...)."""
@@ -29,9 +33,14 @@ class CoalescingTransport:
         self._pending: list[bytes] = []
 
     def write(self, data: bytes) -> None:
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             self._loop.call_soon(self.flush)
-        self._pending.append(data)
+        pending.append(data)
+        if len(pending) > 2 and sum(map(len, pending)) > _FLUSH_AT:
+            # a stream written faster than the loop turns: hand it over now, so that the
+            # real transport's flow control (pause_writing) sees it as before
+            self.flush()
 
     def writelines(self, lines: Any) -> None:
         for data in lines:

@@ -220,7 +220,11 @@ class WasmRunner(Services):
         # instantiate once now, so a module that cannot start fails at start-up, not per request
         try:
             if native:
-                self._run_native(program, self._env_base, b"", _INIT_MS, starting=True)
+                self._ticker.enter()  # the epoch deadline moves only while the ticker runs
+                try:
+                    self._run_native(program, self._env_base, b"", _INIT_MS, starting=True)
+                finally:
+                    self._ticker.leave()
                 return program
             instance = self._instantiate(program, starting=True)
         except WasmRequestError as exc:

@@ -105,3 +105,15 @@ def test_pipelined_requests_get_whole_answers_in_order_and_close_is_honoured(dev
     assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [b"hi one", b"hi two", b"hi three"]
     assert b"connection: close" in answers[2].lower()
 
+
+
+async def test_a_stream_written_without_a_pause_is_handed_over_as_it_grows() -> None:
+    real = _Transport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    chunk = b"x" * 16384
+    for _ in range(40):  # 640 KiB in one iteration of the loop
+        transport.write(chunk)
+    assert real.calls and sum(map(len, real.calls)) >= 40 * 16384 - 65536
+    assert max(map(len, real.calls)) <= 65536 + 16384  # never more than the threshold held back
+    await asyncio.sleep(0)
+    assert b"".join(real.calls) == chunk * 40

@@ -219,6 +219,23 @@ async def test_memory_grow_past_the_cap_is_an_out_of_memory_500(tmp_path: Path, 
         assert (await get(host, "grow"))[0] == 500
 
 
+async def test_a_start_function_that_never_returns_stops_start_up(tmp_path: Path) -> None:
+    # the module's start section loops: start-up must fail (after the 10 s start budget)
+    # with a message saying so, never hang the platform
+    (tmp_path / "stuck.wasm").write_bytes(wasmtime.wat2wasm("""(module
+      (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func $forever (loop $again (br $again)))
+      (start $forever)
+      (func (export "_start")))"""))
+    t0 = time.perf_counter()
+    with pytest.raises(IsolateStartError) as info:
+        async with platform(tmp_path, {"name": "stuck", "main": "stuck.wasm"}):
+            pass
+    assert "ran its start function (or _initialize) for more than 10 s" in str(info.value)
+    assert time.perf_counter() - t0 < 20
+
+
 async def test_initial_memory_over_the_cap_fails_at_start(tmp_path: Path, cgi_path: str) -> None:
     with pytest.raises(IsolateStartError) as info:
         async with platform(tmp_path, {"name": "big", "main": build(tmp_path, "big_memory"),
