@@ -9,15 +9,17 @@ and in the host that GIL and core belong to the HTTP server. In an isolate the h
 forwards bytes, as for a Python Worker, and a crash of wasmtime itself takes only the
 isolate down.
 
-Within the isolate, Wasm runs on a few pool threads (calls into Wasm release the GIL), so
-the isolate's event loop stays free to bridge host calls (KV) to the host. CPU time is
-bounded by epoch interruption, memory by the Store's limiter, and a request that traps
-takes only its own instance with it.
+Within the isolate, a module runs on the event loop's thread, or, if it calls KV, on a few
+pool threads (edgelet.wasm_threads; calls into Wasm release the GIL), so that the loop
+stays free to bridge its host calls to the host. CPU time is bounded by epoch
+interruption, memory by the Store's limiter, and a request that traps takes only its own
+instance with it.
 
-The pieces: :mod:`edgelet.wasm_engine` (engine, epoch ticker, compile cache),
-:mod:`edgelet.wasm_store` and :mod:`edgelet.wasm_capi` (the raw C API on the hot path),
+The pieces: :mod:`edgelet.wasm_engine` (engine, instance pool, epoch ticker, compile
+cache), :mod:`edgelet.wasm_native` (the C extension that serves a request in one call),
+:mod:`edgelet.wasm_store` and :mod:`edgelet.wasm_capi` (the raw C API through ctypes),
 :mod:`edgelet.wasm_abi` (stdio and the ``edgelet`` host functions), :mod:`edgelet.wasm_cgi`
-(the request/response contract).
+(the request/response contract), :mod:`edgelet.wasm_threads` (threads for KV callers).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ from edgelet.wasm_engine import (
     use_isolate_pool,
 )
 from edgelet.wasm_store import EXTERN_FUNC, Slots1, Store
+from edgelet.wasm_threads import ThreadPool
 
 _PAGE = 65536
 #: the environment of a module that cannot read one
@@ -72,8 +74,6 @@ _perf_counter = time.perf_counter
 _WASI = "wasi_snapshot_preview1"
 #: epoch ticks granted while a module is instantiated (its start function, _initialize)
 _INIT_MS = 10_000
-#: a pool thread busy this long (seconds) with others waiting: start another
-_GROW_AFTER = 0.002
 
 
 class WasmStartError(Exception):
@@ -112,18 +112,6 @@ class _Program:
     reads_env: bool = True
 
 
-class _Threads:
-    """The pool threads (modules that call KV) and their queue."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.workers: list[threading.Thread] = []
-        #: per thread: when it took its current job (0.0 while idle)
-        self.busy_since: list[float] = []
-        self.idle = 0
-        self.grow_pending = False
-
-
 @dataclass
 class _Instance:
     """A live reactor instance, reused until it fails."""
@@ -153,7 +141,7 @@ class WasmRunner(Services):
         self._env_base = base_environ(merged)
         self.var_values = {k: var_text(v).encode("utf-8") for k, v in merged.items()}
         self._program: _Program | None = None
-        self._pool_threads = _Threads()
+        self._threads: ThreadPool | None = None
         self._instances: list[_Instance] = []
         self._instances_lock = threading.Lock()
         self._max_threads = max(4, 2 * (os.cpu_count() or 2))
@@ -330,17 +318,10 @@ class WasmRunner(Services):
                 return self._serve_on_loop(program, wire)
             except WasmRequestError as exc:
                 return _error_wire(exc)
-        fut = self.loop.create_future()
-        pool = self._pool_threads
-        pool.jobs.put((program, wire, self._time_limit(), fut))
-        if pool.idle == 0:
-            if not pool.workers:
-                self._spawn(pool)
-            elif not pool.grow_pending and len(pool.workers) < self._max_threads:
-                pool.grow_pending = True
-                self.loop.call_later(_GROW_AFTER, self._maybe_grow, pool)
+        if self._threads is None:
+            self._threads = ThreadPool(self.name, self.loop, self._max_threads, self._serve)
         try:
-            return await fut
+            return await self._threads.run(program, wire, self._time_limit())
         except WasmRequestError as exc:
             return _error_wire(exc)
 
@@ -382,54 +363,6 @@ class WasmRunner(Services):
         """Seconds a request may run here: a little under request_timeout_ms, so the module is
         stopped (and the answer says why) before the host gives up on the isolate."""
         return self.request_timeout - min(0.05, self.request_timeout / 4)
-
-    # Why our own threads rather than loop.run_in_executor: the executor's future chaining
-    # and wait_for's task cost ~20 µs a request, half of a hello-world's whole Wasm run.
-    #
-    # Why one thread until proven slow: the Python glue of a request holds the GIL, so
-    # several threads running short requests only hand the GIL around (measured: 4 threads
-    # serve a hello-world at half the rate of 1). A second thread starts only when every
-    # thread has been on its current request for _GROW_AFTER while others wait: a long
-    # computation, or a KV call in flight, never holds up the queue for longer than that.
-    def _spawn(self, pool: "_Threads") -> None:
-        index = len(pool.workers)
-        pool.busy_since.append(0.0)
-        thread = threading.Thread(target=self._work, args=(pool, index),
-                                  name=f"wasm-{self.name}-{index}", daemon=True)
-        pool.workers.append(thread)
-        thread.start()
-
-    def _maybe_grow(self, pool: "_Threads") -> None:
-        pool.grow_pending = False
-        if pool.jobs.empty() or pool.idle:
-            return
-        if len(pool.workers) >= self._max_threads:
-            return
-        now = time.perf_counter()
-        if all(since and now - since >= _GROW_AFTER for since in pool.busy_since):
-            self._spawn(pool)
-        pool.grow_pending = True  # look again while a backlog remains
-        self.loop.call_later(_GROW_AFTER, self._maybe_grow, pool)
-
-    def _work(self, pool: "_Threads", index: int) -> None:
-        jobs, loop, busy = pool.jobs, self.loop, pool.busy_since
-        while True:
-            pool.idle += 1
-            job = jobs.get()
-            pool.idle -= 1
-            if job is None:
-                return
-            busy[index] = time.perf_counter()
-            program, request, limit, fut = job
-            try:
-                result, error = self._serve(program, request, limit), None
-            except BaseException as exc:  # handed to the awaiting coroutine
-                result, error = None, exc
-            busy[index] = 0.0
-            try:
-                loop.call_soon_threadsafe(_settle, fut, result, error)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                return
 
     def _serve(self, program: _Program, request: list[Any], limit_s: float) -> list[Any]:
         method, url, headers, body = request
@@ -657,15 +590,6 @@ def _one_malloc_arena() -> None:
 
 def _error_wire(exc: WasmRequestError) -> list[Any]:
     return [exc.status, [["content-type", "text/plain;charset=UTF-8"]], str(exc).encode()]
-
-
-def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.done():  # cancelled meanwhile
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)
 
 
 def _sig(ty: Any, nparams: int, results: list[str]) -> bool:
