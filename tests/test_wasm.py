@@ -54,8 +54,8 @@ async def get(host: Host, worker: str, path: str = "/", *, method: str = "GET",
 
 
 @pytest.fixture(params=["native", "python"])
-def cgi_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test once with command modules on the C extension, once on the Python path
+def wasm_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once with requests served by the C extension, once on the Python path
     (the fallback when the extension is not built): users must not see a difference."""
     if request.param == "python":
         monkeypatch.setenv("EDGELET_WASM_NATIVE", "0")
@@ -69,7 +69,7 @@ def cgi_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 # -- the contracts ---------------------------------------------------------------------------
 
 
-async def test_cgi_module_gets_request_as_env_and_stdin(tmp_path: Path, cgi_path: str) -> None:
+async def test_cgi_module_gets_request_as_env_and_stdin(tmp_path: Path, wasm_path: str) -> None:
     main = build(tmp_path, "cgi_echo")
     (tmp_path / ".dev.vars").write_text("TOKEN=s3cret\n")
     async with platform(tmp_path, {"name": "echo", "main": main,
@@ -117,7 +117,7 @@ async def test_reactor_instance_is_reused_and_replaced_after_a_trap(tmp_path: Pa
     (b"Content-Type: text/html\n\n<p>\n\n</p>", (200, {"content-type": "text/html"}, b"<p>\n\n</p>")),
     (b"\nbody without headers", (200, {}, b"body without headers")),
 ])
-async def test_cgi_response_forms(tmp_path: Path, output: bytes, expected: tuple[Any, ...], cgi_path: str) -> None:
+async def test_cgi_response_forms(tmp_path: Path, output: bytes, expected: tuple[Any, ...], wasm_path: str) -> None:
     async with platform(tmp_path, {"name": "cat", "main": build(tmp_path, "cat")}) as host:
         assert await get(host, "cat", method="POST", body=output) == expected
 
@@ -131,7 +131,7 @@ async def test_cgi_response_forms(tmp_path: Path, output: bytes, expected: tuple
     (b"this is not a header\n\nbody", "header line 1 is not 'Name: value'"),
     (b"Status: 999 Whatever\n\nbody", "'Status: 999 Whatever' is not an HTTP status"),
 ])
-async def test_malformed_response_is_a_500_that_says_why(tmp_path: Path, output: bytes, words: str, cgi_path: str) -> None:
+async def test_malformed_response_is_a_500_that_says_why(tmp_path: Path, output: bytes, words: str, wasm_path: str) -> None:
     async with platform(tmp_path, {"name": "cat", "main": build(tmp_path, "cat")}) as host:
         status, _, body = await get(host, "cat", method="POST", body=output)
         assert status == 500
@@ -182,7 +182,7 @@ async def test_a_module_over_the_size_cap_is_refused_unread(tmp_path: Path) -> N
     assert "65.0 MiB, over the 64 MiB limit" in str(info.value)
 
 
-async def test_an_endless_loop_is_stopped_by_the_cpu_limit_without_blocking_others(tmp_path: Path, cgi_path: str) -> None:
+async def test_an_endless_loop_is_stopped_by_the_cpu_limit_without_blocking_others(tmp_path: Path, wasm_path: str) -> None:
     async with platform(tmp_path,
                         {"name": "loop", "main": build(tmp_path, "loop"), "limits": {"cpu_ms": 300}},
                         {"name": "hello", "main": build(tmp_path, "hello")}) as host:
@@ -207,7 +207,7 @@ async def test_the_request_timeout_stops_wasm_too(tmp_path: Path) -> None:
     assert status == 504 and b"request timeout of 0.2 s" in body
 
 
-async def test_memory_grow_past_the_cap_is_an_out_of_memory_500(tmp_path: Path, cgi_path: str) -> None:
+async def test_memory_grow_past_the_cap_is_an_out_of_memory_500(tmp_path: Path, wasm_path: str) -> None:
     async with platform(tmp_path, {"name": "grow", "main": build(tmp_path, "grow"),
                                    "limits": {"memory_mb": 16}},
                         {"name": "hello", "main": build(tmp_path, "hello")}) as host:
@@ -236,7 +236,7 @@ async def test_a_start_function_that_never_returns_stops_start_up(tmp_path: Path
     assert time.perf_counter() - t0 < 20
 
 
-async def test_initial_memory_over_the_cap_fails_at_start(tmp_path: Path, cgi_path: str) -> None:
+async def test_initial_memory_over_the_cap_fails_at_start(tmp_path: Path, wasm_path: str) -> None:
     with pytest.raises(IsolateStartError) as info:
         async with platform(tmp_path, {"name": "big", "main": build(tmp_path, "big_memory"),
                                        "limits": {"memory_mb": 16}}):
@@ -244,7 +244,7 @@ async def test_initial_memory_over_the_cap_fails_at_start(tmp_path: Path, cgi_pa
     assert "ran out of memory" in str(info.value) and "16 MiB" in str(info.value)
 
 
-async def test_a_trap_and_a_failed_exit_are_500s_that_say_which(tmp_path: Path, cgi_path: str) -> None:
+async def test_a_trap_and_a_failed_exit_are_500s_that_say_which(tmp_path: Path, wasm_path: str) -> None:
     async with platform(tmp_path, {"name": "trap", "main": build(tmp_path, "trap")},
                         {"name": "exit", "main": build(tmp_path, "exit")}) as host:
         status, _, body = await get(host, "trap")
@@ -295,6 +295,18 @@ async def test_kv_and_var_host_functions(tmp_path: Path) -> None:
     assert "del=0\nget2=1\nnobinding=-1\n" in tail
     assert "err=0:kv_get: Worker 'kv' has no KV binding named 'NOPE' (its KV bindings: KV)" in tail
     assert "badttl=-2\n" in tail and "expirationTtl 1" in tail.split("badttl=-2\n", 1)[1]
+
+
+async def test_a_reactor_calls_kv_from_fetch_on_pool_threads(tmp_path: Path, wasm_path: str) -> None:
+    async with platform(tmp_path, {"name": "rkv", "main": build(tmp_path, "reactor_kv"),
+                                   "vars": {"GREETING": "hello from a var"},
+                                   "kv_namespaces": [{"binding": "KV", "id": "ns1"}]}) as host:
+        info = host.isolates["rkv"].info["wasm"]
+        assert info["mode"] == "reactor" and info["runs_on"] == "threads"
+        answers = await asyncio.gather(*(get(host, "rkv") for _ in range(40)))
+        assert {(status, body) for status, _, body in answers} == {(200, b"hello from a var")}
+        assert await host.plugin("kv").namespace("rkv", "KV").get("seen") == "hello from a var"
+        assert host.isolates["rkv"].restarts == 0
 
 
 # -- compilation cache ------------------------------------------------------------------------------
@@ -469,11 +481,11 @@ def test_wasm_worker_over_http_and_through_a_service_binding(dev: Any, tmp_path:
 # -- the C path and the Python path ---------------------------------------------------------------
 
 
-async def test_both_paths_serve_the_same_cgi_request(tmp_path: Path, cgi_path: str) -> None:
+async def test_both_paths_serve_the_same_cgi_request(tmp_path: Path, wasm_path: str) -> None:
     (tmp_path / ".dev.vars").write_text("TOKEN=s3cret\n")
     async with platform(tmp_path, {"name": "echo", "main": build(tmp_path, "cgi_echo"),
                                    "vars": {"GREETING": "hi"}}) as host:
-        assert host.isolates["echo"].info["wasm"]["native"] is (cgi_path == "native")
+        assert host.isolates["echo"].info["wasm"]["native"] is (wasm_path == "native")
         status, headers, body = await get(host, "echo", "/p%20q?x=1", method="PUT",
                                           headers=[["x-test", "one"]], body=b"in" * 40_000)
     assert status == 201 and headers["x-echo"] == "yes"
@@ -486,10 +498,10 @@ async def test_both_paths_serve_the_same_cgi_request(tmp_path: Path, cgi_path: s
 
 
 async def test_wasi_calls_with_bad_pointers_fail_safely_on_both_paths(tmp_path: Path,
-                                                                      cgi_path: str) -> None:
+                                                                      wasm_path: str) -> None:
     async with platform(tmp_path, {"name": "w", "main": build(tmp_path, "wasi_faults")}) as host:
         status, _, body = await get(host, "w", "/?faults")
-        if cgi_path == "native":
+        if wasm_path == "native":
             # fd_write x2, fd_read, environ_sizes_get, environ_get, args_sizes_get, args_get:
             # EFAULT, which the module may handle; fd_write to a closed fd: EBADF
             assert status == 200 and body.split() == [b"21"] * 7 + [b"8"]
@@ -501,7 +513,7 @@ async def test_wasi_calls_with_bad_pointers_fail_safely_on_both_paths(tmp_path: 
         assert host.isolates["w"].restarts == 0
 
 
-async def test_a_response_past_the_cap_is_a_500_on_both_paths(tmp_path: Path, cgi_path: str) -> None:
+async def test_a_response_past_the_cap_is_a_500_on_both_paths(tmp_path: Path, wasm_path: str) -> None:
     async with platform(tmp_path, {"name": "w", "main": build(tmp_path, "wasi_faults")}) as host:
         status, _, body = await get(host, "w", "/?flood")
         assert status == 500
