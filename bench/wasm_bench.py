@@ -140,21 +140,26 @@ class _Runtime:
 
 def in_isolate_costs(folders: dict[str, Path], n: int = 20000) -> dict[str, float]:
     """µs per request served as the isolate serves it (fetch_now), each Wasm app on the C
-    path and on the Python path, in a child process that has an isolate's address-space
-    limit and instance pool; and host.fetch to an isolate, one request at a time."""
+    path and on the Python path, and µs per bare instantiation of the CGI module (a Store
+    with its WASI context, the instance, the Store deleted), in a child process that has
+    an isolate's address-space limit and instance pool; and host.fetch to an isolate, one
+    request at a time."""
     import multiprocessing
     results: dict[str, float] = {}
     ctx = multiprocessing.get_context("spawn")
     for name in ("wasm-cgi", "wasm-cgi-env", "wasm-reactor"):
         for path in ("native", "python"):
             with ctx.Pool(1) as pool:
-                results[f"{name} {path}"] = pool.apply(_fetch_now_us, (str(folders[name]), path, n))
+                got = pool.apply(_fetch_now_us, (str(folders[name]), path, n))
+            results[f"{name} {path}"] = got["fetch_now"]
+            if name == "wasm-cgi":
+                results[f"instantiate {path}"] = got["instantiate"]
     results["host.fetch python"] = asyncio.run(_host_fetch_us(folders["python"], "hello.py", n // 4))
     results["host.fetch wasm-cgi"] = asyncio.run(_host_fetch_us(folders["wasm-cgi"], "hello.wasm", n // 4))
     return results
 
 
-def _fetch_now_us(folder: str, path: str, n: int) -> float:
+def _fetch_now_us(folder: str, path: str, n: int) -> dict[str, float]:
     memory_mb, slots = 512, 16  # as edgelet.host gives a Wasm Worker's isolate by default
     cap = (memory_mb * (slots + 1) + 256) << 20
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
@@ -162,7 +167,7 @@ def _fetch_now_us(folder: str, path: str, n: int) -> float:
         os.environ["EDGELET_WASM_NATIVE"] = "0"
     from edgelet.wasm import WasmRunner
 
-    async def measure() -> float:
+    async def measure() -> dict[str, float]:
         runner = WasmRunner({"name": "hello", "main": str(Path(folder) / "hello.wasm"),
                              "limits": {"memory_mb": memory_mb, "instance_slots": slots}},
                             _Runtime())
@@ -174,9 +179,34 @@ def _fetch_now_us(folder: str, path: str, n: int) -> float:
         t0 = time.perf_counter()
         for _ in range(n):
             runner.fetch_now(request)
-        return (time.perf_counter() - t0) / n * 1e6
+        fetch_now = (time.perf_counter() - t0) / n * 1e6
+        return {"fetch_now": fetch_now, "instantiate": _instantiate_us(runner, n)}
 
     return asyncio.run(measure())
+
+
+def _instantiate_us(runner: Any, n: int) -> float:
+    """µs per Store + WASI context + instance + Store deleted, as a command module's
+    request pays it (0 for a reactor, which keeps its instance)."""
+    from edgelet import wasm_native
+    program = runner._program
+    if program.mode != "command":
+        return 0.0
+    if program.native_pre:
+        def once() -> None:
+            wasm_native.run(program.native_pre, runner._engine_addr, 1 << 27, 1000,
+                            b"hello.wasm", {}, b"", call_start=False)
+    else:
+        def once() -> None:
+            store = runner._new_store({}, 1000)
+            store.instantiate(program.pre)
+            store.close()
+    for _ in range(n // 10):
+        once()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        once()
+    return (time.perf_counter() - t0) / n * 1e6
 
 
 async def _host_fetch_us(folder: Path, main: str, n: int) -> float:
@@ -218,21 +248,29 @@ def main() -> None:
         costs = in_isolate_costs(folders)
 
     print(f"\nhello world over HTTP, {args.connections} connections, median of {args.rounds} x "
-          f"{args.seconds} s (wrk); CPU per request from the processes' CPU clocks:")
-    base = {k: median([r[k] for r in results["python"]]) for k in ("rps", "isolate_us")}
+          f"{args.seconds} s (wrk), ratios paired by round; CPU per request from the "
+          f"processes' CPU clocks:")
+    # Ratios are taken round by round (each app against the Python run just before it)
+    # and their median reported: the machine's speed drifts between rounds, and a ratio of
+    # two medians from different moments would carry that drift.
+    python = results["python"]
     for name, rows in results.items():
-        rps = median([r["rps"] for r in rows])
-        iso = median([r["isolate_us"] for r in rows])
-        print(f"  {name:13} {rps:8,.0f} req/s ({rps / base['rps']:4.2f}x Python)  "
+        rps_ratio = median([r["rps"] / p["rps"] for r, p in zip(rows, python)])
+        iso_ratio = median([p["isolate_us"] / r["isolate_us"] for r, p in zip(rows, python)])
+        print(f"  {name:13} {median([r['rps'] for r in rows]):8,.0f} req/s ({rps_ratio:4.2f}x Python)  "
               f"p50 {median([r['p50_ms'] for r in rows]):.2f} ms  "
               f"p99 {median([r['p99_ms'] for r in rows]):.2f} ms  "
               f"rss {median([r['rss_mb'] for r in rows]):.0f} MB  "
               f"CPU/request: host {median([r['host_us'] for r in rows]):.1f} µs, "
-              f"isolate {iso:.1f} µs ({base['isolate_us'] / iso:4.2f}x Python's)")
+              f"isolate {median([r['isolate_us'] for r in rows]):.1f} µs "
+              f"({iso_ratio:4.2f}x less than Python's)")
     print("one request inside the isolate (runner.fetch_now, no channel), µs:")
     for name in ("wasm-cgi", "wasm-cgi-env", "wasm-reactor"):
         print(f"  {name:13} C path {costs[f'{name} native']:6.2f}   Python path "
               f"{costs[f'{name} python']:6.2f}")
+    print(f"instantiation per request of the CGI module (Store, WASI context, instance, Store "
+          f"deleted): C path {costs['instantiate native']:.2f} µs, Python path "
+          f"{costs['instantiate python']:.2f} µs")
     print(f"host.fetch to the isolate, one at a time: Python {costs['host.fetch python']:.1f} µs, "
           f"Wasm CGI {costs['host.fetch wasm-cgi']:.1f} µs")
 
