@@ -23,6 +23,8 @@ import msgpack
 
 REQUEST, RESULT, ERROR, NOTIFY = 0, 1, 2, 3
 MAX_MESSAGE = 512 * 1024 * 1024
+#: how often calls made with a timeout are checked (see Channel._sweep)
+_SWEEP_S = 0.025
 
 log = logging.getLogger("edgelet.channel")
 
@@ -69,6 +71,9 @@ class Channel:
         self._handler = handler
         self._on_notify = on_notify
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        #: when each call made with a timeout must have been answered (loop.time())
+        self._deadlines: dict[int, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._ids = itertools.count(1)
         self._packer = msgpack.Packer(use_bin_type=True, autoreset=True)
         self._closed: BaseException | None = None
@@ -90,17 +95,46 @@ class Channel:
         """Calls this side made that have not been answered yet."""
         return len(self._pending)
 
-    async def call(self, method: str, *args: Any) -> Any:
+    async def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Call ``method`` on the other side; TimeoutError if no answer within ``timeout``
+        seconds (the answer, should it come later, is dropped)."""
         if self._closed is not None:
             raise ChannelClosed(str(self._closed))
         call_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[call_id] = future
+        if timeout is not None:
+            self._deadlines[call_id] = loop.time() + timeout
+            if self._sweeper is None:
+                self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
         try:
             self._writer.write(self._packer.pack([REQUEST, call_id, method, list(args)]))
             return await future
         finally:
             self._pending.pop(call_id, None)
+            self._deadlines.pop(call_id, None)
+
+    def _sweep(self) -> None:
+        """Fail the calls whose time is up.
+
+        Why a sweep rather than a timer per call (asyncio.timeout): under load a timer
+        created and cancelled per request was an eighth of the host's CPU per request;
+        the calls in flight are few, and looking at them every _SWEEP_S costs nothing.
+        A call times out at its deadline or up to _SWEEP_S later, never earlier."""
+        self._sweeper = None
+        if not self._deadlines or self._closed is not None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for call_id, deadline in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[call_id]
+                future = self._pending.get(call_id)
+                if future is not None and not future.done():
+                    future.set_exception(TimeoutError("no answer within the call's timeout"))
+        if self._deadlines:
+            self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
 
     def notify(self, method: str, *args: Any) -> None:
         if self._closed is None:
@@ -205,6 +239,10 @@ class Channel:
                 future.set_exception(reason if isinstance(reason, ChannelClosed)
                                      else ChannelClosed(str(reason)))
         self._pending.clear()
+        self._deadlines.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for task in list(self._tasks):
             task.cancel()
         try:

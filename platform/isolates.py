@@ -212,9 +212,7 @@ class Isolate:
         process = self._process
         limit = self.request_timeout if timeout is None else timeout
         try:
-            # asyncio.timeout, unlike wait_for, adds no task to the request path
-            async with asyncio.timeout(limit):
-                return await channel.call(method, *args)
+            return await channel.call(method, *args, timeout=limit)
         except ChannelClosed:
             code = await self._exit_code(process)
             raise IsolateError(f"Worker {self.name!r} {describe_exit(code, self)} while handling "
