@@ -133,7 +133,7 @@ class Isolate:
             code = await self._exit_code()
             self.broken = IsolateStartError(
                 f"Worker {self.name!r}: the isolate exited while loading {self.spec['main']} "
-                f"({describe_exit(code, self)})")
+                f"({describe_exit(code, self, starting=True)})")
             raise self.broken from None
         self.broken = None
         log.debug("isolate %s started (pid %s)", self.name, self._process.pid)
@@ -160,8 +160,9 @@ class Isolate:
             return
         code = await self._exit_code(process)
         level = logging.INFO if code in (-signal.SIGTERM, -signal.SIGINT) else logging.WARNING
+        starting = self._starting is not None and not self._starting.done()
         log.log(level, "Worker %r isolate stopped (%s); it restarts on the next event",
-                self.name, describe_exit(code, self))
+                self.name, describe_exit(code, self, starting=starting))
         self._channel = None
         self._starting = None
         self.restarts += 1
@@ -240,10 +241,15 @@ class Isolate:
             self._on_log(self.name, args[0], args[1])
 
 
-def describe_exit(code: int | None, isolate: Isolate) -> str:
-    """Human words for an isolate's exit status."""
+def describe_exit(code: int | None, isolate: Isolate, *, starting: bool = False) -> str:
+    """Human words for an isolate's exit status (``starting``: while it loaded the script)."""
     if code is None:
         return "stopped"
+    if code == EXIT_CPU_LIMIT and starting:
+        from edgelet.runtime.isolate import STARTUP_CPU_S
+        limit_ms = max(isolate.cpu_ms, int(STARTUP_CPU_S * 1000))
+        return (f"exceeded its start-up CPU limit of {limit_ms} ms (a loop at the top level "
+                f"of the script?)")
     if code == EXIT_CPU_LIMIT:
         return f"exceeded its CPU limit of {isolate.cpu_ms} ms (an endless loop?)"
     if code == EXIT_MEMORY:

@@ -369,6 +369,16 @@ async def test_a_python_worker_may_start_slower_than_its_per_request_cpu_limit(t
         assert host.isolates["slow"].restarts == 0
 
 
+async def test_a_python_worker_that_loops_at_its_top_level_fails_start_up_saying_so(
+        tmp_path: Path) -> None:
+    (tmp_path / "spin.py").write_text("while True:\n    pass\n")
+    with pytest.raises(IsolateStartError) as info:
+        async with platform(tmp_path, {"name": "spin", "main": "spin.py",
+                                       "limits": {"cpu_ms": 100}}):
+            pass
+    assert "exceeded its start-up CPU limit of 10000 ms" in str(info.value)
+
+
 async def test_wasm_runs_in_its_own_isolate_and_the_host_loop_stays_free(tmp_path: Path) -> None:
     async with platform(tmp_path, {"name": "spin", "main": build(tmp_path, "spin")}) as host:
         assert host.isolates["spin"].pid not in (None, os.getpid())
