@@ -110,6 +110,8 @@ class _Program:
     #: the module imports environ_get: without it, it cannot read the CGI environment,
     #: and building one per request would be wasted
     reads_env: bool = True
+    #: the module imports edgelet.* functions, which need a CallContext per request
+    host_calls: bool = True
 
 
 @dataclass
@@ -193,7 +195,7 @@ class WasmRunner(Services):
         module = loaded.module
         mode = self._mode(module)
         imports = self._check_imports(module)
-        native = mode == "command" and wasm_native.eligible(imports)
+        native = mode == "command" and wasm_native.available()
         try:
             pre = (wasm_native.linker() if native else linker()).instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
@@ -204,13 +206,15 @@ class WasmRunner(Services):
         on_loop = not any(name.startswith("edgelet.kv_") for name in imports)
         program = _Program(loaded, pre, mode, imports, on_loop,
                            wasm_native.address(pre.ptr()) if native else 0,
-                           f"{_WASI}.environ_get" in imports)
+                           f"{_WASI}.environ_get" in imports,
+                           any(name.startswith("edgelet.") for name in imports))
         # instantiate once now, so a module that cannot start fails at start-up, not per request
         try:
             if native:
                 self._ticker.enter()  # the epoch deadline moves only while the ticker runs
                 try:
-                    self._run_native(program, self._env_base, b"", _INIT_MS, starting=True)
+                    self._run_native(program, self._env_base, b"", _INIT_MS,
+                                     time.monotonic() + _INIT_MS / 1000, starting=True)
                 finally:
                     self._ticker.leave()
                 return program
@@ -375,7 +379,7 @@ class WasmRunner(Services):
             if program.native_pre:
                 env = (cgi_environ(method, url, headers, len(body), self._env_base)
                        if program.reads_env else _NO_ENV)
-                return self._run_native(program, env, body, budget_ms)
+                return self._run_native(program, env, body, budget_ms, deadline)
             if program.mode == "command":
                 return self._run_command(program, method, url, headers, body, budget_ms, deadline)
             return self._run_reactor(program, method, url, headers, body, budget_ms, deadline)
@@ -409,20 +413,33 @@ class WasmRunner(Services):
         return self._response(b"".join(ctx.stdout))
 
     def _run_native(self, program: _Program, env: dict[bytes, bytes], body: bytes,
-                    budget_ms: float, *, starting: bool = False) -> list[Any]:
+                    budget_ms: float, deadline: float, *, starting: bool = False) -> list[Any]:
         """A command module's request in one call to the C extension: the same contract,
-        limits and messages as :meth:`_run_command`, at a third of the cost."""
-        outcome = wasm_native.run(program.native_pre, self._engine_addr,
-                                  self.memory_mb * 1024 * 1024, int(budget_ms / TICK_MS) + 1,
-                                  self._argv0, env, body, call_start=not starting)
+        limits and messages as :meth:`_run_command`, at a fifth of the cost. The module's
+        ``edgelet.*`` calls are Python callbacks that find the request's context here (its
+        store is made in C: they learn its context pointer from their caller)."""
+        ctx = None
+        if program.host_calls:
+            ctx = CallContext(self, None, budget_s=budget_ms / 1000, deadline=deadline)
+            set_context(ctx)
+        try:
+            outcome = wasm_native.run(program.native_pre, self._engine_addr,
+                                      self.memory_mb * 1024 * 1024, int(budget_ms / TICK_MS) + 1,
+                                      self._argv0, env, body, call_start=not starting)
+        finally:
+            if ctx is not None:
+                set_context(None)
+        fault = ctx.fault if ctx is not None else None
         tail: list[str] = []
         if outcome.stderr or outcome.stderr_dropped or starting:
             tail = self._log_stderr(outcome.stderr, outcome.stderr_dropped,
                                     stdout=outcome.stdout if starting else b"")
         if outcome.error is not None:
-            raise self._failure(outcome.error, None, outcome.memory_bytes or None, budget_ms,
+            raise self._failure(outcome.error, fault, outcome.memory_bytes or None, budget_ms,
                                 "initialising a new instance" if starting else "",
                                 starting=starting)
+        if fault:
+            raise self._fail(f"Wasm Worker {self.name!r}: {fault}")
         if outcome.too_big:
             raise self._fail(f"Wasm Worker {self.name!r}: the module wrote more than "
                              f"{MAX_RESPONSE_BYTES // 1048576} MiB to stdout; responses are "

@@ -409,7 +409,10 @@ def _host_function(call: str, fn: Callable[..., int], nparams: int) -> Callable[
             return 0
         try:
             params = [slots[i].i32 for i in range(nparams)]
-            slots[0].i32 = fn(Guest(caller, ctx.memory), ctx, *params)
+            guest = Guest(caller, ctx.memory)
+            if ctx.cptr is None:  # the store was made in C (edgelet.wasm_native)
+                ctx.cptr = guest.cptr
+            slots[0].i32 = fn(guest, ctx, *params)
             return 0
         except _Fault as exc:
             ctx.fail(f"host call edgelet.{call} was given a bad pointer: {exc}; that is a bug "
@@ -562,9 +565,14 @@ def linker() -> wasmtime.Linker:
             define(lk, "wasi_snapshot_preview1", "fd_write", 4, _fd_write)
             define(lk, "wasi_snapshot_preview1", "fd_read", 4, _fd_read)
             lk.allow_shadowing = False
-            for fn, nparams in ((kv_get, 5), (kv_put, 7), (kv_delete, 4), (kv_list, 8),
-                                (var_get, 3), (last_error, 1)):
-                define(lk, "edgelet", fn.__name__, nparams,
-                        _host_function(fn.__name__, fn, nparams))
+            define_host_functions(lk)
             _linker = lk
         return _linker
+
+
+def define_host_functions(lk: wasmtime.Linker) -> None:
+    """The ``edgelet`` module: KV, vars and last_error, as raw Python callbacks that find
+    their request through :func:`set_context`."""
+    for fn, nparams in ((kv_get, 5), (kv_put, 7), (kv_delete, 4), (kv_list, 8),
+                        (var_get, 3), (last_error, 1)):
+        define(lk, "edgelet", fn.__name__, nparams, _host_function(fn.__name__, fn, nparams))

@@ -3,10 +3,8 @@
 A command module gets a fresh Store, WASI context and instance for every request. Done
 from Python through ctypes that cost ~30 µs a request, twice a whole Python hello-world
 handler; the C extension does the same work in one call (see ``platform/_wasm_cgi.c``).
-It serves command modules that import nothing but WASI: its stdio callbacks are C, and
-it has no way to reach the Python ``edgelet.*`` host functions (KV, vars), so modules
-that import those keep the Python path in :mod:`edgelet.wasm`, whose cost is dominated by
-their KV round trips anyway.
+WASI's stdio, environment and argv are C callbacks; the ``edgelet.*`` host functions (KV,
+vars) stay Python callbacks, which take the GIL back while the module runs without it.
 
 A reactor's request (alloc, copy in, fetch, copy out) is one C call too, for every reactor:
 its instance lives on in a Python-owned store, and host functions it calls reach Python.
@@ -31,7 +29,7 @@ import wasmtime
 from wasmtime import _bindings as B
 
 from edgelet import wasm_capi as C
-from edgelet.wasm_abi import MAX_RESPONSE_BYTES, define
+from edgelet.wasm_abi import MAX_RESPONSE_BYTES, define, define_host_functions
 from edgelet.wasm_engine import engine
 from edgelet.wasm_store import Slots2, Store
 
@@ -95,14 +93,12 @@ def response_parser() -> Callable[[bytes], list[Any] | None] | None:
     return ext.parse_response if ext is not None else None
 
 
-def eligible(imports: list[str]) -> bool:
-    """Whether a command module with these imports can run on the C path."""
-    return available() and all(name.startswith("wasi_snapshot_preview1.") for name in imports)
+
 
 
 def linker() -> wasmtime.Linker:
-    """WASI preview 1 with the extension's C stdio, environment and argv, built once (no
-    ``edgelet`` module)."""
+    """WASI preview 1 with the extension's C stdio, environment and argv, and the Python
+    ``edgelet`` host functions, built once."""
     global _linker
     ext = _extension()
     assert ext is not None, "edgelet.wasm_native.linker() needs the C extension"
@@ -113,6 +109,8 @@ def linker() -> wasmtime.Linker:
             lk.allow_shadowing = True
             for name, address in ext.callbacks().items():
                 define(lk, "wasi_snapshot_preview1", name, _WASI_PARAMS[name], address)
+            lk.allow_shadowing = False
+            define_host_functions(lk)
             _linker = lk
         return _linker
 

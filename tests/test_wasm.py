@@ -255,7 +255,7 @@ async def test_a_trap_and_a_failed_exit_are_500s_that_say_which(tmp_path: Path, 
         assert b"exited with code 3" in body and b"config file missing" in body
 
 
-async def test_out_of_bounds_pointers_in_a_host_call_fail_the_request_not_the_host(tmp_path: Path) -> None:
+async def test_out_of_bounds_pointers_in_a_host_call_fail_the_request_not_the_host(tmp_path: Path, wasm_path: str) -> None:
     kv = [{"binding": "KV", "id": "shared"}]
     async with platform(tmp_path, {"name": "oob", "main": build(tmp_path, "oob"), "kv_namespaces": kv},
                         {"name": "hello", "main": build(tmp_path, "hello")}) as host:
@@ -269,9 +269,10 @@ async def test_out_of_bounds_pointers_in_a_host_call_fail_the_request_not_the_ho
 # -- host functions ------------------------------------------------------------------------------
 
 
-async def test_kv_and_var_host_functions(tmp_path: Path) -> None:
+async def test_kv_and_var_host_functions(tmp_path: Path, wasm_path: str) -> None:
     async with platform(tmp_path, {"name": "kv", "main": build(tmp_path, "kv"), "vars": {"GREETING": "hi"},
                                    "kv_namespaces": [{"binding": "KV", "id": "ns1"}]}) as host:
+        assert host.isolates["kv"].info["wasm"]["native"] is (wasm_path == "native")
         status, _, body = await get(host, "kv", method="POST", body=b"value-one")
         ns = host.plugin("kv").namespace("kv", "KV")
         assert await ns.get("k2") == "two"  # written by the module through edgelet.kv_put
@@ -410,7 +411,7 @@ async def test_a_killed_wasm_isolate_fails_its_request_and_is_restarted(tmp_path
         assert host.isolates["spin"].pid != pid
 
 
-async def test_modules_that_call_kv_run_on_threads_the_others_on_the_isolate_loop(tmp_path: Path) -> None:
+async def test_modules_that_call_kv_run_on_threads_the_others_on_the_isolate_loop(tmp_path: Path, wasm_path: str) -> None:
     kv = [{"binding": "KV", "id": "ns1"}]
     async with platform(tmp_path, {"name": "kv", "main": build(tmp_path, "kv"), "kv_namespaces": kv},
                         {"name": "hello", "main": build(tmp_path, "hello")}) as host:
