@@ -25,19 +25,21 @@ class CoalescingTransport:
     """A transport that joins the writes of one loop iteration; everything else is the
     real transport's (flow control, ``get_extra_info``, ...)."""
 
-    __slots__ = ("_transport", "_loop", "_pending")
+    __slots__ = ("_transport", "_loop", "_pending", "_size")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes) -> None:
         pending = self._pending
         if not pending:
             self._loop.call_soon(self.flush)
         pending.append(data)
-        if len(pending) > 2 and sum(map(len, pending)) > _FLUSH_AT:
+        self._size += len(data)
+        if self._size > _FLUSH_AT and len(pending) > 2:
             # a stream written faster than the loop turns: hand it over now, so that the
             # real transport's flow control (pause_writing) sees it as before
             self.flush()
@@ -51,11 +53,12 @@ class CoalescingTransport:
         if pending:
             data = pending[0] if len(pending) == 1 else b"".join(pending)
             pending.clear()
+            self._size = 0
             if not self._transport.is_closing():
                 self._transport.write(data)
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+        return self._transport.get_write_buffer_size() + self._size
 
     def write_eof(self) -> None:
         self.flush()
@@ -67,6 +70,7 @@ class CoalescingTransport:
 
     def abort(self) -> None:
         self._pending.clear()
+        self._size = 0
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:

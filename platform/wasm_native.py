@@ -71,14 +71,18 @@ def _extension() -> Any:
     try:
         from edgelet import _wasm_cgi as ext  # type: ignore[attr-defined]
     except ImportError as exc:
-        log.debug("Wasm CGI modules use the Python path: the C extension is not built (%s)", exc)
+        log.debug("Wasm requests use the Python path: the C extension is not built (%s)", exc)
         return None
     expected = {name: ctypes.sizeof(getattr(B, name)) for name in ext.layout()}
     if ext.layout() != expected:
-        log.debug("Wasm CGI modules use the Python path: the C extension's wasmtime structs "
+        log.debug("Wasm requests use the Python path: the C extension's wasmtime structs "
                   "%s differ from wasmtime-py's %s", ext.layout(), expected)
         return None
-    ext.bind(B.dll._name, C.EXTERN_FUNC, C.EXTERN_MEMORY)
+    try:
+        ext.bind(B.dll._name, C.EXTERN_FUNC, C.EXTERN_MEMORY)
+    except ImportError as exc:  # a libwasmtime without a function the extension needs
+        log.debug("Wasm requests use the Python path: %s", exc)
+        return None
     return ext
 
 
@@ -91,9 +95,6 @@ def response_parser() -> Callable[[bytes], list[Any] | None] | None:
     :func:`edgelet.wasm_cgi.parse_response`, which explains what is wrong), if built."""
     ext = _extension()
     return ext.parse_response if ext is not None else None
-
-
-
 
 
 def linker() -> wasmtime.Linker:
