@@ -69,7 +69,9 @@ class Runtime:
     current: "Runtime | None" = None
 
     def __init__(self, channel: Any) -> None:
+        from edgelet.channel import NOT_NOW
         from edgelet.runtime.entrypoints import Env
+        self._not_now = NOT_NOW  # looked up once: dispatch_now is on every request's path
         self.channel = channel
         self.worker = ""
         self.module: Any = None
@@ -204,9 +206,8 @@ class Runtime:
     def dispatch_now(self, method: str, args: list[Any]) -> Any:
         """Answer a Wasm Worker's fetch right in the channel's reader, when its module runs
         on this thread (see edgelet.wasm); anything else returns NOT_NOW for ``dispatch``."""
-        from edgelet.channel import NOT_NOW
         if method != "fetch" or self.wasm is None:
-            return NOT_NOW
+            return self._not_now
         try:
             return self.wasm.fetch_now(args[0])
         except MemoryError:
