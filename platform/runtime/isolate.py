@@ -143,6 +143,7 @@ class Runtime:
         """
         from edgelet.wasm import WasmRunner
         self.wasm = WasmRunner(spec, self)
+        self.channel.sync_handler = self.dispatch_now  # a Wasm fetch needs no task
         watchdog = CpuWatchdog.current
         if watchdog is None:
             return self.wasm.load()
@@ -322,7 +323,6 @@ async def _main(fd: int) -> None:
 
     channel = Channel(reader, writer, handler)
     runtime = Runtime(channel)
-    channel.sync_handler = runtime.dispatch_now
     sys.stdout = _LogStream(runtime, "info")  # type: ignore[assignment]
     sys.stderr = _LogStream(runtime, "error")  # type: ignore[assignment]
     root = logging.getLogger()
