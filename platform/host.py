@@ -18,13 +18,7 @@ from edgelet.bindings import BindingPlugin, discover_plugins
 from edgelet.clock import Clock
 from edgelet.config import PlatformConfig, WorkerConfig
 from edgelet.cron import CronScheduler
-from edgelet.isolates import (
-    ISOLATE_OVERHEAD_MB,
-    WASM_INSTANCE_SLOTS,
-    Isolate,
-    IsolateError,
-    IsolateStartError,
-)
+from edgelet.isolates import WASM_INSTANCE_SLOTS, Isolate, IsolateError, IsolateStartError
 from edgelet.logbus import LogBus
 
 log = logging.getLogger("edgelet")
@@ -234,16 +228,16 @@ class Host:
     def _make_isolate(self, worker: WorkerConfig) -> Any:
         limits = worker.limits
         spec = self.isolate_spec(worker)
-        address_space_mb = limits.memory_mb + ISOLATE_OVERHEAD_MB
+        reserved_mb = 0
         if worker.is_wasm:  # the isolate enforces these per request (edgelet.wasm)
             spec["limits"] = {"cpu_ms": limits.cpu_ms, "memory_mb": limits.memory_mb,
                               "request_timeout_ms": limits.request_timeout_ms,
                               "instance_slots": WASM_INSTANCE_SLOTS}
             # the pool reserves (never commits) a memory_mb slot per instance, on top of
             # what any isolate gets (compiling a large module needs room of its own)
-            address_space_mb += limits.memory_mb * WASM_INSTANCE_SLOTS
+            reserved_mb = limits.memory_mb * WASM_INSTANCE_SLOTS
         return Isolate(worker.name, spec, cpu_ms=limits.cpu_ms,
-                       memory_mb=limits.memory_mb, address_space_mb=address_space_mb,
+                       memory_mb=limits.memory_mb, reserved_mb=reserved_mb,
                        request_timeout=limits.request_timeout_ms / 1000.0,
                        on_call=lambda method, args, w=worker.name: self._on_isolate_call(w, method, args),
                        on_log=self._on_worker_log, forkserver=self._forkserver)

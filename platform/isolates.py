@@ -59,7 +59,7 @@ class Isolate:
     """One running process for one Worker, restarted on demand after a crash."""
 
     def __init__(self, name: str, spec: dict[str, Any], *, cpu_ms: int, memory_mb: int,
-                 request_timeout: float, address_space_mb: int | None = None,
+                 request_timeout: float, reserved_mb: int = 0,
                  on_call: Callable[[str, list[Any]], Any],
                  on_log: Callable[[str, str, str], None], forkserver: Any = None) -> None:
         self.name = name
@@ -67,8 +67,9 @@ class Isolate:
         self.spec = spec
         self.cpu_ms = cpu_ms
         self.memory_mb = memory_mb
-        #: the process's RLIMIT_AS: the Worker's memory plus the interpreter and libraries
-        self.address_space_mb = address_space_mb or memory_mb + ISOLATE_OVERHEAD_MB
+        #: the process's RLIMIT_AS: the Worker's memory, the interpreter and libraries, and
+        #: ``reserved_mb`` of address space reserved but not used up front (a Wasm pool)
+        self.address_space_mb = memory_mb + ISOLATE_OVERHEAD_MB + reserved_mb
         self.request_timeout = request_timeout
         self._on_call = on_call
         self._on_log = on_log

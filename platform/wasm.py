@@ -41,7 +41,7 @@ from edgelet.channel import NOT_NOW
 from edgelet.wasm_abi import (
     HOST_FUNCTIONS,
     MAX_LOG_LINE,
-    MAX_RESPONSE_BYTES,
+    RESPONSE_TOO_BIG,
     CallContext,
     Services,
     linker,
@@ -136,6 +136,7 @@ class WasmRunner(Services):
         self.state_dir = Path(spec["state_dir"]) if spec.get("state_dir") else None
         self.cpu_ms = int(limits.get("cpu_ms") or os.environ.get("EDGELET_CPU_MS", "30000"))
         self.memory_mb = int(limits.get("memory_mb") or os.environ.get("EDGELET_MEMORY_MB", "128"))
+        self._memory_bytes = self.memory_mb * 1024 * 1024
         self.request_timeout = float(limits.get("request_timeout_ms") or 30_000) / 1000.0
         self.kv_bindings = frozenset(name for name, b in spec.get("bindings", {}).items()
                                      if b.get("kind") == "kv")
@@ -149,7 +150,7 @@ class WasmRunner(Services):
         self._max_threads = max(4, 2 * (os.cpu_count() or 2))
         slots = int(limits.get("instance_slots") or 0)
         if slots:  # in an isolate: the host sized its address space for this pool
-            use_isolate_pool(slots, self.memory_mb * 1024 * 1024)
+            use_isolate_pool(slots, self._memory_bytes)
             # live instances: a request per thread, an idle reactor instance per thread,
             # one being initialised
             self._max_threads = max(1, min(self._max_threads, (slots - 1) // 2))
@@ -269,7 +270,7 @@ class WasmRunner(Services):
 
     # -- instances (pool threads) -------------------------------------------------------
     def _new_store(self, env: dict[bytes, bytes], budget_ms: float) -> Store:
-        return Store(self._engine_ptr, self.memory_mb * 1024 * 1024,
+        return Store(self._engine_ptr, self._memory_bytes,
                       int(budget_ms / TICK_MS) + 1, self._argv, env)
 
     def _instantiate(self, program: _Program, *, starting: bool = False) -> _Instance | None:
@@ -424,7 +425,7 @@ class WasmRunner(Services):
             set_context(ctx)
         try:
             outcome = wasm_native.run(program.native_pre, self._engine_addr,
-                                      self.memory_mb * 1024 * 1024, int(budget_ms / TICK_MS) + 1,
+                                      self._memory_bytes, int(budget_ms / TICK_MS) + 1,
                                       self._argv0, env, body, call_start=not starting)
         finally:
             if ctx is not None:
@@ -438,12 +439,9 @@ class WasmRunner(Services):
             raise self._failure(outcome.error, fault, outcome.memory_bytes or None, budget_ms,
                                 "initialising a new instance" if starting else "",
                                 starting=starting)
+        fault = fault or (RESPONSE_TOO_BIG if outcome.too_big else None)
         if fault:
             raise self._fail(f"Wasm Worker {self.name!r}: {fault}")
-        if outcome.too_big:
-            raise self._fail(f"Wasm Worker {self.name!r}: the module wrote more than "
-                             f"{MAX_RESPONSE_BYTES // 1048576} MiB to stdout; responses are "
-                             f"capped at that size")
         if starting:
             return []
         if outcome.exit_code != 0:
@@ -547,7 +545,7 @@ class WasmRunner(Services):
                  budget_ms: float) -> tuple[str, int]:
         if fault:
             return f"failed: {fault}", 500
-        cap = self.memory_mb * 1024 * 1024
+        cap = self._memory_bytes
         if not isinstance(exc, wasmtime.Trap):
             text = _first_line(exc)
             if "exceeds memory limits" in text or "memory minimum size" in text:

@@ -54,6 +54,9 @@ _EFBIG = 22
 
 #: most a module may write to stdout for one response (the HTTP front's body cap)
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+#: what a request that wrote past MAX_RESPONSE_BYTES fails with (both Wasm paths)
+RESPONSE_TOO_BIG = (f"the module wrote more than {MAX_RESPONSE_BYTES // 1048576} MiB to "
+                    f"stdout; responses are capped at that size")
 #: stderr is logged line by line; a longer line is cut
 MAX_LOG_LINE = 16 * 1024
 
@@ -465,8 +468,7 @@ def _fd_write(env: Any, caller: Any, slots: Any, count: int) -> int:
         data = b"".join([_string_at(base + p, n) for p, n in vecs if n])
         if fd == 1 and not ctx.stdout_is_log:
             if ctx.stdout_size + len(data) > MAX_RESPONSE_BYTES:
-                ctx.fail(f"the module wrote more than {MAX_RESPONSE_BYTES // 1048576} MiB to "
-                         f"stdout; responses are capped at that size")
+                ctx.fail(RESPONSE_TOO_BIG)
                 slots[0].i32 = _EFBIG
                 return 0
             ctx.stdout.append(data)
