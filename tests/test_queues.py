@@ -592,3 +592,18 @@ def test_the_store_keeps_the_most_recently_acked_messages_and_their_order() -> N
     assert [k[0] for k in kept] == [f"m{i}" for i in range(500)] + [f"m{i}" for i in range(500, 1000)]
     assert store.summary("q", 5.0)["acked"] == 1500  # the count is not trimmed
     assert store.summary("other", 5.0)["backlog"] == 1  # other queues are left alone
+
+
+def test_acked_rows_from_before_the_indexed_trim_are_resorted_at_start() -> None:
+    from edgelet.bindings.queues.store import ACKED, QueueStore
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    store = QueueStore(conn)
+    store.register(["q"])
+    store.insert("q", [(f"m{i}", 0, "json", b"1", 100.0 - i) for i in range(3)])
+    # as an older edgelet left them: acked, visible_at still the send-time value
+    conn.execute("UPDATE queue_messages SET state = ?, done_at = 500.0 + seq", (ACKED,))
+    store.recover(1000.0)
+    rows = conn.execute("SELECT visible_at, done_at FROM queue_messages ORDER BY seq").fetchall()
+    assert rows == [(d, d) for _, d in rows]
+    store.trim_acked("q", keep=1)
+    assert [m[0] for m in store.messages("q", ACKED)] == ["m2"]  # the last one acked stays

@@ -97,10 +97,13 @@ class QueueStore:
 
     def recover(self, now: float) -> int:
         """After a restart nothing is in flight any more: make those messages due again.
-        (Acked rows stored before acked rows sorted by done_at get that order too.)"""
+        (Acked rows stored before acked rows sorted by done_at get that order too: per
+        queue, through the index, so a large backlog is not scanned at every start; every
+        queue with acked rows has a queue_stats row, written by the same settle.)"""
         with self._tx() as c:
-            c.execute("UPDATE queue_messages SET visible_at = done_at WHERE state = ?"
-                      " AND visible_at IS NOT done_at", (ACKED,))
+            c.executemany("UPDATE queue_messages SET visible_at = done_at WHERE queue = ?"
+                          " AND state = ? AND visible_at IS NOT done_at",
+                          [(q, ACKED) for q in self.queues()])
             return c.execute("UPDATE queue_messages SET state = ?, visible_at = ? WHERE state = ?",
                              (PENDING, now, INFLIGHT)).rowcount
 
