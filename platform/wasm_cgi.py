@@ -8,6 +8,7 @@ way the answer is a CGI response: header lines, a blank line, the body. See docs
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -69,25 +70,17 @@ def cgi_environ(method: str, url: str, headers: list[list[str]], body_len: int,
     """
     env = base.copy()
     env.update(_STATIC_ENV)
-    url_part = _URL_ENV.get(url)
-    if url_part is None:
-        url_part = _url_environ(url)
-        if len(_URL_ENV) >= _CACHE_SIZE:
-            _URL_ENV.clear()
-        _URL_ENV[url] = url_part
-    env.update(url_part)
+    env.update(_url_environ(url))
     env[b"REQUEST_METHOD"] = method.encode("latin-1", "replace")
     env[b"CONTENT_LENGTH"] = str(body_len).encode()
     joined: dict[bytes, bytes] = {}
     for name, value in headers:
-        key = _HEADER_KEY.get(name)
-        if key is None:
-            key = _header_key(name)
+        key = _header_key(name)
+        if key is _SKIP:
+            continue
         raw_value = value.encode("latin-1", "replace")
         if b"\0" in raw_value:
             raw_value = raw_value.replace(b"\0", b"")
-        if key is _SKIP:
-            continue
         if key is _CONTENT_TYPE:
             env[b"CONTENT_TYPE"] = raw_value
             continue
@@ -99,8 +92,9 @@ def cgi_environ(method: str, url: str, headers: list[list[str]], body_len: int,
     return env
 
 
+@functools.lru_cache(maxsize=1024)
 def _url_environ(url: str) -> dict[bytes, bytes]:
-    """The variables that depend on the URL alone."""
+    """The variables that depend on the URL alone (cached: never modify the result)."""
     host, port, raw_path, query = split_url(url)
     raw = raw_path.encode("latin-1", "replace")
     encoded_query = query.encode("latin-1", "replace")
@@ -117,12 +111,11 @@ def _url_environ(url: str) -> dict[bytes, bytes]:
 
 #: markers in _HEADER_KEY for headers that are not (only) an HTTP_* variable
 _SKIP, _CONTENT_TYPE, _REMOTE = b"content-length", b"content-type", b"cf-connecting-ip"
-_CACHE_SIZE = 1024
-_URL_ENV: dict[str, dict[bytes, bytes]] = {}
-_HEADER_KEY: dict[str, bytes] = {}
 
 
+@functools.lru_cache(maxsize=1024)
 def _header_key(name: str) -> bytes:
+    """The variable a header becomes, or one of the markers above."""
     lower = name.lower()
     if lower == "content-length":
         key = _SKIP
@@ -132,9 +125,6 @@ def _header_key(name: str) -> bytes:
         key = _REMOTE
     else:
         key = b"HTTP_" + lower.upper().replace("-", "_").encode("latin-1", "replace")
-    if len(_HEADER_KEY) >= _CACHE_SIZE:
-        _HEADER_KEY.clear()
-    _HEADER_KEY[name] = key
     return key
 
 
