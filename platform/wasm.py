@@ -316,13 +316,11 @@ class WasmRunner(Services):
         requests, as a CPU-bound Python handler does. A module that imports KV functions
         runs on pool threads, because its host calls wait on this loop.
         """
+        answer = self.fetch_now(wire)
+        if answer is not NOT_NOW:
+            return answer
         program = self._program
         assert program is not None
-        if program.on_loop:
-            try:
-                return self._serve_on_loop(program, wire)
-            except WasmRequestError as exc:
-                return _error_wire(exc)
         if self._threads is None:
             self._threads = ThreadPool(self.name, self.loop, self._max_threads, self._serve)
         try:

@@ -75,7 +75,7 @@ def use_isolate_pool(slots: int, slot_bytes: int) -> None:
     with _engine_lock:
         if _engine is not None:
             raise RuntimeError("use_isolate_pool() must come before the engine is created")
-        if os.environ.get("EDGELET_WASM_POOLING", "1") != "0" and _reservations_allowed():
+        if _pooling_allowed():
             _isolate_pool = (slots, slot_bytes)
 
 
@@ -141,15 +141,15 @@ def _pooling_possible() -> bool:
     returning an error, so the conditions are checked first: no address-space rlimit and no
     strict overcommit accounting. ``EDGELET_WASM_POOLING=0`` turns the pool off.
     """
-    if os.environ.get("EDGELET_WASM_POOLING", "1") == "0" or _address_space_limited():
+    return not _address_space_limited() and _pooling_allowed()
+
+
+def _pooling_allowed() -> bool:
+    """Not turned off (``EDGELET_WASM_POOLING=0``), and large address-space reservations
+    can succeed: not under strict overcommit accounting (vm.overcommit_memory = 2), where
+    wasmtime's reservation would fail and its C API abort the process."""
+    if os.environ.get("EDGELET_WASM_POOLING", "1") == "0":
         return False
-    return _reservations_allowed()
-
-
-def _reservations_allowed() -> bool:
-    """Whether large address-space reservations can succeed: not under strict overcommit
-    accounting (vm.overcommit_memory = 2), where wasmtime's reservation would fail and
-    its C API abort the process instead of returning an error."""
     try:
         with open("/proc/sys/vm/overcommit_memory") as f:
             return f.read().strip() != "2"
