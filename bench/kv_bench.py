@@ -120,7 +120,7 @@ async def _raw(seconds: float, in_memory: bool) -> None:
                 rate = sum(counts) / (time.perf_counter() - t0)
                 print(f"raw plug-in {method} ({where}, {concurrency} concurrent callers): "
                       f"{rate:,.0f} ops/s")
-        handle = plugin.namespace(worker, "KV")
+        handle = plugin.test_handle(worker, "KV")
         n = 0
         t0 = time.perf_counter()
         while time.perf_counter() < t0 + seconds:

@@ -41,6 +41,10 @@ class BindingPlugin:
 
     #: short name, also the package name and the prefix of isolate events (``kv``)
     kind: ClassVar[str] = ""
+    #: the method of ``edgelet.testing.Platform`` that hands out this kind's test handles
+    #: (``p.kv("NOTES")``), or None when the kind has none
+    test_accessor: ClassVar[str | None] = None
+
     def __init__(self) -> None:
         self.host: HostServices | None = None
 
@@ -72,6 +76,11 @@ class BindingPlugin:
         ``[status, headers, body]``. Only plug-ins that override this are consulted.
         """
         return None
+
+    def test_handle(self, worker: str, binding: str) -> Any:
+        """The handle ``p.<test_accessor>(binding)`` returns in ``edgelet.testing``: the
+        binding ``binding`` of Worker ``worker``, driven from the host process."""
+        raise LookupError(f"{self.kind} bindings have no test handle")
 
     def routes(self) -> list[BaseRoute]:
         """Control-API routes, mounted under ``/cdn-cgi/edgelet/api/``."""

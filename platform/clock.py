@@ -12,7 +12,8 @@ import heapq
 import itertools
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _UNITS = {
     "ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001,
@@ -67,7 +68,7 @@ class TimerHandle:
         if self._real is not None:
             self._real.cancel()
 
-    def __lt__(self, other: "TimerHandle") -> bool:
+    def __lt__(self, other: TimerHandle) -> bool:
         return self.when < other.when
 
 

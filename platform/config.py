@@ -99,7 +99,6 @@ from edgelet.config_section import (  # noqa: E402 - re-exported for binding con
     is_valid_cron,
 )
 
-
 # --------------------------------------------------------------------------------------
 # the configuration objects
 # --------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ so virtual time moves crons too."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
@@ -19,16 +20,16 @@ log = logging.getLogger("edgelet.cron")
 
 def next_fire(expr: str, after: float) -> float:
     """Epoch seconds of the first time after ``after`` that ``expr`` matches (UTC)."""
-    base = datetime.fromtimestamp(after, tz=timezone.utc)
+    base = datetime.fromtimestamp(after, tz=UTC)
     return croniter(expr, base).get_next(float)
 
 
 class CronScheduler:
     """One timer per (Worker, cron); each firing re-arms the next."""
 
-    def __init__(self, host: "Host") -> None:
+    def __init__(self, host: Host) -> None:
         self._host = host
-        self._timers: list["TimerHandle"] = []
+        self._timers: list[TimerHandle] = []
         self.extra: list[tuple[str, Callable[[str, int], Any]]] = []
 
     def start(self) -> None:

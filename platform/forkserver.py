@@ -21,7 +21,7 @@ log = logging.getLogger("edgelet.isolate")
 
 
 class ForkedProcess:
-    def __init__(self, server: "ForkServer", pid: int) -> None:
+    def __init__(self, server: ForkServer, pid: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
         self._server = server

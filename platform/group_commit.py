@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 log = logging.getLogger("edgelet.storage")
 

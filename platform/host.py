@@ -11,8 +11,9 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Coroutine
+from typing import Any
 
 from edgelet.bindings import BindingPlugin, discover_plugins
 from edgelet.clock import Clock

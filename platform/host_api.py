@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Coroutine, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.clock import Clock
@@ -17,8 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class HostServices(Protocol):
-    config: "PlatformConfig"
-    clock: "Clock"
+    config: PlatformConfig
+    clock: Clock
     #: folder for persistent state, or None with ``--in-memory``
     state_dir: Path | None
 
@@ -39,5 +40,5 @@ class HostServices(Protocol):
                     body: bytes) -> list[Any]:
         """Run a Worker's fetch handler: ``[status, headers, body]``; isolate failures are 5xx."""
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> "asyncio.Task[Any]":
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run background work that counts as "busy" for virtual-time settling."""

@@ -16,7 +16,6 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-
 #: pending bytes past which writes go out at once rather than at the end of the iteration
 _FLUSH_AT = 64 * 1024
 

@@ -14,7 +14,8 @@ import resource
 import signal
 import socket
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edgelet.channel import Channel, ChannelClosed, RemoteError
 
@@ -174,7 +175,7 @@ class Isolate:
             return None
         try:
             return await asyncio.wait_for(process.wait(), 2.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             return await process.wait()
 
@@ -219,7 +220,7 @@ class Isolate:
             code = await self._exit_code(process)
             raise IsolateError(f"Worker {self.name!r} {describe_exit(code, self)} while handling "
                                f"{method}; the isolate has been restarted", 503) from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             asyncio.ensure_future(self._check_alive(channel))
             raise IsolateError(f"Worker {self.name!r} did not answer {method} within "
                                f"{limit:g} s (request_timeout_ms); the request was abandoned",
@@ -229,7 +230,7 @@ class Isolate:
         """After a timeout: kill an isolate whose event loop is stuck (time.sleep, a lock)."""
         try:
             await asyncio.wait_for(channel.call("ping"), 2.0)
-        except (asyncio.TimeoutError, ChannelClosed):
+        except (TimeoutError, ChannelClosed):
             if self._channel is channel:
                 log.warning("Worker %r isolate is unresponsive; restarting it", self.name)
                 await self._kill()

@@ -8,8 +8,9 @@ Works with pytest-asyncio (any mode) and with anyio's pytest plug-in.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 

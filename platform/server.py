@@ -185,7 +185,7 @@ class EdgeletApp:
                 while True:
                     try:
                         event = await asyncio.wait_for(queue.get(), 15)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         yield b"\n"  # keep-alive
                         continue
                     yield (json.dumps(event, default=str) + "\n").encode()

@@ -16,8 +16,9 @@ import datetime as _dt
 import json as _json
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from edgelet.clock import Clock, VirtualClock, parse_duration
 from edgelet.config import PlatformConfig, load_config, load_config_dict
@@ -63,6 +64,10 @@ class TestResponse:
 
     def __repr__(self) -> str:
         return f"<TestResponse {self.status}>"
+
+
+def _plugin_doc(plugin: Any) -> str:
+    return (type(plugin).test_handle.__doc__ or "").strip()
 
 
 def _seconds(duration: Any) -> float:
@@ -118,10 +123,11 @@ class Platform:
             path = self._base_dir / path
         return load_config([path])
 
-    async def __aenter__(self) -> "Platform":
+    async def __aenter__(self) -> Platform:
+        import httpx
+
         from edgelet.host import Host
         from edgelet.server import EdgeletApp
-        import httpx
 
         config = self._load()  # ConfigError propagates with the config message
         self.host = Host(config, state_dir=self.persist, clock=self.clock)
@@ -215,9 +221,19 @@ class Platform:
         where = f"Worker {worker!r}" if worker else "any Worker"
         raise LookupError(f"no {kind} binding named {binding!r} in {where}; check the config")
 
-    def kv(self, binding: str, worker: str | None = None) -> Any:
-        """The KV namespace bound as ``binding``: same async methods as ``env.BINDING``."""
-        return self.host.plugin("kv").namespace(self._declaring("kv", binding, worker), binding)
+    def __getattr__(self, name: str) -> Any:
+        """``p.<accessor>(binding, worker=None)`` for every plug-in that names a
+        ``test_accessor`` (``p.kv``, ``p.d1``, ...): the plug-in supplies the handle."""
+        host = self.__dict__.get("host")
+        if host is None or name.startswith("_"):
+            raise AttributeError(name)
+        for plugin in host.plugins:
+            if plugin.test_accessor == name:
+                def accessor(binding: str, worker: str | None = None, _plugin: Any = plugin) -> Any:
+                    return _plugin.test_handle(self._declaring(_plugin.kind, binding, worker), binding)
+                accessor.__doc__ = _plugin_doc(plugin)
+                return accessor
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     def queue(self, binding: str, worker: str | None = None) -> Any:
         """The queue producer ``binding``: ``send``/``sendBatch`` plus ``messages()``."""
@@ -233,7 +249,7 @@ class Platform:
         return self.host.plugin("durable_objects").namespace_handle(
             self._declaring("durable_objects", binding, worker), binding)
 
-    def workflow(self, binding: str, worker: str | None = None) -> "WorkflowTestHandle":
+    def workflow(self, binding: str, worker: str | None = None) -> WorkflowTestHandle:
         """The Workflow bound as ``binding`` (or named so): create/get instances, set mocks."""
         plugin = self.host.plugin("workflows")
         try:
@@ -268,7 +284,7 @@ class Platform:
         """Wait until no event is in flight and no background work runs."""
         try:
             await asyncio.wait_for(self.host.wait_idle(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SettleTimeout(f"the platform stayed busy for {timeout:g} s "
                                 f"({self.host.busy_report()}); "
                                 f"a handler may be waiting on something that never happens") from None

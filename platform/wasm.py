@@ -29,9 +29,10 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Coroutine
+from typing import Any
 
 import wasmtime
 

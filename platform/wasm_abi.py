@@ -26,13 +26,13 @@ import logging
 import struct
 import threading
 import time
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import wasmtime
 from wasmtime import FuncType, ValType
 
 from edgelet import wasm_capi as C
-
 from edgelet.wasm_engine import TICK_MS, engine
 
 log = logging.getLogger("edgelet.wasm")

@@ -22,8 +22,9 @@ import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import wasmtime
 from wasmtime import _bindings as B

@@ -15,6 +15,7 @@ import wasmtime
 
 from edgelet import wasm_capi as C
 
+
 class Store:
     """A Store with its limits, epoch deadline and WASI context (argv, environment)."""
 

@@ -20,7 +20,8 @@ import asyncio
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: a thread busy this long (seconds) with others waiting: start another
 GROW_AFTER = 0.002

@@ -122,9 +122,9 @@ async def kv_plugin(tmp_path: Path) -> Any:
 
 
 async def test_host_handle_has_the_worker_api(kv_plugin: Plugin) -> None:
-    kv = kv_plugin.namespace("one", "KV")
-    other = kv_plugin.namespace("two", "STORE")
-    own = kv_plugin.namespace("two", "OWN")
+    kv = kv_plugin.test_handle("one", "KV")
+    other = kv_plugin.test_handle("two", "STORE")
+    own = kv_plugin.test_handle("two", "OWN")
     await kv.put("j", json.dumps({"a": [1, 2]}), {"metadata": {"m": 1}, "expirationTtl": 60})
     await kv.put("b", b"\x00\xff")
     assert await other.get("j", "json") == {"a": [1, 2]}          # same id: shared
@@ -154,7 +154,7 @@ async def test_host_handle_has_the_worker_api(kv_plugin: Plugin) -> None:
     with pytest.raises(TypeError, match="unknown option 'expirationTTL'"):
         await kv.put("k", "v", expirationTTL=60)
     with pytest.raises(LookupError, match="no KV binding 'NOPE'"):
-        kv_plugin.namespace("one", "NOPE")
+        kv_plugin.test_handle("one", "NOPE")
     assert [(n["id"], n["key_count"]) for n in kv_plugin.namespaces()] == [("private", 0), ("shared", 0)]
 
 

@@ -274,7 +274,7 @@ async def test_kv_and_var_host_functions(tmp_path: Path, wasm_path: str) -> None
                                    "kv_namespaces": [{"binding": "KV", "id": "ns1"}]}) as host:
         assert host.isolates["kv"].info["wasm"]["native"] is (wasm_path == "native")
         status, _, body = await get(host, "kv", method="POST", body=b"value-one")
-        ns = host.plugin("kv").namespace("kv", "KV")
+        ns = host.plugin("kv").test_handle("kv", "KV")
         assert await ns.get("k2") == "two"  # written by the module through edgelet.kv_put
         assert await ns.get("k1") is None  # ... and k1 deleted through edgelet.kv_delete
         assert await ns.get("k3") is None  # refused: a TTL under KV's minimum stores nothing
@@ -306,7 +306,7 @@ async def test_a_reactor_calls_kv_from_fetch_on_pool_threads(tmp_path: Path, was
         assert info["mode"] == "reactor" and info["runs_on"] == "threads"
         answers = await asyncio.gather(*(get(host, "rkv") for _ in range(40)))
         assert {(status, body) for status, _, body in answers} == {(200, b"hello from a var")}
-        assert await host.plugin("kv").namespace("rkv", "KV").get("seen") == "hello from a var"
+        assert await host.plugin("kv").test_handle("rkv", "KV").get("seen") == "hello from a var"
         assert host.isolates["rkv"].restarts == 0
 
 

@@ -10,7 +10,8 @@ from edgelet.bindings.assets.config import Assets
 
 _EXTRA_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
                 ".json": "application/json", ".svg": "image/svg+xml", ".webp": "image/webp",
-                ".woff2": "font/woff2", ".ico": "image/vnd.microsoft.icon", ".md": "text/markdown", ".txt": "text/plain"}
+                ".woff2": "font/woff2", ".ico": "image/vnd.microsoft.icon",
+                ".md": "text/markdown", ".txt": "text/plain"}
 
 
 def content_type(path: Path) -> str:

@@ -9,7 +9,8 @@ fine for a test handle; the server itself only forwards these bytes (SPEC 6).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.durable_objects import ids, wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId
@@ -34,7 +35,7 @@ class NamespaceHandle:
     def idFromString(self, value: str) -> DurableObjectId:  # noqa: N802
         return DurableObjectId(ids.check_id(value))
 
-    def get(self, object_id: Any, options: Any = None, **kwargs: Any) -> "HostStub":
+    def get(self, object_id: Any, options: Any = None, **kwargs: Any) -> HostStub:
         if isinstance(object_id, str):
             object_id = self.idFromString(object_id)
         if not isinstance(object_id, DurableObjectId):
@@ -42,7 +43,7 @@ class NamespaceHandle:
                             f"idFromString(), got {type(object_id).__name__}")
         return HostStub(self, object_id)
 
-    def getByName(self, name: str, options: Any = None, **kwargs: Any) -> "HostStub":  # noqa: N802
+    def getByName(self, name: str, options: Any = None, **kwargs: Any) -> HostStub:  # noqa: N802
         return HostStub(self, self.idFromName(name))
 
     id_from_name = idFromName
@@ -86,7 +87,7 @@ class NamespaceHandle:
 class _HostRpc:
     __slots__ = ("_stub", "_name")
 
-    def __init__(self, stub: "HostStub", name: str) -> None:
+    def __init__(self, stub: HostStub, name: str) -> None:
         self._stub = stub
         self._name = name
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (

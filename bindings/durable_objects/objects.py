@@ -102,7 +102,7 @@ class AlarmInfo(dict):
 class _HostAlarms(AlarmClient):
     """Alarms live in the host's index (it owns the timers); storage asks it."""
 
-    def __init__(self, manager: "LiveObjects", ns: str, id_hex: str) -> None:
+    def __init__(self, manager: LiveObjects, ns: str, id_hex: str) -> None:
         self._manager = manager
         self._ns = ns
         self._id = id_hex
@@ -128,7 +128,7 @@ class _HostAlarms(AlarmClient):
 class LiveObject:
     """One object in memory: its gate, its instance (built lazily), its storage."""
 
-    def __init__(self, manager: "LiveObjects", ns: str, class_name: str, id_hex: str,
+    def __init__(self, manager: LiveObjects, ns: str, class_name: str, id_hex: str,
                  name: str | None) -> None:
         self.key = f"{ns}/{id_hex}"
         self.ns = ns

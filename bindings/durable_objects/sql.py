@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.durable_objects.storage import DurableObjectStorage
@@ -78,7 +79,7 @@ class SqlCursor:
         return rows
 
     def _as_dict(self, row: tuple[Any, ...]) -> dict[str, Any]:
-        return dict(zip(self.columnNames, row))
+        return dict(zip(self.columnNames, row, strict=False))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while self._pos < len(self._rows):

@@ -16,8 +16,9 @@ import math
 import sqlite3
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from edgelet.bindings.durable_objects import wire
 from edgelet.bindings.durable_objects.sql import SqlStorage
@@ -439,7 +440,7 @@ class _Transaction:
         self._atomic = _Atomic(storage._db())
         self._rolled_back = False
 
-    def __enter__(self) -> "_Transaction":
+    def __enter__(self) -> _Transaction:
         self._atomic.__enter__()
         return self
 

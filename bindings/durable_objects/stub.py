@@ -8,7 +8,8 @@ pickled here and in the owner; the host forwards them as bytes.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 from edgelet.bindings.durable_objects import ids, wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId
@@ -39,7 +40,7 @@ class DurableObjectNamespace:
         """The id whose ``toString()`` is ``value``; ValueError unless it is 64 hex characters."""
         return DurableObjectId(ids.check_id(value, where=f"{self._binding}.idFromString()"))
 
-    def get(self, object_id: Any, options: Any = None, **kwargs: Any) -> "DurableObjectStub":
+    def get(self, object_id: Any, options: Any = None, **kwargs: Any) -> DurableObjectStub:
         """A stub for the object ``object_id`` (an id from this namespace)."""
         if isinstance(object_id, str):
             object_id = self.idFromString(object_id)
@@ -49,10 +50,10 @@ class DurableObjectNamespace:
                             f"use getByName(name) for a name")
         return DurableObjectStub(self, object_id)
 
-    def getByName(self, name: str, options: Any = None, **kwargs: Any) -> "DurableObjectStub":  # noqa: N802
+    def getByName(self, name: str, options: Any = None, **kwargs: Any) -> DurableObjectStub:  # noqa: N802
         return DurableObjectStub(self, self.idFromName(name))
 
-    def jurisdiction(self, name: str) -> "DurableObjectNamespace":
+    def jurisdiction(self, name: str) -> DurableObjectNamespace:
         """Jurisdictions restrict where objects run in Cloudflare; locally there is one place."""
         return self
 
@@ -70,7 +71,7 @@ class _RpcMethod:
 
     __slots__ = ("_stub", "_name")
 
-    def __init__(self, stub: "DurableObjectStub", name: str) -> None:
+    def __init__(self, stub: DurableObjectStub, name: str) -> None:
         self._stub = stub
         self._name = name
 

@@ -14,8 +14,8 @@ Wire calls (data only): ``get [key, with_metadata]``, ``get_many [keys, with_met
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from edgelet.bindings.kv import limits
 
@@ -77,7 +77,7 @@ class KVStream:
     async def text(self) -> str:
         return self._data.decode("utf-8", errors="replace")
 
-    def getReader(self) -> "_Reader":  # noqa: N802 - the Streams API name
+    def getReader(self) -> _Reader:  # noqa: N802 - the Streams API name
         return _Reader(self._data)
 
     get_reader = getReader
@@ -270,7 +270,7 @@ class KVNamespaceAPI:
             limits.check_bulk(keys, where)
             answers = await self._call("get_many", keys, with_metadata)
             out: dict[str, Any] = {}
-            for k, answer in zip(keys, answers):
+            for k, answer in zip(keys, answers, strict=False):
                 if answer is None:
                     out[k] = None
                 elif with_metadata:

@@ -13,8 +13,9 @@ import json
 import socket
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import click
@@ -22,7 +23,6 @@ import httpx
 
 from edgelet.bindings.kv.limits import key_entry
 from edgelet.client import ApiClient, port_options, print_table
-
 
 # -- backends --------------------------------------------------------------------------------
 

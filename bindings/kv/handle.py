@@ -1,6 +1,6 @@
 """The outside handle: a KV namespace reached from the host process (tests, seeding).
 
-``Plugin.namespace(worker, binding)`` returns one. It has the same async methods, names and
+``Plugin.test_handle(worker, binding)`` returns one. It has the same async methods, names and
 result shapes as ``env.NS`` inside a Worker, but calls storage directly: no isolate, no
 channel, so a test can seed and inspect state even while Workers are busy.
 """

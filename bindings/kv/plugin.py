@@ -24,6 +24,7 @@ DATABASE = "kv"
 
 class Plugin(BindingPlugin):
     kind = "kv"
+    test_accessor = "kv"
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,8 +62,8 @@ class Plugin(BindingPlugin):
             self.storage.group.flush()
 
     # -- outside handle (edgelet.testing) --------------------------------------------------------
-    def namespace(self, worker: str, binding: str) -> KVNamespaceHandle:
-        """The KV binding ``binding`` of Worker ``worker``, driven from the host process."""
+    def test_handle(self, worker: str, binding: str) -> KVNamespaceHandle:
+        """The KV namespace bound as ``binding``: same async methods as ``env.BINDING``."""
         if self.storage is None:
             raise RuntimeError("the KV plug-in is not started; start the platform first")
         ns = self.bindings.get((worker, binding))

@@ -8,15 +8,16 @@ Cloudflare's byte order and a prefix is a plain range scan.
 
 A write is acknowledged only once committed (WAL), so a ``kill -9`` of the host loses
 nothing a Worker saw acknowledged. Writes that arrive in the same event-loop turn share one
-transaction (``GroupCommit``): under load that is one commit for many puts. Expiry follows ``clock.now()`` so virtual time
-expires keys; expired rows are invisible at once and deleted lazily.
+transaction (``GroupCommit``): under load that is one commit for many puts. Expiry follows
+``clock.now()`` so virtual time expires keys; expired rows are invisible at once and deleted lazily.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any, Iterable, Protocol, TypeVar
+from collections.abc import Iterable
+from typing import Any, Protocol, TypeVar
 
 from edgelet.bindings.kv import limits
 from edgelet.group_commit import GroupCommit

@@ -9,7 +9,8 @@ encodes bodies for the control API and test handles). Nothing here unpickles: de
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 #: Cloudflare's limits (decimal kilobytes, as Cloudflare and Miniflare count them).
 MAX_MESSAGE_BYTES = 128_000

@@ -8,7 +8,7 @@ never unpickles: pickle bodies show as ``None``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edgelet.bindings.queues import codec
@@ -84,4 +84,4 @@ def _record(row: tuple[Any, ...]) -> Record:
             body = None
     return Record(id=message_id, body=body, content_type=content_type, attempts=attempts,
                   state=STATE_NAMES[state], timestamp_ms=ts_ms,
-                  timestamp=datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc))
+                  timestamp=datetime.fromtimestamp(ts_ms / 1000, tz=UTC))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edgelet.bindings.queues import codec
@@ -116,7 +116,7 @@ class Message:
     @property
     def timestamp(self) -> datetime:
         """When the message was sent (UTC)."""
-        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
 
     @property
     def body(self) -> Any:
@@ -184,8 +184,9 @@ class MessageBatch:
 def _decode(content_type: str, data: bytes, message_id: str, queue: str) -> Any:
     try:
         if content_type in codec.OPAQUE_TYPES:
-            import cloudpickle  # noqa: F401 - registers what cloudpickle-made pickles need
             import pickle
+
+            import cloudpickle  # noqa: F401 - registers what cloudpickle-made pickles need
             return pickle.loads(data)
         return codec.decode_body(content_type, data)
     except Exception as exc:

@@ -17,9 +17,10 @@ they were acked and trimming the oldest is a range delete.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 PENDING, INFLIGHT, ACKED, DEAD = 0, 1, 2, 3
 STATE_NAMES = {PENDING: "pending", INFLIGHT: "inflight", ACKED: "acked", DEAD: "dead"}

@@ -143,7 +143,7 @@ class Engine:
             self.db.executemany(
                 "INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
                 "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                [(workflow, i, p, trigger, now, now) for i, (_, p) in zip(ids, items)])
+                [(workflow, i, p, trigger, now, now) for i, (_, p) in zip(ids, items, strict=False)])
         if log.isEnabledFor(logging.INFO):
             for instance_id in ids:
                 log.info("WORKFLOW %s/%s queued (%s)", workflow, instance_id, trigger)

@@ -25,7 +25,7 @@ RUNS: dict[tuple[str, str], RunSession] = {}
 class WorkflowInstance:
     """One instance, as ``create``/``get`` return it."""
 
-    def __init__(self, binding: "WorkflowBinding", instance_id: str) -> None:
+    def __init__(self, binding: WorkflowBinding, instance_id: str) -> None:
         self._binding = binding
         self.id = instance_id
 
@@ -168,7 +168,7 @@ async def run_instance(runtime: Any, payload: dict[str, Any]) -> dict[str, Any]:
                        f"method; define `class {payload['class']}(WorkflowEntrypoint)` with "
                        f"`async def run(self, event, step)`"}}
     event = attrs({"payload": codec.decode(payload.get("params")),
-                   "timestamp": _dt.datetime.fromtimestamp(payload["timestamp"], tz=_dt.timezone.utc),
+                   "timestamp": _dt.datetime.fromtimestamp(payload["timestamp"], tz=_dt.UTC),
                    "instanceId": session.instance, "workflowName": session.workflow})
     RUNS[key] = session
     task: asyncio.Task[Any] | None = None

@@ -202,7 +202,7 @@ def event_value(payload: bytes | None, timestamp: float, event_type: str) -> byt
     """What ``wait_for_event`` returns: ``{payload, timestamp, type}``, encoded."""
     import datetime as _dt
     return codec.encode({"payload": codec.decode(payload),
-                         "timestamp": _dt.datetime.fromtimestamp(timestamp, tz=_dt.timezone.utc),
+                         "timestamp": _dt.datetime.fromtimestamp(timestamp, tz=_dt.UTC),
                          "type": event_type}, limit=2 * codec.MAX_VALUE_BYTES)
 
 

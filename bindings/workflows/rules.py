@@ -83,7 +83,7 @@ def until_epoch(value: Any, name: str, now: float) -> float:
     """``sleep_until`` target: a datetime (naive means UTC) or epoch seconds."""
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
+            value = value.replace(tzinfo=_dt.UTC)
         when = value.timestamp()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         when = float(value)

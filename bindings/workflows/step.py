@@ -21,7 +21,8 @@ import builtins
 import inspect
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edgelet.bindings.workflows import codec, rules
 from edgelet.bindings.workflows.codec import AttrDict, attrs
@@ -425,7 +426,7 @@ class Mocks:
 class StepFunction:
     """What ``@step.do`` returns: ``await fn()`` runs (or replays) the step."""
 
-    def __init__(self, step: "WorkflowStep", fn: Callable[..., Any], name: str | None,
+    def __init__(self, step: WorkflowStep, fn: Callable[..., Any], name: str | None,
                  depends: list[Any] | None, concurrent: bool, config: Any) -> None:
         self._step = step
         self.fn = fn

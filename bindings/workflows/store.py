@@ -22,7 +22,7 @@ def iso(t: float | None) -> str | None:
     """Cloudflare's timestamp form: ISO 8601 in UTC with milliseconds and a Z."""
     if t is None:
         return None
-    stamp = _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc)
+    stamp = _dt.datetime.fromtimestamp(t, tz=_dt.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
@@ -31,7 +31,7 @@ def instance_row(conn: sqlite3.Connection, workflow: str, instance_id: str) -> d
                        (workflow, instance_id)).fetchone()
     if row is None:
         return None
-    return dict(zip([c.strip() for c in _INSTANCE_COLS.split(",")], row))
+    return dict(zip([c.strip() for c in _INSTANCE_COLS.split(",")], row, strict=False))
 
 
 def latest_id(conn: sqlite3.Connection, workflow: str) -> str | None:
@@ -57,7 +57,7 @@ def workflow_summary(conn: sqlite3.Connection, name: str, meta: dict[str, Any] |
     if meta is None:
         row = conn.execute("SELECT class_name, script_name, created, modified FROM workflows WHERE name = ?",
                            (name,)).fetchone()
-        meta = dict(zip(("class_name", "script_name", "created", "modified"), row)) if row else {}
+        meta = dict(zip(("class_name", "script_name", "created", "modified"), row, strict=False)) if row else {}
     last = conn.execute("SELECT MAX(created) FROM instances WHERE workflow = ?", (name,)).fetchone()[0]
     return {"id": name, "name": name, "class_name": meta.get("class_name"),
             "script_name": meta.get("script_name"), "created_on": iso(meta.get("created")),

@@ -7,8 +7,8 @@ classes; ``workers`` re-exports them inside isolates.
 from __future__ import annotations
 
 import json as _json
-from typing import Any, Iterator, Mapping
-
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 TEXT_PLAIN = "text/plain;charset=UTF-8"
 APPLICATION_JSON = "application/json"
@@ -163,7 +163,7 @@ class _Body:
 class Request(_Body):
     """An incoming (or outgoing) HTTP request."""
 
-    def __init__(self, url: "str | Request", method: str | None = None, headers: Any = None,
+    def __init__(self, url: str | Request, method: str | None = None, headers: Any = None,
                  body: Any = None, **options: Any) -> None:
         if isinstance(url, Request):
             base = url
@@ -184,11 +184,11 @@ class Request(_Body):
             self.headers.set("content-type", implied)
         self.cf: dict[str, Any] = {}
 
-    def clone(self) -> "Request":
+    def clone(self) -> Request:
         return Request(self.url, self.method, self.headers, self._body)
 
     @property
-    def js_object(self) -> "Request":
+    def js_object(self) -> Request:
         """Pyodide-era scripts pass ``request.js_object`` to bindings; here it is the request."""
         return self
 
@@ -242,26 +242,26 @@ class Response(_Body):
         return self.status_text
 
     @classmethod
-    def _make_json(cls, data: Any, status: int = 200, headers: Any = None, **options: Any) -> "Response":
+    def _make_json(cls, data: Any, status: int = 200, headers: Any = None, **options: Any) -> Response:
         hdrs = Headers(headers)
         if not hdrs.has("content-type"):
             hdrs.set("content-type", APPLICATION_JSON)
         return cls(_json.dumps(data, separators=(",", ":")), status=status, headers=hdrs, **options)
 
     @classmethod
-    def redirect(cls, url: str, status: int = 302) -> "Response":
+    def redirect(cls, url: str, status: int = 302) -> Response:
         if status not in (301, 302, 303, 307, 308):
             raise ValueError(f"redirect status must be 301, 302, 303, 307 or 308, got {status}")
         return cls(None, status=status, headers={"location": str(url)})
 
     @classmethod
-    def new(cls, body: Any = None, init: Any = None, **options: Any) -> "Response":
+    def new(cls, body: Any = None, init: Any = None, **options: Any) -> Response:
         """The ``js.Response.new(body, headers=...)`` form of Pyodide-era scripts."""
         if isinstance(init, Mapping):
             options = {**init, **options}
         return cls(body, status=options.get("status", 200), headers=options.get("headers"))
 
-    def clone(self) -> "Response":
+    def clone(self) -> Response:
         return Response(self._body, self.status, self.headers)
 
     def __repr__(self) -> str:

@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SDK_DIR = str(Path(__file__).resolve().parent / "sdk")
 _UNSET = object()
@@ -30,7 +31,7 @@ _UNSET = object()
 class _LogStream(io.TextIOBase):
     """Sends a Worker's ``print`` output to the host, one log line per line."""
 
-    def __init__(self, runtime: "Runtime", level: str) -> None:
+    def __init__(self, runtime: Runtime, level: str) -> None:
         self._runtime = runtime
         self._level = level
         self._buffer = ""
@@ -52,7 +53,7 @@ class _LogStream(io.TextIOBase):
 
 
 class _LogHandler(logging.Handler):
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         super().__init__()
         self._runtime = runtime
 
@@ -66,7 +67,7 @@ class _LogHandler(logging.Handler):
 class Runtime:
     """Everything the ``workers`` SDK and the binding halves need inside the isolate."""
 
-    current: "Runtime | None" = None
+    current: Runtime | None = None
 
     def __init__(self, channel: Any) -> None:
         from edgelet.channel import NOT_NOW
@@ -348,7 +349,7 @@ class CpuWatchdog:
     threads) runs under ``paused()`` and is not counted at all.
     """
 
-    current: "CpuWatchdog | None" = None
+    current: CpuWatchdog | None = None
 
     def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s

@@ -9,7 +9,7 @@ from edgelet.runtime.http_types import Headers, Request, Response, _body_bytes
 _client: Any = None
 
 
-async def fetch(resource: "str | Request", options: dict[str, Any] | None = None, **kwargs: Any) -> Response:
+async def fetch(resource: str | Request, options: dict[str, Any] | None = None, **kwargs: Any) -> Response:
     """``await fetch(url, method=..., headers=..., body=...)`` as in the Fetch API."""
     import httpx
     global _client
