@@ -10,9 +10,14 @@ Each binding kind is one package under ``bindings/`` and owns everything about i
     ``Plugin``, a :class:`BindingPlugin`: the host-side service, its storage, its
     control-API routes and CLI commands.
 ``isolate.py``
-    Imported only inside a Worker's isolate: ``make_binding(name, options, runtime)``
-    builds the object a Worker sees in ``env``; optional ``handle_event(runtime, name,
-    payload)`` answers events the host sends (a queue batch, a Durable Object call, ...).
+    Imported only inside a Worker's isolate, written against
+    :class:`edgelet.runtime.isolate_api.IsolateServices` (the isolate's mirror of
+    ``HostServices``): ``make_binding(name, options, runtime)`` builds the object a Worker
+    sees in ``env``; optional ``handle_event(runtime, event, payload)`` answers events the
+    host sends (a queue batch, a Durable Object call, ...); optional ``setup(runtime,
+    options)`` receives ``Plugin.isolate_options``; optional ``SDK_EXPORTS``,
+    ``ENTRYPOINT_BASES`` and ``HANDLERS`` name what the kind adds to the ``workers``
+    module, the base classes the platform runs, and the handler names it calls.
 
 The host discovers plug-ins by scanning this package, so adding a binding means adding a
 package here and nothing else.
@@ -28,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import click
     from starlette.routing import BaseRoute
 
-    from edgelet.config import WorkerConfig
+    from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
 
 
@@ -48,9 +53,25 @@ class BindingPlugin:
     def __init__(self) -> None:
         self.host: HostServices | None = None
 
+    # -- configuration -------------------------------------------------------------
+    def configure(self, config: PlatformConfig) -> None:
+        """Record what this kind needs from the whole configuration (which Worker binds
+        what, which script runs what). The host calls it once, before ``start`` and before
+        any of the queries below; nothing is opened or started here."""
+
     def env_bindings(self, worker: WorkerConfig) -> dict[str, dict[str, Any]]:
-        """Binding name -> data-only options shipped to the Worker's isolate."""
+        """Binding name -> data-only options shipped to the Worker's isolate.
+
+        A pure query of the configuration: it records nothing, and the host asks it once
+        per Worker (registration belongs in ``configure``)."""
         return {}
+
+    def isolate_options(self, worker: WorkerConfig) -> dict[str, Any] | None:
+        """Data for this kind's isolate half in ``worker`` when that half needs the host
+        without an ``env`` binding (the isolate runs Durable Object classes or workflows),
+        or None. The isolate half gets it in ``setup(runtime, options)``; it then reaches
+        ``handle_isolate_call`` with ``runtime.call_host(kind, method, *args)``."""
+        return None
 
     # -- life cycle ----------------------------------------------------------------
     async def start(self, host: HostServices) -> None:
@@ -68,6 +89,12 @@ class BindingPlugin:
     async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
         """Answer a call a Worker made on one of this kind's bindings (data only)."""
         raise LookupError(f"binding {binding!r} ({self.kind}) has no method {method!r}")
+
+    async def handle_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
+        """Answer ``runtime.call_host(kind, method, *args)`` from this kind's isolate half
+        in ``worker``. Nothing user code can name reaches here; the plug-in checks that the
+        Worker may do what it asks (it is the one that runs that class)."""
+        raise LookupError(f"the {self.kind} plug-in takes no calls from its isolate half")
 
     async def intercept(self, worker: str, request: list[Any]) -> list[Any] | None:
         """Answer an HTTP request before the Worker sees it (static assets), or None.

@@ -42,8 +42,15 @@ class Host:
         self.watch = watch
         self.logbus = logbus or LogBus()
         self.plugins: list[BindingPlugin] = discover_plugins()
+        for plugin in self.plugins:
+            plugin.configure(config)
+        #: Worker -> binding name -> (the plug-in that owns it, its options): asked once
+        self.env_table: dict[str, dict[str, tuple[BindingPlugin, dict[str, Any]]]] = {
+            w.name: {name: (plugin, options) for plugin in self.plugins
+                     for name, options in plugin.env_bindings(w).items()}
+            for w in config.workers}
+        self._kinds = {p.kind: p for p in self.plugins}
         self.isolates: dict[str, Any] = {}
-        self._owner: dict[tuple[str, str], BindingPlugin] = {}
         self._databases: dict[str, sqlite3.Connection] = {}
         self._busy = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -98,10 +105,10 @@ class Host:
         return task
 
     def plugin(self, kind: str) -> BindingPlugin:
-        for plugin in self.plugins:
-            if plugin.kind == kind:
-                return plugin
-        raise LookupError(f"no binding kind {kind!r}")
+        plugin = self._kinds.get(kind)
+        if plugin is None:
+            raise LookupError(f"no binding kind {kind!r}; kinds: {', '.join(sorted(self._kinds))}")
+        return plugin
 
     # -- busy tracking (virtual time settles on it) ----------------------------------------
     def _enter(self) -> None:
@@ -144,9 +151,6 @@ class Host:
             await plugin.start(self)
         for worker in self.config.workers:
             self.isolates[worker.name] = self._make_isolate(worker)
-            for plugin in self.plugins:
-                for binding in plugin.env_bindings(worker):
-                    self._owner[(worker.name, binding)] = plugin
         results = await asyncio.gather(*(iso.start() for iso in self.isolates.values()),
                                        return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -217,12 +221,15 @@ class Host:
     # -- isolates ------------------------------------------------------------------------
     def isolate_spec(self, worker: WorkerConfig) -> dict[str, Any]:
         """What an isolate needs to run a Worker, as data."""
-        bindings: dict[str, Any] = {}
+        bindings = {name: {"kind": plugin.kind, "options": options}
+                    for name, (plugin, options) in self.env_table[worker.name].items()}
+        kinds = {}
         for plugin in self.plugins:
-            for name, options in plugin.env_bindings(worker).items():
-                bindings[name] = {"kind": plugin.kind, "options": options}
+            options = plugin.isolate_options(worker)
+            if options is not None:
+                kinds[plugin.kind] = options
         return {"name": worker.name, "main": str(worker.main), "vars": worker.vars,
-                "secrets": worker.secrets, "bindings": bindings,
+                "secrets": worker.secrets, "bindings": bindings, "kinds": kinds,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
                 "virtual_clock": self.clock.virtual}
 
@@ -244,13 +251,18 @@ class Host:
                        on_log=self._on_worker_log, forkserver=self._forkserver)
 
     async def _on_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
-        if method != "binding":
-            raise LookupError(f"unknown host call {method!r}")
-        kind, binding, op, op_args = args
-        plugin = self._owner.get((worker, binding))
-        if plugin is None or plugin.kind != kind:
-            raise PermissionError(f"Worker {worker!r} has no {kind} binding named {binding!r}")
-        return await plugin.handle_call(worker, binding, op, op_args)
+        """A call from an isolate: ``binding`` (an ``env`` binding the Worker declares) or
+        ``host`` (a kind's isolate half to its own host half; the plug-in checks it)."""
+        if method == "binding":
+            kind, binding, op, op_args = args
+            owner = self.env_table[worker].get(binding)
+            if owner is None or owner[0].kind != kind:
+                raise PermissionError(f"Worker {worker!r} has no {kind} binding named {binding!r}")
+            return await owner[0].handle_call(worker, binding, op, op_args)
+        if method == "host":
+            kind, op, op_args = args
+            return await self.plugin(kind).handle_isolate_call(worker, op, op_args)
+        raise LookupError(f"unknown host call {method!r}")
 
     def _on_worker_log(self, worker: str, level: str, text: str) -> None:
         worker_log.log(_LEVELS.get(level, logging.INFO), "[%s] %s", worker, text)

@@ -213,10 +213,11 @@ class Platform:
     # -- bindings from outside ------------------------------------------------------------------
     def _declaring(self, kind: str, binding: str, worker: str | None) -> str:
         """The Worker that declares ``binding`` of ``kind`` (the first, or ``worker``)."""
-        plugin = self.host.plugin(kind)
         candidates = [worker] if worker else [w.name for w in self.host.config.workers]
         for name in candidates:
-            if binding in plugin.env_bindings(self.host.config.worker(name)):
+            self.host.config.worker(name)  # raises with the known names
+            owner = self.host.env_table[name].get(binding)
+            if owner is not None and owner[0].kind == kind:
                 return name
         where = f"Worker {worker!r}" if worker else "any Worker"
         raise LookupError(f"no {kind} binding named {binding!r} in {where}; check the config")

@@ -117,6 +117,7 @@ async def kv_plugin(tmp_path: Path) -> Any:
             return self.db
 
     plugin = Plugin()
+    plugin.configure(config)
     await plugin.start(Host())  # type: ignore[arg-type]
     return plugin
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgelet.runtime.http_types import request_for_fetch, request_to_wire, response_from_wire
 
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.runtime.isolate_api import IsolateServices
+
 
 class AssetsBinding:
-    def __init__(self, name: str, runtime: Any) -> None:
+    def __init__(self, name: str, runtime: IsolateServices) -> None:
         self._name = name
         self._runtime = runtime
 
@@ -18,5 +21,5 @@ class AssetsBinding:
         return response_from_wire(wire, req.url)
 
 
-def make_binding(name: str, options: dict[str, Any], runtime: Any) -> AssetsBinding:
+def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> AssetsBinding:
     return AssetsBinding(name, runtime)

@@ -17,12 +17,12 @@ class Plugin(BindingPlugin):
         super().__init__()
         self._assets: dict[str, Assets] = {}
 
+    def configure(self, config: Any) -> None:
+        self._assets = {w.name: w.decls(self.kind)[0] for w in config.workers if w.decls(self.kind)}
+
     def env_bindings(self, worker: Any) -> dict[str, dict[str, Any]]:
         decls = worker.decls(self.kind)
-        if not decls:
-            return {}
-        self._assets[worker.name] = decls[0]
-        return {decls[0].binding: {}} if decls[0].binding else {}
+        return {decls[0].binding: {}} if decls and decls[0].binding else {}
 
     async def intercept(self, worker: str, request: list[Any]) -> list[Any] | None:
         assets = self._assets.get(worker)

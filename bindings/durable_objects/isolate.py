@@ -7,37 +7,39 @@ host like anyone else, and the host hands the events back to this isolate's
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from edgelet.bindings.durable_objects.entrypoint import DurableObject
 from edgelet.bindings.durable_objects.objects import CALL_CHAIN, LiveObjects, trim_memory
 from edgelet.bindings.durable_objects.stub import KIND, DurableObjectNamespace
 
-#: the name of the host channel an owner isolate uses for alarms (see plugin.SYSTEM_BINDING)
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.runtime.isolate_api import IsolateServices
+
+SDK_EXPORTS = {"DurableObject": DurableObject}
+ENTRYPOINT_BASES = (DurableObject,)
+
 _manager: LiveObjects | None = None
 
 
-def manager(runtime: Any) -> LiveObjects:
+def manager(runtime: IsolateServices) -> LiveObjects:
     global _manager
     if _manager is None or _manager.runtime is not runtime:
         _manager = LiveObjects(runtime)
     return _manager
 
 
-def make_binding(name: str, options: dict[str, Any], runtime: Any) -> Any:
-    if options.get("system"):
-        # The owner's own channel to the host (alarms). It is a binding only so the host
-        # lets the isolate call it; it is taken out of ``env`` before any user code runs
-        # (``init`` finishes building env and importing the script first).
-        live = manager(runtime)
-        live.system_binding = name
-        live.delete_all_deletes_alarm = bool(options.get("delete_all_deletes_alarm", True))
-        if options.get("root"):  # --in-memory: the host's scratch folder
-            live.root = Path(options["root"])
-        asyncio.get_running_loop().call_soon(_hide, runtime, name)
-        return None
+def setup(runtime: IsolateServices, options: dict[str, Any]) -> None:
+    """This isolate runs Durable Object classes (``Plugin.isolate_options``)."""
+    live = manager(runtime)
+    live.owner = True
+    live.delete_all_deletes_alarm = bool(options.get("delete_all_deletes_alarm", True))
+    if options.get("root"):  # --in-memory: the host's scratch folder
+        live.root = Path(options["root"])
 
+
+def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> Any:
     async def send(id_hex: str, object_name: str | None, kind: str, method: str, payload: Any) -> Any:
         return await runtime.call(KIND, name, "call", id_hex, object_name, kind, method, payload,
                                   list(CALL_CHAIN.get()))
@@ -45,13 +47,7 @@ def make_binding(name: str, options: dict[str, Any], runtime: Any) -> Any:
     return DurableObjectNamespace(name, options, send)
 
 
-def _hide(runtime: Any, name: str) -> None:
-    values = getattr(runtime.env, "_values", None)
-    if isinstance(values, dict):
-        values.pop(name, None)
-
-
-async def handle_event(runtime: Any, event: str, payload: Any) -> Any:
+async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> Any:
     """``durable_objects.call`` (fetch / RPC / alarm), ``.inspect`` and ``.dump``."""
     live = manager(runtime)
     if event == "call":

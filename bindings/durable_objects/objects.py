@@ -23,7 +23,7 @@ import logging
 import os
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.durable_objects import wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId, check_id
@@ -34,6 +34,9 @@ from edgelet.bindings.durable_objects.storage import (
     ConnectionPool,
     DurableObjectStorage,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.runtime.isolate_api import IsolateServices
 
 log = logging.getLogger("edgelet.durable_objects")
 
@@ -108,12 +111,10 @@ class _HostAlarms(AlarmClient):
         self._id = id_hex
 
     async def _call(self, method: str, *args: Any) -> Any:
-        binding = self._manager.system_binding
-        if binding is None:
-            raise RuntimeError("alarms are unavailable: this isolate has no Durable Objects "
-                               "channel to the host (is the class bound by any Worker?)")
-        return await self._manager.runtime.call("durable_objects", binding, method,
-                                                self._ns, self._id, *args)
+        if not self._manager.owner:
+            raise RuntimeError("alarms are unavailable: this isolate runs no Durable Object "
+                               "class the host knows of (is the class bound by any Worker?)")
+        return await self._manager.runtime.call_host("durable_objects", method, self._ns, self._id, *args)
 
     async def get(self) -> int | None:
         return await self._call("getAlarm")
@@ -183,12 +184,13 @@ class LiveObject:
 class LiveObjects:
     """Every live object of this isolate, keyed ``namespace/id``."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: IsolateServices) -> None:
         self.runtime = runtime
         self.objects: dict[str, LiveObject] = {}
         #: evicted objects' databases when there is no folder at all (SQLite :memory:)
         self.snapshots: dict[str, bytes] = {}
-        self.system_binding: str | None = None
+        #: the host named this isolate as the one that runs Durable Object classes
+        self.owner = False
         self.delete_all_deletes_alarm = True
         state_dir = runtime.options.get("state_dir")
         self.root = Path(state_dir) / "do" if state_dir else None

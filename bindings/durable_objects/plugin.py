@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("edgelet.durable_objects")
 
-#: the binding an owner isolate uses to reach the host for alarms (hidden from ``env``)
-SYSTEM_BINDING = "__durable_objects__"
 #: Cloudflare's deleteAll() also deletes the alarm from this compatibility date on
 DELETE_ALL_ALARM_DATE = "2026-02-24"
 _KINDS = frozenset({"fetch", "call", "get"})
@@ -73,48 +71,36 @@ class Plugin(BindingPlugin):
         super().__init__()
         self.namespaces: dict[str, Namespace] = {}
         self._by_binding: dict[tuple[str, str], Namespace] = {}
-        self._built_for: Any = None
         self.index: ObjectIndex | None = None
         self.alarms: AlarmScheduler | None = None
         #: with --in-memory, the folder of the object databases (see scratch.py)
         self.scratch: Path | None = None
 
     # -- configuration -----------------------------------------------------------------
-    def _build(self, config: PlatformConfig) -> None:
-        if self._built_for is config:
-            return
+    def configure(self, config: PlatformConfig) -> None:
         self.namespaces = build_namespaces(config)
         self._by_binding = {wb: ns for ns in self.namespaces.values() for wb in ns.bindings}
-        self._built_for = config
 
     def env_bindings(self, worker: WorkerConfig) -> dict[str, dict[str, Any]]:
-        if self.host is not None:
-            self._build(self.host.config)
-            namespaces = self.namespaces
-        else:  # config checks before start: this Worker's own view is enough
-            namespaces = {}
-            for decl in worker.decls(self.kind):
-                script = decl.script_name or worker.name
-                n = ids.namespace_name(script, decl.class_name)
-                namespaces[n] = Namespace(n, ids.namespace_id(script, decl.class_name), script,
-                                          decl.class_name, [(worker.name, decl.binding)])
         out: dict[str, dict[str, Any]] = {}
         for decl in worker.decls(self.kind):
-            script = decl.script_name or worker.name
-            ns = namespaces[ids.namespace_name(script, decl.class_name)]
+            ns = self._by_binding[(worker.name, decl.binding)]
             out[decl.binding] = {"namespace_id": ns.id, "namespace": ns.name,
                                  "class_name": ns.class_name, "script": ns.script}
-        if any(ns.script == worker.name for ns in namespaces.values()):
-            date = worker.compatibility_date
-            out[SYSTEM_BINDING] = {"system": True,
-                                   "delete_all_deletes_alarm": not date or date >= DELETE_ALL_ALARM_DATE,
-                                   "root": str(self.scratch / "do") if self.scratch else None}
         return out
+
+    def isolate_options(self, worker: WorkerConfig) -> dict[str, Any] | None:
+        """An isolate that runs Durable Object classes keeps their live objects and asks
+        the host for alarms."""
+        if not any(ns.script == worker.name for ns in self.namespaces.values()):
+            return None
+        date = worker.compatibility_date
+        return {"delete_all_deletes_alarm": not date or date >= DELETE_ALL_ALARM_DATE,
+                "root": str(self.scratch / "do") if self.scratch else None}
 
     # -- life cycle --------------------------------------------------------------------
     async def start(self, host: HostServices) -> None:
         await super().start(host)
-        self._build(host.config)
         if host.state_dir is None:
             self.scratch = make_scratch()
         self.index = ObjectIndex(host.database("durable_objects"), host.clock.now_ms)
@@ -143,8 +129,12 @@ class Plugin(BindingPlugin):
             if kind not in _KINDS:
                 raise ValueError(f"unknown Durable Object call kind {kind!r}")
             return await self.call_object(ns, id_hex, name, kind, op, payload, chain)
+        return await super().handle_call(worker, binding, method, args)
+
+    async def handle_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
+        """Alarms of an object, asked by the isolate that runs its class."""
         if method in ("getAlarm", "setAlarm", "deleteAlarm"):
-            ns, id_hex = self._owned(worker, binding, args)
+            ns, id_hex = self._owned(worker, args)
             assert self.alarms is not None
             if method == "getAlarm":
                 return self.alarms.get(ns.name, id_hex)
@@ -156,12 +146,10 @@ class Plugin(BindingPlugin):
                 return None
             self.alarms.delete(ns.name, id_hex)
             return None
-        return await super().handle_call(worker, binding, method, args)
+        return await super().handle_isolate_call(worker, method, args)
 
-    def _owned(self, worker: str, binding: str, args: list[Any]) -> tuple[Namespace, str]:
+    def _owned(self, worker: str, args: list[Any]) -> tuple[Namespace, str]:
         """An owner isolate may touch alarms of its own classes' objects only."""
-        if binding != SYSTEM_BINDING:
-            raise PermissionError("alarms are set from inside a Durable Object (ctx.storage.setAlarm)")
         ns = self.namespaces.get(str(args[0]))
         if ns is None or ns.script != worker:
             raise PermissionError(f"Worker {worker!r} does not run Durable Object namespace {args[0]!r}")

@@ -6,9 +6,12 @@ this class only says how a call travels.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.kv.binding import AttrDict, KVNamespaceAPI, KVStream
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.runtime.isolate_api import IsolateServices
 
 __all__ = ["AttrDict", "KVNamespace", "KVStream", "make_binding"]
 
@@ -16,7 +19,7 @@ __all__ = ["AttrDict", "KVNamespace", "KVStream", "make_binding"]
 class KVNamespace(KVNamespaceAPI):
     """``env.<binding>`` of a ``kv_namespaces`` entry."""
 
-    def __init__(self, name: str, options: dict[str, Any], runtime: Any) -> None:
+    def __init__(self, name: str, options: dict[str, Any], runtime: IsolateServices) -> None:
         super().__init__(f"env.{name}")
         self._name = name
         self._namespace = options.get("namespace", name)
@@ -29,5 +32,5 @@ class KVNamespace(KVNamespaceAPI):
         return f"<KV namespace env.{self._name} (id {self._namespace!r})>"
 
 
-def make_binding(name: str, options: dict[str, Any], runtime: Any) -> KVNamespace:
+def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> KVNamespace:
     return KVNamespace(name, options, runtime)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     from starlette.routing import BaseRoute
 
-    from edgelet.config import WorkerConfig
+    from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
 
 log = logging.getLogger("edgelet.kv")
@@ -32,18 +32,15 @@ class Plugin(BindingPlugin):
         #: (worker, binding) -> namespace id
         self.bindings: dict[tuple[str, str], str] = {}
 
+    def configure(self, config: PlatformConfig) -> None:
+        self.bindings = {(w.name, d.binding): d.id for w in config.workers for d in w.decls(self.kind)}
+
     def env_bindings(self, worker: WorkerConfig) -> dict[str, dict[str, Any]]:
-        found = {}
-        for decl in worker.decls(self.kind):
-            self.bindings[(worker.name, decl.binding)] = decl.id
-            found[decl.binding] = {"namespace": decl.id}
-        return found
+        return {decl.binding: {"namespace": decl.id} for decl in worker.decls(self.kind)}
 
     async def start(self, host: HostServices) -> None:
         await super().start(host)
         self.storage = KVStorage(host.database(DATABASE), host.clock)
-        for worker in host.config.workers:
-            self.env_bindings(worker)
         self.storage.record_bindings((w, b, ns) for (w, b), ns in self.bindings.items())
         if self.bindings:
             log.debug("KV namespaces: %s", ", ".join(

@@ -11,19 +11,25 @@ from __future__ import annotations
 import logging
 import traceback
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.queues import codec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.runtime.isolate_api import IsolateServices
 
 log = logging.getLogger("edgelet.queues")
 
 _UNSET = object()
 
 
+#: the handler of a Worker entrypoint that consumes a queue
+HANDLERS = ("queue",)
+
 class QueueProducer:
     """``env.<binding>``: ``await send(body, ...)`` and ``await sendBatch([...], ...)``."""
 
-    def __init__(self, name: str, options: dict[str, Any], runtime: Any) -> None:
+    def __init__(self, name: str, options: dict[str, Any], runtime: IsolateServices) -> None:
         self._name = name
         self._queue = options["queue"]
         self._runtime = runtime
@@ -47,7 +53,7 @@ class QueueProducer:
         return f"<queue producer {self._name} -> {self._queue}>"
 
 
-def make_binding(name: str, options: dict[str, Any], runtime: Any) -> QueueProducer:
+def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> QueueProducer:
     return QueueProducer(name, options, runtime)
 
 
@@ -194,7 +200,7 @@ def _decode(content_type: str, data: bytes, message_id: str, queue: str) -> Any:
                          f"{message_id}: {type(exc).__name__}: {exc}") from exc
 
 
-async def handle_event(runtime: Any, event: str, payload: Any) -> Any:
+async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> Any:
     """``queues.deliver``: run the Worker's queue handler on one batch and report decisions."""
     if event != "deliver":
         raise LookupError(f"unknown queues event {event!r}")

@@ -22,21 +22,19 @@ class Plugin(BindingPlugin):
         self.broker: Any = None
         self._producers: dict[tuple[str, str], QueueProducer] = {}
 
+    def configure(self, config: Any) -> None:
+        self._producers = {(w.name, d.binding): d for w in config.workers for d in w.decls(self.kind)
+                           if isinstance(d, QueueProducer)}
+
     def env_bindings(self, worker: Any) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for decl in worker.decls(self.kind):
-            if isinstance(decl, QueueProducer):
-                self._producers[(worker.name, decl.binding)] = decl
-                found[decl.binding] = {"queue": decl.queue, "delivery_delay": decl.delivery_delay}
-        return found
+        return {d.binding: {"queue": d.queue, "delivery_delay": d.delivery_delay}
+                for d in worker.decls(self.kind) if isinstance(d, QueueProducer)}
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self, host: Any) -> None:
         from edgelet.bindings.queues.broker import Broker
         from edgelet.bindings.queues.store import QueueStore
         self.host = host
-        for worker in host.config.workers:
-            self.env_bindings(worker)
         self.broker = Broker(host, QueueStore(host.database("queues")))
         self.broker.recover()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -14,11 +14,14 @@ from edgelet.runtime.http_types import (
     response_to_wire,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.runtime.isolate_api import IsolateServices
+
 
 class ServiceStub:
     """``env.<binding>``: the other Worker, reachable by fetch or by RPC to its methods."""
 
-    def __init__(self, name: str, options: dict[str, Any], runtime: Any) -> None:
+    def __init__(self, name: str, options: dict[str, Any], runtime: IsolateServices) -> None:
         self._name = name
         self._service = options["service"]
         self._runtime = runtime
@@ -44,11 +47,11 @@ class ServiceStub:
         return f"<service binding {self._name} -> {self._service}>"
 
 
-def make_binding(name: str, options: dict[str, Any], runtime: Any) -> ServiceStub:
+def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> ServiceStub:
     return ServiceStub(name, options, runtime)
 
 
-async def handle_event(runtime: Any, event: str, payload: Any) -> Any:
+async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> Any:
     """``services.fetch``: a fetch to a named entrypoint's ``fetch`` method."""
     if event == "fetch":
         from edgelet.runtime.entrypoints import call_handler

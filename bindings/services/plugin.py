@@ -15,12 +15,13 @@ class Plugin(BindingPlugin):
         super().__init__()
         self._targets: dict[tuple[str, str], tuple[str, str | None]] = {}
 
+    def configure(self, config: Any) -> None:
+        self._targets = {(w.name, d.binding): (d.service, d.entrypoint)
+                         for w in config.workers for d in w.decls(self.kind)}
+
     def env_bindings(self, worker: Any) -> dict[str, dict[str, Any]]:
-        found = {}
-        for decl in worker.decls(self.kind):
-            self._targets[(worker.name, decl.binding)] = (decl.service, decl.entrypoint)
-            found[decl.binding] = {"service": decl.service, "entrypoint": decl.entrypoint}
-        return found
+        return {d.binding: {"service": d.service, "entrypoint": d.entrypoint}
+                for d in worker.decls(self.kind)}
 
     async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
         assert self.host is not None

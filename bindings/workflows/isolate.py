@@ -1,10 +1,8 @@
 """Worker side of Workflows: the ``env.MY_WORKFLOW`` binding and the ``run`` dispatch.
 
-Routing of step records: the Worker that runs a workflow class may have no binding for
-its own workflow, and the host only accepts binding calls a Worker's config declares. So
-the plug-in declares one internal binding, ``__workflows__``, for every Worker whose
-script defines a workflow class; the running session records steps through it, and the
-host checks that the calling Worker is the one that runs that workflow.
+A running session records its steps with ``runtime.call_host("workflows", ...)``: the
+Worker that runs a workflow class may have no binding for its own workflow (see the
+plug-in's ``handle_isolate_call``).
 """
 
 from __future__ import annotations
@@ -12,11 +10,18 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import codec, rules
 from edgelet.bindings.workflows.codec import AttrDict, attrs
-from edgelet.bindings.workflows.step import INTERNAL_BINDING, RunSession, WorkflowStep, error_info
+from edgelet.bindings.workflows.entrypoint import WorkflowEntrypoint
+from edgelet.bindings.workflows.step import RunSession, WorkflowStep, error_info
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.runtime.isolate_api import IsolateServices
+
+SDK_EXPORTS = {"WorkflowEntrypoint": WorkflowEntrypoint}
+ENTRYPOINT_BASES = (WorkflowEntrypoint,)
 
 #: the sessions running in this isolate, so the host can signal pause/cancel to one
 RUNS: dict[tuple[str, str], RunSession] = {}
@@ -69,7 +74,7 @@ class WorkflowInstance:
 class WorkflowBinding:
     """``env.<binding>``: create and look up instances of one workflow."""
 
-    def __init__(self, name: str, options: dict[str, Any], runtime: Any) -> None:
+    def __init__(self, name: str, options: dict[str, Any], runtime: IsolateServices) -> None:
         self._name = name
         self._workflow = options.get("workflow", name)
         self._runtime = runtime
@@ -109,13 +114,6 @@ class WorkflowBinding:
         return f"<workflow binding {self._name} -> {self._workflow}>"
 
 
-class InternalBinding:
-    """``env.__workflows__``: the channel running sessions record steps through (internal)."""
-
-    def __repr__(self) -> str:
-        return "<edgelet workflows internal binding>"
-
-
 def _options(instance_id: Any, params: Any, options: dict[str, Any]) -> tuple[str | None, bytes | None]:
     if isinstance(instance_id, dict) and params is None:
         options = {**instance_id, **options}
@@ -130,13 +128,11 @@ def _options(instance_id: Any, params: Any, options: dict[str, Any]) -> tuple[st
     return instance_id, codec.encode(params, what="the instance params")
 
 
-def make_binding(name: str, options: dict[str, Any], runtime: Any) -> Any:
-    if name == INTERNAL_BINDING:
-        return InternalBinding()
+def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> Any:
     return WorkflowBinding(name, options, runtime)
 
 
-async def handle_event(runtime: Any, event: str, payload: Any) -> Any:
+async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> Any:
     """``workflows.run``: run an instance against its history; ``workflows.signal``: pause/cancel."""
     if event == "run":
         return await run_instance(runtime, payload)
@@ -154,7 +150,7 @@ async def handle_event(runtime: Any, event: str, payload: Any) -> Any:
     raise LookupError(f"unknown workflows event {event!r}")
 
 
-async def run_instance(runtime: Any, payload: dict[str, Any]) -> dict[str, Any]:
+async def run_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dict[str, Any]:
     """Call the user's ``run(event, step)`` and report complete / errored / suspended."""
     from edgelet.runtime.entrypoints import call_handler
 
@@ -187,7 +183,7 @@ async def run_instance(runtime: Any, payload: dict[str, Any]) -> dict[str, Any]:
             del RUNS[key]
 
 
-def _outcome(runtime: Any, session: RunSession, task: asyncio.Task[Any]) -> dict[str, Any]:
+def _outcome(runtime: IsolateServices, session: RunSession, task: asyncio.Task[Any]) -> dict[str, Any]:
     touched = sorted(session.touched)
     if session.failure is not None:
         name, message = error_info(session.failure)

@@ -1,4 +1,11 @@
-"""Host side of Workflows: bindings, the internal step channel, control API, CLI, test hooks."""
+"""Host side of Workflows: bindings, step records from the isolate half, control API, CLI,
+test hooks.
+
+Routing of step records: the Worker that runs a workflow class may have no binding for its
+own workflow, so a running session records steps with ``runtime.call_host("workflows",
+...)`` (not through ``env``), and ``handle_isolate_call`` checks that the calling Worker is
+the one that runs that workflow.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings import BindingPlugin
 from edgelet.bindings.workflows.engine import Engine, WorkflowDef
-from edgelet.bindings.workflows.step import INTERNAL_BINDING
 
 if TYPE_CHECKING:  # pragma: no cover
     import click
@@ -48,23 +54,24 @@ class Plugin(BindingPlugin):
         self.bindings: dict[tuple[str, str], str] = {}
         #: workflow name -> test mocks (created on demand, shipped with each dispatch)
         self._mocks: dict[str, WorkflowMocks] = {}
+        #: workflow name -> the script that runs it
+        self._defs: dict[str, WorkflowDef] = {}
+
+    def configure(self, config: PlatformConfig) -> None:
+        self.bindings = {(w.name, d.binding): d.name for w in config.workers for d in w.decls(self.kind)}
+        self._defs = workflow_defs(config)
 
     def env_bindings(self, worker: WorkerConfig) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for decl in worker.decls(self.kind):
-            self.bindings[(worker.name, decl.binding)] = decl.name
-            found[decl.binding] = {"workflow": decl.name}
-        config = getattr(self.host, "config", None)
-        if config is not None and any(d.script == worker.name for d in workflow_defs(config).values()):
-            found[INTERNAL_BINDING] = {"internal": True}
-        return found
+        return {decl.binding: {"workflow": decl.name} for decl in worker.decls(self.kind)}
+
+    def isolate_options(self, worker: WorkerConfig) -> dict[str, Any] | None:
+        """Workers that run a workflow class record its steps through the host."""
+        return {} if any(d.script == worker.name for d in self._defs.values()) else None
 
     # -- life cycle ----------------------------------------------------------------------------
     async def start(self, host: HostServices) -> None:
         await super().start(host)
-        self.engine = Engine(host, workflow_defs(host.config), self._mocks)
-        for worker in host.config.workers:
-            self.env_bindings(worker)
+        self.engine = Engine(host, self._defs, self._mocks)
 
     async def after_start(self) -> None:
         """Isolates are up: resume interrupted instances and arm the timers."""
@@ -78,8 +85,6 @@ class Plugin(BindingPlugin):
     # -- calls from Workers ------------------------------------------------------------------
     async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
         engine = self._engine()
-        if binding == INTERNAL_BINDING:
-            return await self._internal(worker, method, args)
         workflow = self.bindings.get((worker, binding))
         if workflow is None:
             return await super().handle_call(worker, binding, method, args)
@@ -104,7 +109,7 @@ class Plugin(BindingPlugin):
             return None
         return await super().handle_call(worker, binding, method, args)
 
-    async def _internal(self, worker: str, method: str, args: list[Any]) -> Any:
+    async def handle_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
         """Step records from a running session; only the Worker that runs the workflow may."""
         engine = self._engine()
         payload = args[0]

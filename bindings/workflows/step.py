@@ -22,13 +22,15 @@ import inspect
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import codec, rules
 from edgelet.bindings.workflows.codec import AttrDict, attrs
 
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.runtime.isolate_api import IsolateServices
+
 #: the internal binding through which a running isolate records steps (see isolate.py)
-INTERNAL_BINDING = "__workflows__"
 #: loop turns without progress before the session declares every branch parked
 QUIET_TURNS = 8
 _CTX = object()
@@ -82,7 +84,7 @@ _KIND_WORDS = {"step": "step.do", "sleep": "step.sleep", "waitForEvent": "step.w
 class RunSession:
     """Replays one instance's history for one dispatch and records what is new."""
 
-    def __init__(self, runtime: Any, payload: dict[str, Any]) -> None:
+    def __init__(self, runtime: IsolateServices, payload: dict[str, Any]) -> None:
         self.runtime = runtime
         self.workflow: str = payload["workflow"]
         self.instance: str = payload["id"]
@@ -112,8 +114,8 @@ class RunSession:
         """Record on the host; a stale run (terminated, restarted) is given up silently."""
         self.active += 1
         try:
-            return await self.runtime.call("workflows", INTERNAL_BINDING, method,
-                                           [self.workflow, self.instance, self.generation, *args])
+            return await self.runtime.call_host("workflows", method,
+                                                [self.workflow, self.instance, self.generation, *args])
         except Exception as exc:
             remote = getattr(exc, "remote", None)
             if remote is not None and remote.type_name == "StaleRunError":

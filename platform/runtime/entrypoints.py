@@ -1,8 +1,8 @@
 """Base classes a Worker script subclasses, and the objects handed to handlers.
 
 Shapes follow Cloudflare's Python Workers: ``class Default(WorkerEntrypoint)`` with
-``self.env`` and ``self.ctx``; ``DurableObject`` and ``WorkflowEntrypoint`` take
-``(ctx, env)`` in their constructor.
+``self.env`` and ``self.ctx``. The base classes of binding kinds (``DurableObject``,
+``WorkflowEntrypoint``) live in their packages and take ``(ctx, env)`` too.
 """
 
 from __future__ import annotations
@@ -78,22 +78,6 @@ class ExecutionContext:
 
 class WorkerEntrypoint:
     """Subclass as ``class Default(WorkerEntrypoint)``; other subclasses are named entrypoints."""
-
-    def __init__(self, ctx: Any = None, env: Any = None) -> None:
-        self.ctx = ctx
-        self.env = env
-
-
-class DurableObject:
-    """Subclass for a Durable Object class; ``self.ctx.storage`` is its storage."""
-
-    def __init__(self, ctx: Any = None, env: Any = None) -> None:
-        self.ctx = ctx
-        self.env = env
-
-
-class WorkflowEntrypoint:
-    """Subclass with ``async def run(self, event, step)`` for a Workflow."""
 
     def __init__(self, ctx: Any = None, env: Any = None) -> None:
         self.ctx = ctx

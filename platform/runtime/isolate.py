@@ -96,6 +96,14 @@ class Runtime:
         except RemoteError as exc:
             raise rebuild_error(exc) from None
 
+    async def call_host(self, kind: str, method: str, *args: Any) -> Any:
+        """Call the host half of ``kind`` itself (see IsolateServices.call_host)."""
+        from edgelet.channel import RemoteError
+        try:
+            return await self.channel.call("host", kind, method, list(args))
+        except RemoteError as exc:
+            raise rebuild_error(exc) from None
+
     def log(self, level: str, text: str) -> None:
         """Send a log line to the host; safe from any thread (print in a worker thread)."""
         if threading.get_ident() == self._loop_thread:
@@ -112,9 +120,12 @@ class Runtime:
         values: dict[str, Any] = dict(spec.get("vars", {}))
         values.update(spec.get("secrets", {}))
         for name, binding in spec.get("bindings", {}).items():
-            module = importlib.import_module(f"edgelet.bindings.{binding['kind']}.isolate")
-            values[name] = module.make_binding(name, binding.get("options", {}), self)
+            values[name] = self._kind(binding["kind"]).make_binding(name, binding.get("options", {}), self)
         self.env = Env(values)
+        for kind, options in spec.get("kinds", {}).items():
+            setup = getattr(self._kind(kind), "setup", None)
+            if setup is not None:
+                setup(self, options)
         if main.suffix == ".wasm":
             return self._init_wasm(spec)
         if str(main.parent) not in sys.path:
@@ -155,8 +166,8 @@ class Runtime:
 
     def entrypoint_classes(self) -> set[str]:
         """Classes the platform can run: Worker entrypoints, Durable Objects, Workflows."""
-        from edgelet.runtime.entrypoints import DurableObject, WorkerEntrypoint, WorkflowEntrypoint
-        bases = (WorkerEntrypoint, DurableObject, WorkflowEntrypoint)
+        from edgelet.runtime.kinds import entrypoint_bases
+        bases = entrypoint_bases()
         return {name for name, cls in self.classes().items()
                 if issubclass(cls, bases) and cls not in bases}
 
@@ -166,7 +177,8 @@ class Runtime:
     def handlers(self) -> set[str]:
         entry = self.default_entrypoint()
         found = set()
-        for name in ("fetch", "scheduled", "queue"):
+        from edgelet.runtime.kinds import handler_names
+        for name in handler_names():
             if (entry is not None and callable(getattr(entry, name, None))) or \
                     callable(getattr(self.module, f"on_{name}", None)):
                 found.add(name)
@@ -237,11 +249,15 @@ class Runtime:
         if method == "ping":
             return "pong"
         kind, _, event = method.partition(".")
+        return await self._kind(kind).handle_event(self, event, args[0] if args else None)
+
+    def _kind(self, kind: str) -> Any:
+        """The isolate half of a binding kind (``edgelet.bindings.<kind>.isolate``)."""
         module = self._event_modules.get(kind)
         if module is None:
             module = importlib.import_module(f"edgelet.bindings.{kind}.isolate")
             self._event_modules[kind] = module
-        return await module.handle_event(self, event, args[0] if args else None)
+        return module
 
     async def on_fetch(self, wire: list[Any]) -> list[Any]:
         from edgelet.runtime.entrypoints import call_handler
@@ -274,7 +290,8 @@ class Runtime:
         if cls is None:
             raise LookupError(f"Worker {self.worker!r} has no entrypoint class "
                               f"{entrypoint or 'Default'!r}")
-        if method.startswith("_") or method in ("fetch", "scheduled", "queue"):
+        from edgelet.runtime.kinds import handler_names
+        if method.startswith("_") or method in handler_names():
             raise AttributeError(f"{cls.__name__}.{method} is not callable over RPC "
                                  f"(private or a handler)")
         fn = getattr(cls(self.new_context(), self.env), method, None)

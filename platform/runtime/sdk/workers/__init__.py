@@ -5,16 +5,13 @@ script written for Cloudflare runs unchanged and nothing named ``workers`` is in
 into site-packages.
 """
 
-from edgelet.runtime.entrypoints import (
-    DurableObject,
-    Env,
-    ExecutionContext,
-    ScheduledController,
-    WorkerEntrypoint,
-    WorkflowEntrypoint,
-)
+from edgelet.runtime.entrypoints import Env, ExecutionContext, ScheduledController, WorkerEntrypoint
 from edgelet.runtime.http_types import Headers, Request, Response
+from edgelet.runtime.kinds import sdk_exports
 from edgelet.runtime.outgoing import fetch
+
+# what binding kinds add (DurableObject, WorkflowEntrypoint, ...): see edgelet.runtime.kinds
+globals().update(sdk_exports())
 
 
 def handler(fn):
@@ -23,6 +20,6 @@ def handler(fn):
 
 
 __all__ = [
-    "DurableObject", "Env", "ExecutionContext", "Headers", "Request", "Response",
-    "ScheduledController", "WorkerEntrypoint", "WorkflowEntrypoint", "fetch", "handler",
+    "Env", "ExecutionContext", "Headers", "Request", "Response",
+    "ScheduledController", "WorkerEntrypoint", "fetch", "handler", *sdk_exports(),
 ]
