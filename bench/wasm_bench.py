@@ -165,7 +165,7 @@ def _fetch_now_us(folder: str, path: str, n: int) -> dict[str, float]:
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     if path == "python":
         os.environ["EDGELET_WASM_NATIVE"] = "0"
-    from edgelet.wasm import WasmRunner
+    from edgelet.runtime.wasm.runner import WasmRunner
 
     async def measure() -> dict[str, float]:
         runner = WasmRunner({"name": "hello", "main": str(Path(folder) / "hello.wasm"),
@@ -188,7 +188,7 @@ def _fetch_now_us(folder: str, path: str, n: int) -> dict[str, float]:
 def _instantiate_us(runner: Any, n: int) -> float:
     """µs per Store + WASI context + instance + Store deleted, as a command module's
     request pays it (0 for a reactor, which keeps its instance)."""
-    from edgelet import wasm_native
+    from edgelet.runtime.wasm import native as wasm_native
     program = runner._program
     if program.mode != "command":
         return 0.0

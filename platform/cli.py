@@ -138,9 +138,9 @@ def _bind(ip: str, port: int) -> socket.socket:
 async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir: Path | None,
                  max_body: int, reload: bool) -> None:
     from edgelet.host import Host
-    from edgelet.isolates import IsolateStartError
     from edgelet.logbus import LogBusHandler
     from edgelet.server import EdgeletApp
+    from edgelet.supervisor import IsolateStartError
 
     host = Host(config, state_dir=state_dir, watch=reload)
     logging.getLogger("edgelet").addHandler(LogBusHandler(host.logbus))

@@ -19,8 +19,8 @@ from edgelet.bindings import BindingPlugin, discover_plugins
 from edgelet.clock import Clock
 from edgelet.config import PlatformConfig, WorkerConfig
 from edgelet.cron import CronScheduler
-from edgelet.isolates import WASM_INSTANCE_SLOTS, Isolate, IsolateError, IsolateStartError
 from edgelet.logbus import LogBus
+from edgelet.supervisor import WASM_INSTANCE_SLOTS, Isolate, IsolateError, IsolateStartError
 
 log = logging.getLogger("edgelet")
 worker_log = logging.getLogger("edgelet.worker")
@@ -237,7 +237,7 @@ class Host:
         limits = worker.limits
         spec = self.isolate_spec(worker)
         reserved_mb = 0
-        if worker.is_wasm:  # the isolate enforces these per request (edgelet.wasm)
+        if worker.is_wasm:  # the isolate enforces these per request (edgelet.runtime.wasm)
             spec["limits"] = {"cpu_ms": limits.cpu_ms, "memory_mb": limits.memory_mb,
                               "request_timeout_ms": limits.request_timeout_ms,
                               "instance_slots": WASM_INSTANCE_SLOTS}

@@ -16,8 +16,8 @@ import pytest
 
 from conftest import DevServer, free_port, write_app
 from edgelet.bindings.durable_objects import ids
-from edgelet.bindings.durable_objects.stub import DurableObjectNamespace
-from edgelet.bindings.durable_objects.storage import AlarmClient, DurableObjectStorage
+from edgelet.bindings.durable_objects.isolate.stub import DurableObjectNamespace
+from edgelet.bindings.durable_objects.isolate.storage import AlarmClient, DurableObjectStorage
 
 IDLE = 0.4  # EDGELET_DO_IDLE_TIMEOUT for the servers below
 BACKOFF = 0.02  # EDGELET_DO_ALARM_BACKOFF: 6 retries take 1.26 s

@@ -576,7 +576,7 @@ async def test_max_concurrency_bounds_batches_in_flight(tmp_path: Path,
 
 
 def test_the_store_keeps_the_most_recently_acked_messages_and_their_order() -> None:
-    from edgelet.bindings.queues.store import ACKED, ACKED_KEEP, QueueStore
+    from edgelet.bindings.queues.storage import ACKED, ACKED_KEEP, QueueStore
     store = QueueStore(sqlite3.connect(":memory:", isolation_level=None))
     store.insert("q", [(f"m{i}", 0, "json", b"%d" % i, 0.0) for i in range(1500)])
     store.insert("other", [("o", 0, "json", b"o", 0.0)])
@@ -595,7 +595,7 @@ def test_the_store_keeps_the_most_recently_acked_messages_and_their_order() -> N
 
 
 def test_acked_rows_from_before_the_indexed_trim_are_resorted_at_start() -> None:
-    from edgelet.bindings.queues.store import ACKED, QueueStore
+    from edgelet.bindings.queues.storage import ACKED, QueueStore
     conn = sqlite3.connect(":memory:", isolation_level=None)
     store = QueueStore(conn)
     store.register(["q"])

@@ -22,7 +22,7 @@ import wasmtime
 
 from edgelet.config import load_config_dict
 from edgelet.host import Host
-from edgelet.isolates import IsolateStartError
+from edgelet.supervisor import IsolateStartError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "wasm"
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,9 +60,9 @@ def wasm_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "python":
         monkeypatch.setenv("EDGELET_WASM_NATIVE", "0")
     else:
-        from edgelet import wasm_native
+        from edgelet.runtime.wasm import native as wasm_native
         if not wasm_native.available():
-            pytest.skip("the C extension edgelet._wasm_cgi is not built here")
+            pytest.skip("the C extension edgelet.runtime.wasm._cgi is not built here")
     return request.param
 
 

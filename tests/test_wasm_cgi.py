@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from edgelet import wasm_native
-from edgelet.wasm_cgi import MalformedResponse, parse_response
+from edgelet.runtime.wasm import native as wasm_native
+from edgelet.runtime.wasm.cgi import MalformedResponse, parse_response
 
 CASES = [
     b"", b"\n", b"\r\n", b"\nbody", b"\r\nbody", b"\n\n", b"X: 1\n\n", b"X: 1\r\n\r\n",

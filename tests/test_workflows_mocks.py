@@ -131,7 +131,7 @@ async def test_mocked_errors_timeouts_and_retry_delays(p: LocalPlatform, tmp_pat
     timed_out = await p.workflow("RETRYING").create(params={"log": str(log)})
     status = await timed_out.wait_for_status("errored", timeout=10)
     assert status.error.name == "WorkflowTimeoutError"
-    from edgelet.bindings.workflows.handles import WorkflowStepFailed
+    from edgelet.bindings.workflows.handle import WorkflowStepFailed
     with pytest.raises(WorkflowStepFailed, match="WorkflowTimeoutError"):
         await timed_out.wait_for_step("flaky")
     mocks.clear()

@@ -215,7 +215,7 @@ class Plugin(BindingPlugin):
 
     # -- control API and CLI ---------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
-        from edgelet.bindings.durable_objects.api import routes
+        from edgelet.bindings.durable_objects.routes import routes
         return routes(self)
 
     def cli(self) -> click.Group | None:

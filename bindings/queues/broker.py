@@ -21,7 +21,7 @@ from typing import Any
 
 from edgelet.bindings.queues import codec
 from edgelet.bindings.queues.config import QueueConsumer, QueueProducer
-from edgelet.bindings.queues.store import QueueStore, Row
+from edgelet.bindings.queues.storage import QueueStore, Row
 
 log = logging.getLogger("edgelet.queues")
 

@@ -58,7 +58,7 @@ def _read_state(folder: Path, no_dev: click.ClickException) -> list[dict[str, An
     import sqlite3
     import time
 
-    from edgelet.bindings.queues.store import QueueStore
+    from edgelet.bindings.queues.storage import QueueStore
 
     path = folder / "queues.sqlite3"
     if not path.exists():

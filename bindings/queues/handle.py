@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edgelet.bindings.queues import codec
-from edgelet.bindings.queues.store import ACKED, STATE_CODES, STATE_NAMES
+from edgelet.bindings.queues.storage import ACKED, STATE_CODES, STATE_NAMES
 
 
 class Record(dict):  # type: ignore[type-arg]

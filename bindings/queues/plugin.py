@@ -33,7 +33,7 @@ class Plugin(BindingPlugin):
     # -- life cycle ---------------------------------------------------------------------
     async def start(self, host: Any) -> None:
         from edgelet.bindings.queues.broker import Broker
-        from edgelet.bindings.queues.store import QueueStore
+        from edgelet.bindings.queues.storage import QueueStore
         self.host = host
         self.broker = Broker(host, QueueStore(host.database("queues")))
         self.broker.recover()
@@ -90,7 +90,7 @@ class Plugin(BindingPlugin):
         return QueueHandle(self.broker, decl.queue, float(decl.delivery_delay))
 
     def routes(self) -> list[Any]:
-        from edgelet.bindings.queues.api import routes
+        from edgelet.bindings.queues.routes import routes
         return routes(self)
 
     def cli(self) -> Any:

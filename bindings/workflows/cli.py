@@ -38,25 +38,25 @@ class Offline:
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
     def workflows(self) -> list[dict[str, Any]]:
-        from edgelet.bindings.workflows import store
-        return [store.workflow_summary(self.conn, n) for n in store.known_workflows(self.conn)]
+        from edgelet.bindings.workflows import views
+        return [views.workflow_summary(self.conn, n) for n in views.known_workflows(self.conn)]
 
     def workflow(self, name: str) -> dict[str, Any]:
-        from edgelet.bindings.workflows import store
-        if name not in store.known_workflows(self.conn):
+        from edgelet.bindings.workflows import views
+        if name not in views.known_workflows(self.conn):
             raise click.ClickException(f"unknown workflow '{name}' in the state folder")
-        return store.workflow_summary(self.conn, name)
+        return views.workflow_summary(self.conn, name)
 
     def instances(self, name: str, status: str | None, page: int, per_page: int) -> list[dict[str, Any]]:
-        from edgelet.bindings.workflows import store
-        return store.list_instances(self.conn, name, status, page, per_page)[0]
+        from edgelet.bindings.workflows import views
+        return views.list_instances(self.conn, name, status, page, per_page)[0]
 
     def describe(self, name: str, instance_id: str) -> dict[str, Any]:
-        from edgelet.bindings.workflows import store
+        from edgelet.bindings.workflows import views
         if instance_id == "latest":
-            instance_id = store.latest_id(self.conn, name) or instance_id
+            instance_id = views.latest_id(self.conn, name) or instance_id
         try:
-            return store.describe(self.conn, name, instance_id)
+            return views.describe(self.conn, name, instance_id)
         except LookupError as exc:
             raise click.ClickException(str(exc)) from None
 

@@ -25,7 +25,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from edgelet.bindings.workflows import rules, schema, store
+from edgelet.bindings.workflows import rules, schema, views
 from edgelet.bindings.workflows.recorder import Recorder
 from edgelet.bindings.workflows.runner import Runner
 from edgelet.bindings.workflows.scheduler import Scheduler
@@ -103,7 +103,7 @@ class Engine:
 
     def _row(self, workflow: str, instance_id: str) -> dict[str, Any]:
         self._def(workflow)
-        row = store.instance_row(self.db, workflow, instance_id)
+        row = views.instance_row(self.db, workflow, instance_id)
         if row is None:
             raise api_error(LookupError, f"workflow '{workflow}' has no instance '{instance_id}'; "
                                          f"create it first or check the id", 404)
@@ -159,11 +159,11 @@ class Engine:
     def status(self, workflow: str, instance_id: str) -> dict[str, Any]:
         """``{status, error, output}`` with ``output`` still encoded (bytes or None)."""
         row = self._row(workflow, instance_id)
-        return {"status": row["status"], "error": store.error_of(row), "output": row["output"]}
+        return {"status": row["status"], "error": views.error_of(row), "output": row["output"]}
 
     def describe(self, workflow: str, instance_id: str) -> dict[str, Any]:
         self._def(workflow)
-        return store.describe(self.db, workflow, instance_id)
+        return views.describe(self.db, workflow, instance_id)
 
     def pause(self, workflow: str, instance_id: str) -> str:
         row = self._row(workflow, instance_id)
@@ -290,8 +290,8 @@ class Engine:
     def list(self, workflow: str, status: str | None = None, page: int = 1,
              per_page: int = 50) -> tuple[list[dict[str, Any]], dict[str, int]]:
         self._def(workflow)
-        return store.list_instances(self.db, workflow, status, page, per_page)
+        return views.list_instances(self.db, workflow, status, page, per_page)
 
     def summary(self, workflow: str) -> dict[str, Any]:
         self._def(workflow)
-        return store.workflow_summary(self.db, workflow)
+        return views.workflow_summary(self.db, workflow)

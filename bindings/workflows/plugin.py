@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     from starlette.routing import BaseRoute
 
-    from edgelet.bindings.workflows.handles import WorkflowHandle, WorkflowMocks
+    from edgelet.bindings.workflows.handle import WorkflowHandle, WorkflowMocks
     from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
 
@@ -139,7 +139,7 @@ class Plugin(BindingPlugin):
     # -- edgelet.testing hooks ------------------------------------------------------------------
     def workflow_handle(self, worker: str, binding: str) -> WorkflowHandle:
         """The binding ``binding`` of Worker ``worker``, driven from the host process."""
-        from edgelet.bindings.workflows.handles import WorkflowHandle
+        from edgelet.bindings.workflows.handle import WorkflowHandle
         engine = self._engine()
         workflow = self.bindings.get((worker, binding))
         if workflow is None:
@@ -153,7 +153,7 @@ class Plugin(BindingPlugin):
 
     def mocks(self, workflow: str) -> WorkflowMocks:
         """Test mocks for one workflow, applied to every dispatch from now on."""
-        from edgelet.bindings.workflows.handles import WorkflowMocks
+        from edgelet.bindings.workflows.handle import WorkflowMocks
         if self.engine is not None and workflow not in self.engine.defs:
             known = ", ".join(sorted(self.engine.defs)) or "none"
             raise LookupError(f"unknown workflow '{workflow}'; workflows: {known}")

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from typing import Any
 
-from edgelet.bindings.workflows import codec, rules, store
+from edgelet.bindings.workflows import codec, rules, views, wire
 from edgelet.bindings.workflows.state import StaleRunError, State
 from edgelet.group_commit import GroupCommit
 
@@ -65,14 +65,15 @@ class Recorder:
              started, ended, wake_at))
 
     def _record_attempts(self, seq: int, name: str, count: int, first: int,
-                         attempts: list[list[Any]], now: float) -> float:
+                         attempts: list[wire.Attempt], now: float) -> float:
         """Store attempts timed backwards from ``now`` (durations are measured in the isolate)."""
         end = now
         rows = []
         for i in range(len(attempts) - 1, -1, -1):
-            duration, success, ename, emsg = attempts[i]
-            start = end - max(float(duration), 0.0)
-            rows.append((seq, name, count, first + i, start, end, 1 if success else 0, ename, emsg))
+            a = attempts[i]
+            start = end - max(float(a.duration_s), 0.0)
+            rows.append((seq, name, count, first + i, start, end, 1 if a.success else 0, a.error_name,
+                         a.error_message))
             end = start
         self.db.executemany(
             "INSERT OR REPLACE INTO attempts (instance, name, count, attempt, started, ended, success, "
@@ -81,35 +82,39 @@ class Recorder:
 
     async def step_done(self, args: list[Any]) -> dict[str, Any]:
         """A step finished for good (ok, or failed with no retry left); committed before return."""
-        (workflow, instance_id, generation, name, count, state, value, ename, emsg, attempts,
-         config, first) = args
+        r = wire.StepDone(*args)
+        workflow, instance_id, name, count, state = r.workflow, r.instance, r.name, r.count, r.state
+        attempts, first = wire.attempts_of(r.attempts), r.first
 
         def op() -> str:
-            seq, status = self._live(workflow, instance_id, generation)
+            seq, status = self._live(workflow, instance_id, r.generation)
             now = self.clock.now()
             existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
                                        "count = ?", (seq, name, count)).fetchone()
             start = self._record_attempts(seq, name, count, first, attempts, now)
-            self._upsert_step(seq, name, count, "step", state, value=value, error=(ename, emsg),
-                              config=config, started=existing[0] if existing else start, ended=now)
+            self._upsert_step(seq, name, count, "step", state, value=r.value,
+                              error=(r.error_name, r.error_message), config=r.config,
+                              started=existing[0] if existing else start, ended=now)
             return status
 
         status = await self._committed(op)
         if log.isEnabledFor(logging.INFO):
-            took = sum(float(a[0]) for a in attempts) * 1000
+            took = sum(float(a.duration_s) for a in attempts) * 1000
             tries = f" after {first + len(attempts) - 1} attempts" if first + len(attempts) > 2 else ""
             if state == "ok":
                 log.info("WORKFLOW %s/%s step '%s' #%d ok%s (%.1f ms)", workflow, instance_id, name,
                          count, tries, took)
             else:
                 log.info("WORKFLOW %s/%s step '%s' #%d failed%s: %s: %s", workflow, instance_id, name,
-                         count, tries, ename, emsg)
+                         count, tries, r.error_name, r.error_message)
         self.state.notify(workflow, instance_id)
         return {"pause": status == "waitingForPause"}
 
     async def step_retry(self, args: list[Any]) -> dict[str, Any]:
         """An attempt failed and a retry is due after a delay: record it, then the run unwinds."""
-        workflow, instance_id, generation, name, count, attempts, config, first, delay = args
+        r = wire.StepRetry(*args)
+        workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
+        attempts, config, first, delay = wire.attempts_of(r.attempts), r.config, r.first, r.delay_s
 
         def op() -> float:
             seq, _status = self._live(workflow, instance_id, generation)
@@ -125,14 +130,16 @@ class Recorder:
         at = await self._committed(op)
         last = attempts[-1]
         log.info("WORKFLOW %s/%s step '%s' #%d attempt %d failed (%s: %s); retry in %s", workflow,
-                 instance_id, name, count, first + len(attempts) - 1, last[2], last[3],
+                 instance_id, name, count, first + len(attempts) - 1, last.error_name, last.error_message,
                  rules.describe_s(float(delay)))
         self.state.notify(workflow, instance_id)
         return {"at": at}
 
     async def sleep(self, args: list[Any]) -> dict[str, Any]:
         """A new sleep: record its end; done at once when that is not in the future."""
-        workflow, instance_id, generation, name, count, seconds, until = args
+        r = wire.Sleep(*args)
+        workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
+        seconds, until = r.seconds, r.until
 
         def op() -> tuple[float, float]:
             seq, _status = self._live(workflow, instance_id, generation)
@@ -146,13 +153,15 @@ class Recorder:
         now, end = await self._committed(op)
         done = end <= now
         log.info("WORKFLOW %s/%s sleep '%s' #%d %s", workflow, instance_id, name, count,
-                 "over at once" if done else f"until {store.iso(end)} ({rules.describe_s(end - now)})")
+                 "over at once" if done else f"until {views.iso(end)} ({rules.describe_s(end - now)})")
         self.state.notify(workflow, instance_id)
         return {"done": True} if done else {"at": end}
 
     async def wait_event(self, args: list[Any]) -> dict[str, Any]:
         """A new waitForEvent: take a buffered (or mocked) event, or record the wait."""
-        workflow, instance_id, generation, name, count, event_type, timeout_s, mock = args
+        r = wire.WaitEvent(*args)
+        workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
+        event_type, timeout_s, mock = r.event_type, r.timeout_s, r.mock
         config = json.dumps({"type": event_type, "timeout": timeout_s})
 
         def op() -> dict[str, Any]:
@@ -182,7 +191,7 @@ class Recorder:
                      count, event_type)
         elif "at" in result:
             log.info("WORKFLOW %s/%s waitForEvent '%s' #%d waits for '%s' until %s", workflow,
-                     instance_id, name, count, event_type, store.iso(result["at"]))
+                     instance_id, name, count, event_type, views.iso(result["at"]))
         self.state.notify(workflow, instance_id)
         return result
 

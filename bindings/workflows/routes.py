@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from edgelet.api import ApiError, api_route, ok
-from edgelet.bindings.workflows import codec, store
+from edgelet.bindings.workflows import codec, views
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.workflows.engine import Engine
@@ -75,7 +75,7 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
         name, instance_id = request.path_params["name"], request.path_params["id"]
         e = engine()
         if instance_id == "latest":
-            instance_id = store.latest_id(e.db, name) or instance_id
+            instance_id = views.latest_id(e.db, name) or instance_id
         return ok(e.describe(name, instance_id))
 
     async def change_status(request: Request) -> Response:
@@ -97,7 +97,7 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             raise ApiError(400, 10001, f"unknown status action {action!r}; use pause, resume, terminate "
                                        f"or restart")
         info = e.status(name, instance_id)
-        return ok({"status": info["status"], "timestamp": store.iso(e.clock.now())})
+        return ok({"status": info["status"], "timestamp": views.iso(e.clock.now())})
 
     async def send_event(request: Request) -> Response:
         name, instance_id = request.path_params["name"], request.path_params["id"]

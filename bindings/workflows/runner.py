@@ -22,11 +22,11 @@ import json
 import logging
 from typing import Any
 
-from edgelet.bindings.workflows import store
+from edgelet.bindings.workflows import views
 from edgelet.bindings.workflows.recorder import take_event, wait_timeout_message
 from edgelet.bindings.workflows.scheduler import Scheduler
 from edgelet.bindings.workflows.state import State
-from edgelet.isolates import IsolateError
+from edgelet.supervisor import IsolateError
 
 log = logging.getLogger("edgelet.workflows")
 
@@ -178,7 +178,7 @@ class Runner:
         with self.state.tx():
             self.state.set(seq, status="waiting", wake_at=wake, waiting_for=json.dumps(types) if types else None)
         self.state.status_changed(workflow, instance_id, status, "waiting",
-                                  f" until {store.iso(wake)}" + (f" or event {', '.join(types)}" if types else ""))
+                                  f" until {views.iso(wake)}" + (f" or event {', '.join(types)}" if types else ""))
         self.scheduler.note_wake(wake)
         return False
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from edgelet.bindings.workflows import codec, store
+from edgelet.bindings.workflows import codec, views
 from edgelet.bindings.workflows.state import State
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -144,7 +144,7 @@ class Scheduler:
             self._timer = None
         self._timer_at = best
         if best is not None:
-            log.debug("workflows: next wake-up at %s", store.iso(best))
+            log.debug("workflows: next wake-up at %s", views.iso(best))
             self._timer = self.clock.call_at(best, self._on_timer)
 
     def note_wake(self, when: float | None) -> None:
@@ -154,7 +154,7 @@ class Scheduler:
         if self._timer is None or self._timer_at is None or when < self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
-            log.debug("workflows: next wake-up at %s", store.iso(when))
+            log.debug("workflows: next wake-up at %s", views.iso(when))
             self._timer_at = when
             self._timer = self.clock.call_at(when, self._on_timer)
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edgelet.bindings.workflows import codec, rules
+from edgelet.bindings.workflows import codec, rules, wire
 from edgelet.bindings.workflows.codec import AttrDict, attrs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,11 +111,12 @@ class RunSession:
 
     # -- host calls -------------------------------------------------------------------------
     async def call(self, method: str, *args: Any) -> Any:
-        """Record on the host; a stale run (terminated, restarted) is given up silently."""
+        """Record on the host (``args`` after the run's own fields of a ``wire`` record); a
+        stale run (terminated, restarted) is given up silently."""
         self.active += 1
+        record = wire.RECORDS[method](self.workflow, self.instance, self.generation, *args)
         try:
-            return await self.runtime.call_host("workflows", method,
-                                                [self.workflow, self.instance, self.generation, *args])
+            return await self.runtime.call_host("workflows", method, record)
         except Exception as exc:
             remote = getattr(exc, "remote", None)
             if remote is not None and remote.type_name == "StaleRunError":
@@ -286,7 +287,7 @@ class RunSession:
                 except Exception as exc:  # the attempt failed
                     error = exc.original if isinstance(exc, _Unstorable) else exc
                     ename, emsg = error_info(error)
-                    attempts.append([time.perf_counter() - started, False, ename, emsg])
+                    attempts.append(wire.Attempt(time.perf_counter() - started, False, ename, emsg))
                     limit = int(cfg["retries"]["limit"])
                     if isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit:
                         await self.call("step_done", name, count, "failed", None, ename, emsg, attempts,
@@ -302,7 +303,7 @@ class RunSession:
                         attempt += 1
                         continue
                 else:
-                    attempts.append([time.perf_counter() - started, True, None, None])
+                    attempts.append(wire.Attempt(time.perf_counter() - started, True, None, None))
                     answer = await self.call("step_done", name, count, "ok", data, None, None, attempts,
                                              config_json, first)
                     if answer.get("pause"):

@@ -79,7 +79,7 @@ class Runtime:
         self.env: Any = Env({})
         self.options: dict[str, Any] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
-        #: the Wasm module's runner when main is a .wasm file (edgelet.wasm.WasmRunner)
+        #: the Wasm module's runner when main is a .wasm file (edgelet.runtime.wasm.runner.WasmRunner)
         self.wasm: Any = None
         self._event_modules: dict[str, Any] = {}
         self._entry: Any = _UNSET
@@ -145,7 +145,7 @@ class Runtime:
                 "entrypoints": sorted(self.entrypoint_classes())}
 
     def _init_wasm(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """A Wasm Worker: its module runs in this isolate under wasmtime (edgelet.wasm).
+        """A Wasm Worker: its module runs in this isolate under wasmtime (edgelet.runtime.wasm).
 
         Loading is not charged to the CPU watchdog: compiling is the platform's work (on
         several threads at once), and the module's own start function is bounded by the
@@ -153,7 +153,7 @@ class Runtime:
         Wasm: Wasm's own time is bounded per request by epoch interruption, which says
         limits.cpu_ms when it stops a request, and keeps the isolate.
         """
-        from edgelet.wasm import WasmRunner
+        from edgelet.runtime.wasm.runner import WasmRunner
         self.wasm = WasmRunner(spec, self)
         self.channel.sync_handler = self.dispatch_now  # a Wasm fetch needs no task
         watchdog = CpuWatchdog.current
@@ -219,7 +219,7 @@ class Runtime:
     # -- events from the host -----------------------------------------------------------
     def dispatch_now(self, method: str, args: list[Any]) -> Any:
         """Answer a Wasm Worker's fetch right in the channel's reader, when its module runs
-        on this thread (see edgelet.wasm); anything else returns NOT_NOW for ``dispatch``."""
+        on this thread (see edgelet.runtime.wasm); anything else returns NOT_NOW for ``dispatch``."""
         if method != "fetch" or self.wasm is None:
             return self._not_now
         try:

@@ -10,16 +10,16 @@ forwards bytes, as for a Python Worker, and a crash of wasmtime itself takes onl
 isolate down.
 
 Within the isolate, a module runs on the event loop's thread, or, if it calls KV, on a few
-pool threads (edgelet.wasm_threads; calls into Wasm release the GIL), so that the loop
+pool threads (edgelet.runtime.wasm.threads; calls into Wasm release the GIL), so that the loop
 stays free to bridge its host calls to the host. CPU time is bounded by epoch
 interruption, memory by the Store's limiter, and a request that traps takes only its own
 instance with it.
 
-The pieces: :mod:`edgelet.wasm_engine` (engine, instance pool, epoch ticker, compile
-cache), :mod:`edgelet.wasm_native` (the C extension that serves a request in one call),
-:mod:`edgelet.wasm_store` and :mod:`edgelet.wasm_capi` (the raw C API through ctypes),
-:mod:`edgelet.wasm_abi` (stdio and the ``edgelet`` host functions), :mod:`edgelet.wasm_cgi`
-(the request/response contract), :mod:`edgelet.wasm_threads` (threads for KV callers).
+The pieces: :mod:`edgelet.runtime.wasm.engine` (engine, instance pool, epoch ticker, compile
+cache), :mod:`edgelet.runtime.wasm.native` (the C extension that serves a request in one call),
+:mod:`edgelet.runtime.wasm.store` and :mod:`edgelet.runtime.wasm.capi` (the raw C API through ctypes),
+:mod:`edgelet.runtime.wasm.abi` (stdio and the ``edgelet`` host functions), :mod:`edgelet.runtime.wasm.cgi`
+(the request/response contract), :mod:`edgelet.runtime.wasm.threads` (threads for KV callers).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from typing import Any
 
 import wasmtime
 
-from edgelet import wasm_capi as C
-from edgelet import wasm_native
 from edgelet.channel import NOT_NOW
-from edgelet.wasm_abi import (
+from edgelet.runtime.wasm import capi as C
+from edgelet.runtime.wasm import native as wasm_native
+from edgelet.runtime.wasm.abi import (
     HOST_FUNCTIONS,
     MAX_LOG_LINE,
     RESPONSE_TOO_BIG,
@@ -48,7 +48,7 @@ from edgelet.wasm_abi import (
     linker,
     set_context,
 )
-from edgelet.wasm_cgi import (
+from edgelet.runtime.wasm.cgi import (
     MalformedResponse,
     base_environ,
     cgi_environ,
@@ -56,7 +56,7 @@ from edgelet.wasm_cgi import (
     parse_response,
     var_text,
 )
-from edgelet.wasm_engine import (
+from edgelet.runtime.wasm.engine import (
     TICK_MS,
     LoadedModule,
     ModuleLoadError,
@@ -65,8 +65,8 @@ from edgelet.wasm_engine import (
     ticker,
     use_isolate_pool,
 )
-from edgelet.wasm_store import EXTERN_FUNC, Slots1, Store
-from edgelet.wasm_threads import ThreadPool
+from edgelet.runtime.wasm.store import EXTERN_FUNC, Slots1, Store
+from edgelet.runtime.wasm.threads import ThreadPool
 
 _PAGE = 65536
 #: the environment of a module that cannot read one
@@ -105,7 +105,7 @@ class _Program:
     #: run requests on the isolate's event-loop thread (the module imports no KV function,
     #: so it never needs the loop while it runs); else on pool threads
     on_loop: bool
-    #: a command module served by the C extension (edgelet.wasm_native): the address of
+    #: a command module served by the C extension (edgelet.runtime.wasm.native): the address of
     #: its InstancePre, linked with the extension's stdio; 0 for the Python path
     native_pre: int = 0
     #: the module imports environ_get: without it, it cannot read the CGI environment,

@@ -1,8 +1,8 @@
-"""The C path of a Wasm request: :mod:`edgelet._wasm_cgi`, and when it may be used.
+"""The C path of a Wasm request: :mod:`edgelet.runtime.wasm._cgi`, and when it may be used.
 
 A command module gets a fresh Store, WASI context and instance for every request. Done
 from Python through ctypes that cost ~30 µs a request, twice a whole Python hello-world
-handler; the C extension does the same work in one call (see ``platform/_wasm_cgi.c``).
+handler; the C extension does the same work in one call (see ``platform/runtime/wasm/_cgi.c``).
 WASI's stdio, environment and argv are C callbacks; the ``edgelet.*`` host functions (KV,
 vars) stay Python callbacks, which take the GIL back while the module runs without it.
 
@@ -29,10 +29,10 @@ from typing import Any
 import wasmtime
 from wasmtime import _bindings as B
 
-from edgelet import wasm_capi as C
-from edgelet.wasm_abi import MAX_RESPONSE_BYTES, define, define_host_functions
-from edgelet.wasm_engine import engine
-from edgelet.wasm_store import Slots2, Store
+from edgelet.runtime.wasm import capi as C
+from edgelet.runtime.wasm.abi import MAX_RESPONSE_BYTES, define, define_host_functions
+from edgelet.runtime.wasm.engine import engine
+from edgelet.runtime.wasm.store import Slots2, Store
 
 log = logging.getLogger("edgelet.wasm")
 
@@ -70,7 +70,7 @@ def _extension() -> Any:
     if os.environ.get("EDGELET_WASM_NATIVE", "1") == "0":
         return None
     try:
-        from edgelet import _wasm_cgi as ext  # type: ignore[attr-defined]
+        from edgelet.runtime.wasm import _cgi as ext  # type: ignore[attr-defined]
     except ImportError as exc:
         log.debug("Wasm requests use the Python path: the C extension is not built (%s)", exc)
         return None
@@ -93,7 +93,7 @@ def available() -> bool:
 
 def response_parser() -> Callable[[bytes], list[Any] | None] | None:
     """The extension's parse of a well-formed CGI response (None for anything it leaves to
-    :func:`edgelet.wasm_cgi.parse_response`, which explains what is wrong), if built."""
+    :func:`edgelet.runtime.wasm.cgi.parse_response`, which explains what is wrong), if built."""
     ext = _extension()
     return ext.parse_response if ext is not None else None
 
@@ -103,7 +103,7 @@ def linker() -> wasmtime.Linker:
     ``edgelet`` host functions, built once."""
     global _linker
     ext = _extension()
-    assert ext is not None, "edgelet.wasm_native.linker() needs the C extension"
+    assert ext is not None, "edgelet.runtime.wasm.native.linker() needs the C extension"
     with _linker_lock:
         if _linker is None:
             lk = wasmtime.Linker(engine())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelet.bindings.durable_objects import wire
-from edgelet.bindings.durable_objects.sql import SqlStorage
+from edgelet.bindings.durable_objects.isolate.sql import SqlStorage
 
 MAX_KEYS = 128
 MAX_KEY_BYTES = 2048

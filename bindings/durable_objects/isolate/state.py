@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.durable_objects.ids import DurableObjectId
-    from edgelet.bindings.durable_objects.objects import LiveObject
-    from edgelet.bindings.durable_objects.storage import DurableObjectStorage
+    from edgelet.bindings.durable_objects.isolate.objects import LiveObject
+    from edgelet.bindings.durable_objects.isolate.storage import DurableObjectStorage
 
 log = logging.getLogger("edgelet.durable_objects")
 

@@ -199,7 +199,7 @@ class EpochTicker:
     """
 
     def __init__(self, eng: wasmtime.Engine) -> None:
-        from edgelet import wasm_capi
+        from edgelet.runtime.wasm import capi as wasm_capi
         self._increment = wasm_capi.engine_increment_epoch
         self._engine_ptr = eng.ptr()
         self._active = 0

@@ -51,7 +51,7 @@ class IsolateStartError(IsolateError):
 
 #: address space an isolate gets beyond its Worker's memory_mb: interpreter, SDK, libraries
 ISOLATE_OVERHEAD_MB = 256
-#: instances a Wasm Worker's isolate keeps slots for (edgelet.wasm_engine's pool); the
+#: instances a Wasm Worker's isolate keeps slots for (edgelet.runtime.wasm.engine's pool); the
 #: isolate runs at most (slots - 1) // 2 pool threads so that they can never run out
 WASM_INSTANCE_SLOTS = 16
 

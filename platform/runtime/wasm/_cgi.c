@@ -1,5 +1,5 @@
 /*
- * edgelet._wasm_cgi: one CGI request of a Wasm command module, in C.
+ * edgelet.runtime.wasm._cgi: one CGI request of a Wasm command module, in C.
  *
  * Why C: a CGI module gets a fresh Store, WASI context and instance per request. Driving
  * the dozen wasmtime C-API calls that takes from Python (ctypes), plus a Python callback
@@ -11,10 +11,10 @@
  * Why no wasmtime headers: the wasmtime wheel ships only libwasmtime.so. The few types
  * used here are declared below exactly as wasmtime-py's own bindings declare them (for
  * the wasmtime version pyproject.toml pins), the symbols are looked up in the library
- * wasmtime-py already loaded, and edgelet.wasm_native checks the struct sizes against
+ * wasmtime-py already loaded, and edgelet.runtime.wasm.native checks the struct sizes against
  * wasmtime-py's ctypes definitions before it uses this module at all.
  *
- * Safety rules, as in edgelet.wasm_abi: every guest pointer and length is checked against
+ * Safety rules, as in edgelet.runtime.wasm.abi: every guest pointer and length is checked against
  * the guest's memory before a byte is touched, and the GIL is released while Wasm runs
  * (the epoch ticker thread, which interrupts runaway modules, needs it).
  */
@@ -364,7 +364,7 @@ static PyObject *py_run(PyObject *self, PyObject *args) {
         return NULL;
     if (!bound) {
         PyBuffer_Release(&in);
-        return PyErr_Format(PyExc_RuntimeError, "edgelet._wasm_cgi.bind() was not called");
+        return PyErr_Format(PyExc_RuntimeError, "edgelet.runtime.wasm._cgi.bind() was not called");
     }
     /* the entries point into env's bytes objects, which the caller keeps alive and
      * nobody else holds: the callbacks read them while the GIL is released */
@@ -475,7 +475,7 @@ static PyObject *py_fetch(PyObject *self, PyObject *args) {
         return NULL;
     if (!bound) {
         PyBuffer_Release(&request);
-        return PyErr_Format(PyExc_RuntimeError, "edgelet._wasm_cgi.bind() was not called");
+        return PyErr_Format(PyExc_RuntimeError, "edgelet.runtime.wasm._cgi.bind() was not called");
     }
     wasmtime_context_t *cx = (wasmtime_context_t *)(uintptr_t)cx_addr;
     const wasmtime_memory_t *mem = (const wasmtime_memory_t *)(uintptr_t)mem_addr;
@@ -566,7 +566,7 @@ static bool same_lower(const char *p, size_t n, const char *lower) {
 /*
  * parse_response(out) -> [status, [[name, value], ...], body] or None
  *
- * edgelet.wasm_cgi.parse_response for well-formed output, in C; None for anything else
+ * edgelet.runtime.wasm.cgi.parse_response for well-formed output, in C; None for anything else
  * (nothing written, no blank line, a bad line or status, a control character), which the
  * Python parser then explains. The Python function is the contract; this only has to
  * agree with it where it returns.
@@ -647,14 +647,14 @@ static PyMethodDef methods[] = {
     {"run", py_run, METH_VARARGS, "Run one CGI request of a command module (see the source)."},
     {"fetch", py_fetch, METH_VARARGS, "One request to a live reactor instance (see the source)."},
     {"parse_response", py_parse_response, METH_O,
-     "edgelet.wasm_cgi.parse_response for well-formed output; None for the rest."},
+     "edgelet.runtime.wasm.cgi.parse_response for well-formed output; None for the rest."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "edgelet._wasm_cgi",
-    "One CGI request of a Wasm command module, in C (see edgelet.wasm_native).", -1, methods,
+    PyModuleDef_HEAD_INIT, "edgelet.runtime.wasm._cgi",
+    "One CGI request of a Wasm command module, in C (see edgelet.runtime.wasm.native).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__wasm_cgi(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__cgi(void) { return PyModule_Create(&module); }

@@ -1,4 +1,4 @@
-"""One wasmtime store driven through the raw C API (see :mod:`edgelet.wasm_capi`).
+"""One wasmtime store driven through the raw C API (see :mod:`edgelet.runtime.wasm.capi`).
 
 Why not ``wasmtime.Store``/``Instance``/``Func``: their Python wrappers cost about 100 µs per
 request (type objects and ``Val`` boxes on every call), which is the whole budget of a
@@ -13,7 +13,7 @@ from typing import Any
 
 import wasmtime
 
-from edgelet import wasm_capi as C
+from edgelet.runtime.wasm import capi as C
 
 
 class Store:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgelet.bindings.durable_objects.entrypoint import DurableObject
-from edgelet.bindings.durable_objects.objects import CALL_CHAIN, LiveObjects, trim_memory
-from edgelet.bindings.durable_objects.stub import KIND, DurableObjectNamespace
+from edgelet.bindings.durable_objects.isolate.entrypoint import DurableObject
+from edgelet.bindings.durable_objects.isolate.objects import CALL_CHAIN, LiveObjects, trim_memory
+from edgelet.bindings.durable_objects.isolate.stub import KIND, DurableObjectNamespace
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.runtime.isolate_api import IsolateServices

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.durable_objects import wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId, check_id
-from edgelet.bindings.durable_objects.state import DurableObjectState, _run
-from edgelet.bindings.durable_objects.storage import (
+from edgelet.bindings.durable_objects.isolate.state import DurableObjectState, _run
+from edgelet.bindings.durable_objects.isolate.storage import (
     KV_TABLE,
     AlarmClient,
     ConnectionPool,

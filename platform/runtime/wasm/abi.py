@@ -5,7 +5,7 @@ a pool thread for modules that call KV) while Wasm code is on the stack. The fun
 the request they serve through a thread-local :class:`CallContext`, because one linker
 (with these functions) serves every module and every request of the process.
 
-Why raw wasmtime C-API callbacks (:mod:`edgelet.wasm_capi`) rather than ``Linker.define_func``:
+Why raw wasmtime C-API callbacks (:mod:`edgelet.runtime.wasm.capi`) rather than ``Linker.define_func``:
 
 * cost: wasmtime-py wraps every argument and result in ``Val`` objects (about 20 µs per
   call); reading the raw slots costs a few, and a Wasm request makes several calls;
@@ -32,8 +32,8 @@ from typing import Any
 import wasmtime
 from wasmtime import FuncType, ValType
 
-from edgelet import wasm_capi as C
-from edgelet.wasm_engine import TICK_MS, engine
+from edgelet.runtime.wasm import capi as C
+from edgelet.runtime.wasm.engine import TICK_MS, engine
 
 log = logging.getLogger("edgelet.wasm")
 
@@ -413,7 +413,7 @@ def _host_function(call: str, fn: Callable[..., int], nparams: int) -> Callable[
         try:
             params = [slots[i].i32 for i in range(nparams)]
             guest = Guest(caller, ctx.memory)
-            if ctx.cptr is None:  # the store was made in C (edgelet.wasm_native)
+            if ctx.cptr is None:  # the store was made in C (edgelet.runtime.wasm.native)
                 ctx.cptr = guest.cptr
             slots[0].i32 = fn(guest, ctx, *params)
             return 0

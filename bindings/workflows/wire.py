@@ -1,0 +1,85 @@
+"""The records a running workflow sends its host half (``runtime.call_host("workflows",
+method, record)``), each defined once, here, by name.
+
+They cross the channel as msgpack lists (a NamedTuple is a tuple), so the wire stays data
+only; both halves build and read them through these names, never by position.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class Attempt(NamedTuple):
+    """One attempt of a step, as the isolate measured it."""
+
+    duration_s: float
+    success: bool
+    error_name: str | None
+    error_message: str | None
+
+
+class StepDone(NamedTuple):
+    """``step_done``: a step finished for good (``ok``, or ``failed`` with no retry left)."""
+
+    workflow: str
+    instance: str
+    generation: int
+    name: str
+    count: int
+    state: str
+    value: bytes | None
+    error_name: str | None
+    error_message: str | None
+    attempts: list[Attempt]
+    config: str
+    #: the number of the first attempt in ``attempts`` (earlier ones were recorded before)
+    first: int
+
+
+class StepRetry(NamedTuple):
+    """``step_retry``: an attempt failed and the next one is due after ``delay_s``."""
+
+    workflow: str
+    instance: str
+    generation: int
+    name: str
+    count: int
+    attempts: list[Attempt]
+    config: str
+    first: int
+    delay_s: float
+
+
+class Sleep(NamedTuple):
+    """``sleep``: a new ``step.sleep`` (``seconds``) or ``step.sleep_until`` (``until``)."""
+
+    workflow: str
+    instance: str
+    generation: int
+    name: str
+    count: int
+    seconds: float | None
+    until: float | None
+
+
+class WaitEvent(NamedTuple):
+    """``wait_event``: a new ``step.wait_for_event``; ``mock`` is a test mock's answer."""
+
+    workflow: str
+    instance: str
+    generation: int
+    name: str
+    count: int
+    event_type: str
+    timeout_s: float
+    mock: Any
+
+
+#: method name -> the record it carries
+RECORDS: dict[str, type[tuple[Any, ...]]] = {
+    "step_done": StepDone, "step_retry": StepRetry, "sleep": Sleep, "wait_event": WaitEvent}
+
+
+def attempts_of(raw: list[Any]) -> list[Attempt]:
+    return [Attempt(*a) for a in raw]
