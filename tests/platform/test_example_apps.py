@@ -233,3 +233,25 @@ def test_job_pipeline_queue_to_workflow(dev: Any, tmp_path: Path) -> None:
     assert s.post("/api/jobs", content=b"", headers={"content-type": "text/plain"}).status_code == 400
     assert s.get("/api/jobs/" + "0" * 32).status_code == 404
     assert s.get("/api/jobs/not-an-id").status_code == 404
+
+
+# -- binding APIs checked from inside a Worker -----------------------------------------------------
+
+#: area -> how many checks its module holds; a check that silently vanished would fail here.
+CHECK_COUNTS = {"kv": 23, "queue": 12, "do": 22, "workflow": 20}
+
+
+@pytest.mark.parametrize("area", sorted(CHECK_COUNTS))
+def test_binding_checks_inside_a_worker(dev: Any, tmp_path: Path, area: str) -> None:
+    s = serve(dev, tmp_path, "binding-checks")
+    r = s.get(f"/checks/{area}", timeout=120)
+    assert r.status_code == 200, r.text
+    outcomes = r.json()
+    assert len(outcomes) == CHECK_COUNTS[area], sorted(outcomes)
+    assert {name: outcome for name, outcome in outcomes.items() if outcome != "ok"} == {}
+
+
+def test_binding_checks_rejects_unknown_area(dev: Any, tmp_path: Path) -> None:
+    s = serve(dev, tmp_path, "binding-checks")
+    r = s.get("/checks/d1")
+    assert r.status_code == 404 and "kv" in r.json()["error"]
