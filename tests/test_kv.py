@@ -1,11 +1,10 @@
 """KV: the Worker API over real HTTP, its limits, sharing, expiry, paging, the control API,
-the CLI, durability across kill -9, and third-party KV examples served unmodified."""
+the CLI, and durability across kill -9 (KV example apps: tests/platform/test_example_apps.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from edgelet.bindings.kv.storage import KVStorage
 from edgelet.config import load_config_dict
 
 ROOT = Path(__file__).resolve().parent.parent
-THIRD_PARTY = ROOT / "tests" / "fixtures" / "third_party"
 NOW = 1_800_000_000.0
 
 
@@ -521,72 +519,6 @@ def test_demo_notes_worker(dev: Any) -> None:
     assert s.get("/notes/todo").status_code == 404
     r = s.request("PUT", "/notes/" + "n" * 600, content="x")
     assert r.status_code == 400 and "512 bytes" in r.text
-
-
-# -- third-party examples, served unmodified ------------------------------------------------------
-
-def _copy_example(name: str, dest: Path) -> Path:
-    src = THIRD_PARTY / name
-    if not src.is_dir():
-        pytest.skip(f"third-party example {name} is not in tests/fixtures/third_party")
-    target = dest / name
-    shutil.copytree(src, target)
-    return target
-
-
-@pytest.mark.parametrize("example", ["binding", "02-binding"])
-def test_third_party_binding_example(dev: Any, tmp_path: Path, example: str) -> None:
-    folder = _copy_example(example, tmp_path)
-    s = dev(None, "-c", "wrangler.jsonc", cwd=folder)
-    r = s.get("/")
-    assert r.status_code == 200 and r.text == "baz"
-    assert r.headers["content-type"] == "text/plain;charset=UTF-8"
-
-
-def test_third_party_url_shortener(dev: Any, tmp_path: Path) -> None:
-    folder = _copy_example("url-shortener", tmp_path)
-    s = dev(None, "-c", "wrangler.jsonc", cwd=folder)
-    r = s.post("/shorten", json={"url": "https://example.com/page"})
-    assert r.status_code == 201, r.text
-    code = r.json()["code"]
-    r = s.get(f"/{code}", follow_redirects=False)
-    assert r.status_code == 302 and r.headers["location"] == "https://example.com/page"
-    assert s.get("/unknown1").status_code == 404
-    keys = s.api("GET", "/kv/LINKS/keys")["result"]
-    assert [k["name"] for k in keys] == [code]
-
-
-def test_third_party_workers_py_kv_suite(dev: Any, tmp_path: Path) -> None:
-    """Cloudflare's own Python KV binding tests, run inside a Worker against edgelet."""
-    suite = THIRD_PARTY / "workers-py-bindings-test" / "cli-src" / "test_kv.py.txt"
-    if not suite.exists():
-        pytest.skip("workers-py-bindings-test is not in tests/fixtures/third_party")
-    (tmp_path / "kv_suite.py").write_text(suite.read_text())
-    s = dev({
-        "wrangler_like.toml": """
-            name = "suite"
-            main = "runner.py"
-            kv_namespaces = [{ binding = "KV", id = "test-kv" }]
-        """,
-        "runner.py": """
-            import kv_suite
-            from workers import Response, WorkerEntrypoint
-
-            class Default(WorkerEntrypoint):
-                async def fetch(self, request):
-                    results = {}
-                    for name in sorted(n for n in dir(kv_suite) if n.startswith("test_")):
-                        try:
-                            await getattr(kv_suite, name)(self.env)
-                            results[name] = "passed"
-                        except BaseException as exc:
-                            results[name] = f"{type(exc).__name__}: {exc}"
-                    return Response.json(results)
-        """,
-    })
-    results = s.get("/").json()
-    assert len(results) >= 20
-    assert {k: v for k, v in results.items() if v != "passed"} == {}
 
 
 def test_limit_constants_match_cloudflare() -> None:
