@@ -124,6 +124,17 @@ async def json_body(request: Request, *, required: bool = False) -> dict[str, An
 
 # -- routes ----------------------------------------------------------------------------------
 
+def store_failure(exc: BaseException) -> sqlite3.Error | None:
+    """The SQLite error behind ``exc`` (itself or what it was raised from), if any."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, sqlite3.Error):
+            return current
+        current, seen = current.__cause__, seen + 1
+    return None
+
+
 def storage_error(exc: sqlite3.Error, path: str) -> ApiError:
     """What a failed write of the state store means to the person calling the API."""
     text = str(exc)
@@ -153,15 +164,21 @@ def api_route(fn: Any) -> Any:
             return fail(400, CODE_BAD_INPUT, f"{request.url.path}: the input nests too deeply; "
                                              f"flatten it")
         except (ValueError, TypeError) as exc:
+            if (cause := store_failure(exc)) is not None:
+                return _store_failed(request, cause)
             return fail(400, 10400, str(exc))
-        except sqlite3.Error as exc:
-            err = storage_error(exc, f"{request.method} {request.url.path}")
-            log.error("%s", err.message)
-            return fail(err.status, err.code, err.message)
         except Exception as exc:
+            if (cause := store_failure(exc)) is not None:
+                return _store_failed(request, cause)
             log.exception("control API %s %s failed", request.method, request.url.path)
             return fail(500, CODE_INTERNAL, f"{request.method} {request.url.path} failed inside "
                                             f"edgelet ({type(exc).__name__}: {exc}); the traceback "
                                             f"is in the `edgelet dev` log")
 
     return wrapper
+
+
+def _store_failed(request: Request, exc: sqlite3.Error) -> Response:
+    err = storage_error(exc, f"{request.method} {request.url.path}")
+    log.error("%s", err.message)
+    return fail(err.status, err.code, err.message)

@@ -9,6 +9,7 @@ description still appears in the document (marked undocumented), and a test fail
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,10 +49,16 @@ class Op:
     media: str = "application/json"
 
 
-def route(path: str, endpoint: Any, **ops: Op) -> Route:
-    """A starlette Route answering the methods of ``ops`` (``GET=Op(...)``), described by them."""
+def route(path: str, endpoint: Any, *, names: dict[str, Callable[[], list[str]]] | None = None,
+          **ops: Op) -> Route:
+    """A starlette Route answering the methods of ``ops`` (``GET=Op(...)``), described by them.
+
+    ``names`` gives, per path parameter, the names that exist right now (the configured
+    namespaces, queues, workflows): the document lists them as the parameter's values, so a
+    client, or a fuzzer, reaches past the 404 of an unknown name."""
     r = Route(path, endpoint, methods=list(ops))
     r.openapi_ops = ops  # type: ignore[attr-defined]
+    r.openapi_names = names or {}  # type: ignore[attr-defined]
     return r
 
 
@@ -88,7 +95,9 @@ def document(routes: list[BaseRoute], *, prefix: str, version: str) -> dict[str,
         ops: dict[str, Op] = getattr(r, "openapi_ops", {})
         methods = sorted((r.methods or {"GET"}) - {"HEAD"})
         item = paths.setdefault(_PARAM_RE.sub(r"{\1}", path), {})
-        params = [{"name": m.group(1), "in": "path", "required": True, "schema": NAME}
+        names: dict[str, Callable[[], list[str]]] = getattr(r, "openapi_names", {})
+        params = [{"name": m.group(1), "in": "path", "required": True,
+                   "schema": _name_schema(names.get(m.group(1)))}
                   for m in _PARAM_RE.finditer(path)]
         for method in methods:
             op = ops.get(method) or Op(summary=_UNDOCUMENTED)
@@ -104,6 +113,14 @@ def document(routes: list[BaseRoute], *, prefix: str, version: str) -> dict[str,
             "type": "object", "required": ["code", "message"],
             "properties": {"code": INTEGER, "message": STRING}}}},
     }
+
+
+def _name_schema(current: Callable[[], list[str]] | None) -> dict[str, Any]:
+    try:
+        values = sorted(set(current())) if current is not None else []
+    except Exception:  # the plug-in is not started (or has nothing): any name, as documented
+        values = []
+    return {**NAME, "enum": values} if values else NAME
 
 
 def _operation(op: Op, method: str, path: str, path_params: list[dict[str, Any]]) -> dict[str, Any]:

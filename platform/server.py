@@ -183,7 +183,6 @@ class EdgeletApp:
         for plugin in self.host.plugins:
             api_routes.extend(plugin.routes())
         self.api_routes = api_routes
-        self._openapi_doc: dict[str, Any] | None = None
         routes = [
             Route("/cdn-cgi/handler/scheduled", self._scheduled, methods=["GET", "POST"]),
             Mount(API_PREFIX, routes=api_routes),
@@ -217,9 +216,8 @@ class EdgeletApp:
 
     async def _openapi(self, request: Request) -> Response:
         from importlib.metadata import version
-        if self._openapi_doc is None:
-            self._openapi_doc = document(self.api_routes, prefix=API_PREFIX, version=version("edgelet"))
-        return JSONResponse(self._openapi_doc)
+        # built per request: the names listed for path parameters follow the running config
+        return JSONResponse(document(self.api_routes, prefix=API_PREFIX, version=version("edgelet")))
 
     async def _list_workers(self, request: Request) -> Response:
         result = []

@@ -71,13 +71,14 @@ def routes(plugin: Plugin) -> list[Route]:
         return ok({**row, "namespace": ns.name, "class": ns.class_name, **storage})
 
     limit = {"type": "integer", "minimum": 1}
+    names = {"ns": lambda: list(plugin.namespaces)}
     return [
         route("/durable_objects/namespaces", api_route(namespaces), GET=Op(
             "Durable Object namespaces with their object counts", result=OBJECT_LIST, errors=())),
-        route("/durable_objects/namespaces/{ns}/objects", api_route(objects), GET=Op(
+        route("/durable_objects/namespaces/{ns}/objects", api_route(objects), names=names, GET=Op(
             "Objects of a namespace; `ns` is its name, id, class or binding name",
             query={"limit": limit, "cursor": STRING}, result=OBJECT_LIST)),
-        route("/durable_objects/namespaces/{ns}/objects/{id}", api_route(show), GET=Op(
+        route("/durable_objects/namespaces/{ns}/objects/{id}", api_route(show), names=names, GET=Op(
             "One object and its storage; `id` is an object id or the name it was made from",
             query={"limit": limit}, result=OBJECT, errors=(400, 404, 502))),
     ]

@@ -81,18 +81,22 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
             raise ApiError(404, KEY_NOT_FOUND, f"key {key!r} not found in KV namespace {ns!r}")
         return ok(None if entry[2] is None else json.loads(entry[2]))
 
+    def namespace_names() -> list[str]:
+        return [*plugin.bindings.values(), *(binding for _, binding in plugin.bindings)]
+
+    names = {"namespace": namespace_names}
     key_entry_schema = {"type": "object", "required": ["name"],
                         "properties": {"name": STRING, "expiration": INTEGER, "metadata": ANY_JSON}}
     return [
         route("/kv/namespaces", api_route(list_namespaces), GET=Op(
             "KV namespaces of every Worker, with the bindings that use them", result=OBJECT_LIST,
             errors=())),
-        route("/kv/{namespace}/keys", api_route(list_keys), GET=Op(
+        route("/kv/{namespace}/keys", api_route(list_keys), names=names, GET=Op(
             "One page of keys, in UTF-8 byte order; follow result_info.cursor for the next",
             query={"prefix": STRING, "cursor": STRING,
                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}},
             result={"type": "array", "items": key_entry_schema})),
-        route("/kv/{namespace}/values/{key:path}", api_route(value),
+        route("/kv/{namespace}/values/{key:path}", api_route(value), names=names,
               GET=Op("A key's value: text, or base64 when result_info.encoding says so",
                      result=STRING),
               PUT=Op("Write a key: the raw request body is the value",
@@ -101,6 +105,6 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
                             "metadata": {"type": "string", "description": "a JSON value"}},
                      result=OBJECT),
               DELETE=Op("Delete a key (deleting a missing key succeeds)", result=OBJECT)),
-        route("/kv/{namespace}/metadata/{key:path}", api_route(metadata), GET=Op(
+        route("/kv/{namespace}/metadata/{key:path}", api_route(metadata), names=names, GET=Op(
             "A key's metadata (null when it has none)", result=ANY_JSON)),
     ]

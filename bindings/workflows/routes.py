@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from edgelet.api import ApiError, api_route, ok, read_json
+from edgelet.api import ApiError, api_route, ok, read_json, store_failure
 from edgelet.bindings.workflows import codec, store
 from edgelet.openapi import ANY_JSON, OBJECT, OBJECT_LIST, STRING, Op, route
 
@@ -36,6 +36,8 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             except RecursionError:
                 raise  # bad input, not a conflict: api_route answers 400
             except (ValueError, TypeError, LookupError, RuntimeError) as exc:
+                if store_failure(exc) is not None:
+                    raise  # the state store failed (a full disk): api_route says so
                 status = getattr(exc, "api_status", None)
                 if status is None and isinstance(exc, RuntimeError):
                     status = 409
@@ -114,12 +116,13 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
                              "instance_retention": ANY_JSON}}
     created = {"type": "object", "properties": {"id": STRING, "status": STRING, "workflow_id": STRING}}
     conflicts = (400, 404, 409)
+    names = {"name": lambda: list(engine().defs)}
     return [
         route(base, guarded(list_workflows), GET=Op(
             "Every workflow with its class, Worker and instance counts", result=OBJECT_LIST, errors=())),
-        route(base + "/{name}", guarded(get_workflow), GET=Op(
+        route(base + "/{name}", guarded(get_workflow), names=names, GET=Op(
             "One workflow with its class, Worker and instance counts", result=OBJECT)),
-        route(base + "/{name}/instances", guarded(instances),
+        route(base + "/{name}/instances", guarded(instances), names=names,
               GET=Op("One page of instances, newest first",
                      query={"status": STRING, "page": {"type": "integer", "minimum": 1},
                             "per_page": {"type": "integer", "minimum": 1}},
@@ -128,19 +131,19 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
                       body={"oneOf": [create, {"type": "array", "items": create}]},
                       status=201, result={"oneOf": [created, {"type": "array", "items": created}]},
                       errors=conflicts)),
-        route(base + "/{name}/instances/batch", guarded(batch), POST=Op(
+        route(base + "/{name}/instances/batch", guarded(batch), names=names, POST=Op(
             "Create several instances at once (all or none)",
             body={"type": "array", "items": create}, body_required=True, status=201,
             result={"type": "array", "items": created}, errors=conflicts)),
-        route(base + "/{name}/instances/{id}", guarded(instance), GET=Op(
+        route(base + "/{name}/instances/{id}", guarded(instance), names=names, GET=Op(
             "One instance with its steps, output and error; `latest` is the newest", result=OBJECT)),
-        route(base + "/{name}/instances/{id}/status", guarded(change_status), **{method: Op(
+        route(base + "/{name}/instances/{id}/status", guarded(change_status), names=names, **{method: Op(
             "Pause, resume, terminate or restart an instance",
             body={"type": "object", "required": ["status"],
                   "properties": {"status": {"enum": ["pause", "resume", "terminate", "restart"]},
                                  "from_step": STRING}},
             body_required=True, result=OBJECT, errors=conflicts) for method in ("PATCH", "PUT")}),
-        route(base + "/{name}/instances/{id}/events/{type}", guarded(send_event), POST=Op(
+        route(base + "/{name}/instances/{id}/events/{type}", guarded(send_event), names=names, POST=Op(
             "Send an event to a waiting instance; the JSON body is the payload",
             body=ANY_JSON, result={"type": "null"}, errors=conflicts)),
     ]
