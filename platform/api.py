@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import sqlite3
 from typing import Any
 
@@ -46,7 +47,21 @@ def ok(result: Any = None, *, status: int = 200, result_info: dict[str, Any] | N
     body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
     if result_info is not None:
         body["result_info"] = result_info
-    return JSONResponse(body, status_code=status)
+    try:
+        return JSONResponse(body, status_code=status)
+    except ValueError:  # NaN/Infinity a Worker stored (JSON has none): null, as JSON.stringify does
+        return JSONResponse(_finite(body), status_code=status)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN/Infinity float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def fail(status: int, code: int, message: str) -> Response:

@@ -39,6 +39,9 @@ WEB = """
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
+            if request.url.endswith("/nan"):  # a Worker may store what JSON cannot carry
+                await self.env.FLOW.create(id="nan", params={"x": float("nan"), "y": float("inf")})
+                return Response("created")
             body = await request.text()
             await self.env.KV.put("last-body", body)   # proof that the Worker ran
             if request.url.endswith("/json"):

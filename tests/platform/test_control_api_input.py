@@ -50,6 +50,11 @@ def test_nan_and_infinity_are_refused_with_400(dev: Any) -> None:
     assert r.status_code == 400 and "NaN" in error_of(r)
     r = s.request("PUT", f"{API}/kv/kv/values/k", params={"metadata": '{"a": Infinity}'}, content=b"v")
     assert r.status_code == 400 and "Infinity" in error_of(r)
+    # an instance a Worker created with NaN params can still be read: null, as JSON.stringify gives
+    assert s.get("/nan").text == "created"
+    read = s.api("GET", "/workflows/flow/instances/nan")
+    assert read["success"] is True, read
+    assert read["result"]["params"] == {"x": None, "y": None}
     made = s.post(f"{API}/workflows/flow/instances", json={"id": "fine", "params": {"x": 1.5}})
     assert made.status_code == 201
     assert s.api("GET", "/workflows/flow/instances/fine")["success"] is True
