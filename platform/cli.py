@@ -61,9 +61,11 @@ def main() -> None:
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--max-body-size", default=100 * 1024 * 1024, show_default=True, type=int,
               help="Largest request body accepted, in bytes.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a connection has to send a request's headers before it is closed.")
 @click.option("--no-reload", is_flag=True, help="Do not reload Workers when scripts change.")
 def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str, in_memory: bool,
-        log_level: str, max_body_size: int, no_reload: bool) -> None:
+        log_level: str, max_body_size: int, header_timeout: float, no_reload: bool) -> None:
     """Run the Workers of a config file locally and serve them over HTTP."""
     from edgelet.config import ConfigError, load_config
 
@@ -76,7 +78,8 @@ def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str, in_memory
     state_dir = None if in_memory else Path(persist_to).resolve()
     try:
         import uvloop
-        uvloop.run(_serve(config, sock, ip, port, state_dir, max_body_size, not no_reload))
+        uvloop.run(_serve(config, sock, ip, port, state_dir, max_body_size, not no_reload,
+                          header_timeout))
     except _StartFailed as exc:
         click.echo(f"✘ {exc}", err=True)
         sys.exit(1)
@@ -86,7 +89,7 @@ class _StartFailed(Exception):
     pass
 
 
-def _make_server(app: Any) -> Any:
+def _make_server(app: Any, header_timeout: float) -> Any:
     """uvicorn's server with the platform's own signal handling.
 
     uvicorn re-raises the signal that stopped it once it has shut down, which would end
@@ -117,7 +120,8 @@ def _make_server(app: Any) -> Any:
     from edgelet.http_protocol import CoalescingHttpToolsProtocol
     return Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False,
                                  log_level="warning", timeout_graceful_shutdown=5,
-                                 http=CoalescingHttpToolsProtocol))
+                                 http=CoalescingHttpToolsProtocol.configured(
+                                     header_timeout=header_timeout)))
 
 
 def _bind(ip: str, port: int) -> socket.socket:
@@ -136,7 +140,7 @@ def _bind(ip: str, port: int) -> socket.socket:
 
 
 async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir: Path | None,
-                 max_body: int, reload: bool) -> None:
+                 max_body: int, reload: bool, header_timeout: float) -> None:
     from edgelet.host import Host
     from edgelet.logbus import LogBusHandler
     from edgelet.server import EdgeletApp
@@ -149,7 +153,7 @@ async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir
     except IsolateStartError as exc:
         raise _StartFailed(f"{exc}\n{exc.traceback or ''}".rstrip()) from None
     app = EdgeletApp(host, max_body=max_body)
-    server = _make_server(app)
+    server = _make_server(app, header_timeout)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.005)

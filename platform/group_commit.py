@@ -21,6 +21,11 @@ log = logging.getLogger("edgelet.storage")
 T = TypeVar("T")
 
 
+class StoreWriteError(RuntimeError):
+    """The shared transaction failed, so none of its writes was stored; ``__cause__`` is
+    SQLite's error (``database or disk is full``, ...)."""
+
+
 class GroupCommit:
     """``await group.run(write)`` runs ``write()`` (SQL on ``conn``) and returns its result
     once the shared transaction has committed."""
@@ -52,6 +57,8 @@ class GroupCommit:
                     outcomes.append((future, write(), None))
                     self.conn.execute("RELEASE group_write")
                 except Exception as exc:  # this write only (refused input, a stale record)
+                    if isinstance(exc, sqlite3.Error) and not self.conn.in_transaction:
+                        raise  # SQLite ended the whole transaction (disk full, I/O error)
                     self.conn.execute("ROLLBACK TO group_write")
                     self.conn.execute("RELEASE group_write")
                     outcomes.append((future, None, exc))
@@ -62,7 +69,8 @@ class GroupCommit:
                 self.conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            failure = RuntimeError(f"{self.what} not stored: {exc}")
+            failure = StoreWriteError(f"{self.what} not stored: {exc}")
+            failure.__cause__ = exc  # the control API tells a full disk from other faults
             outcomes = [(future, None, failure) for _, future in batch]
         for future, value, error in outcomes:
             if future.done():

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, with the writes of one response joined into one send().
+"""uvicorn's httptools protocol, with the writes of one response joined into one send(),
+a cap on the header block and a deadline for it.
 
 Why: an ASGI response is at least two messages (``http.response.start``, then the body),
 and uvicorn writes each to the socket as it comes: two ``send()`` system calls and, with
@@ -7,17 +8,37 @@ CPU time per request (py-spy of ``edgelet dev`` under wrk); joined, a hello-worl
 12% more requests/s (bench/RESULTS.md). Here the connection's writes
 are collected and handed to the socket once, at the end of the event-loop iteration that
 made them; the bytes and their order are unchanged.
+
+Why the header limits: llhttp (under httptools) buffers a header block of any size and
+uvicorn waits for it forever, so one client could hold memory or a connection open at no
+cost. A block over :data:`MAX_HEADER_BYTES` gets 431, and a connection that has not sent a
+whole block within :data:`HEADER_TIMEOUT` seconds of starting it is closed (SPEC 5).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("edgelet.http")
 
 #: pending bytes past which writes go out at once rather than at the end of the iteration
 _FLUSH_AT = 64 * 1024
+
+#: the largest request line + header block accepted (431 above it)
+MAX_HEADER_BYTES = 64 * 1024
+#: seconds a connection has to send a whole request line + header block
+HEADER_TIMEOUT = 10.0
+#: seconds a refused connection keeps reading (and dropping) before it is closed
+_LINGER = 1.0
+
+
+class _HeaderBlockTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose headers are too large."""
 
 
 class CoalescingTransport:
@@ -77,8 +98,131 @@ class CoalescingTransport:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's ``httptools`` protocol over a :class:`CoalescingTransport`."""
+    """uvicorn's ``httptools`` protocol over a :class:`CoalescingTransport`, with the header
+    block capped at ``max_header_bytes`` and due within ``header_timeout`` seconds."""
+
+    max_header_bytes: int = MAX_HEADER_BYTES
+    header_timeout: float = HEADER_TIMEOUT
+
+    @classmethod
+    def configured(cls, *, header_timeout: float = HEADER_TIMEOUT,
+                   max_header_bytes: int = MAX_HEADER_BYTES) -> type[CoalescingHttpToolsProtocol]:
+        """A subclass with other limits (uvicorn takes a class, not an instance)."""
+        return type(cls.__name__, (cls,), {"header_timeout": header_timeout,
+                                           "max_header_bytes": max_header_bytes})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # flow control keeps the real transport
         self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+        self._in_headers = True  # until the first request's header block is complete
+        self._header_bytes = 0  # raw bytes read while in a header block
+        self._block_bytes = 0  # the parsed size of the current block
+        self._started = False  # bytes of the current request's block have arrived
+        self._discarding = False  # refused: what the client still sends is dropped
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    # -- the header deadline --------------------------------------------------------------
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(self.header_timeout, self._header_timed_out)
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _header_timed_out(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        if self._started or self._header_bytes:  # a request was started: say why it ends
+            log.info("closing a connection from %s: no whole header block within %.0f s",
+                     self.client, self.header_timeout)
+            self._refuse(408, "Request Timeout", f"the request's headers did not arrive within "
+                                                 f"{self.header_timeout:g} s")
+        else:
+            self.transport.close()
+
+    # -- the header size cap ----------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        if self._in_headers:
+            self._header_bytes += len(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # as uvicorn does
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _HeaderBlockTooLarge):
+                self._header_block_too_large()
+                return
+            log.info("invalid HTTP request from %s: %s", self.client, exc)
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        if self._in_headers and self._header_bytes > self.max_header_bytes:
+            self._header_block_too_large()  # still no end of the block in sight
+
+    def _header_block_too_large(self) -> None:
+        log.info("refusing a request from %s: header block over %d bytes", self.client,
+                 self.max_header_bytes)
+        self._refuse(431, "Request Header Fields Too Large",
+                     f"the request line and headers are over {self.max_header_bytes} bytes; "
+                     f"send fewer or shorter headers")
+
+    def _refuse(self, status: int, phrase: str, text: str) -> None:
+        self._cancel_header_deadline()
+        self._in_headers = False
+        body = text.encode()
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+                             % (status, phrase.encode(), len(body), body))
+        # a lingering close: closing with unread bytes would send a reset that can destroy the
+        # answer before the client reads it, so end our side, drop what still comes for a
+        # moment, then close
+        self._discarding = True
+        try:
+            self.transport.write_eof()
+        except (NotImplementedError, OSError, RuntimeError):
+            pass
+        self.loop.call_later(_LINGER, self.transport.close)
+
+    # -- parser callbacks ---------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._started = True
+        self._block_bytes = 0
+        self._arm_header_deadline()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count(len(name) + len(value) + 4)
+
+    def _count(self, size: int) -> None:
+        # the exact size of a block that ended in this read (data_received counts raw reads)
+        self._block_bytes += size
+        if self._block_bytes > self.max_header_bytes:
+            raise _HeaderBlockTooLarge
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_deadline()
+        self._in_headers = False
+        self._started = False
+        self._header_bytes = 0
+        self._block_bytes = 0
+        super().on_headers_complete()

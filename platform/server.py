@@ -7,24 +7,30 @@ channel call, write the answer); the platform's own ``/cdn-cgi/`` routes use sta
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import json
 import logging
 import os
+import re
 import time
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
-from edgelet.api import ApiError, api_route, fail, ok
+from edgelet.api import CODE_TOO_LARGE, ApiError, api_route, fail, ok
 from edgelet.host import Host, error_response
+from edgelet.openapi import OBJECT_LIST, Op, document, route
 
 log = logging.getLogger("edgelet.http")
 
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
+#: where the control API is mounted
+API_PREFIX = "/cdn-cgi/edgelet/api"
 
 
 class EdgeletApp:
@@ -62,15 +68,19 @@ class EdgeletApp:
             await self._plain(send, 404, "edgelet serves HTTP only (no WebSockets yet)")
             return
         path: str = scope["path"]
+        try:
+            host = request_host(scope)  # read once: it names the Worker and builds the URL
+        except BadRequest as exc:
+            log.info("%s %s 400 (%s)", scope["method"], path, exc)
+            await self._plain(send, 400, str(exc))
+            return
         if path.startswith("/cdn-cgi/"):
-            await self.control(scope, receive, send)
+            await self._control_request(scope, receive, send)
             return
         started = time.perf_counter()
-        host = _host(scope["headers"])  # read once: it names the Worker and builds the URL
         worker = self._worker_for_host(host)
-        body = await self._read_body(receive, send)
+        body = await self._read_body(scope, receive, send, envelope=False)
         if body is None:
-            log.info("%s %s 413 (body over %d bytes)", scope["method"], path, self.max_body)
             return
         url = _url(scope, host)
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
@@ -90,22 +100,41 @@ class EdgeletApp:
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
                      (time.perf_counter() - started) * 1000)
 
-    async def _read_body(self, receive: Any, send: Any) -> bytes | None:
+    async def _read_body(self, scope: dict[str, Any], receive: Any, send: Any, *,
+                         envelope: bool) -> bytes | None:
+        """The whole request body, or None when the request must not run: it is over
+        ``--max-body-size`` (answered 413 here) or the client went away before sending all
+        of it (nothing to answer; a body cut short never reaches a Worker or a store)."""
+        declared = _content_length(scope["headers"])
+        if declared is not None and declared > self.max_body:
+            await self._too_large(scope, send, envelope)
+            return None
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return b"".join(chunks)
+                log.info("%s %s: the client went away after %d of %s body bytes; not run",
+                         scope["method"], scope["path"], size,
+                         declared if declared is not None else "its")
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await self._plain(send, 413, f"request body is larger than the limit of "
-                                              f"{self.max_body} bytes (--max-body-size)")
+                await self._too_large(scope, send, envelope)
                 return None
             chunks.append(chunk)
             if not message.get("more_body"):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _too_large(self, scope: dict[str, Any], send: Any, envelope: bool) -> None:
+        log.info("%s %s 413 (body over %d bytes)", scope["method"], scope["path"], self.max_body)
+        text = (f"request body is larger than the limit of {self.max_body} bytes; send less, or "
+                f"start `edgelet dev` with a larger --max-body-size")
+        if envelope:
+            await _send_response(fail(413, CODE_TOO_LARGE, text), send)
+        else:
+            await self._plain(send, 413, text)
 
     @staticmethod
     async def _plain(send: Any, status: int, text: str) -> None:
@@ -116,34 +145,55 @@ class EdgeletApp:
         await send({"type": "http.response.body", "body": body})
 
     # -- /cdn-cgi/ -------------------------------------------------------------------------
+    async def _control_request(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Every ``/cdn-cgi/`` path: the guard, the body limit, then the starlette routes
+        (which get the body already read, so a cut-short body never reaches a route)."""
+        if not self._allowed(scope):
+            await _send_response(fail(403, 10403, f"{scope['path']} answers only loopback clients "
+                                                  f"unless a token is configured: set "
+                                                  f"EDGELET_API_TOKEN and send it as "
+                                                  f"`Authorization: Bearer <token>`"), send)
+            return
+        body = await self._read_body(scope, receive, send, envelope=True)
+        if body is None:
+            return
+        handed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal handed
+            if not handed:
+                handed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # a streaming route (tail) waits here for the disconnect
+
+        await self.control(scope, replay, send)
+
     def _control_app(self) -> Starlette:
         api_routes: list[Any] = [
-            Route("/workers", api_route(self._list_workers)),
-            Route("/tail", self._tail),
+            route("/workers", api_route(self._list_workers), GET=Op(
+                "The Workers this platform runs: name, script, primary, pid, restarts, handlers, crons",
+                result=OBJECT_LIST, errors=())),
+            route("/tail", self._tail, GET=Op(
+                "Stream log lines and platform events as NDJSON until the client goes away",
+                media="application/x-ndjson", errors=())),
+            route("/openapi.json", self._openapi, GET=Op(
+                "This document: the OpenAPI 3.1 description of the control API",
+                media="application/json", errors=())),
         ]
         for plugin in self.host.plugins:
             api_routes.extend(plugin.routes())
+        self.api_routes = api_routes
         routes = [
             Route("/cdn-cgi/handler/scheduled", self._scheduled, methods=["GET", "POST"]),
-            Mount("/cdn-cgi/edgelet/api", routes=api_routes),
+            Mount(API_PREFIX, routes=api_routes),
         ]
-        app = Starlette(routes=routes)
-        inner = app
-
-        async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            if scope["path"].startswith("/cdn-cgi/edgelet/") and not self._allowed(scope):
-                response = fail(403, 10403, "the control API answers only loopback clients; "
-                                            "set EDGELET_API_TOKEN and send it as a Bearer token")
-                await response(scope, receive, send)
-                return
-            await inner(scope, receive, send)
-
-        return guarded  # type: ignore[return-value]
+        return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
     def _allowed(self, scope: dict[str, Any]) -> bool:
         if self.api_token:
-            for key, value in scope["headers"]:
-                if key == b"authorization" and value.decode() == f"Bearer {self.api_token}":
+            expected = b"Bearer " + self.api_token.encode()
+            for key, value in scope["headers"]:  # bytes as sent: any encoding compares safely
+                if key == b"authorization" and hmac.compare_digest(value, expected):
                     return True
         client = scope.get("client")
         if client is None:  # in-process (tests)
@@ -163,6 +213,11 @@ class EdgeletApp:
         except Exception as exc:
             return PlainTextResponse(f"scheduled handler of {worker!r} failed: {exc}", status_code=500)
         return PlainTextResponse("Ran scheduled event")
+
+    async def _openapi(self, request: Request) -> Response:
+        from importlib.metadata import version
+        # built per request: the names listed for path parameters follow the running config
+        return JSONResponse(document(self.api_routes, prefix=API_PREFIX, version=version("edgelet")))
 
     async def _list_workers(self, request: Request) -> Response:
         result = []
@@ -205,6 +260,79 @@ def _host(headers: list[tuple[bytes, bytes]]) -> str:
         if key == b"host":
             return value.decode("latin-1")
     return "localhost"
+
+
+class BadRequest(ValueError):
+    """A request edgelet refuses before routing it (400)."""
+
+
+#: host[:port] (RFC 3986 reg-name restricted to what DNS and ``NAME.localhost`` use, an IPv4
+#: address, or a bracketed IPv6 literal): nothing that could add a path, query, fragment or
+#: userinfo when the host is pasted into the Worker's URL
+_HOST_RE = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})))"
+                      r"(?::(?P<port>[0-9]{1,5}))?")
+
+
+def request_host(scope: dict[str, Any]) -> str:
+    """The request's validated ``host[:port]``: the Host header, or the address the request
+    came in on when there is none (HTTP/1.0). Raise :class:`BadRequest` for a Host that is
+    not a host[:port], for several Host headers, and for a target that is not a path."""
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    if not raw_path.startswith(b"/"):
+        raise BadRequest(f"the request target {raw_path[:80].decode('latin-1')!r} is not a path; "
+                         f"send a path that starts with /")
+    values = [v for k, v in scope["headers"] if k == b"host"]
+    if len(values) > 1:
+        raise BadRequest("the request has more than one Host header; send one")
+    if not values or not values[0]:
+        server = scope.get("server")
+        if not server:
+            return "localhost"
+        ip, port = server[0], server[1]
+        name = f"[{ip}]" if ":" in ip else ip
+        return name if port is None else f"{name}:{port}"
+    host = values[0].decode("latin-1")
+    match = _HOST_RE.fullmatch(host)
+    valid = match is not None
+    if match and match["port"] is not None and int(match["port"]) > 65535:
+        valid = False
+    if match and match["v6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["v6"])
+        except ValueError:
+            valid = False
+    if not valid:
+        raise BadRequest(f"the Host header {host[:80]!r} is not a valid host[:port]; send a host "
+                         f"name or address, e.g. Host: localhost:8787 or Host: NAME.localhost")
+    return host
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for key, value in headers:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_response(response: Response, send: Any) -> None:
+    """Send a starlette response outside starlette (it needs no scope or receive)."""
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """starlette's 404/405 under ``/cdn-cgi/``, in the envelope with a hint."""
+    assert isinstance(exc, HTTPException)
+    hint = ("; the routes are listed in /cdn-cgi/edgelet/api/openapi.json" if exc.status_code in (404, 405)
+            else "")
+    return fail(exc.status_code, 10000 + exc.status_code,
+                f"{request.method} {request.url.path}: {exc.detail}{hint}")
 
 
 def _url(scope: dict[str, Any], host: str) -> str:

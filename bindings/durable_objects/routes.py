@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgelet.api import ApiError, api_route, ok
+from edgelet.openapi import OBJECT, OBJECT_LIST, STRING, Op, route
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.durable_objects.plugin import Plugin
@@ -69,8 +70,15 @@ def routes(plugin: Plugin) -> list[Route]:
                                        f"{ns.script!r}: {exc}") from None
         return ok({**row, "namespace": ns.name, "class": ns.class_name, **storage})
 
+    limit = {"type": "integer", "minimum": 1}
+    names = {"ns": lambda: list(plugin.namespaces)}
     return [
-        Route("/durable_objects/namespaces", api_route(namespaces)),
-        Route("/durable_objects/namespaces/{ns}/objects", api_route(objects)),
-        Route("/durable_objects/namespaces/{ns}/objects/{id}", api_route(show)),
+        route("/durable_objects/namespaces", api_route(namespaces), GET=Op(
+            "Durable Object namespaces with their object counts", result=OBJECT_LIST, errors=())),
+        route("/durable_objects/namespaces/{ns}/objects", api_route(objects), names=names, GET=Op(
+            "Objects of a namespace; `ns` is its name, id, class or binding name",
+            query={"limit": limit, "cursor": STRING}, result=OBJECT_LIST)),
+        route("/durable_objects/namespaces/{ns}/objects/{id}", api_route(show), names=names, GET=Op(
+            "One object and its storage; `id` is an object id or the name it was made from",
+            query={"limit": limit}, result=OBJECT, errors=(400, 404, 502))),
     ]

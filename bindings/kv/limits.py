@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -178,9 +179,20 @@ def check_bulk(keys: list[Any], where: str) -> None:
 
 # -- list cursors --------------------------------------------------------------------------
 
+#: bytes of the check that starts every cursor: a string list() never returned (a typo,
+#: ``garbage``, a cursor cut short) fails it and is a clear error, not an empty page
+_CURSOR_CHECK = 4
+
+
+def _cursor_check(last_key: bytes) -> bytes:
+    return hashlib.blake2b(last_key, digest_size=_CURSOR_CHECK, person=b"edgelet-kv-cur").digest()
+
+
 def encode_cursor(last_key: bytes) -> str:
-    """Opaque to callers; it is the last key returned, so paging survives writes in between."""
-    return base64.urlsafe_b64encode(last_key).decode("ascii").rstrip("=")
+    """Opaque to callers; it is the last key returned (after a short check), so paging
+    survives writes in between."""
+    data = _cursor_check(last_key) + last_key
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
 def decode_cursor(cursor: Any, where: str) -> bytes | None:
@@ -190,10 +202,14 @@ def decode_cursor(cursor: Any, where: str) -> bytes | None:
         raise TypeError(f"{where}: cursor must be the str a previous list() returned, got "
                         f"{type(cursor).__name__}")
     try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        data = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
+        data = b""
+    check, last_key = data[:_CURSOR_CHECK], data[_CURSOR_CHECK:]
+    if len(check) < _CURSOR_CHECK or check != _cursor_check(last_key):
         raise ValueError(f"{where}: cursor {cursor!r:.80} is not one list() returned; pass the "
-                         f"cursor of the previous page unchanged, or none to start over") from None
+                         f"cursor of the previous page unchanged, or none to start over")
+    return last_key
 
 
 def key_entry(name: str, expiration: int | None, metadata: str | None,

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from edgelet.api import ApiError, api_route, ok
-from edgelet.bindings.kv.limits import key_entry
+from edgelet.api import ApiError, api_route, ok, parse_json
+from edgelet.bindings.kv.limits import MAX_LIST_LIMIT, key_entry
+from edgelet.openapi import ANY_JSON, INTEGER, OBJECT, OBJECT_LIST, STRING, Op, route
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.kv.plugin import Plugin
@@ -62,12 +63,8 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
             q = request.query_params
             metadata = q.get("metadata")
             if metadata is not None:
-                try:
-                    metadata = json.dumps(json.loads(metadata), separators=(",", ":"),
-                                          ensure_ascii=False)
-                except ValueError as exc:
-                    raise ApiError(400, 10400, f"metadata for key {key!r} is not valid JSON "
-                                               f"({exc}); pass a JSON object") from None
+                metadata = json.dumps(parse_json(metadata, f"the metadata for key {key!r}"),
+                                      separators=(",", ":"), ensure_ascii=False)
             body = await request.body()
             expires = await storage().group.run(lambda: storage().put(
                 ns, key, body, where, expiration=q.get("expiration") or None,
@@ -84,10 +81,30 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
             raise ApiError(404, KEY_NOT_FOUND, f"key {key!r} not found in KV namespace {ns!r}")
         return ok(None if entry[2] is None else json.loads(entry[2]))
 
+    def namespace_names() -> list[str]:
+        return [*plugin.bindings.values(), *(binding for _, binding in plugin.bindings)]
+
+    names = {"namespace": namespace_names}
+    key_entry_schema = {"type": "object", "required": ["name"],
+                        "properties": {"name": STRING, "expiration": INTEGER, "metadata": ANY_JSON}}
     return [
-        Route("/kv/namespaces", api_route(list_namespaces), methods=["GET"]),
-        Route("/kv/{namespace}/keys", api_route(list_keys), methods=["GET"]),
-        Route("/kv/{namespace}/values/{key:path}", api_route(value),
-              methods=["GET", "PUT", "DELETE"]),
-        Route("/kv/{namespace}/metadata/{key:path}", api_route(metadata), methods=["GET"]),
+        route("/kv/namespaces", api_route(list_namespaces), GET=Op(
+            "KV namespaces of every Worker, with the bindings that use them", result=OBJECT_LIST,
+            errors=())),
+        route("/kv/{namespace}/keys", api_route(list_keys), names=names, GET=Op(
+            "One page of keys, in UTF-8 byte order; follow result_info.cursor for the next",
+            query={"prefix": STRING, "cursor": STRING,
+                   "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT}},
+            result={"type": "array", "items": key_entry_schema})),
+        route("/kv/{namespace}/values/{key:path}", api_route(value), names=names,
+              GET=Op("A key's value: text, or base64 when result_info.encoding says so",
+                     result=STRING),
+              PUT=Op("Write a key: the raw request body is the value",
+                     body={"type": "string", "format": "binary"}, body_media="application/octet-stream",
+                     query={"expiration": INTEGER, "expiration_ttl": INTEGER,
+                            "metadata": {"type": "string", "description": "a JSON value"}},
+                     result=OBJECT),
+              DELETE=Op("Delete a key (deleting a missing key succeeds)", result=OBJECT)),
+        route("/kv/{namespace}/metadata/{key:path}", api_route(metadata), names=names, GET=Op(
+            "A key's metadata (null when it has none)", result=ANY_JSON)),
     ]

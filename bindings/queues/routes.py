@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from edgelet.api import ApiError, api_route, json_body, ok
 from edgelet.bindings.queues import codec
+from edgelet.openapi import ANY_JSON, OBJECT, OBJECT_LIST, STRING, Op, route
 
 _API_TYPES = ("json", "text")
 
@@ -70,9 +71,24 @@ def routes(plugin: Any) -> list[Route]:
         ids = broker().send(queue, wire, delay, 0.0, where)
         return ok({"queue": queue, "ids": ids})
 
+    names = {"queue": lambda: broker().names()}
+    message = {"type": "object", "required": ["body"],
+               "properties": {"body": ANY_JSON, "content_type": {"enum": list(_API_TYPES)},
+                              "delay_seconds": {"type": "integer", "minimum": 0}}}
     return [
-        Route("/queues", api_route(list_queues), methods=["GET"]),
-        Route("/queues/{queue}", api_route(get_queue), methods=["GET"]),
-        Route("/queues/{queue}/messages", api_route(send_one), methods=["POST"]),
-        Route("/queues/{queue}/messages/batch", api_route(send_batch), methods=["POST"]),
+        route("/queues", api_route(list_queues), GET=Op(
+            "Every queue with its producers, consumer and backlog", result=OBJECT_LIST, errors=())),
+        route("/queues/{queue}", api_route(get_queue), names=names, GET=Op(
+            "One queue with its producers, consumer and backlog", result=OBJECT)),
+        route("/queues/{queue}/messages", api_route(send_one), names=names, POST=Op(
+            "Send one message", body=message, body_required=True,
+            result={"type": "object", "properties": {"queue": STRING, "id": STRING}})),
+        route("/queues/{queue}/messages/batch", api_route(send_batch), names=names, POST=Op(
+            "Send several messages at once (all or none)",
+            body={"type": "object", "required": ["messages"],
+                  "properties": {"messages": {"type": "array", "items": message},
+                                 "delay_seconds": {"type": "integer", "minimum": 0}}},
+            body_required=True,
+            result={"type": "object", "properties": {"queue": STRING,
+                                                     "ids": {"type": "array", "items": STRING}}})),
     ]

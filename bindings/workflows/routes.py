@@ -9,15 +9,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from edgelet.api import ApiError, api_route, ok
+from edgelet.api import ApiError, api_route, ok, read_json, store_failure
 from edgelet.bindings.workflows import codec, views
+from edgelet.openapi import ANY_JSON, OBJECT, OBJECT_LIST, STRING, Op, route
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.workflows.engine import Engine
@@ -33,7 +33,11 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
         async def endpoint(request: Request) -> Response:
             try:
                 return await fn(request)
+            except RecursionError:
+                raise  # bad input, not a conflict: api_route answers 400
             except (ValueError, TypeError, LookupError, RuntimeError) as exc:
+                if store_failure(exc) is not None:
+                    raise  # the state store failed (a full disk): api_route says so
                 status = getattr(exc, "api_status", None)
                 if status is None and isinstance(exc, RuntimeError):
                     status = 409
@@ -101,24 +105,47 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
 
     async def send_event(request: Request) -> Response:
         name, instance_id = request.path_params["name"], request.path_params["id"]
-        raw = await request.body()
-        try:
-            payload = json.loads(raw) if raw else None
-        except ValueError as exc:
-            raise ApiError(400, 10001, f"event payload is not valid JSON: {exc}") from None
+        payload = await read_json(request, what="the event payload")
         engine().send_event(name, instance_id, request.path_params["type"],
                             codec.encode(payload, what="the event payload"))
         return ok(None)
 
     base = "/workflows"
+    create = {"type": "object", "additionalProperties": False,
+              "properties": {"instance_id": STRING, "id": STRING, "params": ANY_JSON,
+                             "instance_retention": ANY_JSON}}
+    created = {"type": "object", "properties": {"id": STRING, "status": STRING, "workflow_id": STRING}}
+    conflicts = (400, 404, 409)
+    names = {"name": lambda: list(engine().defs)}
     return [
-        Route(base, guarded(list_workflows), methods=["GET"]),
-        Route(base + "/{name}", guarded(get_workflow), methods=["GET"]),
-        Route(base + "/{name}/instances", guarded(instances), methods=["GET", "POST"]),
-        Route(base + "/{name}/instances/batch", guarded(batch), methods=["POST"]),
-        Route(base + "/{name}/instances/{id}", guarded(instance), methods=["GET"]),
-        Route(base + "/{name}/instances/{id}/status", guarded(change_status), methods=["PATCH", "PUT"]),
-        Route(base + "/{name}/instances/{id}/events/{type}", guarded(send_event), methods=["POST"]),
+        route(base, guarded(list_workflows), GET=Op(
+            "Every workflow with its class, Worker and instance counts", result=OBJECT_LIST, errors=())),
+        route(base + "/{name}", guarded(get_workflow), names=names, GET=Op(
+            "One workflow with its class, Worker and instance counts", result=OBJECT)),
+        route(base + "/{name}/instances", guarded(instances), names=names,
+              GET=Op("One page of instances, newest first",
+                     query={"status": STRING, "page": {"type": "integer", "minimum": 1},
+                            "per_page": {"type": "integer", "minimum": 1}},
+                     result=OBJECT_LIST),
+              POST=Op("Create an instance {instance_id?, params?}, or several from a list",
+                      body={"oneOf": [create, {"type": "array", "items": create}]},
+                      status=201, result={"oneOf": [created, {"type": "array", "items": created}]},
+                      errors=conflicts)),
+        route(base + "/{name}/instances/batch", guarded(batch), names=names, POST=Op(
+            "Create several instances at once (all or none)",
+            body={"type": "array", "items": create}, body_required=True, status=201,
+            result={"type": "array", "items": created}, errors=conflicts)),
+        route(base + "/{name}/instances/{id}", guarded(instance), names=names, GET=Op(
+            "One instance with its steps, output and error; `latest` is the newest", result=OBJECT)),
+        route(base + "/{name}/instances/{id}/status", guarded(change_status), names=names, **{method: Op(
+            "Pause, resume, terminate or restart an instance",
+            body={"type": "object", "required": ["status"],
+                  "properties": {"status": {"enum": ["pause", "resume", "terminate", "restart"]},
+                                 "from_step": STRING}},
+            body_required=True, result=OBJECT, errors=conflicts) for method in ("PATCH", "PUT")}),
+        route(base + "/{name}/instances/{id}/events/{type}", guarded(send_event), names=names, POST=Op(
+            "Send an event to a waiting instance; the JSON body is the payload",
+            body=ANY_JSON, result={"type": "null"}, errors=conflicts)),
     ]
 
 
@@ -139,13 +166,7 @@ def _create(engine: Engine, name: str, bodies: list[Any]) -> list[dict[str, Any]
 
 
 async def _json(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, 10001, f"request body is not valid JSON: {exc}") from None
+    return await read_json(request, empty={})
 
 
 def _int(query: Any, key: str, default: int) -> int:

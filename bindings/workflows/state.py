@@ -68,10 +68,11 @@ class State:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite ends it by itself on some errors (disk full)
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def set(self, seq: int, **values: Any) -> None:
         """Update columns of one instance row (inside a transaction), stamping ``modified``."""

@@ -140,8 +140,10 @@ class _Body:
     async def text(self) -> str:
         return self._body.decode("utf-8", errors="replace")
 
-    async def json(self) -> Any:
-        return _json.loads(self._body) if self._body else None
+    async def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON; an empty or invalid body raises ``json.JSONDecodeError``
+        (a ``ValueError``), as ``json.loads(await request.text())`` does on Cloudflare."""
+        return _json.loads(await self.text(), **kwargs)
 
     async def bytes(self) -> bytes:
         return self._body
@@ -269,8 +271,8 @@ class Response(_Body):
 
     json = _ClassOrInstance("_make_json", "_read_json")
 
-    async def _read_json(self) -> Any:
-        return _json.loads(self._body) if self._body else None
+    async def _read_json(self, **kwargs: Any) -> Any:
+        return _json.loads(await self.text(), **kwargs)
 
 
 def request_for_fetch(resource: Any, options: Mapping[str, Any] | None, kwargs: Mapping[str, Any],
