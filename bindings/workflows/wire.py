@@ -26,7 +26,7 @@ class StepDone(NamedTuple):
     instance: str
     generation: int
     name: str
-    count: int
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
     state: str
     value: bytes | None
     error_name: str | None
@@ -44,7 +44,7 @@ class StepRetry(NamedTuple):
     instance: str
     generation: int
     name: str
-    count: int
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
     attempts: list[Attempt]
     config: str
     first: int
@@ -58,7 +58,7 @@ class Sleep(NamedTuple):
     instance: str
     generation: int
     name: str
-    count: int
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
     seconds: float | None
     until: float | None
 
@@ -70,7 +70,7 @@ class WaitEvent(NamedTuple):
     instance: str
     generation: int
     name: str
-    count: int
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
     event_type: str
     timeout_s: float
     mock: Any
