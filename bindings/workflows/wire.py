@@ -7,6 +7,7 @@ only; both halves build and read them through these names, never by position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 
@@ -77,7 +78,7 @@ class WaitEvent(NamedTuple):
 
 
 #: method name -> the record it carries
-RECORDS: dict[str, type[tuple[Any, ...]]] = {
+RECORDS: dict[str, Callable[..., tuple[Any, ...]]] = {
     "step_done": StepDone, "step_retry": StepRetry, "sleep": Sleep, "wait_event": WaitEvent}
 
 

@@ -315,7 +315,7 @@ def rebuild_error(exc: Any) -> BaseException:
     """Turn a host error into a Python exception of the same type name where we know it."""
     cls = _ERROR_TYPES.get(exc.type_name)
     if cls is None:
-        err = RuntimeError(f"{exc.type_name}: {exc.message}")
+        err: BaseException = RuntimeError(f"{exc.type_name}: {exc.message}")
     elif cls is KeyError:
         err = KeyError(exc.message)
     else:
