@@ -103,7 +103,12 @@ class Clock:
     async def sleep_until(self, when: float) -> None:
         """Sleep on this clock (virtual time aware)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.call_at(when, lambda: future.done() or future.set_result(None))
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self.call_at(when, wake)
         await future
 
 

@@ -225,7 +225,7 @@ class Section:
 
     def _range(
         self,
-        key: str,
+        key: builtins.str,
         value: float,
         lo: float | None,
         hi: float | None,
@@ -242,7 +242,7 @@ class Section:
 
     def int(
         self,
-        key: str,
+        key: builtins.str,
         *,
         default: builtins.int | None = None,
         min: builtins.int | None = None,
@@ -269,7 +269,7 @@ class Section:
 
     def number(
         self,
-        key: str,
+        key: builtins.str,
         *,
         default: float | None = None,
         min: float | None = None,
@@ -292,7 +292,7 @@ class Section:
         self._range(key, value, min, max, fix)
         return float(value)
 
-    def bool(self, key: str, *, default: builtins.bool | None = None) -> builtins.bool | None:
+    def bool(self, key: builtins.str, *, default: builtins.bool | None = None) -> builtins.bool | None:
         """``true`` or ``false``; strings such as ``"yes"`` are rejected, not guessed."""
         value = self.data.get(key)
         if value is None:
@@ -303,7 +303,7 @@ class Section:
             )
         return value
 
-    def str_list(self, key: str, *, default: Iterable[builtins.str] = ()) -> list[builtins.str]:
+    def str_list(self, key: builtins.str, *, default: Iterable[builtins.str] = ()) -> list[builtins.str]:
         """A list of strings; each bad element is reported with its index."""
         value = self.data.get(key)
         if value is None:
@@ -319,7 +319,7 @@ class Section:
                 raise self.error(f"{key}[{i}]", f"expected a string, got {_describe(item)}", "quote the value")
         return list(value)
 
-    def cron_list(self, key: str) -> list[builtins.str]:
+    def cron_list(self, key: builtins.str) -> list[builtins.str]:
         """A list of cron expressions, each checked with :func:`is_valid_cron`."""
         crons = self.str_list(key)
         for i, expr in enumerate(crons):
@@ -331,7 +331,7 @@ class Section:
                 )
         return crons
 
-    def binding_name(self, key: str = "binding", *, required: builtins.bool = True) -> builtins.str | None:
+    def binding_name(self, key: builtins.str = "binding", *, required: builtins.bool = True) -> builtins.str | None:
         """A binding name: it becomes an attribute of ``env``, so it must be an identifier."""
         value = self.str(key, required=required, fix=f"add {self.example(key, _q('MY_BINDING'))}")
         if value is None:
@@ -344,7 +344,7 @@ class Section:
             )
         return value
 
-    def table(self, key: str) -> Section | None:
+    def table(self, key: builtins.str) -> Section | None:
         """A nested table, or ``None`` when the key is absent."""
         value = self.data.get(key)
         if value is None:
@@ -357,7 +357,7 @@ class Section:
             )
         return Section(self.file, self.key_path(key), value, self.base_dir)
 
-    def tables(self, key: str) -> list[Section]:
+    def tables(self, key: builtins.str) -> list[Section]:
         """A list of tables (TOML ``[[key]]``), each a Section with path ``key[i]``."""
         value = self.data.get(key)
         if value is None:

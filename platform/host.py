@@ -247,7 +247,7 @@ class Host:
         return Isolate(worker.name, spec, cpu_ms=limits.cpu_ms,
                        memory_mb=limits.memory_mb, reserved_mb=reserved_mb,
                        request_timeout=limits.request_timeout_ms / 1000.0,
-                       on_call=lambda method, args, w=worker.name: self._on_isolate_call(w, method, args),
+                       on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
                        on_log=self._on_worker_log, forkserver=self._forkserver)
 
     async def _on_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
@@ -280,7 +280,7 @@ class Host:
     async def _watch_scripts(self) -> None:
         """Reload a Worker when a .py file beside its script changes."""
         import watchfiles
-        folders = {w.main.parent: [] for w in self.config.workers}
+        folders: dict[Path, list[str]] = {w.main.parent: [] for w in self.config.workers}
         for w in self.config.workers:
             folders[w.main.parent].append(w.name)
         async for changes in watchfiles.awatch(*folders, debounce=200, step=50):

@@ -25,7 +25,7 @@ log = logging.getLogger("edgelet.isolate")
 EXIT_CPU_LIMIT = 70
 EXIT_MEMORY = 71
 
-_SIGNAL_HINTS = {
+_SIGNAL_HINTS: dict[int, str] = {  # Signals are ints: a raw exit signal number finds its hint
     signal.SIGSEGV: "segmentation fault",
     signal.SIGKILL: "killed",
     signal.SIGABRT: "aborted",
@@ -92,6 +92,7 @@ class Isolate:
         """Start the process and import the script; raise IsolateStartError on failure."""
         if self._needs_start():
             self._starting = asyncio.ensure_future(self._start())
+        assert self._starting is not None  # _needs_start() is True while there is none
         return await asyncio.shield(self._starting)
 
     def _needs_start(self) -> bool:

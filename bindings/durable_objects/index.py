@@ -9,6 +9,7 @@ in one batch per second, because they change on every call and are only informat
 from __future__ import annotations
 
 import asyncio
+import builtins
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -103,12 +104,12 @@ class ObjectIndex:
             (ns, id_hex, now, now, when_ms, retry))
         self._seen.add((ns, id_hex))
 
-    def due(self, now_ms: int) -> list[tuple[str, str, str | None, int, int]]:
+    def due(self, now_ms: int) -> builtins.list[tuple[str, str, str | None, int, int]]:
         return self.conn.execute(
             "SELECT namespace, id, name, alarm_ms, alarm_retry FROM objects "
             "WHERE alarm_ms IS NOT NULL AND alarm_ms <= ? ORDER BY alarm_ms", (now_ms,)).fetchall()
 
-    def next_alarms(self, limit: int) -> list[tuple[str, str, int]]:
+    def next_alarms(self, limit: int) -> builtins.list[tuple[str, str, int]]:
         return self.conn.execute(
             "SELECT namespace, id, alarm_ms FROM objects WHERE alarm_ms IS NOT NULL "
             "ORDER BY alarm_ms LIMIT ?", (limit,)).fetchall()

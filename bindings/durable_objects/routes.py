@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from edgelet.api import ApiError, api_route, ok
 from edgelet.openapi import OBJECT, OBJECT_LIST, STRING, Op, route
@@ -33,7 +33,7 @@ def _int(request: Request, name: str, default: int, high: int) -> int:
     return value
 
 
-def routes(plugin: Plugin) -> list[Route]:
+def routes(plugin: Plugin) -> list[BaseRoute]:
     async def namespaces(request: Request) -> Response:
         assert plugin.index is not None
         plugin.index.flush()

@@ -22,7 +22,7 @@ from edgelet.bindings.kv import limits
 _CHUNK = 64 * 1024
 
 
-class AttrDict(dict):  # type: ignore[type-arg]
+class AttrDict(dict):
     """A dict whose items are also attributes, for results that are objects in Cloudflare.
 
     Items win over dict methods of the same name, so ``result.keys`` is the list of keys

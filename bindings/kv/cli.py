@@ -8,6 +8,7 @@ inspected or seeded while the platform is down. SQLite's WAL makes either safe a
 from __future__ import annotations
 
 import base64
+import builtins
 import functools
 import json
 import socket
@@ -89,7 +90,7 @@ class RemoteKV:
     def delete(self, ns: str, key: str) -> None:
         self._request("DELETE", self._path(ns, "values", key))
 
-    def namespaces(self) -> list[dict[str, Any]]:
+    def namespaces(self) -> builtins.list[dict[str, Any]]:
         return self._request("GET", "/kv/namespaces")["result"]
 
 
@@ -155,7 +156,7 @@ class LocalKV:
     def delete(self, ns: str, key: str) -> None:
         self.storage.delete(ns, key, self.where)
 
-    def namespaces(self) -> list[dict[str, Any]]:
+    def namespaces(self) -> builtins.list[dict[str, Any]]:
         counts = self.storage.key_counts()
         out: dict[str, dict[str, Any]] = {}
         for worker, binding, ns in self.storage.recorded_bindings():

@@ -140,7 +140,7 @@ def check_prefix(prefix: Any, where: str) -> bytes:
     return raw
 
 
-def check_type(value: Any, where: str, key: str | None, *, bulk: bool = False) -> str:
+def check_type(value: Any, where: str, key: str | list[str] | None, *, bulk: bool = False) -> str:
     """The canonical ``type`` option, or a ValueError listing the accepted ones."""
     if value is None:
         return "text"
@@ -213,7 +213,7 @@ def decode_cursor(cursor: Any, where: str) -> bytes | None:
 
 
 def key_entry(name: str, expiration: int | None, metadata: str | None,
-              factory: Callable[..., dict[str, Any]] = dict) -> dict[str, Any]:
+              *, factory: Callable[..., dict[str, Any]] = dict) -> dict[str, Any]:
     """One key of a list result, as Cloudflare shapes it: ``expiration`` and ``metadata``
     only when set. Shared by the Worker binding, the control API and the CLI."""
     item = factory(name=name)

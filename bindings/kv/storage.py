@@ -14,6 +14,7 @@ transaction (``GroupCommit``): under load that is one commit for many puts. Expi
 
 from __future__ import annotations
 
+import builtins
 import logging
 import sqlite3
 from collections.abc import Iterable
@@ -190,12 +191,12 @@ class KVStorage:
                 "INSERT OR REPLACE INTO kv_bindings (worker, binding, namespace, position) "
                 "VALUES (?, ?, ?, ?)", [(*b, i) for i, b in enumerate(bindings)])
 
-    def recorded_bindings(self) -> list[tuple[str, str, str]]:
+    def recorded_bindings(self) -> builtins.list[tuple[str, str, str]]:
         return self.conn.execute(
             "SELECT worker, binding, namespace FROM kv_bindings ORDER BY position").fetchall()
 
     # -- the isolate wire --------------------------------------------------------------------
-    async def call(self, ns: str, where: str, method: str, args: list[Any]) -> Any:
+    async def call(self, ns: str, where: str, method: str, args: builtins.list[Any]) -> Any:
         """Answer one wire call from a Worker binding (see ``binding.KVNamespaceAPI``)."""
         if method == "get":
             key, with_metadata = args

@@ -203,7 +203,7 @@ class Consumer:
         now = clock.now()
         while self.in_flight < self.max_concurrency and not self.broker.stopped:
             count, oldest = store.due(self.queue, now, size)
-            if count == 0 or (count < size and oldest + timeout > now):
+            if oldest is None or (count < size and oldest + timeout > now):  # None: nothing due
                 break
             rows = store.take(self.queue, now, size)
             if not rows:
@@ -212,8 +212,8 @@ class Consumer:
             self.broker.host.spawn(self._deliver(rows), name=f"queues.deliver[{self.queue}]")
         if self.in_flight >= self.max_concurrency or self.broker.stopped:
             return  # a finishing delivery kicks again
-        count, oldest = store.due(self.queue, now, size)
-        candidates = [w for w in (oldest + timeout if count else None,
+        _, oldest = store.due(self.queue, now, size)
+        candidates = [w for w in (oldest + timeout if oldest is not None else None,
                                   store.next_visible(self.queue, now)) if w is not None]
         self._arm(min(candidates) if candidates else None)
 

@@ -15,7 +15,7 @@ from edgelet.bindings.queues import codec
 from edgelet.bindings.queues.storage import ACKED, STATE_CODES, STATE_NAMES
 
 
-class Record(dict):  # type: ignore[type-arg]
+class Record(dict):
     """A dict that also allows attribute access (``m.body`` as well as ``m["body"]``)."""
 
     def __getattr__(self, name: str) -> Any:

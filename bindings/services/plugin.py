@@ -28,7 +28,7 @@ class Plugin(BindingPlugin):
         service, entrypoint = self._targets[(worker, binding)]
         if method == "fetch":
             if entrypoint is None:
-                return await self.host.fetch(service, *args[0])  # type: ignore[attr-defined]
+                return await self.host.fetch(service, *args[0])
             return await self.host.invoke(service, "services.fetch", [entrypoint, args[0]])
         if method == "rpc":
             name, payload = args

@@ -26,7 +26,7 @@ _EXT_DATETIME = 1
 _ALLOWED = "JSON values (dict, list, str, int, float, bool, None), bytes or datetime"
 
 
-class AttrDict(dict):  # type: ignore[type-arg]
+class AttrDict(dict):
     """A dict that also answers attribute access, as Cloudflare's objects do in Python.
 
     Stays a real dict so ``Response.json(await inst.status())`` and ``json.dumps`` work.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import rules, schema, views
@@ -114,7 +115,7 @@ class Engine:
                trigger: str = "api") -> dict[str, Any]:
         return self.create_batch(workflow, [(instance_id, params)], trigger)[0]
 
-    def create_batch(self, workflow: str, items: list[tuple[str | None, bytes | None]],
+    def create_batch(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]],
                      trigger: str = "api") -> list[dict[str, Any]]:
         """Create up to 100 instances atomically: all of them or, on any error, none."""
         self._def(workflow)

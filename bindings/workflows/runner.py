@@ -60,7 +60,7 @@ class Runner:
                     return
                 generation = payload["generation"]
                 try:
-                    result = await self.host.invoke(d.script, "workflows.run", payload,  # type: ignore[call-arg]
+                    result = await self.host.invoke(d.script, "workflows.run", payload,
                                                     timeout=DISPATCH_TIMEOUT)
                 except IsolateError as exc:
                     self._crashed(workflow, instance_id, seq, generation, exc)
@@ -222,7 +222,7 @@ class Runner:
 
         async def send() -> None:
             try:
-                await self.host.invoke(script, "workflows.signal",  # type: ignore[call-arg]
+                await self.host.invoke(script, "workflows.signal",
                                        {"workflow": workflow, "id": instance_id,
                                         "generation": generation, "signal": signal}, timeout=10)
             except Exception as exc:  # the run learns it at its next step anyway

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import codec, views
@@ -37,7 +37,7 @@ DRAIN_BATCH = 256
 MAX_ACTIVE = int(os.environ.get("EDGELET_WORKFLOWS_MAX_ACTIVE", "4096"))
 
 #: ``(workflow, instance_id, seq)`` -> the task that holds one running slot until it is free
-Dispatch = Callable[[str, str, int], Awaitable[None]]
+Dispatch = Callable[[str, str, int], Coroutine[Any, Any, None]]
 #: ``(workflow, instance_id, params, trigger)`` -> the created instance, as ``Engine.create``
 Create = Callable[..., dict[str, Any]]
 

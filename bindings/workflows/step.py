@@ -269,7 +269,7 @@ class RunSession:
         name, count = key
         config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else json.dumps(cfg)
         timeout = rules.duration_s(cfg["timeout"], "timeout")
-        attempts: list[list[Any]] = []
+        attempts: list[wire.Attempt] = []
         attempt = first
         while True:
             ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg})
@@ -430,7 +430,7 @@ class StepFunction:
     """What ``@step.do`` returns: ``await fn()`` runs (or replays) the step."""
 
     def __init__(self, step: WorkflowStep, fn: Callable[..., Any], name: str | None,
-                 depends: list[Any] | None, concurrent: bool, config: Any) -> None:
+                 depends: list[Any] | tuple[Any, ...] | None, concurrent: bool, config: Any) -> None:
         self._step = step
         self.fn = fn
         self.name = name if name is not None else getattr(fn, "__name__", "step")

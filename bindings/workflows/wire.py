@@ -7,6 +7,7 @@ only; both halves build and read them through these names, never by position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 
@@ -26,7 +27,7 @@ class StepDone(NamedTuple):
     instance: str
     generation: int
     name: str
-    count: int
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
     state: str
     value: bytes | None
     error_name: str | None
@@ -44,7 +45,7 @@ class StepRetry(NamedTuple):
     instance: str
     generation: int
     name: str
-    count: int
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
     attempts: list[Attempt]
     config: str
     first: int
@@ -58,7 +59,7 @@ class Sleep(NamedTuple):
     instance: str
     generation: int
     name: str
-    count: int
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
     seconds: float | None
     until: float | None
 
@@ -70,14 +71,14 @@ class WaitEvent(NamedTuple):
     instance: str
     generation: int
     name: str
-    count: int
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
     event_type: str
     timeout_s: float
     mock: Any
 
 
 #: method name -> the record it carries
-RECORDS: dict[str, type[tuple[Any, ...]]] = {
+RECORDS: dict[str, Callable[..., tuple[Any, ...]]] = {
     "step_done": StepDone, "step_retry": StepRetry, "sleep": Sleep, "wait_event": WaitEvent}
 
 

@@ -77,13 +77,13 @@ def serve(ctrl: socket.socket) -> None:
     ctrl.send(json.dumps({"ready": True}).encode())
     while True:
         try:
-            readable, _, _ = select.select([ctrl, wake_r], [], [])
+            readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
         except InterruptedError:
             continue
         if wake_r in readable:
             os.read(wake_r, 4096)
             _reap(ctrl)
-        if ctrl in readable:
+        if ctrl.fileno() in readable:
             try:
                 message, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 1)
             except ConnectionError:

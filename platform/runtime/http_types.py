@@ -6,6 +6,7 @@ classes; ``workers`` re-exports them inside isolates.
 
 from __future__ import annotations
 
+import builtins
 import json as _json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -148,13 +149,13 @@ class _Body:
     async def bytes(self) -> bytes:
         return self._body
 
-    async def arrayBuffer(self) -> bytes:  # noqa: N802 - Cloudflare's name
+    async def arrayBuffer(self) -> builtins.bytes:  # noqa: N802 - Cloudflare's name
         return self._body
 
     array_buffer = arrayBuffer
 
     @property
-    def body(self) -> bytes | None:
+    def body(self) -> builtins.bytes | None:
         return self._body or None
 
     @property
@@ -178,8 +179,8 @@ class Request(_Body):
             method = method or init.get("method")
             headers = headers if headers is not None else init.get("headers")
             body = body if body is not None else init.get("body")
-        self.url = str(url)
-        self.method = (method or "GET").upper()
+        self.url: str = str(url)
+        self.method: str = (method or "GET").upper()
         self.headers = Headers(headers)
         self._body, implied = _body_bytes(body)
         if implied and not self.headers.has("content-type"):

@@ -196,7 +196,7 @@ class Runtime:
                               and c.__module__ == self.module.__name__]
                 entry = subclasses[0] if len(subclasses) == 1 else None
             self._entry = entry
-        return self._entry  # type: ignore[return-value]
+        return self._entry
 
     def new_context(self) -> Any:
         from edgelet.runtime.entrypoints import ExecutionContext
@@ -315,7 +315,7 @@ def rebuild_error(exc: Any) -> BaseException:
     """Turn a host error into a Python exception of the same type name where we know it."""
     cls = _ERROR_TYPES.get(exc.type_name)
     if cls is None:
-        err = RuntimeError(f"{exc.type_name}: {exc.message}")
+        err: BaseException = RuntimeError(f"{exc.type_name}: {exc.message}")
     elif cls is KeyError:
         err = KeyError(exc.message)
     else:
@@ -341,8 +341,8 @@ async def _main(fd: int) -> None:
 
     channel = Channel(reader, writer, handler)
     runtime = Runtime(channel)
-    sys.stdout = _LogStream(runtime, "info")  # type: ignore[assignment]
-    sys.stderr = _LogStream(runtime, "error")  # type: ignore[assignment]
+    sys.stdout = _LogStream(runtime, "info")
+    sys.stderr = _LogStream(runtime, "error")
     root = logging.getLogger()
     root.handlers[:] = [_LogHandler(runtime)]
     root.setLevel(logging.DEBUG)

@@ -39,5 +39,9 @@ class IsolateServices(Protocol):
     def new_context(self) -> ExecutionContext:
         """A fresh ``ctx`` for a handler (``wait_until`` tasks are tracked)."""
 
+    def handler(self, name: str) -> tuple[Any, ExecutionContext]:
+        """The Worker's handler ``name`` (e.g. ``queue``), bound on its default entrypoint or
+        its ``on_<name>`` function, with a fresh ctx; LookupError naming the fix if it has none."""
+
     def log(self, level: str, text: str) -> None:
         """A line in the Worker's log (``edgelet tail``); safe from any thread."""

@@ -271,7 +271,7 @@ class LiveObjects:
                 f"Worker {self.runtime.worker!r} ({self.runtime.options.get('main')}) defines no "
                 f"class {live.class_name!r}; define it or correct durable_objects class_name")
         env = self.runtime.env
-        if cls.__init__ is object.__init__:
+        if cls.__init__ is object.__init__:  # type: ignore[misc]  # the class, not an instance: does it take (state, env)?
             instance = cls()
         else:
             instance = cls(live.state, env)
