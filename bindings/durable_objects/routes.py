@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from edgelet.api import ApiError, api_route, ok
 from edgelet.openapi import OBJECT, OBJECT_LIST, STRING, Op, route
