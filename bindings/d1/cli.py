@@ -1,0 +1,4 @@
+import click
+@click.group()
+def d1() -> None:
+    """D1 databases."""
