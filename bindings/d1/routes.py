@@ -38,20 +38,35 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
         return ok(info(plugin.resolve(request.path_params["database"])))
 
     async def _statements(request: Request) -> tuple[DatabaseEntry, list[tuple[str, list[Any]]]]:
+        """``{sql, params}`` (one or more statements) or ``{batch: [{sql, params}, ...]}``."""
         entry = plugin.resolve(request.path_params["database"])
         body = await json_body(request, required=True)
-        sql, params = body.get("sql"), body.get("params", [])
+        if "batch" in body:
+            items = body["batch"]
+            if not isinstance(items, list) or not items:
+                raise ApiError(400, 7400, "batch must be a non-empty list of {\"sql\", \"params\"} objects")
+            out: list[tuple[str, list[Any]]] = []
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise ApiError(400, 7400, f"batch[{i}] must be an object with sql and params")
+                out += _split(item, f"batch[{i}]")
+            return entry, out
+        return entry, _split(body, "the body")
+
+    def _split(body: dict[str, Any], what: str) -> list[tuple[str, list[Any]]]:
+        sql, params = body.get("sql"), body.get("params") or []
         if not isinstance(sql, str) or not sql.strip():
-            raise ApiError(400, 7400, "send {\"sql\": \"...\", \"params\": [...]} with the SQL as a non-empty string")
+            raise ApiError(400, 7400, f"{what}: send {{\"sql\": \"...\", \"params\": [...]}} with the SQL "
+                                      f"as a non-empty string")
         if not isinstance(params, list):
-            raise ApiError(400, 7400, "params must be a list of values for the ? placeholders")
+            raise ApiError(400, 7400, f"{what}: params must be a list of values for the ? placeholders")
         statements = drop_dump_wrapper(split_statements(sql))
         if not statements:
-            raise ApiError(400, 7400, "the SQL holds no statements (only comments or whitespace)")
+            raise ApiError(400, 7400, f"{what}: the SQL holds no statements (only comments or whitespace)")
         if params and len(statements) > 1:
-            raise ApiError(400, 7400, f"params apply to one statement, but the SQL holds {len(statements)}; "
-                                      f"send them one at a time")
-        return entry, [(s, params if i == 0 else []) for i, s in enumerate(statements)]
+            raise ApiError(400, 7400, f"{what}: params apply to one statement, but the SQL holds "
+                                      f"{len(statements)}; send them one at a time")
+        return [(s, params if i == 0 else []) for i, s in enumerate(statements)]
 
     def _run(entry: DatabaseEntry, statements: list[tuple[str, list[Any]]], label: str) -> list[list[Any]]:
         assert plugin.store is not None

@@ -20,6 +20,7 @@ import logging
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,11 @@ class D1Database:
         }
         return [columns, [list(r) for r in rows], meta]
 
-    def run(self, statements: list[tuple[str, list[Any]]], where: str) -> list[Outcome]:
-        """Run statements in order, all or nothing; D1Error (nothing stored) on any failure."""
+    def run(self, statements: list[tuple[str, list[Any]]], where: str,
+            progress: Callable[[int], None] | None = None) -> list[Outcome]:
+        """Run statements in order, all or nothing; D1Error (nothing stored) on any failure.
+
+        ``progress(n)`` is told after each statement (``d1 execute --file`` draws a bar)."""
         if not statements:
             raise D1Error(f"D1_ERROR: No SQL statements detected ({where}).")
         if len(statements) == 1:
@@ -167,6 +171,8 @@ class D1Database:
             try:
                 for i, (sql, params) in enumerate(statements, 1):
                     outcomes.append(self._one(sql, params, f"{where}, statement {i} of {len(statements)}"))
+                    if progress is not None:
+                        progress(i)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
