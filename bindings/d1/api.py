@@ -22,7 +22,7 @@ __all__ = ["D1DatabaseAPI", "D1DatabaseSession", "D1Error", "D1PreparedStatement
 _CONSTRAINTS = ("first-primary", "first-unconstrained")
 
 
-class Row(dict):  # type: ignore[type-arg]
+class Row(dict[str, Any]):
     """A dict whose items are also attributes (``row.value``), as D1 rows are objects in JS.
 
     Columns win over dict methods of the same name, so a column called ``count`` or ``items``
@@ -47,7 +47,7 @@ class Row(dict):  # type: ignore[type-arg]
         return {k: (v.to_py() if isinstance(v, (Row, RowList)) else v) for k, v in self.items()}
 
 
-class RowList(list):  # type: ignore[type-arg]
+class RowList(list[Any]):
     """``results`` of a query: a list of rows, with ``to_py()`` for Pyodide-style code."""
 
     def to_py(self) -> list[Any]:

@@ -377,7 +377,7 @@ def migrations_create(client: ApiClient, persist_to: str, config: str | None, da
     number = f"{(max(numbers) + 1) if numbers else 1:04d}"
     name = f"{number}_{message.replace(' ', '_')}.sql"
     path = folder / name
-    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     path.write_text(f"-- Migration number: {number} \t {stamp}\n")
     click.echo(f"Successfully created Migration '{name}'!\nThe migration is available for editing here\n{path}")
 
@@ -421,7 +421,8 @@ def migrations_apply(client: ApiClient, persist_to: str, config: str | None, dat
         for name in pending:
             statements = drop_dump_wrapper(split_statements((folder / name).read_text(encoding="utf-8-sig")))
             literal = name.replace("'", "''")
-            work = [(s, []) for s in statements] + [(f"INSERT INTO {table} (name) VALUES ('{literal}')", [])]
+            work: list[tuple[str, list[Any]]] = [(s, []) for s in statements]
+            work.append((f"INSERT INTO {table} (name) VALUES ('{literal}')", []))
             try:
                 runner.run(work, f"migration {name}")
             except D1Error as exc:

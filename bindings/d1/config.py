@@ -60,22 +60,23 @@ def parse(key: str, section: Section) -> list[D1DatabaseDecl]:
         t.warn_unknown(_ALLOWED)
         binding = t.binding_name("binding")
         assert binding is not None
-        name = _nonempty(t, "database_name", required=True,
-                         fix=f"set database_name to the database's name, e.g. {t.example('database_name', _q('my-db'))}")
+        name = _nonempty(t, "database_name", required=True, fix="set database_name to the database's name, "
+                                                                  f"e.g. {t.example('database_name', _q('my-db'))}")
         db_id = _nonempty(t, "database_id", required=False,
                           fix=f"set database_id to the database's id, e.g. {t.example('database_id', _EXAMPLE_ID)}, "
                               f"or remove it to use database_name locally")
         preview = _nonempty(t, "preview_database_id", required=False,
                             fix="set preview_database_id to a database id string, or remove it")
-        migrations = _nonempty(t, "migrations_dir", required=False,
-                               fix=f"set migrations_dir to a folder, e.g. {t.example('migrations_dir', _q('migrations'))}")
-        table = _nonempty(t, "migrations_table", required=False,
-                          fix=f"set migrations_table to a table name, e.g. {t.example('migrations_table', _q('d1_migrations'))}")
+        migrations = _nonempty(t, "migrations_dir", required=False, fix="set migrations_dir to a folder, e.g. "
+                               + t.example("migrations_dir", _q("migrations")))
+        table = _nonempty(t, "migrations_table", required=False, fix="set migrations_table to a table name, e.g. "
+                          + t.example("migrations_table", _q("d1_migrations")))
         if table is not None and not _TABLE_NAME.match(table):
             raise t.error("migrations_table", f"{table!r} is not a plain SQL table name",
                           "use letters, digits and underscores, e.g. d1_migrations")
         if t.get("remote") is not None and not isinstance(t.get("remote"), bool):
-            raise t.error("remote", "expected true or false", "set remote = false (edgelet is always local) or remove it")
+            raise t.error("remote", "expected true or false",
+                          "set remote = false (edgelet is always local) or remove it")
         assert name is not None
         out.append(D1DatabaseDecl(
             binding=binding, database_name=name, database_id=db_id or name, preview_database_id=preview,

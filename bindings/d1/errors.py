@@ -9,20 +9,18 @@ on the host (no ``pyodide`` module) it is a plain ``Exception``.
 from __future__ import annotations
 
 try:  # inside an isolate the SDK folder is on sys.path
-    from pyodide.ffi import JsException as _Base  # type: ignore[import-not-found]
+    from pyodide.ffi import JsException as _Base
 except ImportError:  # the host process
-    _Base = Exception  # type: ignore[assignment,misc]
+    _Base = Exception
 
 #: the exception's type name on the wire (``RemoteError.type_name``)
 WIRE_NAME = "D1Error"
 
 
-class D1Error(_Base):  # type: ignore[valid-type,misc]
+class D1Error(_Base):
     """A D1 query failed; ``str(err)`` starts with ``D1_ERROR:`` and carries SQLite's message."""
 
     @property
     def message(self) -> str:
         return str(self)
 
-
-D1Error.__name__ = WIRE_NAME

@@ -83,7 +83,7 @@ def export_sql(conn: sqlite3.Connection, *, tables: list[str] | None = None, sch
                                         f"VALUES(' || {values} || ');' FROM {_name(name)}"):
                 yield line
     if schema:
-        for kind, name, tbl, sql in rows:
+        for kind, _, tbl, sql in rows:
             if kind in ("index", "trigger") and tbl in wanted:
                 yield f"{sql};"
             elif kind == "view" and not tables:

@@ -134,7 +134,8 @@ def test_migrations_create_list_apply_twice_applies_once(app):
 
 def test_a_failing_migration_rolls_back_alone(app):
     folder = app / "db" / "migrations"
-    write(folder, {"0001_ok.sql": "CREATE TABLE a (x);", "0002_bad.sql": "CREATE TABLE b (x);\nINSERT INTO zz VALUES (1);"})
+    write(folder, {"0001_ok.sql": "CREATE TABLE a (x);",
+                   "0002_bad.sql": "CREATE TABLE b (x);\nINSERT INTO zz VALUES (1);"})
     proc = d1(app, "migrations", "apply", "DB", ok=False)
     assert "Migration 0002_bad.sql failed" in proc.stderr and "no such table: zz" in proc.stderr
     out = d1(app, "execute", "DB", "--command",
