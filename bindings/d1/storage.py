@@ -96,6 +96,7 @@ class D1Database:
         self._epoch = int(time.time())
         self._guard = False
         self._denied: str | None = None
+        self._size: int | None = None  # cached: only a write can change it
         self.conn.set_authorizer(self._authorize)
 
     # -- the guard around user SQL ---------------------------------------------------
@@ -185,9 +186,12 @@ class D1Database:
             self.conn.execute("ROLLBACK")
 
     def _finish(self, outcomes: list[Outcome]) -> None:
-        if any(o[2]["changed_db"] for o in outcomes):
+        changed = any(o[2]["changed_db"] for o in outcomes)
+        if changed:
             self.commits += 1
-        size = self.size()
+        if changed or self._size is None:
+            self._size = self.size()
+        size = self._size
         for o in outcomes:
             o[2]["size_after"] = size
 
