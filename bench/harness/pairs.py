@@ -194,6 +194,10 @@ PAIRS: list[Pair] = [
     Pair("kv", "kv", [Step([
         Measure("kv.rps", "KV put+get through a Worker (1 put + 1 get per request)", "req/s", target=1.0),
     ], http_load("/", "kv"))]),
+    Pair("d1", "d1", [Step([
+        Measure("d1.rps", "D1 through a Worker (1 indexed SELECT + 1 INSERT per request, on disk)", "req/s",
+                target=3.0),
+    ], http_load("/", "d1", prime="/setup?i={i}"))]),
     Pair("do", "durable_objects", [
         Step([Measure("do.one.rps", "Durable Object RPC, one object", "calls/s", target=1.0)],
              http_load("/one", "do.one")),

@@ -23,6 +23,7 @@ const script = (name) => path.join(here, "workers", `${name}.mjs`);
 const WORKLOADS = {
   hello: { name: "hello", scriptPath: script("hello") },
   kv: { name: "kv", scriptPath: script("kv"), kvNamespaces: { KV: "bench-kv" } },
+  d1: { name: "d1", scriptPath: script("d1"), d1Databases: { DB: "bench-d1" } },
   do: { name: "do", scriptPath: script("do"), durableObjects: { COUNTER: "Counter" } },
   queue: {
     name: "queue", scriptPath: script("queue"),

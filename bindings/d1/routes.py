@@ -1,0 +1,103 @@
+"""D1's control API, shaped after Cloudflare's REST API (``/accounts/{id}/d1/database/...``).
+
+``{database}`` is a database id, a ``database_name`` or a binding name. ``query`` answers
+one result per statement (``{results, success, meta}``), all run in one transaction;
+``raw`` answers ``{results: {columns, rows}, ...}`` as Cloudflare's ``/raw`` does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from edgelet.api import ApiError, api_route, json_body, ok
+from edgelet.bindings.d1.errors import D1Error
+from edgelet.bindings.d1.registry import DatabaseEntry, describe
+from edgelet.bindings.d1.sqltext import drop_dump_wrapper, split_statements
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.bindings.d1.plugin import Plugin
+
+#: Cloudflare's code for a failed query
+QUERY_ERROR = 7500
+
+
+def routes(plugin: Plugin) -> list[BaseRoute]:
+    def info(entry: DatabaseEntry) -> dict[str, Any]:
+        assert plugin.store is not None
+        db = plugin.store.get(entry.id)
+        return describe(entry, db.conn, db.path)
+
+    async def list_databases(request: Request) -> Response:
+        return ok([info(e) for e in plugin.databases()])
+
+    async def get_database(request: Request) -> Response:
+        return ok(info(plugin.resolve(request.path_params["database"])))
+
+    async def _statements(request: Request) -> tuple[DatabaseEntry, list[tuple[str, list[Any]]]]:
+        """``{sql, params}`` (one or more statements) or ``{batch: [{sql, params}, ...]}``."""
+        entry = plugin.resolve(request.path_params["database"])
+        body = await json_body(request, required=True)
+        if "batch" in body:
+            items = body["batch"]
+            if not isinstance(items, list) or not items:
+                raise ApiError(400, 7400, "batch must be a non-empty list of {\"sql\", \"params\"} objects")
+            out: list[tuple[str, list[Any]]] = []
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise ApiError(400, 7400, f"batch[{i}] must be an object with sql and params")
+                out += _split(item, f"batch[{i}]")
+            return entry, out
+        return entry, _split(body, "the body")
+
+    def _split(body: dict[str, Any], what: str) -> list[tuple[str, list[Any]]]:
+        sql, params = body.get("sql"), body.get("params") or []
+        if not isinstance(sql, str) or not sql.strip():
+            raise ApiError(400, 7400, f"{what}: send {{\"sql\": \"...\", \"params\": [...]}} with the SQL "
+                                      f"as a non-empty string")
+        if not isinstance(params, list):
+            raise ApiError(400, 7400, f"{what}: params must be a list of values for the ? placeholders")
+        statements = drop_dump_wrapper(split_statements(sql))
+        if not statements:
+            raise ApiError(400, 7400, f"{what}: the SQL holds no statements (only comments or whitespace)")
+        if params and len(statements) > 1:
+            raise ApiError(400, 7400, f"{what}: params apply to one statement, but the SQL holds "
+                                      f"{len(statements)}; send them one at a time")
+        return [(s, params if i == 0 else []) for i, s in enumerate(statements)]
+
+    def _run(entry: DatabaseEntry, statements: list[tuple[str, list[Any]]], label: str) -> list[list[Any]]:
+        assert plugin.store is not None
+        try:
+            return plugin.store.get(entry.id).run(statements, f"{label} on D1 database {entry.name!r}")
+        except D1Error as exc:
+            raise ApiError(400, QUERY_ERROR, str(exc)) from None
+
+    async def query(request: Request) -> Response:
+        entry, statements = await _statements(request)
+        outcomes = _run(entry, statements, "POST query")
+        return ok([{"results": [dict(zip(cols, row, strict=False)) for row in rows], "success": True,
+                    "meta": meta} for cols, rows, meta in outcomes])
+
+    async def raw(request: Request) -> Response:
+        entry, statements = await _statements(request)
+        outcomes = _run(entry, statements, "POST raw")
+        return ok([{"results": {"columns": cols, "rows": rows}, "success": True, "meta": meta}
+                   for cols, rows, meta in outcomes])
+
+    async def dump(request: Request) -> Response:
+        assert plugin.store is not None
+        entry = plugin.resolve(request.path_params["database"])
+        data = plugin.store.get(entry.id).dump()
+        return Response(data, media_type="application/vnd.sqlite3",
+                        headers={"content-disposition": f'attachment; filename="{entry.name}.sqlite3"'})
+
+    return [
+        Route("/d1/database", api_route(list_databases), methods=["GET"]),
+        Route("/d1/database/{database}", api_route(get_database), methods=["GET"]),
+        Route("/d1/database/{database}/query", api_route(query), methods=["POST"]),
+        Route("/d1/database/{database}/raw", api_route(raw), methods=["POST"]),
+        Route("/d1/database/{database}/dump", api_route(dump), methods=["GET"]),
+    ]
