@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from edgelet.api import ApiError, api_route, json_body, ok
 from edgelet.bindings.d1.errors import D1Error
 from edgelet.bindings.d1.registry import DatabaseEntry, describe
 from edgelet.bindings.d1.sqltext import drop_dump_wrapper, split_statements
+from edgelet.openapi import ANY_JSON, OBJECT, OBJECT_LIST, STRING, Op, route
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.d1.plugin import Plugin
@@ -94,10 +95,25 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
         return Response(data, media_type="application/vnd.sqlite3",
                         headers={"content-disposition": f'attachment; filename="{entry.name}.sqlite3"'})
 
+    def database_names() -> list[str]:
+        return sorted({n for e in plugin.databases() for n in (e.id, e.name)})
+
+    names = {"database": database_names}
+    statement = {"type": "object", "required": ["sql"],
+                 "properties": {"sql": STRING, "params": {"type": "array", "items": ANY_JSON}}}
+    body = {"oneOf": [statement, {"type": "object", "required": ["batch"],
+                                  "properties": {"batch": {"type": "array", "items": statement}}}]}
     return [
-        Route("/d1/database", api_route(list_databases), methods=["GET"]),
-        Route("/d1/database/{database}", api_route(get_database), methods=["GET"]),
-        Route("/d1/database/{database}/query", api_route(query), methods=["POST"]),
-        Route("/d1/database/{database}/raw", api_route(raw), methods=["POST"]),
-        Route("/d1/database/{database}/dump", api_route(dump), methods=["GET"]),
+        route("/d1/database", api_route(list_databases), GET=Op(
+            "D1 databases of every Worker, with their bindings and size", result=OBJECT_LIST, errors=())),
+        route("/d1/database/{database}", api_route(get_database), names=names, GET=Op(
+            "One database by id, database_name or binding", result=OBJECT)),
+        route("/d1/database/{database}/query", api_route(query), names=names, POST=Op(
+            "Run SQL (one or more statements, or a batch) in one transaction; one result per statement",
+            body=body, body_required=True, result=OBJECT_LIST)),
+        route("/d1/database/{database}/raw", api_route(raw), names=names, POST=Op(
+            "As query, with rows as lists and the column names apart", body=body, body_required=True,
+            result=OBJECT_LIST)),
+        route("/d1/database/{database}/dump", api_route(dump), names=names, GET=Op(
+            "The database file's bytes", media="application/vnd.sqlite3")),
     ]
