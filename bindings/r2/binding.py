@@ -178,6 +178,11 @@ class R2Stream:
         raise TypeError(f"{self._where}: this body is {self._length} bytes and is streamed from storage; "
                         f"read it with `await obj.bytes()` (or iterate it with `async for chunk in obj.body`)")
 
+    @property
+    def edgelet_deferred(self) -> bool:
+        """True when ``Response(body)`` must await the body (it did not come whole with get)."""
+        return self._handle is not None
+
     def getReader(self) -> _Reader:  # noqa: N802 - the Streams API name
         return _Reader(self)
 
