@@ -8,6 +8,7 @@ travels. Bodies move in chunks (see service.py): a large body is never whole in 
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from edgelet.bindings.r2 import values
 from edgelet.bindings.r2.storage import CHUNK
 
 
-class R2Dict(dict):  # type: ignore[type-arg]
+class R2Dict(dict[str, Any]):
     """A dict whose items are also attributes, under Cloudflare's names and snake_case ones.
 
     Items win over dict methods of the same name (``result.objects``); ``obj.http_etag``
@@ -226,7 +227,7 @@ class R2ObjectBody(R2Object):
     async def bytes(self) -> bytes:
         return await dict.__getitem__(self, "body").read_all()
 
-    async def arrayBuffer(self) -> bytes:  # noqa: N802
+    async def arrayBuffer(self) -> builtins.bytes:  # noqa: N802
         return await self.bytes()
 
     array_buffer = arrayBuffer

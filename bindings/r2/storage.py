@@ -15,6 +15,7 @@ run in a thread: they touch only their own files.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -397,7 +398,7 @@ class R2Storage:
             shutil.rmtree(self.bucket_dir(bucket) / "multipart" / upload_id, ignore_errors=True)
         return _meta(row)
 
-    def delete(self, bucket: str, keys: list[str], where: str) -> None:
+    def delete(self, bucket: str, keys: builtins.list[str], where: str) -> None:
         if len(keys) > MAX_DELETE:
             raise errors.R2Error(where, errors.INVALID_ARGUMENT,
                                  f"{len(keys)} keys given; delete at most {MAX_DELETE} keys per call "
@@ -468,8 +469,8 @@ class R2Storage:
             (self.bucket_dir(bucket) / old[0]).unlink(missing_ok=True)
         return {"partNumber": number, "etag": etag}
 
-    def plan_complete(self, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]],
-                      where: str) -> tuple[list[Path], dict[str, Any]]:
+    def plan_complete(self, bucket: str, key: str, upload_id: str, parts: builtins.list[dict[str, Any]],
+                      where: str) -> tuple[builtins.list[Path], dict[str, Any]]:
         """Check ``parts`` against what was uploaded; the files to join and what to commit."""
         upload = self._upload(bucket, check_key(key, where), upload_id, where)
         stored = {n: (size, etag, blob) for n, size, etag, blob in self.conn.execute(
@@ -480,7 +481,7 @@ class R2Storage:
         numbers = [p.get("partNumber") for p in parts]
         if len(set(numbers)) != len(numbers):
             raise errors.R2Error(where, errors.BAD_UPLOAD, f"part numbers repeat in {numbers}; list each part once")
-        files: list[Path] = []
+        files: builtins.list[Path] = []
         md5s = b""
         for i, part in enumerate(sorted(parts, key=lambda p: p["partNumber"])):
             number, etag = part["partNumber"], part.get("etag")

@@ -65,8 +65,9 @@ class Default(WorkerEntrypoint):
         return Response.json(await getattr(self, "s_" + name)(b))
 
     async def s_basics(self, b):
+        expiry = datetime.datetime(2030, 1, 2, tzinfo=datetime.timezone.utc)
         put = await b.put("k", "hello", httpMetadata={"content_type": "text/plain", "cacheControl": "max-age=60",
-                                                      "cacheExpiry": datetime.datetime(2030, 1, 2, tzinfo=datetime.timezone.utc)},
+                                                      "cacheExpiry": expiry},
                           custom_metadata={"a": "1"}, sha256=hashlib.sha256(b"hello").hexdigest())
         got = await b.get("k")
         head = await b.head("k")
@@ -137,7 +138,8 @@ class Default(WorkerEntrypoint):
                            ("nomatch", {"etagMatches": "nope"}), ("dnm", {"etagDoesNotMatch": etag}),
                            ("dnm_other", {"etag_does_not_match": "nope"}),
                            ("after_past", {"uploadedAfter": up - hour}), ("after_future", {"uploadedAfter": up + hour}),
-                           ("before_future", {"uploadedBefore": up + hour}), ("before_past", {"uploadedBefore": up - hour}),
+                           ("before_future", {"uploadedBefore": up + hour}),
+                           ("before_past", {"uploadedBefore": up - hour}),
                            ("h_if_match", Headers({"if-match": f'"{etag}"'})),
                            ("h_if_none_match", Headers({"If-None-Match": f'"{etag}"'})),
                            ("h_ims_future", Headers({"if-modified-since": "Tue, 01 Jan 2999 00:00:00 GMT"})),

@@ -15,7 +15,8 @@ def block(lang: str, index: int = 0) -> str:
 
 def test_the_documented_worker(dev: Any, tmp_path: Path) -> None:
     s = dev({"wrangler_like.toml": block("toml"), "files.py": block("python", 0)})
-    assert s.request("PUT", "/docs/hi.txt", content=b"hello", headers={"content-type": "text/plain"}).json()["size"] == 5
+    put = s.request("PUT", "/docs/hi.txt", content=b"hello", headers={"content-type": "text/plain"})
+    assert put.json()["size"] == 5
     got = s.get("/docs/hi.txt")
     assert got.text == "hello" and got.headers["content-type"] == "text/plain"
     assert s.get("/docs/hi.txt", headers={"range": "bytes=1-3"}).text == "ell"
