@@ -23,6 +23,7 @@ const script = (name) => path.join(here, "workers", `${name}.mjs`);
 const WORKLOADS = {
   hello: { name: "hello", scriptPath: script("hello") },
   kv: { name: "kv", scriptPath: script("kv"), kvNamespaces: { KV: "bench-kv" } },
+  r2: { name: "r2", scriptPath: script("r2"), r2Buckets: { B: "bench-r2" } },
   do: { name: "do", scriptPath: script("do"), durableObjects: { COUNTER: "Counter" } },
   queue: {
     name: "queue", scriptPath: script("queue"),
