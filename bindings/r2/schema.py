@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS r2_objects (
     custom_metadata TEXT NOT NULL,      -- JSON object of str -> str
     checksums TEXT NOT NULL,            -- JSON object of algorithm -> hex
     storage_class TEXT NOT NULL,
-    blob TEXT NOT NULL,                 -- file under the bucket's folder (blobs/<version>)
+    blob TEXT NOT NULL,                 -- file under the bucket's folder (blobs/<version>), or ''
+    body BLOB,                          -- the body itself when it is small (blob is then '')
     PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS r2_uploads (

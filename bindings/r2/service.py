@@ -142,11 +142,12 @@ class R2Service:
 
     async def _finish_put(self, bucket: str, key: str, writer: BlobWriter, opts: dict[str, Any],
                           where: str) -> Any:
-        try:
-            await asyncio.to_thread(writer.finish)
-        except BaseException:
-            writer.abort()
-            raise
+        if not writer.in_memory:
+            try:
+                await asyncio.to_thread(writer.finish)
+            except BaseException:
+                writer.abort()
+                raise
         return self.storage.commit_put(bucket, key, writer, opts, where)
 
     async def _put(self, bucket: str, label: str, key: Any, data: bytes, opts: dict[str, Any] | None = None) -> Any:

@@ -173,3 +173,16 @@ def test_200_mib_streams_with_flat_memory(dev: Any, tmp_path: Path) -> None:
         grew = (peak[name] - base[name]) / MiB
         print(f"R2 stream {name}: base {base[name] / MiB:.0f} MiB, peak +{grew:.1f} MiB")
         assert grew < 40, f"{name} RSS grew by {grew:.0f} MiB while 200 MiB streamed through"
+
+
+def test_acknowledged_puts_survive_kill_small_in_row_large_in_a_file(dev: Any, tmp_path: Path) -> None:
+    s = dev({"wrangler_like.toml": CONFIG, "w.py": WORKER})
+    small = httpx.put(f"{s.url}/cdn-cgi/edgelet/api/r2/buckets/files/objects/small", content=b"tiny", timeout=30)
+    assert small.json()["success"]
+    assert s.get("/fill?key=large&byte=E&mib=2").json()["size"] == 2 * MiB
+    s.kill()
+    # a small body lives in its metadata row, a large one in a file of its own
+    assert len(files_under(tmp_path / ".edgelet/state/r2/files/blobs")) == 1
+    s2 = dev(None, cwd=tmp_path)
+    assert httpx.get(f"{s2.url}/cdn-cgi/edgelet/api/r2/buckets/files/objects/small", timeout=30).content == b"tiny"
+    assert object_bytes_are_uniform(s2, "large") == (2 * MiB, {ord("E")})
