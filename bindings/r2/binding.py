@@ -386,7 +386,11 @@ class R2BucketAPI:
 
     async def delete(self, keys: Any) -> None:
         """Remove one key or a list of at most 1000; absent keys are not an error."""
-        await self._call("delete", [keys] if isinstance(keys, str) else list(keys))
+        if isinstance(keys, str):
+            keys = [keys]
+        elif not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
+            raise TypeError(f"{self._label}.delete(): pass a key (str) or a list of keys, got {keys!r:.80}")
+        await self._call("delete", list(keys))
 
     # -- multipart ------------------------------------------------------------------------
     async def createMultipartUpload(self, key: Any, options: Any = None, /,  # noqa: N802

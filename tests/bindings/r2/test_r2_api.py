@@ -230,7 +230,8 @@ class Default(WorkerEntrypoint):
                "bad_value": await error_of(b.put("v", {"a": 1})),
                "bad_option": await error_of(b.put("v", "x", colour="red")),
                "bad_http": await error_of(b.put("v", "x", httpMetadata={"contentColour": "red"})),
-               "bad_only_if": await error_of(b.get("v", onlyIf={"etagLike": "x"}))}
+               "bad_only_if": await error_of(b.get("v", onlyIf={"etagLike": "x"})),
+               "bad_delete": await error_of(b.delete(5))}
         out["stored"] = sorted(o.key for o in (await b.list()).objects)
         return out
 '''
@@ -346,6 +347,7 @@ def test_bad_input_is_refused_and_stores_nothing(app: Any) -> None:
     assert r["bad_value"].startswith("TypeError") and "json.dumps" in r["bad_value"]
     assert "colour" in r["bad_option"] and "httpMetadata" in r["bad_option"]
     assert "contentColour" in r["bad_http"] and "etagLike" in r["bad_only_if"]
+    assert r["bad_delete"].startswith("TypeError") and "list of keys" in r["bad_delete"]
     assert r["stored"] == ["k" * 1024]
 
 
