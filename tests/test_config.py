@@ -386,13 +386,13 @@ def test_unknown_key_warns_but_loads(app: Path, caplog: pytest.LogCaptureFixture
         name = "api"
         main = "workers/api.py"
         account_id = "ignored silently"
-        r2_buckets = [{binding = "B"}]
+        vectorize = [{binding = "V", index_name = "i"}]
         kv_namespaces = [{binding = "KV", id = "k", colour = "blue"}]
         """,
     )
     assert config.primary.name == "api"
     messages = [r.getMessage() for r in caplog.records]
-    assert any("wrangler_like.toml" in m and "'r2_buckets'" in m for m in messages)
+    assert any("wrangler_like.toml" in m and "'vectorize'" in m for m in messages)
     assert any("'colour' in kv_namespaces[0]" in m for m in messages)
     assert not any("account_id" in m for m in messages)
 

@@ -198,6 +198,12 @@ PAIRS: list[Pair] = [
         Measure("d1.rps", "D1 through a Worker (1 indexed SELECT + 1 INSERT per request, on disk)", "req/s",
                 target=3.0),
     ], http_load("/", "d1", prime="/setup?i={i}"))]),
+    Pair("r2", "r2", [
+        Step([Measure("r2.small.rps", "R2 put+get of a 1 KiB object through a Worker", "req/s", target=2.0)],
+             http_load("/small", "r2.small")),
+        Step([Measure("r2.large.rps", "R2 put+get of a 1 MiB object through a Worker", "req/s", target=2.0)],
+             http_load("/large", "r2.large")),
+    ]),
     Pair("do", "durable_objects", [
         Step([Measure("do.one.rps", "Durable Object RPC, one object", "calls/s", target=1.0)],
              http_load("/one", "do.one")),

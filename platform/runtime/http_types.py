@@ -231,7 +231,9 @@ class Response(_Body):
         self.status = status
         self.status_text = status_text
         self.headers = Headers(headers)
-        self._body, implied = _body_bytes(body)
+        # A stream that must be awaited (a large R2 body) is read when the handler returns.
+        self._deferred = body if getattr(body, "edgelet_deferred", False) else None
+        self._body, implied = _body_bytes(None if self._deferred is not None else body)
         if implied and not self.headers.has("content-type"):
             self.headers.set("content-type", implied)
         self.url = ""

@@ -265,7 +265,10 @@ class Runtime:
         request = request_from_wire(wire)
         try:
             fn, ctx = self.handler("fetch")
-            return response_to_wire(await call_handler(fn, request, self.env, ctx))
+            resp = await call_handler(fn, request, self.env, ctx)
+            if getattr(resp, "_deferred", None) is not None:  # a body to await (Response(r2_obj.body))
+                resp._body = await resp._deferred.read_all()
+            return response_to_wire(resp)
         except MemoryError:
             raise
         except Exception as exc:

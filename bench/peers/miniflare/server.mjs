@@ -24,6 +24,7 @@ const WORKLOADS = {
   hello: { name: "hello", scriptPath: script("hello") },
   kv: { name: "kv", scriptPath: script("kv"), kvNamespaces: { KV: "bench-kv" } },
   d1: { name: "d1", scriptPath: script("d1"), d1Databases: { DB: "bench-d1" } },
+  r2: { name: "r2", scriptPath: script("r2"), r2Buckets: { B: "bench-r2" } },
   do: { name: "do", scriptPath: script("do"), durableObjects: { COUNTER: "Counter" } },
   queue: {
     name: "queue", scriptPath: script("queue"),
