@@ -24,8 +24,8 @@ from edgelet.config import load_config_dict
 from edgelet.host import Host
 from edgelet.supervisor import IsolateStartError
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "wasm"
-ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "wasm"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def build(folder: Path, name: str) -> str:
