@@ -20,12 +20,16 @@ Each binding kind is one package under ``bindings/`` and owns everything about i
     module, the base classes the platform runs, and the handler names it calls.
 
 The host discovers plug-ins by scanning this package, so adding a binding means adding a
-package here and nothing else.
+package here and nothing else. Folders named in ``EDGELET_BINDINGS_PATH`` (``os.pathsep``
+separated) are scanned too: binding packages kept outside this one, such as the example
+binding of docs/HACKING.md that the test suite loads. Isolates inherit the environment, so
+the host and every isolate see the same kinds.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +39,22 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
+
+
+#: environment variable naming extra folders of binding packages
+BINDINGS_PATH_ENV = "EDGELET_BINDINGS_PATH"
+
+
+def search_path() -> list[str]:
+    """This package's folders plus those named in ``EDGELET_BINDINGS_PATH``.
+
+    The extra folders are added to ``__path__`` (read again at every discovery, so a test
+    can set the variable after import) because that is where ``import
+    edgelet.bindings.<kind>`` looks."""
+    for folder in os.environ.get(BINDINGS_PATH_ENV, "").split(os.pathsep):
+        if folder and folder not in __path__:
+            __path__.append(folder)
+    return list(__path__)
 
 
 class BindingPlugin:
@@ -121,7 +141,7 @@ class BindingPlugin:
 def discover_plugins() -> list[BindingPlugin]:
     """Instantiate every binding plug-in found under this package, in name order."""
     plugins: list[BindingPlugin] = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(search_path()), key=lambda i: i.name):
         if not info.ispkg:
             continue
         try:
@@ -139,7 +159,7 @@ def discover_plugins() -> list[BindingPlugin]:
 def config_modules() -> dict[str, Any]:
     """kind -> its ``config`` module, for the config loader (no host objects created)."""
     found: dict[str, Any] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(search_path()), key=lambda i: i.name):
         if not info.ispkg:
             continue
         try:
@@ -148,3 +168,6 @@ def config_modules() -> dict[str, Any]:
             if exc.name != f"{__name__}.{info.name}.config":
                 raise
     return found
+
+
+search_path()  # an isolate imports kinds by name (edgelet.bindings.<kind>.isolate)

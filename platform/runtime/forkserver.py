@@ -36,7 +36,7 @@ def _warm_imports() -> None:
     import edgelet.runtime.isolate  # noqa: F401
     import edgelet.runtime.outgoing  # noqa: F401
     import workers  # noqa: F401  (the SDK, from SDK_DIR)
-    for info in pkgutil.iter_modules(edgelet.bindings.__path__):
+    for info in pkgutil.iter_modules(edgelet.bindings.search_path()):
         try:
             __import__(f"edgelet.bindings.{info.name}.isolate")
         except ImportError:

@@ -31,7 +31,7 @@ PLATFORM_HANDLERS = ("fetch", "scheduled")
 def isolate_halves() -> dict[str, ModuleType]:
     """kind -> its ``isolate`` module, for every binding package that has one."""
     found: dict[str, ModuleType] = {}
-    for info in sorted(pkgutil.iter_modules(edgelet.bindings.__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(edgelet.bindings.search_path()), key=lambda i: i.name):
         if not info.ispkg:
             continue
         name = f"edgelet.bindings.{info.name}.isolate"

@@ -1,9 +1,9 @@
 """Wasm Workers: the CGI and reactor contracts, host functions, limits and bad modules.
 
 Modules are written in WAT under tests/fixtures/wasm and compiled by wasmtime at test time.
-Most tests drive a real in-process ``Host`` (the same object ``edgelet dev`` serves with),
-which runs each Wasm Worker in its own isolate process; the last ones start ``edgelet dev``
-and talk HTTP, including a service binding from a Python Worker to a Wasm Worker.
+Most tests drive a real in-process ``Host`` started by ``edgelet.testing.Platform`` (the
+same object ``edgelet dev`` serves with), which runs each Wasm Worker in its own isolate
+process; the last ones start ``edgelet dev`` and talk HTTP, including a service binding from a Python Worker to a Wasm Worker.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any, AsyncIterator
 import pytest
 import wasmtime
 
-from edgelet.config import load_config_dict
 from edgelet.host import Host
 from edgelet.supervisor import IsolateStartError
+from edgelet.testing import Platform
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "wasm"
-ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "wasm"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def build(folder: Path, name: str) -> str:
@@ -37,13 +37,8 @@ def build(folder: Path, name: str) -> str:
 @asynccontextmanager
 async def platform(folder: Path, *workers: dict[str, Any]) -> AsyncIterator[Host]:
     """A started host for ``workers`` (wrangler keys), with its state (and cache) in ``folder``."""
-    config = load_config_dict({"workers": list(workers)}, base_dir=folder)
-    host = Host(config, state_dir=folder / "state")
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
+    async with Platform({"workers": list(workers)}, base_dir=folder, persist=folder / "state") as p:
+        yield p.host
 
 
 async def get(host: Host, worker: str, path: str = "/", *, method: str = "GET",

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from test_workflows_support import LocalPlatform
+from edgelet.testing import Platform
+
+from test_workflows_support import seconds, workflow, workflow_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -164,21 +166,20 @@ APP = """
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def p(tmp_path_factory: pytest.TempPathFactory):
-    platform = LocalPlatform(tmp_path_factory.mktemp("wf-dag"), {"wrangler_like.toml": CONFIG, "app.py": APP})
-    await platform.start()
-    yield platform
-    await platform.stop()
+    files = {"wrangler_like.toml": CONFIG, "app.py": APP}
+    async with workflow_platform(tmp_path_factory.mktemp("wf-dag"), files) as platform:
+        yield platform
 
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-async def test_dependencies_bind_by_name_run_once_and_concurrently(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_dependencies_bind_by_name_run_once_and_concurrently(p: Platform, tmp_path: Path) -> None:
     log = tmp_path / "dag.log"
-    inst = await p.workflow("DAG").create(params={"log": str(log)})
+    inst = await workflow(p, "DAG").create(params={"log": str(log)})
     await p.settle()
-    await p.advance(1.5)
+    await p.advance(seconds(1.5))
     info = await inst.wait_for_status("complete", timeout=10)
     first = ["d1", "d1+d2@1", "summary", 1]
     # final_step called directly after the sleep is a new occurrence (#2); its deps come from history
@@ -189,24 +190,24 @@ async def test_dependencies_bind_by_name_run_once_and_concurrently(p: LocalPlatf
     assert ("final_step", 2) in [(s.name, s.count) for s in steps]
 
 
-async def test_legacy_depends_binds_in_order(p: LocalPlatform) -> None:
-    inst = await p.workflow("LEGACY").create()
+async def test_legacy_depends_binds_in_order(p: Platform) -> None:
+    inst = await workflow(p, "LEGACY").create()
     assert (await inst.wait_for_status("complete", timeout=10)).output == [1, 2, "final step"]
 
 
-async def test_plain_cloudflare_form(p: LocalPlatform) -> None:
-    inst = await p.workflow("PLAIN").create()
+async def test_plain_cloudflare_form(p: Platform) -> None:
+    inst = await workflow(p, "PLAIN").create()
     assert (await inst.wait_for_status("complete", timeout=10)).output == [5, 1, "sync ok"]
     steps = await inst.steps()
     assert steps[1].config["retries"]["limit"] == 0
 
 
-async def test_fan_out_replays_whatever_order_steps_finished(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_fan_out_replays_whatever_order_steps_finished(p: Platform, tmp_path: Path) -> None:
     log = tmp_path / "fan.log"
-    inst = await p.workflow("FANOUT").create(params={"log": str(log)})
+    inst = await workflow(p, "FANOUT").create(params={"log": str(log)})
     await p.settle()
     assert lines(log) == [f"item-{i}" for i in (4, 3, 2, 1, 0)]  # they finished in reverse order
-    await p.advance(1.5)
+    await p.advance(seconds(1.5))
     info = await inst.wait_for_status("complete", timeout=10)
     assert info.output == [[0, 1, 4, 9, 16], [f"same-{i}" for i in range(5)]]
     assert len(lines(log)) == 5  # nothing ran again on the replay
@@ -214,25 +215,25 @@ async def test_fan_out_replays_whatever_order_steps_finished(p: LocalPlatform, t
     assert same == [(i + 1, f"same-{i}") for i in range(5)]  # counted in call order
 
 
-async def test_concurrent_branches_replay_without_false_divergence(p: LocalPlatform) -> None:
-    inst = await p.workflow("BRANCHES").create()
+async def test_concurrent_branches_replay_without_false_divergence(p: Platform) -> None:
+    inst = await workflow(p, "BRANCHES").create()
     await p.settle()
-    await p.advance(10.5)  # branch one wakes and runs a NEW step while branch two replays
+    await p.advance(seconds(10.5))  # branch one wakes and runs a NEW step while branch two replays
     status = await inst.status()
     assert status.status == "waiting", status
     assert "a3" in [s.name for s in await inst.steps()]
-    await p.advance(10)
+    await p.advance(seconds(10))
     assert (await inst.wait_for_status("complete", timeout=10)).output == ["a3", "two"]
 
 
-async def test_changed_code_is_reported_as_non_determinism(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_changed_code_is_reported_as_non_determinism(p: Platform, tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     flag.write_text("a")
-    inst = await p.workflow("DRIFT").create(params={"flag": str(flag)})
+    inst = await workflow(p, "DRIFT").create(params={"flag": str(flag)})
     await p.settle()
     assert (await inst.status()).status == "waiting"
     flag.write_text("b")
-    await p.advance(1.5)
+    await p.advance(seconds(1.5))
     status = await inst.wait_for_status("errored", timeout=10)
     assert status.error.name == "NonDeterminismError"
     assert "step.do 'a' #1 (completed) was not reached again" in status.error.message
@@ -240,20 +241,20 @@ async def test_changed_code_is_reported_as_non_determinism(p: LocalPlatform, tmp
     assert "b" not in [s.name for s in await inst.steps()]  # the new step never ran
 
 
-async def test_changed_step_kind_is_reported(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_changed_step_kind_is_reported(p: Platform, tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     flag.write_text("do")
-    inst = await p.workflow("KIND").create(params={"flag": str(flag)})
+    inst = await workflow(p, "KIND").create(params={"flag": str(flag)})
     await p.settle()
     flag.write_text("sleep")
-    await p.advance(1.5)
+    await p.advance(seconds(1.5))
     status = await inst.wait_for_status("errored", timeout=10)
     assert status.error.name == "NonDeterminismError"
     assert "'x' #1 was recorded as step.do but the code now calls step.sleep" in status.error.message
 
 
-async def test_unknown_parameter_is_a_clear_error(p: LocalPlatform) -> None:
-    inst = await p.workflow("BADPARAM").create()
+async def test_unknown_parameter_is_a_clear_error(p: Platform) -> None:
+    inst = await workflow(p, "BADPARAM").create()
     status = await inst.wait_for_status("errored", timeout=10)
     assert status.error.name == "TypeError"
     assert "parameter 'nothing_like_this' is neither ctx nor a step" in status.error.message

@@ -19,7 +19,7 @@ from edgelet.bindings.kv.plugin import Plugin
 from edgelet.bindings.kv.storage import KVStorage
 from edgelet.config import load_config_dict
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 NOW = 1_800_000_000.0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edgelet.testing import Platform
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_front_door_service_bindings_and_wasm():

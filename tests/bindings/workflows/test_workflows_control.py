@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from test_workflows_support import LocalPlatform, until
+from edgelet.testing import Platform
+
+from test_workflows_support import jump, seconds, until, workflow, workflow_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -68,10 +70,9 @@ APP = """
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def p(tmp_path_factory: pytest.TempPathFactory):
-    platform = LocalPlatform(tmp_path_factory.mktemp("wf-control"), {"wrangler_like.toml": CONFIG, "app.py": APP})
-    await platform.start()
-    yield platform
-    await platform.stop()
+    files = {"wrangler_like.toml": CONFIG, "app.py": APP}
+    async with workflow_platform(tmp_path_factory.mktemp("wf-control"), files) as platform:
+        yield platform
 
 
 def lines(path: Path) -> list[str]:
@@ -83,8 +84,8 @@ def gated(tmp_path: Path, **extra: object) -> dict[str, object]:
             **extra}
 
 
-async def test_pause_waits_for_the_current_step_then_resume_continues(p: LocalPlatform, tmp_path: Path) -> None:
-    inst = await p.workflow("GATED").create(params=gated(tmp_path))
+async def test_pause_waits_for_the_current_step_then_resume_continues(p: Platform, tmp_path: Path) -> None:
+    inst = await workflow(p, "GATED").create(params=gated(tmp_path))
     await until(lambda: lines(tmp_path / "log") == ["one"])
     await inst.pause()
     assert (await inst.status()).status == "waitingForPause"
@@ -102,21 +103,21 @@ async def test_pause_waits_for_the_current_step_then_resume_continues(p: LocalPl
     assert lines(tmp_path / "log") == ["one", "two"]
 
 
-async def test_pause_and_resume_a_waiting_instance(p: LocalPlatform) -> None:
-    inst = await p.workflow("WAITS").create()
+async def test_pause_and_resume_a_waiting_instance(p: Platform) -> None:
+    inst = await workflow(p, "WAITS").create()
     await p.settle()
     assert (await inst.status()).status == "waiting"
     await inst.pause()
     assert (await inst.status()).status == "paused"
-    await p.advance(3601)  # the sleep ends while paused: nothing runs
+    await p.advance(seconds(3601))  # the sleep ends while paused: nothing runs
     assert (await inst.status()).status == "paused"
     await inst.sendEvent(type="go", payload="kept")  # buffered while paused
     await inst.resume()
     assert (await inst.wait_for_status("complete", timeout=10)).output == "kept"
 
 
-async def test_queue_respects_concurrency_and_creation_order(p: LocalPlatform, tmp_path: Path) -> None:
-    wf = p.workflow("PAIR")
+async def test_queue_respects_concurrency_and_creation_order(p: Platform, tmp_path: Path) -> None:
+    wf = workflow(p, "PAIR")
     params = gated(tmp_path)
     insts = [await wf.create(id=f"pair-{i}", params={**params, "tag": f"{i}:"}) for i in range(5)]
     await until(lambda: len(lines(tmp_path / "log")) == 2)
@@ -130,8 +131,8 @@ async def test_queue_respects_concurrency_and_creation_order(p: LocalPlatform, t
     assert starts[:2] == ["0", "1"] and starts[2:] == ["2", "3", "4"]
 
 
-async def test_woken_instances_go_before_new_ones(p: LocalPlatform, tmp_path: Path) -> None:
-    wf = p.workflow("SINGLE")
+async def test_woken_instances_go_before_new_ones(p: Platform, tmp_path: Path) -> None:
+    wf = workflow(p, "SINGLE")
     log = str(tmp_path / "log")
     sleeper = await wf.create(id="woken", params={"log": log, "sleep_first": 10_000, "tag": "W:"})
     await p.settle()
@@ -139,7 +140,7 @@ async def test_woken_instances_go_before_new_ones(p: LocalPlatform, tmp_path: Pa
     holder = await wf.create(id="holder", params={**gated(tmp_path), "tag": "H:"})
     await until(lambda: lines(tmp_path / "log") == ["H:one"])
     newer = await wf.create(id="newer", params={"log": log, "tag": "N:"})
-    await p.jump(11)  # the sleeper is due, but the only slot is taken
+    await jump(p, 11)  # the sleeper is due, but the only slot is taken
     assert (await sleeper.status()).status == "waiting"
     assert (await newer.status()).status == "queued"
     (tmp_path / "gate1").touch()
@@ -150,8 +151,8 @@ async def test_woken_instances_go_before_new_ones(p: LocalPlatform, tmp_path: Pa
     assert lines(tmp_path / "log") == ["H:one", "H:two", "W:one", "W:two", "N:one", "N:two"]
 
 
-async def test_pause_resume_terminate_in_every_status(p: LocalPlatform, tmp_path: Path) -> None:
-    single = p.workflow("SINGLE")
+async def test_pause_resume_terminate_in_every_status(p: Platform, tmp_path: Path) -> None:
+    single = workflow(p, "SINGLE")
     blocker = await single.create(params=gated(tmp_path / "b"))
     queued = await single.create()
     await blocker.wait_for_status("running", timeout=10)
@@ -170,12 +171,12 @@ async def test_pause_resume_terminate_in_every_status(p: LocalPlatform, tmp_path
     steps = await blocker.steps()
     assert steps[-1].type == "termination"
 
-    done = await p.workflow("GATED").create(params={"log": str(tmp_path / "done.log")})
+    done = await workflow(p, "GATED").create(params={"log": str(tmp_path / "done.log")})
     await done.wait_for_status("complete", timeout=10)
     for action in ("pause", "resume", "terminate"):
         with pytest.raises(RuntimeError, match="it is (already )?complete"):
             await getattr(done, action)()
-    waiting = await p.workflow("WAITS").create()
+    waiting = await workflow(p, "WAITS").create()
     await p.settle()
     await waiting.resume()  # not paused: nothing to do
     assert (await waiting.status()).status == "waiting"
@@ -185,8 +186,8 @@ async def test_pause_resume_terminate_in_every_status(p: LocalPlatform, tmp_path
         await waiting.sendEvent(type="go")
 
 
-async def test_terminate_while_a_step_runs_records_nothing_more(p: LocalPlatform, tmp_path: Path) -> None:
-    inst = await p.workflow("GATED").create(params=gated(tmp_path))
+async def test_terminate_while_a_step_runs_records_nothing_more(p: Platform, tmp_path: Path) -> None:
+    inst = await workflow(p, "GATED").create(params=gated(tmp_path))
     await until(lambda: lines(tmp_path / "log") == ["one"])
     await inst.terminate()
     (tmp_path / "gate1").touch()
@@ -197,11 +198,11 @@ async def test_terminate_while_a_step_runs_records_nothing_more(p: LocalPlatform
     assert lines(tmp_path / "log") == ["one"]
 
 
-async def test_restart_reruns_from_the_top_or_from_a_step(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_restart_reruns_from_the_top_or_from_a_step(p: Platform, tmp_path: Path) -> None:
     params = gated(tmp_path)
     (tmp_path / "gate1").touch()
     (tmp_path / "gate2").touch()
-    inst = await p.workflow("GATED").create(params=params)
+    inst = await workflow(p, "GATED").create(params=params)
     await inst.wait_for_status("complete", timeout=10)
     await inst.restart(from_step="two")
     assert (await inst.wait_for_status("complete", timeout=10)).output == 3
@@ -213,8 +214,8 @@ async def test_restart_reruns_from_the_top_or_from_a_step(p: LocalPlatform, tmp_
         await inst.restart(from_step="three")
 
 
-async def test_restart_while_running_abandons_the_old_run(p: LocalPlatform, tmp_path: Path) -> None:
-    inst = await p.workflow("GATED").create(params=gated(tmp_path))
+async def test_restart_while_running_abandons_the_old_run(p: Platform, tmp_path: Path) -> None:
+    inst = await workflow(p, "GATED").create(params=gated(tmp_path))
     await until(lambda: lines(tmp_path / "log") == ["one"])
     await inst.restart()
     await until(lambda: lines(tmp_path / "log") == ["one", "one"])

@@ -7,6 +7,7 @@ virtual clock so they take no wall time.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sqlite3
@@ -21,9 +22,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from conftest import DevServer, free_port, write_app
 
-from edgelet.clock import VirtualClock
-from edgelet.config import load_config
-from edgelet.host import Host
+from edgelet.testing import Platform
 
 APP = {
     "wrangler_like.toml": """
@@ -431,23 +430,16 @@ VIRTUAL = {
 
 
 class Virtual:
-    """A started Host on a virtual clock, with a queue handle and an ``advance``."""
+    """A platform on a virtual clock (``edgelet.testing.Platform``) with the queue handles."""
 
-    def __init__(self, host: Host, clock: VirtualClock) -> None:
-        self.host, self.clock = host, clock
-        plugin = host.plugin("queues")
-        self.q = plugin.queue_handle("w", "Q")  # type: ignore[attr-defined]
-        self.later = plugin.queue_handle(None, "LATER")  # type: ignore[attr-defined]
+    def __init__(self, p: Platform) -> None:
+        self.p, self.host = p, p.host
+        plugin = p.host.plugin("queues")
+        self.q = plugin.queue_handle("w", "Q")
+        self.later = plugin.queue_handle(None, "LATER")
 
     async def advance(self, seconds: float) -> None:
-        end = self.clock.now() + seconds
-        await self.host.wait_idle()
-        while (due := self.clock.next_due()) is not None and due <= end:
-            self.clock.set_time(due)
-            self.clock.fire_due()
-            await self.host.wait_idle()
-        self.clock.set_time(end)
-        await self.host.wait_idle()
+        await self.p.advance(dt.timedelta(seconds=seconds))
 
     async def states(self) -> list[tuple[Any, str, int]]:
         return [(m.body, m.state, m.attempts) for m in await self.q.messages()]
@@ -456,13 +448,8 @@ class Virtual:
 @pytest.fixture
 async def virtual(tmp_path: Path) -> Any:
     write_app(tmp_path, VIRTUAL)
-    clock = VirtualClock()
-    host = Host(load_config(None, cwd=tmp_path), state_dir=None, clock=clock)
-    await host.start()
-    try:
-        yield Virtual(host, clock)
-    finally:
-        await host.stop()
+    async with Platform(tmp_path / "wrangler_like.toml", clock="virtual") as p:
+        yield Virtual(p)
 
 
 async def test_batch_waits_for_size_or_timeout_on_the_platform_clock(virtual: Virtual) -> None:
@@ -558,21 +545,17 @@ async def test_max_concurrency_bounds_batches_in_flight(tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     import asyncio
     write_app(tmp_path, CONCURRENT)
-    host = Host(load_config(None, cwd=tmp_path), state_dir=None)  # real time
-    await host.start()
-    try:
-        handle = host.plugin("queues").queue_handle("c", "Q")  # type: ignore[attr-defined]
+    async with Platform(tmp_path / "wrangler_like.toml") as p:  # real time
+        handle = p.host.plugin("queues").queue_handle("c", "Q")
         with caplog.at_level("INFO"):
             await handle.sendBatch([{"body": i} for i in range(6)])
             for _ in range(200):
                 if len(await handle.delivered()) == 6:
                     break
                 await asyncio.sleep(0.02)
-        peaks = [int(p) for p in re.findall(r"peak=(\d+)", caplog.text)]
-        assert len(peaks) == 6 and max(peaks) == 2
-        assert caplog.text.count("QUEUE cq 1/1") == 6
-    finally:
-        await host.stop()
+    peaks = [int(p) for p in re.findall(r"peak=(\d+)", caplog.text)]
+    assert len(peaks) == 6 and max(peaks) == 2
+    assert caplog.text.count("QUEUE cq 1/1") == 6
 
 
 def test_the_store_keeps_the_most_recently_acked_messages_and_their_order() -> None:

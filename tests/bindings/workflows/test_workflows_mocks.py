@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from test_workflows_support import LocalPlatform
+from edgelet.testing import Platform
+
+from test_workflows_support import seconds, workflow, workflow_mocks, workflow_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -80,26 +82,24 @@ CONSUMER = """
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def p(tmp_path_factory: pytest.TempPathFactory):
-    platform = LocalPlatform(tmp_path_factory.mktemp("wf-mocks"),
-                             {"wrangler_like.toml": CONFIG, "app.py": APP, "consumer.py": CONSUMER})
-    await platform.start()
-    yield platform
-    await platform.stop()
+    files = {"wrangler_like.toml": CONFIG, "app.py": APP, "consumer.py": CONSUMER}
+    async with workflow_platform(tmp_path_factory.mktemp("wf-mocks"), files) as platform:
+        yield platform
 
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-async def test_mocks_replace_steps_sleeps_and_events(p: LocalPlatform, tmp_path: Path) -> None:
-    mocks = p.mocks("mocked")
+async def test_mocks_replace_steps_sleeps_and_events(p: Platform, tmp_path: Path) -> None:
+    mocks = workflow_mocks(p, "mocked")
     mocks.mock_step_result("charge", {"mocked": True})
     mocks.disable_sleeps()
     mocks.mock_event("approved", {"by": "test"})
     mocks.force_event_timeout("maybe")
     mocks.mock_step_error("not a step", "never used")
     log = tmp_path / "log"
-    inst = await p.workflow("MOCKED").create(params={"log": str(log)})
+    inst = await workflow(p, "MOCKED").create(params={"log": str(log)})
     info = await inst.wait_for_status("complete", timeout=10)
     assert info.output == {"charged": {"mocked": True}, "approval": {"by": "test"}, "late": "timed out"}
     assert lines(log) == []  # the mocked step did not run
@@ -113,12 +113,12 @@ async def test_mocks_replace_steps_sleeps_and_events(p: LocalPlatform, tmp_path:
     assert mocks.unused() == []
 
 
-async def test_mocked_errors_timeouts_and_retry_delays(p: LocalPlatform, tmp_path: Path) -> None:
-    mocks = p.mocks("retrying")
+async def test_mocked_errors_timeouts_and_retry_delays(p: Platform, tmp_path: Path) -> None:
+    mocks = workflow_mocks(p, "retrying")
     mocks.disable_retry_delays()
     mocks.mock_step_error("flaky", ValueError("transient"), times=2)
     log = tmp_path / "log"
-    inst = await p.workflow("RETRYING").create(params={"log": str(log)})
+    inst = await workflow(p, "RETRYING").create(params={"log": str(log)})
     assert (await inst.wait_for_status("complete", timeout=10)).output == 3
     assert lines(log) == ["attempt 3"]  # the first two attempts raised the mock
     steps = await inst.steps()
@@ -128,7 +128,7 @@ async def test_mocked_errors_timeouts_and_retry_delays(p: LocalPlatform, tmp_pat
     mocks.clear()
     mocks.disable_retry_delays()
     mocks.force_step_timeout("flaky")
-    timed_out = await p.workflow("RETRYING").create(params={"log": str(log)})
+    timed_out = await workflow(p, "RETRYING").create(params={"log": str(log)})
     status = await timed_out.wait_for_status("errored", timeout=10)
     assert status.error.name == "WorkflowTimeoutError"
     from edgelet.bindings.workflows.handle import WorkflowStepFailed
@@ -137,14 +137,14 @@ async def test_mocked_errors_timeouts_and_retry_delays(p: LocalPlatform, tmp_pat
     mocks.clear()
     mocks.disable_retry_delays()
     mocks.mock_step_error("flaky", "always broken")
-    broken = await p.workflow("RETRYING").create(params={"log": str(log)})
+    broken = await workflow(p, "RETRYING").create(params={"log": str(log)})
     with pytest.raises(AssertionError, match="errored: Error: always broken"):
         await broken.wait_for_status("complete", timeout=10)
     mocks.clear()
 
 
-async def test_handle_waits_and_listing(p: LocalPlatform) -> None:
-    wf = p.workflow("RETRYING")
+async def test_handle_waits_and_listing(p: Platform) -> None:
+    wf = workflow(p, "RETRYING")
     inst = await wf.create(id="handle-1")
     got = await wf.get("handle-1")
     assert got.id == "handle-1"
@@ -152,7 +152,7 @@ async def test_handle_waits_and_listing(p: LocalPlatform) -> None:
     with pytest.raises(ValueError, match="unknown status 'done'"):
         await inst.wait_for_status("done")
     with pytest.raises(TimeoutError, match="still waiting"):
-        sleeper = await p.workflow("MOCKED").create()
+        sleeper = await workflow(p, "MOCKED").create()
         await p.settle()
         await sleeper.wait_for_status("complete", timeout=0.2)
     assert "handle-1" in [i.id for i in await wf.instances(status="complete")]
@@ -160,10 +160,10 @@ async def test_handle_waits_and_listing(p: LocalPlatform) -> None:
     assert described.status == "complete" and described.trigger.source == "test"
 
 
-async def test_cron_schedule_creates_instances(p: LocalPlatform) -> None:
-    wf = p.workflow("timed")
+async def test_cron_schedule_creates_instances(p: Platform) -> None:
+    wf = workflow(p, "timed")
     before = await wf.instances()
-    await p.advance(601)  # at least one */10 firing
+    await p.advance(seconds(601))  # at least one */10 firing
     after = await wf.instances()
     assert len(after) >= len(before) + 1
     created = await after[0].describe()
@@ -171,10 +171,10 @@ async def test_cron_schedule_creates_instances(p: LocalPlatform) -> None:
     assert created.params["cron"] == "*/10 * * * *" and isinstance(created.params["scheduledTime"], int)
 
 
-async def test_queue_consumer_creates_instances_through_its_binding(p: LocalPlatform) -> None:
-    status, body = await p.fetch("/from-queue-1")
-    assert status == 200 and body == b"queued"
-    await p.advance(2)
-    inst = await p.workflow("WF", worker="consumer").get("from-queue-1")
+async def test_queue_consumer_creates_instances_through_its_binding(p: Platform) -> None:
+    resp = await p.fetch("/from-queue-1")
+    assert resp.status == 200 and await resp.bytes() == b"queued"
+    await p.advance(seconds(2))
+    inst = await workflow(p, "WF", worker="consumer").get("from-queue-1")
     described = await inst.describe()
     assert described.params == {"from": "queue"} and described.trigger.source == "binding"

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 # the orders and payments tables of wrangler_like.toml, alone
 CONFIG = """

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from test_workflows_support import LocalPlatform
+from edgelet.testing import Platform
+
+from test_workflows_support import seconds, workflow, workflow_mocks, workflow_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -168,26 +170,25 @@ APP = """
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def p(tmp_path_factory: pytest.TempPathFactory):
-    platform = LocalPlatform(tmp_path_factory.mktemp("wf-engine"), {"wrangler_like.toml": CONFIG, "app.py": APP})
-    await platform.start()
-    yield platform
-    await platform.stop()
+    files = {"wrangler_like.toml": CONFIG, "app.py": APP}
+    async with workflow_platform(tmp_path_factory.mktemp("wf-engine"), files) as platform:
+        yield platform
 
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-async def test_steps_replay_from_history_and_results_round_trip(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_steps_replay_from_history_and_results_round_trip(p: Platform, tmp_path: Path) -> None:
     log = tmp_path / "basic.log"
-    inst = await p.workflow("BASIC").create(id="basic-1", params={"n": 41, "log": str(log)})
+    inst = await workflow(p, "BASIC").create(id="basic-1", params={"n": 41, "log": str(log)})
     await p.settle()
     status = await inst.status()
     assert status.status == "waiting" and status["error"] is None
     assert lines(log) == ["one"]
-    await p.advance(3599)
+    await p.advance(seconds(3599))
     assert (await inst.status()).status == "waiting"
-    await p.advance(2)
+    await p.advance(seconds(2))
     info = await inst.wait_for_status("complete", timeout=5)
     # the first step ran once although run() replayed from the top after the sleep
     assert lines(log) == ["one", "two"]
@@ -206,20 +207,20 @@ async def test_steps_replay_from_history_and_results_round_trip(p: LocalPlatform
 
 @pytest.mark.parametrize("backoff,delays", [("exponential", [10, 20]), ("linear", [10, 20]),
                                             ("constant", [10, 10])])
-async def test_retries_wait_the_configured_backoff(p: LocalPlatform, tmp_path: Path, backoff: str,
+async def test_retries_wait_the_configured_backoff(p: Platform, tmp_path: Path, backoff: str,
                                                    delays: list[int]) -> None:
     log = tmp_path / "flaky.log"
-    inst = await p.workflow("FLAKY").create(params={"log": str(log), "ok_at": 3, "limit": 3, "backoff": backoff})
+    inst = await workflow(p, "FLAKY").create(params={"log": str(log), "ok_at": 3, "limit": 3, "backoff": backoff})
     await p.settle()
     assert lines(log) == ["attempt 1 flaky#1"]
     assert (await inst.status()).status == "waiting"  # a retry delay holds no running slot
-    await p.advance(delays[0] - 0.5)
+    await p.advance(seconds(delays[0] - 0.5))
     assert lines(log) == ["attempt 1 flaky#1"]
-    await p.advance(1)
+    await p.advance(seconds(1))
     assert lines(log) == ["attempt 1 flaky#1", "attempt 2 flaky#1"]
-    await p.advance(delays[1] - 1)
+    await p.advance(seconds(delays[1] - 1))
     assert len(lines(log)) == 2
-    await p.advance(1)
+    await p.advance(seconds(1))
     assert (await inst.wait_for_status("complete", timeout=5)).output == 3
     steps = await inst.steps()
     attempts = steps[0].attempts
@@ -227,11 +228,11 @@ async def test_retries_wait_the_configured_backoff(p: LocalPlatform, tmp_path: P
     assert attempts[0].error == {"name": "ValueError", "message": "boom 1"}
 
 
-async def test_exhausted_retries_fail_the_instance(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_exhausted_retries_fail_the_instance(p: Platform, tmp_path: Path) -> None:
     log = tmp_path / "flaky.log"
-    inst = await p.workflow("FLAKY").create(params={"log": str(log), "ok_at": 99, "limit": 2,
+    inst = await workflow(p, "FLAKY").create(params={"log": str(log), "ok_at": 99, "limit": 2,
                                                     "backoff": "constant"})
-    await p.advance(25)
+    await p.advance(seconds(25))
     status = await inst.status()
     assert status.status == "errored"
     assert status.error == {"name": "ValueError", "message": "boom 3"}  # limit 2 = three attempts
@@ -240,13 +241,13 @@ async def test_exhausted_retries_fail_the_instance(p: LocalPlatform, tmp_path: P
         await inst.wait_for_status("complete", timeout=1)
 
 
-async def test_caught_failure_lets_run_continue_and_replays_the_same_error(p: LocalPlatform,
+async def test_caught_failure_lets_run_continue_and_replays_the_same_error(p: Platform,
                                                                          tmp_path: Path) -> None:
     log = tmp_path / "catch.log"
-    inst = await p.workflow("CATCHES").create(params={"log": str(log)})
-    await p.advance(2)  # first attempt, one retry after 1 s, then the sleep
+    inst = await workflow(p, "CATCHES").create(params={"log": str(log)})
+    await p.advance(seconds(2))  # first attempt, one retry after 1 s, then the sleep
     assert lines(log) == ["bad", "bad"]
-    await p.advance(61)
+    await p.advance(seconds(61))
     info = await inst.wait_for_status("complete", timeout=5)
     # on the replay after the sleep, 'bad' raised the stored KeyError again without running
     assert info.output == ["KeyError:missing thing", "KeyError:missing thing"]
@@ -255,42 +256,42 @@ async def test_caught_failure_lets_run_continue_and_replays_the_same_error(p: Lo
     assert bad.success is False and bad.error == {"name": "KeyError", "message": "missing thing"}
 
 
-async def test_non_retryable_error_fails_at_once_with_its_name(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_non_retryable_error_fails_at_once_with_its_name(p: Platform, tmp_path: Path) -> None:
     log = tmp_path / "nr.log"
-    plain = await p.workflow("NONRETRY").create(params={"log": str(log)})
-    named = await p.workflow("NONRETRY").create(params={"log": str(log), "name": "CardDeclined"})
+    plain = await workflow(p, "NONRETRY").create(params={"log": str(log)})
+    named = await workflow(p, "NONRETRY").create(params={"log": str(log), "name": "CardDeclined"})
     await p.settle()
     assert (await plain.status()).error == {"name": "NonRetryableError", "message": "card declined"}
     assert (await named.status()).error == {"name": "CardDeclined", "message": "card declined"}
     assert lines(log) == ["charge", "charge"]  # no retries despite the default limit of 5
 
 
-async def test_sleep_until_and_repeated_names(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_sleep_until_and_repeated_names(p: Platform, tmp_path: Path) -> None:
     log = tmp_path / "sleep.log"
     now = p.clock.now()
-    inst = await p.workflow("SLEEPER").create(params={"log": str(log), "at": now + 100, "at2": now + 200})
+    inst = await workflow(p, "SLEEPER").create(params={"log": str(log), "at": now + 100, "at2": now + 200})
     await p.settle()
-    await p.advance(99)
+    await p.advance(seconds(99))
     assert lines(log) == []
-    await p.advance(2)
+    await p.advance(seconds(2))
     assert lines(log) == ["woke 1"]
-    await p.advance(99.5)
+    await p.advance(seconds(99.5))
     # code outside steps runs again on every replay; only step results are remembered
     assert lines(log) == ["woke 1", "woke 1", "woke 2"]
-    await p.advance(3)
+    await p.advance(seconds(3))
     assert (await inst.wait_for_status("complete", timeout=5)).output == "slept"
     steps = await inst.steps()
     assert [(s.name, s.count) for s in steps if s.name == "tick"] == [("tick", 1), ("tick", 2), ("tick", 3)]
 
 
-async def test_events_are_buffered_in_order_and_timeouts_can_be_caught(p: LocalPlatform) -> None:
-    inst = await p.workflow("WAITER").create(id="waiter-1")
+async def test_events_are_buffered_in_order_and_timeouts_can_be_caught(p: Platform) -> None:
+    inst = await workflow(p, "WAITER").create(id="waiter-1")
     # sent before the instance ever ran: buffered, consumed in order of arrival
     await inst.sendEvent(type="approve", payload={"n": 1})
     await inst.send_event(type="approve", payload={"n": 2})
     await p.settle()
     assert (await inst.status()).status == "waiting"  # now waiting for 'never'
-    await p.advance(11)
+    await p.advance(seconds(11))
     info = await inst.wait_for_status("complete", timeout=5)
     assert info.output == [[{"n": 1}, "approve", True], [{"n": 2}, "approve", True], "WorkflowTimeoutError"]
     late = (await inst.steps())[-1]
@@ -298,8 +299,8 @@ async def test_events_are_buffered_in_order_and_timeouts_can_be_caught(p: LocalP
     assert late.error.name == "WorkflowTimeoutError" and "never" in late.error.message
 
 
-async def test_event_sent_while_waiting_wakes_the_instance(p: LocalPlatform) -> None:
-    inst = await p.workflow("WAITER").create()
+async def test_event_sent_while_waiting_wakes_the_instance(p: Platform) -> None:
+    inst = await workflow(p, "WAITER").create()
     await p.settle()
     assert (await inst.status()).status == "waiting"
     await inst.sendEvent(type="approve", payload="first")
@@ -308,13 +309,13 @@ async def test_event_sent_while_waiting_wakes_the_instance(p: LocalPlatform) -> 
     assert steps[0].output["payload"] == "first" and steps[0].output["type"] == "approve"
     assert len(steps) == 2 and steps[1].finished is False  # the second approval is awaited
     await inst.sendEvent({"type": "approve", "payload": "second"})
-    await p.advance(11)
+    await p.advance(seconds(11))
     assert (await inst.wait_for_status("complete", timeout=5)).output[1][0] == "second"
 
 
-async def test_step_attempt_timeout(p: LocalPlatform, tmp_path: Path) -> None:
+async def test_step_attempt_timeout(p: Platform, tmp_path: Path) -> None:
     log = tmp_path / "slow.log"
-    inst = await p.workflow("TIMEOUTS").create(params={"log": str(log)})
+    inst = await workflow(p, "TIMEOUTS").create(params={"log": str(log)})
     status = await inst.wait_for_status("errored", timeout=10)
     assert status.error.name == "WorkflowTimeoutError"
     assert "timed out after 100 ms" in status.error.message
@@ -336,10 +337,10 @@ async def test_step_attempt_timeout(p: LocalPlatform, tmp_path: Path) -> None:
     ("wait-timeout", "ValueError", ["between 1 second and 365 days"]),
     ("sleep-long", "ValueError", ["longer than 365 days"]),
 ])
-async def test_bad_input_inside_run_errors_the_instance(p: LocalPlatform, tmp_path: Path, kind: str,
+async def test_bad_input_inside_run_errors_the_instance(p: Platform, tmp_path: Path, kind: str,
                                                         name: str, words: list[str]) -> None:
     log = tmp_path / "bad.log"
-    inst = await p.workflow("BAD").create(params={"kind": kind, "log": str(log)})
+    inst = await workflow(p, "BAD").create(params={"kind": kind, "log": str(log)})
     status = await inst.wait_for_status("errored", timeout=10)
     assert status.error.name == name, status.error
     for word in words:
@@ -348,8 +349,8 @@ async def test_bad_input_inside_run_errors_the_instance(p: LocalPlatform, tmp_pa
         assert lines(log) == ["result"]  # an unstorable result is not retried
 
 
-async def test_binding_bad_input(p: LocalPlatform) -> None:
-    wf = p.workflow("BASIC")
+async def test_binding_bad_input(p: Platform) -> None:
+    wf = workflow(p, "BASIC")
     for bad in ("-starts-with-dash", "has space", "x" * 101, "", "ünïcode"):
         with pytest.raises(ValueError, match="invalid instance id"):
             await wf.create(id=bad)
@@ -367,9 +368,9 @@ async def test_binding_bad_input(p: LocalPlatform) -> None:
     with pytest.raises(LookupError, match="has no instance 'nope'"):
         await wf.get("nope")
     with pytest.raises(LookupError, match="no workflow binding 'NOPE'"):
-        p.workflow("NOPE")
+        workflow(p, "NOPE")
     with pytest.raises(LookupError, match="unknown workflow 'nope'"):
-        p.mocks("nope")
+        workflow_mocks(p, "nope")
     inst = await wf.get("taken")
     with pytest.raises(ValueError, match="invalid event type"):
         await inst.sendEvent(type="bad type!")
@@ -379,15 +380,15 @@ async def test_binding_bad_input(p: LocalPlatform) -> None:
         await wf.create(params={"x": object()})
 
 
-async def test_send_event_to_finished_instance_raises(p: LocalPlatform, tmp_path: Path) -> None:
-    inst = await p.workflow("NONRETRY").create(params={"log": str(tmp_path / "x.log")})
+async def test_send_event_to_finished_instance_raises(p: Platform, tmp_path: Path) -> None:
+    inst = await workflow(p, "NONRETRY").create(params={"log": str(tmp_path / "x.log")})
     await inst.wait_for_status("errored", timeout=5)
     with pytest.raises(RuntimeError, match="cannot send event 'go'.*it is errored"):
         await inst.sendEvent(type="go", payload=1)
 
 
-async def test_create_batch_and_listing(p: LocalPlatform) -> None:
-    wf = p.workflow("WAITER")
+async def test_create_batch_and_listing(p: Platform) -> None:
+    wf = workflow(p, "WAITER")
     batch = await wf.createBatch([{"id": "batch-a"}, {"id": "batch-b", "params": {"x": 1}}, {}])
     assert [b.id for b in batch][:2] == ["batch-a", "batch-b"] and len(batch[2].id) == 36
     await p.settle()
