@@ -397,7 +397,7 @@ class R2BucketAPI:
                                     **kwargs: Any) -> R2MultipartUpload:
         where = f"{self._label}.createMultipartUpload()"
         opts = values.options(where, options, kwargs, _MPU)
-        wire = {"httpMetadata": values.http_metadata(opts.get("httpMetadata"), where),
+        wire: dict[str, Any] = {"httpMetadata": values.http_metadata(opts.get("httpMetadata"), where),
                 "customMetadata": values.custom_metadata(opts.get("customMetadata"), where)}
         if "storageClass" in opts:
             wire["storageClass"] = str(opts["storageClass"])
