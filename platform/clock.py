@@ -87,18 +87,31 @@ class Clock:
     def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle:
         """Run ``callback`` (a plain function) once ``now() >= when``."""
         handle = TimerHandle(when, callback)
-        loop = asyncio.get_running_loop()
-        handle._real = loop.call_later(max(0.0, when - self.now()), self._fire, handle)
+        self._arm(handle)
         return handle
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
         return self.call_at(self.now() + delay, callback)
 
-    @staticmethod
-    def _fire(handle: TimerHandle) -> None:
-        if not handle.cancelled:
-            handle.cancelled = True
-            handle.callback()
+    def _arm(self, handle: TimerHandle) -> None:
+        loop = asyncio.get_running_loop()
+        handle._real = loop.call_later(max(0.0, handle.when - self.now()), self._fire, handle)
+
+    def _fire(self, handle: TimerHandle) -> None:
+        """Run the callback, unless the wall clock says it is still early.
+
+        Why: the event loop times its timers on the monotonic clock and ``now()`` is the
+        wall clock; the two drift (NTP slews it), so a timer can fire a few ms before
+        ``now() >= when``. A callback that then asks for "the next time after now" (a cron
+        re-arming) would get the same time again and run twice.
+        """
+        if handle.cancelled:
+            return
+        if self.now() < handle.when:
+            self._arm(handle)
+            return
+        handle.cancelled = True
+        handle.callback()
 
     async def sleep_until(self, when: float) -> None:
         """Sleep on this clock (virtual time aware)."""
