@@ -24,7 +24,9 @@ _TOKENS = re.compile(
     r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'  # a string, kept as it is
     r"|//[^\n]*"  # a line comment
     rf"|{_BLOCK}"  # a block comment
-    rf"|,(?=(?:[ \t\r\n]|//[^\n]*|{_BLOCK})*[\]}}])"  # a trailing comma
+    # a trailing comma: only blanks and comments before the bracket. The comment is matched
+    # possessively: given back, a "]" inside it would pass for the bracket.
+    rf"|,(?=(?:[ \t\r\n]|//[^\n]*+|{_BLOCK})*+[\]}}])"
 )
 
 
