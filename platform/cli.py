@@ -194,8 +194,7 @@ def tail(client: ApiClient, as_json: bool, worker: str | None) -> None:
                     click.echo(f"Connected to edgelet dev; Workers: {', '.join(workers)}", err=True)
                 continue
             if kind == "bye":
-                click.echo(f"edgelet dev stopped ({event.get('message', 'shutting down')}); tail ends",
-                           err=True)
+                click.echo("edgelet dev stopped; tail ends", err=True)
                 return
             if worker is not None and event.get("worker") != worker:
                 continue
