@@ -57,7 +57,10 @@ def error_payload(exc: BaseException, traceback: str | None = None) -> dict[str,
     if isinstance(exc, RemoteError):
         return {"type": exc.type_name, "message": exc.message,
                 "traceback": traceback or exc.traceback, "data": exc.data}
-    return {"type": type(exc).__name__, "message": str(exc), "traceback": traceback,
+    # an exception may carry the traceback its owner wants shown (edgelet.runtime.isolate
+    # trims a Worker's load failure to the Worker's own frames)
+    return {"type": type(exc).__name__, "message": str(exc),
+            "traceback": getattr(exc, "edgelet_traceback", None) or traceback,
             "data": getattr(exc, "wire_data", None) or {}}
 
 

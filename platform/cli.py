@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ def main() -> None:
 @main.command()
 @click.option("-c", "--config", "configs", multiple=True, type=click.Path(dir_okay=False),
               help="Config file (repeat for several Workers; the first is primary).")
-@click.option("--port", default=8787, show_default=True, type=int)
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port; the one chosen is printed).")
 @click.option("--ip", default="127.0.0.1", show_default=True)
 @click.option("--persist-to", default=".edgelet/state", show_default=True,
               type=click.Path(file_okay=False), help="Folder for all persistent state.")
@@ -89,12 +91,14 @@ class _StartFailed(Exception):
     pass
 
 
-def _make_server(app: Any, header_timeout: float) -> Any:
+def _make_server(app: Any, header_timeout: float, on_exit: Callable[[], None] | None = None) -> Any:
     """uvicorn's server with the platform's own signal handling.
 
     uvicorn re-raises the signal that stopped it once it has shut down, which would end
     the process before the host had stopped its isolates and plug-ins; here SIGINT and
     SIGTERM only ask the server to exit, and ``_serve`` then stops the host and returns 0.
+    ``on_exit`` runs at the first signal: it ends ``tail`` streams and requests still in
+    flight, which uvicorn would otherwise wait for (5 s) and then cancel with tracebacks.
     """
     import contextlib
 
@@ -116,6 +120,8 @@ def _make_server(app: Any, header_timeout: float) -> Any:
             if self.should_exit:  # a second Ctrl-C: stop waiting for open connections
                 self.force_exit = True
             self.should_exit = True
+            if on_exit is not None:
+                on_exit()
 
     from edgelet.http_protocol import CoalescingHttpToolsProtocol
     return Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False,
@@ -153,12 +159,13 @@ async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir
     except IsolateStartError as exc:
         raise _StartFailed(f"{exc}\n{exc.traceback or ''}".rstrip()) from None
     app = EdgeletApp(host, max_body=max_body)
-    server = _make_server(app, header_timeout)
+    server = _make_server(app, header_timeout, on_exit=app.begin_shutdown)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.005)
     if server.started:
         shown = f"[{ip}]" if ":" in ip else ip
+        port = sock.getsockname()[1]  # with --port 0 the kernel chose it
         logging.getLogger("edgelet").info(
             "%d Worker(s): %s; state in %s", len(config.workers),
             ", ".join(w.name for w in config.workers), state_dir or "memory")
@@ -177,20 +184,38 @@ async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir
 @click.option("--worker", default=None, help="Only this Worker's lines.")
 def tail(client: ApiClient, as_json: bool, worker: str | None) -> None:
     """Stream the Workers' logs and platform events from a running `edgelet dev`."""
-    for event in client.stream("/tail"):
-        if event.get("type") == "hello":
-            if not as_json:
-                click.echo(f"Connected to edgelet dev; Workers: {', '.join(event['workers'])}",
-                           err=True)
-            continue
-        if worker and event.get("worker") not in (None, worker):
-            continue
-        if as_json:
-            click.echo(json.dumps(event))
-        else:
-            stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", time.time())))
-            who = event.get("worker") or "edgelet"
-            click.echo(f"{stamp} [{who}] {event.get('level', 'info')}: {event.get('message', '')}")
+    import httpx
+    try:
+        for event in client.stream("/tail"):
+            kind = event.get("type")
+            if kind == "hello":
+                workers = event.get("workers", [])
+                if worker is not None and worker not in workers:
+                    raise click.BadParameter(
+                        f"no Worker named {worker!r}; this `edgelet dev` runs: "
+                        f"{', '.join(workers) or 'none'}", param_hint="--worker")
+                if not as_json:
+                    click.echo(f"Connected to edgelet dev; Workers: {', '.join(workers)}", err=True)
+                continue
+            if kind == "bye":
+                click.echo("edgelet dev stopped; tail ends", err=True)
+                return
+            if worker is not None and event.get("worker") != worker:
+                continue
+            if as_json:
+                click.echo(json.dumps(event))
+            else:
+                stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", time.time())))
+                who = event.get("worker") or "edgelet"
+                click.echo(f"{stamp} [{who}] {event.get('level', 'info')}: {event.get('message', '')}")
+    except KeyboardInterrupt:
+        click.echo("tail stopped", err=True)
+        return
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        click.echo(f"the connection to edgelet dev was lost ({type(exc).__name__}); tail ends", err=True)
+        sys.exit(1)
+    # the server ended the stream without saying goodbye (an older edgelet)
+    click.echo("edgelet dev closed the log stream; tail ends", err=True)
 
 
 for _plugin in discover_plugins():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import re
 import time
 from collections.abc import Callable
@@ -24,32 +25,43 @@ _UNITS = {
     "w": 604800, "week": 604800, "weeks": 604800,
     "y": 31536000, "year": 31536000, "years": 31536000,
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*\Z")
+_MILLIS = re.compile(r"^\s*(-?\d+)\s*\Z")
 
 
 def parse_duration(value: Any, *, what: str = "duration") -> float:
     """Seconds from a Cloudflare-style duration: a number of milliseconds or "5 minutes".
 
-    Raises ValueError naming the bad value and the accepted forms.
+    Raises ValueError naming ``what``, the bad value and the accepted forms; the result is
+    always a finite number >= 0 (NaN, infinity and numbers too large for a float are
+    refused, since a timer cannot wait for them).
     """
     if isinstance(value, bool):
         raise ValueError(f"{what}: expected milliseconds or a string like '5 minutes', got {value!r}")
+    seconds: float | None = None
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"{what} must not be negative, got {value!r}")
-        return float(value) / 1000.0
-    if isinstance(value, str):
+        try:
+            seconds = float(value) / 1000.0
+        except OverflowError:
+            seconds = math.inf
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match and match.group(2).lower() in _UNITS:
-            return float(match.group(1)) * _UNITS[match.group(2).lower()]
-        if value.strip().lstrip("-").isdigit():
-            number = int(value)
-            if number < 0:
-                raise ValueError(f"{what} must not be negative, got {value!r}")
-            return number / 1000.0
-    raise ValueError(
-        f"{what}: cannot read {value!r}; use milliseconds (5000) or a string like "
-        f"'30 seconds', '5 minutes', '2 hours', '1 day'")
+            seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+        elif millis := _MILLIS.match(value):
+            seconds = float(millis.group(1)) / 1000.0
+    if seconds is None:
+        raise ValueError(
+            f"{what}: cannot read {value!r:.80}; use milliseconds (5000) or a string like "
+            f"'30 seconds', '5 minutes', '2 hours', '1 day'")
+    if seconds != seconds:  # NaN
+        raise ValueError(f"{what}: {value!r} is not a number; use milliseconds or a string like '5 minutes'")
+    if seconds < 0:
+        raise ValueError(f"{what} must not be negative, got {value!r:.80}")
+    if math.isinf(seconds):
+        raise ValueError(f"{what}: {value!r:.80} is too large; use a finite number of milliseconds "
+                         f"or a string like '1 day'")
+    return seconds
 
 
 class TimerHandle:
@@ -87,18 +99,31 @@ class Clock:
     def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle:
         """Run ``callback`` (a plain function) once ``now() >= when``."""
         handle = TimerHandle(when, callback)
-        loop = asyncio.get_running_loop()
-        handle._real = loop.call_later(max(0.0, when - self.now()), self._fire, handle)
+        self._arm(handle)
         return handle
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
         return self.call_at(self.now() + delay, callback)
 
-    @staticmethod
-    def _fire(handle: TimerHandle) -> None:
-        if not handle.cancelled:
-            handle.cancelled = True
-            handle.callback()
+    def _arm(self, handle: TimerHandle) -> None:
+        loop = asyncio.get_running_loop()
+        handle._real = loop.call_later(max(0.0, handle.when - self.now()), self._fire, handle)
+
+    def _fire(self, handle: TimerHandle) -> None:
+        """Run the callback, unless the wall clock says it is still early.
+
+        Why: the event loop times its timers on the monotonic clock and ``now()`` is the
+        wall clock; the two drift (NTP slews it), so a timer can fire a few ms before
+        ``now() >= when``. A callback that then asks for "the next time after now" (a cron
+        re-arming) would get the same time again and run twice.
+        """
+        if handle.cancelled:
+            return
+        if self.now() < handle.when:
+            self._arm(handle)
+            return
+        handle.cancelled = True
+        handle.callback()
 
     async def sleep_until(self, when: float) -> None:
         """Sleep on this clock (virtual time aware)."""

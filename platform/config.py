@@ -287,11 +287,10 @@ def find_config(cwd: Path) -> Path:
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
-_JSON_POS = re.compile(r"^<string>:(\d+)\s+(.*?)\s+at column (\d+)\s*$")
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    """Parse one config file (TOML, or JSON/JSONC via json5) into a dict."""
+    """Parse one config file (TOML, or JSON/JSONC via edgelet.jsonc) into a dict."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -302,34 +301,34 @@ def _read_file(path: Path) -> dict[str, Any]:
         ) from None
 
     if path.suffix.lower() in (".json", ".jsonc", ".json5"):
-        import json5  # lazily: TOML users never pay for it
+        from edgelet.jsonc import JsoncError, loads
 
         try:
-            data = json5.loads(text)
-        except ValueError as exc:
-            msg = str(exc)
-            m = _JSON_POS.match(msg)
-            line = col = None
-            if m:
-                line, msg, col = builtins.int(m.group(1)), m.group(2), builtins.int(m.group(3))
+            data = loads(text)
+        except JsoncError as exc:
             raise ConfigError(
                 path,
                 None,
-                f"invalid JSON: {msg}",
+                f"invalid JSON: {exc.message}",
                 "correct the syntax at that position (comments and trailing commas are allowed)",
-                line=line,
-                column=col,
+                line=exc.line,
+                column=exc.column,
             ) from None
         if not isinstance(data, dict):
             raise ConfigError(
                 path, None, f"expected a JSON object at the top, got {_describe(data)}", "wrap the settings in { ... }"
             )
+        _check_depth(data, path)
         return data
 
     import tomllib
 
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(
+            path, None, "values are nested too deeply to read", f"nest tables at most {MAX_DEPTH} levels deep"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         line = getattr(exc, "lineno", None)
@@ -348,6 +347,36 @@ def _read_file(path: Path) -> dict[str, Any]:
             line=line,
             column=col,
         ) from None
+    _check_depth(data, path)
+    return data
+
+
+#: how deeply tables and lists may nest in a config file. Why a limit: every value is
+#: copied to the Worker's isolate and read back by code that recurses; real configs nest
+#: a few levels, and a value nested hundreds deep is a mistake that must be named, not a
+#: RecursionError.
+MAX_DEPTH = 32
+
+
+def _check_depth(data: Any, path: Path) -> None:
+    """ConfigError naming the first key nested deeper than :data:`MAX_DEPTH` (no recursion)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, key, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            shown = key if len(key) <= 80 else key[:77] + "..."
+            raise ConfigError(
+                path,
+                shown,
+                f"values are nested more than {MAX_DEPTH} levels deep",
+                "flatten the value (or store it as a JSON string and parse it in the Worker)",
+            )
+        if isinstance(value, dict):
+            for k, v in value.items():
+                stack.append((v, f"{key}.{k}" if key else str(k), depth + 1))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                stack.append((v, f"{key}[{i}]", depth + 1))
 
 
 @dataclass

@@ -25,36 +25,46 @@ def next_fire(expr: str, after: float) -> float:
 
 
 class CronScheduler:
-    """One timer per (Worker, cron); each firing re-arms the next."""
+    """One live timer per (Worker, cron); each firing arms the next one.
+
+    The next firing is computed from the time that just fired, not from ``now()``: a timer
+    that fires a little early (the wall clock against the loop's) must not arm the same
+    minute again, so each ``scheduledTime`` runs once.
+    """
 
     def __init__(self, host: Host) -> None:
         self._host = host
-        self._timers: list[TimerHandle] = []
+        self._timers: dict[tuple[str, int], TimerHandle] = {}
         self.extra: list[tuple[str, Callable[[str, int], Any]]] = []
 
     def start(self) -> None:
         for worker in self._host.config.workers:
-            for expr in worker.crons:
-                self._arm(worker.name, expr)
+            for index, expr in enumerate(worker.crons):
+                self._arm(worker.name, index, expr, self._host.clock.now())
 
     def stop(self) -> None:
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
 
-    def _arm(self, worker: str, expr: str) -> None:
-        clock = self._host.clock
-        when = next_fire(expr, clock.now())
+    @property
+    def armed(self) -> int:
+        """Timers waiting to fire (one per cron)."""
+        return len(self._timers)
+
+    def _arm(self, worker: str, index: int, expr: str, after: float) -> None:
+        when = next_fire(expr, after)
 
         def fire() -> None:
+            self._timers.pop((worker, index), None)
             self._host.spawn(self._run(worker, expr, when), name=f"cron {worker} {expr}")
-            self._arm(worker, expr)
+            self._arm(worker, index, expr, max(when, self._host.clock.now()))
 
-        self._timers.append(clock.call_at(when, fire))
+        self._timers[(worker, index)] = self._host.clock.call_at(when, fire)
 
     async def _run(self, worker: str, expr: str, when: float) -> None:
         try:
             await self._host.scheduled(worker, expr, int(when * 1000))
-            log.info("CRON %s %r ok", worker, expr)
+            log.info("CRON %s %r ok", worker, expr, extra={"worker": worker})
         except Exception as exc:
-            log.error("CRON %s %r failed: %s", worker, expr, exc)
+            log.error("CRON %s %r failed: %s", worker, expr, exc, extra={"worker": worker})

@@ -273,9 +273,9 @@ class Host:
         isolate = self.isolates[worker_name]
         try:
             await isolate.restart()
-            log.info("Reloaded Worker %r", worker_name)
+            log.info("Reloaded Worker %r", worker_name, extra={"worker": worker_name})
         except IsolateStartError as exc:
-            log.error("%s\n%s", exc, exc.traceback or "")
+            log.error("%s\n%s", exc, exc.traceback or "", extra={"worker": worker_name})
 
     async def _watch_scripts(self) -> None:
         """Reload a Worker when a .py file beside its script changes."""

@@ -31,6 +31,9 @@ log = logging.getLogger("edgelet.http")
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 #: where the control API is mounted
 API_PREFIX = "/cdn-cgi/edgelet/api"
+#: how long requests in flight may still finish once the platform is asked to stop; then
+#: they are answered 503 so that Ctrl-C ends `edgelet dev` at once
+SHUTDOWN_GRACE_S = 0.5
 
 
 class EdgeletApp:
@@ -46,6 +49,21 @@ class EdgeletApp:
         self._interceptors = [p for p in host.plugins
                               if type(p).intercept is not _base_intercept()]
         self.control = self._control_app()
+        #: tasks running a Worker request now, answered 503 if the platform stops meanwhile
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self.closing = False
+
+    def begin_shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """The platform is stopping: end ``tail`` streams now, requests after ``grace``."""
+        if self.closing:
+            return
+        self.closing = True
+        self.host.logbus.close()
+        asyncio.get_running_loop().call_later(grace, self._abandon_inflight)
+
+    def _abandon_inflight(self) -> None:
+        for task in list(self._inflight):
+            task.cancel("edgelet dev is stopping")
 
     # -- routing ------------------------------------------------------------------------
     def worker_for(self, headers: list[tuple[bytes, bytes]]) -> str:
@@ -84,13 +102,25 @@ class EdgeletApp:
             return
         url = _url(scope, host)
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
-        answer = None
-        for plugin in self._interceptors:
-            answer = await plugin.intercept(worker, [scope["method"], url, headers, body])
-            if answer is not None:
-                break
-        if answer is None:
-            answer = await self.host.fetch(worker, scope["method"], url, headers, body)
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            answer = None
+            for plugin in self._interceptors:
+                answer = await plugin.intercept(worker, [scope["method"], url, headers, body])
+                if answer is not None:
+                    break
+            if answer is None:
+                answer = await self.host.fetch(worker, scope["method"], url, headers, body)
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise
+            task.uncancel()
+            answer = error_response(503, f"edgelet dev is stopping: Worker {worker!r} did not finish "
+                                         f"this request within {SHUTDOWN_GRACE_S:g} s of the stop")
+        finally:
+            self._inflight.discard(task)
         status, out_headers, out_body = answer
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
@@ -98,7 +128,7 @@ class EdgeletApp:
         await send({"type": "http.response.body", "body": out_body})
         if log.isEnabledFor(logging.INFO):
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
-                     (time.perf_counter() - started) * 1000)
+                     (time.perf_counter() - started) * 1000, extra={"worker": worker})
 
     async def _read_body(self, scope: dict[str, Any], receive: Any, send: Any, *,
                          envelope: bool) -> bytes | None:
@@ -243,6 +273,10 @@ class EdgeletApp:
                     except TimeoutError:
                         yield b"\n"  # keep-alive
                         continue
+                    if event is None:  # the platform is stopping: say so, end the stream
+                        yield (json.dumps({"type": "bye", "message": "edgelet dev is stopping"})
+                               + "\n").encode()
+                        return
                     yield (json.dumps(event, default=str) + "\n").encode()
             finally:
                 bus.unsubscribe(queue)

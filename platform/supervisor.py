@@ -124,6 +124,7 @@ class Isolate:
         channel = Channel(reader, writer, self._handle, self._notify)
         self._channel = channel
         self._serve_task = asyncio.ensure_future(self._serve(channel, self._process))
+        asyncio.ensure_future(self._watch_exit(channel, self._process))
         try:
             self.info = await channel.call("init", self.spec)
         except RemoteError as exc:
@@ -165,10 +166,22 @@ class Isolate:
         level = logging.INFO if code in (-signal.SIGTERM, -signal.SIGINT) else logging.WARNING
         starting = self._starting is not None and not self._starting.done()
         log.log(level, "Worker %r isolate stopped (%s); it restarts on the next event",
-                self.name, describe_exit(code, self, starting=starting))
+                self.name, describe_exit(code, self, starting=starting), extra={"worker": self.name})
         self._channel = None
         self._starting = None
         self.restarts += 1
+
+    @staticmethod
+    async def _watch_exit(channel: Channel, process: Any) -> None:
+        """Close the channel when the process ends, whether or not the socket says so.
+
+        Why: a child the Worker forked holds a copy of the isolate's socket, so the host
+        would see no EOF when the isolate dies, and the call in flight would wait for its
+        timeout. The process's exit is the truth; closing the channel fails its calls now.
+        """
+        await process.wait()
+        if not channel.closed:
+            channel.close()
 
     async def _exit_code(self, process: Any = None) -> int | None:
         process = process or self._process
@@ -187,6 +200,7 @@ class Isolate:
         if channel is not None:
             channel.close()
         if process is not None and process.returncode is None:
+            kill_descendants(process.pid)
             try:
                 process.kill()
             except ProcessLookupError:
@@ -194,8 +208,11 @@ class Isolate:
             await process.wait()
 
     async def stop(self) -> None:
+        """End the isolate for good (the platform stops); a clean stop, not a crash."""
         self._stopping = True
         await self._kill()
+        log.debug("Worker %r isolate stopped (the platform is stopping)", self.name,
+                  extra={"worker": self.name})
         if self._serve_task is not None:
             self._serve_task.cancel()
 
@@ -233,7 +250,8 @@ class Isolate:
             await asyncio.wait_for(channel.call("ping"), 2.0)
         except (TimeoutError, ChannelClosed):
             if self._channel is channel:
-                log.warning("Worker %r isolate is unresponsive; restarting it", self.name)
+                log.warning("Worker %r isolate is unresponsive; restarting it", self.name,
+                            extra={"worker": self.name})
                 await self._kill()
 
     async def _handle(self, method: str, args: list[Any]) -> Any:
@@ -242,6 +260,26 @@ class Isolate:
     def _notify(self, method: str, args: list[Any]) -> None:
         if method == "log":
             self._on_log(self.name, args[0], args[1])
+
+
+def kill_descendants(pid: int) -> None:
+    """SIGKILL every process a live isolate started, however it detached (``setsid``,
+    double fork): a Worker's processes must not outlive its isolate.
+
+    The isolate is a child subreaper (edgelet.runtime.isolate), so whatever its children
+    leave behind is re-parented to it and still found here. Once an isolate has died on its
+    own, its orphans go to the fork server, which kills them (edgelet.runtime.forkserver).
+    """
+    import psutil
+    try:
+        found = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for child in found:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def describe_exit(code: int | None, isolate: Isolate, *, starting: bool = False) -> str:

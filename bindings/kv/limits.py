@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -77,17 +78,25 @@ def check_metadata(metadata_json: str | None, key: str, where: str) -> None:
 
 
 def _number(value: Any, name: str, key: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
+    """A finite number of seconds (NaN and infinity, as numbers or text, are refused)."""
+    number: float | None = None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+    if number is None:
         raise TypeError(f"{where}: {name} for key {show_key(key)} must be a number of seconds, "
                         f"got {value!r:.80}")
-    if value != value:  # NaN
-        raise ValueError(f"{where}: {name} for key {show_key(key)} is NaN; pass a number of seconds")
-    return float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: {name} for key {show_key(key)} is {value!r:.40}; pass a finite "
+                         f"number of seconds")
+    return number
 
 
 def resolve_expiration(expiration: Any, expiration_ttl: Any, now: float, key: str,
@@ -117,9 +126,10 @@ def resolve_expiration(expiration: Any, expiration_ttl: Any, now: float, key: st
 def check_limit(limit: Any, where: str) -> int:
     if limit is None:
         return MAX_LIST_LIMIT
-    if isinstance(limit, str) and limit.strip().isdigit():
+    if isinstance(limit, str) and limit.strip().isdecimal() and len(limit.strip()) <= 10:
         limit = int(limit)
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit != int(limit):
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or \
+            (isinstance(limit, float) and not limit.is_integer()):
         raise TypeError(f"{where}: limit must be a whole number from 1 to {MAX_LIST_LIMIT}, "
                         f"got {limit!r:.80}")
     if not 1 <= limit <= MAX_LIST_LIMIT:

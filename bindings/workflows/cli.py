@@ -211,14 +211,19 @@ def instances_describe(backend: Any, name: str, instance_id: str, as_json: bool,
     if info["status"] == "complete":
         click.echo(f"Output:    {_trim(info['output'], 100)}")
     rows = []
-    for i, s in enumerate([s for s in info["steps"] if s["type"] != "termination"], 1):
+    for i, s in enumerate(info["steps"], 1):
+        if s["type"] == "termination":  # the API's row for `terminate`: when and by whom
+            rows.append({"#": i, "type": "termination", "name": f"by {s.get('trigger', {}).get('source', '?')}",
+                         "count": "", "start": _short(info.get("end")), "duration": "-",
+                         "status": "terminated", "attempts": "", "output": "", "error": ""})
+            continue
         attempts = s.get("attempts") or []
         failed = [a for a in attempts if not a["success"]]
         error = s.get("error")
         rows.append({
             "#": i, "type": s["type"], "name": s["name"], "count": s["count"],
             "start": _short(s["start"]), "duration": _duration(s["start"], s["end"]),
-            "status": _step_status(s), "attempts": f"{len(attempts)}" + (f" ({len(failed)} failed)"
+            "status": _step_status(s, info["status"]), "attempts": f"{len(attempts)}" + (f" ({len(failed)} failed)"
                                                                           if failed else "") if attempts else "",
             "output": _trim(s.get("output"), width) if s.get("success") and "output" in s else "",
             "error": _trim(f"{error['name']}: {error['message']}", width) if error else ""})
@@ -286,9 +291,13 @@ def send_event_cmd(client: ApiClient, name: str, instance_id: str, event_type: s
     click.echo(f"Sent event '{event_type}' to instance {instance_id} of {name}")
 
 
-def _step_status(step: dict[str, Any]) -> str:
+def _step_status(step: dict[str, Any], instance_status: str) -> str:
+    """A step's state in words; an unfinished step of an instance that has ended (it was
+    terminated during a sleep, say) no longer waits or runs: it ended with the instance."""
     if step.get("finished"):
         return "ok" if step.get("success") else "failed"
+    if instance_status in ("terminated", "errored", "complete"):
+        return instance_status if instance_status == "terminated" else "abandoned"
     if step["type"] == "step":
         return "retrying" if step.get("next_attempt") else "running"
     return "waiting"

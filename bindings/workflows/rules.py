@@ -12,7 +12,8 @@ from typing import Any
 
 from edgelet.clock import parse_duration
 
-ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9-_]*$")
+#: ``\Z``, not ``$``: ``$`` also matches before a final newline, and "abc\n" is no valid id
+ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9-_]*\Z")
 MAX_ID = 100
 MAX_EVENT_TYPE = 100
 MAX_STEP_NAME = 256

@@ -70,6 +70,7 @@ def _child(request: dict, fd: int, ctrl: socket.socket, wake_r: int, wake_w: int
 
 
 def serve(ctrl: socket.socket) -> None:
+    isolates: set[int] = set()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -82,7 +83,7 @@ def serve(ctrl: socket.socket) -> None:
             continue
         if wake_r in readable:
             os.read(wake_r, 4096)
-            _reap(ctrl)
+            _reap(ctrl, isolates)
         if ctrl.fileno() in readable:
             try:
                 message, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 1)
@@ -95,27 +96,54 @@ def serve(ctrl: socket.socket) -> None:
             pid = os.fork()
             if pid == 0:
                 _child(request, fd, ctrl, wake_r, wake_w)
+            isolates.add(pid)
             os.close(fd)
             ctrl.send(json.dumps({"id": request["id"], "pid": pid}).encode())
 
 
-def _reap(ctrl: socket.socket) -> None:
+def _reap(ctrl: socket.socket, isolates: set[int]) -> None:
+    """Collect exited children: tell the host about isolates, kill adopted orphans."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
-            return
-        ctrl.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+            break
+        if pid in isolates:
+            isolates.discard(pid)
+            ctrl.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+    _kill_orphans(isolates)
+
+
+def _kill_orphans(isolates: set[int]) -> None:
+    """SIGKILL children of this server that are not isolates.
+
+    This server is a child subreaper: when an isolate dies on its own (a crash, its CPU
+    or memory limit), the processes its Worker started are re-parented here, and a
+    Worker's processes must not outlive its isolate. Killing one re-parents its own
+    children here in turn; their SIGCHLD brings us back until none is left.
+    """
+    try:
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+            children = [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return
+    for pid in children:
+        if pid not in isolates:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def main() -> None:
-    from edgelet.runtime.isolate import SDK_DIR, _die_with_parent
+    from edgelet.runtime.isolate import SDK_DIR, _become_subreaper, _die_with_parent, ignore_group_signals
     if SDK_DIR not in sys.path:
         sys.path.insert(0, SDK_DIR)
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _become_subreaper()
+    ignore_group_signals()
     ctrl = socket.socket(fileno=int(sys.argv[1]))
     _warm_imports()
     serve(ctrl)

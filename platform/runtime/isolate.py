@@ -236,6 +236,10 @@ class Runtime:
         if method == "init":
             try:
                 return self.init(args[0])
+            except Exception as exc:
+                # the host shows this to the user: their frames, not the platform's
+                exc.edgelet_traceback = user_traceback(exc)  # type: ignore[attr-defined]
+                raise
             finally:
                 if CpuWatchdog.current is not None:
                     CpuWatchdog.current.starting = False
@@ -305,6 +309,39 @@ class Runtime:
         if asyncio.iscoroutine(result):
             result = await result
         return cloudpickle.dumps(result)
+
+
+def _platform_dirs() -> tuple[str, ...]:
+    """Folders of edgelet's own code (the runtime, the SDK, the bindings)."""
+    import edgelet.bindings
+    own = Path(__file__).resolve().parents[1]
+    return (str(own) + os.sep, str(Path(edgelet.bindings.__file__).resolve().parent) + os.sep)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback with edgelet's and importlib's frames left out.
+
+    Why: a Worker that fails to load should show where its own code failed; the 15 to 25
+    frames of the channel, the isolate and the import machinery above it say nothing to
+    its author. Frames of libraries the Worker imports stay (they are the user's too).
+    """
+    own = _platform_dirs()
+
+    def keep(frame: traceback.FrameSummary) -> bool:
+        name = frame.filename
+        return not name.startswith(own) and not name.startswith("<frozen importlib")
+
+    def trim(te: traceback.TracebackException | None) -> None:
+        seen: set[int] = set()
+        while te is not None and id(te) not in seen:
+            seen.add(id(te))
+            te.stack = traceback.StackSummary.from_list([f for f in te.stack if keep(f)])
+            trim(te.__cause__)
+            te = te.__context__
+
+    te = traceback.TracebackException.from_exception(exc)
+    trim(te)
+    return "".join(te.format())
 
 
 _ERROR_TYPES: dict[str, type[BaseException]] = {
@@ -424,10 +461,8 @@ def main() -> None:
 def run(fd: int) -> None:
     """Serve the channel on ``fd`` until the host closes it, then leave."""
     _die_with_parent()
-    # Ctrl-C in a terminal signals the whole process group; the host decides when
-    # isolates stop, so the isolate ignores it instead of dying mid-request.
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _become_subreaper()
+    ignore_group_signals()
     try:
         import uvloop
         uvloop.run(_main(fd))
@@ -435,6 +470,38 @@ def run(fd: int) -> None:
         asyncio.run(_main(fd))
     # The host closed the channel: leave without running atexit hooks of user code.
     os._exit(0)
+
+
+def ignore_group_signals() -> None:
+    """Let the host alone decide when this process ends.
+
+    Ctrl-C in a terminal (SIGINT) and ``kill -TERM -PGID`` signal the whole process group;
+    the host then stops its isolates in order, and a stop is logged as a stop, not as a
+    crash. A Python handler that does nothing is used rather than SIG_IGN, since SIG_IGN
+    would be inherited across exec by every program a Worker runs.
+    """
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _ignore_signal)
+
+
+def _ignore_signal(signum: int, frame: Any) -> None:
+    return None
+
+
+def _become_subreaper() -> None:
+    """Adopt every orphan among this isolate's descendants (PR_SET_CHILD_SUBREAPER).
+
+    Why: a process the Worker started with ``setsid`` or a double fork would otherwise be
+    re-parented to init and outlive the isolate; adopted, the host finds it among the
+    isolate's descendants and kills it when the isolate stops or restarts.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+    except Exception:  # not Linux
+        pass
 
 
 def _die_with_parent() -> None:
