@@ -141,6 +141,7 @@ async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir
     from edgelet.isolates import IsolateStartError
     from edgelet.logbus import LogBusHandler
     from edgelet.server import EdgeletApp
+    from edgelet.state import StateError
 
     host = Host(config, state_dir=state_dir, watch=reload)
     logging.getLogger("edgelet").addHandler(LogBusHandler(host.logbus))
@@ -148,6 +149,8 @@ async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir
         await host.start()
     except IsolateStartError as exc:
         raise _StartFailed(f"{exc}\n{exc.traceback or ''}".rstrip()) from None
+    except StateError as exc:  # a read-only folder, a damaged file: the message says it all
+        raise _StartFailed(str(exc)) from None
     app = EdgeletApp(host, max_body=max_body)
     server = _make_server(app)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))

@@ -18,6 +18,7 @@ from edgelet.bindings import BindingPlugin
 from edgelet.bindings.durable_objects import ids
 from edgelet.bindings.durable_objects.alarms import AlarmScheduler
 from edgelet.bindings.durable_objects.index import ObjectIndex
+from edgelet.bindings.durable_objects.schema import INDEX_DATABASE, objects_root
 from edgelet.bindings.durable_objects.scratch import make_scratch, remove_scratch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,7 +109,7 @@ class Plugin(BindingPlugin):
             date = worker.compatibility_date
             out[SYSTEM_BINDING] = {"system": True,
                                    "delete_all_deletes_alarm": not date or date >= DELETE_ALL_ALARM_DATE,
-                                   "root": str(self.scratch / "do") if self.scratch else None}
+                                   "root": str(objects_root(self.scratch)) if self.scratch else None}
         return out
 
     # -- life cycle --------------------------------------------------------------------
@@ -117,7 +118,7 @@ class Plugin(BindingPlugin):
         self._build(host.config)
         if host.state_dir is None:
             self.scratch = make_scratch()
-        self.index = ObjectIndex(host.database("durable_objects"), host.clock.now_ms)
+        self.index = ObjectIndex(host.database(INDEX_DATABASE), host.clock.now_ms)
         self.alarms = AlarmScheduler(host, self.index, self._dispatch_alarm)
 
     async def after_start(self) -> None:

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from edgelet.bindings import BindingPlugin
+from edgelet.bindings.queues import schema
 from edgelet.bindings.queues.config import QueueProducer
 
 log = logging.getLogger("edgelet.queues")
@@ -37,7 +38,7 @@ class Plugin(BindingPlugin):
         self.host = host
         for worker in host.config.workers:
             self.env_bindings(worker)
-        self.broker = Broker(host, QueueStore(host.database("queues")))
+        self.broker = Broker(host, QueueStore(host.database(schema.DATABASE)))
         self.broker.recover()
 
     async def after_start(self) -> None:
