@@ -87,7 +87,7 @@ def open_database(path: Path | str | None, *, read_only: bool = False, exclusive
         if schema is not None:
             migrate(conn, schema)
         return conn
-    path = Path(path)
+    path = Path(path).absolute()  # messages name the file wherever the user ran edgelet from
     if not read_only:
         _check_writable(path)
     _check_header(path)
@@ -104,6 +104,8 @@ def open_database(path: Path | str | None, *, read_only: bool = False, exclusive
         if exclusive and not read_only:  # before the first read, or WAL would map a -shm file
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         conn.execute("PRAGMA schema_version").fetchone()  # parses page 1: "is this a database?"
+        if schema is not None:
+            _refuse_newer(conn, schema)  # before anything below writes to the file
         if not read_only:
             conn.execute("PRAGMA journal_mode=WAL").fetchone()
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -122,8 +124,9 @@ def check_folder(state_dir: Path) -> None:
     """Before anything opens a store: the folder is writable and every store file in it
     starts like a database. Checked up front so that one bad file stops the start before
     any other file was opened (and migrated); reads 16 bytes per file."""
+    state_dir = Path(state_dir).absolute()
     _check_writable(database_path(state_dir, "probe"))
-    for path in sorted(Path(state_dir).glob("*.sqlite3")):
+    for path in sorted(state_dir.glob("*.sqlite3")):
         _check_header(path)
 
 
@@ -134,14 +137,7 @@ def migrate(conn: sqlite3.Connection, schema: Schema, *, read_only: bool = False
     is refused (its layout is unknown here) rather than read wrongly or written to.
     Read-only, older files are read as they are: readers accept every version since 0.
     """
-    found = conn.execute("PRAGMA user_version").fetchone()[0]
-    if found > schema.version:
-        where = _file_of(conn)
-        raise StateError(
-            f"{where} holds {schema.name} state written by a newer edgelet (schema version {found}; "
-            f"this edgelet knows versions up to {schema.version}). Nothing was changed. Fix: run "
-            f"the newer edgelet, or start from another state folder (--persist-to DIR) and keep "
-            f"this one for it.")
+    found = _refuse_newer(conn, schema)
     if read_only:
         return found
     for version in range(found, schema.version):
@@ -156,10 +152,28 @@ def migrate(conn: sqlite3.Connection, schema: Schema, *, read_only: bool = False
                 step(conn)
                 conn.execute(f"PRAGMA user_version = {version + 1}")
                 conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StateError(
+                    f"{_file_of(conn)}: upgrading its {schema.name} tables from schema version "
+                    f"{version} to {version + 1} failed ({exc}); nothing of that step was stored, "
+                    f"the file is still at version {version}. Fix: start from another state folder "
+                    f"(--persist-to DIR) and report this, with the file, as a bug of edgelet.") from None
             raise
+    return found
+
+
+def _refuse_newer(conn: sqlite3.Connection, schema: Schema) -> int:
+    """The file's version, unless it is newer than this edgelet knows."""
+    found = schema_version(conn)
+    if found > schema.version:
+        raise StateError(
+            f"{_file_of(conn)} holds {schema.name} state written by a newer edgelet (schema version "
+            f"{found}; this edgelet knows versions up to {schema.version}). Nothing was changed. Fix: "
+            f"run the newer edgelet, or start from another state folder (--persist-to DIR) and keep "
+            f"this one for it.")
     return found
 
 
