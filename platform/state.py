@@ -189,6 +189,9 @@ def _check_writable(path: Path) -> None:
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StateError(f"edgelet's state folder {folder} is a file, not a folder. Fix: move the file "
+                         f"away, or pass --persist-to DIR to use another folder.") from None
     except OSError as exc:
         raise _folder_error(folder, exc.strerror or str(exc)) from None
     if not os.access(folder, os.W_OK | os.X_OK):

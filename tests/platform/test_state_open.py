@@ -118,6 +118,12 @@ def test_a_damaged_file_is_named_with_what_to_do(tmp_path: Path, damage: str) ->
     assert digest(tmp_path) == before
 
 
+def test_a_state_folder_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("oops")
+    with pytest.raises(StateError, match=r"state folder .*/state is a file, not a folder"):
+        open_database(tmp_path / "state" / "kv.sqlite3")
+
+
 # -- through the real command line ----------------------------------------------------------------
 def edgelet(cwd: Path, *args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*prefix, sys.executable, "-m", "edgelet.cli", *args], cwd=cwd,
