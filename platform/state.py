@@ -87,33 +87,38 @@ def open_database(path: Path | str | None, *, read_only: bool = False, exclusive
         if schema is not None:
             migrate(conn, schema)
         return conn
-    path = Path(path).absolute()  # messages name the file wherever the user ran edgelet from
+    # Only what the open itself needs is checked here (a Durable Object opens its file on
+    # every activation); why a failure happened is worked out in _explain, after the fact.
+    path = Path(path)
     if not read_only:
-        _check_writable(path)
-    _check_header(path)
+        _make_folder(path.parent)
+        if not os.access(path, os.R_OK | os.W_OK) and path.exists():
+            raise _read_only_file(path.absolute())
+    timeout = BUSY_TIMEOUT_MS / 1000
     try:
         if read_only:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
                                    isolation_level=None, check_same_thread=False)
         else:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
-        raise _explain(path, exc) from None
+        raise _explain(path.absolute(), exc) from None
     try:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if exclusive and not read_only:  # before the first read, or WAL would map a -shm file
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        conn.execute("PRAGMA schema_version").fetchone()  # parses page 1: "is this a database?"
-        if schema is not None:
-            _refuse_newer(conn, schema)  # before anything below writes to the file
+        # The first read parses page 1, which is the integrity check: "is this a database?"
+        if schema is None:
+            conn.execute("PRAGMA schema_version").fetchone()
+        else:
+            found = _refuse_newer(conn, schema)  # before anything below writes to the file
         if not read_only:
             conn.execute("PRAGMA journal_mode=WAL").fetchone()
             conn.execute("PRAGMA synchronous=NORMAL")
-        if schema is not None:
-            migrate(conn, schema, read_only=read_only)
+            if schema is not None:
+                _run_steps(conn, schema, found)
     except sqlite3.Error as exc:
         conn.close()
-        raise _explain(path, exc) from None
+        raise _explain(path.absolute(), exc) from None
     except StateError:
         conn.close()
         raise
@@ -138,8 +143,13 @@ def migrate(conn: sqlite3.Connection, schema: Schema, *, read_only: bool = False
     Read-only, older files are read as they are: readers accept every version since 0.
     """
     found = _refuse_newer(conn, schema)
-    if read_only:
-        return found
+    if not read_only:
+        _run_steps(conn, schema, found)
+    return found
+
+
+def _run_steps(conn: sqlite3.Connection, schema: Schema, found: int) -> None:
+    """The migration steps from version ``found`` on, each committed with its version."""
     for version in range(found, schema.version):
         step = schema.steps[version]
         try:
@@ -162,7 +172,6 @@ def migrate(conn: sqlite3.Connection, schema: Schema, *, read_only: bool = False
                     f"the file is still at version {version}. Fix: start from another state folder "
                     f"(--persist-to DIR) and report this, with the file, as a bug of edgelet.") from None
             raise
-    return found
 
 
 def _refuse_newer(conn: sqlite3.Connection, schema: Schema) -> int:
@@ -183,24 +192,32 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 # -- checks and messages ------------------------------------------------------------------------
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StateError(f"edgelet's state folder {folder.absolute()} is a file, not a folder. Fix: "
+                         f"move the file away, or pass --persist-to DIR to use another folder.") from None
+    except OSError as exc:
+        raise _folder_error(folder.absolute(), exc.strerror or str(exc)) from None
+
+
 def _check_writable(path: Path) -> None:
     """The folder must exist (made here) and accept new files: SQLite creates ``-wal`` and
     ``-shm`` files beside the database, so a writable file in a read-only folder fails too."""
     folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise StateError(f"edgelet's state folder {folder} is a file, not a folder. Fix: move the file "
-                         f"away, or pass --persist-to DIR to use another folder.") from None
-    except OSError as exc:
-        raise _folder_error(folder, exc.strerror or str(exc)) from None
+    _make_folder(folder)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise _folder_error(folder, _why_not_writable(folder))
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise StateError(
-            f"edgelet cannot write its state file {path}: the file is read-only for this user. "
-            f"edgelet must update it in place. Fix: make it writable (chmod u+rw '{path}'), or pass "
-            f"--persist-to DIR to use another folder, or --in-memory to keep no state.")
+        raise _read_only_file(path)
+
+
+def _read_only_file(path: Path) -> StateError:
+    return StateError(
+        f"edgelet cannot write its state file {path}: the file is read-only for this user. "
+        f"edgelet must update it in place. Fix: make it writable (chmod u+rw '{path}'), or pass "
+        f"--persist-to DIR to use another folder, or --in-memory to keep no state.")
 
 
 def _why_not_writable(folder: Path) -> str:
@@ -237,8 +254,19 @@ def _check_header(path: Path) -> None:
     except OSError as exc:
         raise _explain(path, exc) from None
     if head and head != SQLITE_HEADER:
-        raise _damaged(path, "it does not start with the SQLite header (it was overwritten or "
-                             "is not a database)")
+        raise _damaged(path, _NO_HEADER)
+
+
+_NO_HEADER = "it does not start with the SQLite header (it was overwritten or is not a database)"
+
+
+def _header_is_bad(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError:
+        return False
+    return bool(head) and head != SQLITE_HEADER
 
 
 def _damaged(path: Path, why: str) -> StateError:
@@ -254,7 +282,7 @@ def _explain(path: Path, exc: BaseException) -> StateError:
     err = getattr(exc, "errno", None)
     if isinstance(exc, sqlite3.DatabaseError) and (
             "not a database" in text or "malformed" in text or "corrupt" in text):
-        return _damaged(path, f"SQLite says: {text}")
+        return _damaged(path, _NO_HEADER if _header_is_bad(path) else f"SQLite says: {text}")
     if err in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text or "read-only" in text \
             or "unable to open" in text:
         folder = path.parent

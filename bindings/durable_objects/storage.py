@@ -195,15 +195,11 @@ class DurableObjectStorage:
             if self._snapshot is not None:
                 conn.deserialize(zlib.decompress(self._snapshot))
                 self._snapshot = None
+            migrate(conn, OBJECT_SCHEMA)
         else:
             # Only the owner isolate ever opens an object's file, so it may hold the lock:
             # no shared-memory index file, a third less memory and one file less per object.
-            conn = open_database(self._path, exclusive=True)
-        try:
-            migrate(conn, OBJECT_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
+            conn = open_database(self._path, exclusive=True, schema=OBJECT_SCHEMA)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.set_authorizer(self._authorize)
         self._conn = conn
