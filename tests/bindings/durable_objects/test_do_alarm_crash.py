@@ -96,7 +96,7 @@ def test_alarm_chain_and_acknowledged_writes_survive_kill_9(dev: Any, tmp_path: 
     acked: set[int] = set()
     next_key = 0
     rng = random.Random(5)
-    for _ in range(kills):
+    for round_ in range(kills):
         stop = threading.Event()
 
         def write(url: str = s.url, stop: threading.Event = stop) -> None:
@@ -113,7 +113,8 @@ def test_alarm_chain_and_acknowledged_writes_survive_kill_9(dev: Any, tmp_path: 
         thread.start()
         seen = len(steps(log))
         deadline = time.monotonic() + 20
-        while len(steps(log)) < seen + rng.randint(3, 12):
+        want = seen + rng.randint(3, 12)
+        while len(steps(log)) < want or len(acked) < 10 * (round_ + 1):
             assert time.monotonic() < deadline, f"the chain stalled at {steps(log)[-1:]}:\n{s.logs()[-2000:]}"
             time.sleep(0.005)
         time.sleep(rng.uniform(0, 0.03))  # land anywhere in an alarm run or between two
@@ -133,6 +134,8 @@ def test_alarm_chain_and_acknowledged_writes_survive_kill_9(dev: Any, tmp_path: 
     repeats = Counter(ran) - Counter(range(1, target + 1))
     assert sum(repeats.values()) <= kills, f"steps repeated more often than there were kills: {repeats}"
     assert acked and acked <= set(state["notes"]), f"acknowledged writes lost: {sorted(acked - set(state['notes']))}"
+    print(f"alarm chain: {target} steps over {kills} kills, {sum(repeats.values())} repeated; "
+          f"{len(acked)} acknowledged writes, all kept")
     # the objects' index and the object's own file agree after all the kills
     listing = s.api("GET", "/durable_objects/namespaces/CHAIN/objects")
     assert listing["success"] and len(listing["result"]) == 1, json.dumps(listing)[:500]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +38,19 @@ async def test_user_sql_cannot_set_the_schema_version(tmp_path: Path) -> None:
         storage.sql.exec("PRAGMA user_version = 99")
     assert storage.sql.exec("PRAGMA user_version").one()["user_version"] == OBJECT_SCHEMA.version
     storage.close()
+
+
+def test_a_damaged_object_file_fails_that_object_only_naming_the_file(dev: Any, tmp_path: Path) -> None:
+    app = FIXTURE.parents[1] / "app"
+    shutil.copytree(app, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(FIXTURE.parent, tmp_path / "state")
+    path = next((tmp_path / "state" / "do").glob("*/*.sqlite3"))
+    path.with_name(path.name + "-wal").unlink()
+    with open(path, "r+b") as f:
+        f.write(b"overwritten with something else")
+    s = dev(None, "--persist-to", "state", "--no-reload", cwd=tmp_path)
+    r = s.get("/counter")
+    assert r.status_code == 500
+    assert f"state file {path} is damaged" in r.text and "move it aside" in r.text
+    assert s.get("/kv/alpha").json()["value"] == "one"  # the other stores serve on
+    assert path.read_bytes().startswith(b"overwritten with something else")
