@@ -8,10 +8,12 @@ version, and failures told as "which file or folder, why, and what to do" instea
 bare ``sqlite3.OperationalError`` traceback that names no path. Doing that in each store
 and CLI is how it went wrong before; here it is done once.
 
-The integrity check is cheap on purpose: the 16-byte header is read, then ``PRAGMA
-schema_version`` makes SQLite parse page 1. That catches a file that is not a database (or
-whose header was overwritten) at open, in microseconds whatever the file's size;
-``PRAGMA quick_check`` would read every page.
+The integrity check is cheap on purpose: at open, the first read (``PRAGMA user_version``
+or ``schema_version``) makes SQLite parse page 1, which catches a file that is not a
+database (or whose header was overwritten) in microseconds whatever the file's size;
+``PRAGMA quick_check`` would read every page. At start, :func:`check_folder` also reads the
+16-byte header of every store file, so one damaged file stops the start before any other
+file was opened or migrated.
 
 Schema versions live in ``PRAGMA user_version``. Each store declares a :class:`Schema` (its
 own ``schema.py``): the migration steps from version 0 (the unversioned layout of edgelet
