@@ -150,6 +150,7 @@ async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir
     from edgelet.host import Host
     from edgelet.logbus import LogBusHandler
     from edgelet.server import EdgeletApp
+    from edgelet.state import StateError
     from edgelet.supervisor import IsolateStartError
 
     host = Host(config, state_dir=state_dir, watch=reload)
@@ -158,6 +159,8 @@ async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir
         await host.start()
     except IsolateStartError as exc:
         raise _StartFailed(f"{exc}\n{exc.traceback or ''}".rstrip()) from None
+    except StateError as exc:  # a read-only folder, a damaged file: the message says it all
+        raise _StartFailed(str(exc)) from None
     app = EdgeletApp(host, max_body=max_body)
     server = _make_server(app, header_timeout, on_exit=app.begin_shutdown)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))

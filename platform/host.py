@@ -20,6 +20,7 @@ from edgelet.clock import Clock
 from edgelet.config import PlatformConfig, WorkerConfig
 from edgelet.cron import CronScheduler
 from edgelet.logbus import LogBus
+from edgelet.state import check_folder, database_path, open_database
 from edgelet.supervisor import WASM_INSTANCE_SLOTS, Isolate, IsolateError, IsolateStartError
 
 log = logging.getLogger("edgelet")
@@ -63,18 +64,13 @@ class Host:
 
     # -- HostServices ----------------------------------------------------------------
     def database(self, name: str) -> sqlite3.Connection:
-        """One connection per store; WAL + synchronous=NORMAL survive kill -9 of the host."""
+        """One connection per store, opened by :func:`edgelet.state.open_database` (WAL +
+        synchronous=NORMAL survive kill -9 of the host; a damaged file or a read-only
+        folder raises ``StateError`` with the path and the fix)."""
         conn = self._databases.get(name)
         if conn is None:
-            if self.state_dir is None:
-                conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-            else:
-                self.state_dir.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.state_dir / f"{name}.sqlite3", check_same_thread=False,
-                                       isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
+            path = None if self.state_dir is None else database_path(self.state_dir, name)
+            conn = open_database(path)
             self._databases[name] = conn
         return conn
 
@@ -146,9 +142,15 @@ class Host:
     async def start(self) -> None:
         """Start plug-ins, then every isolate in parallel; raise if any Worker fails to load."""
         t0 = time.perf_counter()
+        if self.state_dir is not None:
+            check_folder(self.state_dir)  # a read-only folder or a damaged file: stop before any write
         self._forkserver = await self._start_forkserver()
-        for plugin in self.plugins:
-            await plugin.start(self)
+        try:
+            for plugin in self.plugins:
+                await plugin.start(self)
+        except BaseException:  # e.g. StateError: a state file it cannot use; leave nothing running
+            await self.stop()
+            raise
         for worker in self.config.workers:
             self.isolates[worker.name] = self._make_isolate(worker)
         results = await asyncio.gather(*(iso.start() for iso in self.isolates.values()),

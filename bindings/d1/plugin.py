@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     from starlette.routing import BaseRoute
 
-    from edgelet.config import WorkerConfig
+    from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
 
 log = logging.getLogger("edgelet.d1")
@@ -33,19 +33,17 @@ class Plugin(BindingPlugin):
         self.bindings: dict[tuple[str, str], str] = {}
         self.catalog = Catalog()
 
+    def configure(self, config: PlatformConfig) -> None:
+        self.bindings = {(w.name, d.binding): d.database_id for w in config.workers for d in w.decls(self.kind)}
+
     def env_bindings(self, worker: WorkerConfig) -> dict[str, dict[str, Any]]:
-        found = {}
-        for decl in worker.decls(self.kind):
-            self.bindings[(worker.name, decl.binding)] = decl.database_id
-            found[decl.binding] = {"database_id": decl.database_id, "database_name": decl.database_name}
-        return found
+        return {d.binding: {"database_id": d.database_id, "database_name": d.database_name}
+                for d in worker.decls(self.kind)}
 
     async def start(self, host: HostServices) -> None:
         await super().start(host)
         self.store = D1Store(host.state_dir)
         self.catalog = Catalog.from_config(host.config)
-        for worker in host.config.workers:
-            self.env_bindings(worker)
         if self.store.folder is not None and self.catalog.entries:
             self._record_catalog()
         if self.bindings:

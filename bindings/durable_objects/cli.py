@@ -18,7 +18,9 @@ from typing import Any
 
 import click
 
+from edgelet.bindings.durable_objects import schema
 from edgelet.client import ApiClient, print_table
+from edgelet.state import Schema, StateError, database_path, open_database
 
 _SAFE_GLOBALS = {
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"),
@@ -64,17 +66,25 @@ def _dev_running(ip: str, port: int) -> bool:
         return False
 
 
+def _open(path: Path, kind: Schema) -> sqlite3.Connection:
+    """A state file opened read-only, its damage or version told as a usage error."""
+    try:
+        return open_database(path, read_only=True, schema=kind)
+    except StateError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 class _Offline:
     """The state folder read directly (no ``edgelet dev`` running)."""
 
     def __init__(self, persist_to: str) -> None:
         self.root = Path(persist_to)
-        path = self.root / "durable_objects.sqlite3"
+        path = database_path(self.root, schema.INDEX_DATABASE)
         if not path.exists():
             raise click.ClickException(
                 f"no `edgelet dev` answers and there is no Durable Object state in {self.root}; "
                 f"start `edgelet dev` or pass --persist-to / --port")
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self.conn = _open(path, schema.INDEX_SCHEMA)
         self.config = self._config()
 
     @staticmethod
@@ -130,12 +140,12 @@ class _Offline:
         if row is None:
             raise click.ClickException(f"no Durable Object {ref} in namespace {ns}")
         result: dict[str, Any] = {**row_dict(row), "namespace": ns, "keys": [], "tables": []}
-        path = self.root / "do" / ns / f"{id_hex}.sqlite3"
+        path = schema.object_path(schema.objects_root(self.root), ns, id_hex)
         if path.exists():
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db = _open(path, schema.OBJECT_SCHEMA)
             try:
-                result["keys"] = [{"key": k, **_decode(v)} for k, v in
-                                  db.execute("SELECT key, value FROM _cf_KV ORDER BY key LIMIT 1000")]
+                result["keys"] = [{"key": k, **_decode(v)} for k, v in db.execute(
+                    f"SELECT key, value FROM {schema.KV_TABLE} ORDER BY key LIMIT 1000")]
                 for (name,) in db.execute(
                         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
                         "'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'"):

@@ -14,30 +14,19 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    namespace    TEXT NOT NULL,
-    id           TEXT NOT NULL,
-    name         TEXT,
-    created_ms   INTEGER NOT NULL,
-    last_used_ms INTEGER NOT NULL,
-    alarm_ms     INTEGER,
-    alarm_retry  INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (namespace, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS objects_alarm ON objects (alarm_ms) WHERE alarm_ms IS NOT NULL;
-"""
+from edgelet.bindings.durable_objects.schema import INDEX_SCHEMA
+from edgelet.state import migrate
 
 FLUSH_DELAY = 1.0
 
 
 class ObjectIndex:
-    """Rows of ``objects`` in ``host.database("durable_objects")``."""
+    """Rows of ``objects`` in the host's index database (``schema.py``)."""
 
     def __init__(self, conn: sqlite3.Connection, now_ms: Callable[[], int]) -> None:
         self.conn = conn
         self.now_ms = now_ms
-        conn.executescript(SCHEMA)
+        migrate(conn, INDEX_SCHEMA)
         self._seen: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], tuple[str | None, int]] = {}
         self._flush_handle: asyncio.TimerHandle | None = None

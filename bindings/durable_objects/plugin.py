@@ -18,6 +18,7 @@ from edgelet.bindings import BindingPlugin
 from edgelet.bindings.durable_objects import ids
 from edgelet.bindings.durable_objects.alarms import AlarmScheduler
 from edgelet.bindings.durable_objects.index import ObjectIndex
+from edgelet.bindings.durable_objects.schema import INDEX_DATABASE
 from edgelet.bindings.durable_objects.scratch import make_scratch, remove_scratch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,7 +104,7 @@ class Plugin(BindingPlugin):
         await super().start(host)
         if host.state_dir is None:
             self.scratch = make_scratch()
-        self.index = ObjectIndex(host.database("durable_objects"), host.clock.now_ms)
+        self.index = ObjectIndex(host.database(INDEX_DATABASE), host.clock.now_ms)
         self.alarms = AlarmScheduler(host, self.index, self._dispatch_alarm)
 
     async def after_start(self) -> None:

@@ -12,7 +12,6 @@ import builtins
 import functools
 import json
 import socket
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -98,21 +97,20 @@ class LocalKV:
     """Straight onto ``<persist-to>/kv.sqlite3`` when no ``edgelet dev`` answers."""
 
     def __init__(self, state_dir: Path, *, create: bool) -> None:
-        from edgelet.bindings.kv.plugin import DATABASE
+        from edgelet.bindings.kv.schema import DATABASE
         from edgelet.bindings.kv.storage import KVStorage
         from edgelet.clock import Clock
+        from edgelet.state import StateError, database_path, open_database
 
-        path = state_dir / f"{DATABASE}.sqlite3"
+        path = database_path(state_dir, DATABASE)
         if not path.exists() and not create:
             raise click.ClickException(
                 f"no `edgelet dev` answers and there is no KV state at {path}; start "
                 f"`edgelet dev`, or pass --persist-to (and --port) to point at the right one")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        self.storage = KVStorage(conn, Clock())
+        try:
+            self.storage = KVStorage(open_database(path), Clock())
+        except StateError as exc:
+            raise click.ClickException(str(exc)) from None
         self.where = f"KV state {path}"
 
     def resolve(self, name: str) -> str:

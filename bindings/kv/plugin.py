@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings import BindingPlugin
 from edgelet.bindings.kv.handle import KVNamespaceHandle
+from edgelet.bindings.kv.schema import DATABASE
 from edgelet.bindings.kv.storage import KVStorage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,8 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("edgelet.kv")
 
-#: the SQLite database (``<state>/kv.sqlite3``) that holds every namespace
-DATABASE = "kv"
 
 
 class Plugin(BindingPlugin):

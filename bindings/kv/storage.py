@@ -1,4 +1,4 @@
-"""KV storage: every namespace in one SQLite table keyed by (namespace, key).
+"""KV storage: every namespace in one SQLite table keyed by (namespace, key) (``schema.py``).
 
 Why one table rather than a database per namespace: the namespace id is just a column, so
 two Workers that bind the same ``id`` share rows with no registry to keep in sync, listing
@@ -20,30 +20,10 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any, Protocol, TypeVar
 
-from edgelet.bindings.kv import limits
+from edgelet.bindings.kv import limits, schema
 from edgelet.group_commit import GroupCommit
 
 log = logging.getLogger("edgelet.kv")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS kv_values (
-    namespace  TEXT    NOT NULL,
-    key        BLOB    NOT NULL,
-    expiration INTEGER,            -- epoch seconds; NULL never expires
-    metadata   TEXT,               -- JSON text; NULL when none was given
-    value      BLOB    NOT NULL,   -- last, so listing never reads a value's overflow pages
-    PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS kv_values_expiring ON kv_values (expiration)
-    WHERE expiration IS NOT NULL;
-CREATE TABLE IF NOT EXISTS kv_bindings (
-    worker    TEXT NOT NULL,
-    binding   TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    position  INTEGER NOT NULL DEFAULT 0,   -- config order: the first Worker's binding wins
-    PRIMARY KEY (worker, binding)
-);
-"""
 
 #: expired rows are swept at most this often (clock seconds); reads hide them regardless
 PURGE_INTERVAL = 60.0
@@ -73,7 +53,7 @@ class KVStorage:
     def __init__(self, conn: sqlite3.Connection, clock: ClockLike) -> None:
         self.conn = conn
         self.clock = clock
-        conn.executescript(SCHEMA)
+        schema.install(conn)
         self._next_purge = 0.0
         self.group = GroupCommit(conn, "KV write")
 

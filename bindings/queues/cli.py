@@ -55,16 +55,20 @@ def list_queues(client: ApiClient, as_json: bool, persist_to: str) -> None:
 
 def _read_state(folder: Path, no_dev: click.ClickException) -> list[dict[str, Any]]:
     """Queue counts straight from ``queues.sqlite3`` (read-only), for when dev is not running."""
-    import sqlite3
     import time
 
+    from edgelet.bindings.queues.schema import DATABASE, SCHEMA
     from edgelet.bindings.queues.storage import QueueStore
+    from edgelet.state import StateError, database_path, open_database
 
-    path = folder / "queues.sqlite3"
+    path = database_path(folder, DATABASE)
     if not path.exists():
         raise click.ClickException(f"{no_dev.message}; and no queue state at {path} "
                                    f"(pass --persist-to to read another state folder)")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        conn = open_database(path, read_only=True, schema=SCHEMA)
+    except StateError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         store = QueueStore(conn, read_only=True)
         now = time.time()

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from edgelet.bindings import BindingPlugin
+from edgelet.bindings.queues import schema
 from edgelet.bindings.queues.config import QueueProducer
 
 log = logging.getLogger("edgelet.queues")
@@ -35,7 +36,7 @@ class Plugin(BindingPlugin):
         from edgelet.bindings.queues.broker import Broker
         from edgelet.bindings.queues.storage import QueueStore
         self.host = host
-        self.broker = Broker(host, QueueStore(host.database("queues")))
+        self.broker = Broker(host, QueueStore(host.database(schema.DATABASE)))
         self.broker.recover()
 
     async def after_start(self) -> None:

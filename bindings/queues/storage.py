@@ -1,4 +1,4 @@
-"""The queues' SQLite storage: every message of every queue is one row.
+"""The queues' SQLite storage: every message of every queue is one row (``schema.py``).
 
 Why rows and not Python lists: a queue with a million pending messages must cost no
 memory, and a message that ``send`` accepted must survive ``kill -9``. The broker keeps
@@ -22,34 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from edgelet.bindings.queues import schema
+
 PENDING, INFLIGHT, ACKED, DEAD = 0, 1, 2, 3
 STATE_NAMES = {PENDING: "pending", INFLIGHT: "inflight", ACKED: "acked", DEAD: "dead"}
 STATE_CODES = {v: k for k, v in STATE_NAMES.items()}
 
 #: acked rows kept per queue for ``delivered()`` and ``messages(state="acked")``
 ACKED_KEEP = 1000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS queue_messages (
-    seq          INTEGER PRIMARY KEY,
-    queue        TEXT    NOT NULL,
-    id           TEXT    NOT NULL,
-    timestamp_ms INTEGER NOT NULL,
-    content_type TEXT    NOT NULL,
-    body         BLOB    NOT NULL,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    state        INTEGER NOT NULL DEFAULT 0,
-    visible_at   REAL    NOT NULL,
-    done_at      REAL
-);
-CREATE INDEX IF NOT EXISTS queue_messages_due ON queue_messages (queue, state, visible_at, seq);
-CREATE TABLE IF NOT EXISTS queue_stats (
-    queue TEXT PRIMARY KEY,
-    acked INTEGER NOT NULL DEFAULT 0,
-    dead  INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-"""
-
 
 @dataclass(slots=True)
 class Row:
@@ -70,7 +50,7 @@ class QueueStore:
         self.conn = conn
         self._acked_since_trim: dict[str, int] = {}
         if not read_only:
-            conn.executescript(_SCHEMA)
+            schema.install(conn)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

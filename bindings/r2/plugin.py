@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     from starlette.routing import BaseRoute
 
-    from edgelet.config import WorkerConfig
+    from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
 
 log = logging.getLogger("edgelet.r2")
@@ -42,12 +42,11 @@ class Plugin(BindingPlugin):
         #: with --in-memory, bodies live in a temp folder removed at stop
         self._temp: str | None = None
 
+    def configure(self, config: PlatformConfig) -> None:
+        self.bindings = {(w.name, d.binding): d.bucket_name for w in config.workers for d in w.decls(self.kind)}
+
     def env_bindings(self, worker: WorkerConfig) -> dict[str, dict[str, Any]]:
-        found = {}
-        for decl in worker.decls(self.kind):
-            self.bindings[(worker.name, decl.binding)] = decl.bucket_name
-            found[decl.binding] = {"bucket": decl.bucket_name}
-        return found
+        return {d.binding: {"bucket": d.bucket_name} for d in worker.decls(self.kind)}
 
     async def start(self, host: HostServices) -> None:
         await super().start(host)
@@ -56,8 +55,6 @@ class Plugin(BindingPlugin):
             root = Path(self._temp)
         else:
             root = host.state_dir / FOLDER
-        for worker in host.config.workers:
-            self.env_bindings(worker)
         if not self.bindings and host.state_dir is not None and not (host.state_dir / f"{DATABASE}.sqlite3").exists():
             return  # no bucket configured and none stored: no file created
         self.storage = R2Storage(host.database(DATABASE), root, host.clock)

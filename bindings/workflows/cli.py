@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,18 @@ class Offline:
     """Reads ``<persist-to>/workflows.sqlite3`` when no ``edgelet dev`` runs."""
 
     def __init__(self, folder: Path) -> None:
-        path = folder / "workflows.sqlite3"
+        from edgelet.bindings.workflows.schema import DATABASE, SCHEMA
+        from edgelet.state import StateError, database_path, open_database
+
+        path = database_path(folder, DATABASE)
         if not path.exists():
             raise click.ClickException(
                 f"no `edgelet dev` answers and there is no workflow state at {path}; start "
                 f"`edgelet dev` or pass --persist-to (and --port) for the right platform")
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            self.conn = open_database(path, read_only=True, schema=SCHEMA)
+        except StateError as exc:
+            raise click.ClickException(str(exc)) from None
 
     def workflows(self) -> list[dict[str, Any]]:
         from edgelet.bindings.workflows import views

@@ -25,9 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("edgelet.workflows")
 
-#: the SQLite database (``<state>/workflows.sqlite3``) with every instance and its history
-DATABASE = "workflows"
-
 
 def workflow_defs(config: PlatformConfig) -> dict[str, WorkflowDef]:
     """Workflow name -> where it runs; config validation already made each name one class."""

@@ -28,11 +28,19 @@ running set, the one armed timer, test mocks) is rebuilt from these rows on star
 
 Why SQLite in WAL mode with synchronous=NORMAL: a commit survives the death of the process
 (the platform), which is what the durability promise is about, without an fsync per step.
+
+Versions (``PRAGMA user_version``, see :mod:`edgelet.state`):
+    1. The layout of edgelet before versions were recorded (version 0), stamped.
 """
 
 from __future__ import annotations
 
 import sqlite3
+
+from edgelet.state import Schema, migrate
+
+#: the file is ``<state folder>/workflows.sqlite3``
+DATABASE = "workflows"
 
 STATUSES = ("queued", "running", "paused", "waitingForPause", "waiting",
             "errored", "terminated", "complete", "unknown")
@@ -115,6 +123,9 @@ CREATE INDEX IF NOT EXISTS events_buffered ON events (instance, type, seq) WHERE
 """
 
 
+SCHEMA = Schema("workflows", [DDL])
+
+
 def install(conn: sqlite3.Connection) -> None:
-    """Create the tables if missing (idempotent; the host already set WAL mode)."""
-    conn.executescript(DDL)
+    """Bring ``conn`` to the current version (creating the tables in a new file)."""
+    migrate(conn, SCHEMA)

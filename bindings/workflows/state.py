@@ -54,7 +54,7 @@ class State:
         self.clock = host.clock
         self.defs = defs
         self.mocks = mocks
-        self.db = host.database("workflows")
+        self.db = host.database(schema.DATABASE)
         schema.install(self.db)
         #: instance ids holding a running slot, per workflow (a dispatch task each)
         self.running: dict[str, set[str]] = {name: set() for name in defs}

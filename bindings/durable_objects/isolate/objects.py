@@ -29,11 +29,11 @@ from edgelet.bindings.durable_objects import wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId, check_id
 from edgelet.bindings.durable_objects.isolate.state import DurableObjectState, _run
 from edgelet.bindings.durable_objects.isolate.storage import (
-    KV_TABLE,
     AlarmClient,
     ConnectionPool,
     DurableObjectStorage,
 )
+from edgelet.bindings.durable_objects.schema import KV_TABLE, object_path, objects_root
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.runtime.isolate_api import IsolateServices
@@ -193,7 +193,7 @@ class LiveObjects:
         self.owner = False
         self.delete_all_deletes_alarm = True
         state_dir = runtime.options.get("state_dir")
-        self.root = Path(state_dir) / "do" if state_dir else None
+        self.root = objects_root(state_dir) if state_dir else None
         self.idle_timeout = idle_timeout()
         self.pool = ConnectionPool(max_open_databases())
         self._sweep: asyncio.TimerHandle | None = None
@@ -201,7 +201,7 @@ class LiveObjects:
 
     # -- storage ----------------------------------------------------------------------
     def db_path(self, ns: str, id_hex: str) -> Path | None:
-        return None if self.root is None else self.root / ns / f"{id_hex}.sqlite3"
+        return None if self.root is None else object_path(self.root, ns, id_hex)
 
     def open_storage(self, ns: str, id_hex: str) -> DurableObjectStorage:
         key = f"{ns}/{id_hex}"

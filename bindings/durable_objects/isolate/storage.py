@@ -22,11 +22,12 @@ from typing import Any
 
 from edgelet.bindings.durable_objects import wire
 from edgelet.bindings.durable_objects.isolate.sql import SqlStorage
+from edgelet.bindings.durable_objects.schema import KV_TABLE, OBJECT_SCHEMA
+from edgelet.state import migrate, open_database
 
 MAX_KEYS = 128
 MAX_KEY_BYTES = 2048
 MAX_VALUE_BYTES = 128 * 1024
-KV_TABLE = "_cf_KV"
 
 _LIST_OPTIONS = {"prefix": "prefix", "start": "start", "startAfter": "startAfter",
                  "start_after": "startAfter", "end": "end", "reverse": "reverse",
@@ -190,22 +191,16 @@ class DurableObjectStorage:
             raise RuntimeError("this Durable Object's storage was closed (the object was evicted "
                                "or reset); a task that outlived its request cannot use it")
         if self._path is None:
-            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            conn = open_database(None)
             if self._snapshot is not None:
                 conn.deserialize(zlib.decompress(self._snapshot))
                 self._snapshot = None
+            migrate(conn, OBJECT_SCHEMA)
         else:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
-                                   timeout=5.0)
             # Only the owner isolate ever opens an object's file, so it may hold the lock:
             # no shared-memory index file, a third less memory and one file less per object.
-            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = open_database(self._path, exclusive=True, schema=OBJECT_SCHEMA)
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {KV_TABLE} "
-                     f"(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
         conn.set_authorizer(self._authorize)
         self._conn = conn
         if self._pool is not None:
@@ -214,9 +209,13 @@ class DurableObjectStorage:
 
     def _authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
                    trigger: str | None) -> int:
-        """Keep user SQL out of the platform's tables (``_cf_*``), as Cloudflare does."""
-        if self._user_sql and ((arg1 and arg1[:4].lower() == "_cf_") or
-                               (arg2 and arg2[:4].lower() == "_cf_")):
+        """Keep user SQL out of the platform's tables (``_cf_*``), as Cloudflare does, and
+        off ``user_version``, which records the layout of those tables (``schema.py``)."""
+        if not self._user_sql:
+            return sqlite3.SQLITE_OK
+        if (arg1 and arg1[:4].lower() == "_cf_") or (arg2 and arg2[:4].lower() == "_cf_"):
+            return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_PRAGMA and arg1 and arg1.lower() == "user_version" and arg2 is not None:
             return sqlite3.SQLITE_DENY
         return sqlite3.SQLITE_OK
 
