@@ -1,5 +1,9 @@
 """Configuration loader: wrangler-style files -> one validated :class:`PlatformConfig`.
 
+The objects it builds live in ``config_model``, script inspection in ``config_scripts``,
+``.dev.vars`` in ``dev_vars`` and the shared ``Section``/``ConfigError`` in
+``config_section``; this module reads files and parses Workers.
+
 Why one module does all of this up front: the platform must never be half-started, so
 every file is read, every Worker parsed and every cross-Worker reference checked before
 anything runs. A mistake stops start-up with exactly one :class:`ConfigError` that names
@@ -15,15 +19,12 @@ Workers. Adding a binding kind therefore needs no change here.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import datetime as _dt
-import functools
 import json
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,10 @@ IGNORED_KEYS: frozenset[str] = frozenset(
 
 _WORKER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
+from edgelet.config_model import Limits, PlatformConfig, WorkerConfig  # noqa: E402 - re-exported
+from edgelet.config_scripts import require_class, script_classes  # noqa: E402 - re-exported
 from edgelet.config_section import (  # noqa: E402 - re-exported for binding config modules
     ConfigError,
     Section,
@@ -98,172 +100,7 @@ from edgelet.config_section import (  # noqa: E402 - re-exported for binding con
     display_path,
     is_valid_cron,
 )
-
-# --------------------------------------------------------------------------------------
-# the configuration objects
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Limits:
-    """Per-invocation limits: wrangler's ``limits.cpu_ms`` plus two of edgelet's own."""
-
-    cpu_ms: int = 30_000
-    memory_mb: int = 512
-    request_timeout_ms: int = 60_000
-
-
-@dataclass
-class WorkerConfig:
-    """One Worker, fully validated. Paths are absolute."""
-
-    name: str
-    main: Path
-    config_file: Path
-    compatibility_date: str | None = None
-    compatibility_flags: list[str] = field(default_factory=list)
-    vars: dict[str, Any] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    crons: list[str] = field(default_factory=list)
-    limits: Limits = field(default_factory=Limits)
-    bindings: dict[str, list[Any]] = field(default_factory=dict)
-    #: dotted path of this Worker's table in its file ("" or "workers[i]"), for messages
-    key_path: str = field(default="", compare=False, repr=False)
-
-    @property
-    def is_wasm(self) -> bool:
-        return self.main.suffix.lower() == ".wasm"
-
-    def decls(self, kind: str) -> list[Any]:
-        """The parsed declarations of one binding kind (empty when it has none)."""
-        return self.bindings.get(kind, [])
-
-
-@dataclass
-class PlatformConfig:
-    """Every Worker the platform runs; the first is the primary one (as with wrangler)."""
-
-    workers: list[WorkerConfig]
-    files: list[Path] = field(default_factory=list)
-
-    def worker(self, name: str) -> WorkerConfig:
-        for w in self.workers:
-            if w.name == name:
-                return w
-        known = ", ".join(w.name for w in self.workers) or "none"
-        raise KeyError(f"no Worker named {name!r} in the configuration (known: {known})")
-
-    def has_worker(self, name: str) -> bool:
-        return any(w.name == name for w in self.workers)
-
-    @property
-    def primary(self) -> WorkerConfig:
-        return self.workers[0]
-
-
-# --------------------------------------------------------------------------------------
-# scripts
-# --------------------------------------------------------------------------------------
-
-
-def script_classes(path: Path) -> set[str]:
-    """Names of the classes a ``.py`` script defines at module level, read with ``ast``.
-
-    The script is parsed, not imported, so checking config never runs user code. Classes
-    inside module-level ``if``/``try``/``with`` blocks count (conditional definitions are
-    still module attributes). So do names taken with ``from module import Name``: the
-    platform looks a class up on the script's module, and re-exporting a class defined in a
-    helper module is a common layout; flagging it would be a false error.
-    """
-    path = Path(path)
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise ConfigError(
-            path, None, f"cannot read the script: {exc.strerror or exc}", "check that the file exists"
-        ) from None
-    return set(_script_classes_cached(path.resolve(), stat.st_mtime_ns, stat.st_size))
-
-
-@functools.lru_cache(maxsize=64)
-def _script_classes_cached(path: Path, _mtime_ns: int, _size: int) -> frozenset[str]:
-    source = path.read_bytes()
-    try:
-        tree = ast.parse(source, filename=str(path))
-    except SyntaxError as exc:
-        raise ConfigError(
-            path,
-            None,
-            f"syntax error: {exc.msg}",
-            f"correct the Python syntax at line {exc.lineno}" if exc.lineno else "correct the Python syntax",
-            line=exc.lineno,
-            column=exc.offset,
-        ) from None
-    names: set[str] = set()
-
-    def visit(body: list[ast.stmt]) -> None:
-        for node in body:
-            if isinstance(node, ast.ClassDef):
-                names.add(node.name)
-            elif isinstance(node, ast.ImportFrom):
-                names.update(a.asname or a.name for a in node.names if a.name != "*")
-            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.AsyncWith)):
-                visit(node.body)
-                visit(getattr(node, "orelse", []))
-                visit(getattr(node, "finalbody", []))
-                for handler in getattr(node, "handlers", []):
-                    visit(handler.body)
-            elif hasattr(ast, "TryStar") and isinstance(node, ast.TryStar):  # 3.11+
-                visit(node.body)
-                visit(node.orelse)
-                visit(node.finalbody)
-                for handler in node.handlers:
-                    visit(handler.body)
-
-    visit(tree.body)
-    return frozenset(names)
-
-
-def require_class(
-    config: PlatformConfig,
-    owner: WorkerConfig,
-    script_name: str | None,
-    class_name: str,
-    key_path: str,
-    *,
-    script_key: str = "script_name",
-    class_key: str = "class_name",
-) -> WorkerConfig:
-    """Check that ``class_name`` is defined by Worker ``script_name`` (default: ``owner``).
-
-    Shared by Durable Objects, Workflows and service entrypoints, which all point at a
-    class in some Worker's script. Errors are reported in ``owner``'s file at
-    ``key_path.script_key`` / ``key_path.class_key``. ``.wasm`` Workers are not checked:
-    their exports cannot be read without compiling them. Returns the target Worker.
-    """
-    target_name = script_name or owner.name
-    try:
-        target = config.worker(target_name)
-    except KeyError:
-        known = ", ".join(w.name for w in config.workers)
-        raise ConfigError(
-            owner.config_file,
-            f"{key_path}.{script_key}" if key_path else script_key,
-            f"Worker '{target_name}' is not in the configuration (Workers: {known})",
-            f"add that Worker with another -c FILE or a [[workers]] table, or correct {script_key}",
-        ) from None
-    if target.is_wasm:
-        return target
-    if class_name not in script_classes(target.main):
-        shown = display_path(target.main, owner.config_file.parent)
-        raise ConfigError(
-            owner.config_file,
-            f"{key_path}.{class_key}" if key_path else class_key,
-            f"class '{class_name}' is not defined in {shown}",
-            f"define class {class_name} in {shown} or correct {class_key}",
-        )
-    return target
-
+from edgelet.dev_vars import DevVars, read_dev_vars  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # reading files
@@ -379,85 +216,6 @@ def _check_depth(data: Any, path: Path) -> None:
                 stack.append((v, f"{key}[{i}]", depth + 1))
 
 
-@dataclass
-class _DevVars:
-    """Secrets from ``.dev.vars`` plus the line each came from, for duplicate messages."""
-
-    file: Path
-    values: dict[str, str] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)
-
-
-def _unquote(raw: str, file: Path, lineno: int) -> str:
-    """A ``.dev.vars`` value: "double" (with escapes), 'single' (literal) or bare."""
-    raw = raw.strip()
-    if raw[:1] in ("'", '"'):
-        quote = raw[0]
-        end = raw.find(quote, 1)
-        while quote == '"' and end > 0 and raw[end - 1] == "\\":
-            end = raw.find(quote, end + 1)
-        if end < 0:
-            raise ConfigError(file, None, "unterminated quoted value", f"close the {quote} quote", line=lineno)
-        rest = raw[end + 1 :].strip()
-        if rest and not rest.startswith("#"):
-            raise ConfigError(
-                file, None, "text after the closing quote", "put the whole value inside the quotes", line=lineno
-            )
-        inner = raw[1:end]
-        if quote == '"':
-            inner = (
-                inner.replace("\\n", "\n")
-                .replace("\\r", "\r")
-                .replace("\\t", "\t")
-                .replace('\\"', '"')
-                .replace("\\\\", "\\")
-            )
-        return inner
-    # bare value: as with dotenv, " #" starts a comment
-    hash_at = raw.find(" #")
-    return (raw[:hash_at] if hash_at >= 0 else raw).strip()
-
-
-def _read_dev_vars(path: Path) -> _DevVars:
-    """Parse ``.dev.vars`` (KEY=VALUE lines, ``#`` comments, optional quotes/``export``)."""
-    out = _DevVars(path)
-    if not path.is_file():
-        return out
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            path, None, f"cannot read the file: {exc}", "save it as UTF-8 text with KEY=VALUE lines"
-        ) from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("export "):
-            stripped = stripped[len("export ") :].lstrip()
-        key, sep, value = stripped.partition("=")
-        key = key.strip()
-        if not sep:
-            raise ConfigError(
-                path,
-                None,
-                f"line is not KEY=VALUE: {_describe(stripped)}",
-                "write it as NAME=value, or start it with # to comment it out",
-                line=lineno,
-            )
-        if not _ENV_NAME.match(key):
-            raise ConfigError(
-                path,
-                None,
-                f"{_describe(key)} is not a valid variable name",
-                "use letters, digits and underscores, e.g. API_TOKEN=...",
-                line=lineno,
-            )
-        out.values[key] = _unquote(value, path, lineno)
-        out.lines[key] = lineno
-    return out
-
-
 # --------------------------------------------------------------------------------------
 # parsing Workers
 # --------------------------------------------------------------------------------------
@@ -481,7 +239,7 @@ def _binding_keys(modules: dict[str, Any]) -> dict[str, str]:
 def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[str, Any]) -> list[WorkerConfig]:
     """All Workers of one file: the top level, or each ``[[workers]]`` table."""
     root = Section(file, "", data, base_dir)
-    secrets = _read_dev_vars(base_dir / ".dev.vars")
+    secrets = read_dev_vars(base_dir / ".dev.vars")
     claimed = _binding_keys(modules)
     if "workers" not in data:
         return [_parse_worker(root, secrets, modules, claimed)]
@@ -506,7 +264,7 @@ def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[
     return [_parse_worker(t, secrets, modules, claimed) for t in tables]
 
 
-def _parse_worker(s: Section, secrets: _DevVars, modules: dict[str, Any], claimed: dict[str, str]) -> WorkerConfig:
+def _parse_worker(s: Section, secrets: DevVars, modules: dict[str, Any], claimed: dict[str, str]) -> WorkerConfig:
     name = s.str(
         "name", required=True, fix=f"add {s.example('name', _q('my-worker'))} (lowercase letters, digits, dashes)"
     )
@@ -607,7 +365,7 @@ def _parse_worker(s: Section, secrets: _DevVars, modules: dict[str, Any], claime
     return worker
 
 
-def _check_binding_names(worker: WorkerConfig, s: Section, secrets: _DevVars) -> None:
+def _check_binding_names(worker: WorkerConfig, s: Section, secrets: DevVars) -> None:
     """One name, one meaning in ``env``: bindings may not collide with each other or vars.
 
     A ``.dev.vars`` secret may share a name with a var: as in wrangler, the secret then
