@@ -55,14 +55,8 @@ def file_name(database_id: str) -> str:
 
 def connect(path: Path | None) -> sqlite3.Connection:
     """A connection with the platform's durability settings (WAL survives kill -9)."""
-    if path is None:
-        conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
+    from edgelet.state import open_database  # the header check and clear errors of every store
+    conn = open_database(path)
     conn.execute("PRAGMA foreign_keys=ON")  # D1 enforces foreign keys
     return conn
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import socket
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -85,11 +84,11 @@ class LocalR2:
             raise click.ClickException(
                 f"no `edgelet dev` answers and there is no R2 state at {path}; start `edgelet dev`, or pass "
                 f"--persist-to (and --port) to point at the right one")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
+        from edgelet.state import StateError, open_database
+        try:
+            conn = open_database(path)
+        except StateError as exc:
+            raise click.ClickException(str(exc)) from None
         self.storage = R2Storage(conn, state_dir / FOLDER, Clock())
         self.where = f"R2 state {path}"
 

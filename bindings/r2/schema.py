@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
-VERSION = 1
+from edgelet.state import Schema
+from edgelet.state import migrate as _migrate
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS r2_objects (
@@ -53,11 +54,11 @@ CREATE TABLE IF NOT EXISTS r2_bindings (
 """
 
 
+#: versions (``PRAGMA user_version``, see :mod:`edgelet.state`): 1. the tables above
+SCHEMA = Schema("R2", [_V1])
+
+
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring ``conn`` to VERSION; refuse a state folder written by a newer edgelet."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current > VERSION:
-        raise RuntimeError(f"the R2 state was written by a newer edgelet (schema {current}, this one "
-                           f"reads {VERSION}); upgrade edgelet or use another --persist-to folder")
-    if current < 1:
-        conn.executescript(f"BEGIN; {_V1} PRAGMA user_version = {VERSION}; COMMIT;")
+    """Bring ``conn`` to the current version; a state folder written by a newer edgelet is
+    refused with a StateError naming the file."""
+    _migrate(conn, SCHEMA)
