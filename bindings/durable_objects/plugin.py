@@ -20,6 +20,7 @@ from edgelet.bindings.durable_objects.alarms import AlarmScheduler
 from edgelet.bindings.durable_objects.index import ObjectIndex
 from edgelet.bindings.durable_objects.schema import INDEX_DATABASE
 from edgelet.bindings.durable_objects.scratch import make_scratch, remove_scratch
+from edgelet.bindings.durable_objects.wire import ObjectEvent
 
 if TYPE_CHECKING:  # pragma: no cover
     import click
@@ -166,18 +167,16 @@ class Plugin(BindingPlugin):
         if not isinstance(op, str):
             raise TypeError("method name must be a str")
         self.index.touch(ns.name, id_hex, name)
-        return await self.host.invoke(ns.script, "durable_objects.call",
-                                      [ns.name, ns.class_name, id_hex, name, kind, op, payload,
-                                       [str(c) for c in (chain or ())]])
+        return await self.host.invoke(ns.script, "durable_objects.call", ObjectEvent(
+            ns.name, ns.class_name, id_hex, name, kind, op, payload, [str(c) for c in (chain or ())]))
 
     async def _dispatch_alarm(self, ns_name: str, id_hex: str, name: str | None, retry: int) -> Any:
         ns = self.namespaces.get(ns_name)
         if ns is None:
             raise LookupError(f"namespace {ns_name!r} is no longer in the configuration")
         assert self.host is not None
-        return await self.host.invoke(ns.script, "durable_objects.call",
-                                      [ns.name, ns.class_name, id_hex, name, "alarm", "alarm",
-                                       retry, []])
+        return await self.host.invoke(ns.script, "durable_objects.call", ObjectEvent(
+            ns.name, ns.class_name, id_hex, name, "alarm", "alarm", retry, []))
 
     # -- lookups for the API, CLI and tests -------------------------------------------------
     def resolve(self, ref: str, worker: str | None = None) -> Namespace:

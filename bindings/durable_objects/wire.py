@@ -13,9 +13,27 @@ import builtins
 import io
 import pickle
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import cloudpickle
+
+
+class ObjectEvent(NamedTuple):
+    """``durable_objects.call``: one event for one object, from the host to the isolate that
+    runs its class (a msgpack list on the wire; both halves use these names)."""
+
+    namespace: str
+    class_name: str
+    id_hex: str
+    name: str | None
+    #: fetch, call (RPC), get (a property) or alarm
+    kind: str
+    method: str
+    #: pickled arguments (fetch, call), None (get) or the retry count (alarm)
+    body: Any
+    #: keys of the objects up the call chain (re-entry keeps their input gates)
+    chain: list[str]
+
 
 OK, ERROR = 0, 1
 _MAX_TRACEBACK = 6000

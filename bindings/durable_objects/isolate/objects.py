@@ -228,12 +228,13 @@ class LiveObjects:
 
     async def call(self, payload: list[Any]) -> list[Any]:
         """One event for one object: ``kind`` is fetch, call (RPC), get (property) or alarm."""
-        ns, class_name, id_hex, name, kind, method, body, chain = payload
-        id_hex = check_id(id_hex, where="Durable Object event")
-        live = self._live(ns, class_name, id_hex, name)
+        event = wire.ObjectEvent(*payload)
+        kind, method, body = event.kind, event.method, event.body
+        id_hex = check_id(event.id_hex, where="Durable Object event")
+        live = self._live(event.namespace, event.class_name, id_hex, event.name)
         live.active += 1
         try:
-            chain = tuple(chain or ())
+            chain = tuple(event.chain or ())
             if live.key in chain:  # A -> ... -> A: the gate is held up the chain, re-enter
                 return await self._in_gate(live, kind, method, body, chain)
             async with live.gate:
