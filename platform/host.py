@@ -61,6 +61,8 @@ class Host:
         self._cron = CronScheduler(self)
         self._watcher: asyncio.Task[None] | None = None
         self._forkserver: Any = None
+        #: Worker -> folders its isolates add to sys.path (its installed and vendored packages)
+        self.python_paths: dict[str, list[str]] = {}
         self.started = False
 
     # -- HostServices ----------------------------------------------------------------
@@ -148,6 +150,8 @@ class Host:
     async def start(self) -> None:
         """Start plug-ins, then every isolate in parallel; raise if any Worker fails to load."""
         t0 = time.perf_counter()
+        from edgelet.python_deps import install_all
+        self.python_paths = await install_all(self.config, self.state_dir)  # before anything starts
         self._forkserver = await self._start_forkserver()
         for plugin in self.plugins:
             await plugin.start(self)
@@ -234,7 +238,7 @@ class Host:
         return {"name": worker.name, "main": str(worker.main), "vars": worker.vars,
                 "secrets": worker.secrets, "bindings": bindings, "kinds": kinds,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
-                "virtual_clock": self.clock.virtual}
+                "virtual_clock": self.clock.virtual, "python_path": self.python_paths.get(worker.name, [])}
 
     def _make_isolate(self, worker: WorkerConfig) -> Any:
         limits = worker.limits
