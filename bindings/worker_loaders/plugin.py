@@ -33,7 +33,7 @@ class Plugin(BindingPlugin):
     async def stop(self) -> None:
         for isolate in self.loaded.values():
             assert self.host is not None
-            await self.host.stop_isolate(isolate)  # type: ignore[attr-defined]
+            await self.host.stop_isolate(isolate)
         self.loaded.clear()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
@@ -79,10 +79,10 @@ class Plugin(BindingPlugin):
             write_modules(folder, code["modules"])
             assert self.host is not None
             name = f"{worker}/{binding}:{worker_id}"
-            isolate = await self.host.start_isolate(  # type: ignore[attr-defined]
+            isolate = await self.host.start_isolate(
                 name, folder / code["mainModule"], like=worker, env=code["env"])
             if not isolate.info.get("handlers") and not isolate.info.get("entrypoints"):
-                await self.host.stop_isolate(isolate)  # type: ignore[attr-defined]
+                await self.host.stop_isolate(isolate)
                 raise ValueError(f"Worker Loader code for id {worker_id!r}: {code['mainModule']} defines no "
                                  f"handler; add `class Default(WorkerEntrypoint)` with `async def fetch`")
             self.loaded[key] = isolate
