@@ -52,6 +52,8 @@ class Host:
             for w in config.workers}
         self._kinds = {p.kind: p for p in self.plugins}
         self.isolates: dict[str, Any] = {}
+        #: isolates plug-ins started for code handed over at run time (Worker Loader)
+        self._extra_isolates: list[Isolate] = []
         self._databases: dict[str, sqlite3.Connection] = {}
         self._busy = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -60,6 +62,8 @@ class Host:
         self._cron = CronScheduler(self)
         self._watcher: asyncio.Task[None] | None = None
         self._forkserver: Any = None
+        #: Worker -> folders its isolates add to sys.path (its installed and vendored packages)
+        self.python_paths: dict[str, list[str]] = {}
         self.started = False
 
     # -- HostServices ----------------------------------------------------------------
@@ -144,6 +148,8 @@ class Host:
         t0 = time.perf_counter()
         if self.state_dir is not None:
             check_folder(self.state_dir)  # a read-only folder or a damaged file: stop before any write
+        from edgelet.python_deps import install_all
+        self.python_paths = await install_all(self.config, self.state_dir)  # before anything starts
         self._forkserver = await self._start_forkserver()
         try:
             for plugin in self.plugins:
@@ -210,8 +216,9 @@ class Host:
                 await plugin.stop()
             except Exception:
                 log.exception("stopping %s failed", plugin.kind)
-        await asyncio.gather(*(iso.stop() for iso in self.isolates.values()),
+        await asyncio.gather(*(iso.stop() for iso in [*self.isolates.values(), *self._extra_isolates]),
                              return_exceptions=True)
+        self._extra_isolates.clear()
         if self._forkserver is not None:
             await self._forkserver.stop()
             self._forkserver = None
@@ -233,7 +240,7 @@ class Host:
         return {"name": worker.name, "main": str(worker.main), "vars": worker.vars,
                 "secrets": worker.secrets, "bindings": bindings, "kinds": kinds,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
-                "virtual_clock": self.clock.virtual}
+                "virtual_clock": self.clock.virtual, "python_path": self.python_paths.get(worker.name, [])}
 
     def _make_isolate(self, worker: WorkerConfig) -> Any:
         limits = worker.limits
@@ -251,6 +258,35 @@ class Host:
                        request_timeout=limits.request_timeout_ms / 1000.0,
                        on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
                        on_log=self._on_worker_log, forkserver=self._forkserver)
+
+    async def start_isolate(self, name: str, main: Path, *, like: str, env: dict[str, Any]) -> Isolate:
+        """Start an isolate for a script a plug-in was handed at run time (a Worker
+        Loader's code): the limits, fork server and logs of Worker ``like``, ``env`` as its
+        vars and no bindings. Stopped with the host; raises IsolateStartError like a Worker."""
+        limits = self.config.worker(like).limits
+        spec = {"name": name, "main": str(main), "vars": env, "secrets": {}, "bindings": {}, "kinds": {},
+                "state_dir": None, "virtual_clock": self.clock.virtual}
+
+        async def refuse(method: str, args: list[Any]) -> Any:
+            raise PermissionError(f"{name} has no bindings (a loaded Worker's env holds data only)")
+
+        isolate = Isolate(name, spec, cpu_ms=limits.cpu_ms, memory_mb=limits.memory_mb,
+                          request_timeout=limits.request_timeout_ms / 1000.0, on_call=refuse,
+                          on_log=self._on_worker_log, forkserver=self._forkserver)
+        self._extra_isolates.append(isolate)
+        try:
+            await isolate.start()
+        except BaseException:
+            self._extra_isolates.remove(isolate)
+            await isolate.stop()
+            raise
+        return isolate
+
+    async def stop_isolate(self, isolate: Isolate) -> None:
+        """End an isolate started with ``start_isolate``."""
+        if isolate in self._extra_isolates:
+            self._extra_isolates.remove(isolate)
+        await isolate.stop()
 
     async def _on_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
         """A call from an isolate: ``binding`` (an ``env`` binding the Worker declares) or

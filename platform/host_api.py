@@ -40,5 +40,12 @@ class HostServices(Protocol):
                     body: bytes) -> list[Any]:
         """Run a Worker's fetch handler: ``[status, headers, body]``; isolate failures are 5xx."""
 
+    async def start_isolate(self, name: str, main: Path, *, like: str, env: dict[str, Any]) -> Any:
+        """Start an isolate of its own for a script handed over at run time (Worker Loader),
+        with Worker ``like``'s limits; its ``invoke(event, *args)`` runs ``fetch``/``rpc``."""
+
+    async def stop_isolate(self, isolate: Any) -> None:
+        """End an isolate from ``start_isolate``."""
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run background work that counts as "busy" for virtual-time settling."""

@@ -128,6 +128,7 @@ class Runtime:
                 setup(self, options)
         if main.suffix == ".wasm":
             return self._init_wasm(spec)
+        add_python_path(spec.get("python_path", []))
         if str(main.parent) not in sys.path:
             sys.path.insert(0, str(main.parent))
         module_name = main.stem
@@ -342,6 +343,13 @@ def user_traceback(exc: BaseException) -> str:
     te = traceback.TracebackException.from_exception(exc)
     trim(te)
     return "".join(te.format())
+
+
+def add_python_path(folders: list[str]) -> None:
+    """Put a Worker's package folders (edgelet.python_deps) on sys.path after the SDK, so
+    they win over edgelet's own site-packages but never shadow ``workers``, ``js``, ``pyodide``."""
+    at = sys.path.index(SDK_DIR) + 1 if SDK_DIR in sys.path else 0
+    sys.path[at:at] = [f for f in folders if f not in sys.path]
 
 
 _ERROR_TYPES: dict[str, type[BaseException]] = {

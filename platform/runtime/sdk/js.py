@@ -4,6 +4,7 @@ import json as _json
 import logging as _logging
 from typing import Any
 
+from edgelet.runtime.html_rewriter import HTMLRewriter  # noqa: F401 - js.HTMLRewriter
 from edgelet.runtime.http_types import Headers, Request, Response
 from edgelet.runtime.outgoing import fetch
 
@@ -50,4 +51,4 @@ class Date:
         return int(time.time() * 1000)
 
 
-__all__ = ["Date", "Headers", "JSON", "Object", "Request", "Response", "console", "fetch"]
+__all__ = ["Date", "HTMLRewriter", "Headers", "JSON", "Object", "Request", "Response", "console", "fetch"]

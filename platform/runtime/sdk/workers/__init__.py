@@ -6,6 +6,7 @@ into site-packages.
 """
 
 from edgelet.runtime.entrypoints import Env, ExecutionContext, ScheduledController, WorkerEntrypoint
+from edgelet.runtime.html_rewriter import HTMLRewriter  # noqa: F401 - Cloudflare's name
 from edgelet.runtime.http_types import Headers, Request, Response
 from edgelet.runtime.kinds import sdk_exports
 from edgelet.runtime.outgoing import fetch
@@ -20,6 +21,6 @@ def handler(fn):
 
 
 __all__ = [
-    "Env", "ExecutionContext", "Headers", "Request", "Response",
+    "Env", "ExecutionContext", "HTMLRewriter", "Headers", "Request", "Response",
     "ScheduledController", "WorkerEntrypoint", "fetch", "handler", *sdk_exports(),
 ]

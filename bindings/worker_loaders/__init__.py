@@ -1,0 +1,1 @@
+"""Cloudflare's Worker Loader: ``env.LOADER.get(id, callback)`` runs handed-over code in an isolate."""
