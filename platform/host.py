@@ -59,6 +59,9 @@ class Host:
         self._cron = CronScheduler(self)
         self._watcher: asyncio.Task[None] | None = None
         self._forkserver: Any = None
+        from edgelet.websockets import SocketTable
+        #: every accepted WebSocket (edgelet.websockets)
+        self.websockets = SocketTable(self)
         self.started = False
 
     # -- HostServices ----------------------------------------------------------------
@@ -248,7 +251,8 @@ class Host:
                        memory_mb=limits.memory_mb, reserved_mb=reserved_mb,
                        request_timeout=limits.request_timeout_ms / 1000.0,
                        on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
-                       on_log=self._on_worker_log, forkserver=self._forkserver)
+                       on_log=self._on_worker_log, forkserver=self._forkserver,
+                       on_websocket=self.websockets.on_notify)
 
     async def _on_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
         """A call from an isolate: ``binding`` (an ``env`` binding the Worker declares) or
@@ -262,6 +266,8 @@ class Host:
         if method == "host":
             kind, op, op_args = args
             return await self.plugin(kind).handle_isolate_call(worker, op, op_args)
+        if method == "websocket":
+            return self.websockets.handle_call(worker, args)
         raise LookupError(f"unknown host call {method!r}")
 
     def _on_worker_log(self, worker: str, level: str, text: str) -> None:

@@ -9,6 +9,8 @@ from edgelet.runtime.entrypoints import Env, ExecutionContext, ScheduledControll
 from edgelet.runtime.http_types import Headers, Request, Response
 from edgelet.runtime.kinds import sdk_exports
 from edgelet.runtime.outgoing import fetch
+from edgelet.runtime.websocket import WebSocketPair, WebSocketRequestResponsePair  # noqa: F401
+from edgelet.runtime.websocket_outbound import OutboundWebSocket as WebSocket  # noqa: F401
 
 # what binding kinds add (DurableObject, WorkflowEntrypoint, ...): see edgelet.runtime.kinds
 globals().update(sdk_exports())
@@ -22,4 +24,5 @@ def handler(fn):
 __all__ = [
     "Env", "ExecutionContext", "Headers", "Request", "Response",
     "ScheduledController", "WorkerEntrypoint", "fetch", "handler", *sdk_exports(),
+    "WebSocket", "WebSocketPair", "WebSocketRequestResponsePair",
 ]
