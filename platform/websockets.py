@@ -236,6 +236,8 @@ class SocketTable:
             elif kind == "websocket.disconnect":
                 code = int(message.get("code") or 1005)
                 reason = str(message.get("reason") or "")
+                if "reason" not in message and code == 1005:
+                    code = 1006  # the connection dropped without a close frame: abnormal
                 if not sock.server_closed:  # the client closed (or vanished): tell the Worker
                     await self._deliver(sock, "close", None, code, reason)
                 return code, reason
