@@ -44,7 +44,7 @@ class TestWebSocket:
         raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if protocols:
             raw.append((b"sec-websocket-protocol", ", ".join(protocols).encode()))
-        self._scope = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws",
+        self._scope: dict[str, Any] = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws",
                        "path": parts.path or "/", "raw_path": (parts.path or "/").encode(),
                        "query_string": parts.query.encode(), "headers": raw, "client": None,
                        "server": ("127.0.0.1", 80), "subprotocols": protocols,

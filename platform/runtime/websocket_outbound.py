@@ -29,6 +29,7 @@ class OutboundWebSocket(WebSocket):
                              f"(or http:// / https://)")
         super().__init__("", server=True)
         self.url = url
+        self._target = url
         self.mode = "outbound"
         self._protocols = [protocols] if isinstance(protocols, str) else list(protocols or [])
         self._conn: Any = None
@@ -79,7 +80,8 @@ class OutboundWebSocket(WebSocket):
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
         try:
-            self._conn = await connect(self.url, subprotocols=self._protocols or None,
+            protocols: Any = self._protocols or None
+            self._conn = await connect(self._target, subprotocols=protocols,
                                        open_timeout=30, max_size=None)
         except Exception as exc:
             self.readyState = CLOSED

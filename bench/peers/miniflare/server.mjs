@@ -25,6 +25,7 @@ const WORKLOADS = {
   kv: { name: "kv", scriptPath: script("kv"), kvNamespaces: { KV: "bench-kv" } },
   d1: { name: "d1", scriptPath: script("d1"), d1Databases: { DB: "bench-d1" } },
   do: { name: "do", scriptPath: script("do"), durableObjects: { COUNTER: "Counter" } },
+  ws: { name: "ws", scriptPath: script("ws"), durableObjects: { ROOMS: "Room" } },
   queue: {
     name: "queue", scriptPath: script("queue"),
     queueProducers: { Q: { queueName: "bench-q" } },
