@@ -124,8 +124,10 @@ def _make_server(app: Any, header_timeout: float, on_exit: Callable[[], None] | 
                 on_exit()
 
     from edgelet.http_protocol import CoalescingHttpToolsProtocol
+    from edgelet.websockets import websocket_options
     return Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False,
                                  log_level="warning", timeout_graceful_shutdown=5,
+                                 **websocket_options(),
                                  http=CoalescingHttpToolsProtocol.configured(
                                      header_timeout=header_timeout)))
 

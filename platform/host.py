@@ -64,6 +64,9 @@ class Host:
         self._forkserver: Any = None
         #: Worker -> folders its isolates add to sys.path (its installed and vendored packages)
         self.python_paths: dict[str, list[str]] = {}
+        from edgelet.websockets import SocketTable
+        #: every accepted WebSocket (edgelet.websockets)
+        self.websockets = SocketTable(self)
         self.started = False
 
     # -- HostServices ----------------------------------------------------------------
@@ -257,7 +260,8 @@ class Host:
                        memory_mb=limits.memory_mb, reserved_mb=reserved_mb,
                        request_timeout=limits.request_timeout_ms / 1000.0,
                        on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
-                       on_log=self._on_worker_log, forkserver=self._forkserver)
+                       on_log=self._on_worker_log, forkserver=self._forkserver,
+                       on_websocket=self.websockets.on_notify)
 
     async def start_isolate(self, name: str, main: Path, *, like: str, env: dict[str, Any]) -> Isolate:
         """Start an isolate for a script a plug-in was handed at run time (a Worker
@@ -300,6 +304,8 @@ class Host:
         if method == "host":
             kind, op, op_args = args
             return await self.plugin(kind).handle_isolate_call(worker, op, op_args)
+        if method == "websocket":
+            return self.websockets.handle_call(worker, args)
         raise LookupError(f"unknown host call {method!r}")
 
     def _on_worker_log(self, worker: str, level: str, text: str) -> None:

@@ -82,8 +82,8 @@ class EdgeletApp:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
-        if scope["type"] != "http":
-            await self._plain(send, 404, "edgelet serves HTTP only (no WebSockets yet)")
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
             return
         path: str = scope["path"]
         try:
@@ -122,6 +122,10 @@ class EdgeletApp:
         finally:
             self._inflight.discard(task)
         status, out_headers, out_body = answer
+        if status == 101:  # a WebSocket answer to a request that asked for none
+            status, out_headers, out_body = error_response(
+                426, f"Worker {worker!r} answered {path} with a WebSocket (101), but the request "
+                     f"is not a WebSocket upgrade; connect with a WebSocket client (ws://)")
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
                     + [(b"content-length", str(len(out_body)).encode())]})
@@ -129,6 +133,22 @@ class EdgeletApp:
         if log.isEnabledFor(logging.INFO):
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
                      (time.perf_counter() - started) * 1000, extra={"worker": worker})
+
+    async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """An upgrade request: the Worker's fetch decides, edgelet.websockets carries it."""
+        from edgelet.websockets import deny
+        try:
+            host = request_host(scope)
+        except BadRequest as exc:
+            await deny(scope, send, 400, [["content-type", "text/plain;charset=UTF-8"]],
+                       str(exc).encode())
+            return
+        if scope["path"].startswith("/cdn-cgi/"):
+            await deny(scope, send, 404, [["content-type", "text/plain;charset=UTF-8"]],
+                       b"/cdn-cgi/ paths take no WebSockets")
+            return
+        url = _url({**scope, "scheme": "https" if scope.get("scheme") == "wss" else "http"}, host)
+        await self.host.websockets.serve(scope, receive, send, self._worker_for_host(host), url)
 
     async def _read_body(self, scope: dict[str, Any], receive: Any, send: Any, *,
                          envelope: bool) -> bytes | None:

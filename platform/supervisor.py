@@ -62,7 +62,8 @@ class Isolate:
     def __init__(self, name: str, spec: dict[str, Any], *, cpu_ms: int, memory_mb: int,
                  request_timeout: float, reserved_mb: int = 0,
                  on_call: Callable[[str, list[Any]], Any],
-                 on_log: Callable[[str, str, str], None], forkserver: Any = None) -> None:
+                 on_log: Callable[[str, str, str], None], forkserver: Any = None,
+                 on_websocket: Callable[[str, list[Any]], None] | None = None) -> None:
         self.name = name
         self._forkserver = forkserver
         self.spec = spec
@@ -74,6 +75,7 @@ class Isolate:
         self.request_timeout = request_timeout
         self._on_call = on_call
         self._on_log = on_log
+        self._on_websocket = on_websocket
         self._process: Any = None
         self._channel: Channel | None = None
         self._serve_task: asyncio.Task[None] | None = None
@@ -260,6 +262,8 @@ class Isolate:
     def _notify(self, method: str, args: list[Any]) -> None:
         if method == "log":
             self._on_log(self.name, args[0], args[1])
+        elif method == "ws" and self._on_websocket is not None:  # edgelet.websockets
+            self._on_websocket(self.name, args)
 
 
 def kill_descendants(pid: int) -> None:

@@ -175,8 +175,10 @@ class Platform:
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         from edgelet.http_protocol import CoalescingHttpToolsProtocol
+        from edgelet.websockets import websocket_options
         self._server = uvicorn.Server(uvicorn.Config(self._app, lifespan="off", log_level="warning",
-                                                     http=CoalescingHttpToolsProtocol))
+                                                     http=CoalescingHttpToolsProtocol,
+                                                     **websocket_options()))
         self._server_task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
         while not self._server.started:
             await asyncio.sleep(0.01)
@@ -205,6 +207,17 @@ class Platform:
             else "/" + path_or_url
         resp = await self._client.request(method, url, headers=hdrs, content=body)
         return TestResponse(resp.status_code, list(resp.headers.multi_items()), resp.content)
+
+    async def websocket(self, path: str, worker: str | None = None, *,
+                        headers: Mapping[str, str] | None = None,
+                        protocols: list[str] | None = None) -> Any:
+        """Open a WebSocket to a Worker (no port needed): ``async with await p.websocket("/chat")
+        as ws: await ws.send("hi"); await ws.receive()``. See edgelet.websocket_client."""
+        from edgelet.websocket_client import TestWebSocket
+        name = self._worker(worker)
+        host = "localhost" if name == self.host.config.primary.name else f"{name}.localhost"
+        return await TestWebSocket(self._app, path, host, dict(headers or {}),
+                                   list(protocols or [])).connect()
 
     async def scheduled(self, cron: str = "* * * * *", worker: str | None = None) -> Any:
         """Run a Worker's ``scheduled`` handler now, as if ``cron`` fired."""

@@ -237,6 +237,12 @@ class Response(_Body):
         if implied and not self.headers.has("content-type"):
             self.headers.set("content-type", implied)
         self.url = ""
+        #: the client half of a WebSocketPair, for a 101 (edgelet.runtime.websocket)
+        self.web_socket = options.get("web_socket", options.get("webSocket"))
+
+    @property
+    def webSocket(self) -> Any:  # noqa: N802 - Cloudflare's name
+        return self.web_socket
 
     @property
     def ok(self) -> bool:
@@ -264,7 +270,8 @@ class Response(_Body):
         """The ``js.Response.new(body, headers=...)`` form of Pyodide-era scripts."""
         if isinstance(init, Mapping):
             options = {**init, **options}
-        return cls(body, status=options.get("status", 200), headers=options.get("headers"))
+        return cls(body, status=options.get("status", 200), headers=options.get("headers"),
+                   web_socket=options.get("webSocket", options.get("web_socket")))
 
     def clone(self) -> Response:
         return Response(self._body, self.status, self.headers)
@@ -302,6 +309,9 @@ def request_for_fetch(resource: Any, options: Mapping[str, Any] | None, kwargs: 
 def response_to_wire(resp: Any) -> list[Any]:
     """[status, headers, body] of whatever a handler returned, with a clear error otherwise."""
     if isinstance(resp, Response):
+        if resp.status == 101:  # a WebSocket upgrade: the token names the socket to the host
+            from edgelet.runtime.websocket import upgrade_headers
+            return [101, upgrade_headers(resp), b""]
         return [resp.status, resp.headers.to_list(), resp._body]
     if isinstance(resp, str):
         return [200, [["content-type", TEXT_PLAIN]], resp.encode()]
@@ -318,6 +328,10 @@ def response_from_wire(data: list[Any], url: str = "") -> Response:
     resp.headers = Headers(headers)
     resp._body = bytes(body)
     resp.url = url
+    resp.web_socket = None
+    if status == 101:  # passed on from another Worker or object (edgelet.runtime.websocket)
+        from edgelet.runtime.websocket import client_from_headers
+        resp.web_socket = client_from_headers(resp.headers)
     return resp
 
 

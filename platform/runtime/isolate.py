@@ -253,6 +253,9 @@ class Runtime:
             return await self.on_rpc(*args[0])
         if method == "ping":
             return "pong"
+        if method == "websocket":  # a client's message/close for an accept()ed socket
+            from edgelet.runtime.websocket import on_event
+            return await on_event(args[0])
         kind, _, event = method.partition(".")
         return await self._kind(kind).handle_event(self, event, args[0] if args else None)
 

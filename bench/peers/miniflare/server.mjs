@@ -26,6 +26,7 @@ const WORKLOADS = {
   d1: { name: "d1", scriptPath: script("d1"), d1Databases: { DB: "bench-d1" } },
   r2: { name: "r2", scriptPath: script("r2"), r2Buckets: { B: "bench-r2" } },
   do: { name: "do", scriptPath: script("do"), durableObjects: { COUNTER: "Counter" } },
+  ws: { name: "ws", scriptPath: script("ws"), durableObjects: { ROOMS: "Room" } },
   queue: {
     name: "queue", scriptPath: script("queue"),
     queueProducers: { Q: { queueName: "bench-q" } },

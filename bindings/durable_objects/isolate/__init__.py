@@ -52,6 +52,9 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
     live = manager(runtime)
     if event == "call":
         return await live.call(payload)
+    if event == "websocket":  # a hibernatable socket's message or close (edgelet.websockets)
+        from edgelet.bindings.durable_objects.isolate.websockets import on_event
+        return await on_event(live, payload)
     if event == "inspect":
         return live.inspect(payload)
     if event == "dump":

@@ -144,6 +144,10 @@ class LiveObject:
         self.active = 0
         self.last_used = asyncio.get_running_loop().time()
         self.storage = manager.open_storage(ns, id_hex)
+        #: hibernatable WebSockets by token (isolate/websockets.py); they outlive eviction
+        #: in the host, not here
+        self.sockets: dict[str, Any] = {}
+        self.auto_response: Any = None
         self.state = DurableObjectState(self, DurableObjectId(id_hex, name), self.storage)
 
     async def run_gated(self, fn: Any) -> Any:
@@ -197,6 +201,8 @@ class LiveObjects:
         self.idle_timeout = idle_timeout()
         self.pool = ConnectionPool(max_open_databases())
         self._sweep: asyncio.TimerHandle | None = None
+        #: objects evicted while holding hibernatable WebSockets: rebuilt with them
+        self.hibernated: set[str] = set()
         _raise_file_limit()
 
     # -- storage ----------------------------------------------------------------------
@@ -232,6 +238,10 @@ class LiveObjects:
         kind, method, body = event.kind, event.method, event.body
         id_hex = check_id(event.id_hex, where="Durable Object event")
         live = self._live(event.namespace, event.class_name, id_hex, event.name)
+        if live.key in self.hibernated:  # evicted with open sockets: getWebSockets() sees them
+            self.hibernated.discard(live.key)
+            from edgelet.bindings.durable_objects.isolate.websockets import restore
+            await restore(live, self.runtime)
         live.active += 1
         try:
             chain = tuple(event.chain or ())
@@ -296,6 +306,9 @@ class LiveObjects:
                     f"Durable Object class {cls_name} has no fetch() method; define "
                     f"`async def fetch(self, request)` or call its methods over RPC")
             return response_to_wire(await call_handler(fn, request_from_wire(body)))
+        if kind == "websocket":
+            from edgelet.bindings.durable_objects.isolate.websockets import deliver
+            return await deliver(live, instance, method, body)
         if kind == "alarm":
             from edgelet.runtime.entrypoints import call_handler
             fn = getattr(instance, "alarm", None)
@@ -360,6 +373,8 @@ class LiveObjects:
         if live is None:
             return
         live.instance = None
+        if live.sockets:  # the host keeps them open; the next event rebuilds the object
+            self.hibernated.add(key)
         self._close_storage(key, live.storage)
         log.debug("evicted idle Durable Object %s", key)
 

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from edgelet.bindings.durable_objects.isolate.websockets import WebSocketHibernation
+
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.durable_objects.ids import DurableObjectId
     from edgelet.bindings.durable_objects.isolate.objects import LiveObject
@@ -29,9 +31,9 @@ async def _run(fn: Callable[[], Any]) -> Any:
     return result
 
 
-class DurableObjectState:
+class DurableObjectState(WebSocketHibernation):
     """What Cloudflare passes as ``ctx``: ``id``, ``storage``, ``blockConcurrencyWhile``,
-    ``waitUntil``."""
+    ``waitUntil``, and the WebSocket hibernation API (``acceptWebSocket``, ...)."""
 
     def __init__(self, live: LiveObject, object_id: DurableObjectId,
                  storage: DurableObjectStorage) -> None:

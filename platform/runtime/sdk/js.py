@@ -7,6 +7,8 @@ from typing import Any
 from edgelet.runtime.html_rewriter import HTMLRewriter  # noqa: F401 - js.HTMLRewriter
 from edgelet.runtime.http_types import Headers, Request, Response
 from edgelet.runtime.outgoing import fetch
+from edgelet.runtime.websocket import WebSocketPair, WebSocketRequestResponsePair  # noqa: F401
+from edgelet.runtime.websocket_outbound import OutboundWebSocket as WebSocket  # noqa: F401
 
 _log = _logging.getLogger("worker")
 
@@ -33,6 +35,13 @@ class Object:
     def fromEntries(entries: Any) -> dict:  # noqa: N802
         return dict(entries)
 
+    @staticmethod
+    def values(obj: Any) -> list:
+        """``Object.values(WebSocketPair.new())`` and friends."""
+        if hasattr(obj, "object_values"):
+            return list(obj.object_values())
+        return list(obj.values()) if hasattr(obj, "values") else list(vars(obj).values())
+
 
 class JSON:
     @staticmethod
@@ -51,4 +60,5 @@ class Date:
         return int(time.time() * 1000)
 
 
-__all__ = ["Date", "HTMLRewriter", "Headers", "JSON", "Object", "Request", "Response", "console", "fetch"]
+__all__ = ["Date", "HTMLRewriter", "Headers", "JSON", "Object", "Request", "Response", "WebSocket", "WebSocketPair",
+           "WebSocketRequestResponsePair", "console", "fetch"]

@@ -10,6 +10,8 @@ from edgelet.runtime.html_rewriter import HTMLRewriter  # noqa: F401 - Cloudflar
 from edgelet.runtime.http_types import Headers, Request, Response
 from edgelet.runtime.kinds import sdk_exports
 from edgelet.runtime.outgoing import fetch
+from edgelet.runtime.websocket import WebSocketPair, WebSocketRequestResponsePair  # noqa: F401
+from edgelet.runtime.websocket_outbound import OutboundWebSocket as WebSocket  # noqa: F401
 
 # what binding kinds add (DurableObject, WorkflowEntrypoint, ...): see edgelet.runtime.kinds
 globals().update(sdk_exports())
@@ -23,4 +25,5 @@ def handler(fn):
 __all__ = [
     "Env", "ExecutionContext", "HTMLRewriter", "Headers", "Request", "Response",
     "ScheduledController", "WorkerEntrypoint", "fetch", "handler", *sdk_exports(),
+    "WebSocket", "WebSocketPair", "WebSocketRequestResponsePair",
 ]

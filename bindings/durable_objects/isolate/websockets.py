@@ -1,0 +1,176 @@
+"""The WebSocket Hibernation API of Durable Objects (isolate side).
+
+``ctx.acceptWebSocket(ws, tags)`` hands a server half to the platform: the client's
+messages then reach the object's ``webSocketMessage`` / ``webSocketClose`` /
+``webSocketError`` handlers, one event at a time through the object's input gate like any
+other event. Such sockets do not keep the object in memory: an idle object is evicted as
+usual while the host keeps the connections open (edgelet.websockets), and the next event
+re-creates the object, its sockets rebuilt from what the host kept (tags, attachment).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+from edgelet.runtime.websocket import (
+    CLOSED,
+    OPEN,
+    WebSocket,
+    WebSocketRequestResponsePair,
+    _notify,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.bindings.durable_objects.isolate.objects import LiveObject, LiveObjects
+
+log = logging.getLogger("edgelet.durable_objects")
+
+MAX_TAGS = 10
+MAX_TAG_CHARS = 256
+
+#: handler names by event, Cloudflare's first, then the snake_case aliases
+HANDLERS = {
+    "message": ("webSocketMessage", "web_socket_message", "websocket_message"),
+    "close": ("webSocketClose", "web_socket_close", "websocket_close"),
+    "error": ("webSocketError", "web_socket_error", "websocket_error"),
+}
+
+
+class WebSocketHibernation:
+    """The hibernation half of ``ctx`` (mixed into DurableObjectState)."""
+
+    _live: LiveObject
+
+    def acceptWebSocket(self, ws: WebSocket, tags: list[str] | None = None) -> None:  # noqa: N802
+        """Accept ``ws`` (a server half) for this object; up to 10 tags for getWebSockets."""
+        if not isinstance(ws, WebSocket) or not ws.server:
+            raise TypeError("acceptWebSocket() takes the server half of a WebSocketPair "
+                            "(client, server = WebSocketPair()), got "
+                            f"{type(ws).__name__ if not isinstance(ws, WebSocket) else 'the client half'}")
+        if ws.mode is not None:
+            raise RuntimeError("this WebSocket was already accepted; pass it to "
+                               "ctx.acceptWebSocket() once, and do not also call accept()")
+        tags = [] if tags is None else list(tags)
+        if len(tags) > MAX_TAGS:
+            raise ValueError(f"acceptWebSocket(): {len(tags)} tags, at most {MAX_TAGS} allowed")
+        for tag in tags:
+            if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_CHARS:
+                raise ValueError(f"acceptWebSocket(): tag {tag!r} must be a non-empty string of "
+                                 f"at most {MAX_TAG_CHARS} characters")
+        live = self._live
+        ws.mode = "hibernate"
+        ws.readyState = OPEN
+        ws.tags = tags
+        ws._owner = live.sockets
+        live.sockets[ws.token] = ws
+        _notify("accept", ws.token, [live.ns, live.class_name, live.id_hex, live.state.id.name],
+                tags)
+        if ws._attachment is not None:
+            _notify("attach", ws.token, ws._attachment)
+
+    def getWebSockets(self, tag: str | None = None) -> list[WebSocket]:  # noqa: N802
+        """This object's open hibernatable sockets (with ``tag``, if given)."""
+        return [ws for ws in self._live.sockets.values()
+                if ws.readyState == OPEN and (tag is None or tag in ws.tags)]
+
+    def getTags(self, ws: WebSocket) -> list[str]:  # noqa: N802
+        if not isinstance(ws, WebSocket) or ws.token not in self._live.sockets:
+            raise TypeError("getTags() takes a WebSocket this object accepted with "
+                            "ctx.acceptWebSocket()")
+        return list(ws.tags)
+
+    def setWebSocketAutoResponse(self, pair: WebSocketRequestResponsePair | None = None) -> None:  # noqa: N802
+        """Answer ``pair.request`` with ``pair.response`` in the host, without waking the
+        object; no argument removes it."""
+        if pair is not None and not isinstance(pair, WebSocketRequestResponsePair):
+            raise TypeError("setWebSocketAutoResponse() takes a WebSocketRequestResponsePair"
+                            "(request, response)")
+        live = self._live
+        live.auto_response = pair
+        _notify("auto", live.key, None if pair is None else [pair.request, pair.response])
+
+    def getWebSocketAutoResponse(self) -> WebSocketRequestResponsePair | None:  # noqa: N802
+        return self._live.auto_response
+
+    accept_web_socket = acceptWebSocket
+    get_web_sockets = getWebSockets
+    get_tags = getTags
+    set_web_socket_auto_response = setWebSocketAutoResponse
+    get_web_socket_auto_response = getWebSocketAutoResponse
+
+
+async def restore(live: LiveObject, runtime: Any) -> None:
+    """Rebuild an object's hibernatable sockets from what the host kept."""
+    answer = await runtime.channel.call("websocket", "list", live.key)
+    for token, tags, attachment in answer["sockets"]:
+        if token in live.sockets:
+            continue
+        ws = WebSocket(token, server=True)
+        ws.mode = "hibernate"
+        ws.readyState = OPEN
+        ws.tags = list(tags)
+        ws._attachment = attachment
+        ws._owner = live.sockets
+        live.sockets[token] = ws
+    auto = answer.get("auto")
+    if auto and live.auto_response is None:
+        live.auto_response = WebSocketRequestResponsePair(auto[0], auto[1])
+
+
+async def on_event(manager: LiveObjects, payload: list[Any]) -> Any:
+    """``durable_objects.websocket``: ``[token, kind, data, code, reason, route, extra]``."""
+    token, kind, data, code, reason, route = payload[:6]
+    ns, class_name, id_hex, name = route
+    live = manager._live(ns, class_name, id_hex, name)
+    if token not in live.sockets:  # the object was evicted (or the isolate restarted)
+        await restore(live, manager.runtime)
+        manager.hibernated.discard(live.key)
+    answer = await manager.call([ns, class_name, id_hex, name, "websocket", kind,
+                                 [token, data, code, reason], []])
+    if answer[0] != 0:  # the handler raised: the socket stays open, the error is logged
+        log.error("Durable Object %s %s: WebSocket %s handler raised %s: %s\n%s", class_name,
+                  name or id_hex, kind, answer[1], answer[2], answer[4])
+    return True
+
+
+async def deliver(live: LiveObject, instance: Any, kind: str, body: list[Any]) -> None:
+    """Run the object's handler for one socket event (inside its input gate)."""
+    token, data, code, reason = body
+    ws = live.sockets.get(token)
+    if ws is None:
+        return None
+    if kind != "message":
+        ws.readyState = CLOSED
+        live.sockets.pop(token, None)
+    fn = next((getattr(instance, n) for n in HANDLERS.get(kind, ())
+               if callable(getattr(instance, n, None))), None)
+    if fn is None:
+        if kind == "message":
+            raise AttributeError(
+                f"Durable Object class {type(instance).__name__} accepted a WebSocket with "
+                f"ctx.acceptWebSocket() but has no webSocketMessage(self, ws, message) method")
+        return None
+    if kind == "message":
+        result = fn(ws, data)
+    elif kind == "close":
+        result = _call(fn, ws, code, reason or "", code not in (1005, 1006))
+    else:
+        result = _call(fn, ws, RuntimeError(str(data)))
+    if inspect.isawaitable(result):
+        await result
+    return None
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    """Pass as many arguments as the handler takes (``webSocketClose(self, ws)`` is fine)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return fn(*args)
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return fn(*args)
+    count = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return fn(*args[:count])
+

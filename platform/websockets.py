@@ -1,0 +1,280 @@
+"""Host side of WebSockets: the client connections, and the route of their events.
+
+The client's connection is uvicorn's (its ``websockets`` sans-I/O implementation speaks
+the protocol: framing, pings, the size limit that closes with 1009); this module is the
+ASGI application behind it. A ``websocket`` request runs the Worker's ``fetch`` like any
+request; an answer of ``101`` names, in the header ``x-edgelet-websocket``, the socket an
+isolate accepted, and the host completes the upgrade on the client's connection.
+
+After that the isolate's ``send``/``close`` arrive as channel notifications (``ws``) and
+the client's messages go to the isolate as events, one at a time per socket:
+``websocket`` for a socket the Worker ``accept()``-ed, ``durable_objects.websocket`` for
+one a Durable Object took with ``ctx.acceptWebSocket`` (hibernatable). The host keeps
+what a hibernatable socket needs to outlive its object: its route, tags, attachment (bytes
+the host never unpickles) and the object's auto-response, so an evicted object is
+re-created by the next message, and ``ping``-style auto-responses never wake it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from edgelet.runtime.websocket import TOKEN_HEADER
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.host import Host
+
+log = logging.getLogger("edgelet.websocket")
+worker_log = logging.getLogger("edgelet.worker")
+
+#: the largest message a client may send (Cloudflare's limit for received messages);
+#: a larger one closes the socket with 1009
+MAX_MESSAGE = int(os.environ.get("EDGELET_WS_MAX_MESSAGE", str(32 * 1024 * 1024)))
+#: seconds an accepted server half may wait for its 101 to reach a client
+_UNCLAIMED_S = 60.0
+#: headers of a 101 answer that are the protocol's, not the Worker's, to send
+_HOP_HEADERS = frozenset({TOKEN_HEADER, "upgrade", "connection", "sec-websocket-accept",
+                          "sec-websocket-protocol", "sec-websocket-extensions",
+                          "content-length", "transfer-encoding", "date", "server"})
+
+
+def websocket_options() -> dict[str, Any]:
+    """uvicorn's WebSocket settings: the size limit (1009 above it), and no per-message
+    deflate (a zlib context per connection would cost more memory than an idle socket)."""
+    return {"ws": "auto", "ws_max_size": MAX_MESSAGE, "ws_per_message_deflate": False}
+
+
+class HostSocket:
+    """One accepted server half: where its events go and what goes out to its client."""
+
+    __slots__ = ("token", "worker", "route", "tags", "attachment", "send", "outbox",
+                 "flushing", "server_closed", "path", "created", "key")
+
+    def __init__(self, token: str, worker: str, route: list[Any] | None, tags: list[str]) -> None:
+        self.token = token
+        self.worker = worker
+        #: [namespace, class, id, name] of the Durable Object that hibernates it, else None
+        self.route = route
+        self.key = f"{route[0]}/{route[2]}" if route else None
+        self.tags = tags
+        self.attachment: bytes | None = None
+        self.send: Any = None  # the client's connection (ASGI send), once upgraded
+        self.outbox: deque[dict[str, Any]] = deque()
+        self.flushing = False
+        self.server_closed = False
+        self.path = ""
+        self.created = time.monotonic()
+
+
+class SocketTable:
+    """Every accepted WebSocket of the platform, keyed by token."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.sockets: dict[str, HostSocket] = {}
+        #: Durable Object (``ns/id``) -> tokens of its hibernatable sockets
+        self.by_object: dict[str, set[str]] = {}
+        #: Durable Object (``ns/id``) -> (request, response) answered without waking it
+        self.auto: dict[str, tuple[str, str]] = {}
+
+    # -- from isolates -------------------------------------------------------------------
+    def on_notify(self, worker: str, args: list[Any]) -> None:
+        """``ws`` notifications: accept, send, close, attach, auto."""
+        op = args[0]
+        if op == "auto":
+            key, pair = str(args[1]), args[2]
+            if pair is None:
+                self.auto.pop(key, None)
+            else:
+                self.auto[key] = (str(pair[0]), str(pair[1]))
+            return
+        token = args[1]
+        if op == "accept":
+            self._accept(worker, token, args[2], args[3])
+            return
+        sock = self.sockets.get(token)
+        if sock is None or sock.worker != worker:
+            return  # closed meanwhile (or not this Worker's): nothing to do
+        if op == "send":
+            data = args[2]
+            self._push(sock, {"type": "websocket.send", "text": data} if isinstance(data, str)
+                       else {"type": "websocket.send", "bytes": data})
+        elif op == "close":
+            if not sock.server_closed:
+                sock.server_closed = True
+                self._push(sock, {"type": "websocket.close", "code": int(args[2]),
+                                  "reason": str(args[3] or "")})
+        elif op == "attach":
+            sock.attachment = args[2]
+        elif op == "tags":
+            sock.tags = [str(t) for t in args[2]]
+
+    def _accept(self, worker: str, token: Any, route: Any, tags: Any) -> None:
+        if not isinstance(token, str) or token in self.sockets:
+            return
+        self._drop_unclaimed()
+        sock = HostSocket(token, worker, list(route) if route else None,
+                          [str(t) for t in tags or ()])
+        self.sockets[token] = sock
+        if sock.key is not None:
+            self.by_object.setdefault(sock.key, set()).add(token)
+
+    def _drop_unclaimed(self) -> None:
+        """Forget server halves whose 101 never reached a client (the pair was dropped)."""
+        now = time.monotonic()
+        stale = [s for s in self.sockets.values()
+                 if s.send is None and now - s.created > _UNCLAIMED_S]
+        for sock in stale:
+            self._forget(sock)
+
+    def handle_call(self, worker: str, args: list[Any]) -> Any:
+        """``list`` (the hibernatable sockets of an object, to rebuild it after eviction)."""
+        op = args[0]
+        if op == "list":
+            key = str(args[1])
+            out = []
+            for token in sorted(self.by_object.get(key, ())):
+                sock = self.sockets[token]
+                if sock.worker == worker and not sock.server_closed:
+                    out.append([token, sock.tags, sock.attachment])
+            return {"sockets": out, "auto": list(self.auto[key]) if key in self.auto else None}
+        raise LookupError(f"unknown websocket call {op!r}")
+
+    # -- to clients -------------------------------------------------------------------------
+    def _push(self, sock: HostSocket, message: dict[str, Any]) -> None:
+        sock.outbox.append(message)
+        if sock.send is not None and not sock.flushing:
+            sock.flushing = True
+            asyncio.ensure_future(self._flush(sock))
+
+    async def _flush(self, sock: HostSocket) -> None:
+        try:
+            while sock.outbox:
+                await sock.send(sock.outbox.popleft())
+        except Exception as exc:  # the client went away: its reader reports the close
+            log.debug("dropping messages to a closed WebSocket %s: %s", sock.token[:8], exc)
+            sock.outbox.clear()
+        finally:
+            sock.flushing = False
+
+    def _forget(self, sock: HostSocket) -> None:
+        self.sockets.pop(sock.token, None)
+        if sock.key is not None:
+            tokens = self.by_object.get(sock.key)
+            if tokens is not None:
+                tokens.discard(sock.token)
+                if not tokens:
+                    del self.by_object[sock.key]
+                    self.auto.pop(sock.key, None)
+
+    # -- a client's connection ------------------------------------------------------------------
+    async def serve(self, scope: dict[str, Any], receive: Any, send: Any, worker: str,
+                    url: str) -> None:
+        """Run the Worker's fetch for the upgrade request, then carry the socket's messages."""
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
+        status, out_headers, body = await self.host.fetch(worker, "GET", url, headers, b"")
+        token = next((v for k, v in out_headers if k == TOKEN_HEADER), None)
+        if status != 101 or token is None:
+            await deny(scope, send, status, out_headers, body)
+            return
+        sock = self.sockets.get(token)
+        if sock is None or sock.send is not None:
+            text = (f"Worker {worker!r} answered {scope['path']} with a 101 whose WebSocket was "
+                    f"never accepted (or is in use): call server.accept() or "
+                    f"ctx.acceptWebSocket(server) before returning "
+                    f"Response(None, status=101, web_socket=client)")
+            log.warning("%s", text)
+            await deny(scope, send, 500, [["content-type", "text/plain;charset=UTF-8"]],
+                        text.encode())
+            return
+        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
+                 if k.lower() not in _HOP_HEADERS]
+        protocol = next((v for k, v in out_headers if k.lower() == "sec-websocket-protocol"), None)
+        await send({"type": "websocket.accept", "subprotocol": protocol, "headers": extra})
+        sock.send = send
+        sock.path = scope["path"]
+        self._announce(sock, "open", f"WebSocket open {sock.path}")
+        if sock.outbox and not sock.flushing:  # what the Worker sent before returning the 101
+            sock.flushing = True
+            asyncio.ensure_future(self._flush(sock))
+        code, reason = 1006, ""
+        try:
+            code, reason = await self._read(sock, receive)
+        finally:
+            self._forget(sock)
+            self._announce(sock, "close", f"WebSocket closed {sock.path} ({code}"
+                                          f"{': ' + reason if reason else ''})", code=code)
+
+    async def _read(self, sock: HostSocket, receive: Any) -> tuple[int, str]:
+        """Deliver the client's messages one at a time; return the close code and reason."""
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                if sock.key is not None:
+                    auto = self.auto.get(sock.key)
+                    if auto is not None and data == auto[0]:
+                        self._push(sock, {"type": "websocket.send", "text": auto[1]})
+                        continue
+                if not await self._deliver(sock, "message", data):
+                    if not sock.server_closed:
+                        sock.server_closed = True
+                        self._push(sock, {"type": "websocket.close", "code": 1011,
+                                          "reason": "the Worker that accepted it restarted"})
+                    continue
+            elif kind == "websocket.disconnect":
+                code = int(message.get("code") or 1005)
+                reason = str(message.get("reason") or "")
+                if "reason" not in message and code == 1005:
+                    code = 1006  # the connection dropped without a close frame: abnormal
+                if not sock.server_closed:  # the client closed (or vanished): tell the Worker
+                    await self._deliver(sock, "close", None, code, reason)
+                return code, reason
+
+    async def _deliver(self, sock: HostSocket, kind: str, data: Any, code: int | None = None,
+                       reason: str | None = None) -> bool:
+        payload: list[Any] = [sock.token, kind, data, code, reason]
+        try:
+            if sock.route is None:
+                return bool(await self.host.invoke(sock.worker, "websocket", payload))
+            payload.append(sock.route)
+            payload.append([sock.tags, sock.attachment])
+            return bool(await self.host.invoke(sock.worker, "durable_objects.websocket", payload))
+        except Exception as exc:
+            log.warning("Worker %r could not take a WebSocket %s event on %s: %s", sock.worker,
+                        kind, sock.path, exc)
+            return False
+
+    def _announce(self, sock: HostSocket, event: str, text: str, **extra: Any) -> None:
+        """A socket's open or close, in the log and ``edgelet tail``, under its Worker."""
+        worker_log.info("[%s] %s", sock.worker, text)
+        self.host.logbus.publish({"type": "websocket", "worker": sock.worker, "level": "info",
+                                  "event": event, "path": sock.path, "socket": sock.token[:8],
+                                  "message": text, **extra})
+
+
+async def deny(scope: dict[str, Any], send: Any, status: int, headers: list[Any],
+                body: bytes) -> None:
+    """Answer an upgrade request with a plain HTTP response (the Worker did not upgrade)."""
+    if status == 101:  # a 101 that names no socket cannot be completed
+        status, headers = 500, [["content-type", "text/plain;charset=UTF-8"]]
+        body = b"the Worker answered 101 without a WebSocket; return Response(None, status=101, web_socket=client)"
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers
+               if k.lower() not in ("content-length", TOKEN_HEADER)]
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "websocket.http.response.start", "status": status, "headers": raw})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008 if status < 500 else 1011})
