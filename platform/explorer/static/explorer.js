@@ -62,11 +62,12 @@ async function api(method, path, opts = {}) {
   return env;
 }
 
-/** Run an action; its failure becomes the page's message. Returns the result or undefined. */
+/** Run an action; its failure becomes the page's message. Returns the result or undefined.
+ *  On success the message becomes ``done``; with ``done === null`` (a refresh) it stays. */
 async function act(fn, done) {
   try {
     const out = await fn();
-    if (done) say(done, "info"); else clearSay();
+    if (done) say(done, "info"); else if (done !== null) clearSay();
     return out;
   } catch (err) {
     say(err instanceof ApiFailure ? err.message : `${err.name}: ${err.message}`);
@@ -193,7 +194,7 @@ async function kvPage() {
   async function page(cursor) {
     const q = new URLSearchParams({ prefix: $("#kv-prefix").value, limit: "50" });
     if (cursor) q.set("cursor", cursor);
-    const res = await act(() => api("GET", `/kv/${enc(ns())}/keys?${q}`));
+    const res = await act(() => api("GET", `/kv/${enc(ns())}/keys?${q}`), null);
     if (!res) return;
     const body = $("#kv-keys tbody");
     body.replaceChildren(...res.result.map((k) => h("tr", { "data-key": k.name },
@@ -206,7 +207,7 @@ async function kvPage() {
     $("#kv-next").onclick = () => { cursors.push(next); page(next); };
   }
   async function openKey(key) {
-    const res = await act(() => api("GET", `/kv/${enc(ns())}/values/${encPath(key)}`));
+    const res = await act(() => api("GET", `/kv/${enc(ns())}/values/${encPath(key)}`), null);
     if (!res) return;
     for (const tr of document.querySelectorAll("#kv-keys tr")) tr.classList.toggle("selected", tr.dataset.key === key);
     const info = res.result_info;
@@ -235,7 +236,7 @@ async function kvPage() {
       if (ttl) q.set("expiration_ttl", ttl);
       return api("PUT", `/kv/${enc(ns())}/values/${encPath(key)}?${q}`, { body: $("#kv-value").value, type: "application/octet-stream" });
     }, `saved ${key}`);
-    if (ok) { await page(""); await openKey(key); say(`saved ${key}`, "info"); }
+    if (ok) { await page(""); await openKey(key); }
   });
   $("#kv-delete").addEventListener("click", async () => {
     const key = $("#kv-key").value;
@@ -312,7 +313,7 @@ async function r2Page() {
     const q = new URLSearchParams({ prefix, delimiter: $("#r2-delimiter").value, limit: "100" });
     if (cursor) q.set("cursor", cursor);
     setParams({ bucket: bucket(), prefix });
-    const res = await act(() => api("GET", `/r2/buckets/${enc(bucket())}/objects?${q}`));
+    const res = await act(() => api("GET", `/r2/buckets/${enc(bucket())}/objects?${q}`), null);
     if (!res) return;
     const parts = prefix.split($("#r2-delimiter").value || "/").filter(Boolean);
     const crumbs = [h("a", { onclick: () => go("") }, bucket())];
@@ -409,7 +410,7 @@ async function queuesPage() {
   let state = params.get("state") || "";
   let summary = {};
   async function list() {
-    const env = await act(() => api("GET", "/queues"));
+    const env = await act(() => api("GET", "/queues"), null);
     if (!env) return;
     summary = Object.fromEntries(env.result.map((q) => [q.name, q]));
     $("#queues tbody").replaceChildren(...env.result.map((q) => h("tr", { "data-queue": q.name, class: q.name === current ? "selected" : "" },
@@ -430,7 +431,7 @@ async function queuesPage() {
   async function page(cursor) {
     const q = new URLSearchParams({ state, limit: "50" });
     if (cursor) q.set("cursor", cursor);
-    const res = await act(() => api("GET", `/queues/${enc(current)}/messages?${q}`));
+    const res = await act(() => api("GET", `/queues/${enc(current)}/messages?${q}`), null);
     if (!res) return;
     const info = summary[current] || { dead_letter_for: [] };
     const movable = state === "dead" || (state !== "inflight" && info.dead_letter_for.length > 0);
