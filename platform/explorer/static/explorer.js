@@ -139,7 +139,7 @@ async function workersPage() {
     h("p", {}, "Handlers: ", (w.handlers || []).join(", ") || "none", w.crons && w.crons.length ? ` · crons: ${w.crons.join(", ")}` : ""),
     h("table", { class: "grid" }, h("thead", {}, h("tr", {}, h("th", {}, "Binding"), h("th", {}, "Kind"), h("th", {}, "Points at"))),
       h("tbody", {}, (w.bindings || []).map((b) => h("tr", {}, h("td", {}, b.name), h("td", {}, b.kind),
-        h("td", {}, short(b.options, 80)))))),
+        h("td", {}, Object.entries(b.options || {}).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")))))),
   )));
   const sel = $("#log-worker");
   options(sel, [["", "all"], ...env.result.map((w) => [w.name, w.name])], params.get("worker") || "");
@@ -522,6 +522,7 @@ async function workflowsPage() {
     $("#wf-prev").disabled = pageNo <= 1;
     $("#wf-next").disabled = pageNo >= pages;
     document.body.dataset.rendered = String(performance.now() - started);
+    document.body.dataset.firstRender ??= String(performance.now());  // since navigation began
   }
   $("#wf-prev").addEventListener("click", () => { pageNo -= 1; page(); });
   $("#wf-next").addEventListener("click", () => { pageNo += 1; page(); });
@@ -559,6 +560,7 @@ async function instancePage() {
     data = res.result;
     render();
     document.body.dataset.rendered = String(performance.now() - started);
+    document.body.dataset.firstRender ??= String(performance.now());  // since navigation began
     return true;
   }
   function render() {
@@ -650,15 +652,17 @@ function timelineSvg(inst, selected) {
   const now = Date.now();
   let lo = t(inst.start) ?? t(inst.queued) ?? now;
   let hi = t(inst.end) ?? now;
+  // The axis ends at the instance's end, or now while it runs: a pending sleep or wait runs to
+  // the edge (its deadline is in its tooltip) instead of squashing the past into a sliver.
   for (const s of steps) {
-    const a = t(s.start); const b = t(s.end) ?? t(s.until) ?? t(s.timeout_at) ?? t(s.next_attempt);
+    const a = t(s.start); const b = t(s.end) ?? (t(s.next_attempt) !== null && t(s.next_attempt) - now < 6e4 ? t(s.next_attempt) : null);
     if (a !== null) { lo = Math.min(lo, a); hi = Math.max(hi, a); }
     if (b !== null) hi = Math.max(hi, b);
   }
   if (hi - lo < 1) hi = lo + 1;
   const LABEL = 220; const W = Math.max(600, (document.querySelector("#timeline").clientWidth || 900) - 4);
   const plot = W - LABEL - 20; const ROW = 20; const TOP = 26;
-  const x = (ms) => LABEL + ((ms - lo) / (hi - lo)) * plot;
+  const x = (ms) => LABEL + ((Math.min(ms, hi) - lo) / (hi - lo)) * plot;
   const H = TOP + steps.length * ROW + 10;
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="timeline of ${esc(inst.id)}">`];
   // axis with about 6 ticks
@@ -683,9 +687,9 @@ function timelineSvg(inst, selected) {
     const a = t(s.start) ?? lo;
     const e = t(s.end);
     if (s.type === "sleep") {
-      out.push(bar(`sleep${e ? "" : " pending"}`, a, e ?? t(s.until) ?? now, y, `sleep ${name} until ${s.until}`));
+      out.push(bar(`sleep${e ? "" : " pending"}`, a, e ?? t(s.until) ?? now, y, `sleep ${name} until ${iso(s.until)}`));
     } else if (s.type === "waitForEvent") {
-      out.push(bar(`wait${e ? "" : " pending"}`, a, e ?? t(s.timeout_at) ?? now, y, `wait for event: ${name}${e ? "" : " (waiting)"}`));
+      out.push(bar(`wait${e ? "" : " pending"}`, a, e ?? t(s.timeout_at) ?? now, y, `wait for event: ${name}${e ? "" : " (waiting; times out " + iso(s.timeout_at) + ")"}`));
     } else if (s.type === "rollback" || String(s.type).startsWith("rollback")) {
       out.push(bar("rollback", a, e ?? now, y, `rollback of ${name}`));
     } else {
