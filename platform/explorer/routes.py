@@ -33,12 +33,12 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 def explorer_routes(api_prefix: str) -> list[BaseRoute]:
     """The explorer under each of :data:`MOUNTS`; ``api_prefix`` is where the control API is."""
 
-    def render(request: Request, section: str, template: str, **extra: Any) -> Response:
+    def render(request: Request, section: str, template: str, status: int = 200, **extra: Any) -> Response:
         base = request.scope.get("root_path", "") or ""
         # the mount's own path (starlette puts the mount prefix into root_path)
         return templates.TemplateResponse(request, template, {
             "api": api_prefix, "base": base, "section": section, "sections": SECTIONS, **extra},
-            headers={"cache-control": "no-store"})
+            status_code=status, headers={"cache-control": "no-store"})
 
     async def index(request: Request) -> Response:
         return render(request, "workers", "workers.html")
@@ -46,7 +46,7 @@ def explorer_routes(api_prefix: str) -> list[BaseRoute]:
     async def section(request: Request) -> Response:
         name = request.path_params["section"]
         if name not in SECTIONS:
-            return render(request, "missing", "missing.html", what=f"section {name!r}")
+            return render(request, "missing", "missing.html", 404, what=f"section “{name}”")
         return render(request, name, SECTIONS[name][1])
 
     async def instance(request: Request) -> Response:
