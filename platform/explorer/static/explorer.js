@@ -321,7 +321,7 @@ async function r2Page() {
     for (const p of parts) { acc += p + ($("#r2-delimiter").value || "/"); const to = acc; crumbs.push(" / ", h("a", { onclick: () => go(to) }, p)); }
     $("#r2-path").replaceChildren(...crumbs);
     const folders = (res.result_info.delimited || []).map((p) => h("tr", { "data-prefix": p },
-      h("td", {}, h("a", { onclick: () => go(p) }, "📁 " + p)), h("td", {}), h("td", {}), h("td", {}), h("td", {}), h("td", {})));
+      h("td", {}, h("a", { onclick: () => go(p) }, "▸ " + p)), h("td", {}), h("td", {}), h("td", {}), h("td", {}), h("td", {})));
     const objects = res.result.map((o) => h("tr", { "data-key": o.key },
       h("td", {}, h("a", { onclick: () => { $("#r2-meta").hidden = false; $("#r2-meta").textContent = JSON.stringify(o, null, 2); } }, o.key)),
       h("td", { class: "num" }, o.size), h("td", {}, o.httpMetadata.contentType || ""), h("td", {}, iso(o.uploaded)),

@@ -185,7 +185,7 @@ def test_r2_browse_upload_download(shop: Any, page: Any, tmp_path: Any) -> None:
     p.goto(shop.url + EXPLORER + "/r2")
     p.wait_for_selector("#r2-objects tr[data-prefix='docs/']")
     assert p.locator("#r2-objects tr[data-key='top.txt']").count() == 1
-    p.click("#r2-objects a:text('📁 docs/')")
+    p.click("#r2-objects a:text('▸ docs/')")
     p.wait_for_selector("#r2-objects tr[data-key='docs/readme.txt']")
     assert p.locator("#r2-objects tr[data-prefix='docs/img/']").count() == 1
     upload = tmp_path / "notes.txt"
