@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from explorer_app import APP
+from .explorer_app import APP
 
 CHROMIUM = os.environ.get("EDGELET_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -200,7 +200,7 @@ def test_r2_browse_upload_download(shop: Any, page: Any, tmp_path: Any) -> None:
 
 
 def test_r2_upload_over_the_limit_is_a_message(dev: Any, page: Any, tmp_path: Any) -> None:
-    from explorer_app import APP
+    from .explorer_app import APP
     server = dev(APP, "--max-body-size", "2000")
     server.get("/setup")
     p = page.page

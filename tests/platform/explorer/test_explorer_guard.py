@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from explorer_app import APP
+
+from .explorer_app import APP
 
 PATHS = ["/cdn-cgi/explorer/", "/cdn-cgi/explorer/kv", "/cdn-cgi/local/explorer/",
          "/cdn-cgi/local/explorer/workflows/approval/x", "/cdn-cgi/explorer/static/explorer.js"]
