@@ -149,8 +149,7 @@ def main() -> None:
                 assert created, "could not create the live instance"
                 closed, opened = [], []
                 wrk(dev.url + "/", seconds=2)
-                for _ in range(args.rounds):
-                    closed.append(wrk(dev.url + "/", seconds=args.seconds)["rps"])
+                def with_explorer() -> None:
                     live.goto(f"{base}/workers")  # the log stream, connected
                     second = browser.new_page()
                     second.goto(f"{base}/workflows/flow/live")  # polling a waiting instance
@@ -158,6 +157,13 @@ def main() -> None:
                     opened.append(wrk(dev.url + "/", seconds=args.seconds)["rps"])
                     second.close()
                     live.goto("about:blank")
+
+                for n in range(args.rounds):  # alternate which goes first: the machine drifts
+                    if n % 2:
+                        with_explorer()
+                    closed.append(wrk(dev.url + "/", seconds=args.seconds)["rps"])
+                    if not n % 2:
+                        with_explorer()
                 off, on = median(closed), median(opened)
                 print(f"hello-world req/s without the explorer: {off:,.0f}; with it open and live: {on:,.0f} "
                       f"({(on - off) / off * 100:+.1f} %)")
