@@ -233,9 +233,11 @@ class EdgeletApp:
         for plugin in self.host.plugins:
             api_routes.extend(plugin.routes())
         self.api_routes = api_routes
+        from edgelet.explorer import explorer_routes
         routes = [
             Route("/cdn-cgi/handler/scheduled", self._scheduled, methods=["GET", "POST"]),
             Mount(API_PREFIX, routes=api_routes),
+            *explorer_routes(API_PREFIX),
         ]
         return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
@@ -276,8 +278,21 @@ class EdgeletApp:
             result.append({"name": w.name, "main": str(w.main), "primary": w.name == self.primary,
                            "pid": getattr(iso, "pid", None), "restarts": getattr(iso, "restarts", 0),
                            "handlers": (getattr(iso, "info", {}) or {}).get("handlers", []),
-                           "crons": w.crons})
+                           "crons": w.crons, "bindings": self._bindings_of(w)})
         return ok(result)
+
+    def _bindings_of(self, worker: Any) -> list[dict[str, Any]]:
+        """What a Worker's ``env`` holds, per plug-in: ``{kind, name, options}`` (for the
+        explorer's Workers section and scripts)."""
+        out: list[dict[str, Any]] = []
+        for plugin in self.host.plugins:
+            try:
+                found = plugin.env_bindings(worker)
+            except Exception:  # a plug-in with nothing for this Worker
+                continue
+            out += [{"kind": plugin.kind, "name": name, "options": options}
+                    for name, options in sorted(found.items())]
+        return out
 
     async def _tail(self, request: Request) -> Response:
         """NDJSON stream of log lines and platform events until the client goes away."""

@@ -213,6 +213,11 @@ class Plugin(BindingPlugin):
         assert self.host is not None
         return await self.host.invoke(ns.script, "durable_objects.inspect", [ns.name, id_hex, limit])
 
+    async def query(self, ns: Namespace, id_hex: str, sql: str, params: list[Any]) -> dict[str, Any]:
+        """SQL in one object's database, run by the isolate that owns it."""
+        assert self.host is not None
+        return await self.host.invoke(ns.script, "durable_objects.query", [ns.name, id_hex, sql, params])
+
     # -- control API and CLI ---------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
         from edgelet.bindings.durable_objects.routes import routes

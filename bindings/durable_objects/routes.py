@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from edgelet.api import ApiError, api_route, ok
-from edgelet.openapi import OBJECT, OBJECT_LIST, STRING, Op, route
+from edgelet.api import ApiError, api_route, json_body, ok
+from edgelet.openapi import ANY_JSON, OBJECT, OBJECT_LIST, STRING, Op, route
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.durable_objects.plugin import Plugin
@@ -70,6 +70,30 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
                                        f"{ns.script!r}: {exc}") from None
         return ok({**row, "namespace": ns.name, "class": ns.class_name, **storage})
 
+    async def query(request: Request) -> Response:
+        assert plugin.index is not None
+        ns = plugin.resolve(request.path_params["ns"])
+        id_hex, name = plugin.object_id(ns, request.path_params["id"])
+        body = await json_body(request, required=True)
+        sql, params = body.get("sql"), body.get("params") or []
+        if not isinstance(sql, str) or not sql.strip():
+            raise ApiError(400, 10001, 'send {"sql": "...", "params": [...]} with the SQL as a non-empty string')
+        if not isinstance(params, list):
+            raise ApiError(400, 10001, "params must be a list of values for the ? placeholders")
+        plugin.index.flush()
+        if plugin.index.get(ns.name, id_hex) is None:
+            shown = f"named {name!r} (id {id_hex})" if name else id_hex
+            raise LookupError(f"no Durable Object {shown} in namespace {ns.name}")
+        try:
+            result = await plugin.query(ns, id_hex, sql, params)
+        except LookupError:
+            raise
+        except Exception as exc:
+            raise ApiError(502, 10502, f"could not run SQL in {id_hex} from Worker {ns.script!r}: {exc}") from None
+        if "error" in result:
+            raise ApiError(400, 7500, f"SQL error in Durable Object {id_hex}: {result['error']}")
+        return ok(result)
+
     limit = {"type": "integer", "minimum": 1}
     names = {"ns": lambda: list(plugin.namespaces)}
     return [
@@ -81,4 +105,9 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
         route("/durable_objects/namespaces/{ns}/objects/{id}", api_route(show), names=names, GET=Op(
             "One object and its storage; `id` is an object id or the name it was made from",
             query={"limit": limit}, result=OBJECT, errors=(400, 404, 502))),
+        route("/durable_objects/namespaces/{ns}/objects/{id}/query", api_route(query), names=names, POST=Op(
+            "Run SQL in the object's database as ctx.storage.sql.exec would; SQLite's error is a 400",
+            body={"type": "object", "required": ["sql"],
+                  "properties": {"sql": STRING, "params": {"type": "array", "items": ANY_JSON}}},
+            body_required=True, result=OBJECT, errors=(400, 404, 502))),
     ]

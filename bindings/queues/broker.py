@@ -157,6 +157,35 @@ class Broker:
     def names(self) -> list[str]:
         return sorted(set(self.queues) | set(self.store.queues()))
 
+    def move_back(self, queue: str, message_id: str, to: str | None) -> str:
+        """Move a dead letter back: a message waiting in dead-letter queue ``queue`` goes to
+        ``to`` (default: the queue that dead-letters into it), a dead message (no
+        dead-letter queue) goes back to its own queue. Returns the queue it went to."""
+        info = self.queues.get(queue) or QueueInfo(queue)
+        if to is None:
+            if len(info.dead_letter_for) == 1:
+                to = info.dead_letter_for[0]
+            elif info.dead_letter_for:
+                raise ValueError(f"queue {queue} is the dead-letter queue of "
+                                 f"{', '.join(info.dead_letter_for)}; say which with \"to\"")
+            else:
+                to = queue
+        if to not in self.names():
+            raise LookupError(f"no queue named {to!r} to move message {message_id} to; queues: "
+                              f"{', '.join(self.names())}")
+        if not self.store.move(queue, message_id, to, self.host.clock.now()):
+            raise LookupError(f"queue {queue} holds no waiting or dead message {message_id!r} (it may "
+                              f"have been delivered, purged or be in flight right now)")
+        log.info("queue %s: moved message %s back to queue %s", queue, message_id, to)
+        self.kick(to)
+        return to
+
+    def purge(self, queue: str) -> int:
+        """Delete ``queue``'s messages except those being delivered; how many went."""
+        purged = self.store.purge(queue)
+        log.info("queue %s: purged %d message(s)", queue, purged)
+        return purged
+
 
 class Consumer:
     """Delivery to one queue's consumer Worker: batching, concurrency, outcomes."""

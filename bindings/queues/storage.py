@@ -199,6 +199,60 @@ class QueueStore:
         return self.conn.execute(sql, args).fetchall()
 
 
+    # -- browsing (control API, explorer) ---------------------------------------------
+    def page(self, queue: str, state: int, now: float, *, retrying: bool | None = None,
+             after: tuple[float, int] | None = None, limit: int = 50) -> list[tuple[Any, ...]]:
+        """One page of ``queue``'s messages in ``state``, in the order they fall due.
+
+        Why keyset on ``(visible_at, seq)``: that is the order of the existing
+        ``queue_messages_due`` index, so page 20,000 of a million-message backlog costs
+        one index probe, as page 1 does. ``retrying`` keeps only messages already tried
+        (True) or never tried (False). Rows: ``(seq, id, timestamp_ms, content_type, body,
+        attempts, visible_at)``."""
+        sql = ("SELECT seq, id, timestamp_ms, content_type, body, attempts, visible_at"
+               " FROM queue_messages WHERE queue = ? AND state = ?")
+        args: list[Any] = [queue, state]
+        if retrying is True:
+            sql += " AND attempts > 0"
+        elif retrying is False:
+            sql += " AND attempts = 0"
+        if after is not None:
+            sql += " AND (visible_at, seq) > (?, ?)"
+            args += [after[0], after[1]]
+        sql += " ORDER BY visible_at, seq LIMIT ?"
+        args.append(limit)
+        return self.conn.execute(sql, args).fetchall()
+
+    def count(self, queue: str, state: int, *, retrying: bool | None = None) -> int:
+        """How many of ``queue``'s messages are in ``state`` (one index range count)."""
+        sql = "SELECT COUNT(*) FROM queue_messages WHERE queue = ? AND state = ?"
+        if retrying is True:
+            sql += " AND attempts > 0"
+        elif retrying is False:
+            sql += " AND attempts = 0"
+        return int(self.conn.execute(sql, (queue, state)).fetchone()[0])
+
+    def move(self, queue: str, message_id: str, to: str, now: float) -> bool:
+        """Put a waiting or dead message of ``queue`` back in ``to``, due now, attempts
+        from zero (same id and timestamp, as the move into a dead-letter queue keeps them).
+        False when ``queue`` holds no such message outside delivery."""
+        with self._tx() as c:
+            moved = c.execute(
+                f"UPDATE queue_messages SET queue = ?, state = {PENDING}, attempts = 0, visible_at = ?,"
+                f" done_at = NULL WHERE queue = ? AND id = ? AND state IN ({PENDING}, {DEAD})",
+                (to, now, queue, message_id)).rowcount
+            if moved:
+                c.execute("INSERT OR IGNORE INTO queue_stats (queue) VALUES (?)", (to,))
+        return bool(moved)
+
+    def purge(self, queue: str) -> int:
+        """Delete every message of ``queue`` that is not being delivered; how many went.
+        (Messages in flight finish their delivery; their outcome then updates no row.)"""
+        with self._tx() as c:
+            return c.execute(f"DELETE FROM queue_messages WHERE queue = ? AND state != {INFLIGHT}",
+                             (queue,)).rowcount
+
+
 def _chunks(values: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
     """Slices of at most ``size``, under SQLite's limit on bound parameters."""
     for start in range(0, len(values), size):

@@ -226,6 +226,19 @@ class Engine:
         self.state.status_changed(workflow, instance_id, old, "terminated")
         return "terminated"
 
+    def delete(self, workflow: str, instance_id: str) -> None:
+        """Remove a finished or terminated instance and its whole history (a live one raises:
+        terminate it first), all in one transaction."""
+        row = self._row(workflow, instance_id)
+        if row["status"] not in schema.FINISHED:
+            raise api_error(RuntimeError, f"cannot delete instance '{instance_id}' of workflow '{workflow}': "
+                                          f"it is {row['status']}; terminate it first", 409)
+        with self.state.tx():
+            for table in ("steps", "attempts", "events"):
+                self.db.execute(f"DELETE FROM {table} WHERE instance = ?", (row["seq"],))
+            self.db.execute("DELETE FROM instances WHERE seq = ?", (row["seq"],))
+        log.info("WORKFLOW %s/%s deleted", workflow, instance_id)
+
     def restart(self, workflow: str, instance_id: str, from_step: str | None = None) -> str:
         """Erase the history (or the part from ``from_step`` on) and run from the top.
 
@@ -289,9 +302,9 @@ class Engine:
             self.scheduler.kick(workflow)
 
     def list(self, workflow: str, status: str | None = None, page: int = 1,
-             per_page: int = 50) -> tuple[list[dict[str, Any]], dict[str, int]]:
+             per_page: int = 50, id_prefix: str | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
         self._def(workflow)
-        return views.list_instances(self.db, workflow, status, page, per_page)
+        return views.list_instances(self.db, workflow, status, page, per_page, id_prefix)
 
     def summary(self, workflow: str) -> dict[str, Any]:
         self._def(workflow)

@@ -4,7 +4,8 @@
 (one ``{instance_id?, params?}`` or a list of them) · ``POST .../instances/batch`` ·
 ``GET .../instances?status=&page=&per_page=`` · ``GET .../instances/{id}`` (with steps;
 ``latest`` is the newest) · ``PATCH .../instances/{id}/status`` ``{status, from_step?}`` ·
-``POST .../instances/{id}/events/{type}`` (the JSON body is the payload).
+``POST .../instances/{id}/events/{type}`` (the JSON body is the payload) ·
+``DELETE .../instances/{id}`` (a finished one). ``?id=`` on the listing keeps ids with that prefix.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
         if request.method == "GET":
             q = request.query_params
             rows, info = engine().list(name, q.get("status") or None, _int(q, "page", 1),
-                                       _int(q, "per_page", 50))
+                                       _int(q, "per_page", 50), q.get("id") or None)
             return ok(rows, result_info=info)
         body = await _json(request)
         if isinstance(body, list):
@@ -78,6 +79,9 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
     async def instance(request: Request) -> Response:
         name, instance_id = request.path_params["name"], request.path_params["id"]
         e = engine()
+        if request.method == "DELETE":
+            e.delete(name, instance_id)
+            return ok({"id": instance_id, "workflow_id": name})
         if instance_id == "latest":
             instance_id = views.latest_id(e.db, name) or instance_id
         return ok(e.describe(name, instance_id))
@@ -124,7 +128,7 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             "One workflow with its class, Worker and instance counts", result=OBJECT)),
         route(base + "/{name}/instances", guarded(instances), names=names,
               GET=Op("One page of instances, newest first",
-                     query={"status": STRING, "page": {"type": "integer", "minimum": 1},
+                     query={"status": STRING, "id": STRING, "page": {"type": "integer", "minimum": 1},
                             "per_page": {"type": "integer", "minimum": 1}},
                      result=OBJECT_LIST),
               POST=Op("Create an instance {instance_id?, params?}, or several from a list",
@@ -135,8 +139,10 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             "Create several instances at once (all or none)",
             body={"type": "array", "items": create}, body_required=True, status=201,
             result={"type": "array", "items": created}, errors=conflicts)),
-        route(base + "/{name}/instances/{id}", guarded(instance), names=names, GET=Op(
-            "One instance with its steps, output and error; `latest` is the newest", result=OBJECT)),
+        route(base + "/{name}/instances/{id}", guarded(instance), names=names,
+              GET=Op("One instance with its steps, output and error; `latest` is the newest", result=OBJECT),
+              DELETE=Op("Delete a finished or terminated instance and its history", result=OBJECT,
+                        errors=conflicts)),
         route(base + "/{name}/instances/{id}/status", guarded(change_status), names=names, **{method: Op(
             "Pause, resume, terminate or restart an instance",
             body={"type": "object", "required": ["status"],

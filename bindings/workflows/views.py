@@ -71,8 +71,9 @@ def known_workflows(conn: sqlite3.Connection) -> list[str]:
 
 
 def list_instances(conn: sqlite3.Connection, workflow: str, status: str | None, page: int,
-                   per_page: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Newest first, paged; returns (rows, result_info)."""
+                   per_page: int, id_prefix: str | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Newest first, paged; returns (rows, result_info). ``id_prefix`` keeps the instances
+    whose id starts with it (a range on the ``(workflow, id)`` index, not a scan)."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
     if page < 1 or not 1 <= per_page <= 1000:
@@ -81,6 +82,9 @@ def list_instances(conn: sqlite3.Connection, workflow: str, status: str | None, 
     if status:
         where += " AND status = ?"
         args.append(status)
+    if id_prefix:
+        where += " AND id >= ? AND id < ?"
+        args += [id_prefix, id_prefix + "\U0010ffff"]
     total = conn.execute(f"SELECT COUNT(*) FROM instances WHERE {where}", args).fetchone()[0]
     rows = conn.execute(
         f"SELECT id, status, created, modified, started, ended FROM instances WHERE {where} "

@@ -48,7 +48,7 @@ def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -
 
 
 async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> Any:
-    """``durable_objects.call`` (fetch / RPC / alarm), ``.inspect`` and ``.dump``."""
+    """``durable_objects.call`` (fetch / RPC / alarm), ``.inspect``, ``.query`` and ``.dump``."""
     live = manager(runtime)
     if event == "call":
         return await live.call(payload)
@@ -57,6 +57,8 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
         return await on_event(live, payload)
     if event == "inspect":
         return live.inspect(payload)
+    if event == "query":
+        return live.query(payload)
     if event == "dump":
         return live.dump(payload)
     if event == "evict":

@@ -21,6 +21,7 @@ import contextvars
 import json
 import logging
 import os
+import sqlite3
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -432,6 +433,31 @@ class LiveObjects:
         finally:
             if opened:
                 self._close_storage(f"{ns}/{id_hex}", storage)
+
+
+    def query(self, payload: list[Any]) -> dict[str, Any]:
+        """Run SQL from the explorer / control API in an object's database, as
+        ``ctx.storage.sql.exec`` would: ``{columns, rows, rows_written}``, or ``{error}``
+        carrying SQLite's message (bad SQL is the caller's mistake, not a failure here)."""
+        ns, id_hex = payload[0], check_id(payload[1], where="sql query")
+        sql, params = payload[2], list(payload[3] or [])
+        storage, opened = self._peek(ns, id_hex)
+        if storage is None:
+            raise LookupError(f"Durable Object {id_hex} in {ns} has no storage yet")
+        try:
+            cursor = storage.sql.exec(sql, *params)
+            rows = [[_cell(v) for v in row] for row in cursor.raw()]
+            return {"columns": cursor.columnNames, "rows": rows, "rows_written": cursor.rowsWritten}
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            if opened:
+                self._close_storage(f"{ns}/{id_hex}", storage)
+
+
+def _cell(value: Any) -> Any:
+    """A SQL value as JSON can carry it (a BLOB as ``x'..'`` hex, as SQLite writes one)."""
+    return f"x'{value.hex()}'" if isinstance(value, bytes) else value
 
 
 def describe_value(raw: bytes) -> dict[str, Any]:
