@@ -297,12 +297,20 @@ class Host:
 
     # -- convenience for HTTP and tests ------------------------------------------------------
     async def fetch(self, worker: str, method: str, url: str, headers: list[list[str]],
-                    body: bytes) -> list[Any]:
-        """Run a Worker's fetch handler; isolate failures become a 5xx response."""
+                    body: bytes, *, stream: bool = False) -> list[Any]:
+        """Run a Worker's fetch handler; isolate failures become a 5xx response.
+
+        ``[status, headers, body]``; with ``stream=True`` a body the Worker streams is an
+        async iterator of bytes chunks instead of bytes (whole bodies stay bytes)."""
         try:
-            return await self.invoke(worker, "fetch", [method, url, headers, body])
+            if not stream:
+                return await self.invoke(worker, "fetch", [method, url, headers, body])
+            answer = await self.invoke(worker, "fetch", [method, url, headers, body, True])
         except IsolateError as exc:
             return error_response(exc.status, str(exc))
+        if len(answer) > 3:  # [status, headers, None, stream id]
+            return [answer[0], answer[1], self.isolates[worker].stream(answer[3])]
+        return answer
 
     async def scheduled(self, worker: str, cron: str, when_ms: int | None = None) -> Any:
         isolate = self.isolates[worker]

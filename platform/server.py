@@ -90,12 +90,15 @@ class EdgeletApp:
             if answer is not None:
                 break
         if answer is None:
-            answer = await self.host.fetch(worker, scope["method"], url, headers, body)
+            answer = await self.host.fetch(worker, scope["method"], url, headers, body, stream=True)
         status, out_headers, out_body = answer
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
-                    + [(b"content-length", str(len(out_body)).encode())]})
-        await send({"type": "http.response.body", "body": out_body})
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
+        if isinstance(out_body, bytes):
+            await send({"type": "http.response.start", "status": status,
+                        "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
+            await send({"type": "http.response.body", "body": out_body})
+        else:
+            await _send_stream(send, status, raw_headers, out_body)
         if log.isEnabledFor(logging.INFO):
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
                      (time.perf_counter() - started) * 1000)
@@ -315,6 +318,19 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+async def _send_stream(send: Any, status: int, headers: list[tuple[bytes, bytes]], chunks: Any) -> None:
+    """A body the Worker streams: each chunk goes to the client as it arrives (chunked
+    transfer encoding); a client that goes away ends the Worker's stream."""
+    headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    try:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        await chunks.aclose()
 
 
 async def _send_response(response: Response, send: Any) -> None:
