@@ -310,5 +310,7 @@ def __getattr__(name: str) -> Any:
         async def env(request: FastAPIRequest) -> Any:
             return request.scope["env"]
 
+        # the real class, not the string this module's postponed annotations would leave
+        env.__annotations__ = {"request": FastAPIRequest, "return": Any}
         return Depends(env)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
