@@ -34,9 +34,9 @@ FetchResponse = Response
 waitUntil = wait_until  # noqa: N816 - Cloudflare's name
 
 
-def handler(fn: Any) -> Any:
+def handler(func: Any) -> Any:
     """Accepted for Pyodide-era scripts that decorate ``on_fetch``; it changes nothing."""
-    return fn
+    return func
 
 
 def __getattr__(name: str) -> Any:
