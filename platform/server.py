@@ -92,7 +92,9 @@ class EdgeletApp:
         if answer is None:
             answer = await self.host.fetch(worker, scope["method"], url, headers, body, stream=True)
         status, out_headers, out_body = answer
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
+        # the length is edgelet's to say (a framework's own Content-Length would repeat it)
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
+                       if k != "content-length"]
         if isinstance(out_body, bytes):
             await send({"type": "http.response.start", "status": status,
                         "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
@@ -323,7 +325,6 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 async def _send_stream(send: Any, status: int, headers: list[tuple[bytes, bytes]], chunks: Any) -> None:
     """A body the Worker streams: each chunk goes to the client as it arrives (chunked
     transfer encoding); a client that goes away ends the Worker's stream."""
-    headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     try:
         async for chunk in chunks:
