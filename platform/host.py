@@ -303,7 +303,7 @@ class Host:
         ``[status, headers, body]``; with ``stream=True`` a body the Worker streams is an
         async iterator of bytes chunks instead of bytes (whole bodies stay bytes)."""
         try:
-            if not stream:
+            if not stream or worker in self._whole_body_workers():
                 return await self.invoke(worker, "fetch", [method, url, headers, body])
             answer = await self.invoke(worker, "fetch", [method, url, headers, body, True])
         except IsolateError as exc:
@@ -319,6 +319,15 @@ class Host:
             return await isolate.invoke("scheduled", cron, when_ms or self.clock.now_ms())
         finally:
             self._leave()
+
+
+    def _whole_body_workers(self) -> frozenset[str]:
+        """Workers that always answer with whole bodies (Wasm): their requests carry no
+        streaming flag, so the Wasm request path keeps its fixed request shape."""
+        names = getattr(self, "_whole_body_names", None)
+        if names is None:
+            names = self._whole_body_names = frozenset(w.name for w in self.config.workers if w.is_wasm)
+        return names
 
 
 def error_response(status: int, message: str) -> list[Any]:

@@ -100,7 +100,7 @@ class EdgeletApp:
                         "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
             await send({"type": "http.response.body", "body": out_body})
         else:
-            await _send_stream(send, status, raw_headers, out_body)
+            await _send_stream(send, receive, status, raw_headers, out_body)
         if log.isEnabledFor(logging.INFO):
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
                      (time.perf_counter() - started) * 1000)
@@ -322,15 +322,36 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
-async def _send_stream(send: Any, status: int, headers: list[tuple[bytes, bytes]], chunks: Any) -> None:
+async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple[bytes, bytes]],
+                       chunks: Any) -> None:
     """A body the Worker streams: each chunk goes to the client as it arrives (chunked
-    transfer encoding); a client that goes away ends the Worker's stream."""
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    transfer encoding). A client that goes away ends the Worker's stream: uvicorn's send()
+    stays silent after a disconnect, so a watcher on receive() stops the sending."""
+    sender = asyncio.current_task()
+    state = {"finished": False, "gone": False}
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not state["finished"] and sender is not None:
+            state["gone"] = True
+            sender.cancel()
+
+    watcher = asyncio.ensure_future(watch())
     try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        state["finished"] = True
         await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if not state["gone"]:
+            raise
+        if sender is not None:
+            sender.uncancel()  # our own cancel: the request ends normally
     finally:
+        state["finished"] = True
+        watcher.cancel()
         await chunks.aclose()
 
 

@@ -316,3 +316,31 @@ def test_plain_worker_streams_an_async_generator_body(dev):
     while "stream broke" not in s.logs() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "RuntimeError: stream broke" in s.logs()
+
+
+ENDLESS_WORKER = '''
+    import asyncio
+    from workers import WorkerEntrypoint, Response
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            async def forever():
+                try:
+                    while True:
+                        yield b"tick\\n"
+                        await asyncio.sleep(0.05)
+                finally:
+                    print("endless stream stopped")
+            return Response(forever())
+'''
+
+
+def test_client_going_away_stops_the_workers_stream(dev):
+    s = dev({"wrangler_like.toml": TOML, "worker.py": ENDLESS_WORKER})
+    with httpx.stream("GET", s.url + "/", timeout=30) as r:
+        first = next(r.iter_raw())
+        assert first.startswith(b"tick")
+    deadline = time.monotonic() + 5
+    while "endless stream stopped" not in s.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "endless stream stopped" in s.logs()
