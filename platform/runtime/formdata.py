@@ -132,7 +132,7 @@ class FormData(MutableMapping[str, Any]):
                 return v
         raise KeyError(key)
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         try:
             return self[key]
         except KeyError:
@@ -249,6 +249,7 @@ class FormData(MutableMapping[str, Any]):
                 continue
             filename = part.get_filename()
             payload = part.get_payload(decode=True) or b""
+            assert isinstance(payload, bytes)  # decode=True on a leaf part gives bytes
             if filename is not None:
                 form.append(str(name), File([payload], filename, part.get_content_type()))
             else:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 
-class JsObject(dict):  # type: ignore[type-arg]
+class JsObject(dict):
     """A JS object converted to Python: a dict that also allows attribute access.
 
     What ``workers.python_from_rpc`` returns on Cloudflare (its ``JsDict``), and what D1 and
@@ -65,7 +65,7 @@ class ArrayBuffer(bytes):
     def to_memoryview(self) -> memoryview:
         return memoryview(self)
 
-    def slice(self, start: int = 0, end: int | None = None) -> ArrayBuffer:  # type: ignore[override]
+    def slice(self, start: int = 0, end: int | None = None) -> ArrayBuffer:
         return ArrayBuffer(self[start:end])
 
     @classmethod
@@ -99,7 +99,7 @@ class Uint8Array(bytes):
     def subarray(self, start: int = 0, end: int | None = None) -> Uint8Array:
         return Uint8Array(self[start:end])
 
-    def slice(self, start: int = 0, end: int | None = None) -> Uint8Array:  # type: ignore[override]
+    def slice(self, start: int = 0, end: int | None = None) -> Uint8Array:
         return Uint8Array(self[start:end])
 
     @classmethod
@@ -152,7 +152,7 @@ class ReadableStream:
         self.locked = False
         self._cancelled = False
 
-    async def __aiter__(self) -> AsyncIterator[Uint8Array]:  # type: ignore[misc]
+    async def __aiter__(self) -> AsyncIterator[Uint8Array]:
         if self.locked:
             raise TypeError("ReadableStream is locked: its body was already read")
         self.locked = True

@@ -1,7 +1,6 @@
 """The Pyodide-era top-level ``import asgi``: the same module as ``workers.asgi``."""
 
+import importlib
 import sys
 
-from workers import asgi as _asgi
-
-sys.modules[__name__] = _asgi
+sys.modules[__name__] = importlib.import_module("workers.asgi")

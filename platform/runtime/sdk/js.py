@@ -84,7 +84,7 @@ class JSON:
         return _json.loads(text, object_hook=JsObject)
 
 
-class Array(list):  # type: ignore[type-arg]
+class Array(list):
     @classmethod
     def new(cls, *items: Any) -> "Array":
         return cls(items)

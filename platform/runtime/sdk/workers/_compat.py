@@ -97,11 +97,12 @@ def import_from_javascript(module_name: str) -> Any:
     """``cloudflare:workers`` (env, waitUntil and the entrypoint classes); other JavaScript
     modules do not exist in edgelet, which has no JavaScript."""
     if module_name == "cloudflare:workers":
-        import workers
-        return SimpleNamespace(env=_runtime().env, waitUntil=wait_until,
-                               WorkerEntrypoint=workers.WorkerEntrypoint,
-                               DurableObject=getattr(workers, "DurableObject", None),
-                               WorkflowEntrypoint=getattr(workers, "WorkflowEntrypoint", None))
+        from edgelet.runtime.entrypoints import WorkerEntrypoint
+        from edgelet.runtime.kinds import sdk_exports
+        exports = sdk_exports()
+        return SimpleNamespace(env=_runtime().env, waitUntil=wait_until, WorkerEntrypoint=WorkerEntrypoint,
+                               DurableObject=exports.get("DurableObject"),
+                               WorkflowEntrypoint=exports.get("WorkflowEntrypoint"))
     raise ImportError(f"Failed to import {module_name!r}: edgelet runs Python Workers without a "
                       f"JavaScript runtime; only 'cloudflare:workers' can be imported")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from workers import Request, Response
+from edgelet.runtime.http_types import Request, Response
 from workers.gateway import BaseOptions
 
 ASGI = {"spec_version": "2.0", "version": "3.0"}
@@ -289,7 +289,7 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
 
 def entrypoint(app: Any, *, options: Options | None = None) -> type:
     """The default Worker entrypoint for an ASGI application."""
-    from workers import WorkerEntrypoint
+    from edgelet.runtime.entrypoints import WorkerEntrypoint
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request: Any) -> Response:

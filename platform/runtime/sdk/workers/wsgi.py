@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from workers import Request, Response
+from edgelet.runtime.http_types import Request, Response
 from workers.gateway import BaseOptions
 
 logger = logging.getLogger("wsgi")
@@ -165,7 +165,7 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Optio
 
 def entrypoint(app: Any, *, options: Options | None = None) -> type:
     """The default Worker entrypoint for a WSGI application."""
-    from workers import WorkerEntrypoint
+    from edgelet.runtime.entrypoints import WorkerEntrypoint
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request: Any) -> Response:
