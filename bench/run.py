@@ -25,7 +25,7 @@ if str(BENCH) not in sys.path:
 
 from harness import dbos, machine, report, scale  # noqa: E402
 from harness.pairs import PAIRS, Pair, Settings, describe  # noqa: E402
-from harness.procs import EdgeletServer, MiniflareServer, PeakRSS, ROOT, StartError, state_folder  # noqa: E402
+from harness.procs import EdgeletServer, MiniflareServer, PeakRSS, ROOT, StartError, UvicornServer, state_folder  # noqa: E402
 from harness.results import Results  # noqa: E402
 
 RESULTS_MD = BENCH / "RESULTS.md"
@@ -62,7 +62,9 @@ def plugin_missing(kind: str | None) -> str | None:
 
 
 def start(side: str, app: str, state: Path):
-    return EdgeletServer(app, state) if side == "edgelet" else MiniflareServer(app, state)
+    if side == "edgelet":
+        return EdgeletServer(app, state)
+    return UvicornServer(app, state) if side == "uvicorn" else MiniflareServer(app, state)
 
 
 def run_pair(pair: Pair, s: Settings, results: Results, peer_skip: str | None) -> None:
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         only.discard("scale")
 
     t0 = time.perf_counter()
-    wanted_peers = (["miniflare"] if only & {p.app for p in PAIRS} else []) + (["dbos"] if "dbos" in only else [])
+    wanted_peers = (["miniflare"] if only & {p.app for p in PAIRS if p.peer == "miniflare"} else []) + (["dbos"] if "dbos" in only else [])
     unavailable = setup_peers(wanted_peers)
     results = Results()
     for pair in PAIRS:

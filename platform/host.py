@@ -341,12 +341,20 @@ class Host:
 
     # -- convenience for HTTP and tests ------------------------------------------------------
     async def fetch(self, worker: str, method: str, url: str, headers: list[list[str]],
-                    body: bytes) -> list[Any]:
-        """Run a Worker's fetch handler; isolate failures become a 5xx response."""
+                    body: bytes, *, stream: bool = False) -> list[Any]:
+        """Run a Worker's fetch handler; isolate failures become a 5xx response.
+
+        ``[status, headers, body]``; with ``stream=True`` a body the Worker streams is an
+        async iterator of bytes chunks instead of bytes (whole bodies stay bytes)."""
         try:
-            return await self.invoke(worker, "fetch", [method, url, headers, body])
+            if not stream or worker in self._whole_body_workers():
+                return await self.invoke(worker, "fetch", [method, url, headers, body])
+            answer = await self.invoke(worker, "fetch", [method, url, headers, body, True])
         except IsolateError as exc:
             return error_response(exc.status, str(exc))
+        if len(answer) > 3:  # [status, headers, None, stream id]
+            return [answer[0], answer[1], self.isolates[worker].stream(answer[3])]
+        return answer
 
     async def scheduled(self, worker: str, cron: str, when_ms: int | None = None) -> Any:
         isolate = self.isolates[worker]
@@ -355,6 +363,15 @@ class Host:
             return await isolate.invoke("scheduled", cron, when_ms or self.clock.now_ms())
         finally:
             self._leave()
+
+
+    def _whole_body_workers(self) -> frozenset[str]:
+        """Workers that always answer with whole bodies (Wasm): their requests carry no
+        streaming flag, so the Wasm request path keeps its fixed request shape."""
+        names = getattr(self, "_whole_body_names", None)
+        if names is None:
+            names = self._whole_body_names = frozenset(w.name for w in self.config.workers if w.is_wasm)
+        return names
 
 
 def error_response(status: int, message: str) -> list[Any]:

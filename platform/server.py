@@ -112,7 +112,7 @@ class EdgeletApp:
                 if answer is not None:
                     break
             if answer is None:
-                answer = await self.host.fetch(worker, scope["method"], url, headers, body)
+                answer = await self.host.fetch(worker, scope["method"], url, headers, body, stream=True)
         except asyncio.CancelledError:
             if not self.closing:
                 raise
@@ -126,10 +126,15 @@ class EdgeletApp:
             status, out_headers, out_body = error_response(
                 426, f"Worker {worker!r} answered {path} with a WebSocket (101), but the request "
                      f"is not a WebSocket upgrade; connect with a WebSocket client (ws://)")
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
-                    + [(b"content-length", str(len(out_body)).encode())]})
-        await send({"type": "http.response.body", "body": out_body})
+        # the length is edgelet's to say (a framework's own Content-Length would repeat it)
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
+                       if k != "content-length"]
+        if isinstance(out_body, bytes):
+            await send({"type": "http.response.start", "status": status,
+                        "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
+            await send({"type": "http.response.body", "body": out_body})
+        else:
+            await _send_stream(send, receive, status, raw_headers, out_body)
         if log.isEnabledFor(logging.INFO):
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
                      (time.perf_counter() - started) * 1000, extra={"worker": worker})
@@ -384,6 +389,39 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple[bytes, bytes]],
+                       chunks: Any) -> None:
+    """A body the Worker streams: each chunk goes to the client as it arrives (chunked
+    transfer encoding). A client that goes away ends the Worker's stream: uvicorn's send()
+    stays silent after a disconnect, so a watcher on receive() stops the sending."""
+    sender = asyncio.current_task()
+    state = {"finished": False, "gone": False}
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not state["finished"] and sender is not None:
+            state["gone"] = True
+            sender.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        state["finished"] = True
+        await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if not state["gone"]:
+            raise
+        if sender is not None:
+            sender.uncancel()  # our own cancel: the request ends normally
+    finally:
+        state["finished"] = True
+        watcher.cancel()
+        await chunks.aclose()
 
 
 async def _send_response(response: Response, send: Any) -> None:

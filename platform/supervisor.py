@@ -14,7 +14,7 @@ import resource
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from edgelet.channel import Channel, ChannelClosed, RemoteError
@@ -84,6 +84,8 @@ class Isolate:
         self.info: dict[str, Any] = {}
         self.broken: IsolateStartError | None = None
         self.restarts = 0
+        #: streamed response bodies in flight: stream id -> chunks (None ends the stream)
+        self._streams: dict[int, asyncio.Queue[bytes | None]] = {}
 
     # -- life cycle --------------------------------------------------------------------
     @property
@@ -162,6 +164,9 @@ class Isolate:
 
     async def _serve(self, channel: Channel, process: Any) -> None:
         await channel.serve()
+        for queue in self._streams.values():  # the isolate is gone: end its bodies
+            queue.put_nowait(None)
+        self._streams.clear()
         if self._stopping or self._channel is not channel:
             return
         code = await self._exit_code(process)
@@ -264,6 +269,35 @@ class Isolate:
             self._on_log(self.name, args[0], args[1])
         elif method == "ws" and self._on_websocket is not None:  # edgelet.websockets
             self._on_websocket(self.name, args)
+        elif method == "stream.chunk":
+            self._stream_queue(args[0]).put_nowait(args[1])
+        elif method == "stream.end":
+            self._stream_queue(args[0]).put_nowait(None)
+
+    def _stream_queue(self, stream_id: int) -> asyncio.Queue[bytes | None]:
+        """The chunks of a streamed body; chunks may arrive before the host asks for them."""
+        queue = self._streams.get(stream_id)
+        if queue is None:
+            queue = self._streams[stream_id] = asyncio.Queue()
+        return queue
+
+    async def stream(self, stream_id: int) -> AsyncIterator[bytes]:
+        """The chunks of the streamed response body ``stream_id`` as the Worker produces
+        them. Leaving early (the client went away) tells the isolate to stop producing."""
+        queue = self._stream_queue(stream_id)
+        channel = self._channel
+        ended = False
+        try:
+            while True:
+                chunk = await queue.get()
+                if chunk is None:
+                    ended = True
+                    return
+                yield chunk
+        finally:
+            self._streams.pop(stream_id, None)
+            if not ended and channel is not None and not channel.closed:
+                channel.notify("stream.cancel", stream_id)
 
 
 def kill_descendants(pid: int) -> None:

@@ -185,6 +185,18 @@ async def workflow_e2e(url: str, s: Settings) -> dict[str, float]:
         await c.close()
 
 
+async def first_request(url: str, s: Settings) -> dict[str, float]:
+    """The first request to a server that has just said it is ready (ms): what a developer
+    waits for after starting it (a framework app may import lazily)."""
+    c = Client(url, connections=1)
+    try:
+        t0 = time.perf_counter()
+        await c.get("/items/1")
+        return {"fastapi.first": (time.perf_counter() - t0) * 1000}
+    finally:
+        await c.close()
+
+
 PAIRS: list[Pair] = [
     Pair("hello", None, [Step([
         Measure("hello.rps", "hello-world HTTP, 32 connections", "req/s", target=2.0),
@@ -213,6 +225,12 @@ PAIRS: list[Pair] = [
     Pair("queue", "queues", [Step([
         Measure("queue.msgs", "queue send-to-ack, {queue_messages:,} messages", "msg/s", target=2.0),
     ], queue_send_to_ack)]),
+    Pair("fastapi", None, [
+        Step([Measure("fastapi.first", "FastAPI app: first request after start", "ms", higher=False)],
+             first_request),
+        Step([Measure("fastapi.rps", "FastAPI app (3 routes), GET /items/42?q=x, 32 connections", "req/s",
+                      target=0.6)], http_load("/items/42?q=x", "fastapi")),
+    ], peer="uvicorn"),
     Pair("workflow", "workflows", [
         Step([Measure("wf.steps", "workflows: {wf_instances:,} instances × {wf_steps} steps to completion",
                       "steps/s", target=3.0)], workflows_to_completion),

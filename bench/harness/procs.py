@@ -186,6 +186,24 @@ class MiniflareServer(Server):
         self._drain()
 
 
+class UvicornServer(Server):
+    """Bare uvicorn (uvloop, httptools, one worker, access log off) on bench/apps/<app>/app.py:
+    the same ASGI app edgelet serves through a Worker, with nothing in between."""
+
+    side = "uvicorn"
+
+    def __init__(self, app: str, state_dir: Path, timeout: float = 60) -> None:
+        from common import free_port
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port), "--loop", "uvloop",
+             "--http", "httptools", "--no-access-log", "--log-level", "info"],
+            cwd=APPS / app, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready(b"Uvicorn running on", timeout, f"uvicorn ({app})")
+        self._drain()
+
+
 @contextmanager
 def state_folder(label: str) -> Iterator[Path]:
     """A fresh temporary state folder for one side of one round, removed afterwards."""

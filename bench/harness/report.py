@@ -9,7 +9,7 @@ from .results import Cell, Results, Row
 
 START = "<!-- bench/run.py start -->"
 END = "<!-- bench/run.py end -->"
-PEER_NAMES = {"miniflare": "Miniflare", "dbos": "DBOS"}
+PEER_NAMES = {"miniflare": "Miniflare", "dbos": "DBOS", "uvicorn": "bare uvicorn"}
 
 
 def fmt(value: float | None) -> str:

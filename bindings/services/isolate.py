@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from edgelet.runtime.http_types import (
+    drained,
     request_for_fetch,
     request_from_wire,
     request_to_wire,
@@ -60,6 +61,6 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
         if cls is None:
             raise LookupError(f"Worker {runtime.worker!r} has no entrypoint class {entrypoint!r}")
         instance = cls(runtime.new_context(), runtime.env)
-        return response_to_wire(await call_handler(instance.fetch, request_from_wire(wire),
-                                                    runtime.env, runtime.new_context()))
+        return response_to_wire(await drained(await call_handler(
+            instance.fetch, request_from_wire(wire), runtime.env, runtime.new_context())))
     raise LookupError(f"unknown services event {event!r}")

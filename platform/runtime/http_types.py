@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import builtins
 import json as _json
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from http import HTTPMethod, HTTPStatus
 from typing import Any
 
 TEXT_PLAIN = "text/plain;charset=UTF-8"
@@ -116,6 +117,11 @@ class Headers:
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
+    @classmethod
+    def new(cls, init: Any = None) -> Headers:
+        """``js.Headers.new(...)`` of Pyodide-era scripts."""
+        return cls(init)
+
 
 def _body_bytes(body: Any) -> tuple[bytes, str | None]:
     """Bytes of a body and the content type it implies (None: leave unset)."""
@@ -127,6 +133,11 @@ def _body_bytes(body: Any) -> tuple[bytes, str | None]:
         return bytes(body), None
     if hasattr(body, "to_bytes") and callable(body.to_bytes):  # pyodide buffers
         return bytes(body.to_bytes()), None
+    from edgelet.runtime.formdata import Blob, FormData
+    if isinstance(body, FormData):
+        return body.encode()
+    if isinstance(body, Blob):
+        return body._data, body.content_type or None
     raise TypeError(
         f"cannot use a {type(body).__name__} as a body; pass str, bytes or None "
         f"(for JSON use Response.json(data))")
@@ -149,25 +160,57 @@ class _Body:
     async def bytes(self) -> bytes:
         return self._body
 
-    async def arrayBuffer(self) -> builtins.bytes:  # noqa: N802 - Cloudflare's name
-        return self._body
+    async def arrayBuffer(self) -> Any:  # noqa: N802 - Cloudflare's name
+        from edgelet.runtime.jstypes import ArrayBuffer
+        return ArrayBuffer(self._body)
 
     array_buffer = arrayBuffer
+    #: the SDK's name for arrayBuffer (pyodide's FetchResponse.buffer)
+    buffer = arrayBuffer
+
+    async def form_data(self) -> Any:
+        """The body as a ``workers.FormData`` (multipart or url-encoded)."""
+        from edgelet.runtime.formdata import FormData
+        return FormData.parse(self._body, self.headers.get("content-type"))
+
+    formData = form_data  # noqa: N815
+
+    async def blob(self) -> Any:
+        from edgelet.runtime.formdata import Blob
+        return Blob([self._body], self.headers.get("content-type"))
 
     @property
-    def body(self) -> builtins.bytes | None:
-        return self._body or None
+    def body(self) -> Any:
+        """A ``ReadableStream`` of the body (``async for chunk in ...``, ``getReader()``), or
+        None when there is none, as on Cloudflare."""
+        if not self._body:
+            return None
+        from edgelet.runtime.jstypes import ReadableStream
+        return ReadableStream(self._body)
 
     @property
     def bodyUsed(self) -> bool:  # noqa: N802
         return False
 
+    body_used = bodyUsed
+
+
+def _method(value: str | None) -> str:
+    """An ``http.HTTPMethod`` for the standard methods (a str enum: ``== "GET"`` holds and
+    ``.value`` works, as in Cloudflare's SDK); other methods stay plain upper-case str."""
+    name = (value or "GET").upper()
+    return _METHODS.get(name, name)
+
+
+_METHODS: dict[str, str] = {m.value: m for m in HTTPMethod}
+
 
 class Request(_Body):
     """An incoming (or outgoing) HTTP request."""
 
-    def __init__(self, url: str | Request, method: str | None = None, headers: Any = None,
+    def __init__(self, input: str | Request, method: str | None = None, headers: Any = None,  # noqa: A002
                  body: Any = None, **options: Any) -> None:
+        url: Any = input
         if isinstance(url, Request):
             base = url
             url = base.url
@@ -180,20 +223,40 @@ class Request(_Body):
             headers = headers if headers is not None else init.get("headers")
             body = body if body is not None else init.get("body")
         self.url: str = str(url)
-        self.method: str = (method or "GET").upper()
+        self.method: str = _method(method)
         self.headers = Headers(headers)
         self._body, implied = _body_bytes(body)
         if implied and not self.headers.has("content-type"):
             self.headers.set("content-type", implied)
-        self.cf: dict[str, Any] = {}
+        self.cf: dict[str, Any] = dict(options.get("cf") or {})
 
     def clone(self) -> Request:
         return Request(self.url, self.method, self.headers, self._body)
+
+    @classmethod
+    def new(cls, input: Any, init: Any = None, **options: Any) -> Request:  # noqa: A002
+        """``js.Request.new(url, method=..., headers=..., body=...)`` of Pyodide-era scripts."""
+        if isinstance(init, Mapping):
+            options = {**init, **options}
+        return cls(input, options.pop("method", None), options.pop("headers", None),
+                   options.pop("body", None), **options)
 
     @property
     def js_object(self) -> Request:
         """Pyodide-era scripts pass ``request.js_object`` to bindings; here it is the request."""
         return self
+
+    # Fetch API properties Cloudflare's SDK exposes; constant for a Worker's request
+    cache = "default"
+    credentials = "same-origin"
+    destination = ""
+    integrity = ""
+    is_history_navigation = False
+    keepalive = False
+    mode = "cors"
+    redirect = "follow"
+    referrer = "about:client"
+    referrer_policy = ""
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url}>"
@@ -214,16 +277,34 @@ class _ClassOrInstance:
         return getattr(obj, self.on_instance)
 
 
-class Response(_Body):
-    """An HTTP response. A ``str`` body gets ``text/plain;charset=UTF-8`` as in Cloudflare."""
+def _is_stream(body: Any) -> bool:
+    """An async iterator/generator (or a ReadableStream) is sent as it is produced."""
+    return hasattr(body, "__aiter__")
 
-    def __init__(self, body: Any = None, status: int = 200, headers: Any = None,
-                 status_text: str = "", **options: Any) -> None:
-        status = options.pop("statusText", None) and status or status
+
+class Response(_Body):
+    """An HTTP response. A ``str`` body gets ``text/plain;charset=UTF-8`` as in Cloudflare.
+
+    The signature is that of Cloudflare's SDK (``body, status, status_text, headers,
+    web_socket``); a third positional argument that is not a str is taken as ``headers``,
+    which edgelet accepted there before. A body that is an async iterator or generator is
+    streamed: each chunk reaches the client as it is produced.
+    """
+
+    def __init__(self, body: Any = None, status: int | None = None, status_text: Any = "",
+                 headers: Any = None, web_socket: Any = None, **options: Any) -> None:
+        if not isinstance(status_text, str) and headers is None:
+            status_text, headers = "", status_text
+        status_text = options.pop("statusText", None) or status_text or ""
         if "init" in options and isinstance(options["init"], Mapping):
             init = options["init"]
             status = init.get("status", status)
             headers = headers if headers is not None else init.get("headers")
+            web_socket = web_socket if web_socket is not None else init.get("webSocket")
+        web_socket = web_socket if web_socket is not None else options.get("webSocket")
+        if status is None:
+            status = 200
+        status = int(status) if isinstance(status, HTTPStatus) else status
         if isinstance(body, (dict, list)):
             raise TypeError("Response body is a dict/list; use Response.json(data) to send JSON")
         if not isinstance(status, int) or not 200 <= status <= 599 and status != 101:
@@ -231,18 +312,19 @@ class Response(_Body):
         self.status = status
         self.status_text = status_text
         self.headers = Headers(headers)
-        # A stream that must be awaited (a large R2 body) is read when the handler returns.
-        self._deferred = body if getattr(body, "edgelet_deferred", False) else None
-        self._body, implied = _body_bytes(None if self._deferred is not None else body)
+        #: the client end of a WebSocketPair this response upgrades to (status 101)
+        self.web_socket = web_socket
+        self.url = ""
+        if _is_stream(body):
+            self._stream: Any = body
+            self._body = b""
+            return
+        self._stream = None
+        if hasattr(body, "__next__"):  # a sync generator: joined, nothing to wait for
+            body = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in body)
+        self._body, implied = _body_bytes(body)
         if implied and not self.headers.has("content-type"):
             self.headers.set("content-type", implied)
-        self.url = ""
-        #: the client half of a WebSocketPair, for a 101 (edgelet.runtime.websocket)
-        self.web_socket = options.get("web_socket", options.get("webSocket"))
-
-    @property
-    def webSocket(self) -> Any:  # noqa: N802 - Cloudflare's name
-        return self.web_socket
 
     @property
     def ok(self) -> bool:
@@ -252,15 +334,54 @@ class Response(_Body):
     def statusText(self) -> str:  # noqa: N802
         return self.status_text
 
+    @property
+    def webSocket(self) -> Any:  # noqa: N802
+        return self.web_socket
+
+    @property
+    def js_object(self) -> Response:
+        return self
+
+    js_response = js_object
+
+    async def string(self) -> str:
+        """pyodide.http.FetchResponse's name for text()."""
+        return await self.text()
+
+    async def memoryview(self) -> memoryview:
+        return memoryview(await self.bytes())
+
+    def raise_for_status(self) -> None:
+        """OSError for a 4xx/5xx status, as pyodide.http.FetchResponse does."""
+        if self.status >= 400:
+            kind = "Client" if self.status < 500 else "Server"
+            raise OSError(f"{self.status} {kind} Error: {self.status_text} for url: {self.url}")
+
+    @property
+    def body(self) -> Any:
+        if self._stream is not None:
+            from edgelet.runtime.jstypes import ReadableStream
+            return ReadableStream(self._stream)
+        return super().body
+
+    type = "default"
+    redirected = False
+
     @classmethod
-    def _make_json(cls, data: Any, status: int = 200, headers: Any = None, **options: Any) -> Response:
+    def _make_json(cls, data: Any, status: int = 200, status_text: Any = "", headers: Any = None,
+                   **options: Any) -> Response:
+        if not isinstance(status_text, str) and headers is None:
+            status_text, headers = "", status_text
         hdrs = Headers(headers)
         if not hdrs.has("content-type"):
             hdrs.set("content-type", APPLICATION_JSON)
-        return cls(_json.dumps(data, separators=(",", ":")), status=status, headers=hdrs, **options)
+        return cls(_json.dumps(data, separators=(",", ":")), status, status_text, hdrs, **options)
+
+    from_json = _make_json
 
     @classmethod
     def redirect(cls, url: str, status: int = 302) -> Response:
+        status = int(status)
         if status not in (301, 302, 303, 307, 308):
             raise ValueError(f"redirect status must be 301, 302, 303, 307 or 308, got {status}")
         return cls(None, status=status, headers={"location": str(url)})
@@ -271,10 +392,17 @@ class Response(_Body):
         if isinstance(init, Mapping):
             options = {**init, **options}
         return cls(body, status=options.get("status", 200), headers=options.get("headers"),
+                   status_text=options.get("statusText", ""),
                    web_socket=options.get("webSocket", options.get("web_socket")))
 
+    def replace_body(self, body: Any) -> Response:
+        """A new Response with this one's status and headers and another body."""
+        return Response(body, self.status, self.status_text, self.headers)
+
     def clone(self) -> Response:
-        return Response(self._body, self.status, self.headers)
+        if self._stream is not None:
+            raise TypeError("a streamed Response cannot be cloned: its body is produced once")
+        return Response(self._body, self.status, self.status_text, self.headers)
 
     def __repr__(self) -> str:
         return f"<Response {self.status}>"
@@ -283,6 +411,23 @@ class Response(_Body):
 
     async def _read_json(self, **kwargs: Any) -> Any:
         return _json.loads(await self.text(), **kwargs)
+
+    async def _drain(self) -> None:
+        """Read a streamed body into ``_body`` (for readers and for callers without streaming)."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            chunks = []
+            async for chunk in stream:
+                chunks.append(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+            self._body = b"".join(chunks)
+
+    async def text(self) -> str:
+        await self._drain()
+        return await super().text()
+
+    async def bytes(self) -> builtins.bytes:
+        await self._drain()
+        return self._body
 
 
 def request_for_fetch(resource: Any, options: Mapping[str, Any] | None, kwargs: Mapping[str, Any],
@@ -307,17 +452,39 @@ def request_for_fetch(resource: Any, options: Mapping[str, Any] | None, kwargs: 
 
 
 def response_to_wire(resp: Any) -> list[Any]:
-    """[status, headers, body] of whatever a handler returned, with a clear error otherwise."""
+    """[status, headers, body] of whatever a handler returned, with a clear error otherwise.
+
+    A streamed Response must be drained first (``await drained(resp)``) or sent with
+    :func:`stream_to_wire`."""
     if isinstance(resp, Response):
         if resp.status == 101:  # a WebSocket upgrade: the token names the socket to the host
             from edgelet.runtime.websocket import upgrade_headers
             return [101, upgrade_headers(resp), b""]
+        if resp._stream is not None:
+            raise TypeError("a streamed Response reached response_to_wire; await drained(resp) first")
         return [resp.status, resp.headers.to_list(), resp._body]
     if isinstance(resp, str):
         return [200, [["content-type", TEXT_PLAIN]], resp.encode()]
     raise TypeError(
         f"fetch handler returned {type(resp).__name__}, expected a workers.Response; "
         f"return Response('text') or Response.json(data)")
+
+
+async def drained(resp: Any) -> Any:
+    """``resp`` with a streamed body read whole: for callers that take whole bodies
+    (service bindings, Durable Object fetch)."""
+    if isinstance(resp, Response) and resp._stream is not None:
+        await resp._drain()
+    return resp
+
+
+async def chunks_of(resp: Response) -> AsyncIterator[builtins.bytes]:
+    """The chunks of a streamed Response as bytes (str chunks are UTF-8 encoded)."""
+    stream, resp._stream = resp._stream, None
+    async for chunk in stream:
+        data = chunk.encode() if isinstance(chunk, str) else builtins.bytes(chunk)
+        if data:
+            yield data
 
 
 def response_from_wire(data: list[Any], url: str = "") -> Response:
@@ -327,6 +494,8 @@ def response_from_wire(data: list[Any], url: str = "") -> Response:
     resp.status_text = ""
     resp.headers = Headers(headers)
     resp._body = bytes(body)
+    resp._stream = None
+    resp.web_socket = None
     resp.url = url
     resp.web_socket = None
     if status == 101:  # passed on from another Worker or object (edgelet.runtime.websocket)
@@ -340,10 +509,10 @@ def request_to_wire(req: Request) -> list[Any]:
 
 
 def request_from_wire(data: list[Any]) -> Request:
-    method, url, headers, body = data
+    method, url, headers, body = data[:4]
     req = Request.__new__(Request)
     req.url = url
-    req.method = method
+    req.method = _METHODS.get(method, method)
     req.headers = Headers(headers)
     req._body = bytes(body)
     req.cf = {}

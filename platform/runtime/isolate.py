@@ -83,6 +83,9 @@ class Runtime:
         self.wasm: Any = None
         self._event_modules: dict[str, Any] = {}
         self._entry: Any = _UNSET
+        #: streamed response bodies being sent: stream id -> the task sending it
+        self._streams: dict[int, asyncio.Task[Any]] = {}
+        self._stream_ids = 0
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         Runtime.current = self
@@ -274,8 +277,10 @@ class Runtime:
         try:
             fn, ctx = self.handler("fetch")
             resp = await call_handler(fn, request, self.env, ctx)
-            if getattr(resp, "_deferred", None) is not None:  # a body to await (Response(r2_obj.body))
-                resp._body = await resp._deferred.read_all()
+            if getattr(resp, "_stream", None) is not None:
+                if len(wire) > 4 and wire[4]:  # the host takes a streamed body
+                    return self._start_stream(resp, request)
+                await resp._drain()
             return response_to_wire(resp)
         except MemoryError:
             raise
@@ -285,6 +290,40 @@ class Runtime:
             body = f"Worker threw an exception: {type(exc).__name__}: {exc}\n\n{text}"
             return [500, [["content-type", "text/plain;charset=UTF-8"],
                           ["x-edgelet-error", type(exc).__name__]], body.encode()]
+
+    def _start_stream(self, resp: Any, request: Any) -> list[Any]:
+        """Answer with status and headers now, then send the body's chunks as
+        ``stream.chunk`` notifications and a ``stream.end`` (see supervisor.Isolate.stream)."""
+        from edgelet.runtime.http_types import chunks_of
+        self._stream_ids += 1
+        stream_id = self._stream_ids
+        channel = self.channel
+
+        async def pump() -> None:
+            try:
+                async for chunk in chunks_of(resp):
+                    channel.notify("stream.chunk", stream_id, chunk)
+            except asyncio.CancelledError:
+                pass  # the client went away
+            except Exception:
+                self.log("error", f"Uncaught exception in the streamed body of {request.method} "
+                                  f"{request.url}\n{traceback.format_exc()}")
+            finally:
+                self._streams.pop(stream_id, None)
+                channel.notify("stream.end", stream_id)
+
+        task = asyncio.ensure_future(pump())
+        self._streams[stream_id] = task
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return [resp.status, resp.headers.to_list(), None, stream_id]
+
+    def on_notify(self, method: str, args: list[Any]) -> None:
+        """A notification from the host: ``stream.cancel`` (the client went away)."""
+        if method == "stream.cancel":
+            task = self._streams.pop(args[0], None)
+            if task is not None:
+                task.cancel()
 
     async def on_scheduled(self, cron: str, scheduled_time_ms: int) -> dict[str, Any]:
         from edgelet.runtime.entrypoints import ScheduledController, call_handler
@@ -390,7 +429,8 @@ async def _main(fd: int) -> None:
             os.write(2, f"edgelet: Worker exceeded its memory limit during {method}\n".encode())
             os._exit(71)
 
-    channel = Channel(reader, writer, handler)
+    channel = Channel(reader, writer, handler, lambda method, args: runtime.on_notify(method, args)
+                      if runtime is not None else None)
     runtime = Runtime(channel)
     sys.stdout = _LogStream(runtime, "info")
     sys.stderr = _LogStream(runtime, "error")

@@ -300,13 +300,13 @@ class LiveObjects:
         cls_name = type(instance).__name__
         if kind == "fetch":
             from edgelet.runtime.entrypoints import call_handler
-            from edgelet.runtime.http_types import request_from_wire, response_to_wire
+            from edgelet.runtime.http_types import drained, request_from_wire, response_to_wire
             fn = getattr(instance, "fetch", None)
             if not callable(fn):
                 raise AttributeError(
                     f"Durable Object class {cls_name} has no fetch() method; define "
                     f"`async def fetch(self, request)` or call its methods over RPC")
-            return response_to_wire(await call_handler(fn, request_from_wire(body)))
+            return response_to_wire(await drained(await call_handler(fn, request_from_wire(body))))
         if kind == "websocket":
             from edgelet.bindings.durable_objects.isolate.websockets import deliver
             return await deliver(live, instance, method, body)

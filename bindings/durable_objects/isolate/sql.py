@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from edgelet.runtime.jstypes import JsObject
+
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.durable_objects.isolate.storage import DurableObjectStorage
 
@@ -79,7 +81,8 @@ class SqlCursor:
         return rows
 
     def _as_dict(self, row: tuple[Any, ...]) -> dict[str, Any]:
-        return dict(zip(self.columnNames, row, strict=False))
+        """A row as a dict that also allows attribute access (``cursor.one().value``)."""
+        return JsObject(zip(self.columnNames, row, strict=False))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         while self._pos < len(self._rows):
@@ -92,8 +95,8 @@ class SqlCursor:
         if self._pos < len(self._rows):
             row = self._rows[self._pos]
             self._pos += 1
-            return {"done": False, "value": self._as_dict(row)}
-        return {"done": True}
+            return JsObject(done=False, value=self._as_dict(row))
+        return JsObject(done=True)
 
     def toArray(self) -> list[dict[str, Any]]:  # noqa: N802
         """Every remaining row as a dict (column name -> value)."""

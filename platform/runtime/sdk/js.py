@@ -1,11 +1,25 @@
-"""The ``js`` module of Pyodide-era Python Workers (``from js import Response``)."""
+"""The ``js`` module of Python Workers (``from js import Response, fetch, crypto``).
 
+On Cloudflare these are JavaScript globals reached through Pyodide; here they are Python
+objects with the same names, JS-style constructors (``X.new(...)``) and the JsProxy
+conveniences scripts use (``to_py()``, ``object_values()``, ``as_object_map()``).
+"""
+
+import base64 as _base64
+import hashlib as _hashlib
 import json as _json
 import logging as _logging
+import os as _os
+import time as _time
+import uuid as _uuid
 from typing import Any
+from urllib.parse import urljoin as _urljoin
+from urllib.parse import urlsplit as _urlsplit
 
+from edgelet.runtime.formdata import Blob, File, FormData
 from edgelet.runtime.html_rewriter import HTMLRewriter  # noqa: F401 - js.HTMLRewriter
 from edgelet.runtime.http_types import Headers, Request, Response
+from edgelet.runtime.jstypes import ArrayBuffer, JsObject, ReadableStream, Uint8Array
 from edgelet.runtime.outgoing import fetch
 from edgelet.runtime.websocket import WebSocketPair, WebSocketRequestResponsePair  # noqa: F401
 from edgelet.runtime.websocket_outbound import OutboundWebSocket as WebSocket  # noqa: F401
@@ -32,11 +46,32 @@ class console:  # noqa: N801 - JavaScript's name
 
 class Object:
     @staticmethod
-    def fromEntries(entries: Any) -> dict:  # noqa: N802
-        return dict(entries)
+    def fromEntries(entries: Any) -> JsObject:  # noqa: N802
+        if hasattr(entries, "items") and callable(entries.items):
+            entries = entries.items()
+        return JsObject((k, v) for k, v in entries)
 
     @staticmethod
-    def values(obj: Any) -> list:
+    def keys(obj: Any) -> list[Any]:
+        return list(obj.keys()) if hasattr(obj, "keys") else list(vars(obj))
+
+    @staticmethod
+    def entries(obj: Any) -> list[list[Any]]:
+        items = obj.items() if hasattr(obj, "items") else vars(obj).items()
+        return [[k, v] for k, v in items]
+
+    @staticmethod
+    def assign(target: Any, *sources: Any) -> Any:
+        for source in sources:
+            target.update(source)
+        return target
+
+    @staticmethod
+    def new(*args: Any) -> JsObject:
+        return JsObject(*args)
+
+    @staticmethod
+    def values(obj: Any) -> list[Any]:
         """``Object.values(WebSocketPair.new())`` and friends."""
         if hasattr(obj, "object_values"):
             return list(obj.object_values())
@@ -45,20 +80,142 @@ class Object:
 
 class JSON:
     @staticmethod
-    def stringify(value: Any) -> str:
-        return _json.dumps(value)
+    def stringify(value: Any, replacer: Any = None, space: Any = None) -> str:
+        if space:
+            return _json.dumps(value, indent=space)
+        return _json.dumps(value, separators=(",", ":"))
 
     @staticmethod
     def parse(text: str) -> Any:
-        return _json.loads(text)
+        return _json.loads(text, object_hook=JsObject)
+
+
+class Array(list):
+    @classmethod
+    def new(cls, *items: Any) -> "Array":
+        return cls(items)
+
+    @staticmethod
+    def isArray(value: Any) -> bool:  # noqa: N802
+        return isinstance(value, list)
+
+    @classmethod
+    def of(cls, *items: Any) -> "Array":
+        return cls(items)
+
+    @classmethod
+    def from_(cls, items: Any) -> "Array":
+        return cls(items)
+
+    def push(self, *items: Any) -> int:
+        self.extend(items)
+        return len(self)
+
+    @property
+    def length(self) -> int:
+        return len(self)
+
+    def to_py(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return list(self)
+
+
+setattr(Array, "from", Array.from_)
 
 
 class Date:
+    def __init__(self, ms: float | None = None) -> None:
+        self._ms = _time.time() * 1000 if ms is None else float(ms)
+
+    @classmethod
+    def new(cls, ms: float | None = None) -> "Date":
+        return cls(ms)
+
     @staticmethod
     def now() -> int:
-        import time
-        return int(time.time() * 1000)
+        return int(_time.time() * 1000)
+
+    def getTime(self) -> float:  # noqa: N802
+        return self._ms
+
+    def toISOString(self) -> str:  # noqa: N802
+        secs, ms = divmod(int(self._ms), 1000)
+        return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(secs)) + f".{ms:03d}Z"
 
 
-__all__ = ["Date", "HTMLRewriter", "Headers", "JSON", "Object", "Request", "Response", "WebSocket", "WebSocketPair",
-           "WebSocketRequestResponsePair", "console", "fetch"]
+class URL:
+    """The WHATWG URL's common parts: ``href``, ``protocol``, ``host``, ``pathname``, ..."""
+
+    def __init__(self, url: str, base: str | None = None) -> None:
+        self.href = _urljoin(str(base), str(url)) if base is not None else str(url)
+        parts = _urlsplit(self.href)
+        if not parts.scheme:
+            raise TypeError(f"Invalid URL: {url!r}")
+        self.protocol = parts.scheme + ":"
+        self.hostname = parts.hostname or ""
+        self.port = str(parts.port) if parts.port else ""
+        self.host = self.hostname + (f":{self.port}" if self.port else "")
+        self.origin = f"{parts.scheme}://{self.host}"
+        self.pathname = parts.path or "/"
+        self.search = f"?{parts.query}" if parts.query else ""
+        self.hash = f"#{parts.fragment}" if parts.fragment else ""
+        self.username = parts.username or ""
+        self.password = parts.password or ""
+
+    @classmethod
+    def new(cls, url: str, base: str | None = None) -> "URL":
+        return cls(url, base)
+
+    @property
+    def searchParams(self) -> JsObject:  # noqa: N802
+        from urllib.parse import parse_qsl
+        params = JsObject(parse_qsl(self.search[1:], keep_blank_values=True))
+        return params
+
+    def toString(self) -> str:  # noqa: N802
+        return self.href
+
+    def __str__(self) -> str:
+        return self.href
+
+
+class _Subtle:
+    _ALGORITHMS = {"SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512",
+                   "MD5": "md5"}
+
+    async def digest(self, algorithm: Any, data: Any) -> ArrayBuffer:
+        name = algorithm if isinstance(algorithm, str) else algorithm.get("name", "")
+        hashname = self._ALGORITHMS.get(str(name).upper())
+        if hashname is None:
+            raise ValueError(f"crypto.subtle.digest: unsupported algorithm {name!r}; use one of "
+                             f"{', '.join(self._ALGORITHMS)}")
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        return ArrayBuffer(_hashlib.new(hashname, raw).digest())
+
+
+class crypto:  # noqa: N801 - JavaScript's name
+    subtle = _Subtle()
+
+    @staticmethod
+    def randomUUID() -> str:  # noqa: N802
+        return str(_uuid.uuid4())
+
+    @staticmethod
+    def getRandomValues(array: Any) -> Any:  # noqa: N802
+        """Fill a bytearray/memoryview in place, or return random bytes of a Uint8Array's size."""
+        if isinstance(array, (bytearray, memoryview)):
+            array[:] = _os.urandom(len(array))
+            return array
+        return Uint8Array(_os.urandom(len(array)))
+
+
+def btoa(text: str) -> str:
+    return _base64.b64encode(text.encode("latin-1")).decode()
+
+
+def atob(text: str) -> str:
+    return _base64.b64decode(text).decode("latin-1")
+
+
+__all__ = ["Array", "ArrayBuffer", "Blob", "Date", "File", "FormData", "HTMLRewriter", "Headers", "JSON",
+           "Object", "ReadableStream", "Request", "Response", "URL", "Uint8Array", "WebSocket",
+           "WebSocketPair", "WebSocketRequestResponsePair", "atob", "btoa", "console", "crypto", "fetch"]

@@ -1,9 +1,21 @@
-"""``pyodide.ffi``: in edgelet values are already Python, so conversions are identities."""
+"""``pyodide.ffi``: in edgelet values are already Python, so most conversions are identities.
 
+``to_js(bytes)`` gives a ``Uint8Array`` (bytes with ``.buffer``) and ``to_js(dict)`` an
+object with attribute access, as scripts written for Pyodide expect.
+"""
+
+import asyncio
+import concurrent.futures
 from typing import Any
+
+from edgelet.runtime.jstypes import ArrayBuffer, JsObject, Uint8Array
 
 
 class JsProxy:  # noqa: D101 - a marker type for isinstance checks in user code
+    pass
+
+
+class JsBuffer(JsProxy):
     pass
 
 
@@ -11,8 +23,17 @@ class JsException(Exception):
     """Stands for a JavaScript error raised through Pyodide."""
 
 
-def to_js(value: Any, *args: Any, **kwargs: Any) -> Any:
-    """Return ``value`` unchanged: edgelet's bindings take Python values directly."""
+jsnull = None
+
+
+def to_js(value: Any, *args: Any, dict_converter: Any = None, **kwargs: Any) -> Any:
+    """bytes -> Uint8Array; dict -> ``dict_converter(items)`` or an attribute dict."""
+    if isinstance(value, (bytes, bytearray, memoryview)) and not isinstance(value, (Uint8Array, ArrayBuffer)):
+        return Uint8Array(bytes(value))
+    if isinstance(value, dict):
+        if dict_converter is not None:
+            return dict_converter(value.items())
+        return JsObject(value)
     return value
 
 
@@ -24,4 +45,28 @@ def create_once_callable(value: Any, *args: Any, **kwargs: Any) -> Any:
     return value
 
 
-__all__ = ["JsException", "JsProxy", "create_once_callable", "create_proxy", "to_js"]
+def destroy_proxies(proxies: Any) -> None:
+    return None
+
+
+def run_sync(awaitable: Any) -> Any:
+    """Run ``awaitable`` to completion from synchronous code.
+
+    Outside an event loop it simply runs. Inside the Worker's loop it runs on a helper
+    thread with its own loop, which suits self-contained work (compute, outgoing fetch)
+    but not calls to bindings, which belong to the Worker's loop: await those instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_as_coroutine(awaitable))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _as_coroutine(awaitable)).result()
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
+__all__ = ["JsBuffer", "JsException", "JsProxy", "create_once_callable", "create_proxy",
+           "destroy_proxies", "jsnull", "run_sync", "to_js"]
