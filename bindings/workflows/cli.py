@@ -263,6 +263,16 @@ _action("resume", lambda: {"status": "resume"}, "Resume a paused instance.")
 _action("terminate", lambda: {"status": "terminate"}, "Stop an instance for good.")
 
 
+@instances_group.command("delete")
+@click.argument("name")
+@click.argument("instance_ids", metavar="ID...", nargs=-1, required=True)
+@port_options
+def delete_cmd(client: ApiClient, name: str, instance_ids: tuple[str, ...]) -> None:
+    """Delete finished instances (at most 100) and their history."""
+    result = client.post(f"/workflows/{_q(name)}/instances/delete", {"ids": list(instance_ids)})
+    click.echo(f"Deleted {result['deleted']} instance(s) of {name}")
+
+
 @instances_group.command("restart")
 @click.argument("name")
 @click.argument("instance_id", metavar="ID")

@@ -55,6 +55,7 @@ class Engine:
         self.scheduler = Scheduler(self.state, create=self.create)
         self.runner = Runner(self.state, self.scheduler)
         self.scheduler.dispatch = self.runner.run
+        self.scheduler.purge = self.purge
         # calls from the running isolate (plugin.py's internal binding) go straight to the
         # recorder: they are the per-step hot path
         self.step_done = self.recorder.step_done
@@ -152,6 +153,105 @@ class Engine:
             self.state.notify(workflow, instance_id)
         self.scheduler.kick(workflow)
         return [{"id": i, "status": "queued"} for i in ids]
+
+    def create_many(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]],
+                    trigger: str = "api", errors: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        """``createBatch({"count"} | {"instances"})``: create what is valid, report the rest.
+
+        Unlike the list form (all or none), each entry stands alone: ``{created: [ids],
+        errors: [{index, error}]}``. ``errors`` are entries the caller already rejected
+        (their index counts in ``items``' numbering, where they hold a ``None`` place).
+        """
+        self._def(workflow)
+        if not items:
+            raise api_error(ValueError, f"createBatch on workflow '{workflow}' needs at least one "
+                                        f"instance (count >= 1 or a non-empty instances list)", 400)
+        if len(items) > rules.MAX_BATCH:
+            raise api_error(ValueError, f"createBatch on workflow '{workflow}' takes at most "
+                                        f"{rules.MAX_BATCH} instances, got {len(items)}; split the batch", 400)
+        failed: dict[int, str] = {int(e["index"]): str(e["error"]) for e in errors}
+        chosen: list[tuple[int, str, bytes | None]] = []
+        seen: set[str] = set()
+        for index, (instance_id, params) in enumerate(items):
+            if index in failed:
+                continue
+            try:
+                iid = (rules.check_instance_id(instance_id, workflow=workflow)
+                       if instance_id is not None else str(uuid.uuid4()))
+            except (TypeError, ValueError) as exc:
+                failed[index] = str(exc)
+                continue
+            if iid in seen:
+                failed[index] = f"instance id '{iid}' appears twice in the batch"
+                continue
+            seen.add(iid)
+            chosen.append((index, iid, params))
+        now = self.clock.now()
+        created: list[tuple[int, str]] = []
+        with self.state.tx():
+            for index, iid, params in chosen:
+                row = self.db.execute("SELECT status FROM instances WHERE workflow = ? AND id = ?",
+                                      (workflow, iid)).fetchone()
+                if row is not None:
+                    failed[index] = (f"instance id '{iid}' is already in use in workflow '{workflow}' "
+                                     f"(status {row[0]}); choose another id")
+                    continue
+                self.db.execute("INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
+                                "VALUES (?, ?, 'queued', ?, ?, ?, ?)", (workflow, iid, params, trigger, now, now))
+                created.append((index, iid))
+        for _, iid in created:
+            log.info("WORKFLOW %s/%s queued (%s)", workflow, iid, trigger)
+            self.state.notify(workflow, iid)
+        if created:
+            self.scheduler.kick(workflow)
+        return {"created": [iid for _, iid in created],
+                "errors": [{"index": i, "error": failed[i]} for i in sorted(failed)]}
+
+    def delete(self, workflow: str, instance_id: str) -> None:
+        """Remove a finished instance and its whole history; a live one raises (409)."""
+        self.delete_batch(workflow, [instance_id], what="delete()")
+
+    def delete_batch(self, workflow: str, ids: Sequence[str], what: str = "deleteBatch") -> int:
+        """Remove up to 100 finished instances at once: all of them or, on any error, none."""
+        self._def(workflow)
+        if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+            raise api_error(TypeError, f"{what} on workflow '{workflow}' takes a list of instance ids", 400)
+        if len(ids) > rules.MAX_BATCH:
+            raise api_error(ValueError, f"{what} on workflow '{workflow}' takes at most {rules.MAX_BATCH} "
+                                        f"instance ids, got {len(ids)}; split the list", 400)
+        seqs: list[int] = []
+        for instance_id in ids:
+            row = self._row(workflow, instance_id)
+            if row["status"] not in schema.FINISHED:
+                raise api_error(RuntimeError, f"{what} on workflow '{workflow}': instance '{instance_id}' is "
+                                              f"{row['status']}; only complete, errored or terminated instances "
+                                              f"can be deleted (terminate it first)", 409)
+            seqs.append(row["seq"])
+        with self.state.tx():
+            erase(self.db, seqs)
+        for instance_id in ids:
+            log.info("WORKFLOW %s/%s deleted", workflow, instance_id)
+            self.state.notify(workflow, instance_id)
+        return len(seqs)
+
+    def purge(self) -> int:
+        """Delete the finished instances whose retention is over (the platform clock)."""
+        now = self.clock.now()
+        gone = 0
+        for d in self.defs.values():
+            while True:
+                rows = self.db.execute(
+                    "SELECT seq, id FROM instances WHERE workflow = ? AND status IN ('complete', 'errored', "
+                    "'terminated') AND ended <= ? ORDER BY ended LIMIT 500",
+                    (d.name, now - d.retention_s)).fetchall()
+                if not rows:
+                    break
+                with self.state.tx():
+                    erase(self.db, [r[0] for r in rows])
+                gone += len(rows)
+                log.info("WORKFLOWS %s: %d finished instance(s) past their retention (%s) deleted", d.name,
+                         len(rows), rules.describe_s(d.retention_s))
+        return gone
 
     def exists(self, workflow: str, instance_id: str) -> str:
         self._row(workflow, instance_id)
@@ -296,3 +396,10 @@ class Engine:
     def summary(self, workflow: str) -> dict[str, Any]:
         self._def(workflow)
         return views.workflow_summary(self.db, workflow)
+
+
+def erase(db: Any, seqs: Sequence[int]) -> None:
+    """Delete instances and everything recorded for them (inside a transaction)."""
+    for table in ("events", "attempts", "steps", "rollback_attempts", "rollbacks"):
+        db.executemany(f"DELETE FROM {table} WHERE instance = ?", [(s,) for s in seqs])
+    db.executemany("DELETE FROM instances WHERE seq = ?", [(s,) for s in seqs])

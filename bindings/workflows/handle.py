@@ -45,7 +45,14 @@ class WorkflowHandle:
         created = self._engine.create(self.workflow, instance_id, data, trigger="test")
         return InstanceHandle(self._engine, self.workflow, created["id"])
 
-    async def createBatch(self, batch: list[Any]) -> list[InstanceHandle]:  # noqa: N802
+    async def createBatch(self, batch: Any) -> Any:  # noqa: N802
+        if isinstance(batch, dict):  # object forms: {created, errors}, each entry on its own
+            from edgelet.bindings.workflows.isolate import batch_items
+            raw, errors = batch_items(f"'{self.workflow}'", batch)
+            result = self._engine.create_many(self.workflow, [(i, p) for i, p in raw], trigger="test",
+                                              errors=errors)
+            return attrs({"created": [InstanceHandle(self._engine, self.workflow, i) for i in result["created"]],
+                          "errors": result["errors"]})
         items = []
         for entry in batch:
             entry = entry or {}
@@ -54,6 +61,12 @@ class WorkflowHandle:
         return [InstanceHandle(self._engine, self.workflow, c["id"]) for c in created]
 
     create_batch = createBatch
+
+    async def deleteBatch(self, ids: list[Any]) -> int:  # noqa: N802
+        """Remove up to 100 finished instances (all or none)."""
+        return self._engine.delete_batch(self.workflow, [getattr(i, "id", i) for i in ids])
+
+    delete_batch = deleteBatch
 
     async def get(self, id: str) -> InstanceHandle:  # noqa: A002
         self._engine.exists(self.workflow, id)
@@ -107,6 +120,9 @@ class InstanceHandle:
                                 codec.encode(payload, what=f"the payload of event '{type}'"))
 
     send_event = sendEvent
+
+    async def delete(self) -> None:
+        self._engine.delete(self.workflow, self.id)
 
     async def output(self) -> Any:
         return (await self.status())["output"]

@@ -67,6 +67,10 @@ class WorkflowInstance:
 
     send_event = sendEvent
 
+    async def delete(self) -> None:
+        """Remove this finished instance and its history (a live one raises RuntimeError)."""
+        await self._op("delete")
+
     def __repr__(self) -> str:
         return f"<WorkflowInstance {self.id}>"
 
@@ -88,8 +92,15 @@ class WorkflowBinding:
         created = await self._call("create", instance_id, data)
         return WorkflowInstance(self, created["id"])
 
-    async def createBatch(self, batch: list[Any]) -> list[WorkflowInstance]:  # noqa: N802
-        """Up to 100 instances at once, all or none."""
+    async def createBatch(self, batch: Any) -> Any:  # noqa: N802
+        """Up to 100 instances at once. A list: all or none, returns the instances.
+        ``{"count": n, "params": p}`` or ``{"instances": [...]}``: each entry on its own,
+        returns ``{created: [instances], errors: [{index, error}]}``."""
+        if isinstance(batch, dict):
+            items, errors = batch_items(self._name, batch)
+            result = await self._call("create_many", items, errors)
+            return attrs({"created": [WorkflowInstance(self, i) for i in result["created"]],
+                          "errors": result["errors"]})
         if not isinstance(batch, (list, tuple)):
             raise TypeError(f"createBatch takes a list of {{'id', 'params'}} dicts, got {type(batch).__name__}")
         items = []
@@ -104,6 +115,15 @@ class WorkflowBinding:
         return [WorkflowInstance(self, c["id"]) for c in created]
 
     create_batch = createBatch
+
+    async def deleteBatch(self, ids: Any) -> int:  # noqa: N802
+        """Remove up to 100 finished instances (all or none); returns how many."""
+        if not isinstance(ids, (list, tuple)):
+            raise TypeError(f"deleteBatch on workflow binding {self._name}: takes a list of instance ids, "
+                            f"got {type(ids).__name__}")
+        return int(await self._call("delete_batch", [getattr(i, "id", i) for i in ids]))
+
+    delete_batch = deleteBatch
 
     async def get(self, id: str) -> WorkflowInstance:  # noqa: A002
         """The instance with this id; raises LookupError when there is none."""
@@ -126,6 +146,35 @@ def _options(instance_id: Any, params: Any, options: dict[str, Any]) -> tuple[st
     if instance_id is not None:
         rules.check_instance_id(instance_id)
     return instance_id, codec.encode(params, what="the instance params")
+
+
+def batch_items(where: str, batch: dict[str, Any]) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """The entries of an object-form createBatch, and the ones rejected here (by index)."""
+    unknown = set(batch) - {"count", "params", "instances"}
+    if unknown or ("count" in batch) == ("instances" in batch):
+        raise TypeError(f"createBatch on workflow {where}: pass {{'count': n, 'params': p}} or "
+                        f"{{'instances': [{{'id', 'params'}}, ...]}} (got keys {sorted(batch)})")
+    if "count" in batch:
+        count = batch["count"]
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= rules.MAX_BATCH:
+            raise ValueError(f"createBatch on workflow {where}: count must be a whole number from 1 to "
+                             f"{rules.MAX_BATCH}, got {count!r}")
+        data = codec.encode(batch.get("params"), what="the instance params")
+        return [[None, data] for _ in range(count)], []
+    entries = batch["instances"]
+    if not isinstance(entries, (list, tuple)):
+        raise TypeError(f"createBatch on workflow {where}: instances must be a list, got {type(entries).__name__}")
+    items: list[list[Any]] = []
+    errors: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        try:
+            if entry is not None and not isinstance(entry, dict):
+                raise TypeError(f"expected a dict with 'id' and/or 'params', got {type(entry).__name__}")
+            items.append(list(_options(None, None, dict(entry or {}))))
+        except (TypeError, ValueError) as exc:
+            items.append([None, None])
+            errors.append({"index": index, "error": str(exc)})
+    return items, errors
 
 
 def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> Any:

@@ -34,9 +34,12 @@ def workflow_defs(config: PlatformConfig) -> dict[str, WorkflowDef]:
             d = defs.get(decl.name)
             if d is None:
                 defs[decl.name] = WorkflowDef(decl.name, decl.class_name, decl.script_name or worker.name,
-                                              decl.concurrency, list(decl.schedules))
+                                              decl.concurrency, list(decl.schedules), decl.max_steps,
+                                              decl.retention_s)
             else:  # several Workers bind it: the tightest limit wins, schedules add up once
                 d.concurrency = min(d.concurrency, decl.concurrency)
+                d.max_steps = min(d.max_steps, decl.max_steps)
+                d.retention_s = min(d.retention_s, decl.retention_s)
                 d.schedules.extend(s for s in decl.schedules if s not in d.schedules)
     return defs
 
@@ -90,6 +93,14 @@ class Plugin(BindingPlugin):
             return engine.create(workflow, instance_id, params, trigger="binding")
         if method == "create_batch":
             return engine.create_batch(workflow, [(i, p) for i, p in args[0]], trigger="binding")
+        if method == "create_many":
+            items, errors = args
+            return engine.create_many(workflow, [(i, p) for i, p in items], trigger="binding", errors=errors)
+        if method == "delete":
+            engine.delete(workflow, args[0])
+            return None
+        if method == "delete_batch":
+            return engine.delete_batch(workflow, args[0])
         if method == "get":
             return engine.exists(workflow, args[0])
         if method == "status":

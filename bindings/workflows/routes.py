@@ -71,15 +71,37 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
 
     async def batch(request: Request) -> Response:
         body = await _json(request)
+        name = request.path_params["name"]
+        if isinstance(body, dict):  # {"count", "params"} or {"instances"}: {created, errors}
+            from edgelet.bindings.workflows.isolate import batch_items
+            instances = body.get("instances")
+            if isinstance(instances, list):
+                body = {**body, "instances": [
+                    {"id": b.get("instance_id", b.get("id")), "params": b.get("params")}
+                    if isinstance(b, dict) else b for b in instances]}
+            items, errors = batch_items(f"'{name}'", body)
+            result = engine().create_many(name, [(i, p) for i, p in items], trigger="api", errors=errors)
+            return ok({"created": [{"id": i, "status": "queued", "workflow_id": name} for i in result["created"]],
+                       "errors": result["errors"]}, status=201)
         if not isinstance(body, list):
             raise ApiError(400, 10001, "send a JSON list of {instance_id?, params?} objects")
-        return ok(_create(engine(), request.path_params["name"], body), status=201)
+        return ok(_create(engine(), name, body), status=201)
+
+    async def delete_batch(request: Request) -> Response:
+        body = await _json(request)
+        ids = body.get("ids") if isinstance(body, dict) else body
+        if not isinstance(ids, list):
+            raise ApiError(400, 10001, 'send {"ids": ["id", ...]} (at most 100)')
+        return ok({"deleted": engine().delete_batch(request.path_params["name"], ids)})
 
     async def instance(request: Request) -> Response:
         name, instance_id = request.path_params["name"], request.path_params["id"]
         e = engine()
         if instance_id == "latest":
             instance_id = views.latest_id(e.db, name) or instance_id
+        if request.method == "DELETE":
+            e.delete(name, instance_id)
+            return ok(None)
         return ok(e.describe(name, instance_id))
 
     async def change_status(request: Request) -> Response:
@@ -132,11 +154,18 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
                       status=201, result={"oneOf": [created, {"type": "array", "items": created}]},
                       errors=conflicts)),
         route(base + "/{name}/instances/batch", guarded(batch), names=names, POST=Op(
-            "Create several instances at once (all or none)",
-            body={"type": "array", "items": create}, body_required=True, status=201,
-            result={"type": "array", "items": created}, errors=conflicts)),
+            "Create several instances: a list (all or none), or {count, params} / {instances} "
+            "(each on its own, answering {created, errors})",
+            body={"oneOf": [{"type": "array", "items": create}, OBJECT]}, body_required=True, status=201,
+            result={"oneOf": [{"type": "array", "items": created}, OBJECT]}, errors=conflicts)),
+        route(base + "/{name}/instances/delete", guarded(delete_batch), names=names, POST=Op(
+            "Delete up to 100 finished instances and their history (all or none)",
+            body={"type": "object", "properties": {"ids": {"type": "array", "items": STRING}}},
+            body_required=True, result=OBJECT, errors=conflicts)),
         route(base + "/{name}/instances/{id}", guarded(instance), names=names, GET=Op(
-            "One instance with its steps, output and error; `latest` is the newest", result=OBJECT)),
+            "One instance with its steps, output and error; `latest` is the newest", result=OBJECT),
+              DELETE=Op("Delete a finished instance and its history", result={"type": "null"},
+                        errors=conflicts)),
         route(base + "/{name}/instances/{id}/status", guarded(change_status), names=names, **{method: Op(
             "Pause, resume, terminate or restart an instance",
             body={"type": "object", "required": ["status"],

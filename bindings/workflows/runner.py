@@ -123,7 +123,7 @@ class Runner:
         d = self.defs[workflow]
         return {"workflow": workflow, "class": d.class_name, "id": instance_id, "generation": generation,
                 "params": params, "timestamp": created, "history": history,
-                "pausing": _status == "waitingForPause",
+                "pausing": _status == "waitingForPause", "max_steps": d.max_steps,
                 "mocks": mocks.payload() if mocks is not None else None}
 
     def _finish(self, workflow: str, instance_id: str, seq: int, generation: int,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,10 @@ class WorkflowDef:
     script: str
     concurrency: int = 50_000
     schedules: list[str] = field(default_factory=list)
+    #: ``limits.steps``: steps (of every kind) one instance may record
+    max_steps: int = 10_000
+    #: seconds a finished instance is kept before the platform deletes it
+    retention_s: float = 7 * 86400.0
 
 
 class State:
@@ -62,6 +66,8 @@ class State:
         self.crashes: dict[tuple[str, str], int] = {}
         self.watchers: dict[tuple[str, str], asyncio.Event] = {}
         self.stopped = False
+        #: called with (workflow, when) as an instance finishes (the scheduler's retention timer)
+        self.on_finished: Callable[[str, float], None] | None = None
 
     @contextmanager
     def tx(self) -> Iterator[None]:
@@ -84,6 +90,8 @@ class State:
                        detail: str = "") -> None:
         if old != new:
             log.info("WORKFLOW %s/%s %s -> %s%s", workflow, instance_id, old, new, detail)
+            if new in schema.FINISHED and self.on_finished is not None:
+                self.on_finished(workflow, self.clock.now())
         self.notify(workflow, instance_id)
 
     # -- watchers (test handles wait on these instead of polling) -------------------------------

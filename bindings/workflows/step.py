@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import datetime as _dt
 import inspect
 import json
 import time
@@ -33,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: the internal binding through which a running isolate records steps (see isolate.py)
 #: loop turns without progress before the session declares every branch parked
 QUIET_TURNS = 8
+#: how long an async ``retries.delay`` function may take (Miniflare allows 5 seconds)
+DELAY_FN_TIMEOUT_S = 5.0
 _CTX = object()
 _DEFAULT = object()
 #: most steps pass no config: resolve the defaults once
@@ -97,6 +100,9 @@ class RunSession:
             self.order.append((rec.name, rec.count))
         self.reached: set[tuple[str, int]] = set()
         self.counters: dict[str, int] = {}
+        #: ``limits.steps`` of the workflow, and the step calls made so far (every kind)
+        self.max_steps: int = int(payload.get("max_steps") or 10_000)
+        self.calls = 0
         self.mocks = Mocks(payload.get("mocks"))
         self.touched: set[str] = set()
         self.waits: list[dict[str, Any]] = []
@@ -141,6 +147,15 @@ class RunSession:
 
     # -- keys, history and divergence ----------------------------------------------------------
     def next_key(self, name: str) -> tuple[str, int]:
+        self.calls += 1
+        if self.calls > self.max_steps:
+            error = RuntimeError(
+                f"instance '{self.instance}' of workflow '{self.workflow}' exceeded limits.steps: "
+                f"'{name}' would be step {self.calls}, over the limit of {self.max_steps}. Raise "
+                f"limits.steps in the workflow's config (at most 25,000) or split the work "
+                f"across instances")
+            self.fail(error)
+            raise error
         count = self.counters.get(name, 0) + 1
         self.counters[name] = count
         self.progress += 1
@@ -267,7 +282,7 @@ class RunSession:
     async def _attempts(self, key: tuple[str, int], cfg: dict[str, Any], fn: Callable[..., Any],
                         kwargs: dict[str, Any], positional: list[Any], first: int) -> Any:
         name, count = key
-        config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else json.dumps(cfg)
+        config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else rules.config_json(cfg)
         timeout = rules.duration_s(cfg["timeout"], "timeout")
         attempts: list[wire.Attempt] = []
         attempt = first
@@ -289,12 +304,17 @@ class RunSession:
                     ename, emsg = error_info(error)
                     attempts.append(wire.Attempt(time.perf_counter() - started, False, ename, emsg))
                     limit = int(cfg["retries"]["limit"])
+                    delay = 0.0
+                    if not (isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit):
+                        try:
+                            delay = await self._retry_delay(name, cfg, attempt, ctx, error)
+                        except (TypeError, ValueError) as bad:  # the step fails, no more retries
+                            error, (ename, emsg) = bad, error_info(bad)
+                            attempt = limit + 1
                     if isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit:
                         await self.call("step_done", name, count, "failed", None, ename, emsg, attempts,
                                         config_json, first)
                         raise error from None
-                    delay = 0.0 if self.mocks.no_retry_delays else min(
-                        rules.retry_delay_s(cfg, attempt), rules.MAX_SLEEP_S)
                     if delay > 0:
                         answer = await self.call("step_retry", name, count, attempts, config_json, first,
                                                  delay)
@@ -316,6 +336,36 @@ class RunSession:
                 self.active -= 1
                 self._maybe_unwind()
             await self.suspend({"kind": "retry", "at": retry_at, "step": name})
+
+    async def _retry_delay(self, name: str, cfg: dict[str, Any], attempt: int, ctx: AttrDict,
+                           error: BaseException) -> float:
+        """Seconds before the next attempt; a ``retries.delay`` function is called with
+        ``(ctx, error)`` and what it returns goes through the backoff. A function that
+        raises or returns no duration fails the step (TypeError/ValueError naming it)."""
+        if self.mocks.no_retry_delays:
+            return 0.0
+        fn = cfg["retries"]["delay"]
+        base: float | None = None
+        if callable(fn):
+            where = (f"workflow '{self.workflow}', step '{name}': the retries.delay function "
+                     f"{getattr(fn, '__name__', repr(fn))!r}")
+            try:
+                value = fn(ctx, error)
+                if inspect.isawaitable(value):
+                    value = await asyncio.wait_for(value, DELAY_FN_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise ValueError(f"{where} raised {type(exc).__name__}: {exc}; the step fails without "
+                                 f"more retries. Make it return a duration for every error") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float, str, _dt.timedelta)):
+                raise TypeError(f"{where} returned {type(value).__name__} {value!r:.60}; return "
+                                f"milliseconds or a string like '30 seconds'")
+            try:
+                base = rules.duration_s(value, f"{where} returned a bad duration")
+            except ValueError as exc:
+                raise ValueError(f"{exc}; return milliseconds or a string like '30 seconds'") from None
+        return min(rules.retry_delay_s(cfg, attempt, base), rules.MAX_SLEEP_S)
 
     async def _one_attempt(self, key: tuple[str, int], attempt: int, cfg: dict[str, Any], timeout: float,
                            fn: Callable[..., Any], kwargs: dict[str, Any], positional: list[Any],
