@@ -235,6 +235,14 @@ def instances_describe(backend: Any, name: str, instance_id: str, as_json: bool,
     click.echo("")
     print_table(rows, ["#", "type", "name", "count", "start", "duration", "status", "attempts", "output",
                        "error"])
+    if info.get("rollbacks"):
+        rollback = info.get("rollback") or {}
+        click.echo(f"\nRollbacks ({rollback.get('status', '?')}), in the order they ran:")
+        print_table([{"step": r["name"], "count": r["count"], "status": r["status"],
+                      "attempts": len(r.get("attempts") or []), "duration": _duration(r["start"], r["end"]),
+                      "error": _trim(f"{r['error']['name']}: {r['error']['message']}", width) if r.get("error")
+                      else ""} for r in info["rollbacks"]],
+                    ["step", "count", "status", "attempts", "duration", "error"])
     failures = [(s, n, a) for s in info["steps"] for n, a in enumerate(s.get("attempts") or [], 1)
                 if not a["success"]]
     if failures:

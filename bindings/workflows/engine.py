@@ -62,6 +62,8 @@ class Engine:
         self.step_retry = self.recorder.step_retry
         self.sleep = self.recorder.sleep
         self.wait_event = self.recorder.wait_event
+        self.rollback_done = self.recorder.rollback_done
+        self.rollback_retry = self.recorder.rollback_retry
         #: test handles wait on this instead of polling
         self.wait_change = self.state.wait_change
 
@@ -260,7 +262,11 @@ class Engine:
     def status(self, workflow: str, instance_id: str) -> dict[str, Any]:
         """``{status, error, output}`` with ``output`` still encoded (bytes or None)."""
         row = self._row(workflow, instance_id)
-        return {"status": row["status"], "error": views.error_of(row), "output": row["output"]}
+        info = {"status": row["status"], "error": views.error_of(row), "output": row["output"]}
+        rollback = views.rollback_summary(self.db, row["seq"], row["status"])
+        if rollback is not None:
+            info["rollback"] = rollback
+        return info
 
     def describe(self, workflow: str, instance_id: str) -> dict[str, Any]:
         self._def(workflow)
@@ -354,6 +360,8 @@ class Engine:
                 self.db.execute("DELETE FROM attempts WHERE instance = ? AND name = ? AND count = ?",
                                 (seq, name, count))
             self.db.execute("DELETE FROM steps WHERE instance = ? AND seq >= ?", (seq, cut))
+            self.db.execute("DELETE FROM rollbacks WHERE instance = ?", (seq,))
+            self.db.execute("DELETE FROM rollback_attempts WHERE instance = ?", (seq,))
             running = instance_id in self.state.running.get(workflow, ())
             new = "running" if running else "queued"
             self.state.set(seq, status=new, generation=row["generation"] + 1, output=None, error_name=None,

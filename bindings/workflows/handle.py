@@ -97,8 +97,10 @@ class InstanceHandle:
 
     async def status(self) -> AttrDict:
         info = self._engine.status(self.workflow, self.id)
-        return attrs({"status": info["status"], "error": info["error"],
-                      "output": codec.decode(info["output"])})
+        out = {"status": info["status"], "error": info["error"], "output": codec.decode(info["output"])}
+        if info.get("rollback") is not None:
+            out["rollback"] = info["rollback"]
+        return attrs(out)
 
     async def pause(self) -> None:
         self._engine.pause(self.workflow, self.id)

@@ -40,8 +40,10 @@ class WorkflowInstance:
     async def status(self) -> AttrDict:
         """``{status, error: {name, message} | None, output}``."""
         info = await self._op("status")
-        return attrs({"status": info["status"], "error": info["error"],
-                      "output": codec.decode(info["output"])})
+        out = {"status": info["status"], "error": info["error"], "output": codec.decode(info["output"])}
+        if info.get("rollback") is not None:
+            out["rollback"] = info["rollback"]
+        return attrs(out)
 
     async def pause(self) -> None:
         await self._op("pause")
@@ -222,6 +224,20 @@ async def run_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dic
         task = asyncio.ensure_future(call_handler(entry.run, event, WorkflowStep(session)))
         session.task = task
         await asyncio.wait([task])
+        error = _failure(session, task)
+        if error is not None and session.compensations:
+            # the saga half: undo completed steps (each recorded; a suspended retry replays later)
+            session.waits = []
+            rollback = asyncio.ensure_future(session.roll_back(error))
+            session.task = rollback
+            await asyncio.wait([rollback])
+            if session.stale:
+                return {"outcome": "stale", "touched": sorted(session.touched)}
+            if rollback.cancelled():
+                return {"outcome": "suspended", "waits": session.waits, "touched": sorted(session.touched)}
+            if rollback.exception() is not None:
+                runtime.log("error", f"Workflow {session.workflow} instance {session.instance}: rollbacks "
+                                     f"failed: {rollback.exception()!r}")
         return _outcome(runtime, session, task)
     finally:
         if task is not None and not task.done():  # the host gave up on this dispatch
@@ -230,6 +246,16 @@ async def run_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dic
             leftover.cancel()
         if RUNS.get(key) is session:
             del RUNS[key]
+
+
+def _failure(session: RunSession, task: asyncio.Task[Any]) -> BaseException | None:
+    """The error that fails the instance and so triggers rollbacks (never a code change:
+    a non-determinism error means the history no longer matches, so nothing is undone)."""
+    if session.failure is not None:
+        return None if type(session.failure).__name__ == "NonDeterminismError" else session.failure
+    if session.stale or task.cancelled():
+        return None
+    return task.exception()
 
 
 def _outcome(runtime: IsolateServices, session: RunSession, task: asyncio.Task[Any]) -> dict[str, Any]:

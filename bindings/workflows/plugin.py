@@ -125,7 +125,8 @@ class Plugin(BindingPlugin):
         if d is None or d.script != worker:
             raise PermissionError(f"Worker {worker!r} does not run workflow {payload[0]!r}")
         handler = {"step_done": engine.step_done, "step_retry": engine.step_retry,
-                   "sleep": engine.sleep, "wait_event": engine.wait_event}.get(method)
+                   "sleep": engine.sleep, "wait_event": engine.wait_event,
+                   "rollback_done": engine.rollback_done, "rollback_retry": engine.rollback_retry}.get(method)
         if handler is None:
             raise LookupError(f"unknown internal workflows call {method!r}")
         return await handler(payload)

@@ -29,7 +29,10 @@ class Recorder:
         self.state = state
         self.clock = state.clock
         self.db = state.db
-        self._step_seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM steps").fetchone()[0])
+        # one sequence for steps and rollbacks: both tables order their rows by it
+        self._step_seq = int(self.db.execute(
+            "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM steps), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM rollbacks))").fetchone()[0])
         # one commit for every record of a loop turn; each caller answered after it
         self._committed = GroupCommit(self.db, "workflow record").run
 
@@ -194,6 +197,69 @@ class Recorder:
                      instance_id, name, count, event_type, views.iso(result["at"]))
         self.state.notify(workflow, instance_id)
         return result
+
+
+    # -- rollbacks ------------------------------------------------------------------------------
+    def _rollback_row(self, seq: int, r: Any, state: str, attempts: list[wire.Attempt], now: float,
+                      wake_at: float | None) -> None:
+        end = now
+        rows = []
+        for i in range(len(attempts) - 1, -1, -1):
+            a = attempts[i]
+            start = end - max(float(a.duration_s), 0.0)
+            rows.append((seq, r.name, r.count, r.first + i, start, end, 1 if a.success else 0, a.error_name,
+                         a.error_message))
+            end = start
+        self.db.executemany(
+            "INSERT OR REPLACE INTO rollback_attempts (instance, name, count, attempt, started, ended, success, "
+            "error_name, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        error = (getattr(r, "error_name", None), getattr(r, "error_message", None))
+        self.db.execute(
+            "INSERT INTO rollbacks (instance, name, count, seq, state, error_name, error_message, config, "
+            "started, ended, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(instance, name, count) DO UPDATE SET state = excluded.state, "
+            "error_name = excluded.error_name, error_message = excluded.error_message, "
+            "ended = excluded.ended, wake_at = excluded.wake_at",
+            (seq, r.name, r.count, self._next_step_seq(), state, *error, r.config, end,
+             None if state == "retrying" else now, wake_at))
+
+    async def rollback_done(self, args: list[Any]) -> dict[str, Any]:
+        """A rollback finished for good (ok, or failed after its retries); committed before return."""
+        r = wire.RollbackDone(*args)
+        attempts = wire.attempts_of(r.attempts)
+
+        def op() -> None:
+            seq, _status = self._live(r.workflow, r.instance, r.generation)
+            self._rollback_row(seq, r._replace(attempts=attempts), r.state, attempts, self.clock.now(), None)
+
+        await self._committed(op)
+        if r.state == "ok":
+            log.info("WORKFLOW %s/%s rollback of step '%s' #%d ok", r.workflow, r.instance, r.name, r.count)
+        else:
+            log.warning("WORKFLOW %s/%s rollback of step '%s' #%d failed: %s: %s", r.workflow, r.instance,
+                        r.name, r.count, r.error_name, r.error_message)
+        self.state.notify(r.workflow, r.instance)
+        return {}
+
+    async def rollback_retry(self, args: list[Any]) -> dict[str, Any]:
+        """A rollback attempt failed and the next is due after a delay."""
+        r = wire.RollbackRetry(*args)
+        attempts = wire.attempts_of(r.attempts)
+
+        def op() -> float:
+            seq, _status = self._live(r.workflow, r.instance, r.generation)
+            now = self.clock.now()
+            at = now + float(r.delay_s)
+            self._rollback_row(seq, r, "retrying", attempts, now, at)
+            return at
+
+        at = await self._committed(op)
+        last = attempts[-1]
+        log.info("WORKFLOW %s/%s rollback of step '%s' #%d attempt %d failed (%s: %s); retry in %s", r.workflow,
+                 r.instance, r.name, r.count, r.first + len(attempts) - 1, last.error_name, last.error_message,
+                 rules.describe_s(float(r.delay_s)))
+        self.state.notify(r.workflow, r.instance)
+        return {"at": at}
 
 
 # -- history values, shared with runner.py (it resolves due waits before a dispatch) ----------

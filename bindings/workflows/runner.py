@@ -119,9 +119,15 @@ class Runner:
                                            "AND count = ?", (seq, name, count)).fetchone()[0]
             history.append([kind, name, count, state, value, ename, emsg, wake_at,
                             wake_at is not None and wake_at <= now, attempts])
+        rollbacks = [[name, count, state, wake_at, wake_at is not None and wake_at <= now,
+                      self.db.execute("SELECT COUNT(*) FROM rollback_attempts WHERE instance = ? AND name = ? "
+                                      "AND count = ?", (seq, name, count)).fetchone()[0]]
+                     for name, count, state, wake_at in self.db.execute(
+                         "SELECT name, count, state, wake_at FROM rollbacks WHERE instance = ?", (seq,)).fetchall()]
         mocks = self.mocks.get(workflow)
         d = self.defs[workflow]
-        return {"workflow": workflow, "class": d.class_name, "id": instance_id, "generation": generation,
+        return {"rollbacks": rollbacks,
+                "workflow": workflow, "class": d.class_name, "id": instance_id, "generation": generation,
                 "params": params, "timestamp": created, "history": history,
                 "pausing": _status == "waitingForPause", "max_steps": d.max_steps,
                 "mocks": mocks.payload() if mocks is not None else None}

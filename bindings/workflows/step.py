@@ -99,6 +99,11 @@ class RunSession:
             self.history[(rec.name, rec.count)] = rec
             self.order.append((rec.name, rec.count))
         self.reached: set[tuple[str, int]] = set()
+        #: rollbacks recorded so far: (step name, count) -> [state, wake_at, due, attempts]
+        self.rolled: dict[tuple[str, int], list[Any]] = {
+            (r[0], r[1]): r[2:] for r in payload.get("rollbacks") or []}
+        #: completed steps with a rollback: (start order, key, fn, config, output)
+        self.compensations: list[tuple[int, tuple[str, int], Callable[..., Any], dict[str, Any], Any]] = []
         self.counters: dict[str, int] = {}
         #: ``limits.steps`` of the workflow, and the step calls made so far (every kind)
         self.max_steps: int = int(payload.get("max_steps") or 10_000)
@@ -259,10 +264,39 @@ class RunSession:
 
     # -- the primitives -----------------------------------------------------------------------
     async def do(self, name: str, config: Any, fn: Callable[..., Any], kwargs: dict[str, Any],
-                 positional: list[Any]) -> Any:
+                 positional: list[Any], rollback: Any = None, rollback_config: Any = None) -> Any:
         rules.check_step_name(name)
         cfg = _DEFAULT_CONFIG if config is None else rules.step_config(config, name)
+        undo = self._rollback_of(name, rollback, rollback_config)
         key = self.next_key(name)
+        started = self.calls
+        if undo is not None:
+            value = await self._do(key, cfg, fn, kwargs, positional)
+            self.compensations.append((started, key, undo[0], undo[1], value))
+            return value
+        return await self._do(key, cfg, fn, kwargs, positional)
+
+    def _rollback_of(self, name: str, rollback: Any, rollback_config: Any
+                     ) -> tuple[Callable[..., Any], dict[str, Any]] | None:
+        """Check ``rollback``/``rollback_config`` before the step runs (bad input fails run)."""
+        if rollback is None:
+            if rollback_config is not None:
+                raise TypeError(f"workflow '{self.workflow}', step '{name}': rollback_config is given "
+                                f"without rollback; pass rollback=fn as well")
+            return None
+        if not callable(rollback):
+            raise TypeError(f"workflow '{self.workflow}', step '{name}': rollback must be a function "
+                            f"called as fn(ctx=, output=, error=), got {type(rollback).__name__} "
+                            f"{rollback!r:.60}")
+        try:
+            cfg = rules.step_config(rollback_config, name)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"workflow '{self.workflow}', rollback_config of step '{name}': {exc}") from None
+        return rollback, cfg
+
+    async def _do(self, key: tuple[str, int], cfg: dict[str, Any], fn: Callable[..., Any],
+                  kwargs: dict[str, Any], positional: list[Any]) -> Any:
+        name = key[0]
         rec = self.lookup(key, "step")
         first = 1
         if rec is not None:
@@ -395,6 +429,73 @@ class RunSession:
                     f"(config timeout {cfg['timeout']!r})") from None
             raise
 
+    # -- rollbacks (saga) -----------------------------------------------------------------------
+    async def roll_back(self, error: BaseException) -> None:
+        """Run the rollbacks of completed steps in reverse step-start order, each recorded
+        like a step; a recorded one is skipped, so none runs again after it was recorded."""
+        for _, key, fn, cfg, output in sorted(self.compensations, key=lambda c: -c[0]):
+            done = self.rolled.get(key)
+            first = 1
+            if done is not None:
+                state, wake_at, due, attempts = done
+                if state in ("ok", "failed"):
+                    continue
+                if not due:
+                    await self.suspend({"kind": "retry", "at": wake_at, "step": f"rollback of {key[0]}"})
+                first = attempts + 1
+            await self._rollback_attempts(key, fn, cfg, output, error, first)
+
+    async def _rollback_attempts(self, key: tuple[str, int], fn: Callable[..., Any], cfg: dict[str, Any],
+                                 output: Any, error: BaseException, first: int) -> None:
+        name, count = key
+        config_json = rules.config_json(cfg)
+        timeout = rules.duration_s(cfg["timeout"], "timeout")
+        attempts: list[wire.Attempt] = []
+        attempt = first
+        while True:
+            ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg})
+            started = time.perf_counter()
+            self.active += 1
+            try:
+                try:
+                    async with asyncio.timeout(timeout):
+                        result = call_accepting(fn, ctx=ctx, output=output, error=error)
+                        if inspect.isawaitable(result):
+                            await result
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if isinstance(exc, TimeoutError):
+                        exc = _sdk().WorkflowTimeoutError(
+                            f"rollback of step '{name}' attempt {attempt} timed out after "
+                            f"{rules.describe_s(timeout)}")
+                    ename, emsg = error_info(exc)
+                    attempts.append(wire.Attempt(time.perf_counter() - started, False, ename, emsg))
+                    delay = 0.0
+                    if not (is_non_retryable(exc) or attempt > int(cfg["retries"]["limit"])):
+                        try:
+                            delay = await self._retry_delay(name, cfg, attempt, ctx, exc)
+                        except (TypeError, ValueError) as bad:
+                            (ename, emsg), attempt = error_info(bad), 1 << 40
+                    if is_non_retryable(exc) or attempt > int(cfg["retries"]["limit"]):
+                        await self.call("rollback_done", name, count, "failed", ename, emsg, attempts,
+                                        config_json, first)
+                        return
+                    if delay <= 0:
+                        attempt += 1
+                        continue
+                    answer = await self.call("rollback_retry", name, count, attempts, config_json, first, delay)
+                    retry_at = answer["at"]
+                else:
+                    attempts.append(wire.Attempt(time.perf_counter() - started, True, None, None))
+                    await self.call("rollback_done", name, count, "ok", None, None, attempts, config_json, first)
+                    self.progress += 1
+                    return
+            finally:
+                self.active -= 1
+                self._maybe_unwind()
+            await self.suspend({"kind": "retry", "at": retry_at, "step": f"rollback of {name}"})
+
     async def sleep(self, name: str, seconds: float | None, until: float | None) -> None:
         key = self.next_key(name)
         rec = self.lookup(key, "sleep")
@@ -435,6 +536,17 @@ class RunSession:
         if "error" in answer:
             raise _sdk().WorkflowTimeoutError(answer["error"]["message"])
         await self.suspend({"kind": "event", "type": event_type, "at": answer["at"], "step": name})
+
+
+def call_accepting(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call ``fn`` with those of ``kwargs`` it accepts (all of them if it takes ``**kw``)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(**kwargs)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return fn(**kwargs)
+    return fn(**{k: v for k, v in kwargs.items() if k in params})
 
 
 class Mocks:
@@ -480,8 +592,11 @@ class StepFunction:
     """What ``@step.do`` returns: ``await fn()`` runs (or replays) the step."""
 
     def __init__(self, step: WorkflowStep, fn: Callable[..., Any], name: str | None,
-                 depends: list[Any] | tuple[Any, ...] | None, concurrent: bool, config: Any) -> None:
+                 depends: list[Any] | tuple[Any, ...] | None, concurrent: bool, config: Any,
+                 rollback: Any = None, rollback_config: Any = None) -> None:
         self._step = step
+        self.rollback_fn = rollback
+        self.rollback_config = rollback_config
         self.fn = fn
         self.name = name if name is not None else getattr(fn, "__name__", "step")
         self._step_name = self.name
@@ -509,23 +624,26 @@ class WorkflowStep:
 
     # -- step.do in its three forms -------------------------------------------------------------
     def do(self, name: Any = None, depends: Any = None, concurrent: Any = False, config: Any = None,
-           callback: Any = None) -> Any:
+           callback: Any = None, *, rollback: Any = None, rollback_config: Any = None) -> Any:
         """``@step.do(name=None, *, concurrent=False, config=None)`` (also ``depends=[...]``),
-        or Cloudflare's plain ``await step.do(name, fn)`` / ``await step.do(name, config, fn)``."""
+        or Cloudflare's plain ``await step.do(name, fn)`` / ``await step.do(name, config, fn)``.
+        ``rollback=fn`` (with ``rollback_config``) undoes the step if the instance fails."""
+        undo = (rollback, rollback_config)
         if callable(name) and not isinstance(name, str):  # bare @step.do
             return self._register(StepFunction(self, name, None, None, False, None))
         if callable(depends) and not isinstance(depends, (list, tuple)):
-            return self._plain(name, config, depends)
+            return self._plain(name, config, depends, undo)
         if isinstance(depends, dict) and callable(concurrent):
-            return self._plain(name, depends, concurrent)
+            return self._plain(name, depends, concurrent, undo)
         if callback is not None:
-            return self._plain(name, config, callback)
+            return self._plain(name, config, callback, undo)
         if depends is not None and not isinstance(depends, (list, tuple)):
             raise TypeError(f"step.do('{name}'): depends must be a list of steps, got "
                             f"{type(depends).__name__}")
 
         def decorator(fn: Callable[..., Any]) -> StepFunction:
-            return self._register(StepFunction(self, fn, name, depends, bool(concurrent), config))
+            return self._register(StepFunction(self, fn, name, depends, bool(concurrent), config,
+                                               rollback, rollback_config))
 
         return decorator
 
@@ -534,21 +652,22 @@ class WorkflowStep:
         self._closures[fn.name] = fn      # ... or the step (the latest definition wins)
         return fn
 
-    def _plain(self, name: Any, config: Any, fn: Callable[..., Any]) -> Any:
+    def _plain(self, name: Any, config: Any, fn: Callable[..., Any], undo: tuple[Any, Any] = (None, None)) -> Any:
         try:
             wants_ctx = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
                             for p in inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):
             wants_ctx = False
-        return self._call(name, config, fn, {}, [_CTX] if wants_ctx else [])
+        return self._call(name, config, fn, {}, [_CTX] if wants_ctx else [], undo)
 
     async def _run_function(self, sf: StepFunction) -> Any:
         kwargs, positional = await self._arguments(sf)
-        return await self._call(sf.name, sf.config, sf.fn, kwargs, positional)
+        return await self._call(sf.name, sf.config, sf.fn, kwargs, positional,
+                                (sf.rollback_fn, sf.rollback_config))
 
     async def _call(self, name: Any, config: Any, fn: Callable[..., Any], kwargs: dict[str, Any],
-                    positional: list[Any]) -> Any:
-        task = asyncio.ensure_future(self._session.do(name, config, fn, kwargs, positional))
+                    positional: list[Any], undo: tuple[Any, Any] = (None, None)) -> Any:
+        task = asyncio.ensure_future(self._session.do(name, config, fn, kwargs, positional, *undo))
         self._session.tasks.add(task)
         task.add_done_callback(self._session.tasks.discard)
         if isinstance(name, str):

@@ -127,6 +127,43 @@ def steps(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
     return out
 
 
+def rollbacks(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
+    """The rollbacks that ran (in the order they ran), each with its attempts."""
+    try:
+        rows = conn.execute("SELECT name, count, state, error_name, error_message, config, started, ended, "
+                            "wake_at FROM rollbacks WHERE instance = ? ORDER BY seq", (seq,)).fetchall()
+    except sqlite3.OperationalError:  # a state folder from before rollbacks (read-only CLI)
+        return []
+    if not rows:
+        return []
+    attempts: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for name, count, started, ended, success, ename, emsg in conn.execute(
+            "SELECT name, count, started, ended, success, error_name, error_message FROM rollback_attempts "
+            "WHERE instance = ? ORDER BY name, count, attempt", (seq,)):
+        attempts.setdefault((name, count), []).append({
+            "start": iso(started), "end": iso(ended), "success": bool(success),
+            "error": {"name": ename, "message": emsg or ""} if ename is not None else None})
+    return [{"type": "rollback", "name": name, "count": count, "status": state, "start": iso(started),
+             "end": iso(ended), "error": {"name": ename, "message": emsg or ""} if state == "failed" else None,
+             "attempts": attempts.get((name, count), []), "config": json.loads(config) if config else None,
+             **({"next_attempt": iso(wake_at)} if state == "retrying" else {})}
+            for name, count, state, ename, emsg, config, started, ended, wake_at in rows]
+
+
+def rollback_summary(conn: sqlite3.Connection, seq: int, status: str) -> dict[str, Any] | None:
+    """``status().rollback``: ``{status: running | complete | failed, steps: [...]}``, or None
+    when no rollback ran."""
+    ran = rollbacks(conn, seq)
+    if not ran:
+        return None
+    if status not in ("complete", "errored", "terminated"):
+        overall = "running"
+    else:
+        overall = "failed" if any(r["status"] == "failed" for r in ran) else "complete"
+    return {"status": overall, "steps": [{"name": r["name"], "count": r["count"], "status": r["status"],
+                                          "error": r["error"]} for r in ran]}
+
+
 def describe(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any]:
     """``GET .../instances/{id}``: status, error, output, params, times and the steps."""
     row = instance_row(conn, workflow, instance_id)
@@ -145,4 +182,6 @@ def describe(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[
         "trigger": {"source": row["trigger"]}, "wake_at": iso(row["wake_at"]),
         "waiting_for": json.loads(row["waiting_for"]) if row["waiting_for"] else [],
         "steps": history,
+        "rollback": rollback_summary(conn, row["seq"], status),
+        "rollbacks": rollbacks(conn, row["seq"]),
     }
