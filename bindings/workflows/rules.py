@@ -29,6 +29,8 @@ BACKOFFS = ("constant", "linear", "exponential")
 DEFAULT_RETRIES: dict[str, Any] = {"limit": 5, "delay": "10 seconds", "backoff": "exponential"}
 DEFAULT_TIMEOUT = "10 minutes"
 DEFAULT_WAIT_TIMEOUT = "24 hours"
+#: what a person sees instead of a step result marked ``sensitive: "output"``
+REDACTED = "[REDACTED]"
 
 
 def check_instance_id(value: Any, *, workflow: str = "") -> str:
@@ -114,9 +116,13 @@ def step_config(config: Any, name: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise TypeError(f"{where} must be a dict like {{'retries': {{'limit': 3}}, "
                         f"'timeout': '30 seconds'}}, got {type(config).__name__}")
-    unknown = set(config) - {"retries", "timeout"}
+    unknown = set(config) - {"retries", "timeout", "sensitive"}
     if unknown:
-        raise ValueError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: retries, timeout")
+        raise ValueError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: retries, timeout, sensitive")
+    sensitive = config.get("sensitive")
+    if sensitive not in (None, "output"):
+        raise ValueError(f"{where}: sensitive must be \"output\" (the result is stored and replayed but "
+                         f"shown as {REDACTED}), got {sensitive!r}")
     retries_in = config.get("retries") or {}
     if not isinstance(retries_in, dict):
         raise TypeError(f"{where}: retries must be a dict with limit, delay, backoff")
@@ -140,7 +146,10 @@ def step_config(config: Any, name: str) -> dict[str, Any]:
     timeout = config.get("timeout", DEFAULT_TIMEOUT)
     if duration_s(timeout, f"{where}: timeout") <= 0:
         raise ValueError(f"{where}: timeout must be longer than zero, got {timeout!r}")
-    return {"retries": retries, "timeout": timeout}
+    out = {"retries": retries, "timeout": timeout}
+    if sensitive is not None:
+        out["sensitive"] = sensitive
+    return out
 
 
 def config_json(config: dict[str, Any]) -> str:

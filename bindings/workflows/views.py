@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from edgelet.bindings.workflows import codec
+from edgelet.bindings.workflows.rules import REDACTED
 from edgelet.bindings.workflows.schema import STATUSES
 
 _INSTANCE_COLS = ("seq, workflow, id, status, generation, params, trigger, created, started, ended, "
@@ -113,7 +114,12 @@ def steps(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
         if kind == "step":
             entry["attempts"] = attempts.get((name, count), [])
             entry["config"] = json.loads(config) if config else None
-            entry["output"] = codec.to_json(codec.decode(value)) if state == "ok" else None
+            if state != "ok":
+                entry["output"] = None
+            elif entry["config"] and entry["config"].get("sensitive") == "output":
+                entry["output"] = REDACTED  # stored and replayed, never shown
+            else:
+                entry["output"] = codec.to_json(codec.decode(value))
             if state == "retrying":
                 entry["next_attempt"] = iso(wake_at)
         elif kind == "waitForEvent":
