@@ -12,6 +12,8 @@ Prints one line per measurement; does not write bench/RESULTS.md.
 - ``wake``: waking an instance whose history holds 1,000 completed steps (replay + 1 step);
 - ``resume``: restart-to-all-resumed: 10,000 instances asleep, kill -9, start again after
   their sleep ended, time until every one completed;
+- ``check``: ``POST /workflows/{name}/check`` (the replay check, no step runs) over 10,000
+  unfinished instances, each with a completed step and a pending sleep;
 - ``rss`` (with --rss): resident memory with 50,000 waiting instances.
 """
 
@@ -43,6 +45,7 @@ CONFIG = """
       { name = "ten", binding = "TEN", class_name = "Ten" },
       { name = "napper", binding = "NAPPER", class_name = "Napper" },
       { name = "long", binding = "LONG", class_name = "Long" },
+      { name = "parked", binding = "PARKED", class_name = "Napper" },
     ]
 """
 
@@ -244,6 +247,16 @@ def bench_resume(c: httpx.Client, dev: Dev, n: int) -> None:
            f"{took + started:.1f} s (start {started:.1f} s)")
 
 
+def bench_check(c: httpx.Client, dev: Dev, n: int) -> None:
+    create_batches(c, dev, "parked", "k", n, {"nap": 3_600_000})
+    wait_count(c, dev, "parked", "waiting", n, timeout=1200)
+    t0 = time.perf_counter()
+    r = c.post(f"{dev.api}/parked/check", json={}, timeout=600).json()
+    took = time.perf_counter() - t0
+    assert r["success"] and r["result"]["checked"] == n and r["result"]["diverged"] == 0, str(r)[:500]
+    report(f"check: replay check of {n:,} unfinished instances", f"{took:.2f} s ({n / took:,.0f}/s)")
+
+
 def bench_rss(c: httpx.Client, dev: Dev, n: int) -> None:
     before = dev.rss_mb()
     create_batches(c, dev, "napper", "w", n, {"nap": 3_600_000})
@@ -255,9 +268,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--rss", action="store_true", help="also 50,000 waiting instances")
-    parser.add_argument("--only", default="", help="comma-separated: step,create,fanout,wake,resume,rss")
+    parser.add_argument("--only", default="", help="comma-separated: step,create,fanout,wake,resume,check,rss")
     args = parser.parse_args()
-    only = set(filter(None, args.only.split(","))) or {"step", "create", "fanout", "wake", "resume"}
+    only = set(filter(None, args.only.split(","))) or {"step", "create", "fanout", "wake", "resume", "check"}
     if args.rss:
         only.add("rss")
     folder = Path(tempfile.mkdtemp(prefix="wf-bench-"))
@@ -277,6 +290,8 @@ def main() -> None:
                 bench_wake(c, dev)
             if "resume" in only:
                 bench_resume(c, dev, 1000 if args.quick else 10_000)
+            if "check" in only:
+                bench_check(c, dev, 1000 if args.quick else 10_000)
             if "rss" in only:
                 bench_rss(c, dev, 5000 if args.quick else 50_000)
     finally:

@@ -151,6 +151,31 @@ def describe_cmd(backend: Any, name: str, as_json: bool) -> None:
     click.echo(f"Instances: {counts}")
 
 
+@workflows_group.command("check")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@port_options
+def check_cmd(client: ApiClient, name: str | None, as_json: bool) -> None:
+    """Replay every unfinished instance (of NAME, or of every workflow) against the current
+    code without running a step; exit 1 when one would diverge."""
+    from edgelet.bindings.workflows.checker import describe_report
+    if not _running(client):
+        raise click.ClickException("the replay check runs the current code: start `edgelet dev` first "
+                                   "(or pass --port of the one that runs)")
+    names = [name] if name else [w["name"] for w in client.get("/workflows")]
+    results = [client.post(f"/workflows/{_q(n)}/check", {}) for n in names]
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            for r in result["instances"]:
+                click.echo(describe_report(result["workflow"], r))
+            click.echo(f"{result['workflow']}: {result['checked']} unfinished instance(s) checked, "
+                       f"{result['diverged']} would diverge")
+    if any(r["diverged"] for r in results):
+        raise SystemExit(1)
+
+
 @workflows_group.command("trigger")
 @click.argument("name")
 @click.argument("params", required=False)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import rules, schema, views
+from edgelet.bindings.workflows.checker import Checker, describe_report
 from edgelet.bindings.workflows.recorder import Recorder
 from edgelet.bindings.workflows.runner import Runner
 from edgelet.bindings.workflows.scheduler import Scheduler
@@ -56,6 +57,8 @@ class Engine:
         self.runner = Runner(self.state, self.scheduler)
         self.scheduler.dispatch = self.runner.run
         self.scheduler.purge = self.purge
+        self.checker = Checker(self.state, self.runner)
+        self.replay = self.checker.replay
         # calls from the running isolate (plugin.py's internal binding) go straight to the
         # recorder: they are the per-step hot path
         self.step_done = self.recorder.step_done
@@ -254,6 +257,35 @@ class Engine:
                 log.info("WORKFLOWS %s: %d finished instance(s) past their retention (%s) deleted", d.name,
                          len(rows), rules.describe_s(d.retention_s))
         return gone
+
+    # -- the replay check ---------------------------------------------------------------------------
+    async def check(self, workflow: str) -> dict[str, Any]:
+        """Replay every unfinished instance of ``workflow`` against the current code (no step runs)."""
+        self._def(workflow)
+        return await self.checker.check(workflow)
+
+    def export(self, workflow: str, instance_id: str) -> dict[str, Any]:
+        """The instance's recorded history as JSON, for ``replay`` in a test suite."""
+        row = self._row(workflow, instance_id)
+        return self.checker.export(workflow, row["seq"], (row["id"], row["status"], row["generation"],
+                                                          row["params"], row["created"]))
+
+    async def check_after_reload(self, script: str) -> None:
+        """``edgelet dev`` reloaded ``script``: warn about each instance its workflows would break."""
+        for d in self.defs.values():
+            if d.script != script:
+                continue
+            try:
+                result = await self.check(d.name)
+            except Exception as exc:  # a script that no longer loads says so itself
+                log.warning("WORKFLOWS %s: replay check after reload failed: %s", d.name, exc)
+                continue
+            for r in result["instances"]:
+                if not r["ok"]:
+                    log.warning("WORKFLOW %s", describe_report(d.name, r))
+            if result["checked"]:
+                log.info("WORKFLOWS %s: replay check after reload: %d unfinished instance(s), %d would "
+                         "diverge", d.name, result["checked"], result["diverged"])
 
     def exists(self, workflow: str, instance_id: str) -> str:
         self._row(workflow, instance_id)

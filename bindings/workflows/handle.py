@@ -83,6 +83,11 @@ class WorkflowHandle:
                 return out
             page += 1
 
+    async def check(self) -> AttrDict:
+        """Replay every unfinished instance against the current code (no step runs):
+        ``{workflow, checked, diverged, instances: [{id, status, ok, next, outcome, error}]}``."""
+        return attrs(await self._engine.check(self.workflow))
+
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.workflow}>"
 
@@ -138,6 +143,10 @@ class InstanceHandle:
 
     async def describe(self) -> AttrDict:
         return attrs(self._engine.describe(self.workflow, self.id))
+
+    async def export(self) -> dict[str, Any]:
+        """The recorded history as JSON (save it; ``p.replay(history)`` checks it later)."""
+        return self._engine.export(self.workflow, self.id)
 
     async def wait_for_status(self, status: str, timeout: float = 30) -> AttrDict:
         """Wait until the instance has ``status``; fail fast (with its error) when it reaches a

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from edgelet.bindings.workflows import codec, rules
 from edgelet.bindings.workflows.codec import AttrDict, attrs
 from edgelet.bindings.workflows.entrypoint import WorkflowEntrypoint
-from edgelet.bindings.workflows.step import RunSession, WorkflowStep, error_info
+from edgelet.bindings.workflows.step import KIND_WORDS, RunSession, WorkflowStep, error_info
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.runtime.isolate_api import IsolateServices
@@ -187,6 +187,8 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
     """``workflows.run``: run an instance against its history; ``workflows.signal``: pause/cancel."""
     if event == "run":
         return await run_instance(runtime, payload)
+    if event == "check":
+        return await check_instances(runtime, payload)
     if event == "signal":
         session = RUNS.get((payload["workflow"], payload["id"]))
         if session is not None and session.generation == payload["generation"]:
@@ -246,6 +248,74 @@ async def run_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dic
             leftover.cancel()
         if RUNS.get(key) is session:
             del RUNS[key]
+
+
+#: how long the replay check of one instance may take (code between steps may await things)
+CHECK_TIMEOUT_S = 10.0
+#: instances checked at once in one isolate
+CHECK_CONCURRENCY = 256
+
+
+async def check_instances(runtime: IsolateServices, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """``workflows.check``: replay each instance's history against the current code without
+    running or recording a step; report ``ok`` with the next step, or the divergence."""
+    gate = asyncio.Semaphore(CHECK_CONCURRENCY)
+
+    async def one(item: dict[str, Any]) -> dict[str, Any]:
+        async with gate:
+            return await check_instance(runtime, {**item, "check": True})
+
+    return list(await asyncio.gather(*(one(i) for i in payload["instances"])))
+
+
+async def check_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dict[str, Any]:
+    from edgelet.runtime.entrypoints import call_handler
+
+    session = RunSession(runtime, payload)
+    report: dict[str, Any] = {"id": session.instance, "ok": True, "next": None, "outcome": "waiting",
+                              "error": None}
+    cls = runtime.classes().get(payload["class"])
+    if cls is None or not callable(getattr(cls, "run", None)):
+        return {**report, "ok": False, "outcome": "errored",
+                "error": f"Worker {runtime.worker!r} has no workflow class {payload['class']!r} with a run method"}
+    event = attrs({"payload": codec.decode(payload.get("params")),
+                   "timestamp": _dt.datetime.fromtimestamp(payload["timestamp"], tz=_dt.UTC),
+                   "instanceId": session.instance, "workflowName": session.workflow})
+    task = asyncio.ensure_future(call_handler(cls(runtime.new_context(), runtime.env).run, event,
+                                              WorkflowStep(session)))
+    session.task = task
+    try:
+        done, _ = await asyncio.wait([task], timeout=CHECK_TIMEOUT_S)
+        if not done:
+            return {**report, "ok": False, "outcome": "unknown",
+                    "error": f"the replay did not reach a step within {CHECK_TIMEOUT_S:g} s (code between "
+                             f"steps awaits something slow); check this instance by hand"}
+    finally:
+        if not task.done():
+            task.cancel()
+        for leftover in list(session.tasks):
+            leftover.cancel()
+    if session.failure is not None:
+        name, message = error_info(session.failure)
+        if name == "NonDeterminismError":
+            return {**report, "ok": False, "outcome": "errored", "error": message}
+        return {**report, "outcome": "errored", "error": f"{name}: {message}"}
+    if task.cancelled():
+        return {**report, "next": session.next_step}
+    exc = task.exception()
+    if exc is not None:
+        report = {**report, "outcome": "errored", "error": "{}: {}".format(*error_info(exc))}
+    else:
+        report = {**report, "outcome": "complete"}
+    missing = [k for k in session.order if k not in session.reached]
+    if missing:
+        rec = session.history[missing[0]]
+        ending = "complete" if exc is None else f"fail ({report['error']})"
+        return {**report, "ok": False, "outcome": "errored",
+                "error": f"replay of instance '{session.instance}' diverged from its stored history: "
+                         f"{KIND_WORDS.get(rec.kind, rec.kind)} '{rec.name}' #{rec.count} (recorded) "
+                         f"is not reached again: run() would {ending} without it"}
+    return report
 
 
 def _failure(session: RunSession, task: asyncio.Task[Any]) -> BaseException | None:

@@ -82,6 +82,12 @@ class Plugin(BindingPlugin):
         if self.engine is not None:
             self.engine.stop()
 
+    async def after_reload(self, worker: str) -> None:
+        """A script changed: replay its workflows' unfinished instances and warn about each
+        one the new code would break (``edgelet dev`` only reloads)."""
+        if self.engine is not None and any(d.script == worker for d in self.engine.defs.values()):
+            await self.engine.check_after_reload(worker)
+
     # -- calls from Workers ------------------------------------------------------------------
     async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
         engine = self._engine()

@@ -94,6 +94,9 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             raise ApiError(400, 10001, 'send {"ids": ["id", ...]} (at most 100)')
         return ok({"deleted": engine().delete_batch(request.path_params["name"], ids)})
 
+    async def check(request: Request) -> Response:
+        return ok(await engine().check(request.path_params["name"]))
+
     async def instance(request: Request) -> Response:
         name, instance_id = request.path_params["name"], request.path_params["id"]
         e = engine()
@@ -144,6 +147,10 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             "Every workflow with its class, Worker and instance counts", result=OBJECT_LIST, errors=())),
         route(base + "/{name}", guarded(get_workflow), names=names, GET=Op(
             "One workflow with its class, Worker and instance counts", result=OBJECT)),
+        route(base + "/{name}/check", guarded(check), names=names, POST=Op(
+            "Replay every unfinished instance against the current code without running a step: "
+            "ok with the next step, or the divergence naming the step",
+            result=OBJECT, errors=(404,))),
         route(base + "/{name}/instances", guarded(instances), names=names,
               GET=Op("One page of instances, newest first",
                      query={"status": STRING, "page": {"type": "integer", "minimum": 1},

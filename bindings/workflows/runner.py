@@ -84,7 +84,7 @@ class Runner:
                               "WHERE seq = ?", (seq,)).fetchone()
         if row is None or row[1] not in ("running", "waitingForPause"):
             return None
-        instance_id, _status, generation, params, created = row
+        _status = row[1]
         now = self.clock.now()
         pending = self.db.execute(
             "SELECT name, count, kind, wake_at, config FROM steps WHERE instance = ? "
@@ -109,6 +109,14 @@ class Runner:
                             "error_message = ?, ended = ? WHERE instance = ? AND name = ? AND count = ?",
                             (wait_timeout_message(name, event_type, json.loads(config).get("timeout")),
                              wake_at, seq, name, count))
+        mocks = self.mocks.get(workflow)
+        return {**self.snapshot(workflow, seq, row, now), "pausing": _status == "waitingForPause",
+                "mocks": mocks.payload() if mocks is not None else None}
+
+    def snapshot(self, workflow: str, seq: int, row: tuple[Any, ...], now: float) -> dict[str, Any]:
+        """The dispatch payload of an instance as its rows stand (read only): ``row`` is
+        ``(id, status, generation, params, created)``. A replay check ships this as well."""
+        instance_id, _status, generation, params, created = row
         history = []
         for name, count, kind, state, value, ename, emsg, wake_at in self.db.execute(
                 "SELECT name, count, kind, state, value, error_name, error_message, wake_at "
@@ -124,13 +132,10 @@ class Runner:
                                       "AND count = ?", (seq, name, count)).fetchone()[0]]
                      for name, count, state, wake_at in self.db.execute(
                          "SELECT name, count, state, wake_at FROM rollbacks WHERE instance = ?", (seq,)).fetchall()]
-        mocks = self.mocks.get(workflow)
         d = self.defs[workflow]
         return {"rollbacks": rollbacks,
                 "workflow": workflow, "class": d.class_name, "id": instance_id, "generation": generation,
-                "params": params, "timestamp": created, "history": history,
-                "pausing": _status == "waitingForPause", "max_steps": d.max_steps,
-                "mocks": mocks.payload() if mocks is not None else None}
+                "params": params, "timestamp": created, "history": history, "max_steps": d.max_steps}
 
     def _finish(self, workflow: str, instance_id: str, seq: int, generation: int,
                 result: dict[str, Any]) -> bool:

@@ -81,7 +81,7 @@ class Record:
          self.error_message, self.wake_at, self.due, self.attempts) = row
 
 
-_KIND_WORDS = {"step": "step.do", "sleep": "step.sleep", "waitForEvent": "step.wait_for_event"}
+KIND_WORDS = {"step": "step.do", "sleep": "step.sleep", "waitForEvent": "step.wait_for_event"}
 
 
 class RunSession:
@@ -113,7 +113,11 @@ class RunSession:
         self.waits: list[dict[str, Any]] = []
         self.active = 0
         self.progress = 0
-        self.pausing = bool(payload.get("pausing"))
+        #: a replay check: answer from the history, never run or record a step; stop at the
+        #: first step the history cannot answer and report it as ``next_step``
+        self.check = bool(payload.get("check"))
+        self.next_step: dict[str, Any] | None = None
+        self.pausing = bool(payload.get("pausing")) and not self.check
         self.stale = False
         self.failure: BaseException | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -124,6 +128,8 @@ class RunSession:
     async def call(self, method: str, *args: Any) -> Any:
         """Record on the host (``args`` after the run's own fields of a ``wire`` record); a
         stale run (terminated, restarted) is given up silently."""
+        if self.check:  # cannot happen: every path that records stops first in a check
+            raise RuntimeError(f"internal error: a replay check tried to record {method}")
         self.active += 1
         record = wire.RECORDS[method](self.workflow, self.instance, self.generation, *args)
         try:
@@ -176,8 +182,8 @@ class RunSession:
         if rec.kind != kind:
             error = _sdk().NonDeterminismError(
                 f"replay of instance '{self.instance}' diverged from its stored history: "
-                f"'{key[0]}' #{key[1]} was recorded as {_KIND_WORDS.get(rec.kind, rec.kind)} but the code "
-                f"now calls {_KIND_WORDS.get(kind, kind)} with that name. The workflow's code changed; "
+                f"'{key[0]}' #{key[1]} was recorded as {KIND_WORDS.get(rec.kind, rec.kind)} but the code "
+                f"now calls {KIND_WORDS.get(kind, kind)} with that name. The workflow's code changed; "
                 f"restart the instance to run it from the top")
             self.fail(error)
             raise error
@@ -196,13 +202,16 @@ class RunSession:
                 rec = self.history[missing[0]]
                 error = _sdk().NonDeterminismError(
                     f"replay of instance '{self.instance}' diverged from its stored history: "
-                    f"{_KIND_WORDS.get(rec.kind, rec.kind)} '{rec.name}' #{rec.count} "
+                    f"{KIND_WORDS.get(rec.kind, rec.kind)} '{rec.name}' #{rec.count} "
                     f"({'completed' if rec.state in ('ok', 'failed') else rec.state}) was not reached "
-                    f"again, but new {_KIND_WORDS.get(kind, kind)} '{key[0]}' #{key[1]} was requested. "
+                    f"again, but new {KIND_WORDS.get(kind, kind)} '{key[0]}' #{key[1]} was requested. "
                     f"run() must make the same step calls on every replay (no randomness, clock or "
                     f"outside state between steps); restart the instance to run it from the top")
                 self.fail(error)
                 raise error
+        if self.check:
+            self.next_step = {"kind": KIND_WORDS.get(kind, kind), "name": key[0], "count": key[1]}
+            await self.suspend({"kind": "check"})
         if self.pausing:
             await self.suspend({"kind": "pause"})
 
@@ -220,6 +229,9 @@ class RunSession:
     async def suspend(self, wait: dict[str, Any]) -> Any:
         """Park this branch for good; the run is cancelled once every branch is parked."""
         self.waits.append(wait)
+        if self.check and self.next_step is None and wait.get("step"):
+            self.next_step = {"kind": {"sleep": "step.sleep", "event": "step.wait_for_event"}.get(
+                wait["kind"], "step.do"), "name": wait["step"], "waiting": wait["kind"]}
         self._maybe_unwind()
         await asyncio.get_running_loop().create_future()
 
@@ -304,6 +316,9 @@ class RunSession:
                 return codec.decode(rec.value)
             if rec.state == "failed":
                 raise self.rebuild(rec.error_name, rec.error_message)
+            if self.check:  # retrying: its next attempt is what would run
+                self.next_step = {"kind": "step.do", "name": name, "count": key[1], "attempt": rec.attempts + 1}
+                await self.suspend({"kind": "check"})
             if not rec.due:  # retrying, and the next attempt is not due yet
                 await self.suspend({"kind": "retry", "at": rec.wake_at, "step": name})
             first = rec.attempts + 1
