@@ -306,6 +306,57 @@ def delete_cmd(client: ApiClient, name: str, instance_ids: tuple[str, ...]) -> N
     click.echo(f"Deleted {result['deleted']} instance(s) of {name}")
 
 
+@instances_group.command("tail")
+@click.argument("name")
+@click.argument("instance_id", metavar="ID|latest")
+@click.option("--cursor", default=None, type=int, help="Start after this eventId.")
+@click.option("--filter", "filters", multiple=True, help="Only these event types (or families: step, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as a JSON line.")
+@port_options
+def tail_cmd(client: ApiClient, name: str, instance_id: str, cursor: int | None, filters: tuple[str, ...],
+             as_json: bool) -> None:
+    """Stream an instance's events: its history, then live ones until it ends."""
+    if instance_id == "latest":
+        instance_id = client.get(f"/workflows/{_q(name)}/instances/latest")["id"]
+    params: dict[str, Any] = {}
+    if cursor is not None:
+        params["cursor"] = cursor
+    if filters:
+        params["filter"] = ",".join(filters)
+    url = f"{client.base}/workflows/{_q(name)}/instances/{_q(instance_id)}/subscribe"
+    try:
+        with httpx.stream("GET", url, params=params, headers=client.headers,
+                          timeout=httpx.Timeout(10, read=None)) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                try:
+                    errors = resp.json().get("errors") or [{"message": resp.text}]
+                except ValueError:
+                    errors = [{"message": resp.text}]
+                raise click.ClickException(errors[0].get("message", resp.text))
+            for line in resp.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                event = json.loads(line[6:])
+                click.echo(json.dumps(event) if as_json else _event_line(event))
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach edgelet dev at {client.base}: {exc}") from None
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    step = event.get("step")
+    parts = [f"{event['eventId']:>6}", _short(event["timestamp"]), f"{event['type']:<20}"]
+    if step:
+        parts.append(f"{step['name']!r} #{step['count']}")
+    if event.get("attempt") is not None:
+        parts.append(f"attempt {event['attempt']}")
+    if event.get("error"):
+        parts.append(f"{event['error']['name']}: {event['error']['message']}")
+    elif "output" in event:
+        parts.append(_trim(event["output"], 80))
+    return "  ".join(parts)
+
+
 @instances_group.command("restart")
 @click.argument("name")
 @click.argument("instance_id", metavar="ID")

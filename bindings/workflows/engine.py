@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import rules, schema, views
 from edgelet.bindings.workflows.checker import Checker, describe_report
+from edgelet.bindings.workflows.events import parse_filter
 from edgelet.bindings.workflows.recorder import Recorder
 from edgelet.bindings.workflows.runner import Runner
 from edgelet.bindings.workflows.scheduler import Scheduler
@@ -151,6 +152,7 @@ class Engine:
                 "INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
                 "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
                 [(workflow, i, p, trigger, now, now) for i, (_, p) in zip(ids, items, strict=False)])
+        self._queued_events(workflow, ids, now)
         if log.isEnabledFor(logging.INFO):
             for instance_id in ids:
                 log.info("WORKFLOW %s/%s queued (%s)", workflow, instance_id, trigger)
@@ -204,6 +206,7 @@ class Engine:
                 self.db.execute("INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
                                 "VALUES (?, ?, 'queued', ?, ?, ?, ?)", (workflow, iid, params, trigger, now, now))
                 created.append((index, iid))
+        self._queued_events(workflow, [iid for _, iid in created], now)
         for _, iid in created:
             log.info("WORKFLOW %s/%s queued (%s)", workflow, iid, trigger)
             self.state.notify(workflow, iid)
@@ -211,6 +214,14 @@ class Engine:
             self.scheduler.kick(workflow)
         return {"created": [iid for _, iid in created],
                 "errors": [{"index": i, "error": failed[i]} for i in sorted(failed)]}
+
+    def _queued_events(self, workflow: str, ids: Sequence[str], now: float) -> None:
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for (seq,) in self.db.execute(f"SELECT seq FROM instances WHERE workflow = ? AND id IN ({marks}) "
+                                          f"ORDER BY seq", (workflow, *part)):
+                self.state.events.emit(seq, "workflow.queued", now)
 
     def delete(self, workflow: str, instance_id: str) -> None:
         """Remove a finished instance and its whole history; a live one raises (409)."""
@@ -257,6 +268,36 @@ class Engine:
                 log.info("WORKFLOWS %s: %d finished instance(s) past their retention (%s) deleted", d.name,
                          len(rows), rules.describe_s(d.retention_s))
         return gone
+
+    # -- subscribe ----------------------------------------------------------------------------------
+    def subscribe(self, workflow: str, instance_id: str, filter: Any = None,  # noqa: A002
+                  cursor: Any = None, batches: bool = False) -> AsyncIterator[Any]:
+        """The instance's retained events after ``cursor``, then live ones until it ends
+        (``batches``: lists of the events already there). Bad input (an unknown cursor or
+        event type) raises here, before iterating."""
+        row = self._row(workflow, instance_id)
+        types = parse_filter(filter, workflow)
+        after = self.state.events.check_cursor(row["seq"], cursor, workflow, instance_id)
+        stream = self.state.events.subscribe_batches if batches else self.state.events.subscribe
+        return stream(row["seq"], types, after, self._finished(row["seq"]))
+
+    async def subscribe_poll(self, workflow: str, instance_id: str, filter: Any, cursor: Any,  # noqa: A002
+                             wait_s: float, first: bool) -> dict[str, Any]:
+        """One page of events for a subscriber in an isolate: ``{events, last, done}``."""
+        row = self._row(workflow, instance_id)
+        types = parse_filter(filter, workflow)
+        if first:
+            after = self.state.events.check_cursor(row["seq"], cursor, workflow, instance_id)
+        else:
+            after = int(cursor or 0)
+        return await self.state.events.poll(row["seq"], types, after, min(float(wait_s), 60.0),
+                                            self._finished(row["seq"]))
+
+    def _finished(self, seq: int) -> Callable[[], bool]:
+        def finished() -> bool:
+            row = self.db.execute("SELECT status FROM instances WHERE seq = ?", (seq,)).fetchone()
+            return row is None or row[0] in schema.FINISHED
+        return finished
 
     # -- the replay check ---------------------------------------------------------------------------
     async def check(self, workflow: str) -> dict[str, Any]:
@@ -440,6 +481,6 @@ class Engine:
 
 def erase(db: Any, seqs: Sequence[int]) -> None:
     """Delete instances and everything recorded for them (inside a transaction)."""
-    for table in ("events", "attempts", "steps", "rollback_attempts", "rollbacks"):
+    for table in ("events", "attempts", "steps", "rollback_attempts", "rollbacks", "history_events"):
         db.executemany(f"DELETE FROM {table} WHERE instance = ?", [(s,) for s in seqs])
     db.executemany("DELETE FROM instances WHERE seq = ?", [(s,) for s in seqs])

@@ -144,6 +144,10 @@ class InstanceHandle:
     async def describe(self) -> AttrDict:
         return attrs(self._engine.describe(self.workflow, self.id))
 
+    def subscribe(self, filter: Any = None, cursor: Any = None) -> Any:  # noqa: A002
+        """``async for event in inst.subscribe(...)``: retained events, then live ones."""
+        return self._engine.subscribe(self.workflow, self.id, filter, cursor)
+
     async def export(self) -> dict[str, Any]:
         """The recorded history as JSON (save it; ``p.replay(history)`` checks it later)."""
         return self._engine.export(self.workflow, self.id)

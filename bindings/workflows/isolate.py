@@ -73,8 +73,48 @@ class WorkflowInstance:
         """Remove this finished instance and its history (a live one raises RuntimeError)."""
         await self._op("delete")
 
+    def subscribe(self, filter: Any = None, cursor: Any = None) -> Subscription:  # noqa: A002
+        """``async for event in inst.subscribe():`` the retained events, then live ones, until
+        the instance completes, errors or is terminated. ``filter``: event types (or families
+        such as "step"); ``cursor``: an ``eventId`` to resume after."""
+        return Subscription(self, filter, cursor)
+
     def __repr__(self) -> str:
         return f"<WorkflowInstance {self.id}>"
+
+
+class Subscription:
+    """An async iterator over an instance's events, fetched a page at a time from the host
+    (each fetch waits up to ``POLL_WAIT_S`` for the next event)."""
+
+    POLL_WAIT_S = 25.0
+
+    def __init__(self, instance: WorkflowInstance, filter: Any, cursor: Any) -> None:  # noqa: A002
+        self._instance = instance
+        self._filter = list(filter) if isinstance(filter, (list, tuple)) else filter
+        self._cursor = cursor
+        self._first = True
+        self._page: list[AttrDict] = []
+        self._done = False
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> AttrDict:
+        while not self._page:
+            if self._done:
+                raise StopAsyncIteration
+            answer = await self._instance._op("subscribe_poll", self._filter, self._cursor, self.POLL_WAIT_S,
+                                              self._first)
+            self._first = False
+            self._cursor = answer["last"]
+            self._done = answer["done"]
+            self._page = [attrs(e) for e in answer["events"]]
+        return self._page.pop(0)
+
+    async def next(self) -> AttrDict:
+        """Cloudflare's spelling: the next event (StopAsyncIteration once the instance ended)."""
+        return await self.__anext__()
 
 
 class WorkflowBinding:

@@ -107,6 +107,8 @@ class Plugin(BindingPlugin):
             return None
         if method == "delete_batch":
             return engine.delete_batch(workflow, args[0])
+        if method == "subscribe_poll":
+            return await engine.subscribe_poll(workflow, *args)
         if method == "get":
             return engine.exists(workflow, args[0])
         if method == "status":

@@ -16,6 +16,7 @@ import sqlite3
 from typing import Any
 
 from edgelet.bindings.workflows import codec, rules, views, wire
+from edgelet.bindings.workflows.events import attempt_events
 from edgelet.bindings.workflows.state import StaleRunError, State
 from edgelet.group_commit import GroupCommit
 
@@ -89,7 +90,7 @@ class Recorder:
         workflow, instance_id, name, count, state = r.workflow, r.instance, r.name, r.count, r.state
         attempts, first = wire.attempts_of(r.attempts), r.first
 
-        def op() -> str:
+        def op() -> tuple[str, int, float]:
             seq, status = self._live(workflow, instance_id, r.generation)
             now = self.clock.now()
             existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
@@ -98,9 +99,18 @@ class Recorder:
             self._upsert_step(seq, name, count, "step", state, value=r.value,
                               error=(r.error_name, r.error_message), config=r.config,
                               started=existing[0] if existing else start, ended=now)
-            return status
+            return status, seq, now
 
-        status = await self._committed(op)
+        status, seq, now = await self._committed(op)
+        events = self.state.events
+        attempt_events(events, seq, name, count, first, attempts, now)
+        if state == "ok":
+            redacted = '"sensitive"' in r.config and json.loads(r.config).get("sensitive") == "output"
+            events.emit(seq, "step.completed", now, name, count,
+                        output=rules.REDACTED if redacted else codec.to_json(codec.decode(r.value)))
+        else:
+            events.emit(seq, "step.failed", now, name, count,
+                        error={"name": r.error_name, "message": r.error_message or ""})
         if log.isEnabledFor(logging.INFO):
             took = sum(float(a.duration_s) for a in attempts) * 1000
             tries = f" after {first + len(attempts) - 1} attempts" if first + len(attempts) > 2 else ""
@@ -119,7 +129,7 @@ class Recorder:
         workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
         attempts, config, first, delay = wire.attempts_of(r.attempts), r.config, r.first, r.delay_s
 
-        def op() -> float:
+        def op() -> tuple[float, int, float]:
             seq, _status = self._live(workflow, instance_id, generation)
             now = self.clock.now()
             at = now + float(delay)
@@ -128,9 +138,10 @@ class Recorder:
             start = self._record_attempts(seq, name, count, first, attempts, now)
             self._upsert_step(seq, name, count, "step", "retrying", config=config,
                               started=existing[0] if existing else start, ended=None, wake_at=at)
-            return at
+            return at, seq, now
 
-        at = await self._committed(op)
+        at, seq, now = await self._committed(op)
+        attempt_events(self.state.events, seq, name, count, first, attempts, now)
         last = attempts[-1]
         log.info("WORKFLOW %s/%s step '%s' #%d attempt %d failed (%s: %s); retry in %s", workflow,
                  instance_id, name, count, first + len(attempts) - 1, last.error_name, last.error_message,
@@ -144,17 +155,20 @@ class Recorder:
         workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
         seconds, until = r.seconds, r.until
 
-        def op() -> tuple[float, float]:
+        def op() -> tuple[float, float, int]:
             seq, _status = self._live(workflow, instance_id, generation)
             now = self.clock.now()
             end = float(until) if until is not None else now + float(seconds or 0)
             done = end <= now
             self._upsert_step(seq, name, count, "sleep", "ok" if done else "pending", started=now,
                               ended=now if done else None, wake_at=end)
-            return now, end
+            return now, end, seq
 
-        now, end = await self._committed(op)
+        now, end, seq = await self._committed(op)
         done = end <= now
+        self.state.events.emit(seq, "sleep.started", now, name, count, until=views.iso(end))
+        if done:
+            self.state.events.emit(seq, "sleep.completed", now, name, count)
         log.info("WORKFLOW %s/%s sleep '%s' #%d %s", workflow, instance_id, name, count,
                  "over at once" if done else f"until {views.iso(end)} ({rules.describe_s(end - now)})")
         self.state.notify(workflow, instance_id)
@@ -174,7 +188,7 @@ class Recorder:
                 message = wait_timeout_message(name, event_type, timeout_s)
                 self._upsert_step(seq, name, count, "waitForEvent", "failed", config=config, started=now,
                                   ended=now, error=("WorkflowTimeoutError", message))
-                return {"error": {"name": "WorkflowTimeoutError", "message": message}}
+                return {"error": {"name": "WorkflowTimeoutError", "message": message}, "seq": seq, "now": now}
             if isinstance(mock, dict):
                 value: bytes | None = event_value(mock.get("payload"), now, event_type)
             else:
@@ -182,13 +196,20 @@ class Recorder:
             if value is not None:
                 self._upsert_step(seq, name, count, "waitForEvent", "ok", value=value, config=config,
                                   started=now, ended=now)
-                return {"value": value}
+                return {"value": value, "seq": seq, "now": now}
             at = now + float(timeout_s)
             self._upsert_step(seq, name, count, "waitForEvent", "pending", config=config,
                               started=now, ended=None, wake_at=at)
-            return {"at": at}
+            return {"at": at, "seq": seq, "now": now}
 
         result = await self._committed(op)
+        seq, now = result.pop("seq"), result.pop("now")
+        events = self.state.events
+        events.emit(seq, "wait.started", now, name, count, event_type=event_type)
+        if "value" in result:
+            events.emit(seq, "wait.completed", now, name, count, output=codec.to_json(codec.decode(result["value"])))
+        elif "error" in result:
+            events.emit(seq, "wait.timedOut", now, name, count, error=result["error"])
         if "value" in result:
             log.info("WORKFLOW %s/%s waitForEvent '%s' #%d got event '%s'", workflow, instance_id, name,
                      count, event_type)
@@ -223,16 +244,30 @@ class Recorder:
             (seq, r.name, r.count, self._next_step_seq(), state, *error, r.config, end,
              None if state == "retrying" else now, wake_at))
 
+    def _rollback_started(self, seq: int, name: str, count: int, first: int, attempts: list[wire.Attempt],
+                          now: float) -> None:
+        if first == 1:
+            took = sum(max(float(a.duration_s), 0.0) for a in attempts)
+            self.state.events.emit(seq, "rollback.started", now - took, name, count)
+
     async def rollback_done(self, args: list[Any]) -> dict[str, Any]:
         """A rollback finished for good (ok, or failed after its retries); committed before return."""
         r = wire.RollbackDone(*args)
         attempts = wire.attempts_of(r.attempts)
 
-        def op() -> None:
+        def op() -> tuple[int, float]:
             seq, _status = self._live(r.workflow, r.instance, r.generation)
-            self._rollback_row(seq, r._replace(attempts=attempts), r.state, attempts, self.clock.now(), None)
+            now = self.clock.now()
+            self._rollback_row(seq, r._replace(attempts=attempts), r.state, attempts, now, None)
+            return seq, now
 
-        await self._committed(op)
+        seq, now = await self._committed(op)
+        self._rollback_started(seq, r.name, r.count, r.first, attempts, now)
+        if r.state == "ok":
+            self.state.events.emit(seq, "rollback.completed", now, r.name, r.count)
+        else:
+            self.state.events.emit(seq, "rollback.failed", now, r.name, r.count,
+                                   error={"name": r.error_name, "message": r.error_message or ""})
         if r.state == "ok":
             log.info("WORKFLOW %s/%s rollback of step '%s' #%d ok", r.workflow, r.instance, r.name, r.count)
         else:
@@ -246,14 +281,15 @@ class Recorder:
         r = wire.RollbackRetry(*args)
         attempts = wire.attempts_of(r.attempts)
 
-        def op() -> float:
+        def op() -> tuple[float, int, float]:
             seq, _status = self._live(r.workflow, r.instance, r.generation)
             now = self.clock.now()
             at = now + float(r.delay_s)
             self._rollback_row(seq, r, "retrying", attempts, now, at)
-            return at
+            return at, seq, now
 
-        at = await self._committed(op)
+        at, seq, now = await self._committed(op)
+        self._rollback_started(seq, r.name, r.count, r.first, attempts, now)
         last = attempts[-1]
         log.info("WORKFLOW %s/%s rollback of step '%s' #%d attempt %d failed (%s: %s); retry in %s", r.workflow,
                  r.instance, r.name, r.count, r.first + len(attempts) - 1, last.error_name, last.error_message,

@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from edgelet.api import ApiError, api_route, ok, read_json, store_failure
@@ -93,6 +95,22 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
         if not isinstance(ids, list):
             raise ApiError(400, 10001, 'send {"ids": ["id", ...]} (at most 100)')
         return ok({"deleted": engine().delete_batch(request.path_params["name"], ids)})
+
+    async def subscribe(request: Request) -> Response:
+        """Server-Sent Events: ``id: <eventId>``, ``event: <type>``, ``data: <event JSON>``."""
+        name, instance_id = request.path_params["name"], request.path_params["id"]
+        q = request.query_params
+        cursor = q.get("cursor") or request.headers.get("last-event-id")
+        stream = engine().subscribe(name, instance_id, q.get("filter") or None, cursor, batches=True)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b": subscribed\n\n"
+            async for batch in stream:  # the events already there, in one write
+                yield "".join(f"id: {e['eventId']}\nevent: {e['type']}\n"
+                              f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in batch).encode()
+
+        return StreamingResponse(body(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def check(request: Request) -> Response:
         return ok(await engine().check(request.path_params["name"]))
@@ -179,6 +197,11 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
                   "properties": {"status": {"enum": ["pause", "resume", "terminate", "restart"]},
                                  "from_step": STRING}},
             body_required=True, result=OBJECT, errors=conflicts) for method in ("PATCH", "PUT")}),
+        route(base + "/{name}/instances/{id}/subscribe", guarded(subscribe), names=names, GET=Op(
+            "The instance's events as Server-Sent Events: the retained ones after `cursor` (or the "
+            "Last-Event-ID header), then live ones until it completes, errors or is terminated",
+            query={"cursor": {"type": "integer", "minimum": 0}, "filter": STRING},
+            result=OBJECT, errors=(400, 404))),
         route(base + "/{name}/instances/{id}/events/{type}", guarded(send_event), names=names, POST=Op(
             "Send an event to a waiting instance; the JSON body is the payload",
             body=ANY_JSON, result={"type": "null"}, errors=conflicts)),

@@ -22,7 +22,7 @@ import json
 import logging
 from typing import Any
 
-from edgelet.bindings.workflows import views
+from edgelet.bindings.workflows import codec, views
 from edgelet.bindings.workflows.recorder import take_event, wait_timeout_message
 from edgelet.bindings.workflows.scheduler import Scheduler
 from edgelet.bindings.workflows.state import State
@@ -92,10 +92,12 @@ class Runner:
         if pending:
             with self.state.tx():
                 for name, count, kind, wake_at, config in pending:
+                    events = self.state.events
                     if kind == "sleep":
                         if wake_at <= now:
                             self.db.execute("UPDATE steps SET state = 'ok', ended = ? WHERE instance = ? "
                                             "AND name = ? AND count = ?", (wake_at, seq, name, count))
+                            events.emit(seq, "sleep.completed", wake_at, name, count)
                         continue
                     event_type = json.loads(config)["type"]
                     value = take_event(self.db, seq, event_type, name, count)
@@ -103,12 +105,16 @@ class Runner:
                         self.db.execute("UPDATE steps SET state = 'ok', value = ?, ended = ?, wake_at = NULL "
                                         "WHERE instance = ? AND name = ? AND count = ?",
                                         (value, now, seq, name, count))
+                        events.emit(seq, "wait.completed", now, name, count,
+                                    output=codec.to_json(codec.decode(value)))
                     elif wake_at <= now:
+                        message = wait_timeout_message(name, event_type, json.loads(config).get("timeout"))
                         self.db.execute(
                             "UPDATE steps SET state = 'failed', error_name = 'WorkflowTimeoutError', "
                             "error_message = ?, ended = ? WHERE instance = ? AND name = ? AND count = ?",
-                            (wait_timeout_message(name, event_type, json.loads(config).get("timeout")),
-                             wake_at, seq, name, count))
+                            (message, wake_at, seq, name, count))
+                        events.emit(seq, "wait.timedOut", wake_at, name, count,
+                                    error={"name": "WorkflowTimeoutError", "message": message})
         mocks = self.mocks.get(workflow)
         return {**self.snapshot(workflow, seq, row, now), "pausing": _status == "waitingForPause",
                 "mocks": mocks.payload() if mocks is not None else None}

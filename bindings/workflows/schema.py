@@ -39,6 +39,8 @@ Versions (``PRAGMA user_version``, see :mod:`edgelet.state`):
     1. The layout of edgelet before versions were recorded (version 0), stamped.
     2. ``rollbacks`` and ``rollback_attempts`` (saga rollbacks), and ``instances_by_end``:
        finished instances by end time, for the retention sweep.
+    3. ``history_events``: what ``subscribe`` replays (see ``events.py``); written once per
+       loop turn, so a ``kill -9`` may lose the last turn's events, never a step.
 """
 
 from __future__ import annotations
@@ -165,7 +167,21 @@ CREATE INDEX IF NOT EXISTS instances_by_end ON instances (workflow, ended)
     WHERE status IN ('complete', 'errored', 'terminated');
 """
 
-SCHEMA = Schema("workflows", [DDL, ROLLBACKS])
+HISTORY_EVENTS = """
+CREATE TABLE IF NOT EXISTS history_events (
+    id        INTEGER PRIMARY KEY,         -- eventId: grows across the database; the cursor
+    instance  INTEGER NOT NULL,            -- instances.seq
+    type      TEXT NOT NULL,               -- Cloudflare's event type (events.EVENT_TYPES)
+    timestamp REAL NOT NULL,
+    step      TEXT,                        -- step.*, attempt.*, sleep.*, wait.*, rollback.*
+    count     INTEGER,
+    attempt   INTEGER,
+    data      TEXT                         -- JSON: error {name, message}, output
+);
+CREATE INDEX IF NOT EXISTS history_events_by_instance ON history_events (instance, id);
+"""
+
+SCHEMA = Schema("workflows", [DDL, ROLLBACKS, HISTORY_EVENTS])
 
 
 def install(conn: sqlite3.Connection) -> None:

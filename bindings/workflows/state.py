@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("edgelet.workflows")
 
 
+_FINAL_EVENTS = {"complete": "workflow.completed", "errored": "workflow.errored",
+                 "terminated": "workflow.terminated"}
+
+
 class StaleRunError(Exception):
     """A run tried to record a step for an instance that was terminated or restarted."""
 
@@ -68,6 +72,9 @@ class State:
         self.stopped = False
         #: called with (workflow, when) as an instance finishes (the scheduler's retention timer)
         self.on_finished: Callable[[str, float], None] | None = None
+        from edgelet.bindings.workflows.events import EventLog
+        #: subscribe's events (retained and live)
+        self.events = EventLog(self)
 
     @contextmanager
     def tx(self) -> Iterator[None]:
@@ -90,9 +97,34 @@ class State:
                        detail: str = "") -> None:
         if old != new:
             log.info("WORKFLOW %s/%s %s -> %s%s", workflow, instance_id, old, new, detail)
+            self._emit_status(workflow, instance_id, old, new)
             if new in schema.FINISHED and self.on_finished is not None:
                 self.on_finished(workflow, self.clock.now())
         self.notify(workflow, instance_id)
+
+    def _emit_status(self, workflow: str, instance_id: str, old: str, new: str) -> None:
+        """The ``workflow.*`` event a status change means, if any."""
+        if new == "running" and old == "queued":
+            kind = "workflow.started"
+        elif new == "paused":
+            kind = "workflow.paused"
+        elif old == "paused":
+            kind = "workflow.resumed"
+        elif new in _FINAL_EVENTS:
+            kind = _FINAL_EVENTS[new]
+        else:
+            return
+        row = self.db.execute("SELECT seq, output, error_name, error_message FROM instances WHERE workflow = ? "
+                              "AND id = ?", (workflow, instance_id)).fetchone()
+        if row is None:
+            return
+        data: dict[str, Any] = {}
+        if new == "complete":
+            from edgelet.bindings.workflows import codec
+            data["output"] = codec.to_json(codec.decode(row[1]))
+        elif new == "errored":
+            data["error"] = {"name": row[2], "message": row[3] or ""}
+        self.events.emit(row[0], kind, self.clock.now(), **data)
 
     # -- watchers (test handles wait on these instead of polling) -------------------------------
     def notify(self, workflow: str, instance_id: str) -> None:
