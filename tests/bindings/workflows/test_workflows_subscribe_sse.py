@@ -8,7 +8,6 @@ import subprocess
 import time
 
 import httpx
-
 from conftest import EDGELET
 
 CONFIG = """
