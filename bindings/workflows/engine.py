@@ -41,6 +41,9 @@ __all__ = ["Engine", "StaleRunError", "WorkflowDef"]
 
 log = logging.getLogger("edgelet.workflows")
 
+#: how long an HTTP event stream waits after a live event for the next ones (one write for all)
+SSE_LINGER_S = 0.02
+
 
 class Engine:
     """Owns the ``workflows`` database and every instance's life; one per host."""
@@ -278,8 +281,10 @@ class Engine:
         row = self._row(workflow, instance_id)
         types = parse_filter(filter, workflow)
         after = self.state.events.check_cursor(row["seq"], cursor, workflow, instance_id)
-        stream = self.state.events.subscribe_batches if batches else self.state.events.subscribe
-        return stream(row["seq"], types, after, self._finished(row["seq"]))
+        if batches:
+            return self.state.events.subscribe_batches(row["seq"], types, after, self._finished(row["seq"]),
+                                                       linger=SSE_LINGER_S)
+        return self.state.events.subscribe(row["seq"], types, after, self._finished(row["seq"]))
 
     async def subscribe_poll(self, workflow: str, instance_id: str, filter: Any, cursor: Any,  # noqa: A002
                              wait_s: float, first: bool) -> dict[str, Any]:

@@ -156,9 +156,12 @@ class EventLog:
                 yield event
 
     async def subscribe_batches(self, seq: int, types: frozenset[str] | None, cursor: int,
-                                finished: Callable[[], bool]) -> AsyncIterator[list[dict[str, Any]]]:
+                                finished: Callable[[], bool], linger: float = 0.0
+                                ) -> AsyncIterator[list[dict[str, Any]]]:
         """:meth:`subscribe` a list at a time: every event already there, so a stream writes
-        the events of one step (started, attempt, completed) in one go."""
+        the events of one step (started, attempt, completed) in one go. ``linger``: after the
+        first live event, wait that long for more before answering (an HTTP stream pays per
+        write, and a busy instance makes its next events within milliseconds)."""
         queue: asyncio.Queue[Row] = asyncio.Queue()
         self._live.setdefault(seq, set()).add(queue)
         try:
@@ -176,6 +179,8 @@ class EventLog:
                 return
             while True:
                 rows = [await queue.get()]
+                if linger > 0 and rows[0][2] not in TERMINAL:
+                    await asyncio.sleep(linger)
                 while not queue.empty():
                     rows.append(queue.get_nowait())
                 batch, last, ended = _take(rows, last, types)
