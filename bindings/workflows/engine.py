@@ -69,6 +69,9 @@ class Engine:
         self.step_retry = self.recorder.step_retry
         self.sleep = self.recorder.sleep
         self.wait_event = self.recorder.wait_event
+        self.recorder.signal = self.runner.signal
+        self.attempt_started = self.recorder.attempt_started
+        self.attempt_timer = self.recorder.attempt_timer
         self.rollback_done = self.recorder.rollback_done
         self.rollback_retry = self.recorder.rollback_retry
         #: test handles wait on this instead of polling
@@ -348,7 +351,7 @@ class Engine:
 
     def describe(self, workflow: str, instance_id: str) -> dict[str, Any]:
         self._def(workflow)
-        return views.describe(self.db, workflow, instance_id)
+        return views.describe(self.db, workflow, instance_id, boot=self.recorder.boot)
 
     def pause(self, workflow: str, instance_id: str) -> str:
         row = self._row(workflow, instance_id)
@@ -437,6 +440,8 @@ class Engine:
                                 (seq, f"{name}#{count}"))
                 self.db.execute("DELETE FROM attempts WHERE instance = ? AND name = ? AND count = ?",
                                 (seq, name, count))
+                self.db.execute("DELETE FROM attempts_in_flight WHERE instance = ? AND name = ? AND count = ?",
+                                (seq, name, count))
             self.db.execute("DELETE FROM steps WHERE instance = ? AND seq >= ?", (seq, cut))
             self.db.execute("DELETE FROM rollbacks WHERE instance = ?", (seq,))
             self.db.execute("DELETE FROM rollback_attempts WHERE instance = ?", (seq,))
@@ -486,6 +491,7 @@ class Engine:
 
 def erase(db: Any, seqs: Sequence[int]) -> None:
     """Delete instances and everything recorded for them (inside a transaction)."""
-    for table in ("events", "attempts", "steps", "rollback_attempts", "rollbacks", "history_events"):
+    for table in ("events", "attempts", "steps", "rollback_attempts", "rollbacks", "history_events",
+                  "attempts_in_flight"):
         db.executemany(f"DELETE FROM {table} WHERE instance = ?", [(s,) for s in seqs])
     db.executemany("DELETE FROM instances WHERE seq = ?", [(s,) for s in seqs])

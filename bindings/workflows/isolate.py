@@ -239,6 +239,8 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
                 session.pausing = False
             elif signal == "cancel":
                 session.abandon()
+            elif signal == "timeout":
+                session.time_out(payload["step"], payload["count"], payload["attempt"])
         return None
     raise LookupError(f"unknown workflows event {event!r}")
 

@@ -134,7 +134,8 @@ class Plugin(BindingPlugin):
             raise PermissionError(f"Worker {worker!r} does not run workflow {payload[0]!r}")
         handler = {"step_done": engine.step_done, "step_retry": engine.step_retry,
                    "sleep": engine.sleep, "wait_event": engine.wait_event,
-                   "rollback_done": engine.rollback_done, "rollback_retry": engine.rollback_retry}.get(method)
+                   "rollback_done": engine.rollback_done, "rollback_retry": engine.rollback_retry,
+                   "attempt_started": engine.attempt_started, "attempt_timer": engine.attempt_timer}.get(method)
         if handler is None:
             raise LookupError(f"unknown internal workflows call {method!r}")
         return await handler(payload)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from typing import Any
 
 from edgelet.bindings.workflows import codec, rules, views, wire
@@ -34,7 +35,15 @@ class Recorder:
         self._step_seq = int(self.db.execute(
             "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM steps), "
             "(SELECT COALESCE(MAX(seq), 0) FROM rollbacks))").fetchone()[0])
-        # one commit for every record of a loop turn; each caller answered after it
+        #: this platform run; in-flight attempt rows of another run were cut off by a crash
+        self.boot = time.time()
+        #: (instance seq, step, count) with an attempts_in_flight row of this run
+        self._in_flight: set[tuple[int, str, int]] = set()
+        #: virtual clock: the platform-clock timeout of each running attempt
+        self._timers: dict[tuple[str, str, str, int], Any] = {}
+        #: set by the engine: sends a signal to the isolate running an instance
+        self.signal: Any = None
+                # one commit for every record of a loop turn; each caller answered after it
         self._committed = GroupCommit(self.db, "workflow record").run
 
     def _live(self, workflow: str, instance_id: str, generation: int) -> tuple[int, str]:
@@ -90,9 +99,12 @@ class Recorder:
         workflow, instance_id, name, count, state = r.workflow, r.instance, r.name, r.count, r.state
         attempts, first = wire.attempts_of(r.attempts), r.first
 
+        self._cancel_timer(workflow, instance_id, name, count)
+
         def op() -> tuple[str, int, float]:
             seq, status = self._live(workflow, instance_id, r.generation)
             now = self.clock.now()
+            self._clear_in_flight(seq, name, count)
             existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
                                        "count = ?", (seq, name, count)).fetchone()
             start = self._record_attempts(seq, name, count, first, attempts, now)
@@ -129,9 +141,12 @@ class Recorder:
         workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
         attempts, config, first, delay = wire.attempts_of(r.attempts), r.config, r.first, r.delay_s
 
+        self._cancel_timer(workflow, instance_id, name, count)
+
         def op() -> tuple[float, int, float]:
             seq, _status = self._live(workflow, instance_id, generation)
             now = self.clock.now()
+            self._clear_in_flight(seq, name, count)
             at = now + float(delay)
             existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
                                        "count = ?", (seq, name, count)).fetchone()
@@ -219,6 +234,49 @@ class Recorder:
         self.state.notify(workflow, instance_id)
         return result
 
+
+    # -- attempts in flight and platform-clock timeouts --------------------------------------------
+    def _clear_in_flight(self, seq: int, name: str, count: int) -> None:
+        if self._in_flight and (seq, name, count) in self._in_flight:
+            self._in_flight.discard((seq, name, count))
+            self.db.execute("DELETE FROM attempts_in_flight WHERE instance = ? AND name = ? AND count = ? "
+                            "AND boot = ?", (seq, name, count, self.boot))
+
+    def _cancel_timer(self, workflow: str, instance_id: str, name: str, count: int) -> None:
+        if self._timers:
+            timer = self._timers.pop((workflow, instance_id, name, count), None)
+            if timer is not None:
+                timer.cancel()
+
+    async def attempt_started(self, args: list[Any]) -> None:
+        """An attempt is still running a moment after it started: keep a row, so that if the
+        platform dies now, ``describe`` lists the attempt as cut off."""
+        r = wire.AttemptNote(*args)
+
+        def op() -> None:
+            seq, _status = self._live(r.workflow, r.instance, r.generation)
+            self.db.execute("INSERT INTO attempts_in_flight (instance, name, count, attempt, started, boot) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (seq, r.name, r.count, r.attempt, self.clock.now(),
+                                                          self.boot))
+            self._in_flight.add((seq, r.name, r.count))
+
+        await self._committed(op)
+
+    async def attempt_timer(self, args: list[Any]) -> dict[str, Any]:
+        """Virtual clock: time this attempt out when the platform clock passes its deadline."""
+        r = wire.AttemptNote(*args)
+        self._live(r.workflow, r.instance, r.generation)
+        key = (r.workflow, r.instance, r.name, r.count)
+        self._cancel_timer(*key)
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            if self.signal is not None:
+                self.signal(r.workflow, r.instance, r.generation, "timeout", step=r.name, count=r.count,
+                            attempt=r.attempt)
+
+        self._timers[key] = self.clock.call_at(self.clock.now() + float(r.timeout_s), fire)
+        return {}
 
     # -- rollbacks ------------------------------------------------------------------------------
     def _rollback_row(self, seq: int, r: Any, state: str, attempts: list[wire.Attempt], now: float,

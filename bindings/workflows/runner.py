@@ -49,6 +49,8 @@ class Runner:
         self.defs = state.defs
         self.mocks = state.mocks
         self.scheduler = scheduler
+        #: a virtual clock (tests): step attempt timeouts are measured on it by the recorder
+        self.virtual = bool(getattr(self.clock, "virtual", False))
 
     async def run(self, workflow: str, instance_id: str, seq: int) -> None:
         """Hold one running slot: dispatch, record the outcome, dispatch again if already due."""
@@ -117,7 +119,7 @@ class Runner:
                                     error={"name": "WorkflowTimeoutError", "message": message})
         mocks = self.mocks.get(workflow)
         return {**self.snapshot(workflow, seq, row, now), "pausing": _status == "waitingForPause",
-                "mocks": mocks.payload() if mocks is not None else None}
+                "virtual": self.virtual, "mocks": mocks.payload() if mocks is not None else None}
 
     def snapshot(self, workflow: str, seq: int, row: tuple[Any, ...], now: float) -> dict[str, Any]:
         """The dispatch payload of an instance as its rows stand (read only): ``row`` is
@@ -231,8 +233,9 @@ class Runner:
         if new == "waiting":
             self.scheduler.note_wake(now + delay)
 
-    def signal(self, workflow: str, instance_id: str, generation: int, signal: str) -> None:
-        """Tell the isolate running this instance to pause, unpause or give the run up."""
+    def signal(self, workflow: str, instance_id: str, generation: int, signal: str, **extra: Any) -> None:
+        """Tell the isolate running this instance to pause, unpause, give the run up, or time
+        an attempt out (``extra``: which one)."""
         if instance_id not in self.state.running.get(workflow, ()):
             return
         script = self.defs[workflow].script
@@ -241,7 +244,7 @@ class Runner:
             try:
                 await self.host.invoke(script, "workflows.signal",
                                        {"workflow": workflow, "id": instance_id,
-                                        "generation": generation, "signal": signal}, timeout=10)
+                                        "generation": generation, "signal": signal, **extra}, timeout=10)
             except Exception as exc:  # the run learns it at its next step anyway
                 log.debug("signal %s to %s/%s failed: %s", signal, workflow, instance_id, exc)
 

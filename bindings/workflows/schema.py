@@ -41,6 +41,9 @@ Versions (``PRAGMA user_version``, see :mod:`edgelet.state`):
        finished instances by end time, for the retention sweep.
     3. ``history_events``: what ``subscribe`` replays (see ``events.py``); written once per
        loop turn, so a ``kill -9`` may lose the last turn's events, never a step.
+    4. ``attempts_in_flight``: attempts still running a moment after they started (fast
+       ones never get here). The row is removed when the step is recorded; one written by an
+       earlier platform run was cut off by a crash, and ``describe`` lists it.
 """
 
 from __future__ import annotations
@@ -181,7 +184,20 @@ CREATE TABLE IF NOT EXISTS history_events (
 CREATE INDEX IF NOT EXISTS history_events_by_instance ON history_events (instance, id);
 """
 
-SCHEMA = Schema("workflows", [DDL, ROLLBACKS, HISTORY_EVENTS])
+ATTEMPTS_IN_FLIGHT = """
+CREATE TABLE IF NOT EXISTS attempts_in_flight (
+    id       INTEGER PRIMARY KEY,
+    instance INTEGER NOT NULL,             -- instances.seq
+    name     TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    attempt  INTEGER NOT NULL,
+    started  REAL NOT NULL,
+    boot     REAL NOT NULL                 -- the platform run that wrote it (recorder.boot)
+);
+CREATE INDEX IF NOT EXISTS attempts_in_flight_by_step ON attempts_in_flight (instance, name, count);
+"""
+
+SCHEMA = Schema("workflows", [DDL, ROLLBACKS, HISTORY_EVENTS, ATTEMPTS_IN_FLIGHT])
 
 
 def install(conn: sqlite3.Connection) -> None:

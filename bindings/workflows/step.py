@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: the internal binding through which a running isolate records steps (see isolate.py)
 #: loop turns without progress before the session declares every branch parked
 QUIET_TURNS = 8
+#: an attempt still running after this long is noted on the host (see attempts_in_flight)
+IN_FLIGHT_NOTE_S = 0.05
 #: how long an async ``retries.delay`` function may take (Miniflare allows 5 seconds)
 DELAY_FN_TIMEOUT_S = 5.0
 _CTX = object()
@@ -118,6 +120,11 @@ class RunSession:
         self.check = bool(payload.get("check"))
         self.next_step: dict[str, Any] | None = None
         self.pausing = bool(payload.get("pausing")) and not self.check
+        #: the platform clock is virtual (tests): attempt timeouts follow it, not real time
+        self.virtual = bool(payload.get("virtual"))
+        #: attempts running now, by (name, count, attempt), and those the platform timed out
+        self.attempt_tasks: dict[tuple[str, int, int], asyncio.Future[Any]] = {}
+        self.timed_out: set[tuple[str, int, int]] = set()
         self.stale = False
         self.failure: BaseException | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -431,18 +438,79 @@ class RunSession:
             return mocked
         args = [ctx if a is _CTX else a for a in positional]
         call_kwargs = {k: (ctx if v is _CTX else v) for k, v in kwargs.items()}
+
+        def timed_out() -> BaseException:
+            return sdk.WorkflowTimeoutError(
+                f"step '{name}' attempt {attempt} timed out after {rules.describe_s(timeout)} "
+                f"(config timeout {cfg['timeout']!r})")
+
+        note = asyncio.get_running_loop().call_later(IN_FLIGHT_NOTE_S, self._note_in_flight, name, count,
+                                                     attempt)
         try:
-            async with asyncio.timeout(timeout) as scope:
-                result = fn(*args, **call_kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
-        except TimeoutError:
-            if scope.expired():
-                raise sdk.WorkflowTimeoutError(
-                    f"step '{name}' attempt {attempt} timed out after {rules.describe_s(timeout)} "
-                    f"(config timeout {cfg['timeout']!r})") from None
+            if self.virtual:
+                return await self._on_platform_clock((name, count, attempt), timeout, fn, args, call_kwargs,
+                                                     timed_out)
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    result = fn(*args, **call_kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
+                    return result
+            except TimeoutError:
+                if scope.expired():
+                    raise timed_out() from None
+                raise
+        finally:
+            note.cancel()
+
+    async def _on_platform_clock(self, key: tuple[str, int, int], timeout: float, fn: Callable[..., Any],
+                                 args: list[Any], kwargs: dict[str, Any],
+                                 timed_out: Callable[[], BaseException]) -> Any:
+        """Run an attempt whose timeout the host measures on the (virtual) platform clock: it
+        signals ``timeout`` when the clock passes the deadline, which cancels the attempt."""
+        async def body() -> Any:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        task = asyncio.ensure_future(body())
+        self.attempt_tasks[key] = task
+        try:
+            await self.call("attempt_timer", key[0], key[1], key[2], timeout)
+            return await task
+        except asyncio.CancelledError:
+            if key in self.timed_out and task.cancelled():
+                raise timed_out() from None
             raise
+        finally:
+            self.attempt_tasks.pop(key, None)
+            self.timed_out.discard(key)
+            if not task.done():
+                task.cancel()
+
+    def time_out(self, name: str, count: int, attempt: int) -> None:
+        """The host's platform-clock timer for this attempt fired (virtual clock only)."""
+        key = (name, count, attempt)
+        task = self.attempt_tasks.get(key)
+        if task is not None and not task.done():
+            self.timed_out.add(key)
+            task.cancel()
+
+    def _note_in_flight(self, name: str, count: int, attempt: int) -> None:
+        """The attempt is still running: tell the host, so a crash now is listed in describe.
+        Fire and forget: the attempt does not wait for it."""
+        record = wire.AttemptNote(self.workflow, self.instance, self.generation, name, count, attempt, 0.0)
+
+        async def send() -> None:
+            try:
+                await self.runtime.call_host("workflows", "attempt_started", record)
+            except Exception:  # a stale run, a platform going down: nothing to keep
+                pass
+
+        task = asyncio.ensure_future(send())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     # -- rollbacks (saga) -----------------------------------------------------------------------
     async def roll_back(self, error: BaseException) -> None:

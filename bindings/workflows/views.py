@@ -92,15 +92,32 @@ def list_instances(conn: sqlite3.Connection, workflow: str, status: str | None, 
     return result, {"page": page, "per_page": per_page, "count": len(result), "total_count": total}
 
 
-def steps(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
-    """The history in order, each step with its attempts, in the shape ``describe`` shows."""
+INTERRUPTED = {"name": "AttemptInterrupted",
+               "message": "the platform stopped (a crash or kill -9) during this attempt; it ran again"}
+
+
+def steps(conn: sqlite3.Connection, seq: int, boot: float | None = None) -> list[dict[str, Any]]:
+    """The history in order, each step with its attempts, in the shape ``describe`` shows.
+    Attempts cut off by a crash (in flight under another platform run than ``boot``) are
+    listed with ``interrupted: true``."""
     attempts: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    timed: dict[tuple[str, int], list[tuple[float, dict[str, Any]]]] = {}
     for name, count, _attempt, started, ended, success, ename, emsg in conn.execute(
             "SELECT name, count, attempt, started, ended, success, error_name, error_message "
             "FROM attempts WHERE instance = ? ORDER BY name, count, attempt", (seq,)):
-        attempts.setdefault((name, count), []).append({
+        timed.setdefault((name, count), []).append((started, {
             "start": iso(started), "end": iso(ended), "success": bool(success),
-            "error": {"name": ename, "message": emsg or ""} if ename is not None else None})
+            "error": {"name": ename, "message": emsg or ""} if ename is not None else None}))
+    try:
+        cut = conn.execute("SELECT name, count, started FROM attempts_in_flight WHERE instance = ? AND boot != ?",
+                           (seq, -1.0 if boot is None else boot)).fetchall()
+    except sqlite3.OperationalError:  # a state folder from before version 4 (read-only CLI)
+        cut = []
+    for name, count, started in cut:
+        timed.setdefault((name, count), []).append((started, {
+            "start": iso(started), "end": None, "success": False, "interrupted": True, "error": INTERRUPTED}))
+    for key, entries in timed.items():
+        attempts[key] = [e for _, e in sorted(entries, key=lambda t: t[0])] if len(entries) > 1 else [entries[0][1]]
     out: list[dict[str, Any]] = []
     for (name, count, kind, state, value, ename, emsg, config, started, ended,
          wake_at) in conn.execute(
@@ -170,12 +187,13 @@ def rollback_summary(conn: sqlite3.Connection, seq: int, status: str) -> dict[st
                                           "error": r["error"]} for r in ran]}
 
 
-def describe(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any]:
+def describe(conn: sqlite3.Connection, workflow: str, instance_id: str,
+             boot: float | None = None) -> dict[str, Any]:
     """``GET .../instances/{id}``: status, error, output, params, times and the steps."""
     row = instance_row(conn, workflow, instance_id)
     if row is None:
         raise LookupError(f"workflow '{workflow}' has no instance '{instance_id}'")
-    history = steps(conn, row["seq"])
+    history = steps(conn, row["seq"], boot)
     if row["status"] == "terminated":
         history.append({"type": "termination", "trigger": {"source": "api"}})
     status = row["status"]
