@@ -9,6 +9,8 @@ Why it is split: the engine has four jobs, each in its own module, wired togethe
 * ``runner.py``: one dispatch of an instance into its Worker's isolate and its outcome;
 * ``recorder.py``: the step records a run makes while it runs (group-committed);
 * ``state.py``: the database and in-memory bookkeeping they all share.
+* ``events.py``: what ``subscribe`` streams (retained and live events, cursors);
+* ``checker.py``: the replay check and history export/replay (no step runs).
 
 How an instance moves (``schema.py`` has the rows, and is the whole durable state):
 ``create`` inserts a ``queued`` row; the scheduler makes it ``running`` and hands it to the
