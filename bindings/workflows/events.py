@@ -6,11 +6,12 @@ the recorder on step records, the runner when a wait resolves) and ``subscribe``
 that knows their shape, their ids and how they are stored.
 
 Events use Cloudflare's types (``EVENT_TYPES``). ``eventId`` grows across the whole
-database and is the cursor: a subscription resumes after it. Why events are buffered and
-written once per loop turn rather than in each record's transaction: they are the story
-of what happened, not the durable state (that is ``steps``, ``instances``...), so one
-``executemany`` per loop turn keeps the cost of a step what it was; a ``kill -9`` may lose
-the events of the last loop turn, never a step. Live subscribers get each event at once,
+database and is the cursor: a subscription resumes after it. Why events are buffered
+and written with the *next* record's transaction (or after ``FLUSH_AFTER_S`` when none
+comes) rather than in each record's own: they are the story of what happened, not the
+durable state (that is ``steps``, ``instances``...), and a commit of their own per step
+made a step a third slower; a ``kill -9`` may lose the events of the last few
+milliseconds, never a step. Live subscribers get each event at once,
 before it is written.
 """
 
@@ -22,7 +23,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from edgelet.bindings.workflows import views
+from edgelet.bindings.workflows import codec, rules, views
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.workflows.state import State
@@ -40,9 +41,13 @@ EVENT_TYPES = (
 TERMINAL = ("workflow.completed", "workflow.errored", "workflow.terminated")
 #: events one poll returns at most
 PAGE = 500
+#: buffered events are written by the next step record's transaction, or after this long
+FLUSH_AFTER_S = 0.02
 
-#: (eventId, instance seq, type, timestamp, step, count, attempt, data JSON)
-Row = tuple[int, int, str, float, str | None, int | None, int | None, str | None]
+#: (eventId, instance seq, type, timestamp, step, count, attempt, data JSON, output blob)
+Row = tuple[int, int, str, float, str | None, int | None, int | None, str | None, bytes | None]
+#: the stored output of a ``sensitive`` step's event
+REDACTED_BLOB = codec.encode(rules.REDACTED)
 
 
 def parse_filter(value: Any, workflow: str) -> frozenset[str] | None:
@@ -70,7 +75,7 @@ def parse_filter(value: Any, workflow: str) -> frozenset[str] | None:
 
 def to_event(row: Row) -> dict[str, Any]:
     """The dict a subscriber gets: ``{eventId, type, timestamp, step?, attempt?, error?, output?}``."""
-    event_id, _seq, kind, ts, step, count, attempt, data = row
+    event_id, _seq, kind, ts, step, count, attempt, data, output = row
     out: dict[str, Any] = {"eventId": event_id, "type": kind, "timestamp": views.iso(ts)}
     if step is not None:
         out["step"] = {"name": step, "count": count}
@@ -78,6 +83,8 @@ def to_event(row: Row) -> dict[str, Any]:
         out["attempt"] = attempt
     if data:
         out.update(json.loads(data))
+    if output is not None:  # decoded only when someone reads it
+        out["output"] = codec.to_json(codec.decode(output))
     return out
 
 
@@ -95,9 +102,10 @@ class EventLog:
 
     # -- writing ---------------------------------------------------------------------------------
     def emit(self, seq: int, kind: str, ts: float, step: str | None = None, count: int | None = None,
-             attempt: int | None = None, **data: Any) -> None:
+             attempt: int | None = None, output: bytes | None = None, **data: Any) -> None:
+        """One event; ``output`` is the codec-encoded value (kept as is until read)."""
         row: Row = (self.next_id, seq, kind, ts, step, count, attempt,
-                    json.dumps(data, separators=(",", ":")) if data else None)
+                    json.dumps(data, separators=(",", ":")) if data else None, output)
         self.next_id += 1
         self._buffer.append(row)
         for queue in self._live.get(seq, ()):
@@ -105,28 +113,45 @@ class EventLog:
         if not self._flush_soon:
             self._flush_soon = True
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self.flush)
             except RuntimeError:  # no loop (a synchronous caller): write now
                 self.flush()
 
-    def flush(self) -> None:
-        """Write buffered events (one transaction)."""
-        self._flush_soon = False
-        if not self._buffer:
-            return
+    def has_buffered(self) -> bool:
+        return bool(self._buffer)
+
+    def take(self) -> list[Row]:
+        """The buffered events, handed to a caller that writes them in its own transaction
+        (the recorder adds them to the group commit of the next step record)."""
         rows, self._buffer = self._buffer, []
+        return rows
+
+    def put_back(self, rows: list[Row]) -> None:
+        """Rows a failed transaction did not write: keep them for the next one."""
+        self._buffer = rows + self._buffer
+
+    def insert(self, rows: list[Row]) -> None:
+        """Write rows inside the caller's transaction."""
+        self.db.executemany("INSERT INTO history_events (id, instance, type, timestamp, step, count, "
+                            "attempt, data, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def flush(self) -> None:
+        """Write buffered events now (one transaction of their own)."""
+        self._flush_soon = False
+        rows = self.take()
+        if not rows:
+            return
         try:
             with self.state.tx():
-                self.db.executemany("INSERT INTO history_events (id, instance, type, timestamp, step, count, "
-                                    "attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self.insert(rows)
         except sqlite3.Error:
-            self._buffer = rows + self._buffer  # a busy or full disk: try again with the next ones
+            self.put_back(rows)  # a busy or full disk: try again with the next ones
             raise
 
     # -- reading ---------------------------------------------------------------------------------
     def after(self, seq: int, cursor: int, limit: int = PAGE) -> list[Row]:
         self.flush()
-        return self.db.execute("SELECT id, instance, type, timestamp, step, count, attempt, data FROM "
+        return self.db.execute("SELECT id, instance, type, timestamp, step, count, attempt, data, output FROM "
                                "history_events WHERE instance = ? AND id > ? ORDER BY id LIMIT ?",
                                (seq, cursor, limit)).fetchall()
 

@@ -14,14 +14,16 @@ import json
 import logging
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from edgelet.bindings.workflows import codec, rules, views, wire
-from edgelet.bindings.workflows.events import attempt_events
+from edgelet.bindings.workflows.events import REDACTED_BLOB, attempt_events
 from edgelet.bindings.workflows.state import StaleRunError, State
 from edgelet.group_commit import GroupCommit
 
 log = logging.getLogger("edgelet.workflows")
+T = TypeVar("T")
 
 
 class Recorder:
@@ -44,7 +46,11 @@ class Recorder:
         #: set by the engine: sends a signal to the isolate running an instance
         self.signal: Any = None
                 # one commit for every record of a loop turn; each caller answered after it
-        self._committed = GroupCommit(self.db, "workflow record").run
+        self._group = GroupCommit(self.db, "workflow record")
+
+    async def _committed(self, op: Callable[[], T]) -> T:
+        """Run ``op`` in the group commit (one transaction per loop turn)."""
+        return await self._group.run(op)
 
     def _live(self, workflow: str, instance_id: str, generation: int) -> tuple[int, str]:
         """The instance's ``(seq, status)`` if this run still owns it; else StaleRunError.
@@ -58,6 +64,9 @@ class Recorder:
             state = "gone" if row is None else row[1]
             raise StaleRunError(f"instance '{instance_id}' of workflow '{workflow}' is no longer run "
                                 f"by this dispatch ({state}); nothing more is recorded")
+        events = self.state.events
+        if events.has_buffered():  # subscribe's events ride along with this record's commit
+            events.insert(events.take())
         return row[0], row[1]
 
     def _next_step_seq(self) -> int:
@@ -118,8 +127,7 @@ class Recorder:
         attempt_events(events, seq, name, count, first, attempts, now)
         if state == "ok":
             redacted = '"sensitive"' in r.config and json.loads(r.config).get("sensitive") == "output"
-            events.emit(seq, "step.completed", now, name, count,
-                        output=rules.REDACTED if redacted else codec.to_json(codec.decode(r.value)))
+            events.emit(seq, "step.completed", now, name, count, output=REDACTED_BLOB if redacted else r.value)
         else:
             events.emit(seq, "step.failed", now, name, count,
                         error={"name": r.error_name, "message": r.error_message or ""})
@@ -222,7 +230,7 @@ class Recorder:
         events = self.state.events
         events.emit(seq, "wait.started", now, name, count, event_type=event_type)
         if "value" in result:
-            events.emit(seq, "wait.completed", now, name, count, output=codec.to_json(codec.decode(result["value"])))
+            events.emit(seq, "wait.completed", now, name, count, output=result["value"])
         elif "error" in result:
             events.emit(seq, "wait.timedOut", now, name, count, error=result["error"])
         if "value" in result:

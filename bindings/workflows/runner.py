@@ -22,7 +22,7 @@ import json
 import logging
 from typing import Any
 
-from edgelet.bindings.workflows import codec, views
+from edgelet.bindings.workflows import views
 from edgelet.bindings.workflows.recorder import take_event, wait_timeout_message
 from edgelet.bindings.workflows.scheduler import Scheduler
 from edgelet.bindings.workflows.state import State
@@ -107,8 +107,7 @@ class Runner:
                         self.db.execute("UPDATE steps SET state = 'ok', value = ?, ended = ?, wake_at = NULL "
                                         "WHERE instance = ? AND name = ? AND count = ?",
                                         (value, now, seq, name, count))
-                        events.emit(seq, "wait.completed", now, name, count,
-                                    output=codec.to_json(codec.decode(value)))
+                        events.emit(seq, "wait.completed", now, name, count, output=value)
                     elif wake_at <= now:
                         message = wait_timeout_message(name, event_type, json.loads(config).get("timeout"))
                         self.db.execute(

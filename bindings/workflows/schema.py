@@ -179,7 +179,8 @@ CREATE TABLE IF NOT EXISTS history_events (
     step      TEXT,                        -- step.*, attempt.*, sleep.*, wait.*, rollback.*
     count     INTEGER,
     attempt   INTEGER,
-    data      TEXT                         -- JSON: error {name, message}, output
+    data      TEXT,                        -- JSON: error {name, message}, until, event_type
+    output    BLOB                         -- codec-encoded output (step, wait, workflow.completed)
 );
 CREATE INDEX IF NOT EXISTS history_events_by_instance ON history_events (instance, id);
 """

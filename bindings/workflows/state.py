@@ -118,13 +118,12 @@ class State:
                               "AND id = ?", (workflow, instance_id)).fetchone()
         if row is None:
             return
-        data: dict[str, Any] = {}
         if new == "complete":
-            from edgelet.bindings.workflows import codec
-            data["output"] = codec.to_json(codec.decode(row[1]))
+            self.events.emit(row[0], kind, self.clock.now(), output=row[1] if row[1] is not None else b"\xc0")
         elif new == "errored":
-            data["error"] = {"name": row[2], "message": row[3] or ""}
-        self.events.emit(row[0], kind, self.clock.now(), **data)
+            self.events.emit(row[0], kind, self.clock.now(), error={"name": row[2], "message": row[3] or ""})
+        else:
+            self.events.emit(row[0], kind, self.clock.now())
 
     # -- watchers (test handles wait on these instead of polling) -------------------------------
     def notify(self, workflow: str, instance_id: str) -> None:
