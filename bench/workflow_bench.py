@@ -12,6 +12,11 @@ Prints one line per measurement; does not write bench/RESULTS.md.
 - ``wake``: waking an instance whose history holds 1,000 completed steps (replay + 1 step);
 - ``resume``: restart-to-all-resumed: 10,000 instances asleep, kill -9, start again after
   their sleep ended, time until every one completed;
+- ``check``: ``POST /workflows/{name}/check`` (the replay check, no step runs) over 10,000
+  unfinished instances, each with a completed step and a pending sleep;
+- ``subscribe``: 1,000 instances x 10 steps without and then with 100 SSE subscribers (one
+  on each of the first 100 instances, from their creation to their end): the step
+  throughput of both and the events delivered per second;
 - ``rss`` (with --rss): resident memory with 50,000 waiting instances.
 """
 
@@ -43,6 +48,9 @@ CONFIG = """
       { name = "ten", binding = "TEN", class_name = "Ten" },
       { name = "napper", binding = "NAPPER", class_name = "Napper" },
       { name = "long", binding = "LONG", class_name = "Long" },
+      { name = "parked", binding = "PARKED", class_name = "Napper" },
+      { name = "ten_plain", binding = "TEN_PLAIN", class_name = "Ten" },
+      { name = "ten_watched", binding = "TEN_WATCHED", class_name = "Ten" },
     ]
 """
 
@@ -244,6 +252,58 @@ def bench_resume(c: httpx.Client, dev: Dev, n: int) -> None:
            f"{took + started:.1f} s (start {started:.1f} s)")
 
 
+def bench_check(c: httpx.Client, dev: Dev, n: int) -> None:
+    create_batches(c, dev, "parked", "k", n, {"nap": 3_600_000})
+    wait_count(c, dev, "parked", "waiting", n, timeout=1200)
+    t0 = time.perf_counter()
+    r = c.post(f"{dev.api}/parked/check", json={}, timeout=600).json()
+    took = time.perf_counter() - t0
+    assert r["success"] and r["result"]["checked"] == n and r["result"]["diverged"] == 0, str(r)[:500]
+    report(f"check: replay check of {n:,} unfinished instances", f"{took:.2f} s ({n / took:,.0f}/s)")
+
+
+def bench_subscribe(c: httpx.Client, dev: Dev, n: int, watchers: int) -> None:
+    import threading
+
+    t0 = time.perf_counter()
+    create_batches(c, dev, "ten_plain", "p", n)
+    wait_count(c, dev, "ten_plain", "complete", n, timeout=600)
+    plain = n * 10 / (time.perf_counter() - t0)
+
+    delivered = [0] * watchers
+
+    async def watch(client: httpx.AsyncClient, i: int) -> None:
+        url = f"{dev.api}/ten_watched/instances/w-{i}/subscribe"
+        async with client.stream("GET", url) as resp:
+            async for chunk in resp.aiter_raw():
+                delivered[i] += chunk.count(b"\n\n")
+
+    async def watch_all() -> None:  # one thread and one loop for all subscribers, as a browser tab
+        limits = httpx.Limits(max_connections=watchers + 10)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=600), limits=limits) as client:
+            await asyncio.gather(*(watch(client, i) for i in range(watchers)))
+
+    t0 = time.perf_counter()
+    create_batches(c, dev, "ten_watched", "w", min(watchers, n))
+    threads = [threading.Thread(target=asyncio.run, args=(watch_all(),), daemon=True)]
+    for t in threads:
+        t.start()
+    if n > watchers:
+        for first in range(watchers, n, 100):
+            body = [{"instance_id": f"w-{i}"} for i in range(first, min(first + 100, n))]
+            assert c.post(f"{dev.api}/ten_watched/instances", json=body).json()["success"]
+    wait_count(c, dev, "ten_watched", "complete", n, timeout=600)
+    took = time.perf_counter() - t0
+    for t in threads:
+        t.join(60)
+    watched = n * 10 / took
+    events = sum(delivered) - watchers  # each stream starts with one ": subscribed" comment
+    report(f"subscribe: {n} x 10 steps, no subscribers", f"{plain:,.0f} steps/s")
+    report(f"subscribe: {n} x 10 steps, {watchers} SSE subscribers", f"{watched:,.0f} steps/s "
+           f"({(plain - watched) / plain * 100:+.1f}% slower), {events:,} events delivered "
+           f"({events / took:,.0f}/s)")
+
+
 def bench_rss(c: httpx.Client, dev: Dev, n: int) -> None:
     before = dev.rss_mb()
     create_batches(c, dev, "napper", "w", n, {"nap": 3_600_000})
@@ -255,9 +315,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--rss", action="store_true", help="also 50,000 waiting instances")
-    parser.add_argument("--only", default="", help="comma-separated: step,create,fanout,wake,resume,rss")
+    parser.add_argument("--only", default="", help="comma-separated: step,create,fanout,wake,resume,check,subscribe,rss")
     args = parser.parse_args()
-    only = set(filter(None, args.only.split(","))) or {"step", "create", "fanout", "wake", "resume"}
+    only = set(filter(None, args.only.split(","))) or {"step", "create", "fanout", "wake", "resume", "check",
+                                                       "subscribe"}
     if args.rss:
         only.add("rss")
     folder = Path(tempfile.mkdtemp(prefix="wf-bench-"))
@@ -277,6 +338,10 @@ def main() -> None:
                 bench_wake(c, dev)
             if "resume" in only:
                 bench_resume(c, dev, 1000 if args.quick else 10_000)
+            if "check" in only:
+                bench_check(c, dev, 1000 if args.quick else 10_000)
+            if "subscribe" in only:
+                bench_subscribe(c, dev, 200 if args.quick else 1000, 100)
             if "rss" in only:
                 bench_rss(c, dev, 5000 if args.quick else 50_000)
     finally:

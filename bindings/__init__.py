@@ -105,6 +105,10 @@ class BindingPlugin:
     async def stop(self) -> None:
         """Stop background work and close storage; must not lose acknowledged state."""
 
+    async def after_reload(self, worker: str) -> None:
+        """``edgelet dev`` restarted ``worker``'s isolate with its changed script (Workflows
+        replays its unfinished instances against the new code here and warns)."""
+
     # -- runtime -------------------------------------------------------------------
     async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
         """Answer a call a Worker made on one of this kind's bindings (data only)."""

@@ -320,6 +320,9 @@ class Host:
             log.info("Reloaded Worker %r", worker_name, extra={"worker": worker_name})
         except IsolateStartError as exc:
             log.error("%s\n%s", exc, exc.traceback or "", extra={"worker": worker_name})
+            return
+        for plugin in self.plugins:
+            await plugin.after_reload(worker_name)
 
     async def _watch_scripts(self) -> None:
         """Reload a Worker when a .py file beside its script changes."""

@@ -294,6 +294,15 @@ class Platform:
         """The platform clock, in epoch seconds."""
         return self.clock.now()
 
+    async def replay(self, history: dict[str, Any]) -> Any:
+        """Check a workflow history saved from ``inst.export()`` against the current code;
+        raises AssertionError naming the step when the code would no longer replay it."""
+        report = await self.host.plugin("workflows")._engine().replay(history)
+        if not report["ok"]:
+            raise AssertionError(f"workflow {history.get('workflow')!r} instance {history.get('id')!r}: "
+                                 f"{report['error']}")
+        return report
+
     async def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
         """Wait until no event is in flight and no background work runs."""
         try:

@@ -151,6 +151,31 @@ def describe_cmd(backend: Any, name: str, as_json: bool) -> None:
     click.echo(f"Instances: {counts}")
 
 
+@workflows_group.command("check")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@port_options
+def check_cmd(client: ApiClient, name: str | None, as_json: bool) -> None:
+    """Replay every unfinished instance (of NAME, or of every workflow) against the current
+    code without running a step; exit 1 when one would diverge."""
+    from edgelet.bindings.workflows.checker import describe_report
+    if not _running(client):
+        raise click.ClickException("the replay check runs the current code: start `edgelet dev` first "
+                                   "(or pass --port of the one that runs)")
+    names = [name] if name else [w["name"] for w in client.get("/workflows")]
+    results = [client.post(f"/workflows/{_q(n)}/check", {}) for n in names]
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            for r in result["instances"]:
+                click.echo(describe_report(result["workflow"], r))
+            click.echo(f"{result['workflow']}: {result['checked']} unfinished instance(s) checked, "
+                       f"{result['diverged']} would diverge")
+    if any(r["diverged"] for r in results):
+        raise SystemExit(1)
+
+
 @workflows_group.command("trigger")
 @click.argument("name")
 @click.argument("params", required=False)
@@ -235,6 +260,14 @@ def instances_describe(backend: Any, name: str, instance_id: str, as_json: bool,
     click.echo("")
     print_table(rows, ["#", "type", "name", "count", "start", "duration", "status", "attempts", "output",
                        "error"])
+    if info.get("rollbacks"):
+        rollback = info.get("rollback") or {}
+        click.echo(f"\nRollbacks ({rollback.get('status', '?')}), in the order they ran:")
+        print_table([{"step": r["name"], "count": r["count"], "status": r["status"],
+                      "attempts": len(r.get("attempts") or []), "duration": _duration(r["start"], r["end"]),
+                      "error": _trim(f"{r['error']['name']}: {r['error']['message']}", width) if r.get("error")
+                      else ""} for r in info["rollbacks"]],
+                    ["step", "count", "status", "attempts", "duration", "error"])
     failures = [(s, n, a) for s in info["steps"] for n, a in enumerate(s.get("attempts") or [], 1)
                 if not a["success"]]
     if failures:
@@ -261,6 +294,67 @@ def _action(command: str, body: Callable[..., dict[str, Any]], help_text: str) -
 _action("pause", lambda: {"status": "pause"}, "Pause an instance after its current step.")
 _action("resume", lambda: {"status": "resume"}, "Resume a paused instance.")
 _action("terminate", lambda: {"status": "terminate"}, "Stop an instance for good.")
+
+
+@instances_group.command("delete")
+@click.argument("name")
+@click.argument("instance_ids", metavar="ID...", nargs=-1, required=True)
+@port_options
+def delete_cmd(client: ApiClient, name: str, instance_ids: tuple[str, ...]) -> None:
+    """Delete finished instances (at most 100) and their history."""
+    result = client.post(f"/workflows/{_q(name)}/instances/delete", {"ids": list(instance_ids)})
+    click.echo(f"Deleted {result['deleted']} instance(s) of {name}")
+
+
+@instances_group.command("tail")
+@click.argument("name")
+@click.argument("instance_id", metavar="ID|latest")
+@click.option("--cursor", default=None, type=int, help="Start after this eventId.")
+@click.option("--filter", "filters", multiple=True, help="Only these event types (or families: step, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as a JSON line.")
+@port_options
+def tail_cmd(client: ApiClient, name: str, instance_id: str, cursor: int | None, filters: tuple[str, ...],
+             as_json: bool) -> None:
+    """Stream an instance's events: its history, then live ones until it ends."""
+    if instance_id == "latest":
+        instance_id = client.get(f"/workflows/{_q(name)}/instances/latest")["id"]
+    params: dict[str, Any] = {}
+    if cursor is not None:
+        params["cursor"] = cursor
+    if filters:
+        params["filter"] = ",".join(filters)
+    url = f"{client.base}/workflows/{_q(name)}/instances/{_q(instance_id)}/subscribe"
+    try:
+        with httpx.stream("GET", url, params=params, headers=client.headers,
+                          timeout=httpx.Timeout(10, read=None)) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                try:
+                    errors = resp.json().get("errors") or [{"message": resp.text}]
+                except ValueError:
+                    errors = [{"message": resp.text}]
+                raise click.ClickException(errors[0].get("message", resp.text))
+            for line in resp.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                event = json.loads(line[6:])
+                click.echo(json.dumps(event) if as_json else _event_line(event))
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach edgelet dev at {client.base}: {exc}") from None
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    step = event.get("step")
+    parts = [f"{event['eventId']:>6}", _short(event["timestamp"]), f"{event['type']:<20}"]
+    if step:
+        parts.append(f"{step['name']!r} #{step['count']}")
+    if event.get("attempt") is not None:
+        parts.append(f"attempt {event['attempt']}")
+    if event.get("error"):
+        parts.append(f"{event['error']['name']}: {event['error']['message']}")
+    elif "output" in event:
+        parts.append(_trim(event["output"], 80))
+    return "  ".join(parts)
 
 
 @instances_group.command("restart")

@@ -9,6 +9,8 @@ Why it is split: the engine has four jobs, each in its own module, wired togethe
 * ``runner.py``: one dispatch of an instance into its Worker's isolate and its outcome;
 * ``recorder.py``: the step records a run makes while it runs (group-committed);
 * ``state.py``: the database and in-memory bookkeeping they all share.
+* ``events.py``: what ``subscribe`` streams (retained and live events, cursors);
+* ``checker.py``: the replay check and history export/replay (no step runs).
 
 How an instance moves (``schema.py`` has the rows, and is the whole durable state):
 ``create`` inserts a ``queued`` row; the scheduler makes it ``running`` and hands it to the
@@ -23,10 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import rules, schema, views
+from edgelet.bindings.workflows.checker import Checker, describe_report
+from edgelet.bindings.workflows.events import parse_filter
 from edgelet.bindings.workflows.recorder import Recorder
 from edgelet.bindings.workflows.runner import Runner
 from edgelet.bindings.workflows.scheduler import Scheduler
@@ -38,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Engine", "StaleRunError", "WorkflowDef"]
 
 log = logging.getLogger("edgelet.workflows")
+
+#: how long an HTTP event stream waits after a live event for the next ones (one write for all)
+SSE_LINGER_S = 0.02
 
 
 class Engine:
@@ -55,12 +62,20 @@ class Engine:
         self.scheduler = Scheduler(self.state, create=self.create)
         self.runner = Runner(self.state, self.scheduler)
         self.scheduler.dispatch = self.runner.run
+        self.scheduler.purge = self.purge
+        self.checker = Checker(self.state, self.runner)
+        self.replay = self.checker.replay
         # calls from the running isolate (plugin.py's internal binding) go straight to the
         # recorder: they are the per-step hot path
         self.step_done = self.recorder.step_done
         self.step_retry = self.recorder.step_retry
         self.sleep = self.recorder.sleep
         self.wait_event = self.recorder.wait_event
+        self.recorder.signal = self.runner.signal
+        self.attempt_started = self.recorder.attempt_started
+        self.attempt_timer = self.recorder.attempt_timer
+        self.rollback_done = self.recorder.rollback_done
+        self.rollback_retry = self.recorder.rollback_retry
         #: test handles wait on this instead of polling
         self.wait_change = self.state.wait_change
 
@@ -145,6 +160,7 @@ class Engine:
                 "INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
                 "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
                 [(workflow, i, p, trigger, now, now) for i, (_, p) in zip(ids, items, strict=False)])
+        self._queued_events(workflow, ids, now)
         if log.isEnabledFor(logging.INFO):
             for instance_id in ids:
                 log.info("WORKFLOW %s/%s queued (%s)", workflow, instance_id, trigger)
@@ -153,6 +169,175 @@ class Engine:
         self.scheduler.kick(workflow)
         return [{"id": i, "status": "queued"} for i in ids]
 
+    def create_many(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]],
+                    trigger: str = "api", errors: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        """``createBatch({"count"} | {"instances"})``: create what is valid, report the rest.
+
+        Unlike the list form (all or none), each entry stands alone: ``{created: [ids],
+        errors: [{index, error}]}``. ``errors`` are entries the caller already rejected
+        (their index counts in ``items``' numbering, where they hold a ``None`` place).
+        """
+        self._def(workflow)
+        if not items:
+            raise api_error(ValueError, f"createBatch on workflow '{workflow}' needs at least one "
+                                        f"instance (count >= 1 or a non-empty instances list)", 400)
+        if len(items) > rules.MAX_BATCH:
+            raise api_error(ValueError, f"createBatch on workflow '{workflow}' takes at most "
+                                        f"{rules.MAX_BATCH} instances, got {len(items)}; split the batch", 400)
+        failed: dict[int, str] = {int(e["index"]): str(e["error"]) for e in errors}
+        chosen: list[tuple[int, str, bytes | None]] = []
+        seen: set[str] = set()
+        for index, (instance_id, params) in enumerate(items):
+            if index in failed:
+                continue
+            try:
+                iid = (rules.check_instance_id(instance_id, workflow=workflow)
+                       if instance_id is not None else str(uuid.uuid4()))
+            except (TypeError, ValueError) as exc:
+                failed[index] = str(exc)
+                continue
+            if iid in seen:
+                failed[index] = f"instance id '{iid}' appears twice in the batch"
+                continue
+            seen.add(iid)
+            chosen.append((index, iid, params))
+        now = self.clock.now()
+        created: list[tuple[int, str]] = []
+        with self.state.tx():
+            for index, iid, params in chosen:
+                row = self.db.execute("SELECT status FROM instances WHERE workflow = ? AND id = ?",
+                                      (workflow, iid)).fetchone()
+                if row is not None:
+                    failed[index] = (f"instance id '{iid}' is already in use in workflow '{workflow}' "
+                                     f"(status {row[0]}); choose another id")
+                    continue
+                self.db.execute("INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
+                                "VALUES (?, ?, 'queued', ?, ?, ?, ?)", (workflow, iid, params, trigger, now, now))
+                created.append((index, iid))
+        self._queued_events(workflow, [iid for _, iid in created], now)
+        for _, iid in created:
+            log.info("WORKFLOW %s/%s queued (%s)", workflow, iid, trigger)
+            self.state.notify(workflow, iid)
+        if created:
+            self.scheduler.kick(workflow)
+        return {"created": [iid for _, iid in created],
+                "errors": [{"index": i, "error": failed[i]} for i in sorted(failed)]}
+
+    def _queued_events(self, workflow: str, ids: Sequence[str], now: float) -> None:
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for (seq,) in self.db.execute(f"SELECT seq FROM instances WHERE workflow = ? AND id IN ({marks}) "
+                                          f"ORDER BY seq", (workflow, *part)):
+                self.state.events.emit(seq, "workflow.queued", now)
+
+    def delete(self, workflow: str, instance_id: str) -> None:
+        """Remove a finished instance and its whole history; a live one raises (409)."""
+        self.delete_batch(workflow, [instance_id], what="delete()")
+
+    def delete_batch(self, workflow: str, ids: Sequence[str], what: str = "deleteBatch") -> int:
+        """Remove up to 100 finished instances at once: all of them or, on any error, none."""
+        self._def(workflow)
+        if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+            raise api_error(TypeError, f"{what} on workflow '{workflow}' takes a list of instance ids", 400)
+        if len(ids) > rules.MAX_BATCH:
+            raise api_error(ValueError, f"{what} on workflow '{workflow}' takes at most {rules.MAX_BATCH} "
+                                        f"instance ids, got {len(ids)}; split the list", 400)
+        seqs: list[int] = []
+        for instance_id in ids:
+            row = self._row(workflow, instance_id)
+            if row["status"] not in schema.FINISHED:
+                raise api_error(RuntimeError, f"{what} on workflow '{workflow}': instance '{instance_id}' is "
+                                              f"{row['status']}; only complete, errored or terminated instances "
+                                              f"can be deleted (terminate it first)", 409)
+            seqs.append(row["seq"])
+        with self.state.tx():
+            erase(self.db, seqs)
+        for instance_id in ids:
+            log.info("WORKFLOW %s/%s deleted", workflow, instance_id)
+            self.state.notify(workflow, instance_id)
+        return len(seqs)
+
+    def purge(self) -> int:
+        """Delete the finished instances whose retention is over (the platform clock)."""
+        now = self.clock.now()
+        gone = 0
+        for d in self.defs.values():
+            while True:
+                rows = self.db.execute(
+                    "SELECT seq, id FROM instances WHERE workflow = ? AND status IN ('complete', 'errored', "
+                    "'terminated') AND ended <= ? ORDER BY ended LIMIT 500",
+                    (d.name, now - d.retention_s)).fetchall()
+                if not rows:
+                    break
+                with self.state.tx():
+                    erase(self.db, [r[0] for r in rows])
+                gone += len(rows)
+                log.info("WORKFLOWS %s: %d finished instance(s) past their retention (%s) deleted", d.name,
+                         len(rows), rules.describe_s(d.retention_s))
+        return gone
+
+    # -- subscribe ----------------------------------------------------------------------------------
+    def subscribe(self, workflow: str, instance_id: str, filter: Any = None,  # noqa: A002
+                  cursor: Any = None, batches: bool = False) -> AsyncIterator[Any]:
+        """The instance's retained events after ``cursor``, then live ones until it ends
+        (``batches``: lists of the events already there). Bad input (an unknown cursor or
+        event type) raises here, before iterating."""
+        row = self._row(workflow, instance_id)
+        types = parse_filter(filter, workflow)
+        after = self.state.events.check_cursor(row["seq"], cursor, workflow, instance_id)
+        if batches:
+            return self.state.events.subscribe_batches(row["seq"], types, after, self._finished(row["seq"]),
+                                                       linger=SSE_LINGER_S)
+        return self.state.events.subscribe(row["seq"], types, after, self._finished(row["seq"]))
+
+    async def subscribe_poll(self, workflow: str, instance_id: str, filter: Any, cursor: Any,  # noqa: A002
+                             wait_s: float, first: bool) -> dict[str, Any]:
+        """One page of events for a subscriber in an isolate: ``{events, last, done}``."""
+        row = self._row(workflow, instance_id)
+        types = parse_filter(filter, workflow)
+        if first:
+            after = self.state.events.check_cursor(row["seq"], cursor, workflow, instance_id)
+        else:
+            after = int(cursor or 0)
+        return await self.state.events.poll(row["seq"], types, after, min(float(wait_s), 60.0),
+                                            self._finished(row["seq"]))
+
+    def _finished(self, seq: int) -> Callable[[], bool]:
+        def finished() -> bool:
+            row = self.db.execute("SELECT status FROM instances WHERE seq = ?", (seq,)).fetchone()
+            return row is None or row[0] in schema.FINISHED
+        return finished
+
+    # -- the replay check ---------------------------------------------------------------------------
+    async def check(self, workflow: str) -> dict[str, Any]:
+        """Replay every unfinished instance of ``workflow`` against the current code (no step runs)."""
+        self._def(workflow)
+        return await self.checker.check(workflow)
+
+    def export(self, workflow: str, instance_id: str) -> dict[str, Any]:
+        """The instance's recorded history as JSON, for ``replay`` in a test suite."""
+        row = self._row(workflow, instance_id)
+        return self.checker.export(workflow, row["seq"], (row["id"], row["status"], row["generation"],
+                                                          row["params"], row["created"]))
+
+    async def check_after_reload(self, script: str) -> None:
+        """``edgelet dev`` reloaded ``script``: warn about each instance its workflows would break."""
+        for d in self.defs.values():
+            if d.script != script:
+                continue
+            try:
+                result = await self.check(d.name)
+            except Exception as exc:  # a script that no longer loads says so itself
+                log.warning("WORKFLOWS %s: replay check after reload failed: %s", d.name, exc)
+                continue
+            for r in result["instances"]:
+                if not r["ok"]:
+                    log.warning("WORKFLOW %s", describe_report(d.name, r))
+            if result["checked"]:
+                log.info("WORKFLOWS %s: replay check after reload: %d unfinished instance(s), %d would "
+                         "diverge", d.name, result["checked"], result["diverged"])
+
     def exists(self, workflow: str, instance_id: str) -> str:
         self._row(workflow, instance_id)
         return instance_id
@@ -160,11 +345,15 @@ class Engine:
     def status(self, workflow: str, instance_id: str) -> dict[str, Any]:
         """``{status, error, output}`` with ``output`` still encoded (bytes or None)."""
         row = self._row(workflow, instance_id)
-        return {"status": row["status"], "error": views.error_of(row), "output": row["output"]}
+        info = {"status": row["status"], "error": views.error_of(row), "output": row["output"]}
+        rollback = views.rollback_summary(self.db, row["seq"], row["status"])
+        if rollback is not None:
+            info["rollback"] = rollback
+        return info
 
     def describe(self, workflow: str, instance_id: str) -> dict[str, Any]:
         self._def(workflow)
-        return views.describe(self.db, workflow, instance_id)
+        return views.describe(self.db, workflow, instance_id, boot=self.recorder.boot)
 
     def pause(self, workflow: str, instance_id: str) -> str:
         row = self._row(workflow, instance_id)
@@ -226,19 +415,6 @@ class Engine:
         self.state.status_changed(workflow, instance_id, old, "terminated")
         return "terminated"
 
-    def delete(self, workflow: str, instance_id: str) -> None:
-        """Remove a finished or terminated instance and its whole history (a live one raises:
-        terminate it first), all in one transaction."""
-        row = self._row(workflow, instance_id)
-        if row["status"] not in schema.FINISHED:
-            raise api_error(RuntimeError, f"cannot delete instance '{instance_id}' of workflow '{workflow}': "
-                                          f"it is {row['status']}; terminate it first", 409)
-        with self.state.tx():
-            for table in ("steps", "attempts", "events"):
-                self.db.execute(f"DELETE FROM {table} WHERE instance = ?", (row["seq"],))
-            self.db.execute("DELETE FROM instances WHERE seq = ?", (row["seq"],))
-        log.info("WORKFLOW %s/%s deleted", workflow, instance_id)
-
     def restart(self, workflow: str, instance_id: str, from_step: str | None = None) -> str:
         """Erase the history (or the part from ``from_step`` on) and run from the top.
 
@@ -266,7 +442,11 @@ class Engine:
                                 (seq, f"{name}#{count}"))
                 self.db.execute("DELETE FROM attempts WHERE instance = ? AND name = ? AND count = ?",
                                 (seq, name, count))
+                self.db.execute("DELETE FROM attempts_in_flight WHERE instance = ? AND name = ? AND count = ?",
+                                (seq, name, count))
             self.db.execute("DELETE FROM steps WHERE instance = ? AND seq >= ?", (seq, cut))
+            self.db.execute("DELETE FROM rollbacks WHERE instance = ?", (seq,))
+            self.db.execute("DELETE FROM rollback_attempts WHERE instance = ?", (seq,))
             running = instance_id in self.state.running.get(workflow, ())
             new = "running" if running else "queued"
             self.state.set(seq, status=new, generation=row["generation"] + 1, output=None, error_name=None,
@@ -309,3 +489,11 @@ class Engine:
     def summary(self, workflow: str) -> dict[str, Any]:
         self._def(workflow)
         return views.workflow_summary(self.db, workflow)
+
+
+def erase(db: Any, seqs: Sequence[int]) -> None:
+    """Delete instances and everything recorded for them (inside a transaction)."""
+    for table in ("events", "attempts", "steps", "rollback_attempts", "rollbacks", "history_events",
+                  "attempts_in_flight"):
+        db.executemany(f"DELETE FROM {table} WHERE instance = ?", [(s,) for s in seqs])
+    db.executemany("DELETE FROM instances WHERE seq = ?", [(s,) for s in seqs])

@@ -45,7 +45,14 @@ class WorkflowHandle:
         created = self._engine.create(self.workflow, instance_id, data, trigger="test")
         return InstanceHandle(self._engine, self.workflow, created["id"])
 
-    async def createBatch(self, batch: list[Any]) -> list[InstanceHandle]:  # noqa: N802
+    async def createBatch(self, batch: Any) -> Any:  # noqa: N802
+        if isinstance(batch, dict):  # object forms: {created, errors}, each entry on its own
+            from edgelet.bindings.workflows.isolate import batch_items
+            raw, errors = batch_items(f"'{self.workflow}'", batch)
+            result = self._engine.create_many(self.workflow, [(i, p) for i, p in raw], trigger="test",
+                                              errors=errors)
+            return attrs({"created": [InstanceHandle(self._engine, self.workflow, i) for i in result["created"]],
+                          "errors": result["errors"]})
         items = []
         for entry in batch:
             entry = entry or {}
@@ -54,6 +61,12 @@ class WorkflowHandle:
         return [InstanceHandle(self._engine, self.workflow, c["id"]) for c in created]
 
     create_batch = createBatch
+
+    async def deleteBatch(self, ids: list[Any]) -> int:  # noqa: N802
+        """Remove up to 100 finished instances (all or none)."""
+        return self._engine.delete_batch(self.workflow, [getattr(i, "id", i) for i in ids])
+
+    delete_batch = deleteBatch
 
     async def get(self, id: str) -> InstanceHandle:  # noqa: A002
         self._engine.exists(self.workflow, id)
@@ -70,6 +83,11 @@ class WorkflowHandle:
                 return out
             page += 1
 
+    async def check(self) -> AttrDict:
+        """Replay every unfinished instance against the current code (no step runs):
+        ``{workflow, checked, diverged, instances: [{id, status, ok, next, outcome, error}]}``."""
+        return attrs(await self._engine.check(self.workflow))
+
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.workflow}>"
 
@@ -84,8 +102,10 @@ class InstanceHandle:
 
     async def status(self) -> AttrDict:
         info = self._engine.status(self.workflow, self.id)
-        return attrs({"status": info["status"], "error": info["error"],
-                      "output": codec.decode(info["output"])})
+        out = {"status": info["status"], "error": info["error"], "output": codec.decode(info["output"])}
+        if info.get("rollback") is not None:
+            out["rollback"] = info["rollback"]
+        return attrs(out)
 
     async def pause(self) -> None:
         self._engine.pause(self.workflow, self.id)
@@ -108,6 +128,9 @@ class InstanceHandle:
 
     send_event = sendEvent
 
+    async def delete(self) -> None:
+        self._engine.delete(self.workflow, self.id)
+
     async def output(self) -> Any:
         return (await self.status())["output"]
 
@@ -120,6 +143,14 @@ class InstanceHandle:
 
     async def describe(self) -> AttrDict:
         return attrs(self._engine.describe(self.workflow, self.id))
+
+    def subscribe(self, filter: Any = None, cursor: Any = None) -> Any:  # noqa: A002
+        """``async for event in inst.subscribe(...)``: retained events, then live ones."""
+        return self._engine.subscribe(self.workflow, self.id, filter, cursor)
+
+    async def export(self) -> dict[str, Any]:
+        """The recorded history as JSON (save it; ``p.replay(history)`` checks it later)."""
+        return self._engine.export(self.workflow, self.id)
 
     async def wait_for_status(self, status: str, timeout: float = 30) -> AttrDict:
         """Wait until the instance has ``status``; fail fast (with its error) when it reaches a

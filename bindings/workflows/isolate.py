@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from edgelet.bindings.workflows import codec, rules
 from edgelet.bindings.workflows.codec import AttrDict, attrs
 from edgelet.bindings.workflows.entrypoint import WorkflowEntrypoint
-from edgelet.bindings.workflows.step import RunSession, WorkflowStep, error_info
+from edgelet.bindings.workflows.step import KIND_WORDS, RunSession, WorkflowStep, error_info
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.runtime.isolate_api import IsolateServices
@@ -40,8 +40,10 @@ class WorkflowInstance:
     async def status(self) -> AttrDict:
         """``{status, error: {name, message} | None, output}``."""
         info = await self._op("status")
-        return attrs({"status": info["status"], "error": info["error"],
-                      "output": codec.decode(info["output"])})
+        out = {"status": info["status"], "error": info["error"], "output": codec.decode(info["output"])}
+        if info.get("rollback") is not None:
+            out["rollback"] = info["rollback"]
+        return attrs(out)
 
     async def pause(self) -> None:
         await self._op("pause")
@@ -67,8 +69,52 @@ class WorkflowInstance:
 
     send_event = sendEvent
 
+    async def delete(self) -> None:
+        """Remove this finished instance and its history (a live one raises RuntimeError)."""
+        await self._op("delete")
+
+    def subscribe(self, filter: Any = None, cursor: Any = None) -> Subscription:  # noqa: A002
+        """``async for event in inst.subscribe():`` the retained events, then live ones, until
+        the instance completes, errors or is terminated. ``filter``: event types (or families
+        such as "step"); ``cursor``: an ``eventId`` to resume after."""
+        return Subscription(self, filter, cursor)
+
     def __repr__(self) -> str:
         return f"<WorkflowInstance {self.id}>"
+
+
+class Subscription:
+    """An async iterator over an instance's events, fetched a page at a time from the host
+    (each fetch waits up to ``POLL_WAIT_S`` for the next event)."""
+
+    POLL_WAIT_S = 25.0
+
+    def __init__(self, instance: WorkflowInstance, filter: Any, cursor: Any) -> None:  # noqa: A002
+        self._instance = instance
+        self._filter = list(filter) if isinstance(filter, (list, tuple)) else filter
+        self._cursor = cursor
+        self._first = True
+        self._page: list[AttrDict] = []
+        self._done = False
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> AttrDict:
+        while not self._page:
+            if self._done:
+                raise StopAsyncIteration
+            answer = await self._instance._op("subscribe_poll", self._filter, self._cursor, self.POLL_WAIT_S,
+                                              self._first)
+            self._first = False
+            self._cursor = answer["last"]
+            self._done = answer["done"]
+            self._page = [attrs(e) for e in answer["events"]]
+        return self._page.pop(0)
+
+    async def next(self) -> AttrDict:
+        """Cloudflare's spelling: the next event (StopAsyncIteration once the instance ended)."""
+        return await self.__anext__()
 
 
 class WorkflowBinding:
@@ -88,8 +134,15 @@ class WorkflowBinding:
         created = await self._call("create", instance_id, data)
         return WorkflowInstance(self, created["id"])
 
-    async def createBatch(self, batch: list[Any]) -> list[WorkflowInstance]:  # noqa: N802
-        """Up to 100 instances at once, all or none."""
+    async def createBatch(self, batch: Any) -> Any:  # noqa: N802
+        """Up to 100 instances at once. A list: all or none, returns the instances.
+        ``{"count": n, "params": p}`` or ``{"instances": [...]}``: each entry on its own,
+        returns ``{created: [instances], errors: [{index, error}]}``."""
+        if isinstance(batch, dict):
+            items, errors = batch_items(self._name, batch)
+            result = await self._call("create_many", items, errors)
+            return attrs({"created": [WorkflowInstance(self, i) for i in result["created"]],
+                          "errors": result["errors"]})
         if not isinstance(batch, (list, tuple)):
             raise TypeError(f"createBatch takes a list of {{'id', 'params'}} dicts, got {type(batch).__name__}")
         items = []
@@ -104,6 +157,15 @@ class WorkflowBinding:
         return [WorkflowInstance(self, c["id"]) for c in created]
 
     create_batch = createBatch
+
+    async def deleteBatch(self, ids: Any) -> int:  # noqa: N802
+        """Remove up to 100 finished instances (all or none); returns how many."""
+        if not isinstance(ids, (list, tuple)):
+            raise TypeError(f"deleteBatch on workflow binding {self._name}: takes a list of instance ids, "
+                            f"got {type(ids).__name__}")
+        return int(await self._call("delete_batch", [getattr(i, "id", i) for i in ids]))
+
+    delete_batch = deleteBatch
 
     async def get(self, id: str) -> WorkflowInstance:  # noqa: A002
         """The instance with this id; raises LookupError when there is none."""
@@ -128,6 +190,35 @@ def _options(instance_id: Any, params: Any, options: dict[str, Any]) -> tuple[st
     return instance_id, codec.encode(params, what="the instance params")
 
 
+def batch_items(where: str, batch: dict[str, Any]) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """The entries of an object-form createBatch, and the ones rejected here (by index)."""
+    unknown = set(batch) - {"count", "params", "instances"}
+    if unknown or ("count" in batch) == ("instances" in batch):
+        raise TypeError(f"createBatch on workflow {where}: pass {{'count': n, 'params': p}} or "
+                        f"{{'instances': [{{'id', 'params'}}, ...]}} (got keys {sorted(batch)})")
+    if "count" in batch:
+        count = batch["count"]
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= rules.MAX_BATCH:
+            raise ValueError(f"createBatch on workflow {where}: count must be a whole number from 1 to "
+                             f"{rules.MAX_BATCH}, got {count!r}")
+        data = codec.encode(batch.get("params"), what="the instance params")
+        return [[None, data] for _ in range(count)], []
+    entries = batch["instances"]
+    if not isinstance(entries, (list, tuple)):
+        raise TypeError(f"createBatch on workflow {where}: instances must be a list, got {type(entries).__name__}")
+    items: list[list[Any]] = []
+    errors: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        try:
+            if entry is not None and not isinstance(entry, dict):
+                raise TypeError(f"expected a dict with 'id' and/or 'params', got {type(entry).__name__}")
+            items.append(list(_options(None, None, dict(entry or {}))))
+        except (TypeError, ValueError) as exc:
+            items.append([None, None])
+            errors.append({"index": index, "error": str(exc)})
+    return items, errors
+
+
 def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> Any:
     return WorkflowBinding(name, options, runtime)
 
@@ -136,6 +227,8 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
     """``workflows.run``: run an instance against its history; ``workflows.signal``: pause/cancel."""
     if event == "run":
         return await run_instance(runtime, payload)
+    if event == "check":
+        return await check_instances(runtime, payload)
     if event == "signal":
         session = RUNS.get((payload["workflow"], payload["id"]))
         if session is not None and session.generation == payload["generation"]:
@@ -146,6 +239,8 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
                 session.pausing = False
             elif signal == "cancel":
                 session.abandon()
+            elif signal == "timeout":
+                session.time_out(payload["step"], payload["count"], payload["attempt"])
         return None
     raise LookupError(f"unknown workflows event {event!r}")
 
@@ -173,6 +268,20 @@ async def run_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dic
         task = asyncio.ensure_future(call_handler(entry.run, event, WorkflowStep(session)))
         session.task = task
         await asyncio.wait([task])
+        error = _failure(session, task)
+        if error is not None and session.compensations:
+            # the saga half: undo completed steps (each recorded; a suspended retry replays later)
+            session.waits = []
+            rollback = asyncio.ensure_future(session.roll_back(error))
+            session.task = rollback
+            await asyncio.wait([rollback])
+            if session.stale:
+                return {"outcome": "stale", "touched": sorted(session.touched)}
+            if rollback.cancelled():
+                return {"outcome": "suspended", "waits": session.waits, "touched": sorted(session.touched)}
+            if rollback.exception() is not None:
+                runtime.log("error", f"Workflow {session.workflow} instance {session.instance}: rollbacks "
+                                     f"failed: {rollback.exception()!r}")
         return _outcome(runtime, session, task)
     finally:
         if task is not None and not task.done():  # the host gave up on this dispatch
@@ -181,6 +290,84 @@ async def run_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dic
             leftover.cancel()
         if RUNS.get(key) is session:
             del RUNS[key]
+
+
+#: how long the replay check of one instance may take (code between steps may await things)
+CHECK_TIMEOUT_S = 10.0
+#: instances checked at once in one isolate
+CHECK_CONCURRENCY = 256
+
+
+async def check_instances(runtime: IsolateServices, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """``workflows.check``: replay each instance's history against the current code without
+    running or recording a step; report ``ok`` with the next step, or the divergence."""
+    gate = asyncio.Semaphore(CHECK_CONCURRENCY)
+
+    async def one(item: dict[str, Any]) -> dict[str, Any]:
+        async with gate:
+            return await check_instance(runtime, {**item, "check": True})
+
+    return list(await asyncio.gather(*(one(i) for i in payload["instances"])))
+
+
+async def check_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dict[str, Any]:
+    from edgelet.runtime.entrypoints import call_handler
+
+    session = RunSession(runtime, payload)
+    report: dict[str, Any] = {"id": session.instance, "ok": True, "next": None, "outcome": "waiting",
+                              "error": None}
+    cls = runtime.classes().get(payload["class"])
+    if cls is None or not callable(getattr(cls, "run", None)):
+        return {**report, "ok": False, "outcome": "errored",
+                "error": f"Worker {runtime.worker!r} has no workflow class {payload['class']!r} with a run method"}
+    event = attrs({"payload": codec.decode(payload.get("params")),
+                   "timestamp": _dt.datetime.fromtimestamp(payload["timestamp"], tz=_dt.UTC),
+                   "instanceId": session.instance, "workflowName": session.workflow})
+    task = asyncio.ensure_future(call_handler(cls(runtime.new_context(), runtime.env).run, event,
+                                              WorkflowStep(session)))
+    session.task = task
+    try:
+        done, _ = await asyncio.wait([task], timeout=CHECK_TIMEOUT_S)
+        if not done:
+            return {**report, "ok": False, "outcome": "unknown",
+                    "error": f"the replay did not reach a step within {CHECK_TIMEOUT_S:g} s (code between "
+                             f"steps awaits something slow); check this instance by hand"}
+    finally:
+        if not task.done():
+            task.cancel()
+        for leftover in list(session.tasks):
+            leftover.cancel()
+    if session.failure is not None:
+        name, message = error_info(session.failure)
+        if name == "NonDeterminismError":
+            return {**report, "ok": False, "outcome": "errored", "error": message}
+        return {**report, "outcome": "errored", "error": f"{name}: {message}"}
+    if task.cancelled():
+        return {**report, "next": session.next_step}
+    exc = task.exception()
+    if exc is not None:
+        report = {**report, "outcome": "errored", "error": "{}: {}".format(*error_info(exc))}
+    else:
+        report = {**report, "outcome": "complete"}
+    missing = [k for k in session.order if k not in session.reached]
+    if missing:
+        rec = session.history[missing[0]]
+        ending = "complete" if exc is None else f"fail ({report['error']})"
+        return {**report, "ok": False, "outcome": "errored",
+                "error": f"replay of instance '{session.instance}' diverged from its stored history: "
+                         f"{KIND_WORDS.get(rec.kind, rec.kind)} '{rec.name}' #{rec.count} (recorded) "
+                         f"is not reached again: run() would {ending} without it"}
+    return report
+
+
+def _failure(session: RunSession, task: asyncio.Task[Any]) -> BaseException | None:
+    """The error that fails the instance and so triggers rollbacks (never a code change:
+    a non-determinism error means the history no longer matches, so nothing is undone)."""
+    if session.failure is not None:
+        return None if type(session.failure).__name__ == "NonDeterminismError" else session.failure
+    if session.stale or task.cancelled():
+        return None
+    return task.exception()
 
 
 def _outcome(runtime: IsolateServices, session: RunSession, task: asyncio.Task[Any]) -> dict[str, Any]:

@@ -34,9 +34,12 @@ def workflow_defs(config: PlatformConfig) -> dict[str, WorkflowDef]:
             d = defs.get(decl.name)
             if d is None:
                 defs[decl.name] = WorkflowDef(decl.name, decl.class_name, decl.script_name or worker.name,
-                                              decl.concurrency, list(decl.schedules))
+                                              decl.concurrency, list(decl.schedules), decl.max_steps,
+                                              decl.retention_s)
             else:  # several Workers bind it: the tightest limit wins, schedules add up once
                 d.concurrency = min(d.concurrency, decl.concurrency)
+                d.max_steps = min(d.max_steps, decl.max_steps)
+                d.retention_s = min(d.retention_s, decl.retention_s)
                 d.schedules.extend(s for s in decl.schedules if s not in d.schedules)
     return defs
 
@@ -79,6 +82,12 @@ class Plugin(BindingPlugin):
         if self.engine is not None:
             self.engine.stop()
 
+    async def after_reload(self, worker: str) -> None:
+        """A script changed: replay its workflows' unfinished instances and warn about each
+        one the new code would break (``edgelet dev`` only reloads)."""
+        if self.engine is not None and any(d.script == worker for d in self.engine.defs.values()):
+            await self.engine.check_after_reload(worker)
+
     # -- calls from Workers ------------------------------------------------------------------
     async def handle_call(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
         engine = self._engine()
@@ -90,6 +99,16 @@ class Plugin(BindingPlugin):
             return engine.create(workflow, instance_id, params, trigger="binding")
         if method == "create_batch":
             return engine.create_batch(workflow, [(i, p) for i, p in args[0]], trigger="binding")
+        if method == "create_many":
+            items, errors = args
+            return engine.create_many(workflow, [(i, p) for i, p in items], trigger="binding", errors=errors)
+        if method == "delete":
+            engine.delete(workflow, args[0])
+            return None
+        if method == "delete_batch":
+            return engine.delete_batch(workflow, args[0])
+        if method == "subscribe_poll":
+            return await engine.subscribe_poll(workflow, *args)
         if method == "get":
             return engine.exists(workflow, args[0])
         if method == "status":
@@ -114,7 +133,9 @@ class Plugin(BindingPlugin):
         if d is None or d.script != worker:
             raise PermissionError(f"Worker {worker!r} does not run workflow {payload[0]!r}")
         handler = {"step_done": engine.step_done, "step_retry": engine.step_retry,
-                   "sleep": engine.sleep, "wait_event": engine.wait_event}.get(method)
+                   "sleep": engine.sleep, "wait_event": engine.wait_event,
+                   "rollback_done": engine.rollback_done, "rollback_retry": engine.rollback_retry,
+                   "attempt_started": engine.attempt_started, "attempt_timer": engine.attempt_timer}.get(method)
         if handler is None:
             raise LookupError(f"unknown internal workflows call {method!r}")
         return await handler(payload)

@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from edgelet.bindings.workflows import codec, rules, views, wire
+from edgelet.bindings.workflows.events import REDACTED_BLOB, attempt_events
 from edgelet.bindings.workflows.state import StaleRunError, State
 from edgelet.group_commit import GroupCommit
 
 log = logging.getLogger("edgelet.workflows")
+T = TypeVar("T")
 
 
 class Recorder:
@@ -29,9 +33,24 @@ class Recorder:
         self.state = state
         self.clock = state.clock
         self.db = state.db
-        self._step_seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM steps").fetchone()[0])
-        # one commit for every record of a loop turn; each caller answered after it
-        self._committed = GroupCommit(self.db, "workflow record").run
+        # one sequence for steps and rollbacks: both tables order their rows by it
+        self._step_seq = int(self.db.execute(
+            "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM steps), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM rollbacks))").fetchone()[0])
+        #: this platform run; in-flight attempt rows of another run were cut off by a crash
+        self.boot = time.time()
+        #: (instance seq, step, count) with an attempts_in_flight row of this run
+        self._in_flight: set[tuple[int, str, int]] = set()
+        #: virtual clock: the platform-clock timeout of each running attempt
+        self._timers: dict[tuple[str, str, str, int], Any] = {}
+        #: set by the engine: sends a signal to the isolate running an instance
+        self.signal: Any = None
+                # one commit for every record of a loop turn; each caller answered after it
+        self._group = GroupCommit(self.db, "workflow record")
+
+    async def _committed(self, op: Callable[[], T]) -> T:
+        """Run ``op`` in the group commit (one transaction per loop turn)."""
+        return await self._group.run(op)
 
     def _live(self, workflow: str, instance_id: str, generation: int) -> tuple[int, str]:
         """The instance's ``(seq, status)`` if this run still owns it; else StaleRunError.
@@ -45,6 +64,9 @@ class Recorder:
             state = "gone" if row is None else row[1]
             raise StaleRunError(f"instance '{instance_id}' of workflow '{workflow}' is no longer run "
                                 f"by this dispatch ({state}); nothing more is recorded")
+        events = self.state.events
+        if events.has_buffered():  # subscribe's events ride along with this record's commit
+            events.insert(events.take())
         return row[0], row[1]
 
     def _next_step_seq(self) -> int:
@@ -86,18 +108,29 @@ class Recorder:
         workflow, instance_id, name, count, state = r.workflow, r.instance, r.name, r.count, r.state
         attempts, first = wire.attempts_of(r.attempts), r.first
 
-        def op() -> str:
+        self._cancel_timer(workflow, instance_id, name, count)
+
+        def op() -> tuple[str, int, float]:
             seq, status = self._live(workflow, instance_id, r.generation)
             now = self.clock.now()
+            self._clear_in_flight(seq, name, count)
             existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
                                        "count = ?", (seq, name, count)).fetchone()
             start = self._record_attempts(seq, name, count, first, attempts, now)
             self._upsert_step(seq, name, count, "step", state, value=r.value,
                               error=(r.error_name, r.error_message), config=r.config,
                               started=existing[0] if existing else start, ended=now)
-            return status
+            return status, seq, now
 
-        status = await self._committed(op)
+        status, seq, now = await self._committed(op)
+        events = self.state.events
+        attempt_events(events, seq, name, count, first, attempts, now)
+        if state == "ok":
+            redacted = '"sensitive"' in r.config and json.loads(r.config).get("sensitive") == "output"
+            events.emit(seq, "step.completed", now, name, count, output=REDACTED_BLOB if redacted else r.value)
+        else:
+            events.emit(seq, "step.failed", now, name, count,
+                        error={"name": r.error_name, "message": r.error_message or ""})
         if log.isEnabledFor(logging.INFO):
             took = sum(float(a.duration_s) for a in attempts) * 1000
             tries = f" after {first + len(attempts) - 1} attempts" if first + len(attempts) > 2 else ""
@@ -116,18 +149,22 @@ class Recorder:
         workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
         attempts, config, first, delay = wire.attempts_of(r.attempts), r.config, r.first, r.delay_s
 
-        def op() -> float:
+        self._cancel_timer(workflow, instance_id, name, count)
+
+        def op() -> tuple[float, int, float]:
             seq, _status = self._live(workflow, instance_id, generation)
             now = self.clock.now()
+            self._clear_in_flight(seq, name, count)
             at = now + float(delay)
             existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
                                        "count = ?", (seq, name, count)).fetchone()
             start = self._record_attempts(seq, name, count, first, attempts, now)
             self._upsert_step(seq, name, count, "step", "retrying", config=config,
                               started=existing[0] if existing else start, ended=None, wake_at=at)
-            return at
+            return at, seq, now
 
-        at = await self._committed(op)
+        at, seq, now = await self._committed(op)
+        attempt_events(self.state.events, seq, name, count, first, attempts, now)
         last = attempts[-1]
         log.info("WORKFLOW %s/%s step '%s' #%d attempt %d failed (%s: %s); retry in %s", workflow,
                  instance_id, name, count, first + len(attempts) - 1, last.error_name, last.error_message,
@@ -141,17 +178,20 @@ class Recorder:
         workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
         seconds, until = r.seconds, r.until
 
-        def op() -> tuple[float, float]:
+        def op() -> tuple[float, float, int]:
             seq, _status = self._live(workflow, instance_id, generation)
             now = self.clock.now()
             end = float(until) if until is not None else now + float(seconds or 0)
             done = end <= now
             self._upsert_step(seq, name, count, "sleep", "ok" if done else "pending", started=now,
                               ended=now if done else None, wake_at=end)
-            return now, end
+            return now, end, seq
 
-        now, end = await self._committed(op)
+        now, end, seq = await self._committed(op)
         done = end <= now
+        self.state.events.emit(seq, "sleep.started", now, name, count, until=views.iso(end))
+        if done:
+            self.state.events.emit(seq, "sleep.completed", now, name, count)
         log.info("WORKFLOW %s/%s sleep '%s' #%d %s", workflow, instance_id, name, count,
                  "over at once" if done else f"until {views.iso(end)} ({rules.describe_s(end - now)})")
         self.state.notify(workflow, instance_id)
@@ -171,7 +211,7 @@ class Recorder:
                 message = wait_timeout_message(name, event_type, timeout_s)
                 self._upsert_step(seq, name, count, "waitForEvent", "failed", config=config, started=now,
                                   ended=now, error=("WorkflowTimeoutError", message))
-                return {"error": {"name": "WorkflowTimeoutError", "message": message}}
+                return {"error": {"name": "WorkflowTimeoutError", "message": message}, "seq": seq, "now": now}
             if isinstance(mock, dict):
                 value: bytes | None = event_value(mock.get("payload"), now, event_type)
             else:
@@ -179,13 +219,20 @@ class Recorder:
             if value is not None:
                 self._upsert_step(seq, name, count, "waitForEvent", "ok", value=value, config=config,
                                   started=now, ended=now)
-                return {"value": value}
+                return {"value": value, "seq": seq, "now": now}
             at = now + float(timeout_s)
             self._upsert_step(seq, name, count, "waitForEvent", "pending", config=config,
                               started=now, ended=None, wake_at=at)
-            return {"at": at}
+            return {"at": at, "seq": seq, "now": now}
 
         result = await self._committed(op)
+        seq, now = result.pop("seq"), result.pop("now")
+        events = self.state.events
+        events.emit(seq, "wait.started", now, name, count, event_type=event_type)
+        if "value" in result:
+            events.emit(seq, "wait.completed", now, name, count, output=result["value"])
+        elif "error" in result:
+            events.emit(seq, "wait.timedOut", now, name, count, error=result["error"])
         if "value" in result:
             log.info("WORKFLOW %s/%s waitForEvent '%s' #%d got event '%s'", workflow, instance_id, name,
                      count, event_type)
@@ -194,6 +241,127 @@ class Recorder:
                      instance_id, name, count, event_type, views.iso(result["at"]))
         self.state.notify(workflow, instance_id)
         return result
+
+
+    # -- attempts in flight and platform-clock timeouts --------------------------------------------
+    def _clear_in_flight(self, seq: int, name: str, count: int) -> None:
+        if self._in_flight and (seq, name, count) in self._in_flight:
+            self._in_flight.discard((seq, name, count))
+            self.db.execute("DELETE FROM attempts_in_flight WHERE instance = ? AND name = ? AND count = ? "
+                            "AND boot = ?", (seq, name, count, self.boot))
+
+    def _cancel_timer(self, workflow: str, instance_id: str, name: str, count: int) -> None:
+        if self._timers:
+            timer = self._timers.pop((workflow, instance_id, name, count), None)
+            if timer is not None:
+                timer.cancel()
+
+    async def attempt_started(self, args: list[Any]) -> None:
+        """An attempt is still running a moment after it started: keep a row, so that if the
+        platform dies now, ``describe`` lists the attempt as cut off."""
+        r = wire.AttemptNote(*args)
+
+        def op() -> None:
+            seq, _status = self._live(r.workflow, r.instance, r.generation)
+            self.db.execute("INSERT INTO attempts_in_flight (instance, name, count, attempt, started, boot) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (seq, r.name, r.count, r.attempt, self.clock.now(),
+                                                          self.boot))
+            self._in_flight.add((seq, r.name, r.count))
+
+        await self._committed(op)
+
+    async def attempt_timer(self, args: list[Any]) -> dict[str, Any]:
+        """Virtual clock: time this attempt out when the platform clock passes its deadline."""
+        r = wire.AttemptNote(*args)
+        self._live(r.workflow, r.instance, r.generation)
+        key = (r.workflow, r.instance, r.name, r.count)
+        self._cancel_timer(*key)
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            if self.signal is not None:
+                self.signal(r.workflow, r.instance, r.generation, "timeout", step=r.name, count=r.count,
+                            attempt=r.attempt)
+
+        self._timers[key] = self.clock.call_at(self.clock.now() + float(r.timeout_s), fire)
+        return {}
+
+    # -- rollbacks ------------------------------------------------------------------------------
+    def _rollback_row(self, seq: int, r: Any, state: str, attempts: list[wire.Attempt], now: float,
+                      wake_at: float | None) -> None:
+        end = now
+        rows = []
+        for i in range(len(attempts) - 1, -1, -1):
+            a = attempts[i]
+            start = end - max(float(a.duration_s), 0.0)
+            rows.append((seq, r.name, r.count, r.first + i, start, end, 1 if a.success else 0, a.error_name,
+                         a.error_message))
+            end = start
+        self.db.executemany(
+            "INSERT OR REPLACE INTO rollback_attempts (instance, name, count, attempt, started, ended, success, "
+            "error_name, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        error = (getattr(r, "error_name", None), getattr(r, "error_message", None))
+        self.db.execute(
+            "INSERT INTO rollbacks (instance, name, count, seq, state, error_name, error_message, config, "
+            "started, ended, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(instance, name, count) DO UPDATE SET state = excluded.state, "
+            "error_name = excluded.error_name, error_message = excluded.error_message, "
+            "ended = excluded.ended, wake_at = excluded.wake_at",
+            (seq, r.name, r.count, self._next_step_seq(), state, *error, r.config, end,
+             None if state == "retrying" else now, wake_at))
+
+    def _rollback_started(self, seq: int, name: str, count: int, first: int, attempts: list[wire.Attempt],
+                          now: float) -> None:
+        if first == 1:
+            took = sum(max(float(a.duration_s), 0.0) for a in attempts)
+            self.state.events.emit(seq, "rollback.started", now - took, name, count)
+
+    async def rollback_done(self, args: list[Any]) -> dict[str, Any]:
+        """A rollback finished for good (ok, or failed after its retries); committed before return."""
+        r = wire.RollbackDone(*args)
+        attempts = wire.attempts_of(r.attempts)
+
+        def op() -> tuple[int, float]:
+            seq, _status = self._live(r.workflow, r.instance, r.generation)
+            now = self.clock.now()
+            self._rollback_row(seq, r._replace(attempts=attempts), r.state, attempts, now, None)
+            return seq, now
+
+        seq, now = await self._committed(op)
+        self._rollback_started(seq, r.name, r.count, r.first, attempts, now)
+        if r.state == "ok":
+            self.state.events.emit(seq, "rollback.completed", now, r.name, r.count)
+        else:
+            self.state.events.emit(seq, "rollback.failed", now, r.name, r.count,
+                                   error={"name": r.error_name, "message": r.error_message or ""})
+        if r.state == "ok":
+            log.info("WORKFLOW %s/%s rollback of step '%s' #%d ok", r.workflow, r.instance, r.name, r.count)
+        else:
+            log.warning("WORKFLOW %s/%s rollback of step '%s' #%d failed: %s: %s", r.workflow, r.instance,
+                        r.name, r.count, r.error_name, r.error_message)
+        self.state.notify(r.workflow, r.instance)
+        return {}
+
+    async def rollback_retry(self, args: list[Any]) -> dict[str, Any]:
+        """A rollback attempt failed and the next is due after a delay."""
+        r = wire.RollbackRetry(*args)
+        attempts = wire.attempts_of(r.attempts)
+
+        def op() -> tuple[float, int, float]:
+            seq, _status = self._live(r.workflow, r.instance, r.generation)
+            now = self.clock.now()
+            at = now + float(r.delay_s)
+            self._rollback_row(seq, r, "retrying", attempts, now, at)
+            return at, seq, now
+
+        at, seq, now = await self._committed(op)
+        self._rollback_started(seq, r.name, r.count, r.first, attempts, now)
+        last = attempts[-1]
+        log.info("WORKFLOW %s/%s rollback of step '%s' #%d attempt %d failed (%s: %s); retry in %s", r.workflow,
+                 r.instance, r.name, r.count, r.first + len(attempts) - 1, last.error_name, last.error_message,
+                 rules.describe_s(float(r.delay_s)))
+        self.state.notify(r.workflow, r.instance)
+        return {"at": at}
 
 
 # -- history values, shared with runner.py (it resolves due waits before a dispatch) ----------

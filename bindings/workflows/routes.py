@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from edgelet.api import ApiError, api_route, ok, read_json, store_failure
@@ -72,18 +74,56 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
 
     async def batch(request: Request) -> Response:
         body = await _json(request)
+        name = request.path_params["name"]
+        if isinstance(body, dict):  # {"count", "params"} or {"instances"}: {created, errors}
+            from edgelet.bindings.workflows.isolate import batch_items
+            instances = body.get("instances")
+            if isinstance(instances, list):
+                body = {**body, "instances": [
+                    {"id": b.get("instance_id", b.get("id")), "params": b.get("params")}
+                    if isinstance(b, dict) else b for b in instances]}
+            items, errors = batch_items(f"'{name}'", body)
+            result = engine().create_many(name, [(i, p) for i, p in items], trigger="api", errors=errors)
+            return ok({"created": [{"id": i, "status": "queued", "workflow_id": name} for i in result["created"]],
+                       "errors": result["errors"]}, status=201)
         if not isinstance(body, list):
             raise ApiError(400, 10001, "send a JSON list of {instance_id?, params?} objects")
-        return ok(_create(engine(), request.path_params["name"], body), status=201)
+        return ok(_create(engine(), name, body), status=201)
+
+    async def delete_batch(request: Request) -> Response:
+        body = await _json(request)
+        ids = body.get("ids") if isinstance(body, dict) else body
+        if not isinstance(ids, list):
+            raise ApiError(400, 10001, 'send {"ids": ["id", ...]} (at most 100)')
+        return ok({"deleted": engine().delete_batch(request.path_params["name"], ids)})
+
+    async def subscribe(request: Request) -> Response:
+        """Server-Sent Events: ``id: <eventId>``, ``event: <type>``, ``data: <event JSON>``."""
+        name, instance_id = request.path_params["name"], request.path_params["id"]
+        q = request.query_params
+        cursor = q.get("cursor") or request.headers.get("last-event-id")
+        stream = engine().subscribe(name, instance_id, q.get("filter") or None, cursor, batches=True)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b": subscribed\n\n"
+            async for batch in stream:  # the events already there, in one write
+                yield "".join(f"id: {e['eventId']}\nevent: {e['type']}\n"
+                              f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in batch).encode()
+
+        return StreamingResponse(body(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def check(request: Request) -> Response:
+        return ok(await engine().check(request.path_params["name"]))
 
     async def instance(request: Request) -> Response:
         name, instance_id = request.path_params["name"], request.path_params["id"]
         e = engine()
-        if request.method == "DELETE":
-            e.delete(name, instance_id)
-            return ok({"id": instance_id, "workflow_id": name})
         if instance_id == "latest":
             instance_id = views.latest_id(e.db, name) or instance_id
+        if request.method == "DELETE":
+            e.delete(name, instance_id)
+            return ok(None)
         return ok(e.describe(name, instance_id))
 
     async def change_status(request: Request) -> Response:
@@ -126,6 +166,10 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             "Every workflow with its class, Worker and instance counts", result=OBJECT_LIST, errors=())),
         route(base + "/{name}", guarded(get_workflow), names=names, GET=Op(
             "One workflow with its class, Worker and instance counts", result=OBJECT)),
+        route(base + "/{name}/check", guarded(check), names=names, POST=Op(
+            "Replay every unfinished instance against the current code without running a step: "
+            "ok with the next step, or the divergence naming the step",
+            result=OBJECT, errors=(404,))),
         route(base + "/{name}/instances", guarded(instances), names=names,
               GET=Op("One page of instances, newest first",
                      query={"status": STRING, "id": STRING, "page": {"type": "integer", "minimum": 1},
@@ -136,12 +180,17 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
                       status=201, result={"oneOf": [created, {"type": "array", "items": created}]},
                       errors=conflicts)),
         route(base + "/{name}/instances/batch", guarded(batch), names=names, POST=Op(
-            "Create several instances at once (all or none)",
-            body={"type": "array", "items": create}, body_required=True, status=201,
-            result={"type": "array", "items": created}, errors=conflicts)),
-        route(base + "/{name}/instances/{id}", guarded(instance), names=names,
-              GET=Op("One instance with its steps, output and error; `latest` is the newest", result=OBJECT),
-              DELETE=Op("Delete a finished or terminated instance and its history", result=OBJECT,
+            "Create several instances: a list (all or none), or {count, params} / {instances} "
+            "(each on its own, answering {created, errors})",
+            body={"oneOf": [{"type": "array", "items": create}, OBJECT]}, body_required=True, status=201,
+            result={"oneOf": [{"type": "array", "items": created}, OBJECT]}, errors=conflicts)),
+        route(base + "/{name}/instances/delete", guarded(delete_batch), names=names, POST=Op(
+            "Delete up to 100 finished instances and their history (all or none)",
+            body={"type": "object", "properties": {"ids": {"type": "array", "items": STRING}}},
+            body_required=True, result=OBJECT, errors=conflicts)),
+        route(base + "/{name}/instances/{id}", guarded(instance), names=names, GET=Op(
+            "One instance with its steps, output and error; `latest` is the newest", result=OBJECT),
+              DELETE=Op("Delete a finished instance and its history", result={"type": "null"},
                         errors=conflicts)),
         route(base + "/{name}/instances/{id}/status", guarded(change_status), names=names, **{method: Op(
             "Pause, resume, terminate or restart an instance",
@@ -149,6 +198,11 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
                   "properties": {"status": {"enum": ["pause", "resume", "terminate", "restart"]},
                                  "from_step": STRING}},
             body_required=True, result=OBJECT, errors=conflicts) for method in ("PATCH", "PUT")}),
+        route(base + "/{name}/instances/{id}/subscribe", guarded(subscribe), names=names, GET=Op(
+            "The instance's events as Server-Sent Events: the retained ones after `cursor` (or the "
+            "Last-Event-ID header), then live ones until it completes, errors or is terminated",
+            query={"cursor": {"type": "integer", "minimum": 0}, "filter": STRING},
+            result=OBJECT, errors=(400, 404))),
         route(base + "/{name}/instances/{id}/events/{type}", guarded(send_event), names=names, POST=Op(
             "Send an event to a waiting instance; the JSON body is the payload",
             body=ANY_JSON, result={"type": "null"}, errors=conflicts)),

@@ -7,6 +7,7 @@ the fix, because these errors reach users through ``run``, the binding and the A
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import re
 from typing import Any
 
@@ -14,7 +15,8 @@ from edgelet.clock import parse_duration
 
 #: ``\Z``, not ``$``: ``$`` also matches before a final newline, and "abc\n" is no valid id
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9-_]*\Z")
-MAX_ID = 100
+#: Cloudflare's limit since 2026 (it was 100)
+MAX_ID = 64
 MAX_EVENT_TYPE = 100
 MAX_STEP_NAME = 256
 MAX_SLEEP_S = 365 * 86400.0
@@ -27,6 +29,8 @@ BACKOFFS = ("constant", "linear", "exponential")
 DEFAULT_RETRIES: dict[str, Any] = {"limit": 5, "delay": "10 seconds", "backoff": "exponential"}
 DEFAULT_TIMEOUT = "10 minutes"
 DEFAULT_WAIT_TIMEOUT = "24 hours"
+#: what a person sees instead of a step result marked ``sensitive: "output"``
+REDACTED = "[REDACTED]"
 
 
 def check_instance_id(value: Any, *, workflow: str = "") -> str:
@@ -112,9 +116,13 @@ def step_config(config: Any, name: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise TypeError(f"{where} must be a dict like {{'retries': {{'limit': 3}}, "
                         f"'timeout': '30 seconds'}}, got {type(config).__name__}")
-    unknown = set(config) - {"retries", "timeout"}
+    unknown = set(config) - {"retries", "timeout", "sensitive"}
     if unknown:
-        raise ValueError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: retries, timeout")
+        raise ValueError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: retries, timeout, sensitive")
+    sensitive = config.get("sensitive")
+    if sensitive not in (None, "output"):
+        raise ValueError(f"{where}: sensitive must be \"output\" (the result is stored and replayed but "
+                         f"shown as {REDACTED}), got {sensitive!r}")
     retries_in = config.get("retries") or {}
     if not isinstance(retries_in, dict):
         raise TypeError(f"{where}: retries must be a dict with limit, delay, backoff")
@@ -130,19 +138,34 @@ def step_config(config: Any, name: str) -> dict[str, Any]:
         else:
             raise ValueError(f"{where}: retries.limit must be a whole number >= 0 (retries after "
                              f"the first attempt), got {limit!r}")
-    duration_s(retries["delay"], f"{where}: retries.delay")
+    if not callable(retries["delay"]):  # a function is called after each failed attempt
+        duration_s(retries["delay"], f"{where}: retries.delay")
     if retries["backoff"] not in BACKOFFS:
         raise ValueError(f"{where}: retries.backoff {retries['backoff']!r} is unknown; use "
                          f"'constant', 'linear' or 'exponential'")
     timeout = config.get("timeout", DEFAULT_TIMEOUT)
     if duration_s(timeout, f"{where}: timeout") <= 0:
         raise ValueError(f"{where}: timeout must be longer than zero, got {timeout!r}")
-    return {"retries": retries, "timeout": timeout}
+    out = {"retries": retries, "timeout": timeout}
+    if sensitive is not None:
+        out["sensitive"] = sensitive
+    return out
 
 
-def retry_delay_s(config: dict[str, Any], retry: int) -> float:
-    """Delay before retry number ``retry`` (1 = the second attempt)."""
-    base = duration_s(config["retries"]["delay"], "retries.delay")
+def config_json(config: dict[str, Any]) -> str:
+    """The resolved config as stored for ``describe``: a delay function appears by name."""
+    delay = config["retries"]["delay"]
+    if callable(delay):
+        name = getattr(delay, "__qualname__", None) or type(delay).__name__
+        config = {**config, "retries": {**config["retries"], "delay": f"<function {name}>"}}
+    return json.dumps(config)
+
+
+def retry_delay_s(config: dict[str, Any], retry: int, base: float | None = None) -> float:
+    """Delay before retry number ``retry`` (1 = the second attempt); ``base`` is what a delay
+    function returned (it goes through the backoff like a fixed delay, as on Cloudflare)."""
+    if base is None:
+        base = duration_s(config["retries"]["delay"], "retries.delay")
     backoff = config["retries"].get("backoff", "exponential")
     if backoff == "linear":
         return base * retry

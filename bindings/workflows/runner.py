@@ -49,6 +49,8 @@ class Runner:
         self.defs = state.defs
         self.mocks = state.mocks
         self.scheduler = scheduler
+        #: a virtual clock (tests): step attempt timeouts are measured on it by the recorder
+        self.virtual = bool(getattr(self.clock, "virtual", False))
 
     async def run(self, workflow: str, instance_id: str, seq: int) -> None:
         """Hold one running slot: dispatch, record the outcome, dispatch again if already due."""
@@ -84,7 +86,7 @@ class Runner:
                               "WHERE seq = ?", (seq,)).fetchone()
         if row is None or row[1] not in ("running", "waitingForPause"):
             return None
-        instance_id, _status, generation, params, created = row
+        _status = row[1]
         now = self.clock.now()
         pending = self.db.execute(
             "SELECT name, count, kind, wake_at, config FROM steps WHERE instance = ? "
@@ -92,10 +94,12 @@ class Runner:
         if pending:
             with self.state.tx():
                 for name, count, kind, wake_at, config in pending:
+                    events = self.state.events
                     if kind == "sleep":
                         if wake_at <= now:
                             self.db.execute("UPDATE steps SET state = 'ok', ended = ? WHERE instance = ? "
                                             "AND name = ? AND count = ?", (wake_at, seq, name, count))
+                            events.emit(seq, "sleep.completed", wake_at, name, count)
                         continue
                     event_type = json.loads(config)["type"]
                     value = take_event(self.db, seq, event_type, name, count)
@@ -103,12 +107,23 @@ class Runner:
                         self.db.execute("UPDATE steps SET state = 'ok', value = ?, ended = ?, wake_at = NULL "
                                         "WHERE instance = ? AND name = ? AND count = ?",
                                         (value, now, seq, name, count))
+                        events.emit(seq, "wait.completed", now, name, count, output=value)
                     elif wake_at <= now:
+                        message = wait_timeout_message(name, event_type, json.loads(config).get("timeout"))
                         self.db.execute(
                             "UPDATE steps SET state = 'failed', error_name = 'WorkflowTimeoutError', "
                             "error_message = ?, ended = ? WHERE instance = ? AND name = ? AND count = ?",
-                            (wait_timeout_message(name, event_type, json.loads(config).get("timeout")),
-                             wake_at, seq, name, count))
+                            (message, wake_at, seq, name, count))
+                        events.emit(seq, "wait.timedOut", wake_at, name, count,
+                                    error={"name": "WorkflowTimeoutError", "message": message})
+        mocks = self.mocks.get(workflow)
+        return {**self.snapshot(workflow, seq, row, now), "pausing": _status == "waitingForPause",
+                "virtual": self.virtual, "mocks": mocks.payload() if mocks is not None else None}
+
+    def snapshot(self, workflow: str, seq: int, row: tuple[Any, ...], now: float) -> dict[str, Any]:
+        """The dispatch payload of an instance as its rows stand (read only): ``row`` is
+        ``(id, status, generation, params, created)``. A replay check ships this as well."""
+        instance_id, _status, generation, params, created = row
         history = []
         for name, count, kind, state, value, ename, emsg, wake_at in self.db.execute(
                 "SELECT name, count, kind, state, value, error_name, error_message, wake_at "
@@ -119,12 +134,15 @@ class Runner:
                                            "AND count = ?", (seq, name, count)).fetchone()[0]
             history.append([kind, name, count, state, value, ename, emsg, wake_at,
                             wake_at is not None and wake_at <= now, attempts])
-        mocks = self.mocks.get(workflow)
+        rollbacks = [[name, count, state, wake_at, wake_at is not None and wake_at <= now,
+                      self.db.execute("SELECT COUNT(*) FROM rollback_attempts WHERE instance = ? AND name = ? "
+                                      "AND count = ?", (seq, name, count)).fetchone()[0]]
+                     for name, count, state, wake_at in self.db.execute(
+                         "SELECT name, count, state, wake_at FROM rollbacks WHERE instance = ?", (seq,)).fetchall()]
         d = self.defs[workflow]
-        return {"workflow": workflow, "class": d.class_name, "id": instance_id, "generation": generation,
-                "params": params, "timestamp": created, "history": history,
-                "pausing": _status == "waitingForPause",
-                "mocks": mocks.payload() if mocks is not None else None}
+        return {"rollbacks": rollbacks,
+                "workflow": workflow, "class": d.class_name, "id": instance_id, "generation": generation,
+                "params": params, "timestamp": created, "history": history, "max_steps": d.max_steps}
 
     def _finish(self, workflow: str, instance_id: str, seq: int, generation: int,
                 result: dict[str, Any]) -> bool:
@@ -214,8 +232,9 @@ class Runner:
         if new == "waiting":
             self.scheduler.note_wake(now + delay)
 
-    def signal(self, workflow: str, instance_id: str, generation: int, signal: str) -> None:
-        """Tell the isolate running this instance to pause, unpause or give the run up."""
+    def signal(self, workflow: str, instance_id: str, generation: int, signal: str, **extra: Any) -> None:
+        """Tell the isolate running this instance to pause, unpause, give the run up, or time
+        an attempt out (``extra``: which one)."""
         if instance_id not in self.state.running.get(workflow, ()):
             return
         script = self.defs[workflow].script
@@ -224,7 +243,7 @@ class Runner:
             try:
                 await self.host.invoke(script, "workflows.signal",
                                        {"workflow": workflow, "id": instance_id,
-                                        "generation": generation, "signal": signal}, timeout=10)
+                                        "generation": generation, "signal": signal, **extra}, timeout=10)
             except Exception as exc:  # the run learns it at its next step anyway
                 log.debug("signal %s to %s/%s failed: %s", signal, workflow, instance_id, exc)
 

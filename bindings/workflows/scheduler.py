@@ -58,12 +58,18 @@ class Scheduler:
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._cron_timers: list[TimerHandle] = []
+        #: set by the engine: deletes finished instances past their retention
+        self.purge: Callable[[], int] | None = None
+        self._retention_timer: TimerHandle | None = None
+        self._retention_at: float | None = None
+        state.on_finished = self.note_finished
 
     def start(self) -> None:
         """Start what is due, arm the wake-up timer and every cron schedule."""
         for name in self.defs:
             self.kick(name)
         self.arm()
+        self.arm_retention()
         for d in self.defs.values():
             for expr in d.schedules:
                 self._arm_cron(d.name, expr)
@@ -75,6 +81,46 @@ class Scheduler:
         for timer in self._cron_timers:
             timer.cancel()
         self._cron_timers.clear()
+        if self._retention_timer is not None:
+            self._retention_timer.cancel()
+            self._retention_timer = None
+
+    # -- retention: finished instances are deleted on the platform clock ------------------------
+    def arm_retention(self) -> None:
+        """Arm ONE timer at the earliest end of retention of any finished instance."""
+        best: float | None = None
+        for d in self.defs.values():
+            t = self.db.execute("SELECT MIN(ended) FROM instances WHERE workflow = ? AND status IN "
+                                "('complete', 'errored', 'terminated')", (d.name,)).fetchone()[0]
+            if t is not None and (best is None or t + d.retention_s < best):
+                best = t + d.retention_s
+        self._set_retention_timer(best)
+
+    def note_finished(self, workflow: str, ended: float) -> None:
+        """An instance finished: its retention ends at ``ended + retention``."""
+        d = self.defs.get(workflow)
+        if d is None or self.state.stopped:
+            return
+        when = ended + d.retention_s
+        if self._retention_timer is None or self._retention_at is None or when < self._retention_at:
+            self._set_retention_timer(when)
+
+    def _set_retention_timer(self, when: float | None) -> None:
+        if self.state.stopped:
+            return
+        if self._retention_timer is not None:
+            self._retention_timer.cancel()
+        self._retention_timer, self._retention_at = None, when
+        if when is not None:
+            self._retention_timer = self.clock.call_at(when, self._on_retention)
+
+    def _on_retention(self) -> None:
+        self._retention_timer = self._retention_at = None
+        if self.state.stopped:
+            return
+        if self.purge is not None:
+            self.purge()
+        self.arm_retention()
 
     # -- slots ----------------------------------------------------------------------------------
     def kick(self, workflow: str) -> None:

@@ -26,11 +26,24 @@ running set, the one armed timer, test mocks) is rebuilt from these rows on star
     ``sendEvent`` payloads in arrival order. ``consumed_by`` is NULL while buffered and
     names the waitForEvent ("name#count") that took it.
 
+``rollbacks`` and ``rollback_attempts`` (version 2)
+    The saga half: when an instance fails, the rollback of each completed step that
+    declared one runs in reverse step-start order and is recorded here exactly like a step
+    (``ok``, ``failed`` after its retries, or ``retrying`` with ``wake_at``). A recorded
+    rollback never runs again: a replay after a crash skips it. ``seq`` is the order they ran.
+
 Why SQLite in WAL mode with synchronous=NORMAL: a commit survives the death of the process
 (the platform), which is what the durability promise is about, without an fsync per step.
 
 Versions (``PRAGMA user_version``, see :mod:`edgelet.state`):
     1. The layout of edgelet before versions were recorded (version 0), stamped.
+    2. ``rollbacks`` and ``rollback_attempts`` (saga rollbacks), and ``instances_by_end``:
+       finished instances by end time, for the retention sweep.
+    3. ``history_events``: what ``subscribe`` replays (see ``events.py``); written once per
+       loop turn, so a ``kill -9`` may lose the last turn's events, never a step.
+    4. ``attempts_in_flight``: attempts still running a moment after they started (fast
+       ones never get here). The row is removed when the step is recorded; one written by an
+       earlier platform run was cut off by a crash, and ``describe`` lists it.
 """
 
 from __future__ import annotations
@@ -123,7 +136,69 @@ CREATE INDEX IF NOT EXISTS events_buffered ON events (instance, type, seq) WHERE
 """
 
 
-SCHEMA = Schema("workflows", [DDL])
+ROLLBACKS = """
+CREATE TABLE IF NOT EXISTS rollbacks (
+    instance      INTEGER NOT NULL,        -- instances.seq
+    name          TEXT NOT NULL,           -- the step it undoes
+    count         INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,        -- the order rollbacks ran in
+    state         TEXT NOT NULL,           -- ok | failed | retrying
+    error_name    TEXT,
+    error_message TEXT,
+    config        TEXT,                    -- JSON: resolved rollback_config
+    started       REAL NOT NULL,
+    ended         REAL,
+    wake_at       REAL,                    -- retrying: when the next attempt may start
+    PRIMARY KEY (instance, name, count)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS rollback_attempts (
+    instance      INTEGER NOT NULL,
+    name          TEXT NOT NULL,
+    count         INTEGER NOT NULL,
+    attempt       INTEGER NOT NULL,
+    started       REAL NOT NULL,
+    ended         REAL NOT NULL,
+    success       INTEGER NOT NULL,
+    error_name    TEXT,
+    error_message TEXT,
+    PRIMARY KEY (instance, name, count, attempt)
+) WITHOUT ROWID;
+
+-- the retention sweep: the oldest finished instances of a workflow
+CREATE INDEX IF NOT EXISTS instances_by_end ON instances (workflow, ended)
+    WHERE status IN ('complete', 'errored', 'terminated');
+"""
+
+HISTORY_EVENTS = """
+CREATE TABLE IF NOT EXISTS history_events (
+    id        INTEGER PRIMARY KEY,         -- eventId: grows across the database; the cursor
+    instance  INTEGER NOT NULL,            -- instances.seq
+    type      TEXT NOT NULL,               -- Cloudflare's event type (events.EVENT_TYPES)
+    timestamp REAL NOT NULL,
+    step      TEXT,                        -- step.*, attempt.*, sleep.*, wait.*, rollback.*
+    count     INTEGER,
+    attempt   INTEGER,
+    data      TEXT,                        -- JSON: error {name, message}, until, event_type
+    output    BLOB                         -- codec-encoded output (step, wait, workflow.completed)
+);
+CREATE INDEX IF NOT EXISTS history_events_by_instance ON history_events (instance, id);
+"""
+
+ATTEMPTS_IN_FLIGHT = """
+CREATE TABLE IF NOT EXISTS attempts_in_flight (
+    id       INTEGER PRIMARY KEY,
+    instance INTEGER NOT NULL,             -- instances.seq
+    name     TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    attempt  INTEGER NOT NULL,
+    started  REAL NOT NULL,
+    boot     REAL NOT NULL                 -- the platform run that wrote it (recorder.boot)
+);
+CREATE INDEX IF NOT EXISTS attempts_in_flight_by_step ON attempts_in_flight (instance, name, count);
+"""
+
+SCHEMA = Schema("workflows", [DDL, ROLLBACKS, HISTORY_EVENTS, ATTEMPTS_IN_FLIGHT])
 
 
 def install(conn: sqlite3.Connection) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from edgelet.host_api import HostServices
 
 log = logging.getLogger("edgelet.workflows")
+
+
+_FINAL_EVENTS = {"complete": "workflow.completed", "errored": "workflow.errored",
+                 "terminated": "workflow.terminated"}
 
 
 class StaleRunError(Exception):
@@ -44,6 +48,10 @@ class WorkflowDef:
     script: str
     concurrency: int = 50_000
     schedules: list[str] = field(default_factory=list)
+    #: ``limits.steps``: steps (of every kind) one instance may record
+    max_steps: int = 10_000
+    #: seconds a finished instance is kept before the platform deletes it
+    retention_s: float = 7 * 86400.0
 
 
 class State:
@@ -62,6 +70,11 @@ class State:
         self.crashes: dict[tuple[str, str], int] = {}
         self.watchers: dict[tuple[str, str], asyncio.Event] = {}
         self.stopped = False
+        #: called with (workflow, when) as an instance finishes (the scheduler's retention timer)
+        self.on_finished: Callable[[str, float], None] | None = None
+        from edgelet.bindings.workflows.events import EventLog
+        #: subscribe's events (retained and live)
+        self.events = EventLog(self)
 
     @contextmanager
     def tx(self) -> Iterator[None]:
@@ -84,7 +97,33 @@ class State:
                        detail: str = "") -> None:
         if old != new:
             log.info("WORKFLOW %s/%s %s -> %s%s", workflow, instance_id, old, new, detail)
+            self._emit_status(workflow, instance_id, old, new)
+            if new in schema.FINISHED and self.on_finished is not None:
+                self.on_finished(workflow, self.clock.now())
         self.notify(workflow, instance_id)
+
+    def _emit_status(self, workflow: str, instance_id: str, old: str, new: str) -> None:
+        """The ``workflow.*`` event a status change means, if any."""
+        if new == "running" and old == "queued":
+            kind = "workflow.started"
+        elif new == "paused":
+            kind = "workflow.paused"
+        elif old == "paused":
+            kind = "workflow.resumed"
+        elif new in _FINAL_EVENTS:
+            kind = _FINAL_EVENTS[new]
+        else:
+            return
+        row = self.db.execute("SELECT seq, output, error_name, error_message FROM instances WHERE workflow = ? "
+                              "AND id = ?", (workflow, instance_id)).fetchone()
+        if row is None:
+            return
+        if new == "complete":
+            self.events.emit(row[0], kind, self.clock.now(), output=row[1] if row[1] is not None else b"\xc0")
+        elif new == "errored":
+            self.events.emit(row[0], kind, self.clock.now(), error={"name": row[2], "message": row[3] or ""})
+        else:
+            self.events.emit(row[0], kind, self.clock.now())
 
     # -- watchers (test handles wait on these instead of polling) -------------------------------
     def notify(self, workflow: str, instance_id: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import datetime as _dt
 import inspect
 import json
 import time
@@ -33,6 +34,10 @@ if TYPE_CHECKING:  # pragma: no cover
 #: the internal binding through which a running isolate records steps (see isolate.py)
 #: loop turns without progress before the session declares every branch parked
 QUIET_TURNS = 8
+#: an attempt still running after this long is noted on the host (see attempts_in_flight)
+IN_FLIGHT_NOTE_S = 0.05
+#: how long an async ``retries.delay`` function may take (Miniflare allows 5 seconds)
+DELAY_FN_TIMEOUT_S = 5.0
 _CTX = object()
 _DEFAULT = object()
 #: most steps pass no config: resolve the defaults once
@@ -78,7 +83,7 @@ class Record:
          self.error_message, self.wake_at, self.due, self.attempts) = row
 
 
-_KIND_WORDS = {"step": "step.do", "sleep": "step.sleep", "waitForEvent": "step.wait_for_event"}
+KIND_WORDS = {"step": "step.do", "sleep": "step.sleep", "waitForEvent": "step.wait_for_event"}
 
 
 class RunSession:
@@ -96,13 +101,30 @@ class RunSession:
             self.history[(rec.name, rec.count)] = rec
             self.order.append((rec.name, rec.count))
         self.reached: set[tuple[str, int]] = set()
+        #: rollbacks recorded so far: (step name, count) -> [state, wake_at, due, attempts]
+        self.rolled: dict[tuple[str, int], list[Any]] = {
+            (r[0], r[1]): r[2:] for r in payload.get("rollbacks") or []}
+        #: completed steps with a rollback: (start order, key, fn, config, output)
+        self.compensations: list[tuple[int, tuple[str, int], Callable[..., Any], dict[str, Any], Any]] = []
         self.counters: dict[str, int] = {}
+        #: ``limits.steps`` of the workflow, and the step calls made so far (every kind)
+        self.max_steps: int = int(payload.get("max_steps") or 10_000)
+        self.calls = 0
         self.mocks = Mocks(payload.get("mocks"))
         self.touched: set[str] = set()
         self.waits: list[dict[str, Any]] = []
         self.active = 0
         self.progress = 0
-        self.pausing = bool(payload.get("pausing"))
+        #: a replay check: answer from the history, never run or record a step; stop at the
+        #: first step the history cannot answer and report it as ``next_step``
+        self.check = bool(payload.get("check"))
+        self.next_step: dict[str, Any] | None = None
+        self.pausing = bool(payload.get("pausing")) and not self.check
+        #: the platform clock is virtual (tests): attempt timeouts follow it, not real time
+        self.virtual = bool(payload.get("virtual"))
+        #: attempts running now, by (name, count, attempt), and those the platform timed out
+        self.attempt_tasks: dict[tuple[str, int, int], asyncio.Future[Any]] = {}
+        self.timed_out: set[tuple[str, int, int]] = set()
         self.stale = False
         self.failure: BaseException | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -113,6 +135,8 @@ class RunSession:
     async def call(self, method: str, *args: Any) -> Any:
         """Record on the host (``args`` after the run's own fields of a ``wire`` record); a
         stale run (terminated, restarted) is given up silently."""
+        if self.check:  # cannot happen: every path that records stops first in a check
+            raise RuntimeError(f"internal error: a replay check tried to record {method}")
         self.active += 1
         record = wire.RECORDS[method](self.workflow, self.instance, self.generation, *args)
         try:
@@ -141,6 +165,15 @@ class RunSession:
 
     # -- keys, history and divergence ----------------------------------------------------------
     def next_key(self, name: str) -> tuple[str, int]:
+        self.calls += 1
+        if self.calls > self.max_steps:
+            error = RuntimeError(
+                f"instance '{self.instance}' of workflow '{self.workflow}' exceeded limits.steps: "
+                f"'{name}' would be step {self.calls}, over the limit of {self.max_steps}. Raise "
+                f"limits.steps in the workflow's config (at most 25,000) or split the work "
+                f"across instances")
+            self.fail(error)
+            raise error
         count = self.counters.get(name, 0) + 1
         self.counters[name] = count
         self.progress += 1
@@ -156,8 +189,8 @@ class RunSession:
         if rec.kind != kind:
             error = _sdk().NonDeterminismError(
                 f"replay of instance '{self.instance}' diverged from its stored history: "
-                f"'{key[0]}' #{key[1]} was recorded as {_KIND_WORDS.get(rec.kind, rec.kind)} but the code "
-                f"now calls {_KIND_WORDS.get(kind, kind)} with that name. The workflow's code changed; "
+                f"'{key[0]}' #{key[1]} was recorded as {KIND_WORDS.get(rec.kind, rec.kind)} but the code "
+                f"now calls {KIND_WORDS.get(kind, kind)} with that name. The workflow's code changed; "
                 f"restart the instance to run it from the top")
             self.fail(error)
             raise error
@@ -176,13 +209,16 @@ class RunSession:
                 rec = self.history[missing[0]]
                 error = _sdk().NonDeterminismError(
                     f"replay of instance '{self.instance}' diverged from its stored history: "
-                    f"{_KIND_WORDS.get(rec.kind, rec.kind)} '{rec.name}' #{rec.count} "
+                    f"{KIND_WORDS.get(rec.kind, rec.kind)} '{rec.name}' #{rec.count} "
                     f"({'completed' if rec.state in ('ok', 'failed') else rec.state}) was not reached "
-                    f"again, but new {_KIND_WORDS.get(kind, kind)} '{key[0]}' #{key[1]} was requested. "
+                    f"again, but new {KIND_WORDS.get(kind, kind)} '{key[0]}' #{key[1]} was requested. "
                     f"run() must make the same step calls on every replay (no randomness, clock or "
                     f"outside state between steps); restart the instance to run it from the top")
                 self.fail(error)
                 raise error
+        if self.check:
+            self.next_step = {"kind": KIND_WORDS.get(kind, kind), "name": key[0], "count": key[1]}
+            await self.suspend({"kind": "check"})
         if self.pausing:
             await self.suspend({"kind": "pause"})
 
@@ -200,6 +236,9 @@ class RunSession:
     async def suspend(self, wait: dict[str, Any]) -> Any:
         """Park this branch for good; the run is cancelled once every branch is parked."""
         self.waits.append(wait)
+        if self.check and self.next_step is None and wait.get("step"):
+            self.next_step = {"kind": {"sleep": "step.sleep", "event": "step.wait_for_event"}.get(
+                wait["kind"], "step.do"), "name": wait["step"], "waiting": wait["kind"]}
         self._maybe_unwind()
         await asyncio.get_running_loop().create_future()
 
@@ -244,10 +283,39 @@ class RunSession:
 
     # -- the primitives -----------------------------------------------------------------------
     async def do(self, name: str, config: Any, fn: Callable[..., Any], kwargs: dict[str, Any],
-                 positional: list[Any]) -> Any:
+                 positional: list[Any], rollback: Any = None, rollback_config: Any = None) -> Any:
         rules.check_step_name(name)
         cfg = _DEFAULT_CONFIG if config is None else rules.step_config(config, name)
+        undo = self._rollback_of(name, rollback, rollback_config)
         key = self.next_key(name)
+        started = self.calls
+        if undo is not None:
+            value = await self._do(key, cfg, fn, kwargs, positional)
+            self.compensations.append((started, key, undo[0], undo[1], value))
+            return value
+        return await self._do(key, cfg, fn, kwargs, positional)
+
+    def _rollback_of(self, name: str, rollback: Any, rollback_config: Any
+                     ) -> tuple[Callable[..., Any], dict[str, Any]] | None:
+        """Check ``rollback``/``rollback_config`` before the step runs (bad input fails run)."""
+        if rollback is None:
+            if rollback_config is not None:
+                raise TypeError(f"workflow '{self.workflow}', step '{name}': rollback_config is given "
+                                f"without rollback; pass rollback=fn as well")
+            return None
+        if not callable(rollback):
+            raise TypeError(f"workflow '{self.workflow}', step '{name}': rollback must be a function "
+                            f"called as fn(ctx=, output=, error=), got {type(rollback).__name__} "
+                            f"{rollback!r:.60}")
+        try:
+            cfg = rules.step_config(rollback_config, name)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"workflow '{self.workflow}', rollback_config of step '{name}': {exc}") from None
+        return rollback, cfg
+
+    async def _do(self, key: tuple[str, int], cfg: dict[str, Any], fn: Callable[..., Any],
+                  kwargs: dict[str, Any], positional: list[Any]) -> Any:
+        name = key[0]
         rec = self.lookup(key, "step")
         first = 1
         if rec is not None:
@@ -255,6 +323,9 @@ class RunSession:
                 return codec.decode(rec.value)
             if rec.state == "failed":
                 raise self.rebuild(rec.error_name, rec.error_message)
+            if self.check:  # retrying: its next attempt is what would run
+                self.next_step = {"kind": "step.do", "name": name, "count": key[1], "attempt": rec.attempts + 1}
+                await self.suspend({"kind": "check"})
             if not rec.due:  # retrying, and the next attempt is not due yet
                 await self.suspend({"kind": "retry", "at": rec.wake_at, "step": name})
             first = rec.attempts + 1
@@ -267,7 +338,7 @@ class RunSession:
     async def _attempts(self, key: tuple[str, int], cfg: dict[str, Any], fn: Callable[..., Any],
                         kwargs: dict[str, Any], positional: list[Any], first: int) -> Any:
         name, count = key
-        config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else json.dumps(cfg)
+        config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else rules.config_json(cfg)
         timeout = rules.duration_s(cfg["timeout"], "timeout")
         attempts: list[wire.Attempt] = []
         attempt = first
@@ -289,12 +360,17 @@ class RunSession:
                     ename, emsg = error_info(error)
                     attempts.append(wire.Attempt(time.perf_counter() - started, False, ename, emsg))
                     limit = int(cfg["retries"]["limit"])
+                    delay = 0.0
+                    if not (isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit):
+                        try:
+                            delay = await self._retry_delay(name, cfg, attempt, ctx, error)
+                        except (TypeError, ValueError) as bad:  # the step fails, no more retries
+                            error, (ename, emsg) = bad, error_info(bad)
+                            attempt = limit + 1
                     if isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit:
                         await self.call("step_done", name, count, "failed", None, ename, emsg, attempts,
                                         config_json, first)
                         raise error from None
-                    delay = 0.0 if self.mocks.no_retry_delays else min(
-                        rules.retry_delay_s(cfg, attempt), rules.MAX_SLEEP_S)
                     if delay > 0:
                         answer = await self.call("step_retry", name, count, attempts, config_json, first,
                                                  delay)
@@ -317,6 +393,36 @@ class RunSession:
                 self._maybe_unwind()
             await self.suspend({"kind": "retry", "at": retry_at, "step": name})
 
+    async def _retry_delay(self, name: str, cfg: dict[str, Any], attempt: int, ctx: AttrDict,
+                           error: BaseException) -> float:
+        """Seconds before the next attempt; a ``retries.delay`` function is called with
+        ``(ctx, error)`` and what it returns goes through the backoff. A function that
+        raises or returns no duration fails the step (TypeError/ValueError naming it)."""
+        if self.mocks.no_retry_delays:
+            return 0.0
+        fn = cfg["retries"]["delay"]
+        base: float | None = None
+        if callable(fn):
+            where = (f"workflow '{self.workflow}', step '{name}': the retries.delay function "
+                     f"{getattr(fn, '__name__', repr(fn))!r}")
+            try:
+                value = fn(ctx, error)
+                if inspect.isawaitable(value):
+                    value = await asyncio.wait_for(value, DELAY_FN_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise ValueError(f"{where} raised {type(exc).__name__}: {exc}; the step fails without "
+                                 f"more retries. Make it return a duration for every error") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float, str, _dt.timedelta)):
+                raise TypeError(f"{where} returned {type(value).__name__} {value!r:.60}; return "
+                                f"milliseconds or a string like '30 seconds'")
+            try:
+                base = rules.duration_s(value, f"{where} returned a bad duration")
+            except ValueError as exc:
+                raise ValueError(f"{exc}; return milliseconds or a string like '30 seconds'") from None
+        return min(rules.retry_delay_s(cfg, attempt, base), rules.MAX_SLEEP_S)
+
     async def _one_attempt(self, key: tuple[str, int], attempt: int, cfg: dict[str, Any], timeout: float,
                            fn: Callable[..., Any], kwargs: dict[str, Any], positional: list[Any],
                            ctx: AttrDict) -> Any:
@@ -332,18 +438,146 @@ class RunSession:
             return mocked
         args = [ctx if a is _CTX else a for a in positional]
         call_kwargs = {k: (ctx if v is _CTX else v) for k, v in kwargs.items()}
+
+        def timed_out() -> BaseException:
+            return sdk.WorkflowTimeoutError(
+                f"step '{name}' attempt {attempt} timed out after {rules.describe_s(timeout)} "
+                f"(config timeout {cfg['timeout']!r})")
+
+        note = asyncio.get_running_loop().call_later(IN_FLIGHT_NOTE_S, self._note_in_flight, name, count,
+                                                     attempt)
         try:
-            async with asyncio.timeout(timeout) as scope:
-                result = fn(*args, **call_kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
-        except TimeoutError:
-            if scope.expired():
-                raise sdk.WorkflowTimeoutError(
-                    f"step '{name}' attempt {attempt} timed out after {rules.describe_s(timeout)} "
-                    f"(config timeout {cfg['timeout']!r})") from None
+            if self.virtual:
+                return await self._on_platform_clock((name, count, attempt), timeout, fn, args, call_kwargs,
+                                                     timed_out)
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    result = fn(*args, **call_kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
+                    return result
+            except TimeoutError:
+                if scope.expired():
+                    raise timed_out() from None
+                raise
+        finally:
+            note.cancel()
+
+    async def _on_platform_clock(self, key: tuple[str, int, int], timeout: float, fn: Callable[..., Any],
+                                 args: list[Any], kwargs: dict[str, Any],
+                                 timed_out: Callable[[], BaseException]) -> Any:
+        """Run an attempt whose timeout the host measures on the (virtual) platform clock: it
+        signals ``timeout`` when the clock passes the deadline, which cancels the attempt."""
+        async def body() -> Any:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        task = asyncio.ensure_future(body())
+        self.attempt_tasks[key] = task
+        try:
+            await self.call("attempt_timer", key[0], key[1], key[2], timeout)
+            return await task
+        except asyncio.CancelledError:
+            if key in self.timed_out and task.cancelled():
+                raise timed_out() from None
             raise
+        finally:
+            self.attempt_tasks.pop(key, None)
+            self.timed_out.discard(key)
+            if not task.done():
+                task.cancel()
+
+    def time_out(self, name: str, count: int, attempt: int) -> None:
+        """The host's platform-clock timer for this attempt fired (virtual clock only)."""
+        key = (name, count, attempt)
+        task = self.attempt_tasks.get(key)
+        if task is not None and not task.done():
+            self.timed_out.add(key)
+            task.cancel()
+
+    def _note_in_flight(self, name: str, count: int, attempt: int) -> None:
+        """The attempt is still running: tell the host, so a crash now is listed in describe.
+        Fire and forget: the attempt does not wait for it."""
+        record = wire.AttemptNote(self.workflow, self.instance, self.generation, name, count, attempt, 0.0)
+
+        async def send() -> None:
+            try:
+                await self.runtime.call_host("workflows", "attempt_started", record)
+            except Exception:  # a stale run, a platform going down: nothing to keep
+                pass
+
+        task = asyncio.ensure_future(send())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- rollbacks (saga) -----------------------------------------------------------------------
+    async def roll_back(self, error: BaseException) -> None:
+        """Run the rollbacks of completed steps in reverse step-start order, each recorded
+        like a step; a recorded one is skipped, so none runs again after it was recorded."""
+        for _, key, fn, cfg, output in sorted(self.compensations, key=lambda c: -c[0]):
+            done = self.rolled.get(key)
+            first = 1
+            if done is not None:
+                state, wake_at, due, attempts = done
+                if state in ("ok", "failed"):
+                    continue
+                if not due:
+                    await self.suspend({"kind": "retry", "at": wake_at, "step": f"rollback of {key[0]}"})
+                first = attempts + 1
+            await self._rollback_attempts(key, fn, cfg, output, error, first)
+
+    async def _rollback_attempts(self, key: tuple[str, int], fn: Callable[..., Any], cfg: dict[str, Any],
+                                 output: Any, error: BaseException, first: int) -> None:
+        name, count = key
+        config_json = rules.config_json(cfg)
+        timeout = rules.duration_s(cfg["timeout"], "timeout")
+        attempts: list[wire.Attempt] = []
+        attempt = first
+        while True:
+            ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg})
+            started = time.perf_counter()
+            self.active += 1
+            try:
+                try:
+                    async with asyncio.timeout(timeout):
+                        result = call_accepting(fn, ctx=ctx, output=output, error=error)
+                        if inspect.isawaitable(result):
+                            await result
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if isinstance(exc, TimeoutError):
+                        exc = _sdk().WorkflowTimeoutError(
+                            f"rollback of step '{name}' attempt {attempt} timed out after "
+                            f"{rules.describe_s(timeout)}")
+                    ename, emsg = error_info(exc)
+                    attempts.append(wire.Attempt(time.perf_counter() - started, False, ename, emsg))
+                    delay = 0.0
+                    if not (is_non_retryable(exc) or attempt > int(cfg["retries"]["limit"])):
+                        try:
+                            delay = await self._retry_delay(name, cfg, attempt, ctx, exc)
+                        except (TypeError, ValueError) as bad:
+                            (ename, emsg), attempt = error_info(bad), 1 << 40
+                    if is_non_retryable(exc) or attempt > int(cfg["retries"]["limit"]):
+                        await self.call("rollback_done", name, count, "failed", ename, emsg, attempts,
+                                        config_json, first)
+                        return
+                    if delay <= 0:
+                        attempt += 1
+                        continue
+                    answer = await self.call("rollback_retry", name, count, attempts, config_json, first, delay)
+                    retry_at = answer["at"]
+                else:
+                    attempts.append(wire.Attempt(time.perf_counter() - started, True, None, None))
+                    await self.call("rollback_done", name, count, "ok", None, None, attempts, config_json, first)
+                    self.progress += 1
+                    return
+            finally:
+                self.active -= 1
+                self._maybe_unwind()
+            await self.suspend({"kind": "retry", "at": retry_at, "step": f"rollback of {name}"})
 
     async def sleep(self, name: str, seconds: float | None, until: float | None) -> None:
         key = self.next_key(name)
@@ -385,6 +619,17 @@ class RunSession:
         if "error" in answer:
             raise _sdk().WorkflowTimeoutError(answer["error"]["message"])
         await self.suspend({"kind": "event", "type": event_type, "at": answer["at"], "step": name})
+
+
+def call_accepting(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call ``fn`` with those of ``kwargs`` it accepts (all of them if it takes ``**kw``)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(**kwargs)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return fn(**kwargs)
+    return fn(**{k: v for k, v in kwargs.items() if k in params})
 
 
 class Mocks:
@@ -430,8 +675,11 @@ class StepFunction:
     """What ``@step.do`` returns: ``await fn()`` runs (or replays) the step."""
 
     def __init__(self, step: WorkflowStep, fn: Callable[..., Any], name: str | None,
-                 depends: list[Any] | tuple[Any, ...] | None, concurrent: bool, config: Any) -> None:
+                 depends: list[Any] | tuple[Any, ...] | None, concurrent: bool, config: Any,
+                 rollback: Any = None, rollback_config: Any = None) -> None:
         self._step = step
+        self.rollback_fn = rollback
+        self.rollback_config = rollback_config
         self.fn = fn
         self.name = name if name is not None else getattr(fn, "__name__", "step")
         self._step_name = self.name
@@ -459,23 +707,26 @@ class WorkflowStep:
 
     # -- step.do in its three forms -------------------------------------------------------------
     def do(self, name: Any = None, depends: Any = None, concurrent: Any = False, config: Any = None,
-           callback: Any = None) -> Any:
+           callback: Any = None, *, rollback: Any = None, rollback_config: Any = None) -> Any:
         """``@step.do(name=None, *, concurrent=False, config=None)`` (also ``depends=[...]``),
-        or Cloudflare's plain ``await step.do(name, fn)`` / ``await step.do(name, config, fn)``."""
+        or Cloudflare's plain ``await step.do(name, fn)`` / ``await step.do(name, config, fn)``.
+        ``rollback=fn`` (with ``rollback_config``) undoes the step if the instance fails."""
+        undo = (rollback, rollback_config)
         if callable(name) and not isinstance(name, str):  # bare @step.do
             return self._register(StepFunction(self, name, None, None, False, None))
         if callable(depends) and not isinstance(depends, (list, tuple)):
-            return self._plain(name, config, depends)
+            return self._plain(name, config, depends, undo)
         if isinstance(depends, dict) and callable(concurrent):
-            return self._plain(name, depends, concurrent)
+            return self._plain(name, depends, concurrent, undo)
         if callback is not None:
-            return self._plain(name, config, callback)
+            return self._plain(name, config, callback, undo)
         if depends is not None and not isinstance(depends, (list, tuple)):
             raise TypeError(f"step.do('{name}'): depends must be a list of steps, got "
                             f"{type(depends).__name__}")
 
         def decorator(fn: Callable[..., Any]) -> StepFunction:
-            return self._register(StepFunction(self, fn, name, depends, bool(concurrent), config))
+            return self._register(StepFunction(self, fn, name, depends, bool(concurrent), config,
+                                               rollback, rollback_config))
 
         return decorator
 
@@ -484,21 +735,22 @@ class WorkflowStep:
         self._closures[fn.name] = fn      # ... or the step (the latest definition wins)
         return fn
 
-    def _plain(self, name: Any, config: Any, fn: Callable[..., Any]) -> Any:
+    def _plain(self, name: Any, config: Any, fn: Callable[..., Any], undo: tuple[Any, Any] = (None, None)) -> Any:
         try:
             wants_ctx = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
                             for p in inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):
             wants_ctx = False
-        return self._call(name, config, fn, {}, [_CTX] if wants_ctx else [])
+        return self._call(name, config, fn, {}, [_CTX] if wants_ctx else [], undo)
 
     async def _run_function(self, sf: StepFunction) -> Any:
         kwargs, positional = await self._arguments(sf)
-        return await self._call(sf.name, sf.config, sf.fn, kwargs, positional)
+        return await self._call(sf.name, sf.config, sf.fn, kwargs, positional,
+                                (sf.rollback_fn, sf.rollback_config))
 
     async def _call(self, name: Any, config: Any, fn: Callable[..., Any], kwargs: dict[str, Any],
-                    positional: list[Any]) -> Any:
-        task = asyncio.ensure_future(self._session.do(name, config, fn, kwargs, positional))
+                    positional: list[Any], undo: tuple[Any, Any] = (None, None)) -> Any:
+        task = asyncio.ensure_future(self._session.do(name, config, fn, kwargs, positional, *undo))
         self._session.tasks.add(task)
         task.add_done_callback(self._session.tasks.discard)
         if isinstance(name, str):

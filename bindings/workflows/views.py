@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from edgelet.bindings.workflows import codec
+from edgelet.bindings.workflows.rules import REDACTED
 from edgelet.bindings.workflows.schema import STATUSES
 
 _INSTANCE_COLS = ("seq, workflow, id, status, generation, params, trigger, created, started, ended, "
@@ -95,15 +96,32 @@ def list_instances(conn: sqlite3.Connection, workflow: str, status: str | None, 
     return result, {"page": page, "per_page": per_page, "count": len(result), "total_count": total}
 
 
-def steps(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
-    """The history in order, each step with its attempts, in the shape ``describe`` shows."""
+INTERRUPTED = {"name": "AttemptInterrupted",
+               "message": "the platform stopped (a crash or kill -9) during this attempt; it ran again"}
+
+
+def steps(conn: sqlite3.Connection, seq: int, boot: float | None = None) -> list[dict[str, Any]]:
+    """The history in order, each step with its attempts, in the shape ``describe`` shows.
+    Attempts cut off by a crash (in flight under another platform run than ``boot``) are
+    listed with ``interrupted: true``."""
     attempts: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    timed: dict[tuple[str, int], list[tuple[float, dict[str, Any]]]] = {}
     for name, count, _attempt, started, ended, success, ename, emsg in conn.execute(
             "SELECT name, count, attempt, started, ended, success, error_name, error_message "
             "FROM attempts WHERE instance = ? ORDER BY name, count, attempt", (seq,)):
-        attempts.setdefault((name, count), []).append({
+        timed.setdefault((name, count), []).append((started, {
             "start": iso(started), "end": iso(ended), "success": bool(success),
-            "error": {"name": ename, "message": emsg or ""} if ename is not None else None})
+            "error": {"name": ename, "message": emsg or ""} if ename is not None else None}))
+    try:
+        cut = conn.execute("SELECT name, count, started FROM attempts_in_flight WHERE instance = ? AND boot != ?",
+                           (seq, -1.0 if boot is None else boot)).fetchall()
+    except sqlite3.OperationalError:  # a state folder from before version 4 (read-only CLI)
+        cut = []
+    for name, count, started in cut:
+        timed.setdefault((name, count), []).append((started, {
+            "start": iso(started), "end": None, "success": False, "interrupted": True, "error": INTERRUPTED}))
+    for key, entries in timed.items():
+        attempts[key] = [e for _, e in sorted(entries, key=lambda t: t[0])] if len(entries) > 1 else [entries[0][1]]
     out: list[dict[str, Any]] = []
     for (name, count, kind, state, value, ename, emsg, config, started, ended,
          wake_at) in conn.execute(
@@ -117,7 +135,12 @@ def steps(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
         if kind == "step":
             entry["attempts"] = attempts.get((name, count), [])
             entry["config"] = json.loads(config) if config else None
-            entry["output"] = codec.to_json(codec.decode(value)) if state == "ok" else None
+            if state != "ok":
+                entry["output"] = None
+            elif entry["config"] and entry["config"].get("sensitive") == "output":
+                entry["output"] = REDACTED  # stored and replayed, never shown
+            else:
+                entry["output"] = codec.to_json(codec.decode(value))
             if state == "retrying":
                 entry["next_attempt"] = iso(wake_at)
         elif kind == "waitForEvent":
@@ -131,12 +154,50 @@ def steps(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
     return out
 
 
-def describe(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any]:
+def rollbacks(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
+    """The rollbacks that ran (in the order they ran), each with its attempts."""
+    try:
+        rows = conn.execute("SELECT name, count, state, error_name, error_message, config, started, ended, "
+                            "wake_at FROM rollbacks WHERE instance = ? ORDER BY seq", (seq,)).fetchall()
+    except sqlite3.OperationalError:  # a state folder from before rollbacks (read-only CLI)
+        return []
+    if not rows:
+        return []
+    attempts: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for name, count, started, ended, success, ename, emsg in conn.execute(
+            "SELECT name, count, started, ended, success, error_name, error_message FROM rollback_attempts "
+            "WHERE instance = ? ORDER BY name, count, attempt", (seq,)):
+        attempts.setdefault((name, count), []).append({
+            "start": iso(started), "end": iso(ended), "success": bool(success),
+            "error": {"name": ename, "message": emsg or ""} if ename is not None else None})
+    return [{"type": "rollback", "name": name, "count": count, "status": state, "start": iso(started),
+             "end": iso(ended), "error": {"name": ename, "message": emsg or ""} if state == "failed" else None,
+             "attempts": attempts.get((name, count), []), "config": json.loads(config) if config else None,
+             **({"next_attempt": iso(wake_at)} if state == "retrying" else {})}
+            for name, count, state, ename, emsg, config, started, ended, wake_at in rows]
+
+
+def rollback_summary(conn: sqlite3.Connection, seq: int, status: str) -> dict[str, Any] | None:
+    """``status().rollback``: ``{status: running | complete | failed, steps: [...]}``, or None
+    when no rollback ran."""
+    ran = rollbacks(conn, seq)
+    if not ran:
+        return None
+    if status not in ("complete", "errored", "terminated"):
+        overall = "running"
+    else:
+        overall = "failed" if any(r["status"] == "failed" for r in ran) else "complete"
+    return {"status": overall, "steps": [{"name": r["name"], "count": r["count"], "status": r["status"],
+                                          "error": r["error"]} for r in ran]}
+
+
+def describe(conn: sqlite3.Connection, workflow: str, instance_id: str,
+             boot: float | None = None) -> dict[str, Any]:
     """``GET .../instances/{id}``: status, error, output, params, times and the steps."""
     row = instance_row(conn, workflow, instance_id)
     if row is None:
         raise LookupError(f"workflow '{workflow}' has no instance '{instance_id}'")
-    history = steps(conn, row["seq"])
+    history = steps(conn, row["seq"], boot)
     if row["status"] == "terminated":
         history.append({"type": "termination", "trigger": {"source": "api"}})
     status = row["status"]
@@ -149,4 +210,6 @@ def describe(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[
         "trigger": {"source": row["trigger"]}, "wake_at": iso(row["wake_at"]),
         "waiting_for": json.loads(row["waiting_for"]) if row["waiting_for"] else [],
         "steps": history,
+        "rollback": rollback_summary(conn, row["seq"], status),
+        "rollbacks": rollbacks(conn, row["seq"]),
     }

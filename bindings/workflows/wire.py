@@ -77,9 +77,55 @@ class WaitEvent(NamedTuple):
     mock: Any
 
 
+class RollbackDone(NamedTuple):
+    """``rollback_done``: the rollback of step (name, count) finished for good (ok or failed)."""
+
+    workflow: str
+    instance: str
+    generation: int
+    name: str
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
+    state: str
+    error_name: str | None
+    error_message: str | None
+    attempts: list[Attempt]
+    config: str
+    first: int
+
+
+class RollbackRetry(NamedTuple):
+    """``rollback_retry``: a rollback attempt failed; the next one is due after ``delay_s``."""
+
+    workflow: str
+    instance: str
+    generation: int
+    name: str
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
+    attempts: list[Attempt]
+    config: str
+    first: int
+    delay_s: float
+
+
+class AttemptNote(NamedTuple):
+    """``attempt_timer`` (virtual clock: time the attempt out on the platform clock after
+    ``timeout_s``) and ``attempt_started`` (an attempt still running after a moment, kept so
+    that one cut off by a crash is listed in ``describe``)."""
+
+    workflow: str
+    instance: str
+    generation: int
+    name: str
+    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
+    attempt: int
+    timeout_s: float
+
+
 #: method name -> the record it carries
 RECORDS: dict[str, Callable[..., tuple[Any, ...]]] = {
-    "step_done": StepDone, "step_retry": StepRetry, "sleep": Sleep, "wait_event": WaitEvent}
+    "step_done": StepDone, "step_retry": StepRetry, "sleep": Sleep, "wait_event": WaitEvent,
+    "rollback_done": RollbackDone, "rollback_retry": RollbackRetry,
+    "attempt_timer": AttemptNote, "attempt_started": AttemptNote}
 
 
 def attempts_of(raw: list[Any]) -> list[Attempt]:

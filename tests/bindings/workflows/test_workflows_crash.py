@@ -7,10 +7,13 @@ and start a new one on the same folder.
 from __future__ import annotations
 
 import random
+import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from conftest import EDGELET
 
 CONFIG = """
     name = "app"
@@ -173,3 +176,26 @@ def test_sleep_that_ended_during_downtime_ends_at_once(dev: Any, tmp_path: Path)
     assert time.monotonic() - started < 3.0  # no second wait after the restart
     assert info["output"] == "done"
     assert [st["type"] for st in info["steps"]] == ["step", "sleep", "step"]
+
+
+def test_attempt_cut_off_by_a_crash_is_listed_in_describe(dev: Any, tmp_path: Path) -> None:
+    log, gate = tmp_path / "cut.log", tmp_path / "gate"
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    create(s, "gated", "cut-1", {"log": str(log), "gate": str(gate)})
+    deadline = time.monotonic() + 10
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the attempt has been running for a moment: the platform noted it
+    s.kill()
+    gate.touch()
+    s = dev(None, *ARGS, cwd=s.cwd)
+    info = wait_status(s, "gated", "cut-1", "complete")
+    attempts = info["steps"][0]["attempts"]
+    assert [a.get("interrupted", False) for a in attempts] == [True, False], attempts
+    assert attempts[0]["error"]["name"] == "AttemptInterrupted" and attempts[0]["end"] is None
+    assert "crash or kill" in attempts[0]["error"]["message"]
+    assert attempts[1]["success"] and attempts[0]["start"] <= attempts[1]["start"]
+    # the CLI lists it too
+    out = subprocess.run([*EDGELET, "workflows", "instances", "describe", "gated", "cut-1", "--port", str(s.port)],
+                         capture_output=True, text=True, timeout=30, cwd=s.cwd)
+    assert "AttemptInterrupted" in out.stdout, out.stdout

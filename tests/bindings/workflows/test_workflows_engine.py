@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest_asyncio
 
 from edgelet.testing import Platform
 
-from test_workflows_support import seconds, workflow, workflow_mocks, workflow_platform
+from test_workflows_support import jump, seconds, until, workflow, workflow_mocks, workflow_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -159,8 +160,9 @@ APP = """
             @step.do("slow", config={"timeout": "100 ms", "retries": {"limit": 1, "delay": 0}})
             async def slow(ctx):
                 mark(event, f"slow {ctx.attempt}")
-                await asyncio.sleep(5)
-            await slow()
+                await asyncio.sleep(event.payload.get("real", 30))
+                return "finished"
+            return await slow()
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
@@ -313,13 +315,26 @@ async def test_event_sent_while_waiting_wakes_the_instance(p: Platform) -> None:
     assert (await inst.wait_for_status("complete", timeout=5)).output[1][0] == "second"
 
 
-async def test_step_attempt_timeout(p: Platform, tmp_path: Path) -> None:
+async def test_step_attempt_timeout_follows_the_platform_clock(p: Platform, tmp_path: Path) -> None:
     log = tmp_path / "slow.log"
     inst = await workflow(p, "TIMEOUTS").create(params={"log": str(log)})
+    await until(lambda: lines(log) == ["slow 1"])
+    await asyncio.sleep(0.3)                     # real time passing does not time it out ...
+    assert (await inst.status()).status == "running"
+    await jump(p, 0.1)                           # ... the platform clock passing 100 ms does
+    await until(lambda: lines(log) == ["slow 1", "slow 2"])
+    await jump(p, 0.1)
     status = await inst.wait_for_status("errored", timeout=10)
     assert status.error.name == "WorkflowTimeoutError"
     assert "timed out after 100 ms" in status.error.message
-    assert lines(log) == ["slow 1", "slow 2"]
+    attempts = (await inst.steps())[0].attempts
+    assert [a.error.name for a in attempts] == ["WorkflowTimeoutError", "WorkflowTimeoutError"]
+
+
+async def test_real_time_spent_in_a_step_does_not_count_on_a_virtual_clock(p: Platform, tmp_path: Path) -> None:
+    log = tmp_path / "slow.log"
+    inst = await workflow(p, "TIMEOUTS").create(params={"log": str(log), "real": 0.3})
+    assert (await inst.wait_for_status("complete", timeout=10)).output == "finished"
 
 
 @pytest.mark.parametrize("kind,name,words", [
