@@ -633,12 +633,44 @@ async function instancePage() {
     });
     if (res) { say(`sent event ${type}`, "info"); await load(); live(); }
   });
-  /** Live updates: poll while the instance can still change. (The subscription stream
-   *  replaces this once the Workflows branch serves it.) */
-  function live() {
+  /** Live updates from the instance's subscription stream (Server-Sent Events): each event
+   *  reloads the instance, at most every 150 ms. Polling is only the fallback for a stream
+   *  that is refused or breaks; both stop once the instance is finished. */
+  let stream = null;
+  let pending = null;
+  function refresh() {
+    if (pending) return;
+    pending = setTimeout(async () => { pending = null; await load(); live(); }, 150);
+  }
+  function poll() {
     clearTimeout(timer);
-    if (!data || FINISHED.has(data.status)) return;
     timer = setTimeout(async () => { if (!document.hidden) await load(); live(); }, 700);
+  }
+  function live() {
+    const over = !data || FINISHED.has(data.status);
+    if (over) {
+      clearTimeout(timer);
+      if (stream) { stream.abort(); stream = null; }
+      return;
+    }
+    if (stream) return;
+    const ctl = stream = new AbortController();
+    (async () => {
+      try {
+        const res = await fetch(`${API}${path}/subscribe`, { signal: ctl.signal });
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        const reader = res.body.getReader();
+        const text = new TextDecoder();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (text.decode(value, { stream: true }).includes("event:")) refresh();
+        }
+      } catch (_) {
+        if (ctl.signal.aborted) return;
+      }
+      if (stream === ctl) { stream = null; poll(); }
+    })();
   }
   if (await load()) live();
 }

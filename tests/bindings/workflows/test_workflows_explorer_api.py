@@ -41,7 +41,8 @@ def test_id_search_and_delete(dev: Any) -> None:
         time.sleep(0.1)
     live = s.api("DELETE", "/workflows/flow/instances/a-1")
     assert live["success"] is False and live["errors"][0]["code"] == 10409
-    assert "it is waiting; terminate it first" in live["errors"][0]["message"]
+    message = live["errors"][0]["message"]
+    assert "instance 'a-1' is waiting" in message and "terminate it first" in message
     assert s.api("GET", "/workflows/flow/instances/a-1")["result"]["steps"]  # nothing removed
     s.api("PATCH", "/workflows/flow/instances/a-1/status", json={"status": "terminate"})
     assert s.api("DELETE", "/workflows/flow/instances/a-1")["success"] is True
