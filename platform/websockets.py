@@ -1,7 +1,8 @@
 """Host side of WebSockets: the client connections, and the route of their events.
 
 The client's connection is uvicorn's (its ``websockets`` sans-I/O implementation speaks
-the protocol: framing, pings, the size limit that closes with 1009); this module is the
+the protocol: framing, pings, the size limit that closes with 1009; edgelet.ws_protocol
+trims what it holds per connection); this module is the
 ASGI application behind it. A ``websocket`` request runs the Worker's ``fetch`` like any
 request; an answer of ``101`` names, in the header ``x-edgelet-websocket``, the socket an
 isolate accepted, and the host completes the upgrade on the client's connection.
@@ -44,9 +45,11 @@ _HOP_HEADERS = frozenset({TOKEN_HEADER, "upgrade", "connection", "sec-websocket-
 
 
 def websocket_options() -> dict[str, Any]:
-    """uvicorn's WebSocket settings: the size limit (1009 above it), and no per-message
-    deflate (a zlib context per connection would cost more memory than an idle socket)."""
-    return {"ws": "auto", "ws_max_size": MAX_MESSAGE, "ws_per_message_deflate": False}
+    """uvicorn's WebSocket settings: the protocol (uvicorn's sans-I/O one, trimmed), the size
+    limit (1009 above it), and no per-message deflate (a zlib context per connection would
+    cost more memory than an idle socket)."""
+    from edgelet.ws_protocol import LeanWebSocketProtocol
+    return {"ws": LeanWebSocketProtocol, "ws_max_size": MAX_MESSAGE, "ws_per_message_deflate": False}
 
 
 class HostSocket:
@@ -55,16 +58,19 @@ class HostSocket:
     __slots__ = ("token", "worker", "route", "tags", "attachment", "send", "outbox",
                  "flushing", "server_closed", "path", "created", "key")
 
-    def __init__(self, token: str, worker: str, route: list[Any] | None, tags: list[str]) -> None:
+    def __init__(self, token: str, worker: str, route: tuple[list[Any], str] | None,
+                 tags: list[str]) -> None:
         self.token = token
         self.worker = worker
         #: [namespace, class, id, name] of the Durable Object that hibernates it, else None
-        self.route = route
-        self.key = f"{route[0]}/{route[2]}" if route else None
+        self.route = route[0] if route else None
+        #: that object's ``ns/id`` in the socket table
+        self.key: str | None = route[1] if route else None
         self.tags = tags
         self.attachment: bytes | None = None
         self.send: Any = None  # the client's connection (ASGI send), once upgraded
-        self.outbox: deque[dict[str, Any]] = deque()
+        #: messages not yet handed to ``send``; made on the first one (an idle socket has none)
+        self.outbox: deque[dict[str, Any]] | None = None
         self.flushing = False
         self.server_closed = False
         self.path = ""
@@ -81,6 +87,8 @@ class SocketTable:
         self.by_object: dict[str, set[str]] = {}
         #: Durable Object (``ns/id``) -> (request, response) answered without waking it
         self.auto: dict[str, tuple[str, str]] = {}
+        #: Durable Object (``ns/id``) -> its route and key, shared by all its sockets
+        self._routes: dict[str, tuple[list[Any], str]] = {}
 
     # -- from isolates -------------------------------------------------------------------
     def on_notify(self, worker: str, args: list[Any]) -> None:
@@ -118,8 +126,13 @@ class SocketTable:
         if not isinstance(token, str) or token in self.sockets:
             return
         self._drop_unclaimed()
-        sock = HostSocket(token, worker, list(route) if route else None,
-                          [str(t) for t in tags or ()])
+        shared: tuple[list[Any], str] | None = None
+        if route:  # the sockets of one object share its route and key rather than copy them
+            key = f"{route[0]}/{route[2]}"
+            shared = self._routes.get(key)
+            if shared is None:
+                shared = self._routes[key] = (list(route), key)
+        sock = HostSocket(token, worker, shared, [str(t) for t in tags] if tags else [])
         self.sockets[token] = sock
         if sock.key is not None:
             self.by_object.setdefault(sock.key, set()).add(token)
@@ -147,6 +160,8 @@ class SocketTable:
 
     # -- to clients -------------------------------------------------------------------------
     def _push(self, sock: HostSocket, message: dict[str, Any]) -> None:
+        if sock.outbox is None:
+            sock.outbox = deque()
         sock.outbox.append(message)
         if sock.send is not None and not sock.flushing:
             sock.flushing = True
@@ -158,8 +173,8 @@ class SocketTable:
                 await sock.send(sock.outbox.popleft())
         except Exception as exc:  # the client went away: its reader reports the close
             log.debug("dropping messages to a closed WebSocket %s: %s", sock.token[:8], exc)
-            sock.outbox.clear()
         finally:
+            sock.outbox = None  # an idle socket holds no deque
             sock.flushing = False
 
     def _forget(self, sock: HostSocket) -> None:
@@ -171,20 +186,41 @@ class SocketTable:
                 if not tokens:
                     del self.by_object[sock.key]
                     self.auto.pop(sock.key, None)
+                    self._routes.pop(sock.key, None)
 
     # -- a client's connection ------------------------------------------------------------------
     async def serve(self, scope: dict[str, Any], receive: Any, send: Any, worker: str,
                     url: str) -> None:
-        """Run the Worker's fetch for the upgrade request, then carry the socket's messages."""
+        """Run the Worker's fetch for the upgrade request, then carry the socket's messages.
+
+        The handshake is a function of its own so that its locals (the request's and the
+        answer's headers) are gone while the socket lives, and the scope's headers are
+        dropped once the Worker has had them: an idle socket holds only what it needs."""
+        sock = await self._upgrade(scope, receive, send, worker, url)
+        if sock is None:
+            return
+        scope["headers"] = []
+        code, reason = 1006, ""
+        try:
+            code, reason = await self._read(sock, receive)
+        finally:
+            self._forget(sock)
+            self._announce(sock, "close", f"WebSocket closed {sock.path} ({code}"
+                                          f"{': ' + reason if reason else ''})", code=code)
+
+    async def _upgrade(self, scope: dict[str, Any], receive: Any, send: Any, worker: str,
+                       url: str) -> HostSocket | None:
+        """The Worker's fetch for the upgrade request; the socket it accepted, once the 101
+        is sent, or None when the client got a plain HTTP answer instead."""
         message = await receive()
         if message["type"] != "websocket.connect":
-            return
+            return None
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
         status, out_headers, body = await self.host.fetch(worker, "GET", url, headers, b"")
         token = next((v for k, v in out_headers if k == TOKEN_HEADER), None)
         if status != 101 or token is None:
             await deny(scope, send, status, out_headers, body)
-            return
+            return None
         sock = self.sockets.get(token)
         if sock is None or sock.send is not None:
             text = (f"Worker {worker!r} answered {scope['path']} with a 101 whose WebSocket was "
@@ -194,7 +230,7 @@ class SocketTable:
             log.warning("%s", text)
             await deny(scope, send, 500, [["content-type", "text/plain;charset=UTF-8"]],
                         text.encode())
-            return
+            return None
         extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
                  if k.lower() not in _HOP_HEADERS]
         protocol = next((v for k, v in out_headers if k.lower() == "sec-websocket-protocol"), None)
@@ -205,13 +241,7 @@ class SocketTable:
         if sock.outbox and not sock.flushing:  # what the Worker sent before returning the 101
             sock.flushing = True
             asyncio.ensure_future(self._flush(sock))
-        code, reason = 1006, ""
-        try:
-            code, reason = await self._read(sock, receive)
-        finally:
-            self._forget(sock)
-            self._announce(sock, "close", f"WebSocket closed {sock.path} ({code}"
-                                          f"{': ' + reason if reason else ''})", code=code)
+        return sock
 
     async def _read(self, sock: HostSocket, receive: Any) -> tuple[int, str]:
         """Deliver the client's messages one at a time; return the close code and reason."""
