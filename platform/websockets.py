@@ -36,6 +36,8 @@ worker_log = logging.getLogger("edgelet.worker")
 #: the largest message a client may send (Cloudflare's limit for received messages);
 #: a larger one closes the socket with 1009
 MAX_MESSAGE = int(os.environ.get("EDGELET_WS_MAX_MESSAGE", str(32 * 1024 * 1024)))
+#: the ASGI scope extension of edgelet.ws_protocol that writes a message without a task
+SEND_NOW = "edgelet.send_now"
 #: seconds an accepted server half may wait for its 101 to reach a client
 _UNCLAIMED_S = 60.0
 #: headers of a 101 answer that are the protocol's, not the Worker's, to send
@@ -48,14 +50,14 @@ def websocket_options() -> dict[str, Any]:
     """uvicorn's WebSocket settings: the protocol (uvicorn's sans-I/O one, trimmed), the size
     limit (1009 above it), and no per-message deflate (a zlib context per connection would
     cost more memory than an idle socket)."""
-    from edgelet.ws_protocol import LeanWebSocketProtocol
+    from edgelet.ws_protocol import LeanWebSocketProtocol  # imports uvicorn: only when serving
     return {"ws": LeanWebSocketProtocol, "ws_max_size": MAX_MESSAGE, "ws_per_message_deflate": False}
 
 
 class HostSocket:
     """One accepted server half: where its events go and what goes out to its client."""
 
-    __slots__ = ("token", "worker", "route", "tags", "attachment", "send", "outbox",
+    __slots__ = ("token", "worker", "route", "tags", "attachment", "send", "send_now", "outbox",
                  "flushing", "server_closed", "path", "created", "key")
 
     def __init__(self, token: str, worker: str, route: tuple[list[Any], str] | None,
@@ -69,6 +71,8 @@ class HostSocket:
         self.tags = tags
         self.attachment: bytes | None = None
         self.send: Any = None  # the client's connection (ASGI send), once upgraded
+        #: writes a message at once, or says False (edgelet.ws_protocol's scope extension)
+        self.send_now: Any = None
         #: messages not yet handed to ``send``; made on the first one (an idle socket has none)
         self.outbox: deque[dict[str, Any]] | None = None
         self.flushing = False
@@ -109,9 +113,7 @@ class SocketTable:
         if sock is None or sock.worker != worker:
             return  # closed meanwhile (or not this Worker's): nothing to do
         if op == "send":
-            data = args[2]
-            self._push(sock, {"type": "websocket.send", "text": data} if isinstance(data, str)
-                       else {"type": "websocket.send", "bytes": data})
+            self._send(sock, args[2])
         elif op == "close":
             if not sock.server_closed:
                 sock.server_closed = True
@@ -159,6 +161,14 @@ class SocketTable:
         raise LookupError(f"unknown websocket call {op!r}")
 
     # -- to clients -------------------------------------------------------------------------
+    def _send(self, sock: HostSocket, data: str | bytes) -> None:
+        """One message to the client: written at once when nothing is queued before it."""
+        if sock.send_now is not None and not sock.outbox and not sock.flushing \
+                and sock.send_now(data):
+            return
+        self._push(sock, {"type": "websocket.send", "text": data} if isinstance(data, str)
+                   else {"type": "websocket.send", "bytes": data})
+
     def _push(self, sock: HostSocket, message: dict[str, Any]) -> None:
         if sock.outbox is None:
             sock.outbox = deque()
@@ -236,6 +246,7 @@ class SocketTable:
         protocol = next((v for k, v in out_headers if k.lower() == "sec-websocket-protocol"), None)
         await send({"type": "websocket.accept", "subprotocol": protocol, "headers": extra})
         sock.send = send
+        sock.send_now = (scope.get("extensions") or {}).get(SEND_NOW)
         sock.path = scope["path"]
         self._announce(sock, "open", f"WebSocket open {sock.path}")
         if sock.outbox and not sock.flushing:  # what the Worker sent before returning the 101
@@ -255,7 +266,7 @@ class SocketTable:
                 if sock.key is not None:
                     auto = self.auto.get(sock.key)
                     if auto is not None and data == auto[0]:
-                        self._push(sock, {"type": "websocket.send", "text": auto[1]})
+                        self._send(sock, auto[1])
                         continue
                 if not await self._deliver(sock, "message", data):
                     if not sock.server_closed:
