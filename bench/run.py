@@ -61,10 +61,10 @@ def plugin_missing(kind: str | None) -> str | None:
     return None
 
 
-def start(side: str, app: str, state: Path):
+def start(side: str, pair: Pair, state: Path):
     if side == "edgelet":
-        return EdgeletServer(app, state)
-    return UvicornServer(app, state) if side == "uvicorn" else MiniflareServer(app, state)
+        return EdgeletServer(pair.app, state, env=pair.env)
+    return UvicornServer(pair.app, state) if side == "uvicorn" else MiniflareServer(pair.app, state)
 
 
 def run_pair(pair: Pair, s: Settings, results: Results, peer_skip: str | None) -> None:
@@ -80,7 +80,7 @@ def run_pair(pair: Pair, s: Settings, results: Results, peer_skip: str | None) -
                 continue
             with state_folder(f"{pair.app}-{side}") as state:
                 try:
-                    server = start(side, pair.app, state)
+                    server = start(side, pair, state)
                 except StartError as exc:
                     log(f"{pair.app} round {rnd + 1}: {side} did not start: {exc}")
                     skip[side] = str(exc)
@@ -91,7 +91,8 @@ def run_pair(pair: Pair, s: Settings, results: Results, peer_skip: str | None) -
                     for step, step_rows in zip(pair.steps, rows):
                         with PeakRSS(server.pid) as mem:
                             try:
-                                figures = asyncio.run(step.run(server.url, s))
+                                figures = asyncio.run(step.run(server.url, s, server.pid) if step.with_pid  # type: ignore[call-arg]
+                                                      else step.run(server.url, s))  # type: ignore[call-arg]
                             except Exception as exc:  # a failed round is reported, the run goes on
                                 figures = None
                                 error = str(exc) if type(exc).__name__ == "LoadError" \

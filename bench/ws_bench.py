@@ -3,6 +3,9 @@ with the hibernation API: bench/apps/ws/ws.py and bench/peers/miniflare/workers/
 
     python bench/ws_bench.py [--seconds 5] [--idle 10000] [--only edgelet|miniflare]
 
+(``python -m bench --only ws`` runs the same workloads in the side-by-side harness, in
+alternating rounds; this script is the quick way to look at one side.)
+
 Measures echo round trips per second over 32 sockets (one room each), broadcast fan-out of
 one message to 100 sockets in one room (p50/p99 until the last socket has it), and the
 resident memory of the whole process tree holding N idle hibernated sockets.
@@ -13,76 +16,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from harness.procs import EdgeletServer, MiniflareServer, StartError, tree_rss  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
+from harness.procs import EdgeletServer, MiniflareServer, StartError  # noqa: E402
+from harness.ws import echo_rate, fanout, idle_memory  # noqa: E402
 
 
-async def echo_rate(base: str, sockets: int, seconds: float) -> float:
-    conns = [await connect(f"{base}/room/echo{i}", compression=None) for i in range(sockets)]
-    count = 0
-    deadline = time.perf_counter() + seconds
-
-    async def loop(ws) -> None:
-        nonlocal count
-        while time.perf_counter() < deadline:
-            await ws.send("e:x")
-            await ws.recv()
-            count += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(loop(ws) for ws in conns))
-    elapsed = time.perf_counter() - started
-    for ws in conns:
-        await ws.close()
-    return count / elapsed
-
-
-async def fanout(base: str, sockets: int, rounds: int) -> tuple[float, float]:
-    conns = [await connect(f"{base}/room/fan", compression=None, max_queue=None)
-             for _ in range(sockets)]
-    times = []
-    for i in range(rounds):
-        started = time.perf_counter()
-        await conns[0].send(f"b:{i}")
-        await asyncio.gather(*(ws.recv() for ws in conns))
-        times.append((time.perf_counter() - started) * 1000)
-    for ws in conns:
-        await ws.close()
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.99) - 1]
-
-
-async def idle_memory(base: str, pid: int, sockets: int, settle: float) -> float:
-    conns = []
-    for start in range(0, sockets, 200):
-        batch = await asyncio.gather(*(connect(f"{base}/room/idle{i % 100}", compression=None,
-                                               ping_interval=None)
-                                       for i in range(start, min(start + 200, sockets))))
-        conns.extend(batch)
-    await asyncio.sleep(settle)  # idle objects are evicted; the sockets stay open
-    rss = tree_rss(pid) / 2**20
-    await conns[0].send("e:still there?")
-    assert await conns[0].recv() == "e:still there?"
-    for ws in conns:
-        await ws.close()
-    return rss
-
-
-async def measure(side: str, server, args) -> dict[str, float]:
-    base = server.url.replace("http://", "ws://")
-    out = {"echo_rps": await echo_rate(base, 32, args.seconds)}
-    out["fanout_p50_ms"], out["fanout_p99_ms"] = await fanout(base, 100, args.rounds)
+async def measure(server, args) -> dict[str, float]:
+    out = {"echo_rps": await echo_rate(server.url, sockets=32, seconds=args.seconds)}
+    out["fanout_p50_ms"], out["fanout_p99_ms"] = await fanout(server.url, sockets=100, rounds=args.rounds)
     if args.idle:
-        out["idle_mb"] = await idle_memory(base, server.proc.pid, args.idle, args.settle)
+        out["idle_mb"] = await idle_memory(server.url, server.proc.pid, sockets=args.idle, settle=args.settle)
     return out
 
 
@@ -91,7 +40,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--idle", type=int, default=10_000)
-    parser.add_argument("--settle", type=float, default=4.0)
+    parser.add_argument("--settle", type=float, default=12.0)
     parser.add_argument("--only", choices=["edgelet", "miniflare"])
     args = parser.parse_args()
     os.environ.setdefault("EDGELET_DO_IDLE_TIMEOUT", "1")
@@ -106,7 +55,7 @@ def main() -> None:
             print(f"{side}: not run ({exc})", file=sys.stderr)
             continue
         try:
-            results[side] = asyncio.run(measure(side, server, args))
+            results[side] = asyncio.run(measure(server, args))
         finally:
             server.stop()
         print(side, {k: round(v, 1) for k, v in results[side].items()}, flush=True)

@@ -1,7 +1,8 @@
 """Host side of WebSockets: the client connections, and the route of their events.
 
 The client's connection is uvicorn's (its ``websockets`` sans-I/O implementation speaks
-the protocol: framing, pings, the size limit that closes with 1009); this module is the
+the protocol: framing, pings, the size limit that closes with 1009; edgelet.ws_protocol
+trims what it holds per connection); this module is the
 ASGI application behind it. A ``websocket`` request runs the Worker's ``fetch`` like any
 request; an answer of ``101`` names, in the header ``x-edgelet-websocket``, the socket an
 isolate accepted, and the host completes the upgrade on the client's connection.
@@ -35,6 +36,8 @@ worker_log = logging.getLogger("edgelet.worker")
 #: the largest message a client may send (Cloudflare's limit for received messages);
 #: a larger one closes the socket with 1009
 MAX_MESSAGE = int(os.environ.get("EDGELET_WS_MAX_MESSAGE", str(32 * 1024 * 1024)))
+#: the ASGI scope extension of edgelet.ws_protocol that writes a message without a task
+SEND_NOW = "edgelet.send_now"
 #: seconds an accepted server half may wait for its 101 to reach a client
 _UNCLAIMED_S = 60.0
 #: headers of a 101 answer that are the protocol's, not the Worker's, to send
@@ -44,27 +47,34 @@ _HOP_HEADERS = frozenset({TOKEN_HEADER, "upgrade", "connection", "sec-websocket-
 
 
 def websocket_options() -> dict[str, Any]:
-    """uvicorn's WebSocket settings: the size limit (1009 above it), and no per-message
-    deflate (a zlib context per connection would cost more memory than an idle socket)."""
-    return {"ws": "auto", "ws_max_size": MAX_MESSAGE, "ws_per_message_deflate": False}
+    """uvicorn's WebSocket settings: the protocol (uvicorn's sans-I/O one, trimmed), the size
+    limit (1009 above it), and no per-message deflate (a zlib context per connection would
+    cost more memory than an idle socket)."""
+    from edgelet.ws_protocol import LeanWebSocketProtocol  # imports uvicorn: only when serving
+    return {"ws": LeanWebSocketProtocol, "ws_max_size": MAX_MESSAGE, "ws_per_message_deflate": False}
 
 
 class HostSocket:
     """One accepted server half: where its events go and what goes out to its client."""
 
-    __slots__ = ("token", "worker", "route", "tags", "attachment", "send", "outbox",
+    __slots__ = ("token", "worker", "route", "tags", "attachment", "send", "send_now", "outbox",
                  "flushing", "server_closed", "path", "created", "key")
 
-    def __init__(self, token: str, worker: str, route: list[Any] | None, tags: list[str]) -> None:
+    def __init__(self, token: str, worker: str, route: tuple[list[Any], str] | None,
+                 tags: list[str]) -> None:
         self.token = token
         self.worker = worker
         #: [namespace, class, id, name] of the Durable Object that hibernates it, else None
-        self.route = route
-        self.key = f"{route[0]}/{route[2]}" if route else None
+        self.route = route[0] if route else None
+        #: that object's ``ns/id`` in the socket table
+        self.key: str | None = route[1] if route else None
         self.tags = tags
         self.attachment: bytes | None = None
         self.send: Any = None  # the client's connection (ASGI send), once upgraded
-        self.outbox: deque[dict[str, Any]] = deque()
+        #: writes a message at once, or says False (edgelet.ws_protocol's scope extension)
+        self.send_now: Any = None
+        #: messages not yet handed to ``send``; made on the first one (an idle socket has none)
+        self.outbox: deque[dict[str, Any]] | None = None
         self.flushing = False
         self.server_closed = False
         self.path = ""
@@ -81,6 +91,8 @@ class SocketTable:
         self.by_object: dict[str, set[str]] = {}
         #: Durable Object (``ns/id``) -> (request, response) answered without waking it
         self.auto: dict[str, tuple[str, str]] = {}
+        #: Durable Object (``ns/id``) -> its route and key, shared by all its sockets
+        self._routes: dict[str, tuple[list[Any], str]] = {}
 
     # -- from isolates -------------------------------------------------------------------
     def on_notify(self, worker: str, args: list[Any]) -> None:
@@ -101,9 +113,7 @@ class SocketTable:
         if sock is None or sock.worker != worker:
             return  # closed meanwhile (or not this Worker's): nothing to do
         if op == "send":
-            data = args[2]
-            self._push(sock, {"type": "websocket.send", "text": data} if isinstance(data, str)
-                       else {"type": "websocket.send", "bytes": data})
+            self._send(sock, args[2])
         elif op == "close":
             if not sock.server_closed:
                 sock.server_closed = True
@@ -118,8 +128,13 @@ class SocketTable:
         if not isinstance(token, str) or token in self.sockets:
             return
         self._drop_unclaimed()
-        sock = HostSocket(token, worker, list(route) if route else None,
-                          [str(t) for t in tags or ()])
+        shared: tuple[list[Any], str] | None = None
+        if route:  # the sockets of one object share its route and key rather than copy them
+            key = f"{route[0]}/{route[2]}"
+            shared = self._routes.get(key)
+            if shared is None:
+                shared = self._routes[key] = (list(route), key)
+        sock = HostSocket(token, worker, shared, [str(t) for t in tags] if tags else [])
         self.sockets[token] = sock
         if sock.key is not None:
             self.by_object.setdefault(sock.key, set()).add(token)
@@ -146,7 +161,17 @@ class SocketTable:
         raise LookupError(f"unknown websocket call {op!r}")
 
     # -- to clients -------------------------------------------------------------------------
+    def _send(self, sock: HostSocket, data: str | bytes) -> None:
+        """One message to the client: written at once when nothing is queued before it."""
+        if sock.send_now is not None and not sock.outbox and not sock.flushing \
+                and sock.send_now(data):
+            return
+        self._push(sock, {"type": "websocket.send", "text": data} if isinstance(data, str)
+                   else {"type": "websocket.send", "bytes": data})
+
     def _push(self, sock: HostSocket, message: dict[str, Any]) -> None:
+        if sock.outbox is None:
+            sock.outbox = deque()
         sock.outbox.append(message)
         if sock.send is not None and not sock.flushing:
             sock.flushing = True
@@ -158,8 +183,8 @@ class SocketTable:
                 await sock.send(sock.outbox.popleft())
         except Exception as exc:  # the client went away: its reader reports the close
             log.debug("dropping messages to a closed WebSocket %s: %s", sock.token[:8], exc)
-            sock.outbox.clear()
         finally:
+            sock.outbox = None  # an idle socket holds no deque
             sock.flushing = False
 
     def _forget(self, sock: HostSocket) -> None:
@@ -171,20 +196,41 @@ class SocketTable:
                 if not tokens:
                     del self.by_object[sock.key]
                     self.auto.pop(sock.key, None)
+                    self._routes.pop(sock.key, None)
 
     # -- a client's connection ------------------------------------------------------------------
     async def serve(self, scope: dict[str, Any], receive: Any, send: Any, worker: str,
                     url: str) -> None:
-        """Run the Worker's fetch for the upgrade request, then carry the socket's messages."""
+        """Run the Worker's fetch for the upgrade request, then carry the socket's messages.
+
+        The handshake is a function of its own so that its locals (the request's and the
+        answer's headers) are gone while the socket lives, and the scope's headers are
+        dropped once the Worker has had them: an idle socket holds only what it needs."""
+        sock = await self._upgrade(scope, receive, send, worker, url)
+        if sock is None:
+            return
+        scope["headers"] = []
+        code, reason = 1006, ""
+        try:
+            code, reason = await self._read(sock, receive)
+        finally:
+            self._forget(sock)
+            self._announce(sock, "close", f"WebSocket closed {sock.path} ({code}"
+                                          f"{': ' + reason if reason else ''})", code=code)
+
+    async def _upgrade(self, scope: dict[str, Any], receive: Any, send: Any, worker: str,
+                       url: str) -> HostSocket | None:
+        """The Worker's fetch for the upgrade request; the socket it accepted, once the 101
+        is sent, or None when the client got a plain HTTP answer instead."""
         message = await receive()
         if message["type"] != "websocket.connect":
-            return
+            return None
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
         status, out_headers, body = await self.host.fetch(worker, "GET", url, headers, b"")
         token = next((v for k, v in out_headers if k == TOKEN_HEADER), None)
         if status != 101 or token is None:
             await deny(scope, send, status, out_headers, body)
-            return
+            return None
         sock = self.sockets.get(token)
         if sock is None or sock.send is not None:
             text = (f"Worker {worker!r} answered {scope['path']} with a 101 whose WebSocket was "
@@ -194,24 +240,19 @@ class SocketTable:
             log.warning("%s", text)
             await deny(scope, send, 500, [["content-type", "text/plain;charset=UTF-8"]],
                         text.encode())
-            return
+            return None
         extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
                  if k.lower() not in _HOP_HEADERS]
         protocol = next((v for k, v in out_headers if k.lower() == "sec-websocket-protocol"), None)
         await send({"type": "websocket.accept", "subprotocol": protocol, "headers": extra})
         sock.send = send
+        sock.send_now = (scope.get("extensions") or {}).get(SEND_NOW)
         sock.path = scope["path"]
         self._announce(sock, "open", f"WebSocket open {sock.path}")
         if sock.outbox and not sock.flushing:  # what the Worker sent before returning the 101
             sock.flushing = True
             asyncio.ensure_future(self._flush(sock))
-        code, reason = 1006, ""
-        try:
-            code, reason = await self._read(sock, receive)
-        finally:
-            self._forget(sock)
-            self._announce(sock, "close", f"WebSocket closed {sock.path} ({code}"
-                                          f"{': ' + reason if reason else ''})", code=code)
+        return sock
 
     async def _read(self, sock: HostSocket, receive: Any) -> tuple[int, str]:
         """Deliver the client's messages one at a time; return the close code and reason."""
@@ -225,7 +266,7 @@ class SocketTable:
                 if sock.key is not None:
                     auto = self.auto.get(sock.key)
                     if auto is not None and data == auto[0]:
-                        self._push(sock, {"type": "websocket.send", "text": auto[1]})
+                        self._send(sock, auto[1])
                         continue
                 if not await self._deliver(sock, "message", data):
                     if not sock.server_closed:

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from . import ws
 from .load import Client, LoadError, bounded, wait_until, wrk
 
 
@@ -34,12 +35,15 @@ class Settings:
     dbos_seq_runs: int
     dbos_instances: int
     timeout: float
+    ws_seconds: float = 10
+    ws_fanout_rounds: int = 200
+    ws_idle: int = 10_000
 
     @classmethod
     def quick(cls) -> "Settings":
         return cls("quick", rounds=1, wrk_seconds=3, warmup_seconds=1, queue_messages=10_000, queue_repeats=1,
                    wf_instances=200, wf_steps=10, e2e_runs=5, dbos_seq_runs=3, dbos_instances=100,
-                   timeout=60)
+                   timeout=60, ws_seconds=3, ws_fanout_rounds=50, ws_idle=2_000)
 
     @classmethod
     def full(cls) -> "Settings":
@@ -66,12 +70,15 @@ class Measure:
 
 
 Runner = Callable[[str, Settings], Awaitable[dict[str, float]]]
+#: a runner that also gets the server's process id (to read the tree's memory itself)
+PidRunner = Callable[[str, Settings, int], Awaitable[dict[str, float]]]
 
 
 @dataclass
 class Step:
     measures: list[Measure]
-    run: Runner
+    run: Runner | PidRunner
+    with_pid: bool = False
 
 
 @dataclass
@@ -80,6 +87,8 @@ class Pair:
     needs: str | None  # the binding kind whose plug-in edgelet needs for this app
     steps: list[Step] = field(default_factory=list)
     peer: str = "miniflare"
+    #: environment for edgelet's server (e.g. a shorter Durable Object idle timeout)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 # -- steps ------------------------------------------------------------------------------------------
@@ -197,6 +206,24 @@ async def first_request(url: str, s: Settings) -> dict[str, float]:
         await c.close()
 
 
+async def ws_echo(url: str, s: Settings) -> dict[str, float]:
+    return {"ws.echo.rps": await ws.echo_rate(url, sockets=32, seconds=s.ws_seconds)}
+
+
+async def ws_fanout(url: str, s: Settings) -> dict[str, float]:
+    p50, p99 = await ws.fanout(url, sockets=100, rounds=s.ws_fanout_rounds)
+    return {"ws.fan.p50": p50, "ws.fan.p99": p99}
+
+
+async def ws_idle(url: str, s: Settings, pid: int) -> dict[str, float]:
+    return {"ws.idle.mb": await ws.idle_memory(url, pid, sockets=s.ws_idle, settle=WS_SETTLE_S)}
+
+
+#: edgelet evicts an idle Durable Object after EDGELET_DO_IDLE_TIMEOUT s (10 by default, 1 in
+#: the ws pair); workerd hibernates one ~10 s after its last event. The idle step waits this long.
+WS_SETTLE_S = 12.0
+
+
 PAIRS: list[Pair] = [
     Pair("hello", None, [Step([
         Measure("hello.rps", "hello-world HTTP, 32 connections", "req/s", target=2.0),
@@ -239,6 +266,16 @@ PAIRS: list[Pair] = [
         Step([Measure("wf.create.rps", "workflows: instance creation, 32 connections", "inst/s", target=3.0)],
              http_load("/create?steps=1", "wf.create")),
     ]),
+    Pair("ws", "durable_objects", [
+        Step([Measure("ws.echo.rps", "WebSocket echo to a Durable Object, 32 sockets", "msg/s", target=2.0)],
+             ws_echo),
+        Step([Measure("ws.fan.p50", "WebSocket broadcast to 100 sockets, p50 until the last has it", "ms",
+                      higher=False, target=2.0),
+              Measure("ws.fan.p99", "WebSocket broadcast to 100 sockets, p99", "ms", higher=False, target=2.0)],
+             ws_fanout),
+        Step([Measure("ws.idle.mb", "{ws_idle:,} idle hibernated WebSockets, RSS of the process tree", "MB",
+                      higher=False, limit=300.0)], ws_idle, with_pid=True),
+    ], env={"EDGELET_DO_IDLE_TIMEOUT": "1"}),
 ]
 
 

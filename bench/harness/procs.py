@@ -154,14 +154,16 @@ class EdgeletServer(Server):
 
     side = "edgelet"
 
-    def __init__(self, app: str, state_dir: Path, timeout: float = 60) -> None:
+    def __init__(self, app: str, state_dir: Path, timeout: float = 60,
+                 env: dict[str, str] | None = None) -> None:
         from common import free_port
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edgelet.cli", "dev", "--port", str(port), "--log-level", "warning",
              "--no-reload", "--persist-to", str(state_dir)],
-            cwd=APPS / app, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=APPS / app, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True)
         self._wait_ready(b"Ready on", timeout, f"edgelet dev ({app})")
         self._drain()
 

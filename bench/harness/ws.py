@@ -1,0 +1,104 @@
+"""WebSocket workloads, the same on both sides (bench/apps/ws/ws.py and
+bench/peers/miniflare/workers/ws.mjs: one chat-room Durable Object with the hibernation API).
+
+Every socket is a ``websockets`` asyncio client without per-message deflate, so both
+platforms carry plain frames. The figures:
+
+- echo round trips per second over 32 sockets, one room each, each socket sending its next
+  message once the last one came back;
+- broadcast fan-out: one message to a room of 100 sockets, the time until the last socket
+  has it (p50/p99 over rounds);
+- the resident memory of the platform's whole process tree holding N idle sockets whose
+  objects have had time to hibernate (one message afterwards checks they still work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from .load import LoadError
+from .procs import tree_rss
+
+
+def ws_url(url: str) -> str:
+    return url.replace("http://", "ws://", 1)
+
+
+async def _connect(url: str, **options: Any) -> Any:
+    try:
+        return await connect(url, compression=None, open_timeout=30, **options)
+    except Exception as exc:
+        raise LoadError(f"could not open a WebSocket to {url}: {type(exc).__name__}: {exc}") from None
+
+
+async def echo_rate(url: str, *, sockets: int = 32, seconds: float = 5.0) -> float:
+    """Round trips per second over ``sockets`` sockets (one room each), after 0.5 s warm-up."""
+    base = ws_url(url)
+    conns = [await _connect(f"{base}/room/echo{i}") for i in range(sockets)]
+    try:
+        for ws in conns:  # every object exists before the clock starts
+            await ws.send("e:warm")
+            if await ws.recv() != "e:warm":
+                raise LoadError("the echo room answered something else than the message sent")
+        count = 0
+        deadline = time.perf_counter() + seconds
+
+        async def loop(ws: Any) -> None:
+            nonlocal count
+            while time.perf_counter() < deadline:
+                await ws.send("e:x")
+                await ws.recv()
+                count += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(ws) for ws in conns))
+        return count / (time.perf_counter() - started)
+    finally:
+        await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+
+
+async def fanout(url: str, *, sockets: int = 100, rounds: int = 200) -> tuple[float, float]:
+    """(p50, p99) ms from one ``b:`` message sent until all ``sockets`` sockets received it."""
+    base = ws_url(url)
+    conns = [await _connect(f"{base}/room/fan", max_queue=None) for _ in range(sockets)]
+    try:
+        times = []
+        for i in range(rounds + 5):  # the first 5 are warm-up
+            started = time.perf_counter()
+            await conns[i % sockets].send(f"b:{i}")
+            got = await asyncio.wait_for(asyncio.gather(*(ws.recv() for ws in conns)), 30)
+            if any(g != f"b:{i}" for g in got):
+                raise LoadError(f"fan-out round {i}: a socket received {next(g for g in got if g != f'b:{i}')!r}")
+            if i >= 5:
+                times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        return statistics.median(times), times[max(0, int(len(times) * 0.99) - 1)]
+    finally:
+        await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+
+
+async def idle_memory(url: str, pid: int, *, sockets: int = 10_000, rooms: int = 100,
+                      settle: float = 12.0) -> float:
+    """MB resident in ``pid``'s process tree with ``sockets`` idle sockets over ``rooms``
+    rooms, ``settle`` s after the last one opened (long enough for idle objects to go)."""
+    base = ws_url(url)
+    conns: list[Any] = []
+    try:
+        for start in range(0, sockets, 200):
+            batch = await asyncio.gather(*(_connect(f"{base}/room/idle{i % rooms}", ping_interval=None)
+                                           for i in range(start, min(start + 200, sockets))))
+            conns.extend(batch)
+        await asyncio.sleep(settle)
+        rss = tree_rss(pid) / 1e6
+        await conns[0].send("e:still there?")
+        if await asyncio.wait_for(conns[0].recv(), 30) != "e:still there?":
+            raise LoadError("an idle socket did not get its echo after the objects hibernated")
+        return rss
+    finally:
+        for start in range(0, len(conns), 500):
+            await asyncio.gather(*(ws.close() for ws in conns[start:start + 500]), return_exceptions=True)

@@ -1,0 +1,150 @@
+"""uvicorn's sans-I/O ``websockets`` protocol, trimmed for many idle connections.
+
+Why: a hibernated WebSocket costs the host only what its connection holds, and 10,000 of
+them must fit in the memory budget (issue 16: under 300 MB for the whole process tree).
+tracemalloc of ``edgelet dev`` holding idle sockets showed uvicorn's connection keeping,
+for its whole life, things only the handshake needs or that are larger than they need be:
+
+- the handshake's ``Request`` and ``Response`` (each with a websockets ``Headers``), kept
+  in ``self.request`` / ``self.response`` after the 101 is written;
+- an ``asyncio.Queue`` for the ASGI ``receive`` side (three deques and an ``Event`` with a
+  fourth: ~3 KB before any message) and an ``asyncio.Event`` for write flow control.
+
+This subclass drops the first once the handshake is sent, and replaces the second with a
+list-backed queue and a flag that allocate nothing while idle. Framing, limits, pings and
+close handling are uvicorn's and websockets', unchanged.
+
+Two per-message costs go too (py-spy of the echo benchmark): uvicorn stops reading the
+socket after every message until the app has taken it (two epoll changes per message);
+here it stops only when a message arrives while the previous one is still untaken, so at
+most two wait, as before plus one. And the host's sends need no task each: the scope's
+``edgelet.send_now`` extension writes a message at once when the connection is open and
+its buffer is not full, and says False otherwise (then the ASGI ``send`` is used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+
+from edgelet.websockets import SEND_NOW
+
+
+class _Inbox:
+    """The subset of ``asyncio.Queue`` uvicorn's protocol uses (``put_nowait``, ``get``,
+    ``empty``), for one consumer: a list made on the first message and one waiter."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+
+class _Flag:
+    """``asyncio.Event``'s ``set``/``clear``/``wait``/``is_set``, with the waiters' list
+    made only while someone waits (writes paused by a full socket buffer)."""
+
+    __slots__ = ("_on", "_waiters")
+
+    def __init__(self, on: bool = True) -> None:
+        self._on = on
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._on
+
+    def set(self) -> None:
+        self._on = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._on = False
+
+    async def wait(self) -> bool:
+        if self._on:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        await waiter
+        return True
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's ``websockets-sansio`` protocol holding less per idle connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Flag()  # type: ignore[assignment]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][SEND_NOW] = self.send_now
+
+    def send_receive_event_to_app(self) -> None:
+        if self.read_paused or not self.queue.empty():
+            super().send_receive_event_to_app()  # pauses reading until the app catches up
+            return
+        self.read_paused = True  # the app has taken everything: read on (uvicorn would pause)
+        try:
+            super().send_receive_event_to_app()
+        finally:
+            self.read_paused = False
+
+    def send_now(self, data: str | bytes) -> bool:
+        """Write one message now if the connection is open and its buffer is not full;
+        False when the caller must go through ``send`` (which waits, or raises)."""
+        if (not self.handshake_complete or self.initial_response is not None or self.close_sent
+                or self.disconnected or not self.writable.is_set()):
+            return False
+        try:
+            if isinstance(data, str):
+                self.conn.send_text(data.encode())
+            else:
+                self.conn.send_binary(data)
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete and getattr(self, "response", None) is not None:
+            # the 101 (or the refusal) is written: the handshake's objects are not read again
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
