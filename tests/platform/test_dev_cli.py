@@ -93,16 +93,25 @@ def test_editing_a_script_reloads_its_isolate(dev):
 
 
 def test_tail_streams_request_and_worker_logs(dev):
+    import queue
+    import threading
+
     s = dev({"wrangler_like.toml": 'name = "x"\nmain = "w.py"\n', "w.py": HELLO_PY}, "--in-memory")
     tail = subprocess.Popen([*EDGELET, "tail", "--port", str(s.port), "--json"],
                             stdout=subprocess.PIPE, text=True)
+    received: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [received.put(line) for line in tail.stdout], daemon=True).start()
     try:
-        time.sleep(1.0)
-        s.get("/from-tail")
+        # tail connects in its own time (slow on a loaded machine): ask until its lines come
         lines = []
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(lines) < 2:
-            lines.append(json.loads(tail.stdout.readline()))
+            s.get("/from-tail")
+            try:
+                while len(lines) < 2:
+                    lines.append(json.loads(received.get(timeout=0.5)))
+            except queue.Empty:
+                pass
         messages = " ".join(str(e.get("message")) for e in lines)
         assert "handling http://127.0.0.1" in messages
         assert any(e.get("worker") == "x" for e in lines)
