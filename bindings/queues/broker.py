@@ -267,26 +267,26 @@ class Consumer:
         failed = result.get("outcome") != "ok"
         batch_delay = _delay(result.get("retry_all_delay"), self.retry_delay)
         now = self.broker.host.clock.now()
-        acked: list[int] = []
-        retried: list[tuple[int, float]] = []
+        acked: list[Row] = []
+        retried: list[tuple[Row, float]] = []
         dead: list[Row] = []
         for row in rows:
             if row.id in acks:
-                acked.append(row.seq)
+                acked.append(row)
                 continue
             if row.id in retries:
                 delay = _delay(retries[row.id], self.retry_delay)
             elif ack_all or not (retry_all or failed):
-                acked.append(row.seq)
+                acked.append(row)
                 continue
             else:
                 delay = batch_delay
             if row.attempts >= self.max_attempts:
                 dead.append(row)
             else:
-                retried.append((row.seq, now + delay))
+                retried.append((row, now + delay))
         dlq = self.decl.dead_letter_queue
-        self.broker.store.settle(self.queue, now, acked, retried, [r.seq for r in dead], dlq)
+        self.broker.store.settle(self.queue, now, acked, retried, dead, dlq)
         if dead:
             plural = "s" if self.max_attempts != 1 else ""
             for row in dead:
