@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgelet.bindings.queues import schema
-from edgelet.bindings.queues.pack import pack, unpack
+from edgelet.bindings.queues.pack import Packed, pack, unpack
 from edgelet.state import schema_version
 
 PENDING, INFLIGHT, ACKED, DEAD = 0, 1, 2, 3
@@ -55,6 +55,20 @@ class Row:
     content_type: str
     body: bytes
     attempts: int
+
+
+@dataclass(slots=True)
+class Taken:
+    """The messages of one delivery as stored: ``(seq, attempts, messages value)`` per stored
+    row, in order. Why not :class:`Row` objects: a batch delivered and settled whole is never
+    decoded on the host (the value goes to the isolate as it is); :meth:`rows` decodes it
+    when the outcome differs per message."""
+
+    parts: list[tuple[int, int, bytes]]
+    count: int
+
+    def rows(self) -> list[Row]:
+        return [Row(seq, *m, attempts) for seq, attempts, blob in self.parts for m in unpack(blob)]
 
 
 class QueueStore:
@@ -89,10 +103,16 @@ class QueueStore:
 
     def _row(self, queue: str, state: int, visible_at: float, attempts: int, done_at: float | None,
              messages: Sequence[Row]) -> tuple[Any, ...]:
-        """INSERT parameters for a new stored row holding ``messages`` (already packed ones)."""
+        """INSERT parameters for a new stored row holding ``messages``."""
+        return self._packed_row(queue, state, visible_at, attempts, done_at,
+                                [[m.origin, m.id, m.timestamp_ms, m.content_type, m.body] for m in messages])
+
+    def _packed_row(self, queue: str, state: int, visible_at: float, attempts: int, done_at: float | None,
+                    messages: Sequence[Packed]) -> tuple[Any, ...]:
+        """INSERT parameters for a new stored row holding ``[origin, id, ts, type, body]`` lists;
+        the packed value comes last."""
         return (self._next_seq(), queue, state, visible_at, attempts, done_at, len(messages),
-                min(m.origin for m in messages), min(m.timestamp_ms for m in messages),
-                pack((m.origin, m.id, m.timestamp_ms, m.content_type, m.body) for m in messages))
+                min(m[0] for m in messages), min(m[2] for m in messages), pack(messages))
 
     # -- writes ---------------------------------------------------------------------
     def register(self, queues: Sequence[str]) -> None:
@@ -132,51 +152,49 @@ class QueueStore:
                       (PENDING, now, INFLIGHT))
             return int(moved)
 
-    def take(self, queue: str, now: float, limit: int) -> list[Row]:
+    def take(self, queue: str, now: float, limit: int) -> Taken:
         """Mark up to ``limit`` due messages in flight (attempts + 1) and return them in order.
 
         Whole stored rows are taken with one UPDATE; a row holding more than is still
         wanted is split: the part taken becomes a new in-flight row, the rest stays pending
         under its old ``seq`` (so it keeps its place in line)."""
-        taken: list[Row] = []
+        parts: list[tuple[int, int, bytes]] = []
+        count = 0
         with self._tx() as c:
             found = c.execute(
                 "SELECT seq, attempts, count, messages FROM queue_batches WHERE queue = ? AND state = ?"
                 " AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?", (queue, PENDING, now, limit)).fetchall()
             whole: list[int] = []
-            for seq, attempts, count, blob in found:
-                want = limit - len(taken)
+            for seq, attempts, n, blob in found:
+                want = limit - count
                 if want <= 0:
                     break
-                rows = [Row(seq, *m, attempts + 1) for m in unpack(blob)]
-                if count <= want:
+                if n <= want:
                     whole.append(seq)
-                    taken.extend(rows)
+                    parts.append((seq, attempts + 1, blob))
+                    count += n
                     continue
-                part, rest = rows[:want], rows[want:]
-                new = self._row(queue, INFLIGHT, now, attempts + 1, None, part)
+                messages = unpack(blob)
+                part, rest = messages[:want], messages[want:]
+                new = self._packed_row(queue, INFLIGHT, now, attempts + 1, None, part)
                 c.execute(_INSERT, new)
-                for r in part:
-                    r.seq = new[0]
                 c.execute("UPDATE queue_batches SET count = ?, first = ?, oldest_ms = ?, messages = ?"
-                          " WHERE seq = ?", (len(rest), min(r.origin for r in rest),
-                                             min(r.timestamp_ms for r in rest),
-                                             pack((r.origin, r.id, r.timestamp_ms, r.content_type, r.body)
-                                                  for r in rest), seq))
-                taken.extend(part)
+                          " WHERE seq = ?", (len(rest), min(m[0] for m in rest), min(m[2] for m in rest),
+                                             pack(rest), seq))
+                parts.append((new[0], attempts + 1, new[-1]))
+                count += want
             for chunk in _chunks(whole):
                 c.execute(f"UPDATE queue_batches SET state = {INFLIGHT}, attempts = attempts + 1"
                           f" WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
-        return taken
+        return Taken(parts, count)
 
     def settle(self, queue: str, now: float, acked: Sequence[Row],
                retried: Sequence[tuple[Row, float]], dead: Sequence[Row],
                dead_letter_queue: str | None) -> None:
-        """Record a batch's outcome in one transaction, before anything else happens.
+        """Record a batch's outcome, message by message, in one transaction.
 
-        A stored row whose messages all had the same outcome is updated in place (the
-        usual case: one UPDATE for a batch acked as a whole); one whose messages parted
-        ways is replaced by one row per outcome."""
+        A stored row whose messages all had the same outcome is updated in place; one whose
+        messages parted ways is replaced by one row per outcome."""
         outcomes: dict[int, dict[tuple[int, float], list[Row]]] = {}
         for row in acked:
             outcomes.setdefault(row.seq, {}).setdefault((ACKED, now), []).append(row)
@@ -184,17 +202,36 @@ class QueueStore:
             outcomes.setdefault(row.seq, {}).setdefault((PENDING, when), []).append(row)
         for row in dead:
             outcomes.setdefault(row.seq, {}).setdefault((DEAD, now), []).append(row)
-        to_dlq = bool(dead) and dead_letter_queue is not None
+        in_place: list[tuple[int, int, float]] = []
+        splits: list[tuple[int, dict[tuple[int, float], list[Row]]]] = []
+        for seq, groups in outcomes.items():
+            if len(groups) == 1:
+                state, when = next(iter(groups))
+                in_place.append((seq, state, when))
+            else:
+                splits.append((seq, groups))
+        self._settle(queue, now, in_place, splits, len(acked), len(dead), dead_letter_queue)
+
+    def settle_whole(self, queue: str, now: float, outcomes: Sequence[tuple[int, int, float]],
+                     acked: int, dead: int, dead_letter_queue: str | None) -> None:
+        """Record a batch's outcome where every stored row had one outcome for all its
+        messages: ``(seq, ACKED | PENDING | DEAD, when)`` per row; no message is decoded."""
+        self._settle(queue, now, outcomes, [], acked, dead, dead_letter_queue)
+
+    def _settle(self, queue: str, now: float, in_place: Sequence[tuple[int, int, float]],
+                splits: Sequence[tuple[int, dict[tuple[int, float], list[Row]]]], acked: int, dead: int,
+                dead_letter_queue: str | None) -> None:
+        """One transaction, before anything else happens: rows updated in place (grouped
+        into one UPDATE per outcome), split rows replaced, the queue's totals counted."""
+        grouped: dict[tuple[int, float], list[int]] = {}
+        for seq, state, when in in_place:
+            grouped.setdefault((state, when), []).append(seq)
         with self._tx() as c:
-            in_place: dict[tuple[int, float], list[int]] = {}
-            for seq, groups in outcomes.items():
-                if len(groups) == 1:
-                    in_place.setdefault(next(iter(groups)), []).append(seq)
-                    continue
+            for seq, groups in splits:
                 c.execute("DELETE FROM queue_batches WHERE seq = ?", (seq,))
                 for (state, when), rows in groups.items():
                     c.execute(_INSERT, self._outcome_row(queue, state, when, now, rows, dead_letter_queue))
-            for (state, when), seqs in in_place.items():
+            for (state, when), seqs in grouped.items():
                 for chunk in _chunks(seqs):
                     marks = ",".join("?" * len(chunk))
                     if state == DEAD and dead_letter_queue:
@@ -207,13 +244,13 @@ class QueueStore:
                     else:
                         c.execute(f"UPDATE queue_batches SET state = {state}, done_at = ?, visible_at = ?"
                                   f" WHERE seq IN ({marks})", (now, now if state == ACKED else when, *chunk))
-            if to_dlq:
+            if dead and dead_letter_queue:
                 c.execute("INSERT OR IGNORE INTO queue_stats (queue) VALUES (?)", (dead_letter_queue,))
             c.execute("INSERT OR IGNORE INTO queue_stats (queue) VALUES (?)", (queue,))
             c.execute("UPDATE queue_stats SET acked = acked + ?, dead = dead + ? WHERE queue = ?",
-                      (len(acked), len(dead), queue))
+                      (acked, dead, queue))
         if acked:
-            count = self._acked_since_trim.get(queue, 0) + len(acked)
+            count = self._acked_since_trim.get(queue, 0) + acked
             self._acked_since_trim[queue] = count
             if count >= ACKED_KEEP:
                 self.trim_acked(queue)
@@ -250,7 +287,7 @@ class QueueStore:
                       " AND (visible_at, seq) < (?, ?)", (queue, ACKED, visible_at, seq))
             if excess:
                 blob = c.execute("SELECT messages FROM queue_batches WHERE seq = ?", (seq,)).fetchone()[0]
-                rest = sorted(unpack(blob))[excess:]  # the oldest sent go first, as rows did
+                rest = sorted(unpack(blob), key=lambda m: m[0])[excess:]  # the oldest sent go first
                 c.execute("UPDATE queue_batches SET count = ?, first = ?, oldest_ms = ?, messages = ?"
                           " WHERE seq = ?", (len(rest), rest[0][0], min(m[2] for m in rest), pack(rest), seq))
 

@@ -564,7 +564,7 @@ def test_the_store_keeps_the_most_recently_acked_messages_and_their_order() -> N
     store = QueueStore(sqlite3.connect(":memory:", isolation_level=None))
     store.insert("q", [(f"m{i}", 0, "json", b"%d" % i, 0.0) for i in range(1500)])
     store.insert("other", [("o", 0, "json", b"o", 0.0)])
-    rows = store.take("q", 1.0, 1500)
+    rows = store.take("q", 1.0, 1500).rows()
     # acked in three batches, the newest first by seq: ack order, not seq, decides what stays
     store.settle("q", 2.0, rows[1000:], [], [], None)
     store.settle("q", 3.0, rows[:500], [], [], None)
@@ -598,7 +598,7 @@ def test_a_version_1_file_is_moved_to_batch_rows_keeping_order_state_and_the_ack
     assert [m[0] for m in store.messages("q", None)] == ["m0", "m1", "m2", "p1", "p2", "f1"]
     assert store.messages("q", PENDING) == [("p1", 5, "text", b"a", 2, PENDING), ("p2", 5, "text", b"b", 2, PENDING)]
     assert store.recover(1000.0) == 1  # the in-flight one is due again
-    taken = store.take("q", 1000.0, 10)
+    taken = store.take("q", 1000.0, 10).rows()
     assert [(r.id, r.attempts) for r in taken] == [("p1", 3), ("p2", 3), ("f1", 3)]
     store.trim_acked("q", keep=1)
     assert [m[0] for m in store.messages("q", ACKED)] == ["m2"]  # the last one acked stays
@@ -608,18 +608,18 @@ def test_batch_rows_split_when_their_messages_part_ways() -> None:
     from edgelet.bindings.queues.storage import ACKED, DEAD, INFLIGHT, PENDING, QueueStore
     store = QueueStore(sqlite3.connect(":memory:", isolation_level=None))
     store.insert("q", [(f"m{i}", 7, "json", b"%d" % i, 0.0) for i in range(10)])
-    first = store.take("q", 1.0, 4)  # fewer than the row holds: the rest keeps its place in line
+    first = store.take("q", 1.0, 4).rows()  # fewer than the row holds: the rest keeps its place in line
     assert [r.id for r in first] == ["m0", "m1", "m2", "m3"]
     assert store.summary("q", 1.0)["in_flight"] == 4 and store.summary("q", 1.0)["backlog"] == 6
     store.settle("q", 2.0, [first[0], first[2]], [(first[1], 9.0)], [first[3]], None)
     assert [m[0] for m in store.messages("q", ACKED)] == ["m0", "m2"]
     assert [m[0] for m in store.messages("q", DEAD)] == ["m3"]
     assert [m[0] for m in store.messages("q", PENDING)] == [f"m{i}" for i in (1, 4, 5, 6, 7, 8, 9)]
-    rest = store.take("q", 3.0, 100)
+    rest = store.take("q", 3.0, 100).rows()
     assert [(r.id, r.attempts) for r in rest] == [(f"m{i}", 1) for i in range(4, 10)]  # m1 waits for 9.0
     store.settle("q", 4.0, [], [], rest, "dlq")  # moved as a whole row: attempts start again
     assert [(m[0], m[4]) for m in store.messages("dlq", PENDING)] == [(f"m{i}", 0) for i in range(4, 10)]
     assert store.messages("q", INFLIGHT) == []
-    assert [r.id for r in store.take("q", 10.0, 100)] == ["m1"]
+    assert [r.id for r in store.take("q", 10.0, 100).rows()] == ["m1"]
     summary = store.summary("q", 10.0)
     assert (summary["acked"], summary["dead"], summary["in_flight"], summary["backlog"]) == (2, 7, 1, 0)
