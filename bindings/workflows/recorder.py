@@ -55,6 +55,8 @@ class Recorder:
                      value: bytes | None = None, error: tuple[str | None, str | None] = (None, None),
                      config: str | None = None, started: float, ended: float | None,
                      wake_at: float | None = None) -> None:
+        """Insert the step's row, or update an existing one's outcome (``started``, ``seq`` and
+        ``kind`` stay as first recorded)."""
         self.db.execute(
             "INSERT INTO steps (instance, name, count, seq, kind, state, value, error_name, error_message, "
             "config, started, ended, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -89,12 +91,11 @@ class Recorder:
         def op() -> str:
             seq, status = self._live(workflow, instance_id, r.generation)
             now = self.clock.now()
-            existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
-                                       "count = ?", (seq, name, count)).fetchone()
             start = self._record_attempts(seq, name, count, first, attempts, now)
+            # a row from an earlier attempt keeps its `started` (the upsert leaves it alone)
             self._upsert_step(seq, name, count, "step", state, value=r.value,
                               error=(r.error_name, r.error_message), config=r.config,
-                              started=existing[0] if existing else start, ended=now)
+                              started=start, ended=now)
             return status
 
         status = await self._committed(op)
