@@ -87,9 +87,9 @@ class Plugin(BindingPlugin):
             return await super().handle_call(worker, binding, method, args)
         if method == "create":
             instance_id, params = args
-            return engine.create(workflow, instance_id, params, trigger="binding")
+            return (await engine.create_batch_grouped(workflow, [(instance_id, params)], trigger="binding"))[0]
         if method == "create_batch":
-            return engine.create_batch(workflow, [(i, p) for i, p in args[0]], trigger="binding")
+            return await engine.create_batch_grouped(workflow, [(i, p) for i, p in args[0]], trigger="binding")
         if method == "get":
             return engine.exists(workflow, args[0])
         if method == "status":

@@ -17,7 +17,6 @@ from typing import Any
 
 from edgelet.bindings.workflows import codec, rules, views, wire
 from edgelet.bindings.workflows.state import StaleRunError, State
-from edgelet.group_commit import GroupCommit
 
 log = logging.getLogger("edgelet.workflows")
 
@@ -31,7 +30,7 @@ class Recorder:
         self.db = state.db
         self._step_seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM steps").fetchone()[0])
         # one commit for every record of a loop turn; each caller answered after it
-        self._committed = GroupCommit(self.db, "workflow record").run
+        self._committed = state.committed
 
     def _live(self, workflow: str, instance_id: str, generation: int) -> tuple[int, str]:
         """The instance's ``(seq, status)`` if this run still owns it; else StaleRunError.

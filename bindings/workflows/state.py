@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import schema
+from edgelet.group_commit import GroupCommit
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.host_api import HostServices
@@ -62,6 +63,9 @@ class State:
         self.crashes: dict[tuple[str, str], int] = {}
         self.watchers: dict[tuple[str, str], asyncio.Event] = {}
         self.stopped = False
+        #: ``await state.committed(write)``: writes made in one loop turn (step records,
+        #: creations from Workers, completions) share one commit, each caller answered after it
+        self.committed = GroupCommit(self.db, "workflow record").run
 
     @contextmanager
     def tx(self) -> Iterator[None]:
