@@ -604,6 +604,26 @@ def test_a_version_1_file_is_moved_to_batch_rows_keeping_order_state_and_the_ack
     assert [m[0] for m in store.messages("q", ACKED)] == ["m2"]  # the last one acked stays
 
 
+def test_a_version_1_file_is_read_as_it_is_by_a_read_only_store(tmp_path: Path) -> None:
+    from edgelet.bindings.queues.schema import SCHEMA, V1
+    from edgelet.bindings.queues.storage import INFLIGHT, QueueStore
+    from edgelet.state import open_database
+    path = tmp_path / "queues.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(V1 + "PRAGMA user_version = 1;")
+    conn.executemany("INSERT INTO queue_messages (queue, id, timestamp_ms, content_type, body, visible_at, state)"
+                     " VALUES ('q', ?, 1000, 'json', '1', ?, ?)", [("a", 0.0, 0), ("b", 50.0, 0), ("c", 0.0, INFLIGHT)])
+    conn.execute("INSERT INTO queue_stats (queue, acked) VALUES ('q', 4)")
+    conn.close()
+    ro = open_database(path, read_only=True, schema=SCHEMA)  # as `edgelet queues list` without dev
+    summary = QueueStore(ro, read_only=True).summary("q", 10.0)
+    ro.close()
+    assert (summary["backlog"], summary["delayed"], summary["in_flight"], summary["acked"]) == (2, 1, 1, 4)
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 1  # left as it was
+    check.close()
+
+
 def test_batch_rows_split_when_their_messages_part_ways() -> None:
     from edgelet.bindings.queues.storage import ACKED, DEAD, INFLIGHT, PENDING, QueueStore
     store = QueueStore(sqlite3.connect(":memory:", isolation_level=None))
