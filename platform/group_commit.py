@@ -51,7 +51,16 @@ class GroupCommit:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            for write, future in batch:
+            if len(batch) == 1:  # alone (a sequential caller): the transaction is its savepoint
+                write, future = batch[0]
+                try:
+                    outcomes.append((future, write(), None))
+                except Exception as exc:
+                    if isinstance(exc, sqlite3.Error) and not self.conn.in_transaction:
+                        raise
+                    self.conn.execute("ROLLBACK")
+                    outcomes.append((future, None, exc))
+            for write, future in batch if len(batch) > 1 else ():
                 self.conn.execute("SAVEPOINT group_write")
                 try:
                     outcomes.append((future, write(), None))
@@ -62,7 +71,8 @@ class GroupCommit:
                     self.conn.execute("ROLLBACK TO group_write")
                     self.conn.execute("RELEASE group_write")
                     outcomes.append((future, None, exc))
-            self.conn.execute("COMMIT")
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
         except Exception as exc:  # the transaction itself failed: nothing was stored
             log.error("%s commit failed; %d write(s) not stored: %s", self.what, len(batch), exc)
             try:

@@ -15,13 +15,12 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgelet.bindings.queues import codec
 from edgelet.bindings.queues.config import QueueConsumer, QueueProducer
-from edgelet.bindings.queues.storage import QueueStore, Row
+from edgelet.bindings.queues.storage import ACKED, QueueStore, Row, Taken
 
 log = logging.getLogger("edgelet.queues")
 
@@ -234,11 +233,11 @@ class Consumer:
             count, oldest = store.due(self.queue, now, size)
             if oldest is None or (count < size and oldest + timeout > now):  # None: nothing due
                 break
-            rows = store.take(self.queue, now, size)
-            if not rows:
+            taken = store.take(self.queue, now, size)
+            if not taken.count:
                 break
             self.in_flight += 1
-            self.broker.host.spawn(self._deliver(rows), name=f"queues.deliver[{self.queue}]")
+            self.broker.host.spawn(self._deliver(taken), name=f"queues.deliver[{self.queue}]")
         if self.in_flight >= self.max_concurrency or self.broker.stopped:
             return  # a finishing delivery kicks again
         _, oldest = store.due(self.queue, now, size)
@@ -260,9 +259,9 @@ class Consumer:
             self._timer = None
 
     # -- delivering -------------------------------------------------------------------
-    async def _deliver(self, rows: list[Row]) -> None:
-        payload = {"queue": self.queue,
-                   "messages": [[r.id, r.timestamp_ms, r.content_type, r.body, r.attempts] for r in rows]}
+    async def _deliver(self, taken: Taken) -> None:
+        # the stored values as they are: the isolate decodes them (see pack.py)
+        payload = {"queue": self.queue, "parts": [[attempts, blob] for _, attempts, blob in taken.parts]}
         started = time.perf_counter()
         result: dict[str, Any] | None = None
         try:
@@ -272,16 +271,16 @@ class Consumer:
             raise
         except Exception as exc:
             log.error("queue %s: delivering a batch of %d message(s) to Worker %r failed: %s; "
-                      "the batch will be retried", self.queue, len(rows), self.worker, exc)
+                      "the batch will be retried", self.queue, taken.count, self.worker, exc)
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
-            acked = self._settle(rows, result if isinstance(result, dict) else None)
-            log.info("QUEUE %s %d/%d (%.1f ms)", self.queue, acked, len(rows), elapsed_ms)
+            acked = self._settle(taken, result if isinstance(result, dict) else None)
+            log.info("QUEUE %s %d/%d (%.1f ms)", self.queue, acked, taken.count, elapsed_ms)
         finally:
             self.in_flight -= 1
         self.kick()
 
-    def _settle(self, rows: Sequence[Row], result: dict[str, Any] | None) -> int:
+    def _settle(self, taken: Taken, result: dict[str, Any] | None) -> int:
         """Apply the handler's decisions to each message; returns how many were acked.
 
         Precedence follows workerd: a message's own ``ack()``/``retry()`` first, then
@@ -296,26 +295,33 @@ class Consumer:
         failed = result.get("outcome") != "ok"
         batch_delay = _delay(result.get("retry_all_delay"), self.retry_delay)
         now = self.broker.host.clock.now()
-        acked: list[int] = []
-        retried: list[tuple[int, float]] = []
+        if not retries and (ack_all or not (retry_all or failed)):
+            # every message acked (the usual case; explicit acks change nothing then): one
+            # UPDATE per outcome, no message decoded
+            self.broker.store.settle_whole(self.queue, now, [(seq, ACKED, now) for seq, _, _ in taken.parts],
+                                           taken.count, 0, self.decl.dead_letter_queue)
+            return taken.count
+        rows = taken.rows()
+        acked: list[Row] = []
+        retried: list[tuple[Row, float]] = []
         dead: list[Row] = []
         for row in rows:
             if row.id in acks:
-                acked.append(row.seq)
+                acked.append(row)
                 continue
             if row.id in retries:
                 delay = _delay(retries[row.id], self.retry_delay)
             elif ack_all or not (retry_all or failed):
-                acked.append(row.seq)
+                acked.append(row)
                 continue
             else:
                 delay = batch_delay
             if row.attempts >= self.max_attempts:
                 dead.append(row)
             else:
-                retried.append((row.seq, now + delay))
+                retried.append((row, now + delay))
         dlq = self.decl.dead_letter_queue
-        self.broker.store.settle(self.queue, now, acked, retried, [r.seq for r in dead], dlq)
+        self.broker.store.settle(self.queue, now, acked, retried, dead, dlq)
         if dead:
             plural = "s" if self.max_attempts != 1 else ""
             for row in dead:

@@ -2,7 +2,8 @@
 
 The producer serializes bodies here, in the sending Worker (so ``pickle`` bodies are pickled
 by the code that knows their classes), and the host stores the bytes. A delivered batch
-arrives as ``queues.deliver``; bodies are decoded here, in the consumer (the only place a
+arrives as ``queues.deliver``: the stored values of the batch's rows as they are (``pack.py``),
+with each row's attempt count; bodies are decoded here, in the consumer (the only place a
 pickled body is ever unpickled), and the handler's ack/retry decisions go back as data.
 """
 
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.queues import codec
+from edgelet.bindings.queues.pack import unpack
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.runtime.isolate_api import IsolateServices
@@ -114,8 +116,9 @@ class Message:
 
     __slots__ = ("id", "timestamp_ms", "attempts", "content_type", "_data", "_body", "_outcome")
 
-    def __init__(self, wire: list[Any], outcome: _Outcome) -> None:
-        self.id, self.timestamp_ms, self.content_type, self._data, self.attempts = wire
+    def __init__(self, packed: list[Any], attempts: int, outcome: _Outcome) -> None:
+        _, self.id, self.timestamp_ms, self.content_type, self._data = packed  # see pack.py
+        self.attempts = attempts
         self._body: Any = _UNSET
         self._outcome = outcome
 
@@ -207,7 +210,8 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
     from edgelet.runtime.entrypoints import call_handler
     queue = payload["queue"]
     outcome = _Outcome(queue)
-    batch = MessageBatch(queue, [Message(m, outcome) for m in payload["messages"]], outcome)
+    batch = MessageBatch(queue, [Message(m, attempts, outcome) for attempts, blob in payload["parts"]
+                                 for m in unpack(blob)], outcome)
     try:
         fn, ctx = runtime.handler("queue")
         await call_handler(fn, batch, runtime.env, ctx)

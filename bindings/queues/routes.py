@@ -45,12 +45,13 @@ def _message_json(row: tuple[Any, ...]) -> dict[str, Any]:
     return out
 
 
-def _cursor(raw: str | None) -> tuple[float, int] | None:
+def _cursor(raw: str | None) -> tuple[float, int, int] | None:
+    """``visible_at:seq:origin`` of the last message of the previous page."""
     if not raw:
         return None
     try:
-        when, seq = raw.split(":", 1)
-        return float(when), int(seq)
+        when, seq, origin = raw.split(":")
+        return float(when), int(seq), int(origin)
     except ValueError:
         raise ApiError(400, 10001, f"cursor {raw!r} is not one this API gave out; pass "
                                    f"result_info.cursor of the previous page, or none") from None

@@ -133,6 +133,21 @@ class Engine:
     def create_batch(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]],
                      trigger: str = "api") -> list[dict[str, Any]]:
         """Create up to 100 instances atomically: all of them or, on any error, none."""
+        ids = self._new_ids(workflow, items)
+        with self.state.tx():
+            self._insert(workflow, ids, items, trigger)
+        return self._created(workflow, ids, trigger)
+
+    async def create_batch_grouped(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]],
+                                   trigger: str = "api") -> list[dict[str, Any]]:
+        """:meth:`create_batch` sharing the loop turn's commit with step records and other
+        creations (Workers creating instances under load); returns once committed."""
+        ids = self._new_ids(workflow, items)
+        await self.state.committed(lambda: self._insert(workflow, ids, items, trigger))
+        return self._created(workflow, ids, trigger)
+
+    def _new_ids(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]]) -> list[str]:
+        """The batch's instance ids (given or new), checked before anything is written."""
         self._def(workflow)
         if not items:
             raise api_error(ValueError, "createBatch needs at least one instance", 400)
@@ -148,19 +163,26 @@ class Engine:
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise api_error(ValueError, f"instance id '{dup}' appears twice in the batch", 409)
+        return ids
+
+    def _insert(self, workflow: str, ids: list[str], items: Sequence[tuple[str | None, bytes | None]],
+                trigger: str) -> None:
+        """The rows of a new batch (inside a transaction); refuses an id already in use."""
         now = self.clock.now()
-        with self.state.tx():
-            for instance_id in ids:
-                row = self.db.execute("SELECT status FROM instances WHERE workflow = ? AND id = ?",
-                                      (workflow, instance_id)).fetchone()
-                if row is not None:
-                    raise api_error(ValueError, f"instance id '{instance_id}' is already in use in workflow "
-                                                f"'{workflow}' (status {row[0]}); choose another id", 409)
-            self.db.executemany(
-                "INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
-                "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                [(workflow, i, p, trigger, now, now) for i, (_, p) in zip(ids, items, strict=False)])
-        self._queued_events(workflow, ids, now)
+        for instance_id in ids:
+            row = self.db.execute("SELECT status FROM instances WHERE workflow = ? AND id = ?",
+                                  (workflow, instance_id)).fetchone()
+            if row is not None:
+                raise api_error(ValueError, f"instance id '{instance_id}' is already in use in workflow "
+                                            f"'{workflow}' (status {row[0]}); choose another id", 409)
+        self.db.executemany(
+            "INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
+            "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+            [(workflow, i, p, trigger, now, now) for i, (_, p) in zip(ids, items, strict=False)])
+
+    def _created(self, workflow: str, ids: list[str], trigger: str) -> list[dict[str, Any]]:
+        """After the commit: log, wake watchers, start what a free slot allows."""
+        self._queued_events(workflow, ids, self.clock.now())  # committed: subscribers may see them
         if log.isEnabledFor(logging.INFO):
             for instance_id in ids:
                 log.info("WORKFLOW %s/%s queued (%s)", workflow, instance_id, trigger)

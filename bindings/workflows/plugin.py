@@ -96,9 +96,9 @@ class Plugin(BindingPlugin):
             return await super().handle_call(worker, binding, method, args)
         if method == "create":
             instance_id, params = args
-            return engine.create(workflow, instance_id, params, trigger="binding")
+            return (await engine.create_batch_grouped(workflow, [(instance_id, params)], trigger="binding"))[0]
         if method == "create_batch":
-            return engine.create_batch(workflow, [(i, p) for i, p in args[0]], trigger="binding")
+            return await engine.create_batch_grouped(workflow, [(i, p) for i, p in args[0]], trigger="binding")
         if method == "create_many":
             items, errors = args
             return engine.create_many(workflow, [(i, p) for i, p in items], trigger="binding", errors=errors)

@@ -14,13 +14,11 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from edgelet.bindings.workflows import codec, rules, views, wire
 from edgelet.bindings.workflows.events import REDACTED_BLOB, attempt_events
 from edgelet.bindings.workflows.state import StaleRunError, State
-from edgelet.group_commit import GroupCommit
 
 log = logging.getLogger("edgelet.workflows")
 T = TypeVar("T")
@@ -45,12 +43,8 @@ class Recorder:
         self._timers: dict[tuple[str, str, str, int], Any] = {}
         #: set by the engine: sends a signal to the isolate running an instance
         self.signal: Any = None
-                # one commit for every record of a loop turn; each caller answered after it
-        self._group = GroupCommit(self.db, "workflow record")
-
-    async def _committed(self, op: Callable[[], T]) -> T:
-        """Run ``op`` in the group commit (one transaction per loop turn)."""
-        return await self._group.run(op)
+        # one commit for every record of a loop turn; each caller answered after it
+        self._committed = state.committed
 
     def _live(self, workflow: str, instance_id: str, generation: int) -> tuple[int, str]:
         """The instance's ``(seq, status)`` if this run still owns it; else StaleRunError.
@@ -77,6 +71,8 @@ class Recorder:
                      value: bytes | None = None, error: tuple[str | None, str | None] = (None, None),
                      config: str | None = None, started: float, ended: float | None,
                      wake_at: float | None = None) -> None:
+        """Insert the step's row, or update an existing one's outcome (``started``, ``seq`` and
+        ``kind`` stay as first recorded)."""
         self.db.execute(
             "INSERT INTO steps (instance, name, count, seq, kind, state, value, error_name, error_message, "
             "config, started, ended, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -114,12 +110,11 @@ class Recorder:
             seq, status = self._live(workflow, instance_id, r.generation)
             now = self.clock.now()
             self._clear_in_flight(seq, name, count)
-            existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
-                                       "count = ?", (seq, name, count)).fetchone()
             start = self._record_attempts(seq, name, count, first, attempts, now)
+            # a row from an earlier attempt keeps its `started` (the upsert leaves it alone)
             self._upsert_step(seq, name, count, "step", state, value=r.value,
                               error=(r.error_name, r.error_message), config=r.config,
-                              started=existing[0] if existing else start, ended=now)
+                              started=start, ended=now)
             return status, seq, now
 
         status, seq, now = await self._committed(op)

@@ -73,6 +73,9 @@ class Runner:
                               "error": {"name": getattr(exc, "type_name", type(exc).__name__),
                                         "message": message}}
                 self.state.crashes.pop((workflow, instance_id), None)
+                if result.get("outcome") == "complete" and await self._complete(
+                        workflow, instance_id, seq, generation, result):
+                    return
                 if not self._finish(workflow, instance_id, seq, generation, result):
                     return
             self._requeue_now(workflow, seq)
@@ -143,6 +146,27 @@ class Runner:
         return {"rollbacks": rollbacks,
                 "workflow": workflow, "class": d.class_name, "id": instance_id, "generation": generation,
                 "params": params, "timestamp": created, "history": history, "max_steps": d.max_steps}
+
+    async def _complete(self, workflow: str, instance_id: str, seq: int, generation: int,
+                        result: dict[str, Any]) -> bool:
+        """The usual outcome, recorded through the loop turn's shared commit (under load,
+        many instances finish per turn); False when the run is no longer current, for
+        :meth:`_finish` to sort out."""
+        def write() -> str | None:
+            row = self.db.execute("SELECT status, generation FROM instances WHERE seq = ?", (seq,)).fetchone()
+            if row is None or row[1] != generation or row[0] not in ("running", "waitingForPause"):
+                return None
+            self.state.set(seq, status="complete", output=result.get("output"), ended=self.clock.now())
+            return str(row[0])
+
+        old = await self.state.committed(write)
+        if old is None:
+            return False
+        mocks = self.mocks.get(workflow)
+        if mocks is not None and result.get("touched"):
+            mocks.reached.update(result["touched"])
+        self.state.status_changed(workflow, instance_id, old, "complete")
+        return True
 
     def _finish(self, workflow: str, instance_id: str, seq: int, generation: int,
                 result: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import schema
+from edgelet.group_commit import GroupCommit
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.host_api import HostServices
@@ -75,6 +76,9 @@ class State:
         from edgelet.bindings.workflows.events import EventLog
         #: subscribe's events (retained and live)
         self.events = EventLog(self)
+        #: ``await state.committed(write)``: writes made in one loop turn (step records,
+        #: creations from Workers, completions) share one commit, each caller answered after it
+        self.committed = GroupCommit(self.db, "workflow record").run
 
     @contextmanager
     def tx(self) -> Iterator[None]:

@@ -22,6 +22,7 @@ import datetime as _dt
 import inspect
 import json
 import time
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,27 @@ _DEFAULT = object()
 #: most steps pass no config: resolve the defaults once
 _DEFAULT_CONFIG = rules.step_config(None, "default")
 _DEFAULT_CONFIG_JSON = json.dumps(_DEFAULT_CONFIG)
+
+
+_DEFAULT_TIMEOUT_S = rules.duration_s(_DEFAULT_CONFIG["timeout"], "timeout")
+#: parameters of step functions by code object: a step defined in a loop is a new function
+#: each time, and inspect.signature per step was a sixth of the isolate's time per step
+_PARAMS: dict[Any, list[inspect.Parameter]] = {}
+
+
+def _parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+    """``inspect.signature(fn)``'s parameters (TypeError/ValueError when it has none)."""
+    code = getattr(fn, "__code__", None)
+    if code is None or not isinstance(fn, types.FunctionType):
+        return list(inspect.signature(fn).parameters.values())
+    # what the plans read (names, kinds, whether a default exists) is fixed by these
+    key = (code, len(fn.__defaults__ or ()), tuple(fn.__kwdefaults__ or ()))
+    found = _PARAMS.get(key)
+    if found is None:
+        found = _PARAMS[key] = list(inspect.signature(fn).parameters.values())
+        if len(_PARAMS) > 4096:  # code objects of a long-lived isolate: keep it bounded
+            _PARAMS.clear()
+    return found
 
 
 def _sdk() -> Any:
@@ -339,7 +361,7 @@ class RunSession:
                         kwargs: dict[str, Any], positional: list[Any], first: int) -> Any:
         name, count = key
         config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else rules.config_json(cfg)
-        timeout = rules.duration_s(cfg["timeout"], "timeout")
+        timeout = _DEFAULT_TIMEOUT_S if cfg is _DEFAULT_CONFIG else rules.duration_s(cfg["timeout"], "timeout")
         attempts: list[wire.Attempt] = []
         attempt = first
         while True:
@@ -738,7 +760,7 @@ class WorkflowStep:
     def _plain(self, name: Any, config: Any, fn: Callable[..., Any], undo: tuple[Any, Any] = (None, None)) -> Any:
         try:
             wants_ctx = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-                            for p in inspect.signature(fn).parameters.values())
+                            for p in _parameters(fn))
         except (TypeError, ValueError):
             wants_ctx = False
         return self._call(name, config, fn, {}, [_CTX] if wants_ctx else [], undo)
@@ -767,7 +789,7 @@ class WorkflowStep:
     # -- dependencies ---------------------------------------------------------------------------
     async def _arguments(self, sf: StepFunction) -> tuple[dict[str, Any], list[Any]]:
         try:
-            params = list(inspect.signature(sf.fn).parameters.values())
+            params = _parameters(sf.fn)
         except (TypeError, ValueError):
             params = []
         plan: list[tuple[inspect.Parameter, Any]] = []

@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from edgelet.group_commit import GroupCommit
 
 
@@ -75,6 +77,21 @@ async def test_a_failing_write_is_undone_alone_and_its_caller_gets_the_error(tmp
     assert isinstance(outcomes[1], ValueError) and str(outcomes[1]) == "refused: value too large"
     # the others committed; the failing write's own row was rolled back with it
     assert rows(tmp_path / "db.sqlite3") == {"a": 1, "b": 1}
+
+
+async def test_a_lone_failing_write_is_undone_and_the_next_one_commits(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "db.sqlite3")
+    group = GroupCommit(conn, "test write")
+
+    def bad() -> None:
+        conn.execute("INSERT INTO t VALUES ('half-written', 1)")
+        raise ValueError("refused: stale run")
+
+    with pytest.raises(ValueError, match="refused: stale run"):
+        await group.run(bad)  # alone in its loop turn: no savepoint, the transaction is undone
+    assert not conn.in_transaction
+    assert await group.run(lambda: conn.execute("INSERT INTO t VALUES ('next', 2)").rowcount) == 1
+    assert rows(tmp_path / "db.sqlite3") == {"next": 2}
 
 
 async def test_a_commit_that_cannot_happen_acknowledges_nothing(tmp_path: Path) -> None:

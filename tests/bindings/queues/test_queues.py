@@ -381,8 +381,9 @@ def test_accepted_messages_survive_kill_9_and_acked_ones_are_never_redelivered(d
     assert s.get("/?n=300").text == "filled"
     wait_for(lambda: out.exists() and len(out.read_text().split()) >= 60, what="some deliveries")
     s.kill()
+    from edgelet.bindings.queues.storage import QueueStore
     db = sqlite3.connect(tmp_path / ".edgelet" / "state" / "queues.sqlite3")
-    rows = db.execute("SELECT id, state FROM queue_messages WHERE queue = 'work'").fetchall()
+    rows = [(m[0], m[5]) for m in QueueStore(db, read_only=True).messages("work", None)]
     db.close()
     assert len(rows) == 300  # every accepted message was stored before send returned
     acked_before = {mid for mid, state in rows if state == 2}
@@ -563,11 +564,11 @@ def test_the_store_keeps_the_most_recently_acked_messages_and_their_order() -> N
     store = QueueStore(sqlite3.connect(":memory:", isolation_level=None))
     store.insert("q", [(f"m{i}", 0, "json", b"%d" % i, 0.0) for i in range(1500)])
     store.insert("other", [("o", 0, "json", b"o", 0.0)])
-    rows = store.take("q", 1.0, 1500)
+    rows = store.take("q", 1.0, 1500).rows()
     # acked in three batches, the newest first by seq: ack order, not seq, decides what stays
-    store.settle("q", 2.0, [r.seq for r in rows[1000:]], [], [], None)
-    store.settle("q", 3.0, [r.seq for r in rows[:500]], [], [], None)
-    store.settle("q", 4.0, [r.seq for r in rows[500:1000]], [], [], None)
+    store.settle("q", 2.0, rows[1000:], [], [], None)
+    store.settle("q", 3.0, rows[:500], [], [], None)
+    store.settle("q", 4.0, rows[500:1000], [], [], None)
     assert len(store.messages("q", ACKED, limit=5000)) == 1500  # trimmed once 1,000 more are acked
     store.trim_acked("q")
     kept = store.messages("q", ACKED, limit=5000)
@@ -577,16 +578,68 @@ def test_the_store_keeps_the_most_recently_acked_messages_and_their_order() -> N
     assert store.summary("other", 5.0)["backlog"] == 1  # other queues are left alone
 
 
-def test_acked_rows_from_before_the_indexed_trim_are_resorted_at_start() -> None:
-    from edgelet.bindings.queues.storage import ACKED, QueueStore
+def test_a_version_1_file_is_moved_to_batch_rows_keeping_order_state_and_the_acked_order() -> None:
+    from edgelet.bindings.queues.schema import SCHEMA, V1
+    from edgelet.bindings.queues.storage import ACKED, INFLIGHT, PENDING, QueueStore
+    from edgelet.state import migrate
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    store = QueueStore(conn)
-    store.register(["q"])
-    store.insert("q", [(f"m{i}", 0, "json", b"1", 100.0 - i) for i in range(3)])
+    conn.executescript(V1 + "PRAGMA user_version = 1;")
+    rows = [(f"m{i}", 1000 + i, "json", b"%d" % i, 100.0 - i) for i in range(3)]
+    conn.executemany("INSERT INTO queue_messages (queue, id, timestamp_ms, content_type, body, visible_at)"
+                     " VALUES ('q', ?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO queue_messages (queue, id, timestamp_ms, content_type, body, visible_at, state,"
+                     " attempts) VALUES ('q', ?, 5, 'text', ?, 50.0, ?, 2)",
+                     [("p1", b"a", PENDING), ("p2", b"b", PENDING), ("f1", b"c", INFLIGHT)])
     # as an older edgelet left them: acked, visible_at still the send-time value
-    conn.execute("UPDATE queue_messages SET state = ?, done_at = 500.0 + seq", (ACKED,))
-    store.recover(1000.0)
-    rows = conn.execute("SELECT visible_at, done_at FROM queue_messages ORDER BY seq").fetchall()
-    assert rows == [(d, d) for _, d in rows]
+    conn.execute("UPDATE queue_messages SET state = ?, done_at = 500.0 + seq WHERE id LIKE 'm%'", (ACKED,))
+    migrate(conn, SCHEMA)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'queue_messages'").fetchone() is None
+    store = QueueStore(conn)
+    assert [m[0] for m in store.messages("q", None)] == ["m0", "m1", "m2", "p1", "p2", "f1"]
+    assert store.messages("q", PENDING) == [("p1", 5, "text", b"a", 2, PENDING), ("p2", 5, "text", b"b", 2, PENDING)]
+    assert store.recover(1000.0) == 1  # the in-flight one is due again
+    taken = store.take("q", 1000.0, 10).rows()
+    assert [(r.id, r.attempts) for r in taken] == [("p1", 3), ("p2", 3), ("f1", 3)]
     store.trim_acked("q", keep=1)
     assert [m[0] for m in store.messages("q", ACKED)] == ["m2"]  # the last one acked stays
+
+
+def test_a_version_1_file_is_read_as_it_is_by_a_read_only_store(tmp_path: Path) -> None:
+    from edgelet.bindings.queues.schema import SCHEMA, V1
+    from edgelet.bindings.queues.storage import INFLIGHT, QueueStore
+    from edgelet.state import open_database
+    path = tmp_path / "queues.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(V1 + "PRAGMA user_version = 1;")
+    conn.executemany("INSERT INTO queue_messages (queue, id, timestamp_ms, content_type, body, visible_at, state)"
+                     " VALUES ('q', ?, 1000, 'json', '1', ?, ?)", [("a", 0.0, 0), ("b", 50.0, 0), ("c", 0.0, INFLIGHT)])
+    conn.execute("INSERT INTO queue_stats (queue, acked) VALUES ('q', 4)")
+    conn.close()
+    ro = open_database(path, read_only=True, schema=SCHEMA)  # as `edgelet queues list` without dev
+    summary = QueueStore(ro, read_only=True).summary("q", 10.0)
+    ro.close()
+    assert (summary["backlog"], summary["delayed"], summary["in_flight"], summary["acked"]) == (2, 1, 1, 4)
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 1  # left as it was
+    check.close()
+
+
+def test_batch_rows_split_when_their_messages_part_ways() -> None:
+    from edgelet.bindings.queues.storage import ACKED, DEAD, INFLIGHT, PENDING, QueueStore
+    store = QueueStore(sqlite3.connect(":memory:", isolation_level=None))
+    store.insert("q", [(f"m{i}", 7, "json", b"%d" % i, 0.0) for i in range(10)])
+    first = store.take("q", 1.0, 4).rows()  # fewer than the row holds: the rest keeps its place in line
+    assert [r.id for r in first] == ["m0", "m1", "m2", "m3"]
+    assert store.summary("q", 1.0)["in_flight"] == 4 and store.summary("q", 1.0)["backlog"] == 6
+    store.settle("q", 2.0, [first[0], first[2]], [(first[1], 9.0)], [first[3]], None)
+    assert [m[0] for m in store.messages("q", ACKED)] == ["m0", "m2"]
+    assert [m[0] for m in store.messages("q", DEAD)] == ["m3"]
+    assert [m[0] for m in store.messages("q", PENDING)] == [f"m{i}" for i in (1, 4, 5, 6, 7, 8, 9)]
+    rest = store.take("q", 3.0, 100).rows()
+    assert [(r.id, r.attempts) for r in rest] == [(f"m{i}", 1) for i in range(4, 10)]  # m1 waits for 9.0
+    store.settle("q", 4.0, [], [], rest, "dlq")  # moved as a whole row: attempts start again
+    assert [(m[0], m[4]) for m in store.messages("dlq", PENDING)] == [(f"m{i}", 0) for i in range(4, 10)]
+    assert store.messages("q", INFLIGHT) == []
+    assert [r.id for r in store.take("q", 10.0, 100).rows()] == ["m1"]
+    summary = store.summary("q", 10.0)
+    assert (summary["acked"], summary["dead"], summary["in_flight"], summary["backlog"]) == (2, 7, 1, 0)
