@@ -22,25 +22,29 @@ def test_a_page_deep_in_a_million_messages_costs_what_the_first_does() -> None:
     pages, cursor, t0 = 0, None, time.perf_counter()
     first = store.page("big", PENDING, 0.0, limit=50)
     first_s = time.perf_counter() - t0
-    # jump to the middle by cursor and walk on: each page is an index probe, not a scan
-    cursor = (float(500_000 // 1000), 500_000)
+    # jump to the middle by cursor (visible_at, seq, origin) and walk on: each page is an
+    # index probe, not a scan
+    cursor = (float(500_000 // 1000), 0, 0)
     t0 = time.perf_counter()
     while pages < 20:
         rows = store.page("big", PENDING, 0.0, after=cursor, limit=50)
-        cursor = (rows[-1][6], rows[-1][0])
+        seq, origin = (int(x) for x in rows[-1][0].split(":"))
+        cursor = (rows[-1][6], seq, origin)
         pages += 1
     per_page = (time.perf_counter() - t0) / pages
     assert [r[1] for r in first[:2]] == ["m0000000", "m0000001"]
-    assert rows[-1][1] == f"m{500_000 + 20 * 50 - 1:07d}"  # seq is 1-based: the row after 500,000 is m0500000
+    assert rows[-1][1] == f"m{500_000 + 20 * 50 - 1:07d}"  # the first due at 500 s is m0500000
     assert per_page < max(0.01, first_s * 5), f"a deep page took {per_page * 1000:.1f} ms"
     assert store.count("big", PENDING) == 1_000_000
 
 
 def test_move_back_and_purge_touch_only_what_they_name() -> None:
     store = QueueStore(open_database(None))
-    store.insert("q", [("a", 1, "json", b"1", 0.0), ("b", 2, "json", b"2", 0.0), ("c", 3, "json", b"3", 0.0)])
-    store.conn.execute(f"UPDATE queue_messages SET state = {DEAD}, attempts = 3 WHERE id = 'a'")
-    store.conn.execute(f"UPDATE queue_messages SET state = {INFLIGHT} WHERE id = 'c'")
+    for message in [("a", 1, "json", b"1", 0.0), ("b", 2, "json", b"2", 0.0), ("c", 3, "json", b"3", 0.0)]:
+        store.insert("q", [message])  # one stored row each, so each can be in its own state
+    sa, _sb, sc = (r[0] for r in store.conn.execute("SELECT seq FROM queue_batches ORDER BY seq"))
+    store.conn.execute(f"UPDATE queue_batches SET state = {DEAD}, attempts = 3 WHERE seq = ?", (sa,))
+    store.conn.execute(f"UPDATE queue_batches SET state = {INFLIGHT} WHERE seq = ?", (sc,))
     assert store.move("q", "a", "q", 10.0)
     assert [(r[1], r[5]) for r in store.page("q", PENDING, 10.0)] == [("b", 0), ("a", 0)]
     assert not store.move("q", "c", "q", 10.0)  # in flight: its delivery decides
