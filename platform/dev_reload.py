@@ -29,6 +29,8 @@ class Plan:
     workers: list[str]
     everything: bool = False
     why: str = ""
+    #: the files whose edit this is, for the message
+    cause: str = "the config"
 
 
 def plan(old: PlatformConfig, new: PlatformConfig) -> Plan:
@@ -96,10 +98,11 @@ class ConfigWatcher:
         if not p.workers and not p.everything:
             log.info("%s changed; no Worker is affected", what)
             return
+        p.cause = what
         await self._apply(new, p)
 
 
 def describe(p: Plan) -> str:
     if p.everything:
-        return f"restarting all Workers ({p.why}): {', '.join(p.workers)}"
-    return f"restarting {', '.join(p.workers)}"
+        return f"{p.cause} changed: restarting all Workers ({p.why}): {', '.join(p.workers)}"
+    return f"{p.cause} changed: restarting {', '.join(p.workers)}"

@@ -86,7 +86,7 @@ class DevSession:
 
     async def apply(self, new: PlatformConfig, plan: Plan) -> None:
         """A config edit that loads: restart what it touches, say which."""
-        log.info("config changed: %s", describe(plan))
+        log.info("%s", describe(plan))
         if not plan.everything:
             from edgelet.supervisor import IsolateStartError
             for worker in new.workers:

@@ -22,7 +22,7 @@ import click
 import httpx
 
 from edgelet.bindings.kv.limits import key_entry
-from edgelet.client import ApiClient, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, port_options, print_table
 
 # -- backends --------------------------------------------------------------------------------
 
@@ -199,6 +199,7 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
         if _dev_answers(client):
             kv: Any = RemoteKV(client)
         else:
+            offline_notice(client.port, client.ip, Path(persist_to).resolve())
             kv = LocalKV(Path(persist_to).resolve(), create=fn.__name__ == "put_key")
         try:
             return fn(*args, kv=kv, **kwargs)

@@ -23,7 +23,7 @@ import httpx
 
 from edgelet.bindings.r2 import errors
 from edgelet.bindings.r2.storage import CHUNK, MAX_OBJECT_BYTES, R2Storage
-from edgelet.client import ApiClient, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, port_options, print_table
 
 
 def _fail(resp: httpx.Response, what: str) -> click.ClickException:
@@ -178,6 +178,7 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
         if _dev_answers(client):
             backend: Any = RemoteR2(client)
         else:
+            offline_notice(client.port, client.ip, Path(persist_to).resolve())
             backend = LocalR2(Path(persist_to).resolve(), create=fn.__name__ == "put_object")
         try:
             return fn(*args, r2=backend, **kwargs)
