@@ -95,14 +95,13 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         click.echo("(none)")
         return
-    from rich.box import SIMPLE_HEAD
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     out = click.get_text_stream("stdout")
     tty = out.isatty()
-    table = Table(box=SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
+    table = Table(box=None, header_style="bold cyan", pad_edge=False, show_edge=False)
     for c in columns:
         table.add_column(c.upper(), overflow="fold")
     for r in rows:
