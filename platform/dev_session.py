@@ -119,8 +119,8 @@ class DevSession:
         from edgelet.dev_ui import EXPLORER_PATH, base_url, hotkey_line, open_in_browser
         url = base_url(self.ip, self.port)
 
-        def clear() -> None:
-            self.console.clear()
+        def clear() -> None:  # screen and scrollback, as `clear` does
+            self.console.file.write("\033[H\033[2J\033[3J")
             self.console.print(hotkey_line())
 
         return {"b": lambda: open_in_browser(self.console, url + "/"),
