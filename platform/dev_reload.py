@@ -9,6 +9,7 @@ plug-ins read the config once. An edit that does not load keeps the running vers
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -80,12 +81,21 @@ class ConfigWatcher:
     async def run(self) -> None:
         import watchfiles
         files = watched_files(self._current(), self._env)
+        before = _stats(files)  # an edit made before the watch is set up is not lost
         folders = sorted({f.parent for f in files})
-        async for changes in watchfiles.awatch(*folders, debounce=50, step=20, recursive=False):
+        changes_seen = watchfiles.awatch(*folders, debounce=50, step=20, recursive=False)
+        first = asyncio.ensure_future(changes_seen.__anext__())
+        await asyncio.sleep(0.05)
+        edited = sorted(f.name for f, stat in _stats(files).items() if stat != before[f])
+        if edited:
+            await self.reload(", ".join(edited))
+        changes = await first
+        while True:
             edited = sorted({Path(p).name for _, p in changes if Path(p).resolve() in files})
             if edited:
                 await self.reload(", ".join(edited))
                 files = watched_files(self._current(), self._env)
+            changes = await changes_seen.__anext__()
 
     async def reload(self, what: str) -> None:
         try:
@@ -100,6 +110,17 @@ class ConfigWatcher:
             return
         p.cause = what
         await self._apply(new, p)
+
+
+def _stats(files: set[Path]) -> dict[Path, tuple[int, int] | None]:
+    out: dict[Path, tuple[int, int] | None] = {}
+    for f in files:
+        try:
+            st = f.stat()
+            out[f] = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            out[f] = None
+    return out
 
 
 def describe(p: Plan) -> str:

@@ -32,8 +32,13 @@ class SwappableApp:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        #: cleared while the host is replaced: requests wait for the new one
+        self.ready = asyncio.Event()
+        self.ready.set()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self.ready.is_set():
+            await self.ready.wait()
         await self.app(scope, receive, send)
 
     def begin_shutdown(self) -> None:
@@ -97,16 +102,20 @@ class DevSession:
                         log.error("%s\n%s", exc, exc.traceback or "", extra={"worker": worker.name})
             self.config = self.host.config
             return
-        old_host, old_config = self.host, self.config
-        await old_host.stop()
-        try:
-            host = await self._start_host(new)
-        except StartFailed as exc:
-            log.error("the new config does not start; back to the previous version.\n%s", exc)
-            host, new = await self._start_host(old_config), old_config
-        self.host, self.config = host, new
         assert self.app is not None
-        self.app.app = self._new_app(host)
+        old_host, old_config = self.host, self.config
+        self.app.ready.clear()
+        try:
+            await old_host.stop()
+            try:
+                host = await self._start_host(new)
+            except StartFailed as exc:
+                log.error("the new config does not start; back to the previous version.\n%s", exc)
+                host, new = await self._start_host(old_config), old_config
+            self.host, self.config = host, new
+            self.app.app = self._new_app(host)
+        finally:
+            self.app.ready.set()
         self.print_table()
 
     # -- the terminal ---------------------------------------------------------------------
@@ -150,15 +159,17 @@ class DevSession:
             watcher = None
             if self.server.started:
                 from edgelet.dev_ui import base_url
+                if self.reload:  # watching before "Ready": an edit right after it is seen
+                    watcher = asyncio.ensure_future(ConfigWatcher(
+                        self.load, lambda: self.config, self.apply, self.env).run())
+                    for _ in range(3):
+                        await asyncio.sleep(0)
                 self.console.print(f"Ready on {base_url(self.ip, self.port)}", style="bold")
                 self.print_table()
                 if self.hotkeys is not None:
                     self.console.print(hotkey_line())
                     self.hotkeys.start()
                 sys.stdout.flush()
-                if self.reload:
-                    watcher = asyncio.ensure_future(ConfigWatcher(
-                        self.load, lambda: self.config, self.apply, self.env).run())
             try:
                 await serving
             finally:
