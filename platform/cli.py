@@ -54,8 +54,8 @@ def main() -> None:
 @click.option("-c", "--config", "configs", multiple=True, type=click.Path(dir_okay=False),
               help="Config file (repeat for several Workers; the first is primary). Default: the "
                    "first wrangler_like.toml / wrangler.toml / .json / .jsonc here or in a parent folder.")
-@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port; the one chosen is printed).")
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535), envvar="EDGELET_PORT",
+              help="Port to listen on (0: any free port; the one chosen is printed; or $EDGELET_PORT).")
 @click.option("--ip", default="127.0.0.1", show_default=True)
 @click.option("--persist-to", default=None, type=click.Path(file_okay=False),
               help="Folder for all persistent state.  [default: .edgelet/state beside the config file]")

@@ -67,7 +67,8 @@ class ApiClient:
 def port_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add --port/--ip and hand the command an ``ApiClient`` as ``client``."""
 
-    @click.option("--port", default=8787, show_default=True, type=int, help="Port of `edgelet dev`.")
+    @click.option("--port", default=8787, show_default=True, type=int, envvar="EDGELET_PORT",
+                  help="Port of `edgelet dev` (or $EDGELET_PORT).")
     @click.option("--ip", default="127.0.0.1", show_default=True)
     @functools.wraps(fn)
     def wrapper(*args: Any, port: int, ip: str, **kwargs: Any) -> Any:

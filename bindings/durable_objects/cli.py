@@ -165,7 +165,7 @@ def _options(fn: Any) -> Any:
     fn = click.option("--persist-to", default=".edgelet/state", show_default=True,
                       help="State folder, read when no `edgelet dev` runs.")(fn)
     fn = click.option("--ip", default="127.0.0.1", show_default=True)(fn)
-    fn = click.option("--port", default=8787, show_default=True, type=int,
+    fn = click.option("--port", default=8787, show_default=True, type=int, envvar="EDGELET_PORT",
                       help="Port of `edgelet dev`.")(fn)
     return fn
 
