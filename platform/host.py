@@ -235,7 +235,8 @@ class Host:
         return {"name": worker.name, "main": str(worker.main), "vars": worker.vars,
                 "secrets": worker.secrets, "bindings": bindings, "kinds": kinds,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
-                "virtual_clock": self.clock.virtual, "debugger": self.debugger}
+                "virtual_clock": self.clock.virtual, "debugger": self.debugger,
+                "python_modules": vendored_folders(worker)}
 
     def _make_isolate(self, worker: WorkerConfig) -> Any:
         limits = worker.limits
@@ -349,6 +350,17 @@ class Host:
             return await isolate.invoke("scheduled", cron, when_ms or self.clock.now_ms())
         finally:
             self._leave()
+
+
+def vendored_folders(worker: WorkerConfig) -> list[str]:
+    """``python_modules/`` beside the Worker's script and beside its config file (as
+    pywrangler vendors packages): the isolate puts them on ``sys.path``."""
+    out: list[str] = []
+    for folder in (worker.main.parent, worker.config_file.parent):
+        candidate = folder / "python_modules"
+        if candidate.is_dir() and str(candidate) not in out:
+            out.append(str(candidate))
+    return out
 
 
 def _outermost(folders: set[Path]) -> list[Path]:

@@ -130,6 +130,9 @@ class Runtime:
             return self._init_wasm(spec)
         if str(main.parent) not in sys.path:
             sys.path.insert(0, str(main.parent))
+        for vendored in spec.get("python_modules", []):  # after the script's folder
+            if vendored not in sys.path:
+                sys.path.insert(1, vendored)
         module_name = main.stem
         if module_name in sys.stdlib_module_names or module_name in sys.modules:
             # a script called queue.py must not replace the standard library's queue
