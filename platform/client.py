@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     tty = out.isatty()
     table = Table(box=None, header_style="bold cyan", pad_edge=False, show_edge=False)
     for c in columns:
