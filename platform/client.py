@@ -91,6 +91,27 @@ def offline_notice(port: int, ip: str, state_dir: Path) -> None:
     click.echo(line, err=True)
 
 
+#: transfers at least this large show a progress bar (in a terminal)
+PROGRESS_BYTES = 8 * 1024 * 1024
+
+
+def with_progress(chunks: Iterator[bytes], total: int, label: str) -> Iterator[bytes]:
+    """``chunks`` as they are, with a rich progress bar on stderr while they are consumed,
+    when stderr is a terminal and ``total`` is large enough to be worth watching."""
+    if total < PROGRESS_BYTES or not sys.stderr.isatty():
+        yield from chunks
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=total)
+        for chunk in chunks:
+            yield chunk
+            bar.advance(task, len(chunk))
+
+
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """An aligned table (rich: bold headers in a terminal, plain text when piped or under
     NO_COLOR); ``--json`` output is for scripts."""

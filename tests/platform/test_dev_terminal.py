@@ -188,3 +188,23 @@ def test_breakpoint_opens_pdb_in_the_terminal_while_other_workers_serve(term: An
     t.wait_for("Worker 'api' resumed")
     t.keys("x")  # hotkeys work again after the debugger hands the terminal back
     t.wait_for("EXITED 0")
+
+
+@needs_tmux
+def test_a_large_upload_shows_a_progress_bar_in_a_terminal(tmp_path: Path) -> None:
+    from devterm import Terminal
+    write_app(tmp_path, {"wrangler_like.toml": 'name = "f"\nmain = "f.py"\n'
+                                               'r2_buckets = [{ binding = "FILES", bucket_name = "files" }]\n',
+                         "f.py": APP["worker.py"]})
+    (tmp_path / "big.bin").write_bytes(b"x" * (20 * 1024 * 1024))
+    sock_dir = tmp_path / "tmux"
+    sock_dir.mkdir()
+    shell = Terminal("upload", tmp_path, sock_dir)
+    try:  # no dev runs: the CLI writes the state folder itself
+        shell.start([*EDGELET, "r2", "object", "put", "files/big.bin", "--file", "big.bin", "--port", "1"],
+                    {"PATH": os.environ.get("PATH", ""), "TERM": "xterm-256color"})
+        shell.wait_for(r"Uploaded 20971520 bytes to files/big\.bin", timeout=60)
+        screen = shell.screen()
+        assert "Uploading files/big.bin" in screen and "21.0/21.0 MB" in screen, screen
+    finally:
+        shell.close()
