@@ -111,7 +111,7 @@ class Hotkeys:
     def available() -> bool:
         """Only in an interactive terminal (as wrangler: never when stdin is piped)."""
         try:
-            return sys.stdin.isatty() and os.environ.get("CI") in (None, "", "0", "false")
+            return sys.stdin.isatty()
         except (AttributeError, ValueError):
             return False
 
