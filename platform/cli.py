@@ -95,7 +95,7 @@ def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str | None, in
         config = load()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    if not configs:
+    if not configs and config.files[0].parent != cwd.resolve():  # found in a parent folder
         logging.getLogger("edgelet").info("Using %s", _shown(config.files[0], cwd))
     state_dir = None
     if not in_memory:
