@@ -107,6 +107,8 @@ def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str | None, in
             lock.acquire(port, ip)
         except FolderLocked as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError:  # a folder it cannot write: the host's check_folder says so in full
+            lock = None
     try:
         sock = _bind(ip, port)
         if lock is not None:

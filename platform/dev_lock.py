@@ -51,12 +51,20 @@ class DevLock:
 
     def acquire(self, port: int, ip: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        while True:
+            f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                raise FolderLocked(self.folder, read_holder(self.folder)) from None
+            try:  # the holder before us may have removed the file between our open and flock
+                same = os.stat(self.path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             f.close()
-            raise FolderLocked(self.folder, read_holder(self.folder)) from None
         self._file = f
         self.update(port, ip)
 
@@ -70,11 +78,12 @@ class DevLock:
         self._file.flush()
 
     def release(self) -> None:
+        """Remove the file (still holding the lock, so no one else uses it), then unlock:
+        a stopped ``dev`` leaves the state folder as it found it."""
         if self._file is None:
             return
         try:
-            self._file.seek(0)
-            self._file.truncate()
+            self.path.unlink(missing_ok=True)
         finally:
             self._file.close()  # closing drops the flock
             self._file = None

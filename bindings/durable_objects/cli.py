@@ -79,7 +79,6 @@ class _Offline:
 
     def __init__(self, persist_to: str, port: int, ip: str) -> None:
         self.root = Path(persist_to)
-        offline_notice(port, ip, self.root.resolve())
         path = database_path(self.root, schema.INDEX_DATABASE)
         if not path.exists():
             raise click.ClickException(
@@ -87,6 +86,7 @@ class _Offline:
                 f"start `edgelet dev` or pass --persist-to / --port")
         self.conn = _open(path, schema.INDEX_SCHEMA)
         self.config = self._config()
+        offline_notice(port, ip, self.root.resolve())
 
     @staticmethod
     def _config() -> Any:

@@ -199,8 +199,8 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
         if _dev_answers(client):
             kv: Any = RemoteKV(client)
         else:
-            offline_notice(client.port, client.ip, Path(persist_to).resolve())
             kv = LocalKV(Path(persist_to).resolve(), create=fn.__name__ == "put_key")
+            offline_notice(client.port, client.ip, Path(persist_to).resolve())
         try:
             return fn(*args, kv=kv, **kwargs)
         except (ValueError, TypeError) as exc:  # a refused key or value, already explained

@@ -38,8 +38,8 @@ def list_queues(client: ApiClient, as_json: bool, persist_to: str) -> None:
     except click.ClickException as exc:
         if not isinstance(exc.__context__, httpx.ConnectError):
             raise
-        offline_notice(client.port, client.ip, Path(persist_to).resolve())
         rows = _read_state(Path(persist_to), exc)
+        offline_notice(client.port, client.ip, Path(persist_to).resolve())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -179,8 +179,8 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
         if _dev_answers(client):
             backend: Any = RemoteR2(client)
         else:
-            offline_notice(client.port, client.ip, Path(persist_to).resolve())
             backend = LocalR2(Path(persist_to).resolve(), create=fn.__name__ == "put_object")
+            offline_notice(client.port, client.ip, Path(persist_to).resolve())
         try:
             return fn(*args, r2=backend, **kwargs)
         except (ValueError, TypeError) as exc:  # a refused key or body, already explained

@@ -109,8 +109,8 @@ def reader(fn: Callable[..., Any]) -> Callable[..., Any]:
         if _running(client):
             backend: Any = Online(client)
         else:
-            offline_notice(client.port, client.ip, Path(persist_to).resolve())
             backend = Offline(Path(persist_to))
+            offline_notice(client.port, client.ip, Path(persist_to).resolve())
         return fn(*args, backend=backend, **kwargs)
 
     return wrapper

@@ -67,6 +67,8 @@ def test_dev_from_a_subfolder_finds_the_config_above_and_says_which(dev: Any, tm
     assert f"Using {tmp_path / 'wrangler_like.toml'}" in s.logs()
     # the state folder is the project's, beside the config, as wrangler keeps .wrangler/
     assert (tmp_path / ".edgelet" / "state" / "dev.lock").exists()
+    s.stop()
+    assert not (tmp_path / ".edgelet" / "state" / "dev.lock").exists()  # a clean stop removes it
 
 
 def test_a_second_dev_on_the_same_state_folder_refuses_naming_the_first(dev: Any, tmp_path: Path) -> None:
