@@ -89,6 +89,22 @@ class Channel:
         #: calls of one read leave in one write instead of one send() each.
         self.sync_handler: SyncHandler | None = None
         self._answers: list[bytes] = []
+        #: loop.time() since which deadlines are held (the other side sits in a debugger)
+        self._held_since: float | None = None
+
+    def hold_deadlines(self) -> None:
+        """Stop the clock of every call (a Worker waits at a pdb prompt: not a timeout)."""
+        if self._held_since is None:
+            self._held_since = asyncio.get_running_loop().time()
+
+    def release_deadlines(self) -> None:
+        """Restart the clock; each deadline moves by the time it was held."""
+        if self._held_since is None:
+            return
+        held = asyncio.get_running_loop().time() - self._held_since
+        self._held_since = None
+        for call_id in self._deadlines:
+            self._deadlines[call_id] += held
 
     @property
     def closed(self) -> bool:
@@ -130,6 +146,9 @@ class Channel:
         if not self._deadlines or self._closed is not None:
             return
         loop = asyncio.get_running_loop()
+        if self._held_since is not None:
+            self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
+            return
         now = loop.time()
         for call_id, deadline in list(self._deadlines.items()):
             if deadline <= now:

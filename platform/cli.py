@@ -52,43 +52,85 @@ def main() -> None:
 
 @main.command()
 @click.option("-c", "--config", "configs", multiple=True, type=click.Path(dir_okay=False),
-              help="Config file (repeat for several Workers; the first is primary).")
-@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port; the one chosen is printed).")
+              help="Config file (repeat for several Workers; the first is primary). Default: the "
+                   "first wrangler_like.toml / wrangler.toml / .json / .jsonc here or in a parent folder.")
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535), envvar="EDGELET_PORT",
+              help="Port to listen on (0: any free port; the one chosen is printed; or $EDGELET_PORT).")
 @click.option("--ip", default="127.0.0.1", show_default=True)
-@click.option("--persist-to", default=".edgelet/state", show_default=True,
-              type=click.Path(file_okay=False), help="Folder for all persistent state.")
+@click.option("--persist-to", default=None, type=click.Path(file_okay=False),
+              help="Folder for all persistent state.  [default: .edgelet/state beside the config file]")
 @click.option("--in-memory", is_flag=True, help="Keep all state in memory (lost on exit).")
+@click.option("-e", "--env", "env", default=None, help="Use the config's [env.NAME] tables.")
+@click.option("--var", "var_items", multiple=True, metavar="KEY:VALUE",
+              help="A string var for every Worker, over the config and .dev.vars (repeatable).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--max-body-size", default=100 * 1024 * 1024, show_default=True, type=int,
               help="Largest request body accepted, in bytes.")
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds a connection has to send a request's headers before it is closed.")
-@click.option("--no-reload", is_flag=True, help="Do not reload Workers when scripts change.")
-def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str, in_memory: bool,
-        log_level: str, max_body_size: int, header_timeout: float, no_reload: bool) -> None:
+@click.option("--no-reload", is_flag=True,
+              help="Do not reload Workers when scripts, the config or .dev.vars change.")
+def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str | None, in_memory: bool,
+        env: str | None, var_items: tuple[str, ...], log_level: str, max_body_size: int,
+        header_timeout: float, no_reload: bool) -> None:
     """Run the Workers of a config file locally and serve them over HTTP."""
     from edgelet.config import ConfigError, load_config
+    from edgelet.config_env import parse_var
+    from edgelet.dev_lock import DevLock, FolderLocked
+    from edgelet.dev_session import DevSession, StartFailed
 
     setup_logging(log_level)
     try:
-        config = load_config([Path(c) for c in configs] or None, cwd=Path.cwd())
+        overrides = dict(parse_var(v) for v in var_items)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--var") from None
+    cwd = Path.cwd()
+
+    def load() -> Any:
+        return load_config([Path(c) for c in configs] or None, cwd=cwd, env=env,
+                           var_overrides=overrides)
+
+    try:
+        config = load()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    sock = _bind(ip, port)
-    state_dir = None if in_memory else Path(persist_to).resolve()
+    if not configs and config.files[0].parent != cwd.resolve():  # found in a parent folder
+        logging.getLogger("edgelet").info("Using %s", _shown(config.files[0], cwd))
+    state_dir = None
+    if not in_memory:
+        base = config.files[0].parent if persist_to is None else cwd
+        state_dir = (base / (persist_to or ".edgelet/state")).resolve()
+    lock = DevLock(state_dir) if state_dir is not None else None
+    if lock is not None:
+        try:
+            lock.acquire(port, ip)
+        except FolderLocked as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError:  # a folder it cannot write: the host's check_folder says so in full
+            lock = None
     try:
+        sock = _bind(ip, port)
+        if lock is not None:
+            lock.update(sock.getsockname()[1], ip)
+        session = DevSession(config, load, sock=sock, ip=ip, state_dir=state_dir,
+                             max_body=max_body_size, reload=not no_reload,
+                             header_timeout=header_timeout, env=env, make_server=_make_server)
         import uvloop
-        uvloop.run(_serve(config, sock, ip, port, state_dir, max_body_size, not no_reload,
-                          header_timeout))
-    except _StartFailed as exc:
+        uvloop.run(session.run())
+    except StartFailed as exc:
         click.echo(f"✘ {exc}", err=True)
         sys.exit(1)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-class _StartFailed(Exception):
-    pass
+def _shown(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
 
 
 def _make_server(app: Any, header_timeout: float, on_exit: Callable[[], None] | None = None) -> Any:
@@ -145,42 +187,6 @@ def _bind(ip: str, port: int) -> socket.socket:
             f"Stop it or choose another port with --port.") from None
     sock.listen(2048)
     return sock
-
-
-async def _serve(config: Any, sock: socket.socket, ip: str, port: int, state_dir: Path | None,
-                 max_body: int, reload: bool, header_timeout: float) -> None:
-    from edgelet.host import Host
-    from edgelet.logbus import LogBusHandler
-    from edgelet.server import EdgeletApp
-    from edgelet.state import StateError
-    from edgelet.supervisor import IsolateStartError
-
-    host = Host(config, state_dir=state_dir, watch=reload)
-    logging.getLogger("edgelet").addHandler(LogBusHandler(host.logbus))
-    try:
-        await host.start()
-    except IsolateStartError as exc:
-        raise _StartFailed(f"{exc}\n{exc.traceback or ''}".rstrip()) from None
-    except StateError as exc:  # a read-only folder, a damaged file: the message says it all
-        raise _StartFailed(str(exc)) from None
-    app = EdgeletApp(host, max_body=max_body)
-    server = _make_server(app, header_timeout, on_exit=app.begin_shutdown)
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    while not server.started and not serving.done():
-        await asyncio.sleep(0.005)
-    if server.started:
-        shown = f"[{ip}]" if ":" in ip else ip
-        port = sock.getsockname()[1]  # with --port 0 the kernel chose it
-        logging.getLogger("edgelet").info(
-            "%d Worker(s): %s; state in %s", len(config.workers),
-            ", ".join(w.name for w in config.workers), state_dir or "memory")
-        click.echo(f"Ready on http://{shown}:{port}", err=False)
-        sys.stdout.flush()
-    try:
-        await serving
-    finally:
-        await host.stop()
-        logging.getLogger("edgelet").info("stopped")
 
 
 @main.command()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,6 +18,8 @@ class ApiClient:
     """Calls ``/cdn-cgi/edgelet/api/...`` and unwraps Cloudflare's envelope."""
 
     def __init__(self, port: int = 8787, ip: str = "127.0.0.1", token: str | None = None) -> None:
+        self.port = port
+        self.ip = ip
         self.base = f"http://{ip}:{port}/cdn-cgi/edgelet/api"
         token = token or os.environ.get("EDGELET_API_TOKEN")
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -64,7 +68,8 @@ class ApiClient:
 def port_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add --port/--ip and hand the command an ``ApiClient`` as ``client``."""
 
-    @click.option("--port", default=8787, show_default=True, type=int, help="Port of `edgelet dev`.")
+    @click.option("--port", default=8787, show_default=True, type=int, envvar="EDGELET_PORT",
+                  help="Port of `edgelet dev` (or $EDGELET_PORT).")
     @click.option("--ip", default="127.0.0.1", show_default=True)
     @functools.wraps(fn)
     def wrapper(*args: Any, port: int, ip: str, **kwargs: Any) -> Any:
@@ -73,13 +78,63 @@ def port_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def offline_notice(port: int, ip: str, state_dir: Path) -> None:
+    """One line on stderr: no ``dev`` answered on ``--port``, so the state folder is read
+    directly; and, when the folder's lock says a ``dev`` on another port holds it, which."""
+    from edgelet.dev_lock import read_holder
+
+    line = f"no `edgelet dev` answers on {ip}:{port}; reading the state folder {state_dir} directly"
+    holder = read_holder(state_dir)
+    if holder is not None and holder.port != port:
+        line += (f" (an `edgelet dev` on port {holder.port}, pid {holder.pid}, holds this folder: "
+                 f"pass --port {holder.port} to ask it instead)")
+    click.echo(line, err=True)
+
+
+#: transfers at least this large show a progress bar (in a terminal)
+PROGRESS_BYTES = 8 * 1024 * 1024
+
+
+def with_progress(chunks: Iterator[bytes], total: int, label: str) -> Iterator[bytes]:
+    """``chunks`` as they are, with a rich progress bar on stderr while they are consumed,
+    when stderr is a terminal and ``total`` is large enough to be worth watching."""
+    if total < PROGRESS_BYTES or not sys.stderr.isatty():
+        yield from chunks
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=total)
+        for chunk in chunks:
+            yield chunk
+            bar.advance(task, len(chunk))
+
+
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """A plain aligned table; ``--json`` output is for scripts."""
+    """An aligned table (rich: bold headers in a terminal, plain text when piped or under
+    NO_COLOR); ``--json`` output is for scripts."""
     if not rows:
         click.echo("(none)")
         return
-    cells = [[str(r.get(c, "")) if r.get(c) is not None else "" for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=False)))
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)))
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    out = sys.stdout
+    tty = out.isatty()
+    table = Table(box=None, header_style="bold cyan", pad_edge=False, show_edge=False)
+    for c in columns:
+        table.add_column(c.upper(), overflow="fold")
+    for r in rows:
+        table.add_row(*(Text(str(r.get(c))) if r.get(c) is not None else Text("") for c in columns))
+    console = Console(file=out, no_color=bool(os.environ.get("NO_COLOR")) or None, highlight=False,
+                      width=None if tty else 10_000)
+    if tty:
+        console.print(table)
+        return
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():  # piped: no trailing padding for scripts
+        click.echo(line.rstrip())

@@ -100,7 +100,7 @@ from edgelet.config_section import (  # noqa: E402 - re-exported for binding con
     display_path,
     is_valid_cron,
 )
-from edgelet.dev_vars import DevVars, read_dev_vars  # noqa: E402
+from edgelet.dev_vars import DevVars, dev_vars_path, read_dev_vars  # noqa: E402
 
 # --------------------------------------------------------------------------------------
 # reading files
@@ -108,16 +108,18 @@ from edgelet.dev_vars import DevVars, read_dev_vars  # noqa: E402
 
 
 def find_config(cwd: Path) -> Path:
-    """The first of :data:`CONFIG_NAMES` present in ``cwd``."""
-    cwd = Path(cwd)
-    for name in CONFIG_NAMES:
-        candidate = cwd / name
-        if candidate.is_file():
-            return candidate.resolve()
+    """The first of :data:`CONFIG_NAMES` in ``cwd``, else in the nearest parent folder that
+    has one (as wrangler does, so ``edgelet dev`` works from a project's subfolder)."""
+    cwd = Path(cwd).resolve()
+    for folder in (cwd, *cwd.parents):
+        for name in CONFIG_NAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
     raise ConfigError(
         cwd,
         None,
-        f"no configuration file found (looked for {', '.join(CONFIG_NAMES)})",
+        f"no configuration file found here or in any parent folder (looked for {', '.join(CONFIG_NAMES)})",
         "create wrangler_like.toml here, or pass one with -c FILE",
     )
 
@@ -236,13 +238,24 @@ def _binding_keys(modules: dict[str, Any]) -> dict[str, str]:
     return claimed
 
 
-def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[str, Any]) -> list[WorkerConfig]:
-    """All Workers of one file: the top level, or each ``[[workers]]`` table."""
-    root = Section(file, "", data, base_dir)
-    secrets = read_dev_vars(base_dir / ".dev.vars")
+def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[str, Any],
+                env: str | None = None, found_envs: set[str] | None = None) -> list[WorkerConfig]:
+    """All Workers of one file: the top level, or each ``[[workers]]`` table.
+
+    ``env`` picks each Worker table's ``[env.NAME]`` (see :mod:`edgelet.config_env`); the
+    names of the environments the file declares are added to ``found_envs``.
+    """
+    from edgelet.config_env import apply_env, env_names
+
+    secrets = read_dev_vars(dev_vars_path(base_dir, env))
     claimed = _binding_keys(modules)
     if "workers" not in data:
-        return [_parse_worker(root, secrets, modules, claimed)]
+        if found_envs is not None:
+            found_envs.update(env_names(data))
+        if env:
+            data, _ = apply_env(data, env)
+        return [_parse_worker(Section(file, "", data, base_dir), secrets, modules, claimed)]
+    root = Section(file, "", data, base_dir)
 
     tables = root.tables("workers")
     if not tables:
@@ -261,7 +274,16 @@ def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[
                 "move it into the [[workers]] table of the Worker that needs it",
             )
     root.warn_unknown({"workers", *IGNORED_KEYS, *COMMON_KEYS, *claimed})
-    return [_parse_worker(t, secrets, modules, claimed) for t in tables]
+    workers = []
+    for t in tables:
+        if found_envs is not None:
+            found_envs.update(env_names(t.data))
+        if env:
+            chosen, declared = apply_env(t.data, env)
+            if declared:
+                t = Section(t.file, t.path, chosen, t.base_dir)
+        workers.append(_parse_worker(t, secrets, modules, claimed))
+    return workers
 
 
 def _parse_worker(s: Section, secrets: DevVars, modules: dict[str, Any], claimed: dict[str, str]) -> WorkerConfig:
@@ -414,12 +436,14 @@ def _finish(workers: list[WorkerConfig], files: list[Path], modules: dict[str, A
     return config
 
 
-def load_config(paths: Sequence[Path | str] | None = None, *, cwd: Path | None = None) -> PlatformConfig:
+def load_config(paths: Sequence[Path | str] | None = None, *, cwd: Path | None = None,
+                env: str | None = None, var_overrides: dict[str, str] | None = None) -> PlatformConfig:
     """Read, parse and validate the given files (or the one :func:`find_config` finds).
 
     Several files concatenate their Workers in order; the first Worker is the primary.
-    Either a complete :class:`PlatformConfig` is returned or one :class:`ConfigError` is
-    raised.
+    ``env`` chooses the ``[env.NAME]`` tables (``--env``); ``var_overrides`` (``--var``) are
+    set in every Worker's ``vars`` last, over the file and ``.dev.vars``. Either a complete
+    :class:`PlatformConfig` is returned or one :class:`ConfigError` is raised.
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
     if not paths:
@@ -439,9 +463,34 @@ def load_config(paths: Sequence[Path | str] | None = None, *, cwd: Path | None =
             files.append(path)
     modules = _binding_modules()
     workers: list[WorkerConfig] = []
+    found_envs: set[str] = set()
     for f in files:
-        workers.extend(_parse_file(_read_file(f), f, f.parent, modules))
+        workers.extend(_parse_file(_read_file(f), f, f.parent, modules, env, found_envs))
+    if env and env not in found_envs:
+        declared = ", ".join(sorted(found_envs)) or "none"
+        raise ConfigError(
+            files[0], f"env.{env}",
+            f"no environment named {json.dumps(env)} (environments declared: {declared})",
+            f"add an [env.{env}] table, or pass one of the declared names to --env",
+        )
+    if var_overrides:
+        _apply_var_overrides(workers, var_overrides)
     return _finish(workers, files, modules)
+
+
+def _apply_var_overrides(workers: list[WorkerConfig], overrides: dict[str, str]) -> None:
+    """``--var KEY:VALUE``: a string var in every Worker, winning over the file and ``.dev.vars``."""
+    for w in workers:
+        for key, value in overrides.items():
+            for kind, decls in w.bindings.items():
+                if any(getattr(d, "binding", None) == key for d in decls):
+                    raise ConfigError(
+                        w.config_file, None,
+                        f"--var {key}: Worker '{w.name}' already has a {kind} binding named {key}",
+                        "choose another name for the var",
+                    )
+            w.secrets.pop(key, None)
+            w.vars[key] = value
 
 
 def load_config_dict(data: dict[str, Any], *, base_dir: Path, name: str = "<dict>") -> PlatformConfig:

@@ -89,3 +89,12 @@ def read_dev_vars(path: Path) -> DevVars:
         out.values[key] = _unquote(value, path, lineno)
         out.lines[key] = lineno
     return out
+
+
+def dev_vars_path(base_dir: Path, env: str | None = None) -> Path:
+    """``.dev.vars.<env>`` when an environment is chosen and that file exists, else ``.dev.vars``."""
+    if env:
+        candidate = base_dir / f".dev.vars.{env}"
+        if candidate.is_file():
+            return candidate
+    return base_dir / ".dev.vars"

@@ -67,6 +67,8 @@ class Host:
         from edgelet.websockets import SocketTable
         #: every accepted WebSocket (edgelet.websockets)
         self.websockets = SocketTable(self)
+        #: unix socket of the dev terminal's debugger relay (edgelet.debug_relay), if any
+        self.debugger: str | None = None
         self.started = False
 
     # -- HostServices ----------------------------------------------------------------
@@ -243,7 +245,8 @@ class Host:
         return {"name": worker.name, "main": str(worker.main), "vars": worker.vars,
                 "secrets": worker.secrets, "bindings": bindings, "kinds": kinds,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
-                "virtual_clock": self.clock.virtual, "python_path": self.python_paths.get(worker.name, [])}
+                "virtual_clock": self.clock.virtual, "python_path": self.python_paths.get(worker.name, []),
+                "debugger": self.debugger}
 
     def _make_isolate(self, worker: WorkerConfig) -> Any:
         limits = worker.limits
@@ -324,21 +327,55 @@ class Host:
         for plugin in self.plugins:
             await plugin.after_reload(worker_name)
 
-    async def _watch_scripts(self) -> None:
-        """Reload a Worker when a .py file beside its script changes."""
-        import watchfiles
-        folders: dict[Path, list[str]] = {w.main.parent: [] for w in self.config.workers}
+    async def replace_worker(self, worker: WorkerConfig) -> None:
+        """Run ``worker`` (a changed config of a Worker with the same name and bindings) in a
+        new isolate; the old one ends. Raises IsolateStartError and keeps nothing running
+        for it when the new one fails to load (the next edit retries)."""
+        index = next(i for i, w in enumerate(self.config.workers) if w.name == worker.name)
+        self.config.workers[index] = worker
+        self.env_table[worker.name] = {name: (plugin, options) for plugin in self.plugins
+                                       for name, options in plugin.env_bindings(worker).items()}
+        old = self.isolates[worker.name]
+        self.isolates[worker.name] = self._make_isolate(worker)
+        await old.stop()
+        await self.isolates[worker.name].start()
+        self._check_handlers(worker)
+
+    def workers_importing(self, path: Path) -> list[str]:
+        """The Workers whose isolate imported ``path`` at start (its script, its modules).
+
+        A Worker that failed to load reported nothing: any ``.py`` file in its script's
+        folder may be the fix, so it counts as importing all of them.
+        """
+        real = os.path.realpath(path)
+        names = []
         for w in self.config.workers:
-            folders[w.main.parent].append(w.name)
-        async for changes in watchfiles.awatch(*folders, debounce=200, step=50):
+            info = getattr(self.isolates.get(w.name), "info", None) or {}
+            files = info.get("files")
+            if files is None:
+                if w.main.parent in Path(real).parents or Path(real) == w.main:
+                    names.append(w.name)
+            elif real in files:
+                names.append(w.name)
+        return names
+
+    async def _watch_scripts(self) -> None:
+        """Reload the Workers that imported a file that changed (each isolate says which
+        files it imported; see edgelet.runtime.devtools), not every Worker beside it."""
+        import watchfiles
+        folders = {w.main.parent for w in self.config.workers}
+        for iso in self.isolates.values():
+            folders.update(Path(f).parent for f in (getattr(iso, "info", None) or {}).get("files", []))
+        roots = _outermost(folders)
+        async for changes in watchfiles.awatch(*roots, debounce=50, step=20):
             touched: set[str] = set()
             for _, path in changes:
-                p = Path(path)
-                if p.suffix not in (".py", ".wasm"):
-                    continue
-                for folder, names in folders.items():
-                    if folder in p.parents:
-                        touched.update(names)
+                if Path(path).suffix in (".py", ".wasm"):
+                    touched.update(self.workers_importing(Path(path)))
+            if touched:
+                log.info("%s changed: reloading %s", ", ".join(sorted(
+                    Path(p).name for _, p in changes if Path(p).suffix in (".py", ".wasm"))),
+                    ", ".join(sorted(touched)))
             for name in sorted(touched):
                 await self.reload(name)
 
@@ -375,6 +412,11 @@ class Host:
         if names is None:
             names = self._whole_body_names = frozenset(w.name for w in self.config.workers if w.is_wasm)
         return names
+
+
+def _outermost(folders: set[Path]) -> list[Path]:
+    """``folders`` without those inside another one (one watch covers its subfolders)."""
+    return sorted(f for f in folders if not any(o in f.parents for o in folders))
 
 
 def error_response(status: int, message: str) -> list[Any]:

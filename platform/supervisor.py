@@ -229,6 +229,12 @@ class Isolate:
         self._stopping = False
         return await self.start()
 
+    def hold_deadlines(self, hold: bool) -> None:
+        """Pause (or resume) request timeouts: the Worker sits at a pdb prompt."""
+        channel = self._channel
+        if channel is not None:
+            channel.hold_deadlines() if hold else channel.release_deadlines()
+
     # -- calls -------------------------------------------------------------------------
     async def invoke(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Send one event to the Worker; errors say whether the isolate or the handler failed."""

@@ -29,7 +29,7 @@ from edgelet.bindings.d1.errors import D1Error
 from edgelet.bindings.d1.registry import Catalog, DatabaseEntry, describe
 from edgelet.bindings.d1.sqltext import drop_dump_wrapper, export_sql, split_statements
 from edgelet.bindings.d1.storage import D1Database, file_name
-from edgelet.client import ApiClient, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, port_options, print_table
 
 #: a ``--file`` with at least this many statements gets a progress bar
 PROGRESS_FROM = 50
@@ -83,6 +83,7 @@ def _locate(name: str, client: ApiClient, persist_to: str, config: str | None) -
             entry.migrations_dir = mine.migrations_dir
         file = Path(data["file"]) if data.get("file") else None
         return Target(entry, file, None if file else client)
+    offline_notice(client.port, client.ip, state)
     try:
         entry = local.resolve(name, None)
     except LookupError as exc:
@@ -233,6 +234,7 @@ def list_databases(client: ApiClient, persist_to: str, config: str | None, as_js
     else:
         from edgelet.bindings.d1.storage import D1Store
         state = Path(persist_to).resolve()
+        offline_notice(client.port, client.ip, state)
         store = D1Store(state)
         rows = []
         for entry in _local_catalog(config, state).all(store):

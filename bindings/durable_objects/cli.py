@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from edgelet.bindings.durable_objects import schema
-from edgelet.client import ApiClient, print_table
+from edgelet.client import ApiClient, offline_notice, print_table
 from edgelet.state import Schema, StateError, database_path, open_database
 
 _SAFE_GLOBALS = {
@@ -77,7 +77,7 @@ def _open(path: Path, kind: Schema) -> sqlite3.Connection:
 class _Offline:
     """The state folder read directly (no ``edgelet dev`` running)."""
 
-    def __init__(self, persist_to: str) -> None:
+    def __init__(self, persist_to: str, port: int, ip: str) -> None:
         self.root = Path(persist_to)
         path = database_path(self.root, schema.INDEX_DATABASE)
         if not path.exists():
@@ -86,6 +86,7 @@ class _Offline:
                 f"start `edgelet dev` or pass --persist-to / --port")
         self.conn = _open(path, schema.INDEX_SCHEMA)
         self.config = self._config()
+        offline_notice(port, ip, self.root.resolve())
 
     @staticmethod
     def _config() -> Any:
@@ -164,7 +165,7 @@ def _options(fn: Any) -> Any:
     fn = click.option("--persist-to", default=".edgelet/state", show_default=True,
                       help="State folder, read when no `edgelet dev` runs.")(fn)
     fn = click.option("--ip", default="127.0.0.1", show_default=True)(fn)
-    fn = click.option("--port", default=8787, show_default=True, type=int,
+    fn = click.option("--port", default=8787, show_default=True, type=int, envvar="EDGELET_PORT",
                       help="Port of `edgelet dev`.")(fn)
     return fn
 
@@ -181,7 +182,7 @@ def list_namespaces(port: int, ip: str, persist_to: str, as_json: bool) -> None:
     if _dev_running(ip, port):
         rows = ApiClient(port, ip).get("/durable_objects/namespaces")
     else:
-        rows = _Offline(persist_to).namespaces()
+        rows = _Offline(persist_to, port, ip).namespaces()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -197,7 +198,7 @@ def list_objects(namespace: str, limit: int, port: int, ip: str, persist_to: str
     if _dev_running(ip, port):
         rows = ApiClient(port, ip).get(f"/durable_objects/namespaces/{namespace}/objects", limit=limit)
     else:
-        offline = _Offline(persist_to)
+        offline = _Offline(persist_to, port, ip)
         rows = offline.objects(offline.resolve(namespace), limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -216,7 +217,7 @@ def show_object(namespace: str, object_id: str, port: int, ip: str, persist_to: 
     if _dev_running(ip, port):
         obj = ApiClient(port, ip).get(f"/durable_objects/namespaces/{namespace}/objects/{object_id}")
     else:
-        offline = _Offline(persist_to)
+        offline = _Offline(persist_to, port, ip)
         obj = offline.show(offline.resolve(namespace), object_id)
     if as_json:
         click.echo(json.dumps(obj, indent=2))

@@ -22,7 +22,7 @@ import click
 import httpx
 
 from edgelet.bindings.kv.limits import key_entry
-from edgelet.client import ApiClient, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, port_options, print_table
 
 # -- backends --------------------------------------------------------------------------------
 
@@ -200,6 +200,7 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
             kv: Any = RemoteKV(client)
         else:
             kv = LocalKV(Path(persist_to).resolve(), create=fn.__name__ == "put_key")
+            offline_notice(client.port, client.ip, Path(persist_to).resolve())
         try:
             return fn(*args, kv=kv, **kwargs)
         except (ValueError, TypeError) as exc:  # a refused key or value, already explained

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import click
 import httpx
 
-from edgelet.client import ApiClient, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, port_options, print_table
 
 _COLUMNS = ["name", "producers", "consumer", "backlog", "in_flight", "oldest_age_s",
             "dead_letter_queue", "dead"]
@@ -39,6 +39,7 @@ def list_queues(client: ApiClient, as_json: bool, persist_to: str) -> None:
         if not isinstance(exc.__context__, httpx.ConnectError):
             raise
         rows = _read_state(Path(persist_to), exc)
+        offline_notice(client.port, client.ip, Path(persist_to).resolve())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ import httpx
 
 from edgelet.bindings.r2 import errors
 from edgelet.bindings.r2.storage import CHUNK, MAX_OBJECT_BYTES, R2Storage
-from edgelet.client import ApiClient, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, port_options, print_table, with_progress
 
 
 def _fail(resp: httpx.Response, what: str) -> click.ClickException:
@@ -178,6 +179,7 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
             backend: Any = RemoteR2(client)
         else:
             backend = LocalR2(Path(persist_to).resolve(), create=fn.__name__ == "put_object")
+            offline_notice(client.port, client.ip, Path(persist_to).resolve())
         try:
             return fn(*args, r2=backend, **kwargs)
         except (ValueError, TypeError) as exc:  # a refused key or body, already explained
@@ -275,7 +277,9 @@ def put_object(r2: Any, object_path: str, file: str | None, pipe: bool, content_
                               ("cacheControl", cache_control)) if v}
     if file:
         with open(file, "rb") as source:
-            meta = r2.put(bucket_name, key, _read_chunks(source), http)
+            chunks = with_progress(_read_chunks(source), os.fstat(source.fileno()).st_size,
+                                   f"Uploading {bucket_name}/{key}")
+            meta = r2.put(bucket_name, key, chunks, http)
     else:
         meta = r2.put(bucket_name, key, _read_chunks(sys.stdin.buffer), http)
     click.echo(f"Uploaded {meta['size']} bytes to {bucket_name}/{key} (etag {meta['etag']}).", err=pipe)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import click
 import httpx
 
-from edgelet.client import ApiClient, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, port_options, print_table
 
 _STATUSES = ["queued", "running", "paused", "waitingForPause", "waiting", "errored", "terminated",
              "complete", "unknown"]
@@ -106,7 +106,11 @@ def reader(fn: Callable[..., Any]) -> Callable[..., Any]:
     @port_options
     @functools.wraps(fn)
     def wrapper(*args: Any, client: ApiClient, persist_to: str, **kwargs: Any) -> Any:
-        backend = Online(client) if _running(client) else Offline(Path(persist_to))
+        if _running(client):
+            backend: Any = Online(client)
+        else:
+            backend = Offline(Path(persist_to))
+            offline_notice(client.port, client.ip, Path(persist_to).resolve())
         return fn(*args, backend=backend, **kwargs)
 
     return wrapper

@@ -143,10 +143,16 @@ class Runtime:
             raise ImportError(f"cannot load {main}")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module
+        from edgelet.runtime import devtools
+        devtools.install(self.worker, spec.get("debugger"))
         loader_spec.loader.exec_module(module)
         self.module = module
+        # the files this Worker imported: the host reloads it when one of them changes
+        files = devtools.user_module_files(_platform_dirs())
+        if str(main.resolve()) not in files:
+            files.append(str(main.resolve()))
         return {"handlers": sorted(self.handlers()), "classes": sorted(self.classes()),
-                "entrypoints": sorted(self.entrypoint_classes())}
+                "entrypoints": sorted(self.entrypoint_classes()), "files": files}
 
     def _init_wasm(self, spec: dict[str, Any]) -> dict[str, Any]:
         """A Wasm Worker: its module runs in this isolate under wasmtime (edgelet.runtime.wasm).

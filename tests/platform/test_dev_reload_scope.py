@@ -1,0 +1,107 @@
+"""What an edit restarts under `edgelet dev` (issue 19): config and .dev.vars edits restart
+the Workers they touch and say which, a broken edit keeps the running version, and a .py
+edit reloads only the Workers that imported the file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from conftest import DevServer
+
+CONFIG = """
+[[workers]]
+name = "alpha"
+main = "workers/alpha.py"
+vars = { WORD = "one" }
+
+[[workers]]
+name = "beta"
+main = "workers/beta.py"
+"""
+ALPHA = """
+    from helpers import suffix
+    from workers import Response, WorkerEntrypoint
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            return Response(f"{self.env.WORD}{suffix()}:{getattr(self.env, 'TOKEN', '-')}")
+"""
+BETA = """
+    from workers import Response, WorkerEntrypoint
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            return Response("beta")
+"""
+APP = {"wrangler_like.toml": CONFIG, "workers/alpha.py": ALPHA, "workers/beta.py": BETA,
+       "workers/helpers.py": "def suffix():\n    return '!'\n"}
+
+
+def _until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def _pids(s: DevServer) -> dict[str, int]:
+    return {w["name"]: w["pid"] for w in s.api("GET", "/workers")["result"]}
+
+
+def test_a_var_edit_restarts_only_that_worker_and_says_so(dev: Any) -> None:
+    s = dev(APP, "--in-memory")
+    before = _pids(s)
+    assert s.get("/").text == "one!:-"
+    config = s.cwd / "wrangler_like.toml"
+    config.write_text(CONFIG.replace('WORD = "one"', 'WORD = "two"'))
+    assert _until(lambda: s.get("/").text == "two!:-"), s.logs()
+    assert "wrangler_like.toml changed: restarting alpha" in s.logs()
+    after = _pids(s)
+    assert after["beta"] == before["beta"] and after["alpha"] != before["alpha"]
+
+
+def test_a_dev_vars_edit_restarts_the_workers_and_names_the_file(dev: Any) -> None:
+    s = dev(APP, "--in-memory")
+    (s.cwd / ".dev.vars").write_text("TOKEN=sekret\n")
+    assert _until(lambda: s.get("/").text == "one!:sekret"), s.logs()
+    assert ".dev.vars changed: restarting alpha, beta" in s.logs()
+
+
+def test_a_broken_edit_keeps_the_running_version_and_prints_the_error(dev: Any) -> None:
+    s = dev(APP, "--in-memory")
+    config = s.cwd / "wrangler_like.toml"
+    config.write_text(CONFIG.replace('WORD = "one"', 'WORD = "two"').replace('name = "beta"', 'name = "Beta!"'))
+    assert _until(lambda: "does not load; still running the previous version" in s.logs()), s.logs()
+    assert "is not a valid Worker name" in s.logs()
+    assert s.get("/").text == "one!:-"
+    config.write_text(CONFIG.replace('WORD = "one"', 'WORD = "three"'))  # fixed: applied
+    assert _until(lambda: s.get("/").text == "three!:-"), s.logs()
+
+
+def test_a_binding_edit_restarts_the_platform_with_the_new_binding(dev: Any) -> None:
+    s = dev(APP, "--in-memory")
+    config = s.cwd / "wrangler_like.toml"
+    config.write_text(CONFIG.replace('vars = { WORD = "one" }',
+                                     'vars = { WORD = "one" }\nkv_namespaces = [{ binding = "TOKEN", id = "t" }]'))
+    assert _until(lambda: "KVNamespace" in s.get("/").text or "KV" in s.get("/").text.upper()), s.get("/").text
+    assert "restarting all Workers (the bindings or crons of alpha changed)" in s.logs()
+
+
+def test_a_py_edit_reloads_only_the_workers_that_imported_it(dev: Any) -> None:
+    s = dev(APP, "--in-memory")
+    before = _pids(s)
+    (s.cwd / "workers/helpers.py").write_text("def suffix():\n    return '?'\n")
+    assert _until(lambda: s.get("/").text == "one?:-"), s.logs()
+    time.sleep(0.3)
+    after = _pids(s)
+    assert after["alpha"] != before["alpha"]
+    assert after["beta"] == before["beta"], "beta never imported helpers.py"
+    assert "Reloaded Worker 'beta'" not in s.logs()
+    # and beta's own script still reloads beta alone
+    (s.cwd / "workers/beta.py").write_text(BETA.replace('"beta"', '"beta 2"').replace("\n    ", "\n"))
+    assert _until(lambda: s.get("/", headers={"host": "beta.localhost"}).text == "beta 2"), s.logs()
+    assert _pids(s)["alpha"] == after["alpha"]
