@@ -246,6 +246,12 @@ class Request(_Body):
         """Pyodide-era scripts pass ``request.js_object`` to bindings; here it is the request."""
         return self
 
+    @property
+    def _js_request(self) -> Request:
+        """The SDK's own name for the JS request (Cloudflare's Worker Loader example passes
+        ``request._js_request`` to ``fetch``); here it is the request."""
+        return self
+
     # Fetch API properties Cloudflare's SDK exposes; constant for a Worker's request
     cache = "default"
     credentials = "same-origin"

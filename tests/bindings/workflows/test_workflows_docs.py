@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def blocks() -> dict[str, str]:
     text = (ROOT / "docs" / "workflows.md").read_text()
-    found = dict(re.findall(r"<!-- example: (\w+) -->\n```\w+\n(.*?)```", text, re.S))
+    found = dict(re.findall(r"<!-- example: (\w+) -->\n(?:<!-- doc-test:[^\n]*-->\n)?```\w+\n(.*?)```", text, re.S))
     assert set(found) == {"config", "app", "test"}, "docs/workflows.md lost a marked example block"
     return found
 
