@@ -16,31 +16,21 @@ from typing import Any
 
 from edgelet.bindings.d1.errors import D1Error
 from edgelet.bindings.d1.limits import check_bind_value
+from edgelet.runtime.jstypes import JsObject
 
 __all__ = ["D1DatabaseAPI", "D1DatabaseSession", "D1Error", "D1PreparedStatement", "Row"]
 
 _CONSTRAINTS = ("first-primary", "first-unconstrained")
 
 
-class Row(dict[str, Any]):
-    """A dict whose items are also attributes (``row.value``), as D1 rows are objects in JS.
-
-    Columns win over dict methods of the same name, so a column called ``count`` or ``items``
-    reads as that column, as it would in JavaScript; ``row["items"]`` works either way.
-    """
+class Row(JsObject):
+    """A dict whose items are also attributes (``row.value``), as D1 rows are objects in JS
+    (:class:`edgelet.runtime.jstypes.JsObject`: columns win over dict methods of the same name)."""
 
     __slots__ = ()
 
-    def __getattribute__(self, name: str) -> Any:
-        if dict.__contains__(self, name):
-            return dict.__getitem__(self, name)
-        return object.__getattribute__(self, name)
-
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"no column or field {name!r}; it has: {', '.join(map(str, self))}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
 
     def to_py(self) -> dict[str, Any]:
         """A plain dict, for code written against Pyodide's ``JsProxy.to_py()``."""

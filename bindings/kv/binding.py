@@ -18,29 +18,20 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from edgelet.bindings.kv import limits
+from edgelet.runtime.jstypes import JsObject
 
 _CHUNK = 64 * 1024
 
 
-class AttrDict(dict):
-    """A dict whose items are also attributes, for results that are objects in Cloudflare.
-
-    Items win over dict methods of the same name, so ``result.keys`` is the list of keys
-    of a ``list()`` result, as in JavaScript; ``result["keys"]`` works as well.
-    """
+class AttrDict(JsObject):
+    """A dict whose items are also attributes, for results that are objects in Cloudflare
+    (:class:`edgelet.runtime.jstypes.JsObject`): items win over dict methods of the same
+    name, so ``result.keys`` is the list of keys of a ``list()`` result, as in JavaScript."""
 
     __slots__ = ()
 
-    def __getattribute__(self, name: str) -> Any:
-        if dict.__contains__(self, name):
-            return dict.__getitem__(self, name)
-        return object.__getattribute__(self, name)
-
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"result has no field {name!r}; fields: {', '.join(map(str, self))}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
 
     def __delattr__(self, name: str) -> None:
         try:
