@@ -7,6 +7,7 @@ channel call, write the answer); the platform's own ``/cdn-cgi/`` routes use sta
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import ipaddress
 import json
@@ -365,7 +366,14 @@ def request_host(scope: dict[str, Any]) -> str:
         ip, port = server[0], server[1]
         name = f"[{ip}]" if ":" in ip else ip
         return name if port is None else f"{name}:{port}"
-    host = values[0].decode("latin-1")
+    return _checked_host(values[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_host(raw: bytes) -> str:
+    """A Host header value checked once: clients send the same few on every request, so the
+    regex and the IPv6 parse stay off the request path after the first."""
+    host = raw.decode("latin-1")
     match = _HOST_RE.fullmatch(host)
     valid = match is not None
     if match and match["port"] is not None and int(match["port"]) > 65535:
