@@ -183,6 +183,13 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         if self._in_headers and self._header_bytes > self.max_header_bytes:
             self._header_block_too_large()  # still no end of the block in sight
 
+    def handle_websocket_upgrade(self) -> None:
+        # the deadline timer holds this protocol object: left armed past the upgrade it would
+        # keep every idle WebSocket's HTTP half alive for header_timeout seconds
+        self._cancel_header_deadline()
+        self._in_headers = False
+        super().handle_websocket_upgrade()
+
     def _header_block_too_large(self) -> None:
         log.info("refusing a request from %s: header block over %d bytes", self.client,
                  self.max_header_bytes)
