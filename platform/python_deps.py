@@ -11,6 +11,11 @@ Packages that exist only for Pyodide, Cloudflare's runtime, are named as such: t
 the stubs of Pyodide's ``js`` module are skipped with a warning (edgelet provides
 ``workers``, ``js`` and ``pyodide`` itself), the rest stop start-up with the reason.
 pip's own settings apply (``PIP_INDEX_URL``, ``PIP_FIND_LINKS``, ``pip.conf``).
+
+A requirement that edgelet's own environment already satisfies (name, version and markers)
+is not installed again, as pip itself would skip it: isolates import from that environment
+too. Without this, the demo app beside edgelet's own pyproject.toml would pip-install every
+package edgelet depends on before it could start (a 30 s wait, and a failure offline).
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from edgelet.config import PlatformConfig, WorkerConfig
 from edgelet.supervisor import IsolateStartError
@@ -131,13 +139,48 @@ def split(worker: WorkerConfig, pyproject: Path, requirements: list[str]) -> lis
     return keep
 
 
+def already_satisfied(requirement: str) -> bool:
+    """True when the running environment holds a version ``requirement`` accepts (or its
+    markers exclude this platform); unparsable text is left for pip to explain."""
+    try:
+        req = Requirement(requirement)
+    except InvalidRequirement:
+        return False
+    if req.marker is not None and not req.marker.evaluate():
+        return True
+    if req.url:
+        return False
+    try:
+        version = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        return False
+    if not req.specifier.contains(version, prereleases=True):
+        return False
+    return all(_extra_satisfied(req.name, extra) for extra in req.extras)
+
+
+def _extra_satisfied(name: str, extra: str) -> bool:
+    """Every package ``name[extra]`` adds is present in a version it accepts (one level, as
+    the extras of edgelet's own dependencies need)."""
+    for line in metadata.requires(name) or []:
+        dep = Requirement(line)
+        if dep.marker is None or not dep.marker.evaluate({"extra": extra}):
+            continue
+        try:
+            if not dep.specifier.contains(metadata.version(dep.name), prereleases=True):
+                return False
+        except metadata.PackageNotFoundError:
+            return False
+    return True
+
+
 async def install_worker(worker: WorkerConfig, state_dir: Path | None) -> list[str]:
     """The folders to put on ``worker``'s ``sys.path`` (installed packages, vendored ones)."""
     paths = [str(p) for p in vendored_folders(worker)]
     pyproject = find_pyproject(worker)
     if pyproject is None or worker.is_wasm:
         return paths
-    requirements = split(worker, pyproject, declared(pyproject))
+    requirements = [r for r in split(worker, pyproject, declared(pyproject)) if not already_satisfied(r)]
     if not requirements:
         return paths
     target = cache_root(state_dir) / install_key(requirements)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgelet.python_deps import install_key
+from edgelet.python_deps import already_satisfied, install_key
 
 BACKEND = '''
 """A zero-dependency PEP 517 backend, so `pip wheel --no-build-isolation` needs no network."""
@@ -163,3 +163,33 @@ def test_a_pyodide_only_package_is_named_as_such(dev, wheels):
 
 def test_the_install_folder_depends_on_the_list_not_its_order():
     assert install_key(["a", "b==1"]) == install_key(["b==1", "a"]) != install_key(["a", "b==2"])
+
+
+def test_packages_edgelet_already_has_are_not_installed_again(dev, wheels, tmp_path):
+    # the demo app sits beside edgelet's own pyproject.toml: its list is all satisfied here
+    s = dev(files("edgelet-tinydep==1.0", "click>=8", "uvicorn[standard]>=0.30",
+                  "pywin32; sys_platform == 'win32'"))
+    assert s.get("/").text == "tinydep 1.0, vendored"
+    logs = s.logs()
+    assert "installing edgelet-tinydep==1.0 " in logs and "click" not in logs and "pywin32" not in logs
+
+
+def test_already_satisfied_reads_versions_extras_and_markers():
+    assert already_satisfied("click>=8") and already_satisfied("uvicorn[standard]")
+    assert already_satisfied("pywin32; sys_platform == 'win32'")  # not for this platform
+    assert not already_satisfied("click>=999") and not already_satisfied("no-such-package-edgelet")
+    assert not already_satisfied("not a requirement ==")  # left for pip to explain
+
+
+def test_the_demo_app_starts_without_installing_anything():
+    """README's first command runs `edgelet dev` at the repository root, whose pyproject.toml
+    is edgelet's own: every package it lists is already installed."""
+    from edgelet.config import load_config
+    from edgelet.python_deps import declared, find_pyproject, split
+
+    root = Path(__file__).resolve().parents[2]
+    for worker in load_config([root / "wrangler_like.toml"]).workers:
+        pyproject = find_pyproject(worker)
+        if pyproject is not None and not worker.is_wasm:
+            left = [r for r in split(worker, pyproject, declared(pyproject)) if not already_satisfied(r)]
+            assert left == [], f"{worker.name} would pip-install {left}"
