@@ -48,7 +48,7 @@ class DebugRelay:
             if self.hotkeys is not None:
                 self.hotkeys.pause()
             _out(f"\n-- breakpoint() in Worker {worker!r} at {where}: pdb on this terminal; "
-                 f"the request waits, other requests are served. `c` continues. --\n")
+                 f"this Worker waits (its requests queue), other Workers keep serving. `c` continues. --\n")
             loop = asyncio.get_running_loop()
             fd = sys.stdin.fileno()
 

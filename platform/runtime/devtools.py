@@ -88,14 +88,18 @@ class _SocketPdb(pdb.Pdb):
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._file = sock.makefile("rw", encoding="utf-8", newline="\n", buffering=1)
-        super().__init__(stdin=self._file, stdout=self._file, nosigint=True)
+        # two files: one read-write text file drops its read-ahead on every write, which lost
+        # every line typed after the first when several arrived together
+        self._in = sock.makefile("r", encoding="utf-8", newline="\n")
+        self._file = sock.makefile("w", encoding="utf-8", newline="\n", buffering=1)
+        super().__init__(stdin=self._in, stdout=self._file, nosigint=True)
         self.prompt = "(Pdb) "
 
     def _close(self) -> None:
         try:
             self._file.flush()
             self._file.close()
+            self._in.close()
             self._sock.close()
         except OSError:
             pass
