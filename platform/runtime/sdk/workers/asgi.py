@@ -164,13 +164,35 @@ async def process_request(app: Any, req: Any, env: Any, ctx: Any = None,
     loop = asyncio.get_running_loop()
     result: asyncio.Future[Response] = loop.create_future()
     finished = asyncio.Event()
-    body = req._body if isinstance(req, Request) else await req.bytes()
+    source = req._source if isinstance(req, Request) else None
+    if source is not None:  # a large body still arriving: hand it over as it comes
+        body = b""
+        incoming: Any = source.chunks()
+        req._source = None
+    else:
+        body = req._body if isinstance(req, Request) else await req.bytes()
+        incoming = None
     head: dict[str, Any] = {}
     chunks: asyncio.Queue[bytes | None] | None = None
     offset = 0
+    pending = b""
 
     async def receive() -> dict[str, Any]:
-        nonlocal offset
+        nonlocal offset, incoming, pending
+        if incoming is not None or pending:
+            if not pending:
+                try:
+                    pending = await incoming.__anext__()
+                except StopAsyncIteration:
+                    incoming = None
+                    offset = -1
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                except ConnectionError:  # the client went away mid-body (RequestBodyError)
+                    incoming = None
+                    offset = -1
+                    return {"type": "http.disconnect"}
+            chunk, pending = pending[:BODY_CHUNK], pending[BODY_CHUNK:]
+            return {"type": "http.request", "body": chunk, "more_body": True}
         if offset <= len(body) and offset >= 0:
             chunk = body[offset:offset + BODY_CHUNK]
             offset += BODY_CHUNK
