@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -123,7 +124,17 @@ async def call_handler(fn: Callable[..., Any], *args: Any) -> Any:
             else:
                 arity = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
         _ARITY[key] = arity
+    if "pyodide.ffi" in sys.modules:  # run_sync may wait for bindings (edgelet.runtime.sync_bridge)
+        from edgelet.runtime.sync_bridge import Driven
+        return await Driven(_call(fn, args[:arity]))
     result = fn(*args[:arity])
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    result = fn(*args)
     if inspect.isawaitable(result):
         result = await result
     return result

@@ -50,12 +50,17 @@ def destroy_proxies(proxies: Any) -> None:
 
 
 def run_sync(awaitable: Any) -> Any:
-    """Run ``awaitable`` to completion from synchronous code.
+    """Run ``awaitable`` to completion from synchronous code, as Pyodide's JSPI does.
 
-    Outside an event loop it simply runs. Inside the Worker's loop it runs on a helper
-    thread with its own loop, which suits self-contained work (compute, outgoing fetch)
-    but not calls to bindings, which belong to the Worker's loop: await those instead.
+    Inside a Worker's handler (sync code it calls, however deep) the handler is suspended
+    while the Worker's own loop awaits ``awaitable``, so bindings work:
+    ``run_sync(env.KV.get("k"))`` (see edgelet.runtime.sync_bridge). Outside an event loop
+    it simply runs. Elsewhere on the loop (a task the handler spawned) it runs on a helper
+    thread with its own loop: fine for self-contained work, not for bindings.
     """
+    from edgelet.runtime import sync_bridge
+    if sync_bridge.inside_handler():
+        return sync_bridge.wait(awaitable)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
