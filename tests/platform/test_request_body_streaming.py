@@ -186,3 +186,46 @@ def test_200_mb_upload_is_held_by_neither_host_nor_isolate(dev):
     assert result["total"] == size and result["chunks"] > 100
     assert result["peak_growth_kb"] < 40 * 1024, result  # the isolate held a window, not 200 MB
     assert host_growth_mb < 40, host_growth_mb
+
+
+FORWARD_TOML = """
+    [[workers]]
+    name = "front"
+    main = "front.py"
+    services = [{ binding = "BACK", service = "back" }]
+    durable_objects.bindings = [{ name = "SIZER", class_name = "Sizer" }]
+
+    [[workers]]
+    name = "back"
+    main = "back.py"
+"""
+
+FRONT = '''
+    from workers import DurableObject, Response, WorkerEntrypoint
+
+    class Sizer(DurableObject):
+        async def fetch(self, request):
+            return Response(f"object got {len(await request.bytes())}")
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            if request.url.endswith("/object"):
+                stub = self.env.SIZER.get(self.env.SIZER.idFromName("one"))
+                return await stub.fetch(request)
+            return await self.env.BACK.fetch(request)
+'''
+
+BACK = '''
+    from workers import Response, WorkerEntrypoint
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            return Response(f"back got {len(await request.bytes())}")
+'''
+
+
+def test_a_streamed_body_passed_on_arrives_whole(dev):
+    s = dev({"wrangler_like.toml": FORWARD_TOML, "front.py": FRONT, "back.py": BACK})
+    body = b"f" * 700_000  # arrives in several ASGI messages: streamed into "front"
+    assert httpx.post(s.url + "/", content=body, timeout=30).text == "back got 700000"
+    assert httpx.post(s.url + "/object", content=body, timeout=30).text == "object got 700000"
