@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -40,8 +41,26 @@ class Options(BaseOptions):
 
 DEFAULT_OPTIONS = Options()
 
-#: id(app) -> "none" (no lifespan to run) or "full" (run a cycle around each request)
-_LIFESPAN_MODE: dict[int, str] = {}
+#: app -> "none" (no lifespan to run) or "full" (run a cycle around each request); weak, so
+#: apps built per request (Cloudflare's MCP example does) do not pile up here
+_LIFESPAN_MODE: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+#: the same for apps that cannot be weakly referenced, by id
+_LIFESPAN_MODE_BY_ID: dict[int, str] = {}
+
+
+def _lifespan_mode(app: Any) -> str | None:
+    try:
+        return _LIFESPAN_MODE.get(app)
+    except TypeError:
+        return _LIFESPAN_MODE_BY_ID.get(id(app))
+
+
+def _set_lifespan_mode(app: Any, mode: str) -> str:
+    try:
+        _LIFESPAN_MODE[app] = mode
+    except TypeError:
+        _LIFESPAN_MODE_BY_ID[id(app)] = mode
+    return mode
 
 
 def run_in_background(coro: Any) -> asyncio.Future[Any]:
@@ -148,7 +167,7 @@ async def start_application(app: Any) -> tuple[Any, dict[str, Any]]:
             await shutdown_complete
 
     if not supported:
-        _LIFESPAN_MODE[id(app)] = "none"
+        _set_lifespan_mode(app, "none")
     return shutdown, state
 
 
@@ -276,9 +295,9 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Optio
     A WebSocket upgrade runs the app's ``websocket`` scope (see :func:`websocket`)."""
     if is_websocket_upgrade(req):
         return await websocket(app, req, env)
-    mode = _LIFESPAN_MODE.get(id(app))
+    mode = _lifespan_mode(app)
     if mode is None:
-        mode = _LIFESPAN_MODE[id(app)] = "none" if _default_lifespan_only(app) else "full"
+        mode = _set_lifespan_mode(app, "none" if _default_lifespan_only(app) else "full")
         if mode == "full":
             # found out on this first cycle whether the app supports lifespan at all
             shutdown, state = await start_application(app)
