@@ -8,15 +8,15 @@ use the channel, and the loop cannot turn while sync code waits. So a handler's 
 is driven from a greenlet: ``run_sync`` switches out of it to the driver (the Task's own
 step, on the loop), which awaits the awaitable there and switches back with its result.
 
-Only Workers that import ``pyodide.ffi`` are driven this way (the one place ``run_sync``
-lives), so plain Workers pay nothing per request; the cost for the others is a greenlet
-switch per suspension of the handler.
+Only Workers that reach ``run_sync`` (``from pyodide.ffi import run_sync``; the module hands
+the name out through ``__getattr__`` and sets edgelet.runtime.entrypoints.run_sync_wanted)
+are driven this way, so other Workers pay nothing per request; the cost for the others is a
+greenlet switch per suspension of the handler.
 """
 
 from __future__ import annotations
 
 import contextvars
-import sys
 from collections.abc import Generator
 from typing import Any
 
@@ -25,11 +25,6 @@ import greenlet
 
 class HandlerGreenlet(greenlet.greenlet):
     """A greenlet running a Worker's handler: ``run_sync`` inside it waits on the loop."""
-
-
-def wanted() -> bool:
-    """Whether handlers should be driven from a greenlet (the Worker can reach run_sync)."""
-    return "pyodide.ffi" in sys.modules
 
 
 def inside_handler() -> bool:

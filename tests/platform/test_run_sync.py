@@ -9,7 +9,22 @@ TOML = """
     main = "worker.py"
     compatibility_date = "2026-11-01"
     kv_namespaces = [{ binding = "KV", id = "kv" }]
+
+    [[workers]]
+    name = "plain"
+    main = "plain.py"
 """
+
+PLAIN = '''
+    import sys
+    from pyodide.ffi import to_js
+    from workers import Response, WorkerEntrypoint
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            # a Worker that never reaches run_sync runs its handlers without greenlets
+            return Response(str("edgelet.runtime.sync_bridge" in sys.modules))
+'''
 
 WORKER = '''
     import asyncio
@@ -60,7 +75,7 @@ WORKER = '''
 
 
 def test_run_sync_calls_bindings_from_sync_code(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER, "plain.py": PLAIN})
     r = s.get("/kv")
     assert r.status_code == 200, r.text
     assert r.json() == {"sync": "hi from run_sync", "async": "hi from run_sync", "who": "handler",
@@ -70,3 +85,4 @@ def test_run_sync_calls_bindings_from_sync_code(dev):
     # tasks the handler starts (gather) may use run_sync with bindings too
     assert s.get("/parallel").json() == ["0", "1", "2", "3", "4"]
     assert s.get("/kv").json()["sync"] == "hi from run_sync"  # again: the isolate is fine
+    assert s.get("/", headers={"host": "plain.localhost"}).text == "False"
