@@ -381,15 +381,19 @@ class Host:
 
     # -- convenience for HTTP and tests ------------------------------------------------------
     async def fetch(self, worker: str, method: str, url: str, headers: list[list[str]],
-                    body: bytes, *, stream: bool = False) -> list[Any]:
+                    body: Any, *, stream: bool = False) -> list[Any]:
         """Run a Worker's fetch handler; isolate failures become a 5xx response.
 
         ``[status, headers, body]``; with ``stream=True`` a body the Worker streams is an
-        async iterator of bytes chunks instead of bytes (whole bodies stay bytes)."""
+        async iterator of bytes chunks instead of bytes (whole bodies stay bytes). ``body`` is
+        bytes, or an edgelet.request_body.StreamedBody still arriving (``stream=True`` only)."""
         try:
-            if not stream or worker in self._whole_body_workers():
+            if not isinstance(body, bytes):  # still arriving: edgelet.request_body.StreamedBody
+                answer = await self._fetch_streaming(worker, [method, url, headers, b"", True], body)
+            elif not stream or worker in self._whole_body_workers():
                 return await self.invoke(worker, "fetch", [method, url, headers, body])
-            answer = await self.invoke(worker, "fetch", [method, url, headers, body, True])
+            else:
+                answer = await self.invoke(worker, "fetch", [method, url, headers, body, True])
         except IsolateError as exc:
             return error_response(exc.status, str(exc))
         if len(answer) > 3:  # [status, headers, None, stream id]
@@ -404,6 +408,21 @@ class Host:
         finally:
             self._leave()
 
+
+    async def _fetch_streaming(self, worker: str, wire: list[Any], body: Any) -> Any:
+        isolate = self.isolates.get(worker)
+        if isolate is None:
+            raise LookupError(f"no Worker named {worker!r}; Workers: {', '.join(self.isolates)}")
+        self._enter()
+        try:
+            return await isolate.fetch_streaming(wire, body)
+        finally:
+            self._leave()
+
+    def streams_request_bodies(self, worker: str) -> bool:
+        """Whether a large request body may reach ``worker`` while it arrives (Python
+        Workers; a Wasm Worker takes whole bodies)."""
+        return worker not in self._whole_body_workers()
 
     def _whole_body_workers(self) -> frozenset[str]:
         """Workers that always answer with whole bodies (Wasm): their requests carry no

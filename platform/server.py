@@ -98,8 +98,12 @@ class EdgeletApp:
             return
         started = time.perf_counter()
         worker = self._worker_for_host(host)
-        body = await self._read_body(scope, receive, send, envelope=False)
+        body = await self._read_body(scope, receive, send, envelope=False,
+                                     stream=self.host.streams_request_bodies(worker))
         if body is None:
+            return
+        if not isinstance(body, bytes):  # a large body, sent to the Worker as it arrives
+            await self._fetch_streaming_body(scope, send, worker, host, body)
             return
         url = _url(scope, host)
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
@@ -157,10 +161,13 @@ class EdgeletApp:
         await self.host.websockets.serve(scope, receive, send, self._worker_for_host(host), url)
 
     async def _read_body(self, scope: dict[str, Any], receive: Any, send: Any, *,
-                         envelope: bool) -> bytes | None:
+                         envelope: bool, stream: bool = False) -> Any:
         """The whole request body, or None when the request must not run: it is over
         ``--max-body-size`` (answered 413 here) or the client went away before sending all
-        of it (nothing to answer; a body cut short never reaches a Worker or a store)."""
+        of it (nothing to answer; a body cut short never reaches a Worker or a store).
+
+        With ``stream``, a body that does not come in one message is returned as an
+        edgelet.request_body.StreamedBody after its first part (see _fetch_streaming_body)."""
         declared = _content_length(scope["headers"])
         if declared is not None and declared > self.max_body:
             await self._too_large(scope, send, envelope)
@@ -179,9 +186,65 @@ class EdgeletApp:
             if size > self.max_body:
                 await self._too_large(scope, send, envelope)
                 return None
+            if stream and message.get("more_body"):
+                from edgelet.request_body import StreamedBody
+                return StreamedBody(chunk, receive, max_body=self.max_body, declared=declared,
+                                    what=f"{scope['method']} {scope['path']}")
             chunks.append(chunk)
             if not message.get("more_body"):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _fetch_streaming_body(self, scope: dict[str, Any], send: Any, worker: str,
+                                    host: str, body: Any) -> None:
+        """Run the Worker while its request body arrives (edgelet.request_body): the same
+        answer as a whole body's, except that the body's failure decides: over the limit
+        is 413 whatever the Worker said, and a client gone mid-body gets nothing."""
+        started = time.perf_counter()
+        headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            answer = None
+            for plugin in self._interceptors:  # static assets: GET/HEAD, which carry no body
+                answer = await plugin.intercept(worker, [scope["method"], _url(scope, host), headers, b""])
+                if answer is not None:
+                    break
+            if answer is None:
+                answer = await self.host.fetch(worker, scope["method"], _url(scope, host), headers,
+                                               body, stream=True)
+            status, out_headers, out_body = answer
+            if body.failure is not None or status == 101:
+                if not isinstance(out_body, bytes):
+                    await out_body.aclose()
+                if body.failure == "gone":
+                    return
+                if body.failure == "too_large":
+                    await self._too_large(scope, send, False)
+                    return
+                status, out_headers, out_body = error_response(
+                    426, f"Worker {worker!r} answered {scope['path']} with a WebSocket (101), but "
+                         f"the request is not a WebSocket upgrade")
+            raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
+                           if k != "content-length"]
+            if isinstance(out_body, bytes):
+                await send({"type": "http.response.start", "status": status,
+                            "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
+                await send({"type": "http.response.body", "body": out_body})
+            else:
+                await _send_stream(send, body.receive_after, status, raw_headers, out_body)
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise
+            task.uncancel()
+            await self._plain(send, 503, f"edgelet dev is stopping: Worker {worker!r} did not "
+                                         f"finish this request in time")
+            return
+        finally:
+            body.stop()
+            self._inflight.discard(task)
+        log.info("%s %s %s %d (%.1f ms, streamed request body)", worker, scope["method"],
+                 scope["path"], status, (time.perf_counter() - started) * 1000, extra={"worker": worker})
 
     async def _too_large(self, scope: dict[str, Any], send: Any, envelope: bool) -> None:
         log.info("%s %s 413 (body over %d bytes)", scope["method"], scope["path"], self.max_body)

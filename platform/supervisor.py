@@ -86,6 +86,9 @@ class Isolate:
         self.restarts = 0
         #: streamed response bodies in flight: stream id -> chunks (None ends the stream)
         self._streams: dict[int, asyncio.Queue[bytes | None]] = {}
+        #: request bodies being pumped to the isolate: body id -> its flow-control gate
+        self._body_gates: dict[int, Any] = {}
+        self._body_ids = 0
 
     # -- life cycle --------------------------------------------------------------------
     @property
@@ -257,6 +260,24 @@ class Isolate:
                                f"{limit:g} s (request_timeout_ms); the request was abandoned",
                                504) from None
 
+    async def fetch_streaming(self, wire: list[Any], body: Any) -> Any:
+        """``fetch`` with a request body still arriving (an edgelet.request_body.StreamedBody):
+        the call goes out with the body's id, then the body is pumped as it is read."""
+        channel = self._channel
+        if channel is None or channel.closed:
+            await self.start()
+            channel = self._channel
+            assert channel is not None
+        self._body_ids += 1
+        body_id = self._body_ids
+        self._body_gates[body_id] = body.gate
+        call = asyncio.ensure_future(self.invoke("fetch", [*wire, body_id]))
+        body.start(channel, body_id)
+        try:
+            return await call
+        finally:
+            self._body_gates.pop(body_id, None)
+
     async def _check_alive(self, channel: Channel) -> None:
         """After a timeout: kill an isolate whose event loop is stuck (time.sleep, a lock)."""
         try:
@@ -279,6 +300,10 @@ class Isolate:
             self._stream_queue(args[0]).put_nowait(args[1])
         elif method == "stream.end":
             self._stream_queue(args[0]).put_nowait(None)
+        elif method == "body.ack":  # the Worker took a chunk of a request body
+            gate = self._body_gates.get(args[0])
+            if gate is not None:
+                gate.ack(args[1])
 
     def _stream_queue(self, stream_id: int) -> asyncio.Queue[bytes | None]:
         """The chunks of a streamed body; chunks may arrive before the host asks for them."""
@@ -300,6 +325,10 @@ class Isolate:
                     ended = True
                     return
                 yield chunk
+                # the consumer is back for more: this chunk is written (to the client), so
+                # the Worker may produce another (edgelet.flow)
+                if channel is not None and not channel.closed:
+                    channel.notify("stream.ack", stream_id, len(chunk))
         finally:
             self._streams.pop(stream_id, None)
             if not ended and channel is not None and not channel.closed:

@@ -16,7 +16,8 @@ class AssetsBinding:
         self._runtime = runtime
 
     async def fetch(self, resource: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        req = request_for_fetch(resource, options, kwargs, "http://assets.local")
+        from edgelet.runtime.http_types import buffered
+        req = request_for_fetch(await buffered(resource), options, kwargs, "http://assets.local")
         wire = await self._runtime.call("assets", self._name, "fetch", request_to_wire(req))
         return response_from_wire(wire, req.url)
 

@@ -28,7 +28,8 @@ class ServiceStub:
         self._runtime = runtime
 
     async def fetch(self, resource: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        req = request_for_fetch(resource, options, kwargs, f"http://{self._service}.localhost")
+        from edgelet.runtime.http_types import buffered
+        req = request_for_fetch(await buffered(resource), options, kwargs, f"http://{self._service}.localhost")
         wire = await self._runtime.call("services", self._name, "fetch", request_to_wire(req))
         return response_from_wire(wire, req.url)
 

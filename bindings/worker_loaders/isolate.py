@@ -94,7 +94,9 @@ class Entrypoint:
     async def fetch(self, resource: Any, options: Any = None, **kwargs: Any) -> Any:
         if not isinstance(resource, (str, Request)):  # request._js_request, request.js_object
             resource = getattr(resource, "_js_request", None) or getattr(resource, "js_object", resource)
-        req = request_for_fetch(resource, _plain(options), kwargs, f"http://{self._stub.id}.loader.localhost")
+        from edgelet.runtime.http_types import buffered
+        req = request_for_fetch(await buffered(resource), _plain(options), kwargs,
+                                f"http://{self._stub.id}.loader.localhost")
         wire = await self._call("fetch", request_to_wire(req))
         return response_from_wire(wire, req.url)
 

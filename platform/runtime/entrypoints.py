@@ -104,6 +104,11 @@ class ScheduledController:
 _ARITY: dict[Any, int] = {}
 
 
+#: set once the Worker reaches ``pyodide.ffi.run_sync``: from then on handlers run in a
+#: greenlet that run_sync can suspend (edgelet.runtime.sync_bridge); until then they pay nothing
+run_sync_wanted = False
+
+
 async def call_handler(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn`` with as many of ``args`` as its signature accepts.
 
@@ -123,7 +128,17 @@ async def call_handler(fn: Callable[..., Any], *args: Any) -> Any:
             else:
                 arity = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
         _ARITY[key] = arity
+    if run_sync_wanted:  # run_sync may wait for bindings (edgelet.runtime.sync_bridge)
+        from edgelet.runtime.sync_bridge import Driven
+        return await Driven(_call(fn, args[:arity]))
     result = fn(*args[:arity])
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    result = fn(*args)
     if inspect.isawaitable(result):
         result = await result
     return result

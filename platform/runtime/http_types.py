@@ -149,20 +149,24 @@ class _Body:
     _body: bytes
     headers: Headers
 
+    async def _whole(self) -> builtins.bytes:
+        """The whole body (a streamed request body is read to its end first)."""
+        return self._body
+
     async def text(self) -> str:
-        return self._body.decode("utf-8", errors="replace")
+        return (await self._whole()).decode("utf-8", errors="replace")
 
     async def json(self, **kwargs: Any) -> Any:
         """The body parsed as JSON; an empty or invalid body raises ``json.JSONDecodeError``
         (a ``ValueError``), as ``json.loads(await request.text())`` does on Cloudflare."""
         return _json.loads(await self.text(), **kwargs)
 
-    async def bytes(self) -> bytes:
-        return self._body
+    async def bytes(self) -> builtins.bytes:
+        return await self._whole()
 
     async def arrayBuffer(self) -> Any:  # noqa: N802 - Cloudflare's name
         from edgelet.runtime.jstypes import ArrayBuffer
-        return ArrayBuffer(self._body)
+        return ArrayBuffer(await self._whole())
 
     array_buffer = arrayBuffer
     #: the SDK's name for arrayBuffer (pyodide's FetchResponse.buffer)
@@ -171,13 +175,13 @@ class _Body:
     async def form_data(self) -> Any:
         """The body as a ``workers.FormData`` (multipart or url-encoded)."""
         from edgelet.runtime.formdata import FormData
-        return FormData.parse(self._body, self.headers.get("content-type"))
+        return FormData.parse(await self._whole(), self.headers.get("content-type"))
 
     formData = form_data  # noqa: N815
 
     async def blob(self) -> Any:
         from edgelet.runtime.formdata import Blob
-        return Blob([self._body], self.headers.get("content-type"))
+        return Blob([await self._whole()], self.headers.get("content-type"))
 
     @property
     def body(self) -> Any:
@@ -206,7 +210,13 @@ _METHODS: dict[str, str] = {m.value: m for m in HTTPMethod}
 
 
 class Request(_Body):
-    """An incoming (or outgoing) HTTP request."""
+    """An incoming (or outgoing) HTTP request.
+
+    A large incoming body may still be arriving while the Worker runs (``_source``, see
+    edgelet.runtime.request_body): the readers wait for it, ``body`` streams it."""
+
+    #: the body still streaming in from the client (an IncomingBody), or None
+    _source: Any = None
 
     def __init__(self, input: str | Request, method: str | None = None, headers: Any = None,  # noqa: A002
                  body: Any = None, **options: Any) -> None:
@@ -229,6 +239,36 @@ class Request(_Body):
         if implied and not self.headers.has("content-type"):
             self.headers.set("content-type", implied)
         self.cf: dict[str, Any] = dict(options.get("cf") or {})
+
+    @property
+    def _body(self) -> builtins.bytes:
+        if self._source is not None:
+            raise RuntimeError(
+                f"the body of {self.method} {self.url} is still streaming in from the client; "
+                f"read it first (`await request.bytes()`, `.text()`, `.json()`) or stream it "
+                f"(`async for chunk in request.body`)")
+        return self._data
+
+    @_body.setter
+    def _body(self, value: builtins.bytes) -> None:
+        self._data = value
+
+    async def _whole(self) -> builtins.bytes:
+        source = self._source
+        if source is not None:
+            self._data = await source.read_all()
+            self._source = None
+        return self._data
+
+    @property
+    def body(self) -> Any:
+        """A ``ReadableStream`` of the body (``async for chunk in ...``, ``getReader()``), or
+        None when there is none; a body still streaming in is read as it arrives."""
+        source = self._source
+        if source is None:
+            return _Body.body.fget(self)  # type: ignore[attr-defined]
+        from edgelet.runtime.jstypes import ReadableStream
+        return ReadableStream(source.chunks())
 
     def clone(self) -> Request:
         return Request(self.url, self.method, self.headers, self._body)
@@ -455,6 +495,14 @@ def request_for_fetch(resource: Any, options: Mapping[str, Any] | None, kwargs: 
     req = Request(base, method=opts.get("method"), headers=opts.get("headers"), body=opts.get("body"))
     req.url = url
     return req
+
+
+async def buffered(resource: Any) -> Any:
+    """``resource`` with a request body that is still streaming in read whole: for the
+    callers that pass a request on (service bindings, Durable Object stubs, ``fetch``)."""
+    if isinstance(resource, Request) and resource._source is not None:
+        await resource._whole()
+    return resource
 
 
 def response_to_wire(resp: Any) -> list[Any]:

@@ -85,7 +85,12 @@ class Runtime:
         self._entry: Any = _UNSET
         #: streamed response bodies being sent: stream id -> the task sending it
         self._streams: dict[int, asyncio.Task[Any]] = {}
+        #: how far each streamed response body is ahead of the client (edgelet.flow)
+        self._stream_gates: dict[int, Any] = {}
         self._stream_ids = 0
+        from edgelet.runtime.request_body import IncomingBodies
+        #: request bodies streaming in from the host (edgelet.runtime.request_body)
+        self.bodies = IncomingBodies(channel)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         Runtime.current = self
@@ -280,12 +285,17 @@ class Runtime:
         from edgelet.runtime.entrypoints import call_handler
         from edgelet.runtime.http_types import request_from_wire, response_to_wire
         request = request_from_wire(wire)
+        body_id = wire[5] if len(wire) > 5 else None
+        if body_id is not None:  # a large body, still arriving (edgelet.runtime.request_body)
+            request._source = self.bodies.get(body_id)
+        streaming = False
         try:
             fn, ctx = self.handler("fetch")
             resp = await call_handler(fn, request, self.env, ctx)
             if getattr(resp, "_stream", None) is not None:
                 if len(wire) > 4 and wire[4]:  # the host takes a streamed body
-                    return self._start_stream(resp, request)
+                    streaming = True
+                    return self._start_stream(resp, request, body_id)
                 await resp._drain()
             return response_to_wire(resp)
         except MemoryError:
@@ -296,19 +306,29 @@ class Runtime:
             body = f"Worker threw an exception: {type(exc).__name__}: {exc}\n\n{text}"
             return [500, [["content-type", "text/plain;charset=UTF-8"],
                           ["x-edgelet-error", type(exc).__name__]], body.encode()]
+        finally:
+            if body_id is not None and not streaming:
+                self.bodies.discard(body_id)
 
-    def _start_stream(self, resp: Any, request: Any) -> list[Any]:
+    def _start_stream(self, resp: Any, request: Any, body_id: int | None = None) -> list[Any]:
         """Answer with status and headers now, then send the body's chunks as
-        ``stream.chunk`` notifications and a ``stream.end`` (see supervisor.Isolate.stream)."""
+        ``stream.chunk`` notifications and a ``stream.end`` (see supervisor.Isolate.stream).
+
+        The host acknowledges each chunk once it is written to the client (``stream.ack``);
+        past edgelet.flow.WINDOW bytes unacknowledged the producer waits, so a slow client
+        slows the Worker down instead of filling the host's memory."""
+        from edgelet.flow import CreditGate
         from edgelet.runtime.http_types import chunks_of
         self._stream_ids += 1
         stream_id = self._stream_ids
         channel = self.channel
+        gate = self._stream_gates[stream_id] = CreditGate()
 
         async def pump() -> None:
             try:
                 async for chunk in chunks_of(resp):
                     channel.notify("stream.chunk", stream_id, chunk)
+                    await gate.sent(len(chunk))
             except asyncio.CancelledError:
                 pass  # the client went away
             except Exception:
@@ -316,6 +336,9 @@ class Runtime:
                                   f"{request.url}\n{traceback.format_exc()}")
             finally:
                 self._streams.pop(stream_id, None)
+                self._stream_gates.pop(stream_id, None)
+                if body_id is not None:
+                    self.bodies.discard(body_id)
                 channel.notify("stream.end", stream_id)
 
         task = asyncio.ensure_future(pump())
@@ -325,11 +348,18 @@ class Runtime:
         return [resp.status, resp.headers.to_list(), None, stream_id]
 
     def on_notify(self, method: str, args: list[Any]) -> None:
-        """A notification from the host: ``stream.cancel`` (the client went away)."""
-        if method == "stream.cancel":
+        """A notification from the host: ``stream.ack`` (the client took a chunk),
+        ``stream.cancel`` (the client went away), ``body.*`` (a request body streaming in)."""
+        if method == "stream.ack":
+            gate = self._stream_gates.get(args[0])
+            if gate is not None:
+                gate.ack(args[1])
+        elif method == "stream.cancel":
             task = self._streams.pop(args[0], None)
             if task is not None:
                 task.cancel()
+        else:
+            self.bodies.on_notify(method, args)
 
     async def on_scheduled(self, cron: str, scheduled_time_ms: int) -> dict[str, Any]:
         from edgelet.runtime.entrypoints import ScheduledController, call_handler

@@ -15,6 +15,8 @@ async def fetch(resource: str | Request, options: dict[str, Any] | None = None, 
     global _client
     opts = {**(options or {}), **kwargs}
     if isinstance(resource, Request):
+        if resource._source is not None:  # a request body still streaming in: read it whole
+            await resource._whole()
         req = Request(resource, method=opts.get("method"), headers=opts.get("headers"),
                       body=opts.get("body"))
     else:

@@ -32,7 +32,7 @@ def start(dev, code: str):
 
 
 def test_fastapi_example(dev):
-    s = start(dev, example("from fastapi import"))
+    s = start(dev, example("class Item(BaseModel)"))
     assert s.get("/").json() == {"message": "Hello from FastAPI"}
     assert s.get("/env").json() == {"greeting": "hello"}
     r = s.post("/items/7", json={"name": "pen", "price": 1.5})
@@ -67,3 +67,13 @@ def test_js_example(dev):
     got = s.get("/some/path").json()
     assert got["sha256"] == hashlib.sha256(b"edgelet").hexdigest()
     assert got["bytes"] == 7 and got["path"] == "/some/path" and len(got["id"]) == 36
+
+
+def test_fastapi_websocket_example(dev):
+    from websockets.sync.client import connect
+    s = start(dev, example("@app.websocket"))
+    client = example("websockets.sync.client").replace("ws://127.0.0.1:8787", s.url.replace("http", "ws"))
+    exec(compile(client, "docs/frameworks.md (websocket client)", "exec"), {})
+    with connect(s.url.replace("http", "ws") + "/ws") as ws:
+        ws.send("again")
+        assert ws.recv(timeout=10) == "echo: again"

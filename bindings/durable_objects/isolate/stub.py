@@ -98,8 +98,8 @@ class DurableObjectStub:
 
     async def fetch(self, resource: Any, options: Any = None, **kwargs: Any) -> Any:
         """Send an HTTP request to the object's ``fetch(self, request)``."""
-        from edgelet.runtime.http_types import request_for_fetch, request_to_wire, response_from_wire
-        req = request_for_fetch(resource, options, kwargs,
+        from edgelet.runtime.http_types import buffered, request_for_fetch, request_to_wire, response_from_wire
+        req = request_for_fetch(await buffered(resource), options, kwargs,
                                 f"http://{self._ns._class.lower()}.durable-object")
         answer = await self._ns._send(self.id.toString(), self.name, "fetch", "fetch",
                                       request_to_wire(req))

@@ -49,13 +49,18 @@ def destroy_proxies(proxies: Any) -> None:
     return None
 
 
-def run_sync(awaitable: Any) -> Any:
-    """Run ``awaitable`` to completion from synchronous code.
+def _run_sync(awaitable: Any) -> Any:
+    """Run ``awaitable`` to completion from synchronous code, as Pyodide's JSPI does.
 
-    Outside an event loop it simply runs. Inside the Worker's loop it runs on a helper
-    thread with its own loop, which suits self-contained work (compute, outgoing fetch)
-    but not calls to bindings, which belong to the Worker's loop: await those instead.
+    Inside a Worker's handler (sync code it calls, however deep) the handler is suspended
+    while the Worker's own loop awaits ``awaitable``, so bindings work:
+    ``run_sync(env.KV.get("k"))`` (see edgelet.runtime.sync_bridge). Outside an event loop
+    it simply runs. Elsewhere on the loop (a task the handler spawned) it runs on a helper
+    thread with its own loop: fine for self-contained work, not for bindings.
     """
+    from edgelet.runtime import sync_bridge
+    if sync_bridge.inside_handler():
+        return sync_bridge.wait(awaitable)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -68,5 +73,16 @@ async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
 
 
+def __getattr__(name: str) -> Any:
+    """``run_sync`` is handed out here so that reaching it (``from pyodide.ffi import
+    run_sync``) turns on the handler greenlets it needs (edgelet.runtime.sync_bridge): a
+    Worker that never uses it pays nothing per request."""
+    if name == "run_sync":
+        from edgelet.runtime import entrypoints
+        entrypoints.run_sync_wanted = True
+        return _run_sync
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["JsBuffer", "JsException", "JsProxy", "create_once_callable", "create_proxy",
-           "destroy_proxies", "jsnull", "run_sync", "to_js"]
+           "destroy_proxies", "jsnull", "run_sync", "to_js"]  # noqa: F822 - run_sync: __getattr__

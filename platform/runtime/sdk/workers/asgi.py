@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -40,8 +41,26 @@ class Options(BaseOptions):
 
 DEFAULT_OPTIONS = Options()
 
-#: id(app) -> "none" (no lifespan to run) or "full" (run a cycle around each request)
-_LIFESPAN_MODE: dict[int, str] = {}
+#: app -> "none" (no lifespan to run) or "full" (run a cycle around each request); weak, so
+#: apps built per request (Cloudflare's MCP example does) do not pile up here
+_LIFESPAN_MODE: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+#: the same for apps that cannot be weakly referenced, by id
+_LIFESPAN_MODE_BY_ID: dict[int, str] = {}
+
+
+def _lifespan_mode(app: Any) -> str | None:
+    try:
+        return _LIFESPAN_MODE.get(app)
+    except TypeError:
+        return _LIFESPAN_MODE_BY_ID.get(id(app))
+
+
+def _set_lifespan_mode(app: Any, mode: str) -> str:
+    try:
+        _LIFESPAN_MODE[app] = mode
+    except TypeError:
+        _LIFESPAN_MODE_BY_ID[id(app)] = mode
+    return mode
 
 
 def run_in_background(coro: Any) -> asyncio.Future[Any]:
@@ -148,7 +167,7 @@ async def start_application(app: Any) -> tuple[Any, dict[str, Any]]:
             await shutdown_complete
 
     if not supported:
-        _LIFESPAN_MODE[id(app)] = "none"
+        _set_lifespan_mode(app, "none")
     return shutdown, state
 
 
@@ -164,13 +183,35 @@ async def process_request(app: Any, req: Any, env: Any, ctx: Any = None,
     loop = asyncio.get_running_loop()
     result: asyncio.Future[Response] = loop.create_future()
     finished = asyncio.Event()
-    body = req._body if isinstance(req, Request) else await req.bytes()
+    source = req._source if isinstance(req, Request) else None
+    if source is not None:  # a large body still arriving: hand it over as it comes
+        body = b""
+        incoming: Any = source.chunks()
+        req._source = None
+    else:
+        body = req._body if isinstance(req, Request) else await req.bytes()
+        incoming = None
     head: dict[str, Any] = {}
     chunks: asyncio.Queue[bytes | None] | None = None
     offset = 0
+    pending = b""
 
     async def receive() -> dict[str, Any]:
-        nonlocal offset
+        nonlocal offset, incoming, pending
+        if incoming is not None or pending:
+            if not pending:
+                try:
+                    pending = await incoming.__anext__()
+                except StopAsyncIteration:
+                    incoming = None
+                    offset = -1
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                except ConnectionError:  # the client went away mid-body (RequestBodyError)
+                    incoming = None
+                    offset = -1
+                    return {"type": "http.disconnect"}
+            chunk, pending = pending[:BODY_CHUNK], pending[BODY_CHUNK:]
+            return {"type": "http.request", "body": chunk, "more_body": True}
         if offset <= len(body) and offset >= 0:
             chunk = body[offset:offset + BODY_CHUNK]
             offset += BODY_CHUNK
@@ -249,10 +290,14 @@ def _response(body: Any, head: dict[str, Any]) -> Response:
 
 
 async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Options | None = None) -> Response:
-    """Answer ``req`` with the ASGI ``app``; ``env`` is in the scope (``scope["env"]``)."""
-    mode = _LIFESPAN_MODE.get(id(app))
+    """Answer ``req`` with the ASGI ``app``; ``env`` is in the scope (``scope["env"]``).
+
+    A WebSocket upgrade runs the app's ``websocket`` scope (see :func:`websocket`)."""
+    if is_websocket_upgrade(req):
+        return await websocket(app, req, env)
+    mode = _lifespan_mode(app)
     if mode is None:
-        mode = _LIFESPAN_MODE[id(app)] = "none" if _default_lifespan_only(app) else "full"
+        mode = _set_lifespan_mode(app, "none" if _default_lifespan_only(app) else "full")
         if mode == "full":
             # found out on this first cycle whether the app supports lifespan at all
             shutdown, state = await start_application(app)
@@ -282,9 +327,107 @@ async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Optio
     return response
 
 
+def is_websocket_upgrade(req: Any) -> bool:
+    """True for a request that asks for a WebSocket (``Upgrade: websocket``)."""
+    return (req.headers.get("upgrade") or "").lower() == "websocket"
+
+
 async def websocket(app: Any, req: Any, env: Any = None) -> Response:
-    """WebSocket routes are wired by edgelet's WebSocket support (issue 16)."""
-    raise NotImplementedError("WebSocket routes of ASGI apps are not supported by this edgelet yet")
+    """Serve the app's ``websocket`` scope over a WebSocketPair and answer the upgrade.
+
+    As Cloudflare's adapter does, the app gets ``websocket.connect`` at once, the client's
+    text and binary frames as ``websocket.receive`` (``text`` / ``bytes``) and the client's
+    close as ``websocket.disconnect`` with its code. Beyond it (what uvicorn does and apps
+    are written against): the 101 leaves when the app sends ``websocket.accept``; an app
+    that closes before accepting is answered 403, one that raises first 500; the app's
+    ``websocket.close`` closes the socket with its code and reason; an app that returns
+    with the socket open closes it with 1000.
+    """
+    from edgelet.runtime.websocket import WebSocketPair
+
+    client, server = WebSocketPair()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    queue.put_nowait({"type": "websocket.connect"})
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Response] = loop.create_future()
+    state = {"accepted": False, "closed": False}
+
+    def on_message(event: Any) -> None:
+        data = event.data
+        if isinstance(data, str):
+            queue.put_nowait({"type": "websocket.receive", "text": data})
+        else:
+            queue.put_nowait({"type": "websocket.receive", "bytes": bytes(data)})
+
+    def on_close(event: Any) -> None:
+        state["closed"] = True
+        queue.put_nowait({"type": "websocket.disconnect", "code": event.code,
+                          "reason": getattr(event, "reason", "")})
+
+    async def receive() -> dict[str, Any]:
+        return await queue.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept":
+            if state["accepted"]:
+                raise RuntimeError("websocket.accept sent twice")
+            state["accepted"] = True
+            server.accept()
+            server.addEventListener("message", on_message)
+            server.addEventListener("close", on_close)
+            headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                       for k, v in message.get("headers") or []]
+            answer.set_result(Response(None, status=101, headers=headers, web_socket=client))
+        elif kind == "websocket.send":
+            if not state["accepted"]:
+                raise RuntimeError("websocket.send before websocket.accept")
+            if state["closed"]:
+                raise OSError("the client closed the WebSocket")  # uvicorn's ClientDisconnected is an OSError
+            data = message.get("bytes")
+            server.send(bytes(data) if data is not None else message.get("text") or "")
+        elif kind == "websocket.close":
+            if not state["accepted"]:
+                if not answer.done():
+                    answer.set_result(Response("WebSocket connection refused by the application",
+                                               status=403))
+                return
+            if not state["closed"]:
+                state["closed"] = True
+                server.close(message.get("code") or 1000, message.get("reason") or "")
+        elif kind == "websocket.http.response.start":
+            head = {"status": message["status"],
+                    "headers": [(k.decode("latin-1"), v.decode("latin-1"))
+                                for k, v in message.get("headers", [])]}
+            answer.set_result(_response(b"", head))
+        else:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} on a WebSocket")
+
+    scope = request_to_scope(req, env, ws=True)
+    scope["subprotocols"] = [p.strip() for p in (req.headers.get("sec-websocket-protocol") or "").split(",")
+                             if p.strip()]
+
+    async def run_app() -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:
+            if not answer.done():
+                answer.set_exception(exc)
+                return
+            logger.exception("Exception in ASGI WebSocket application")
+            if state["accepted"] and not state["closed"]:
+                state["closed"] = True
+                server.close(1011, "internal error")
+            return
+        if not answer.done():
+            answer.set_result(Response("the application closed the WebSocket without accepting it",
+                                       status=403))
+        elif state["accepted"] and not state["closed"]:
+            state["closed"] = True
+            server.close(1000, "")
+
+    run_in_background(run_app())
+    return await answer
 
 
 def entrypoint(app: Any, *, options: Options | None = None) -> type:
@@ -293,8 +436,6 @@ def entrypoint(app: Any, *, options: Options | None = None) -> type:
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request: Any) -> Response:
-            if (request.headers.get("upgrade") or "").lower() == "websocket":
-                return await websocket(app, request, self.env)
             return await fetch(app, request, self.env, self.ctx, options=options)
 
     return Default

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from edgelet.runtime.http_types import Request, Response
+from edgelet.runtime.http_types import Request, Response  # noqa: F401 - Request: the SDK module has it
 from workers.gateway import BaseOptions
 
 logger = logging.getLogger("wsgi")
@@ -155,7 +155,7 @@ async def _stream(written: list[bytes], first: bytes, iterator: Iterator[Any], c
 
 async def fetch(app: Any, req: Any, env: Any, ctx: Any = None, *, options: Options | None = None) -> Response:
     """Answer ``req`` with the WSGI ``app``; ``environ["workers.env"]`` is ``env``."""
-    body = req._body if isinstance(req, Request) else await req.bytes()
+    body = await req.bytes()
     try:
         return process_request(app, req, env, body, options or DEFAULT_OPTIONS)
     except Exception:
