@@ -30,6 +30,10 @@ from edgelet.openapi import OBJECT_LIST, Op, document, route
 log = logging.getLogger("edgelet.http")
 
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
+#: a request body still arriving past this many bytes (one ASGI body message at most) reaches
+#: the Worker while it streams in; a smaller one is read whole first, so when it is cut short
+#: the Worker never runs (SPEC 5)
+STREAM_AFTER = 64 * 1024
 #: where the control API is mounted
 API_PREFIX = "/cdn-cgi/edgelet/api"
 #: how long requests in flight may still finish once the platform is asked to stop; then
@@ -166,8 +170,10 @@ class EdgeletApp:
         ``--max-body-size`` (answered 413 here) or the client went away before sending all
         of it (nothing to answer; a body cut short never reaches a Worker or a store).
 
-        With ``stream``, a body that does not come in one message is returned as an
-        edgelet.request_body.StreamedBody after its first part (see _fetch_streaming_body)."""
+        With ``stream``, a body still arriving after :data:`STREAM_AFTER` bytes is returned
+        as an edgelet.request_body.StreamedBody holding what came so far (see
+        _fetch_streaming_body): the Worker then runs while the rest arrives. A smaller body
+        is always read whole first, so one cut short never reaches the Worker (SPEC 5)."""
         declared = _content_length(scope["headers"])
         if declared is not None and declared > self.max_body:
             await self._too_large(scope, send, envelope)
@@ -186,13 +192,13 @@ class EdgeletApp:
             if size > self.max_body:
                 await self._too_large(scope, send, envelope)
                 return None
-            if stream and message.get("more_body"):
-                from edgelet.request_body import StreamedBody
-                return StreamedBody(chunk, receive, max_body=self.max_body, declared=declared,
-                                    what=f"{scope['method']} {scope['path']}")
             chunks.append(chunk)
             if not message.get("more_body"):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if stream and size > STREAM_AFTER:
+                from edgelet.request_body import StreamedBody
+                return StreamedBody(b"".join(chunks), receive, max_body=self.max_body, declared=declared,
+                                    what=f"{scope['method']} {scope['path']}")
 
     async def _fetch_streaming_body(self, scope: dict[str, Any], send: Any, worker: str,
                                     host: str, body: Any) -> None:
