@@ -386,12 +386,19 @@ class Host:
 
         ``[status, headers, body]``; with ``stream=True`` a body the Worker streams is an
         async iterator of bytes chunks instead of bytes (whole bodies stay bytes)."""
+        isolate = self.isolates.get(worker)
+        if isolate is None:
+            raise LookupError(f"no Worker named {worker!r}; Workers: {', '.join(self.isolates)}")
+        # what self.invoke does, one coroutine frame fewer on every request's way in and out
+        self._enter()
         try:
             if not stream or worker in self._whole_body_workers():
-                return await self.invoke(worker, "fetch", [method, url, headers, body])
-            answer = await self.invoke(worker, "fetch", [method, url, headers, body, True])
+                return await isolate.invoke("fetch", [method, url, headers, body])
+            answer = await isolate.invoke("fetch", [method, url, headers, body, True])
         except IsolateError as exc:
             return error_response(exc.status, str(exc))
+        finally:
+            self._leave()
         if len(answer) > 3:  # [status, headers, None, stream id]
             return [answer[0], answer[1], self.isolates[worker].stream(answer[3])]
         return answer
