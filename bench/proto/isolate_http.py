@@ -1,6 +1,6 @@
 """Prototype (issue 20): the ceiling of an isolate that serves its own Worker's HTTP.
 
-    python bench/proto/isolate_http.py PORT [bench/apps/hello/hello.py]
+    python bench/proto/isolate_http.py PORT [--handoff] [bench/apps/hello/hello.py]
 
 Runs one Worker's ``Runtime`` (edgelet.runtime.isolate) in this process and serves it with
 uvicorn + httptools on uvloop, through the platform's own protocol class (header cap,
@@ -8,6 +8,11 @@ header deadline, joined writes) and the host's request checks (Host validation, 
 ASGI -> wire conversion, the body limit) — what an isolate handed its Worker's connections
 would run per request. No host process, no channel hop: this measures the ceiling of that
 design, not a safe implementation of it (no crash containment, no /cdn-cgi/, no bindings).
+
+With ``--handoff`` the arrangement is the one the design needs: this process is the host,
+accepts every connection and passes its descriptor (SCM_RIGHTS, ``socket.send_fds``) over a
+Unix socket to a child process, the isolate, which serves it with the protocol above. A
+kept-alive connection costs the host one accept and one sendmsg, then nothing per request.
 """
 
 from __future__ import annotations
@@ -71,28 +76,102 @@ def make_app(runtime: Any) -> Any:
     return app
 
 
-async def main(port: int, script: Path) -> None:
+def _config(app: Any) -> Any:
     import uvicorn
 
     from edgelet.http_protocol import CoalescingHttpToolsProtocol
+    return uvicorn.Config(app, loop="none", lifespan="off", access_log=False, interface="asgi3",
+                          log_level="warning", http=CoalescingHttpToolsProtocol)
+
+
+def _runtime(script: Path) -> Any:
     from edgelet.runtime.isolate import SDK_DIR, Runtime
     if SDK_DIR not in sys.path:
         sys.path.insert(0, SDK_DIR)
     runtime = Runtime(_NoHost())
     runtime.init({"name": script.stem, "main": str(script.resolve()), "vars": {}, "secrets": {},
                   "bindings": {}, "kinds": {}})
+    return runtime
+
+
+async def isolate(fd: int, script: Path) -> None:
+    """The isolate half of ``--handoff``: serve every connection the host passes over ``fd``."""
+    from uvicorn.server import ServerState
+    config = _config(make_app(_runtime(script)))
+    config.load()
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+    channel = socket.socket(fileno=fd)
+    channel.setblocking(False)
+    ready = asyncio.Event()
+
+    def on_readable() -> None:
+        ready.set()
+
+    loop.add_reader(fd, on_readable)
+    while True:
+        await ready.wait()
+        ready.clear()
+        while True:
+            try:
+                _, fds, _, _ = socket.recv_fds(channel, 16, 64)
+            except BlockingIOError:
+                break
+            if not fds:
+                return  # the host went away
+            for conn_fd in fds:
+                conn = socket.socket(fileno=conn_fd)
+                await loop.connect_accepted_socket(
+                    lambda: config.http_protocol_class(config=config, server_state=state, app_state={}),
+                    conn)
+
+
+async def host(port: int, script: Path) -> None:
+    """The host half of ``--handoff``: accept, pass the descriptor on, close ours."""
+    import subprocess
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    child = subprocess.Popen([sys.executable, __file__, "--isolate", str(there.fileno()), str(script)],
+                             pass_fds=(there.fileno(),))
+    there.close()
+    await asyncio.sleep(1.5)  # the isolate imports and loads the Worker
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(2048)
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+    print(f"Ready on http://127.0.0.1:{port}", flush=True)
+    try:
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            socket.send_fds(here, [b"c"], [conn.fileno()])
+            conn.close()
+    finally:
+        child.kill()
+
+
+async def main(port: int, script: Path) -> None:
+    import uvicorn
+    runtime = _runtime(script)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(2048)
-    server = uvicorn.Server(uvicorn.Config(make_app(runtime), loop="none", lifespan="off", access_log=False,
-                                           interface="asgi3", log_level="warning",
-                                           http=CoalescingHttpToolsProtocol))
+    server = uvicorn.Server(_config(make_app(runtime)))
     print(f"Ready on http://127.0.0.1:{port}", flush=True)
     await server.serve(sockets=[sock])
 
 
 if __name__ == "__main__":
     import uvloop
-    target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parents[1] / "apps" / "hello" / "hello.py"
-    uvloop.run(main(int(sys.argv[1]), target))
+    args = sys.argv[1:]
+    default = Path(__file__).resolve().parents[1] / "apps" / "hello" / "hello.py"
+    if args[0] == "--isolate":
+        from edgelet.runtime.isolate import _die_with_parent
+        _die_with_parent()  # as a real isolate: it ends with its host, even a killed one
+        uvloop.run(isolate(int(args[1]), Path(args[2])))
+    elif "--handoff" in args:
+        args.remove("--handoff")
+        uvloop.run(host(int(args[0]), Path(args[1]) if len(args) > 1 else default))
+    else:
+        uvloop.run(main(int(args[0]), Path(args[1]) if len(args) > 1 else default))
