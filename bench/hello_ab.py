@@ -53,9 +53,10 @@ def start(tree: str) -> tuple[subprocess.Popen[bytes], str]:
                "--http", "httptools", "--no-access-log", "--log-level", "info"]
         cwd, marker = BENCH / "apps" / "hello", b"Uvicorn running"
     else:
-        cmd = [f"{tree}/.venv/bin/python", "-m", "edgelet.cli", "dev", "--port", str(port),
+        root = Path(tree).resolve()
+        cmd = [str(root / ".venv" / "bin" / "python"), "-m", "edgelet.cli", "dev", "--port", str(port),
                "--log-level", "warning", "--no-reload", "--in-memory"]
-        cwd, marker = Path(tree) / "bench" / "apps" / "hello", b"Ready on"
+        cwd, marker = root / "bench" / "apps" / "hello", b"Ready on"
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     assert proc.stdout is not None
     for line in proc.stdout:
