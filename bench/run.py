@@ -29,7 +29,7 @@ from harness.procs import EdgeletServer, MiniflareServer, PeakRSS, ROOT, StartEr
 from harness.results import Results  # noqa: E402
 
 RESULTS_MD = BENCH / "RESULTS.md"
-ALL = [p.app for p in PAIRS] + ["dbos"]
+ALL = list(dict.fromkeys(p.app for p in PAIRS)) + ["dbos"]
 
 
 def log(message: str) -> None:

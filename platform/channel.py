@@ -26,6 +26,8 @@ REQUEST, RESULT, ERROR, NOTIFY = 0, 1, 2, 3
 MAX_MESSAGE = 512 * 1024 * 1024
 #: how often calls made with a timeout are checked (see Channel._sweep)
 _SWEEP_S = 0.025
+#: bytes queued past which they are written at once rather than at the end of the iteration
+_FLUSH_AT = 64 * 1024
 
 log = logging.getLogger("edgelet.channel")
 
@@ -88,7 +90,9 @@ class Channel:
         #: and its coroutine chain cost more than the handler, and the answers to all the
         #: calls of one read leave in one write instead of one send() each.
         self.sync_handler: SyncHandler | None = None
-        self._answers: list[bytes] = []
+        #: messages packed in this event-loop iteration, written together at its end
+        self._out: list[bytes] = []
+        self._out_size = 0
         #: loop.time() since which deadlines are held (the other side sits in a debugger)
         self._held_since: float | None = None
 
@@ -129,7 +133,7 @@ class Channel:
             if self._sweeper is None:
                 self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
         try:
-            self._writer.write(self._packer.pack([REQUEST, call_id, method, list(args)]))
+            self._write(self._packer.pack([REQUEST, call_id, method, list(args)]))
             return await future
         finally:
             self._pending.pop(call_id, None)
@@ -160,8 +164,39 @@ class Channel:
             self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
 
     def notify(self, method: str, *args: Any) -> None:
+        """Send a notification now, after whatever this side queued before it.
+
+        Why at once: a log line must reach the host even when the isolate dies right after
+        printing it (a segfault, os._exit), and a stream's chunks should not wait."""
         if self._closed is None:
-            self._writer.write(self._packer.pack([NOTIFY, method, list(args)]))
+            self._write(self._packer.pack([NOTIFY, method, list(args)]))
+            self.flush()
+
+    # -- writing ------------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        """Queue ``data``; everything queued in one event-loop iteration leaves in one write.
+
+        Why: under load many calls (and their answers) are made in the same iteration, and a
+        send() system call per message was an eighth of each side's CPU per request (py-spy
+        of hello-world under wrk). Order is kept: every message goes through this queue."""
+        out = self._out
+        if not out:
+            asyncio.get_running_loop().call_soon(self.flush)
+        out.append(data)
+        self._out_size += len(data)
+        if self._out_size >= _FLUSH_AT:
+            self.flush()  # a large body goes out now, without joining it to the rest
+
+    def flush(self) -> None:
+        """Write what is queued (called at the end of the iteration, or before a close)."""
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._out_size = 0
+        if self._closed is None:
+            self._writer.write(data)
 
     async def serve(self) -> None:
         """Read messages until the other side closes; then fail every pending call."""
@@ -176,9 +211,6 @@ class Channel:
                 unpacker.feed(data)
                 for message in unpacker:
                     self._dispatch(message)
-                if self._answers:
-                    self._writer.write(b"".join(self._answers))
-                    self._answers.clear()
         except (ConnectionError, OSError) as exc:
             reason = ChannelClosed(f"channel broken: {exc}")
         except Exception as exc:  # malformed bytes: treat as a dead peer, never crash the host
@@ -225,7 +257,7 @@ class Channel:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         if self._closed is None:
-            self._answers.append(packed)
+            self._write(packed)
         return True
 
     async def _answer(self, call_id: int, method: str, args: list[Any]) -> None:
@@ -241,7 +273,7 @@ class Channel:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         if self._closed is None:
-            self._writer.write(packed)
+            self._write(packed)
 
     def _error(self, call_id: int, exc: BaseException) -> bytes:
         """The ERROR message for ``exc`` (called while it is being handled)."""
@@ -256,6 +288,10 @@ class Channel:
     def _close(self, reason: BaseException) -> None:
         if self._closed is not None:
             return
+        try:
+            self.flush()  # what this side said before closing still goes out
+        except Exception:
+            pass
         self._closed = reason
         for future in self._pending.values():
             if not future.done():

@@ -167,7 +167,8 @@ def _make_server(app: Any, header_timeout: float, on_exit: Callable[[], None] | 
 
     from edgelet.http_protocol import CoalescingHttpToolsProtocol
     from edgelet.websockets import websocket_options
-    return Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False,
+    # interface named: the app's __call__ returns a coroutine without being one (SwappableApp)
+    return Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False, interface="asgi3",
                                  log_level="warning", timeout_graceful_shutdown=5,
                                  **websocket_options(),
                                  http=CoalescingHttpToolsProtocol.configured(

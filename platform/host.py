@@ -387,15 +387,22 @@ class Host:
         ``[status, headers, body]``; with ``stream=True`` a body the Worker streams is an
         async iterator of bytes chunks instead of bytes (whole bodies stay bytes). ``body`` is
         bytes, or an edgelet.request_body.StreamedBody still arriving (``stream=True`` only)."""
+        isolate = self.isolates.get(worker)
+        if isolate is None:
+            raise LookupError(f"no Worker named {worker!r}; Workers: {', '.join(self.isolates)}")
+        # what self.invoke does, one coroutine frame fewer on every request's way in and out
+        self._enter()
         try:
             if not isinstance(body, bytes):  # still arriving: edgelet.request_body.StreamedBody
-                answer = await self._fetch_streaming(worker, [method, url, headers, b"", True], body)
+                answer = await isolate.fetch_streaming([method, url, headers, b"", True], body)
             elif not stream or worker in self._whole_body_workers():
-                return await self.invoke(worker, "fetch", [method, url, headers, body])
+                return await isolate.invoke("fetch", [method, url, headers, body])
             else:
-                answer = await self.invoke(worker, "fetch", [method, url, headers, body, True])
+                answer = await isolate.invoke("fetch", [method, url, headers, body, True])
         except IsolateError as exc:
             return error_response(exc.status, str(exc))
+        finally:
+            self._leave()
         if len(answer) > 3:  # [status, headers, None, stream id]
             return [answer[0], answer[1], self.isolates[worker].stream(answer[3])]
         return answer
@@ -408,16 +415,6 @@ class Host:
         finally:
             self._leave()
 
-
-    async def _fetch_streaming(self, worker: str, wire: list[Any], body: Any) -> Any:
-        isolate = self.isolates.get(worker)
-        if isolate is None:
-            raise LookupError(f"no Worker named {worker!r}; Workers: {', '.join(self.isolates)}")
-        self._enter()
-        try:
-            return await isolate.fetch_streaming(wire, body)
-        finally:
-            self._leave()
 
     def streams_request_bodies(self, worker: str) -> bool:
         """Whether a large request body may reach ``worker`` while it arrives (Python

@@ -120,6 +120,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self._started = False  # bytes of the current request's block have arrived
         self._discarding = False  # refused: what the client still sends is dropped
         self._header_deadline: asyncio.TimerHandle | None = None
+        #: loop.time() since the connection sits between requests (None: it does not)
+        self._idle_since: float | None = None
         #: loop.time() when the current header block began (or the connection opened)
         self._header_since = self.loop.time()
         self._arm_header_deadline()
@@ -131,8 +133,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     # -- the header deadline --------------------------------------------------------------
     def _arm_header_deadline(self, delay: float | None = None) -> None:
         """One timer per connection, not per request: it stays armed across the requests of
-        a keep-alive connection and, when it fires, checks the block in progress (arming and
-        cancelling a timer for every request cost ~10 % of hello-world's throughput)."""
+        a keep-alive connection and, when it fires, checks the block in progress or the
+        idle time (arming and cancelling a timer for every request cost ~10 % of
+        hello-world's throughput)."""
         if self._header_deadline is None:
             self._header_deadline = self.loop.call_later(
                 self.header_timeout if delay is None else delay, self._header_timed_out)
@@ -144,8 +147,17 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def _header_timed_out(self) -> None:
         self._header_deadline = None
-        if self.transport.is_closing() or not self._in_headers:
-            return  # between requests: the next block's start arms the timer again
+        if self.transport.is_closing():
+            return
+        if self._idle_since is not None:  # between requests: uvicorn's keep-alive timeout
+            left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+            if left > 0:
+                self._arm_header_deadline(left)
+            else:
+                self.transport.close()
+            return
+        if not self._in_headers:
+            return  # a request is being answered: its end or the next block arms the timer
         left = self._header_since + self.header_timeout - self.loop.time()
         if left > 0:  # this block began after the timer was armed: give it its full time
             self._arm_header_deadline(left)
@@ -162,6 +174,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._discarding:
             return
+        self._idle_since = None
         if self._in_headers:
             self._header_bytes += len(data)
         self._unset_keepalive_if_required()
@@ -182,6 +195,26 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._in_headers and self._header_bytes > self.max_header_bytes:
             self._header_block_too_large()  # still no end of the block in sight
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, except for the keep-alive timeout: uvicorn arms a timer after every
+        response and cancels it when the next request's bytes come; here the connection's
+        one timer (above) closes it once it has been idle for ``timeout_keep_alive``."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:  # a pipelined request waits: start it
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        now = self.loop.time()
+        self._idle_since = now
+        timer = self._header_deadline
+        if timer is not None and timer.when() > now + self.timeout_keep_alive:
+            self._cancel_header_deadline()  # due too late for the idle timeout
+        self._arm_header_deadline(self.timeout_keep_alive)
 
     def handle_websocket_upgrade(self) -> None:
         # the deadline timer holds this protocol object: left armed past the upgrade it would

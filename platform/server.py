@@ -51,6 +51,8 @@ class EdgeletApp:
         self.api_token = api_token or os.environ.get("EDGELET_API_TOKEN") or None
         self.primary = host.config.primary.name
         self.workers = {w.name for w in host.config.workers}
+        #: Host header value -> Worker, filled by _worker_for_host
+        self._workers_by_host: dict[str, str] = {}
         self._interceptors = [p for p in host.plugins
                               if type(p).intercept is not _base_intercept()]
         self.control = self._control_app()
@@ -77,11 +79,14 @@ class EdgeletApp:
 
     def _worker_for_host(self, host: str) -> str:
         name = host.split(":", 1)[0].lower()
+        worker = self.primary
         if name.endswith(".localhost"):
             candidate = name[: -len(".localhost")]
             if candidate in self.workers:
-                return candidate
-        return self.primary
+                worker = candidate
+        if len(self._workers_by_host) < 256:  # clients send the same few Host values
+            self._workers_by_host[host] = worker
+        return worker
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -100,15 +105,19 @@ class EdgeletApp:
         if path.startswith("/cdn-cgi/"):
             await self._control_request(scope, receive, send)
             return
-        started = time.perf_counter()
-        worker = self._worker_for_host(host)
-        body = await self._read_body(scope, receive, send, envelope=False,
-                                     stream=self.host.streams_request_bodies(worker))
-        if body is None:
-            return
-        if not isinstance(body, bytes):  # a large body, sent to the Worker as it arrives
-            await self._fetch_streaming_body(scope, send, worker, host, body)
-            return
+        timed = log.isEnabledFor(logging.INFO)
+        started = time.perf_counter() if timed else 0.0
+        worker = self._workers_by_host.get(host) or self._worker_for_host(host)
+        if _may_have_body(scope["headers"]):
+            body = await self._read_body(scope, receive, send, envelope=False,
+                                         stream=self.host.streams_request_bodies(worker))
+            if body is None:
+                return
+            if not isinstance(body, bytes):  # a large body, sent to the Worker as it arrives
+                await self._fetch_streaming_body(scope, send, worker, host, body)
+                return
+        else:  # nothing to read: uvicorn has the request whole (no receive(), no frame)
+            body = b""
         url = _url(scope, host)
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
         task = asyncio.current_task()
@@ -144,7 +153,7 @@ class EdgeletApp:
             await send({"type": "http.response.body", "body": out_body})
         else:
             await _send_stream(send, receive, status, raw_headers, out_body)
-        if log.isEnabledFor(logging.INFO):
+        if timed:
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
                      (time.perf_counter() - started) * 1000, extra={"worker": worker})
 
@@ -456,6 +465,18 @@ def _checked_host(raw: bytes) -> str:
         raise BadRequest(f"the Host header {host[:80]!r} is not a valid host[:port]; send a host "
                          f"name or address, e.g. Host: localhost:8787 or Host: NAME.localhost")
     return host
+
+
+def _may_have_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the request declares a body (RFC 9112 6.3: a request without Content-Length
+    or Transfer-Encoding has none; ``Content-Length: 0`` is none either)."""
+    for key, value in headers:
+        if key == b"content-length":
+            if value != b"0":
+                return True
+        elif key == b"transfer-encoding":
+            return True
+    return False
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -226,10 +226,16 @@ WS_SETTLE_S = 12.0
 
 PAIRS: list[Pair] = [
     Pair("hello", None, [Step([
-        Measure("hello.rps", "hello-world HTTP, 32 connections", "req/s", target=2.0),
+        Measure("hello.rps", "hello-world HTTP, 32 connections", "req/s", target=5.0),
         Measure("hello.p50", "hello-world HTTP, p50 latency", "ms", higher=False),
         Measure("hello.p99", "hello-world HTTP, p99 latency", "ms", higher=False, limit=10.0),
     ], http_load("/", "hello", with_latency=True))]),
+    # the floor: the same answer from a raw ASGI app on bare uvicorn (bench/apps/hello/app.py),
+    # alternating with edgelet rounds of its own so the ratio compares neighbouring runs
+    Pair("hello", None, [Step([
+        Measure("hello.bare.rps", "hello-world HTTP, 32 connections, vs a raw ASGI app", "req/s",
+                target=0.75),
+    ], http_load("/", "hello.bare"))], peer="uvicorn"),
     Pair("kv", "kv", [Step([
         Measure("kv.rps", "KV put+get through a Worker (1 put + 1 get per request)", "req/s", target=1.0),
     ], http_load("/", "kv"))]),

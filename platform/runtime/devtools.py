@@ -80,6 +80,9 @@ def breakpoint_hook(*args: Any, **kwargs: Any) -> None:
             f"breakpoint() at {where} in Worker {_worker!r}: the debugger relay of `edgelet dev` "
             f"is not reachable ({exc.strerror or exc})") from None
     sock.sendall(f"{_worker}\t{os.getpid()}\t{where}\n".encode())
+    from edgelet.runtime.isolate import Runtime
+    if Runtime.current is not None:  # answers queued this iteration must not wait for the prompt
+        Runtime.current.channel.flush()
     _SocketPdb(sock).set_trace(frame)
 
 

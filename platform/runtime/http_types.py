@@ -69,7 +69,24 @@ class Headers:
         self._items.append((key, self._value(value)))
 
     def append(self, name: str, value: Any) -> None:
-        self._items.append((self._name(name), self._value(value)))
+        if type(name) is str and type(value) is str:  # the common case, without the helpers
+            self._items.append((name.lower(), value))
+        else:
+            self._items.append((self._name(name), self._value(value)))
+
+    @classmethod
+    def _of_pairs(cls, pairs: list[Any]) -> Headers:
+        """Headers of ``[name, value]`` pairs as the channel carries them (str, usually
+        lower-case already): what ``Headers(pairs)`` gives, without a call per header."""
+        headers = cls.__new__(cls)
+        items: list[tuple[str, str]] = []
+        for name, value in pairs:
+            if type(name) is str and type(value) is str:
+                items.append((name.lower(), value))
+            else:
+                items.append((cls._name(name), cls._value(value)))
+        headers._items = items
+        return headers
 
     def delete(self, name: str) -> None:
         key = self._name(name)
@@ -339,21 +356,23 @@ class Response(_Body):
 
     def __init__(self, body: Any = None, status: int | None = None, status_text: Any = "",
                  headers: Any = None, web_socket: Any = None, **options: Any) -> None:
-        if not isinstance(status_text, str) and headers is None:
-            status_text, headers = "", status_text
-        status_text = options.pop("statusText", None) or status_text or ""
-        if "init" in options and isinstance(options["init"], Mapping):
-            init = options["init"]
-            status = init.get("status", status)
-            headers = headers if headers is not None else init.get("headers")
-            web_socket = web_socket if web_socket is not None else init.get("webSocket")
-        web_socket = web_socket if web_socket is not None else options.get("webSocket")
+        if options or type(status_text) is not str:  # the rarer spellings (init=, statusText=)
+            if not isinstance(status_text, str) and headers is None:
+                status_text, headers = "", status_text
+            status_text = options.pop("statusText", None) or status_text or ""
+            if "init" in options and isinstance(options["init"], Mapping):
+                init = options["init"]
+                status = init.get("status", status)
+                headers = headers if headers is not None else init.get("headers")
+                web_socket = web_socket if web_socket is not None else init.get("webSocket")
+            web_socket = web_socket if web_socket is not None else options.get("webSocket")
         if status is None:
             status = 200
-        status = int(status) if isinstance(status, HTTPStatus) else status
-        if isinstance(body, (dict, list)):
-            raise TypeError("Response body is a dict/list; use Response.json(data) to send JSON")
-        if not isinstance(status, int) or not 200 <= status <= 599 and status != 101:
+        elif type(status) is not int:
+            status = int(status) if isinstance(status, HTTPStatus) else status
+            if not isinstance(status, int):
+                raise ValueError(f"Response status must be an int from 200 to 599, got {status!r}")
+        if not 200 <= status <= 599 and status != 101:
             raise ValueError(f"Response status must be an int from 200 to 599, got {status!r}")
         self.status = status
         self.status_text = status_text
@@ -361,11 +380,20 @@ class Response(_Body):
         #: the client end of a WebSocketPair this response upgrades to (status 101)
         self.web_socket = web_socket
         self.url = ""
+        self._stream: Any = None
+        if type(body) is str:  # the common case: what _body_bytes does for a str
+            self._body = body.encode("utf-8")
+            if headers is None:
+                self.headers._items.append(("content-type", TEXT_PLAIN))
+            elif not self.headers.has("content-type"):
+                self.headers.set("content-type", TEXT_PLAIN)
+            return
+        if isinstance(body, (dict, list)):
+            raise TypeError("Response body is a dict/list; use Response.json(data) to send JSON")
         if _is_stream(body):
-            self._stream: Any = body
+            self._stream = body
             self._body = b""
             return
-        self._stream = None
         if hasattr(body, "__next__"):  # a sync generator: joined, nothing to wait for
             body = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in body)
         self._body, implied = _body_bytes(body)
@@ -535,6 +563,8 @@ async def drained(resp: Any) -> Any:
 async def chunks_of(resp: Response) -> AsyncIterator[builtins.bytes]:
     """The chunks of a streamed Response as bytes (str chunks are UTF-8 encoded)."""
     stream, resp._stream = resp._stream, None
+    if stream is None:
+        return
     async for chunk in stream:
         data = chunk.encode() if isinstance(chunk, str) else builtins.bytes(chunk)
         if data:
@@ -567,7 +597,7 @@ def request_from_wire(data: list[Any]) -> Request:
     req = Request.__new__(Request)
     req.url = url
     req.method = _METHODS.get(method, method)
-    req.headers = Headers(headers)
-    req._body = bytes(body)
+    req.headers = Headers._of_pairs(headers)
+    req._body = body if type(body) is bytes else bytes(body)
     req.cf = {}
     return req

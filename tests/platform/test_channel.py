@@ -6,13 +6,15 @@ Both ends run in this process over a real socketpair, as the host and an isolate
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 import time
 from typing import Any, AsyncIterator
 
+import msgpack
 import pytest
 
-from edgelet.channel import NOT_NOW, Channel, RemoteError
+from edgelet.channel import NOT_NOW, Channel, ChannelClosed, RemoteError
 
 
 async def _pair(handler: Any, sync_handler: Any = None) -> tuple[Channel, Channel, list[asyncio.Task[Any]]]:
@@ -92,3 +94,61 @@ async def test_a_sync_handler_answers_without_the_async_handler_or_leaves_it_the
     with pytest.raises(RemoteError) as info:
         await caller.call("boom")
     assert info.value.type_name == "ValueError" and info.value.message == "bad input: boom"
+
+
+class _RecordingWriter:
+    """A StreamWriter stand-in that keeps each write() it is given."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        pass
+
+
+async def test_the_messages_of_one_loop_iteration_leave_in_one_write_in_order(channels: Any) -> None:
+    async def handler(method: str, args: list[Any]) -> Any:
+        return args[0]
+
+    caller, _ = await channels(handler)
+    real = caller._writer
+    sent: list[int] = []
+
+    class Counting:
+        def write(self, data: bytes) -> None:
+            sent.append(len(data))
+            real.write(data)
+
+        def close(self) -> None:
+            real.close()
+
+    caller._writer = Counting()
+    answers = await asyncio.gather(*(caller.call("echo", i) for i in range(50)))
+    assert answers == list(range(50))  # each answer reached its own call
+    assert len(sent) == 1  # 50 requests, one write (one send() system call)
+
+
+async def test_a_notification_leaves_at_once_behind_what_was_queued_before_it() -> None:
+    a, b = socket.socketpair()
+    try:
+        reader, _ = await asyncio.open_connection(sock=a)
+        writer = _RecordingWriter()
+        channel = Channel(reader, writer)  # type: ignore[arg-type]
+        call = asyncio.ensure_future(channel.call("first", 1))
+        await asyncio.sleep(0)  # the call is packed and queued, not written
+        assert writer.writes == []
+        channel.notify("log", "info", "last words before a crash")
+        # written before the loop turns again: a print just before os._exit still arrives
+        assert len(writer.writes) == 1
+        messages = list(msgpack.Unpacker(io.BytesIO(writer.writes[0]), raw=False))
+        assert [m[0] for m in messages] == [0, 3]  # the call first, then the notification
+        assert messages[1][2] == ["info", "last words before a crash"]
+        channel.close()
+        with pytest.raises(ChannelClosed):
+            await call
+    finally:
+        a.close()
+        b.close()

@@ -117,3 +117,42 @@ async def test_a_stream_written_without_a_pause_is_handed_over_as_it_grows() -> 
     assert max(map(len, real.calls)) <= 65536 + 16384  # never more than the threshold held back
     await asyncio.sleep(0)
     assert b"".join(real.calls) == chunk * 40
+
+
+async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"hi"})
+
+
+async def test_an_idle_kept_alive_connection_closes_after_the_keep_alive_timeout_and_a_busy_one_stays() -> None:
+    import uvicorn
+
+    from edgelet.http_protocol import CoalescingHttpToolsProtocol
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(_hello, loop="none", lifespan="off", log_level="warning",
+                                           timeout_keep_alive=1, http=CoalescingHttpToolsProtocol))
+    serving = asyncio.ensure_future(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        # busy: a request every 0.4 s for 2 s; the idle clock restarts with each
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(5):
+            writer.write(request)
+            assert (await asyncio.wait_for(reader.readuntil(b"hi"), 5)).startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.4)
+        # then idle: closed about 1 s after the last answer, not before
+        loop = asyncio.get_running_loop()
+        writer.write(request)
+        await asyncio.wait_for(reader.readuntil(b"hi"), 5)
+        answered = loop.time()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # EOF: the server closed it
+        idle = loop.time() - answered
+        assert 0.9 <= idle < 2.5, idle
+        writer.close()
+    finally:
+        server.should_exit = True
+        await serving
