@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from .explorer_app import APP
 CHROMIUM = os.environ.get("EDGELET_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-#: the screenshots docs/explorer.md shows
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "img"
+#: where the screenshots go: a temporary folder by default, so a test run leaves the tree
+#: clean; `EDGELET_SCREENSHOTS=docs/img pytest tests/platform/explorer` refreshes the ones
+#: docs/explorer.md shows
+SHOTS = Path(os.environ.get("EDGELET_SCREENSHOTS") or Path(tempfile.gettempdir()) / "edgelet-screenshots")
 
 
 def _skip_reason() -> str | None:

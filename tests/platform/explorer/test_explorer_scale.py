@@ -11,6 +11,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 from explorer_bench import APP, seed  # noqa: E402
 
+from .conftest import SHOTS  # noqa: E402
+
 
 def test_50000_instances_and_a_1000_step_timeline(dev: Any, page: Any, tmp_path: Path) -> None:
     for name, text in APP.items():
@@ -36,4 +38,5 @@ def test_50000_instances_and_a_1000_step_timeline(dev: Any, page: Any, tmp_path:
     assert p.locator("#timeline g.row[data-name='step-3'] line.gap").count() == 2
     assert p.locator("#timeline g.row[data-type='sleep']").count() == 100
     p.set_viewport_size({"width": 1400, "height": 900})
-    p.screenshot(path=str(Path(__file__).resolve().parents[3] / "docs" / "img" / "explorer-timeline-1000.png"))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    p.screenshot(path=str(SHOTS / "explorer-timeline-1000.png"))
