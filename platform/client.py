@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
 
 class ApiClient:
@@ -25,6 +24,7 @@ class ApiClient:
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx  # here, not at the top: `edgelet dev` imports this module and never calls
         try:
             resp = httpx.request(method, self.base + path, headers=self.headers, timeout=60, **kwargs)
         except httpx.ConnectError:
@@ -55,6 +55,7 @@ class ApiClient:
         return self.request("DELETE", path)
 
     def stream(self, path: str) -> Iterator[dict[str, Any]]:
+        import httpx
         try:
             with httpx.stream("GET", self.base + path, headers=self.headers, timeout=None) as resp:
                 for line in resp.iter_lines():

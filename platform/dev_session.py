@@ -67,8 +67,18 @@ class DevSession:
         self.server: Any = None
         self.hotkeys: Any = None
         self.relay: Any = None
-        from edgelet.dev_ui import make_console
-        self.console = make_console()
+        self._console: Any = None
+        #: the host being started (``_import_server`` watches it)
+        self._starting_host: Any = None
+
+    @property
+    def console(self) -> Any:
+        """dev's rich console, made when first used (after "Ready on": rich is not needed
+        before it)."""
+        if self._console is None:
+            from edgelet.dev_ui import make_console
+            self._console = make_console()
+        return self._console
 
     # -- hosts ---------------------------------------------------------------------------
     async def _start_host(self, config: PlatformConfig) -> Any:
@@ -77,6 +87,7 @@ class DevSession:
         from edgelet.supervisor import IsolateStartError
         host = Host(config, state_dir=self.state_dir, watch=self.reload, logbus=self.logbus)
         host.debugger = self.relay.path if self.relay is not None else None
+        self._starting_host = host
         try:
             await host.start()
         except IsolateStartError as exc:
@@ -144,12 +155,13 @@ class DevSession:
         from edgelet.logbus import LogBusHandler
         logging.getLogger("edgelet").addHandler(LogBusHandler(self.logbus))
         interactive = Hotkeys.available()
-        if interactive:
-            self.hotkeys = Hotkeys(self.console, self._hotkey_actions())
-            self.relay = DebugRelay(self, self.hotkeys)
+        if interactive:  # its hotkeys are handed over once they exist (after Ready)
+            self.relay = DebugRelay(self, None)
             await self.relay.start()
         try:
-            self.host = await self._start_host(self.config)
+            starting = asyncio.ensure_future(self._start_host(self.config))
+            await self._import_server(starting)
+            self.host = await starting
             self.app = SwappableApp(self._new_app(self.host))
             self.server = self.make_server(self.app, self.header_timeout,
                                            on_exit=self.app.begin_shutdown)
@@ -164,12 +176,17 @@ class DevSession:
                         self.load, lambda: self.config, self.apply, self.env).run())
                     for _ in range(3):
                         await asyncio.sleep(0)
-                self.console.print(f"Ready on {base_url(self.ip, self.port)}", style="bold")
+                # plain, before anything else: the line scripts and people wait for
+                sys.stdout.write(f"Ready on {base_url(self.ip, self.port)}\n")
+                sys.stdout.flush()
                 self.print_table()
-                if self.hotkeys is not None:
+                if interactive:
+                    self.hotkeys = Hotkeys(self.console, self._hotkey_actions())
+                    self.relay.hotkeys = self.hotkeys
                     self.console.print(hotkey_line())
                     self.hotkeys.start()
                 sys.stdout.flush()
+                asyncio.get_running_loop().call_soon(self._warm_up)
             try:
                 await serving
             finally:
@@ -182,6 +199,28 @@ class DevSession:
         finally:
             if self.relay is not None:
                 await self.relay.stop()
+
+    async def _import_server(self, starting: asyncio.Future[Any]) -> None:
+        """Import the HTTP server's modules while the host waits for its isolates to load
+        their scripts (processes of their own, on the other core): these tens of
+        milliseconds of imports then come off the time to Ready instead of adding to it."""
+        while not starting.done():
+            host = self._starting_host
+            if host is not None and host.isolates:  # the isolates are starting
+                break
+            await asyncio.sleep(0.002)
+        import uvicorn  # noqa: F401
+
+        import edgelet.http_protocol  # noqa: F401
+        import edgelet.server  # noqa: F401
+
+    def _warm_up(self) -> None:
+        """Build, right after Ready, what the first explorer page or WebSocket would
+        otherwise build while a request waits (the work was left out of the start on
+        purpose: a Worker request needs none of it)."""
+        if self.app is not None:
+            self.app.app.control  # noqa: B018  (the /cdn-cgi/ app is built on first access)
+        import edgelet.ws_protocol  # noqa: F401  (the websockets library)
 
     @property
     def isolates(self) -> dict[str, Any]:

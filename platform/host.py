@@ -155,13 +155,16 @@ class Host:
             check_folder(self.state_dir)  # a read-only folder or a damaged file: stop before any write
         from edgelet.python_deps import install_all
         self.python_paths = await install_all(self.config, self.state_dir)  # before anything starts
-        self._forkserver = await self._start_forkserver()
+        # the fork server finishes its imports while the plug-ins open their stores
+        forkserver = asyncio.ensure_future(self._start_forkserver())
         try:
             for plugin in self.plugins:
                 await plugin.start(self)
         except BaseException:  # e.g. StateError: a state file it cannot use; leave nothing running
+            self._forkserver = await forkserver
             await self.stop()
             raise
+        self._forkserver = await forkserver
         for worker in self.config.workers:
             self.isolates[worker.name] = self._make_isolate(worker)
         results = await asyncio.gather(*(iso.start() for iso in self.isolates.values()),
@@ -187,6 +190,8 @@ class Host:
     async def _start_forkserver(self) -> Any:
         """Isolates fork from one warm process; without it each is a fresh interpreter."""
         if not self.config.workers or os.environ.get("EDGELET_FORKSERVER", "1") == "0":
+            from edgelet import prestart
+            prestart.discard()  # one `edgelet dev` launched before it read the config
             return None
         from edgelet.forkserver import ForkServer
         server = ForkServer()
