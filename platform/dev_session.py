@@ -35,10 +35,16 @@ class SwappableApp:
         #: cleared while the host is replaced: requests wait for the new one
         self.ready = asyncio.Event()
         self.ready.set()
+        #: set while the host's deferred plug-ins start (``Host.start_deferred``): requests
+        #: to ``/cdn-cgi/`` (the control API, the explorer) wait for it; Worker requests not
+        self.control_ready: asyncio.Event | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not self.ready.is_set():
             await self.ready.wait()
+        gate = self.control_ready
+        if gate is not None and scope.get("path", "").startswith("/cdn-cgi/"):
+            await gate.wait()
         await self.app(scope, receive, send)
 
     def begin_shutdown(self) -> None:
@@ -70,6 +76,8 @@ class DevSession:
         self._console: Any = None
         #: the host being started (``_import_server`` watches it)
         self._starting_host: Any = None
+        #: the work ``_after_ready`` started (cancelled when dev stops)
+        self._warming: asyncio.Future[None] | None = None
 
     @property
     def console(self) -> Any:
@@ -85,7 +93,8 @@ class DevSession:
         from edgelet.host import Host
         from edgelet.state import StateError
         from edgelet.supervisor import IsolateStartError
-        host = Host(config, state_dir=self.state_dir, watch=self.reload, logbus=self.logbus)
+        host = Host(config, state_dir=self.state_dir, watch=self.reload, logbus=self.logbus,
+                    defer_unused=True)
         host.debugger = self.relay.path if self.relay is not None else None
         self._starting_host = host
         try:
@@ -125,6 +134,8 @@ class DevSession:
                 host, new = await self._start_host(old_config), old_config
             self.host, self.config = host, new
             self.app.app = self._new_app(host)
+            self.app.control_ready = asyncio.Event()
+            self._after_ready()
         finally:
             self.app.ready.set()
         self.print_table()
@@ -163,6 +174,7 @@ class DevSession:
             await self._import_server(starting)
             self.host = await starting
             self.app = SwappableApp(self._new_app(self.host))
+            self.app.control_ready = asyncio.Event()  # until _after_ready's work is done
             self.server = self.make_server(self.app, self.header_timeout,
                                            on_exit=self.app.begin_shutdown)
             serving = asyncio.ensure_future(self.server.serve(sockets=[self.sock]))
@@ -186,12 +198,14 @@ class DevSession:
                     self.console.print(hotkey_line())
                     self.hotkeys.start()
                 sys.stdout.flush()
-                asyncio.get_running_loop().call_soon(self._warm_up)
+                self._after_ready()
             try:
                 await serving
             finally:
                 if watcher is not None:
                     watcher.cancel()
+                if self._warming is not None:
+                    self._warming.cancel()
                 if self.hotkeys is not None:
                     self.hotkeys.stop()
                 await self.host.stop()
@@ -201,12 +215,12 @@ class DevSession:
                 await self.relay.stop()
 
     async def _import_server(self, starting: asyncio.Future[Any]) -> None:
-        """Import the HTTP server's modules while the host waits for its isolates to load
-        their scripts (processes of their own, on the other core): these tens of
-        milliseconds of imports then come off the time to Ready instead of adding to it."""
+        """Import the HTTP server's modules while the host waits for its fork server and
+        isolates (processes of their own, on the other core): these tens of milliseconds
+        of imports then come off the time to Ready instead of adding to it."""
         while not starting.done():
             host = self._starting_host
-            if host is not None and host.isolates:  # the isolates are starting
+            if host is not None and host.waiting_for_processes:
                 break
             await asyncio.sleep(0.002)
         import uvicorn  # noqa: F401
@@ -214,13 +228,30 @@ class DevSession:
         import edgelet.http_protocol  # noqa: F401
         import edgelet.server  # noqa: F401
 
-    def _warm_up(self) -> None:
-        """Build, right after Ready, what the first explorer page or WebSocket would
-        otherwise build while a request waits (the work was left out of the start on
-        purpose: a Worker request needs none of it)."""
-        if self.app is not None:
-            self.app.app.control  # noqa: B018  (the /cdn-cgi/ app is built on first access)
-        import edgelet.ws_protocol  # noqa: F401  (the websockets library)
+    def _after_ready(self) -> None:
+        """Start what was left out of the start on purpose (no Worker request needs it):
+        ``/cdn-cgi/`` requests wait for it meanwhile."""
+        assert self.app is not None and self.app.control_ready is not None
+        if self._warming is not None:
+            self._warming.cancel()
+        self._warming = asyncio.ensure_future(self._warm_up(self.host, self.app, self.app.control_ready))
+
+    @staticmethod
+    async def _warm_up(host: Any, app: SwappableApp, gate: asyncio.Event) -> None:
+        """The plug-ins of kinds no Worker declares, the control API and explorer app, and
+        the websockets library: what the first ``/cdn-cgi/`` request or WebSocket would
+        otherwise wait for."""
+        try:
+            await asyncio.sleep(0)  # "Ready on" and the table are out first
+            await host.start_deferred()
+            app.app.control  # noqa: B018  (the /cdn-cgi/ app is built on first access)
+            import edgelet.ws_protocol  # noqa: F401  (the websockets library)
+        except Exception:
+            log.exception("starting the control API failed")
+        finally:
+            gate.set()
+            if app.control_ready is gate:
+                app.control_ready = None
 
     @property
     def isolates(self) -> dict[str, Any]:
