@@ -97,20 +97,13 @@ PROGRESS_BYTES = 8 * 1024 * 1024
 
 
 def with_progress(chunks: Iterator[bytes], total: int, label: str) -> Iterator[bytes]:
-    """``chunks`` as they are, with a rich progress bar on stderr while they are consumed,
-    when stderr is a terminal and ``total`` is large enough to be worth watching."""
-    if total < PROGRESS_BYTES or not sys.stderr.isatty():
-        yield from chunks
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=total)
+    """``chunks`` as they are, with a progress bar on stderr while they are consumed, when
+    a bar is shown at all (:mod:`edgelet.progress`) and ``total`` is worth watching."""
+    from edgelet.progress import progress_bar
+    with progress_bar(label, total, unit="bytes", when=total >= PROGRESS_BYTES) as bar:
         for chunk in chunks:
             yield chunk
-            bar.advance(task, len(chunk))
+            bar.advance(len(chunk))
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -114,7 +114,15 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def check(request: Request) -> Response:
-        return ok(await engine().check(request.path_params["name"]))
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, 10001, "the body must be an object {after?, limit?}")
+        after, limit = body.get("after", 0), body.get("limit")
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise ApiError(400, 10001, f"after must be a whole number >= 0 (the last page's next), got {after!r}")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ApiError(400, 10001, f"limit must be a whole number >= 1, got {limit!r}")
+        return ok(await engine().check(request.path_params["name"], after, limit))
 
     async def instance(request: Request) -> Response:
         name, instance_id = request.path_params["name"], request.path_params["id"]
@@ -168,8 +176,11 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             "One workflow with its class, Worker and instance counts", result=OBJECT)),
         route(base + "/{name}/check", guarded(check), names=names, POST=Op(
             "Replay every unfinished instance against the current code without running a step: "
-            "ok with the next step, or the divergence naming the step",
-            result=OBJECT, errors=(404,))),
+            "ok with the next step, or the divergence naming the step; {limit} pages them "
+            "(pass the answer's next as after)",
+            body={"type": "object", "properties": {"after": {"type": "integer", "minimum": 0},
+                                                   "limit": {"type": "integer", "minimum": 1}}},
+            result=OBJECT, errors=(400, 404))),
         route(base + "/{name}/instances", guarded(instances), names=names,
               GET=Op("One page of instances, newest first",
                      query={"status": STRING, "id": STRING, "page": {"type": "integer", "minimum": 1},
