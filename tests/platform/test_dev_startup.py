@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-
 from conftest import EDGELET, free_port, write_app
 
 HELLO = {
