@@ -108,7 +108,7 @@ def main() -> None:
         if base_wall is None:
             base_wall, base_cpu = wall, cpu
         else:
-            ratio = f"  (first / this: wall {base_wall / wall:.2f}x, cpu {base_cpu / cpu:.2f}x)"
+            ratio = f"  (this / first: wall {wall / base_wall:.2f}x, cpu {cpu / base_cpu:.2f}x)"
         print(f"{p}\n    wall median {wall:6.0f} ms (min {min(r[0] for r in runs):4.0f}, "
               f"max {max(r[0] for r in runs):4.0f})   cpu median {cpu:6.0f} ms{ratio}")
         sys.stdout.flush()
