@@ -85,7 +85,7 @@ class ForkServer:
 
     def __init__(self) -> None:
         self._sock: socket.socket | None = None
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: asyncio.subprocess.Process | _SpawnedProcess | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[int]] = {}
         self._children: dict[int, ForkedProcess] = {}
