@@ -125,6 +125,8 @@ class DevSession:
         assert self.app is not None
         old_host, old_config = self.host, self.config
         self.app.ready.clear()
+        if self._warming is not None:  # the old host's deferred plug-ins: stopped with it
+            self._warming.cancel()
         try:
             await old_host.stop()
             try:
