@@ -229,6 +229,12 @@ class DevSession:
 
         import edgelet.http_protocol  # noqa: F401
         import edgelet.server  # noqa: F401
+        if self.reload:  # the file watchers (watchfiles) start on anyio's asyncio backend
+            try:
+                import anyio._backends._asyncio  # noqa: F401
+                import watchfiles  # noqa: F401
+            except ImportError:  # another anyio layout: the watchers import it themselves
+                pass
 
     def _after_ready(self) -> None:
         """Start what was left out of the start on purpose (no Worker request needs it):
