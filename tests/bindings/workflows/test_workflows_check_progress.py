@@ -69,4 +69,6 @@ def test_a_page_of_the_check_names_the_next_cursor(dev) -> None:
     whole = s.api("POST", "/workflows/orders/check", json={})["result"]
     assert whole["checked"] == 3 and whole["next"] is None
     bad = s.api("POST", "/workflows/orders/check", json={"limit": 0})
-    assert not bad["success"] and "limit must be a whole number >= 1" in bad["errors"][0]["message"]
+    assert not bad["success"] and "limit must be a whole number from 1 to 1000" in bad["errors"][0]["message"]
+    huge = s.api("POST", "/workflows/orders/check", json={"after": 2**70})
+    assert not huge["success"] and huge["errors"][0]["message"].startswith("after must be a whole number")
