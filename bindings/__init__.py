@@ -31,6 +31,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -142,11 +143,12 @@ class BindingPlugin:
         return None
 
 
-def discover_plugins() -> list[BindingPlugin]:
-    """Instantiate every binding plug-in found under this package, in name order."""
+def discover_plugins(only: Callable[[str], bool] | None = None) -> list[BindingPlugin]:
+    """Instantiate every binding plug-in found under this package, in name order; with
+    ``only``, those of the kinds it accepts (the others are not even imported)."""
     plugins: list[BindingPlugin] = []
     for info in sorted(pkgutil.iter_modules(search_path()), key=lambda i: i.name):
-        if not info.ispkg:
+        if not info.ispkg or (only is not None and not only(info.name)):
             continue
         try:
             module = importlib.import_module(f"{__name__}.{info.name}.plugin")

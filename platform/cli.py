@@ -7,12 +7,18 @@ API (see :mod:`edgelet.client`). Binding plug-ins add their own groups (``kv``, 
 
 from __future__ import annotations
 
+import sys
+
+from edgelet import prestart
+
+if prestart.wanted(sys.argv):  # first, so that its imports overlap ours (edgelet.prestart)
+    prestart.launch()
+
 import asyncio
 import json
 import logging
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +26,6 @@ from typing import Any
 
 import click
 
-from edgelet.bindings import discover_plugins
 from edgelet.client import ApiClient, port_options
 
 
@@ -44,7 +49,55 @@ def setup_logging(level: str) -> None:
     root.propagate = False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The CLI's own commands, and the binding plug-ins' groups found only when asked for.
+
+    Why lazily: importing every plug-in and its CLI module (and httpx through them) costs
+    more than a hundred milliseconds that ``edgelet dev`` would pay before it starts. A
+    command name is looked up first as the plug-in of that kind (``durable-objects`` ->
+    ``edgelet.bindings.durable_objects``), so ``edgelet kv ...`` imports only KV's; listing
+    (``--help``) or a name no kind matches imports them all."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._all_plugins: dict[str, click.Command] | None = None
+
+    def _plugin_groups(self) -> dict[str, click.Command]:
+        if self._all_plugins is None:
+            from edgelet.bindings import discover_plugins
+            self._all_plugins = {}
+            for plugin in discover_plugins():
+                group = plugin.cli()
+                if group is not None and group.name:
+                    self._all_plugins[group.name] = group
+        return self._all_plugins
+
+    def _plugin_group(self, name: str) -> click.Command | None:
+        import importlib
+        kind = name.replace("-", "_")
+        if self._all_plugins is None and kind.isidentifier():
+            from edgelet.bindings import search_path
+            search_path()
+            try:
+                module = importlib.import_module(f"edgelet.bindings.{kind}.plugin")
+            except ModuleNotFoundError as exc:
+                if exc.name not in (f"edgelet.bindings.{kind}", f"edgelet.bindings.{kind}.plugin"):
+                    raise
+            else:
+                plugin_cls = getattr(module, "Plugin", None)
+                group = plugin_cls().cli() if plugin_cls is not None else None
+                if group is not None and group.name == name:
+                    return group
+        return self._plugin_groups().get(name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugin_groups()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._plugin_group(cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edgelet")
 def main() -> None:
     """A local edge platform for Python Workers and durable Workflows."""
@@ -228,12 +281,6 @@ def tail(client: ApiClient, as_json: bool, worker: str | None) -> None:
         sys.exit(1)
     # the server ended the stream without saying goodbye (an older edgelet)
     click.echo("edgelet dev closed the log stream; tail ends", err=True)
-
-
-for _plugin in discover_plugins():
-    _group = _plugin.cli()
-    if _group is not None:
-        main.add_command(_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
 
 class ApiClient:
@@ -25,6 +24,7 @@ class ApiClient:
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx  # here, not at the top: `edgelet dev` imports this module and never calls
         try:
             resp = httpx.request(method, self.base + path, headers=self.headers, timeout=60, **kwargs)
         except httpx.ConnectError:
@@ -55,6 +55,7 @@ class ApiClient:
         return self.request("DELETE", path)
 
     def stream(self, path: str) -> Iterator[dict[str, Any]]:
+        import httpx
         try:
             with httpx.stream("GET", self.base + path, headers=self.headers, timeout=None) as resp:
                 for line in resp.iter_lines():
@@ -96,20 +97,13 @@ PROGRESS_BYTES = 8 * 1024 * 1024
 
 
 def with_progress(chunks: Iterator[bytes], total: int, label: str) -> Iterator[bytes]:
-    """``chunks`` as they are, with a rich progress bar on stderr while they are consumed,
-    when stderr is a terminal and ``total`` is large enough to be worth watching."""
-    if total < PROGRESS_BYTES or not sys.stderr.isatty():
-        yield from chunks
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=total)
+    """``chunks`` as they are, with a progress bar on stderr while they are consumed, when
+    a bar is shown at all (:mod:`edgelet.progress`) and ``total`` is worth watching."""
+    from edgelet.progress import progress_bar
+    with progress_bar(label, total, unit="bytes", when=total >= PROGRESS_BYTES) as bar:
         for chunk in chunks:
             yield chunk
-            bar.advance(task, len(chunk))
+            bar.advance(len(chunk))
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from croniter import croniter
-
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.clock import TimerHandle
     from edgelet.host import Host
@@ -21,6 +19,7 @@ log = logging.getLogger("edgelet.cron")
 def next_fire(expr: str, after: float) -> float:
     """Epoch seconds of the first time after ``after`` that ``expr`` matches (UTC)."""
     base = datetime.fromtimestamp(after, tz=UTC)
+    from croniter import croniter  # here: a config without crons never pays its import
     return croniter(expr, base).get_next(float)
 
 

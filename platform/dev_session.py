@@ -35,17 +35,24 @@ class SwappableApp:
         #: cleared while the host is replaced: requests wait for the new one
         self.ready = asyncio.Event()
         self.ready.set()
+        #: set while the host's deferred plug-ins start (``Host.start_deferred``): requests
+        #: to ``/cdn-cgi/`` (the control API, the explorer) wait for it; Worker requests not
+        self.control_ready: asyncio.Event | None = None
 
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         """The current app's own coroutine, returned rather than awaited in one of ours:
         uvicorn awaits what an app returns, and a wrapper frame per request is CPU spent
         on every request for a swap that happens on a config edit."""
-        if self.ready.is_set():
+        if self.ready.is_set() and (self.control_ready is None or self.control_ready.is_set()):
             return self.app(scope, receive, send)
         return self._after_swap(scope, receive, send)
 
     async def _after_swap(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await self.ready.wait()
+        if not self.ready.is_set():
+            await self.ready.wait()
+        gate = self.control_ready
+        if gate is not None and scope.get("path", "").startswith("/cdn-cgi/"):
+            await gate.wait()
         await self.app(scope, receive, send)
 
     def begin_shutdown(self) -> None:
@@ -74,16 +81,30 @@ class DevSession:
         self.server: Any = None
         self.hotkeys: Any = None
         self.relay: Any = None
-        from edgelet.dev_ui import make_console
-        self.console = make_console()
+        self._console: Any = None
+        #: the host being started (``_import_server`` watches it)
+        self._starting_host: Any = None
+        #: the work ``_after_ready`` started (cancelled when dev stops)
+        self._warming: asyncio.Future[None] | None = None
+
+    @property
+    def console(self) -> Any:
+        """dev's rich console, made when first used (after "Ready on": rich is not needed
+        before it)."""
+        if self._console is None:
+            from edgelet.dev_ui import make_console
+            self._console = make_console()
+        return self._console
 
     # -- hosts ---------------------------------------------------------------------------
     async def _start_host(self, config: PlatformConfig) -> Any:
         from edgelet.host import Host
         from edgelet.state import StateError
         from edgelet.supervisor import IsolateStartError
-        host = Host(config, state_dir=self.state_dir, watch=self.reload, logbus=self.logbus)
+        host = Host(config, state_dir=self.state_dir, watch=self.reload, logbus=self.logbus,
+                    defer_unused=True)
         host.debugger = self.relay.path if self.relay is not None else None
+        self._starting_host = host
         try:
             await host.start()
         except IsolateStartError as exc:
@@ -112,6 +133,8 @@ class DevSession:
         assert self.app is not None
         old_host, old_config = self.host, self.config
         self.app.ready.clear()
+        if self._warming is not None:  # the old host's deferred plug-ins: stopped with it
+            self._warming.cancel()
         try:
             await old_host.stop()
             try:
@@ -121,6 +144,8 @@ class DevSession:
                 host, new = await self._start_host(old_config), old_config
             self.host, self.config = host, new
             self.app.app = self._new_app(host)
+            self.app.control_ready = asyncio.Event()
+            self._after_ready()
         finally:
             self.app.ready.set()
         self.print_table()
@@ -151,13 +176,15 @@ class DevSession:
         from edgelet.logbus import LogBusHandler
         logging.getLogger("edgelet").addHandler(LogBusHandler(self.logbus))
         interactive = Hotkeys.available()
-        if interactive:
-            self.hotkeys = Hotkeys(self.console, self._hotkey_actions())
-            self.relay = DebugRelay(self, self.hotkeys)
+        if interactive:  # its hotkeys are handed over once they exist (after Ready)
+            self.relay = DebugRelay(self, None)
             await self.relay.start()
         try:
-            self.host = await self._start_host(self.config)
+            starting = asyncio.ensure_future(self._start_host(self.config))
+            await self._import_server(starting)
+            self.host = await starting
             self.app = SwappableApp(self._new_app(self.host))
+            self.app.control_ready = asyncio.Event()  # until _after_ready's work is done
             self.server = self.make_server(self.app, self.header_timeout,
                                            on_exit=self.app.begin_shutdown)
             serving = asyncio.ensure_future(self.server.serve(sockets=[self.sock]))
@@ -171,17 +198,24 @@ class DevSession:
                         self.load, lambda: self.config, self.apply, self.env).run())
                     for _ in range(3):
                         await asyncio.sleep(0)
-                self.console.print(f"Ready on {base_url(self.ip, self.port)}", style="bold")
+                # plain, before anything else: the line scripts and people wait for
+                sys.stdout.write(f"Ready on {base_url(self.ip, self.port)}\n")
+                sys.stdout.flush()
                 self.print_table()
-                if self.hotkeys is not None:
+                if interactive:
+                    self.hotkeys = Hotkeys(self.console, self._hotkey_actions())
+                    self.relay.hotkeys = self.hotkeys
                     self.console.print(hotkey_line())
                     self.hotkeys.start()
                 sys.stdout.flush()
+                self._after_ready()
             try:
                 await serving
             finally:
                 if watcher is not None:
                     watcher.cancel()
+                if self._warming is not None:
+                    self._warming.cancel()
                 if self.hotkeys is not None:
                     self.hotkeys.stop()
                 await self.host.stop()
@@ -189,6 +223,51 @@ class DevSession:
         finally:
             if self.relay is not None:
                 await self.relay.stop()
+
+    async def _import_server(self, starting: asyncio.Future[Any]) -> None:
+        """Import the HTTP server's modules while the host waits for its fork server and
+        isolates (processes of their own, on the other core): these tens of milliseconds
+        of imports then come off the time to Ready instead of adding to it."""
+        while not starting.done():
+            host = self._starting_host
+            if host is not None and host.waiting_for_processes:
+                break
+            await asyncio.sleep(0.002)
+        import uvicorn  # noqa: F401
+
+        import edgelet.http_protocol  # noqa: F401
+        import edgelet.server  # noqa: F401
+        if self.reload:  # the file watchers (watchfiles) start on anyio's asyncio backend
+            try:
+                import anyio._backends._asyncio  # noqa: F401
+                import watchfiles  # noqa: F401
+            except ImportError:  # another anyio layout: the watchers import it themselves
+                pass
+
+    def _after_ready(self) -> None:
+        """Start what was left out of the start on purpose (no Worker request needs it):
+        ``/cdn-cgi/`` requests wait for it meanwhile."""
+        assert self.app is not None and self.app.control_ready is not None
+        if self._warming is not None:
+            self._warming.cancel()
+        self._warming = asyncio.ensure_future(self._warm_up(self.host, self.app, self.app.control_ready))
+
+    @staticmethod
+    async def _warm_up(host: Any, app: SwappableApp, gate: asyncio.Event) -> None:
+        """The plug-ins of kinds no Worker declares, the control API and explorer app, and
+        the websockets library: what the first ``/cdn-cgi/`` request or WebSocket would
+        otherwise wait for."""
+        try:
+            await asyncio.sleep(0)  # "Ready on" and the table are out first
+            await host.start_deferred()
+            app.app.control  # noqa: B018  (the /cdn-cgi/ app is built on first access)
+            import edgelet.ws_protocol  # noqa: F401  (the websockets library)
+        except Exception:
+            log.exception("starting the control API failed")
+        finally:
+            gate.set()
+            if app.control_ready is gate:
+                app.control_ready = None
 
     @property
     def isolates(self) -> dict[str, Any]:

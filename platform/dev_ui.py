@@ -16,11 +16,13 @@ import threading
 import tty
 import webbrowser
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from rich.console import Console
+    from rich.table import Table
+
+# rich is imported where it is used: ``edgelet dev`` prints "Ready on" before it needs rich
 
 EXPLORER_PATH = "/cdn-cgi/explorer"
 
@@ -35,6 +37,7 @@ HOTKEYS = (("b", "open a browser"), ("e", "open the explorer"), ("c", "clear con
 def make_console(stderr: bool = False) -> Console:
     """A console for dev's output: colours only in a terminal and without NO_COLOR; wide
     enough when piped that a URL is never wrapped (logs and tests read lines)."""
+    from rich.console import Console
     stream = sys.stderr if stderr else sys.stdout
     tty_out = stream.isatty()
     return Console(file=stream, no_color=bool(os.environ.get("NO_COLOR")) or None,
@@ -71,6 +74,8 @@ def binding_lines(host: Any, worker: Any) -> list[str]:
 
 
 def startup_table(host: Any, ip: str, port: int) -> Table:
+    from rich.table import Table
+    from rich.text import Text
     table = Table(title=None, show_lines=True, header_style="bold cyan")
     table.add_column("Worker", style="bold", no_wrap=True)
     table.add_column("URL", style="green", no_wrap=True)
@@ -157,7 +162,22 @@ class Hotkeys:
                 action()
 
 
+#: webbrowser registers the known browsers on first use, and two threads doing that at once
+#: (`b` then `e` pressed quickly) lose one of the pages
+_BROWSERS_FOUND = threading.Lock()
+
+
 def open_in_browser(console: Console, url: str) -> None:
-    """``webbrowser.open`` in a thread (it may start a program and wait for it)."""
+    """Open ``url`` in a thread (the browser program may run until it is closed)."""
     console.print(f"Opening {url}")
-    threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+
+    def run() -> None:
+        try:
+            with _BROWSERS_FOUND:
+                browser = webbrowser.get()
+        except webbrowser.Error:
+            console.print(f"No browser found: open {url} yourself (or set BROWSER)")
+            return
+        browser.open(url)
+
+    threading.Thread(target=run, daemon=True).start()

@@ -43,12 +43,49 @@ class ForkedProcess:
                 pass
 
 
+class _SpawnedProcess:
+    """The part of ``asyncio.subprocess.Process`` ForkServer uses, for a child started with
+    ``os.posix_spawn`` (:mod:`edgelet.prestart`) before any event loop existed.
+
+    Its exit is read with ``waitpid`` on its own pid only, so the event loop's child
+    watcher (which also waits on its own pids only) never races it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._code: int | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        if self._code is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it is gone all the same
+                self._code = -signal.SIGKILL
+            else:
+                if pid:
+                    self._code = os.waitstatus_to_exitcode(status)
+        return self._code
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    async def wait(self) -> int:
+        while self.returncode is None:  # only at stop, after a SIGKILL: a few turns at most
+            await asyncio.sleep(0.005)
+        assert self._code is not None
+        return self._code
+
+
 class ForkServer:
     """One fork-server process per host; isolates are forked from it."""
 
     def __init__(self) -> None:
         self._sock: socket.socket | None = None
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: asyncio.subprocess.Process | _SpawnedProcess | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[int]] = {}
         self._children: dict[int, ForkedProcess] = {}
@@ -56,11 +93,19 @@ class ForkServer:
         self._ready: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "edgelet.runtime.forkserver", str(child_sock.fileno()),
-            pass_fds=(child_sock.fileno(),), stdin=asyncio.subprocess.DEVNULL)
-        child_sock.close()
+        """Adopt the fork server ``edgelet dev`` launched at its first line
+        (:mod:`edgelet.prestart`), else start one; return once it has imported the runtime."""
+        from edgelet import prestart
+        early = prestart.take()
+        if early is not None:
+            self._process = _SpawnedProcess(early[0])
+            host_sock = early[1]
+        else:
+            host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "edgelet.runtime.forkserver", str(child_sock.fileno()),
+                pass_fds=(child_sock.fileno(),), stdin=asyncio.subprocess.DEVNULL)
+            child_sock.close()
         host_sock.setblocking(False)
         self._sock = host_sock
         loop = asyncio.get_running_loop()

@@ -36,13 +36,16 @@ class Host:
 
     def __init__(self, config: PlatformConfig, *, state_dir: Path | None,
                  clock: Clock | None = None, watch: bool = False,
-                 logbus: LogBus | None = None) -> None:
+                 logbus: LogBus | None = None, defer_unused: bool = False) -> None:
         self.config = config
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.clock = clock or Clock()
         self.watch = watch
         self.logbus = logbus or LogBus()
-        self.plugins: list[BindingPlugin] = discover_plugins()
+        #: with ``defer_unused``, the kinds no Worker declares wait for ``start_deferred``
+        self.deferred = defer_unused
+        used = {kind for w in config.workers for kind, decls in w.bindings.items() if decls}
+        self.plugins: list[BindingPlugin] = discover_plugins(used.__contains__ if defer_unused else None)
         for plugin in self.plugins:
             plugin.configure(config)
         #: Worker -> binding name -> (the plug-in that owns it, its options): asked once
@@ -70,6 +73,9 @@ class Host:
         #: unix socket of the dev terminal's debugger relay (edgelet.debug_relay), if any
         self.debugger: str | None = None
         self.started = False
+        #: True once ``start`` only waits for processes (the fork server, the isolates):
+        #: ``edgelet dev`` does its own imports meanwhile
+        self.waiting_for_processes = False
 
     # -- HostServices ----------------------------------------------------------------
     def database(self, name: str) -> sqlite3.Connection:
@@ -155,13 +161,17 @@ class Host:
             check_folder(self.state_dir)  # a read-only folder or a damaged file: stop before any write
         from edgelet.python_deps import install_all
         self.python_paths = await install_all(self.config, self.state_dir)  # before anything starts
-        self._forkserver = await self._start_forkserver()
+        # the fork server finishes its imports while the plug-ins open their stores
+        forkserver = asyncio.ensure_future(self._start_forkserver())
         try:
             for plugin in self.plugins:
                 await plugin.start(self)
         except BaseException:  # e.g. StateError: a state file it cannot use; leave nothing running
+            self._forkserver = await forkserver
             await self.stop()
             raise
+        self.waiting_for_processes = True
+        self._forkserver = await forkserver
         for worker in self.config.workers:
             self.isolates[worker.name] = self._make_isolate(worker)
         results = await asyncio.gather(*(iso.start() for iso in self.isolates.values()),
@@ -184,9 +194,44 @@ class Host:
         self.started = True
         log.debug("platform started in %.0f ms", (time.perf_counter() - t0) * 1000)
 
+    async def start_deferred(self) -> None:
+        """Import and start the plug-ins of the kinds no Worker declares (a Host made with
+        ``defer_unused``, after ``start``).
+
+        Why: ``edgelet dev`` is Ready sooner without them (their imports and stores are most
+        of a small app's start), and no Worker can reach them: they hold no binding, run no
+        class and intercept nothing. Only the control API and the explorer show them, and
+        ``edgelet dev`` holds ``/cdn-cgi/`` requests until this returns. A plug-in that
+        fails to start (a store from a newer edgelet) is logged and left out.
+        """
+        if not self.deferred:
+            return
+        self.deferred = False
+        have = {p.kind for p in self.plugins}
+        for plugin in discover_plugins(lambda kind: kind not in have):
+            if not self.started:  # stopped meanwhile
+                return
+            plugin.configure(self.config)
+            self.plugins.append(plugin)
+            self._kinds[plugin.kind] = plugin
+            try:
+                await plugin.start(self)
+                await plugin.after_start()
+            except Exception as exc:
+                log.error("the %s plug-in did not start, so the control API and the explorer leave "
+                          "it out (no Worker declares a %s binding): %s", plugin.kind, plugin.kind, exc)
+                self.plugins.remove(plugin)
+                del self._kinds[plugin.kind]
+                try:
+                    await plugin.stop()
+                except Exception:
+                    log.debug("stopping %s after its failed start failed too", plugin.kind, exc_info=True)
+
     async def _start_forkserver(self) -> Any:
         """Isolates fork from one warm process; without it each is a fresh interpreter."""
         if not self.config.workers or os.environ.get("EDGELET_FORKSERVER", "1") == "0":
+            from edgelet import prestart
+            prestart.discard()  # one `edgelet dev` launched before it read the config
             return None
         from edgelet.forkserver import ForkServer
         server = ForkServer()

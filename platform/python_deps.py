@@ -204,10 +204,12 @@ async def _pip_install(worker: WorkerConfig, pyproject: Path, requirements: list
     t0 = time.monotonic()
     shown = ", ".join(requirements)
     lines: list[str] = []
-    from rich.console import Console
-    console = Console(stderr=True)
+    from edgelet.progress import progress_bar
     log.info("Worker %r: installing %s (from %s) into %s", worker.name, shown, pyproject, target)
-    with console.status(f"[bold]Installing Python packages for Worker {worker.name!r}:[/] {shown}") as status:
+    # the bar counts the declared packages pip has collected, then the install itself
+    wanted = {requirement_name(r) for r in requirements}
+    steps = len(wanted) + 1
+    with progress_bar(f"Worker {worker.name!r}: installing {shown}"[:80], steps) as bar:
         process = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT)
@@ -215,9 +217,16 @@ async def _pip_install(worker: WorkerConfig, pyproject: Path, requirements: list
         async for raw in process.stdout:
             line = raw.decode(errors="replace").rstrip()
             lines.append(line)
-            if line.startswith(("Collecting", "Downloading", "Installing", "Processing", "Building")):
-                status.update(f"[bold]Worker {worker.name!r}:[/] {line.strip()[:100]}")
+            step = line.strip()
+            if step.startswith(("Collecting", "Downloading", "Installing", "Processing", "Building")):
+                bar.update(description=f"Worker {worker.name!r}: {step[:70]}")
+            collected = re.match(r"(?:Collecting|Processing)\s+(\S+)", step)
+            if collected and requirement_name(collected.group(1)) in wanted:
+                wanted.discard(requirement_name(collected.group(1)))
+                bar.advance()
         code = await process.wait()
+        if code == 0:
+            bar.update(completed=steps, description=f"Worker {worker.name!r}: installed {shown}"[:80])
     if code != 0:
         shutil.rmtree(building, ignore_errors=True)
         raise DependencyError(_failure(worker, pyproject, requirements, lines))

@@ -55,7 +55,7 @@ class EdgeletApp:
         self._workers_by_host: dict[str, str] = {}
         self._interceptors = [p for p in host.plugins
                               if type(p).intercept is not _base_intercept()]
-        self.control = self._control_app()
+        self._control: Starlette | None = None  # built when first needed (``control``)
         #: tasks running a Worker request now, answered 503 if the platform stops meanwhile
         self._inflight: set[asyncio.Task[Any]] = set()
         self.closing = False
@@ -301,6 +301,15 @@ class EdgeletApp:
             return await receive()  # a streaming route (tail) waits here for the disconnect
 
         await self.control(scope, replay, send)
+
+    @property
+    def control(self) -> Starlette:
+        """The ``/cdn-cgi/`` app (control API, explorer), built at its first request or when
+        ``edgelet dev`` warms it right after Ready: the explorer's templates and the plug-ins'
+        routes cost tens of milliseconds that need not delay the first Worker request."""
+        if self._control is None:
+            self._control = self._control_app()
+        return self._control
 
     def _control_app(self) -> Starlette:
         api_routes: list[Any] = [

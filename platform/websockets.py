@@ -50,8 +50,15 @@ def websocket_options() -> dict[str, Any]:
     """uvicorn's WebSocket settings: the protocol (uvicorn's sans-I/O one, trimmed), the size
     limit (1009 above it), and no per-message deflate (a zlib context per connection would
     cost more memory than an idle socket)."""
-    from edgelet.ws_protocol import LeanWebSocketProtocol  # imports uvicorn: only when serving
-    return {"ws": LeanWebSocketProtocol, "ws_max_size": MAX_MESSAGE, "ws_per_message_deflate": False}
+    return {"ws": _lean_protocol, "ws_max_size": MAX_MESSAGE, "ws_per_message_deflate": False}
+
+
+def _lean_protocol(**kwargs: Any) -> Any:
+    """uvicorn's ``ws`` setting: a factory (uvicorn only calls it) rather than the class, so
+    the websockets library is imported at the first upgrade, or when ``edgelet dev`` warms it
+    after Ready, instead of before ``dev`` serves anything."""
+    from edgelet.ws_protocol import LeanWebSocketProtocol
+    return LeanWebSocketProtocol(**kwargs)
 
 
 class HostSocket:

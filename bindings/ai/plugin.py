@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings import BindingPlugin
 from edgelet.bindings.ai.config import AIBinding
-from edgelet.bindings.ai.handle import AIHandle
-from edgelet.bindings.ai.local import run_local
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import httpx
+
+    from edgelet.bindings.ai.handle import AIHandle
 
 REMOTE_ONLY = (
     "Workers AI runs remotely on Cloudflare's GPUs; edgelet does not run models. To answer "
@@ -54,9 +55,12 @@ class Plugin(BindingPlugin):
         decl = self.bindings[(worker, binding)]
         if decl.local_url is None:
             raise RuntimeError(REMOTE_ONLY.format(binding=binding, model=model))
+        from edgelet.bindings.ai.local import run_local  # imports httpx: only when a Worker asks
         if self._client is None:
+            import httpx
             self._client = httpx.AsyncClient()
         return await run_local(self._client, decl.local_url, decl.local_model or model, inputs or {}, options)
 
     def test_handle(self, worker: str, binding: str) -> AIHandle:
+        from edgelet.bindings.ai.handle import AIHandle  # tests only: not imported by `dev`
         return AIHandle(self, worker, binding)

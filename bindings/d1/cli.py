@@ -30,9 +30,12 @@ from edgelet.bindings.d1.registry import Catalog, DatabaseEntry, describe
 from edgelet.bindings.d1.sqltext import drop_dump_wrapper, export_sql, split_statements
 from edgelet.bindings.d1.storage import D1Database, file_name
 from edgelet.client import ApiClient, offline_notice, port_options, print_table
+from edgelet.progress import Bar, progress_bar
 
 #: a ``--file`` with at least this many statements gets a progress bar
 PROGRESS_FROM = 50
+#: an export of at least this many rows shows a progress bar (in a terminal)
+EXPORT_PROGRESS_FROM = 1000
 _MIGRATION = re.compile(r"^(\d+)_.*\.sql$")
 
 
@@ -165,15 +168,8 @@ def _runner(target: Target, *, create: bool = False) -> Iterator[LocalRunner | R
 
 def _run_with_progress(runner: LocalRunner | RemoteRunner, statements: list[tuple[str, list[Any]]],
                        where: str, label: str) -> list[list[Any]]:
-    if len(statements) < PROGRESS_FROM:
-        return runner.run(statements, where)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(label, total=len(statements))
-        return runner.run(statements, where, lambda n: bar.update(task, completed=n))
+    with progress_bar(label, len(statements), when=len(statements) >= PROGRESS_FROM) as bar:
+        return runner.run(statements, where, lambda n: bar.update(completed=n) if bar.drawn else None)
 
 
 def _print_outcomes(outcomes: list[list[Any]], as_json: bool) -> None:
@@ -321,16 +317,32 @@ def export(client: ApiClient, persist_to: str, config: str | None, database: str
     out = Path(output)
     tmp = out.with_name(out.name + ".partial")
     with _runner(target) as runner:
+        conn = runner.connection()
+        rows = 0 if no_data else _row_count(conn, list(tables))
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for line in export_sql(runner.connection(), tables=list(tables) or None, schema=not no_schema,
-                                       data=not no_data):
+            with open(tmp, "w", encoding="utf-8") as fh, \
+                    progress_bar(f"Exporting {target.entry.name}", rows, when=rows >= EXPORT_PROGRESS_FROM) as bar:
+                for line in export_sql(conn, tables=list(tables) or None, schema=not no_schema, data=not no_data):
                     fh.write(line + "\n")
+                    if line.startswith("INSERT INTO "):
+                        bar.advance()
         except ValueError as exc:
             tmp.unlink(missing_ok=True)
             raise click.ClickException(f"{target.label}: {exc}") from None
     tmp.replace(out)  # a half-written export never takes the output's name
     click.echo(f"Exported {target.label} to {out}.")
+
+
+def _row_count(conn: sqlite3.Connection, tables: list[str]) -> int:
+    """Rows an export of ``tables`` (every table when empty) writes, for its progress bar."""
+    known = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                                        "'sqlite_%' AND name NOT LIKE '_cf_%'")]
+    total = 0
+    for name in tables or known:
+        if name in known:
+            quoted = name.replace('"', '""')
+            total += conn.execute(f'SELECT COUNT(*) FROM "{quoted}"').fetchone()[0]
+    return total
 
 
 # -- migrations --------------------------------------------------------------------------------
@@ -420,15 +432,25 @@ def migrations_apply(client: ApiClient, persist_to: str, config: str | None, dat
             return
         click.echo(f"Migrations to be applied to {target.label}:")
         print_table([{"name": n} for n in pending], ["name"])
-        for name in pending:
-            statements = drop_dump_wrapper(split_statements((folder / name).read_text(encoding="utf-8-sig")))
-            literal = name.replace("'", "''")
-            work: list[tuple[str, list[Any]]] = [(s, []) for s in statements]
-            work.append((f"INSERT INTO {table} (name) VALUES ('{literal}')", []))
-            try:
-                runner.run(work, f"migration {name}")
-            except D1Error as exc:
-                raise click.ClickException(f"Migration {name} failed and was rolled back (the ones before it "
-                                           f"stay applied): {exc}") from None
-            click.echo(f"applied {name}")
+        with progress_bar("Applying migrations", len(pending)) as bar:
+            _apply_migrations(runner, folder, table, pending, bar)
     click.echo(f"{len(pending)} migration{'s' if len(pending) != 1 else ''} applied.")
+
+
+def _apply_migrations(runner: LocalRunner | RemoteRunner, folder: Path, table: str, pending: list[str],
+                      bar: Bar) -> None:
+    """Each migration in its own transaction, recorded in ``table`` with it."""
+    for name in pending:
+        bar.update(description=f"Applying {name}")
+        statements = drop_dump_wrapper(split_statements((folder / name).read_text(encoding="utf-8-sig")))
+        literal = name.replace("'", "''")
+        work: list[tuple[str, list[Any]]] = [(s, []) for s in statements]
+        work.append((f"INSERT INTO {table} (name) VALUES ('{literal}')", []))
+        try:
+            runner.run(work, f"migration {name}")
+        except D1Error as exc:
+            raise click.ClickException(f"Migration {name} failed and was rolled back (the ones before it "
+                                       f"stay applied): {exc}") from None
+        click.echo(f"applied {name}")
+        bar.advance()
+    bar.update(description="Applied migrations")

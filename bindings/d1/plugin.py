@@ -8,7 +8,6 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings import BindingPlugin
-from edgelet.bindings.d1.handle import D1DatabaseHandle
 from edgelet.bindings.d1.registry import Catalog, DatabaseEntry
 from edgelet.bindings.d1.storage import D1Store
 
@@ -16,6 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     from starlette.routing import BaseRoute
 
+    from edgelet.bindings.d1.handle import D1DatabaseHandle
     from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
 
@@ -73,6 +73,7 @@ class Plugin(BindingPlugin):
     # -- outside handle (edgelet.testing) --------------------------------------------------------
     def test_handle(self, worker: str, binding: str) -> D1DatabaseHandle:
         """The D1 database bound as ``binding``: same async methods as ``env.BINDING``."""
+        from edgelet.bindings.d1.handle import D1DatabaseHandle  # tests only: not imported by `dev`
         if self.store is None:
             raise RuntimeError("the D1 plug-in is not started; start the platform first")
         db_id = self.bindings.get((worker, binding))

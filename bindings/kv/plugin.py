@@ -6,7 +6,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings import BindingPlugin
-from edgelet.bindings.kv.handle import KVNamespaceHandle
 from edgelet.bindings.kv.schema import DATABASE
 from edgelet.bindings.kv.storage import KVStorage
 
@@ -14,6 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     from starlette.routing import BaseRoute
 
+    from edgelet.bindings.kv.handle import KVNamespaceHandle
     from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
 
@@ -60,6 +60,7 @@ class Plugin(BindingPlugin):
     # -- outside handle (edgelet.testing) --------------------------------------------------------
     def test_handle(self, worker: str, binding: str) -> KVNamespaceHandle:
         """The KV namespace bound as ``binding``: same async methods as ``env.BINDING``."""
+        from edgelet.bindings.kv.handle import KVNamespaceHandle  # tests only: not imported by `dev`
         if self.storage is None:
             raise RuntimeError("the KV plug-in is not started; start the platform first")
         ns = self.bindings.get((worker, binding))

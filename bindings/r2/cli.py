@@ -23,7 +23,8 @@ import httpx
 
 from edgelet.bindings.r2 import errors
 from edgelet.bindings.r2.storage import CHUNK, MAX_OBJECT_BYTES, R2Storage
-from edgelet.client import ApiClient, offline_notice, port_options, print_table, with_progress
+from edgelet.client import PROGRESS_BYTES, ApiClient, offline_notice, port_options, print_table, with_progress
+from edgelet.progress import progress_bar
 
 
 def _fail(resp: httpx.Response, what: str) -> click.ClickException:
@@ -48,15 +49,12 @@ class RemoteR2:
     def buckets(self) -> list[dict[str, Any]]:
         return self.client.get("/r2/buckets")
 
-    def get(self, bucket: str, key: str, out: BinaryIO) -> int:
-        size = 0
+    def get(self, bucket: str, key: str, out: BinaryIO, label: str | None = None) -> int:
         with httpx.stream("GET", self._url(bucket, key), headers=self.client.headers, timeout=None) as resp:
             if resp.status_code != 200:
                 raise _fail(resp, f"reading {bucket}/{key}")
-            for chunk in resp.iter_bytes(CHUNK):
-                out.write(chunk)
-                size += len(chunk)
-        return size
+            length = resp.headers.get("content-length", "")
+            return _copy_out(resp.iter_bytes(CHUNK), out, int(length) if length.isdigit() else None, label)
 
     def put(self, bucket: str, key: str, source: Iterator[bytes], http: dict[str, str]) -> dict[str, Any]:
         headers = dict(self.client.headers)
@@ -122,18 +120,14 @@ class LocalR2:
             entry["object_count"], entry["size"] = usage.get(bucket, (0, 0))
         return [out[b] for b in sorted(out)]
 
-    def get(self, bucket: str, key: str, out: BinaryIO) -> int:
+    def get(self, bucket: str, key: str, out: BinaryIO, label: str | None = None) -> int:
         found = self.storage.open_read(self.resolve(bucket), key, None, None, self.where)
         if found is None:
             raise click.ClickException(f"The specified key does not exist: {errors.show_key(key)} in R2 bucket "
                                        f"{bucket!r} ({self.where})")
         reader = found[1]
         assert reader is not None
-        size = 0
-        while chunk := reader.read(CHUNK):
-            out.write(chunk)
-            size += len(chunk)
-        return size
+        return _copy_out(iter(lambda: reader.read(CHUNK), b""), out, found[0]["size"], label)
 
     def put(self, bucket: str, key: str, source: Iterator[bytes], http: dict[str, str]) -> dict[str, Any]:
         from edgelet.bindings.r2.storage import check_key
@@ -154,6 +148,18 @@ class LocalR2:
 
     def delete(self, bucket: str, key: str) -> None:
         self.storage.delete(self.resolve(bucket), [key], self.where)
+
+
+def _copy_out(chunks: Iterator[bytes], out: BinaryIO, total: int | None, label: str | None) -> int:
+    """Write ``chunks`` to ``out``; a progress bar (``label``) for a large object in a terminal."""
+    size = 0
+    with progress_bar(label or "", total, unit="bytes",
+                      when=label is not None and total is not None and total >= PROGRESS_BYTES) as bar:
+        for chunk in chunks:
+            out.write(chunk)
+            size += len(chunk)
+            bar.advance(len(chunk))
+    return size
 
 
 def _dev_answers(client: ApiClient) -> bool:
@@ -243,7 +249,7 @@ def get_object(r2: Any, object_path: str, file: str | None, pipe: bool) -> None:
     partial = target.with_name(target.name + ".part")
     try:
         with open(partial, "wb") as out:
-            size = r2.get(bucket_name, key, out)
+            size = r2.get(bucket_name, key, out, f"Downloading {bucket_name}/{key}")
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings import BindingPlugin
 from edgelet.bindings.r2 import errors
-from edgelet.bindings.r2.handle import R2BucketHandle
 from edgelet.bindings.r2.service import R2Service
 from edgelet.bindings.r2.storage import R2Storage
 
@@ -18,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     from starlette.routing import BaseRoute
 
+    from edgelet.bindings.r2.handle import R2BucketHandle
     from edgelet.config import PlatformConfig, WorkerConfig
     from edgelet.host_api import HostServices
 
@@ -92,6 +92,7 @@ class Plugin(BindingPlugin):
     # -- outside handle (edgelet.testing) --------------------------------------------------------
     def test_handle(self, worker: str, binding: str) -> R2BucketHandle:
         """The R2 bucket bound as ``binding``: same async methods as ``env.BINDING``."""
+        from edgelet.bindings.r2.handle import R2BucketHandle  # tests only: not imported by `dev`
         bucket = self.bindings.get((worker, binding))
         if bucket is None:
             known = ", ".join(f"{w}.{b}" for w, b in sorted(self.bindings)) or "none"

@@ -49,14 +49,18 @@ class Checker:
         self.db = state.db
         self.runner = runner
 
-    async def check(self, workflow: str) -> dict[str, Any]:
-        """Check every unfinished instance of ``workflow``; ``{workflow, checked, diverged, instances}``."""
+    async def check(self, workflow: str, after: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """Check every unfinished instance of ``workflow``; ``{workflow, checked, diverged,
+        instances, next}``. With ``limit``, at most that many instances after the cursor
+        ``after`` (``next`` is the cursor of the following page, None after the last one), so
+        a client can show its progress over many instances."""
         d = self.state.defs[workflow]
         now = self.state.clock.now()
         marks = ",".join("?" * len(schema.LIVE))
         rows = self.db.execute(
             f"SELECT seq, id, status, generation, params, created FROM instances WHERE workflow = ? "
-            f"AND status IN ({marks}) ORDER BY seq", (workflow, *schema.LIVE)).fetchall()
+            f"AND status IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?",
+            (workflow, *schema.LIVE, after, -1 if limit is None else limit)).fetchall()
         reports: list[dict[str, Any]] = []
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
@@ -66,7 +70,9 @@ class Checker:
             for r, answer in zip(chunk, answers, strict=True):
                 reports.append({**answer, "status": r[2]})
         diverged = [r for r in reports if not r["ok"]]
-        return {"workflow": workflow, "checked": len(reports), "diverged": len(diverged), "instances": reports}
+        more = limit is not None and len(rows) == limit
+        return {"workflow": workflow, "checked": len(reports), "diverged": len(diverged), "instances": reports,
+                "next": rows[-1][0] if more else None}
 
     def export(self, workflow: str, seq: int, row: tuple[Any, ...]) -> dict[str, Any]:
         """One instance's history as JSON (blobs in base64), for :meth:`replay` later."""

@@ -19,10 +19,15 @@ from urllib.parse import quote
 import click
 import httpx
 
+from edgelet.bindings.workflows.schema import LIVE as _LIVE
 from edgelet.client import ApiClient, offline_notice, port_options, print_table
+from edgelet.progress import Bar, progress_bar
 
 _STATUSES = ["queued", "running", "paused", "waitingForPause", "waiting", "errored", "terminated",
              "complete", "unknown"]
+#: instances `check` asks for per request, and from how many on it shows a progress bar
+CHECK_PAGE = 100
+CHECK_PROGRESS_FROM = 50
 
 
 class Offline:
@@ -166,8 +171,11 @@ def check_cmd(client: ApiClient, name: str | None, as_json: bool) -> None:
     if not _running(client):
         raise click.ClickException("the replay check runs the current code: start `edgelet dev` first "
                                    "(or pass --port of the one that runs)")
-    names = [name] if name else [w["name"] for w in client.get("/workflows")]
-    results = [client.post(f"/workflows/{_q(n)}/check", {}) for n in names]
+    found = [client.get(f"/workflows/{_q(name)}")] if name else client.get("/workflows")
+    unfinished = sum(w["instances"].get(s, 0) for w in found for s in _LIVE)
+    with progress_bar("Checking unfinished instances", unfinished,
+                      when=unfinished >= CHECK_PROGRESS_FROM) as bar:
+        results = [_check_pages(client, w["name"], bar) for w in found]
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
@@ -178,6 +186,22 @@ def check_cmd(client: ApiClient, name: str | None, as_json: bool) -> None:
                        f"{result['diverged']} would diverge")
     if any(r["diverged"] for r in results):
         raise SystemExit(1)
+
+
+def _check_pages(client: ApiClient, name: str, bar: Bar) -> dict[str, Any]:
+    """One workflow's check, a page of instances per request (the bar moves with each)."""
+    merged: dict[str, Any] = {"workflow": name, "checked": 0, "diverged": 0, "instances": []}
+    after = 0
+    while True:
+        bar.update(description=f"Checking {name}")
+        page = client.post(f"/workflows/{_q(name)}/check", {"after": after, "limit": CHECK_PAGE})
+        merged["checked"] += page["checked"]
+        merged["diverged"] += page["diverged"]
+        merged["instances"] += page["instances"]
+        bar.advance(page["checked"])
+        if page.get("next") is None:
+            return merged
+        after = page["next"]
 
 
 @workflows_group.command("trigger")

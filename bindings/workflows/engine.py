@@ -332,10 +332,11 @@ class Engine:
         return finished
 
     # -- the replay check ---------------------------------------------------------------------------
-    async def check(self, workflow: str) -> dict[str, Any]:
-        """Replay every unfinished instance of ``workflow`` against the current code (no step runs)."""
+    async def check(self, workflow: str, after: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """Replay every unfinished instance of ``workflow`` against the current code (no step
+        runs); a page of them with ``limit`` (see :meth:`Checker.check`)."""
         self._def(workflow)
-        return await self.checker.check(workflow)
+        return await self.checker.check(workflow, after, limit)
 
     def export(self, workflow: str, instance_id: str) -> dict[str, Any]:
         """The instance's recorded history as JSON, for ``replay`` in a test suite."""

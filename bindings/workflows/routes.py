@@ -27,6 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.workflows.plugin import Plugin
 
 
+#: the check's paging: a cursor is an instance's row number (SQLite's largest integer), and a
+#: page is at most this many instances (each one is replayed in the Worker's isolate)
+_MAX_CURSOR = 2**63 - 1
+_MAX_CHECK_PAGE = 1000
+
+
 def build_routes(plugin: Plugin) -> list[BaseRoute]:
     def engine() -> Engine:
         return plugin._engine()
@@ -114,7 +120,17 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def check(request: Request) -> Response:
-        return ok(await engine().check(request.path_params["name"]))
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, 10001, "the body must be an object {after?, limit?}")
+        after, limit = body.get("after", 0), body.get("limit")
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= _MAX_CURSOR:
+            raise ApiError(400, 10001, f"after must be a whole number from 0 to {_MAX_CURSOR} (the last "
+                                       f"page's next), got {after!r}")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or not 1 <= limit <= _MAX_CHECK_PAGE):
+            raise ApiError(400, 10001, f"limit must be a whole number from 1 to {_MAX_CHECK_PAGE}, got {limit!r}")
+        return ok(await engine().check(request.path_params["name"], after, limit))
 
     async def instance(request: Request) -> Response:
         name, instance_id = request.path_params["name"], request.path_params["id"]
@@ -168,8 +184,12 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             "One workflow with its class, Worker and instance counts", result=OBJECT)),
         route(base + "/{name}/check", guarded(check), names=names, POST=Op(
             "Replay every unfinished instance against the current code without running a step: "
-            "ok with the next step, or the divergence naming the step",
-            result=OBJECT, errors=(404,))),
+            "ok with the next step, or the divergence naming the step; {limit} pages them "
+            "(pass the answer's next as after)",
+            body={"type": "object", "properties": {
+                "after": {"type": "integer", "minimum": 0, "maximum": _MAX_CURSOR},
+                "limit": {"type": "integer", "minimum": 1, "maximum": _MAX_CHECK_PAGE}}},
+            result=OBJECT, errors=(400, 404))),
         route(base + "/{name}/instances", guarded(instances), names=names,
               GET=Op("One page of instances, newest first",
                      query={"status": STRING, "id": STRING, "page": {"type": "integer", "minimum": 1},

@@ -15,12 +15,14 @@ Python would otherwise fail later with a bare ``BdbQuit``.
 
 from __future__ import annotations
 
+import functools
 import os
-import pdb
 import socket
 import sys
 import sysconfig
+from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 #: set by :func:`install` from the isolate's spec
@@ -32,16 +34,25 @@ class DebuggerUnavailable(RuntimeError):
     """``breakpoint()`` where no terminal can host a debugger."""
 
 
-def user_module_files(platform_dirs: tuple[str, ...]) -> list[str]:
-    """The ``.py`` files of loaded modules that belong to the user (their own code)."""
-    skip = {os.path.realpath(p) + os.sep for p in (
-        sys.prefix, sys.base_prefix, sys.exec_prefix,
-        sysconfig.get_paths().get("purelib", sys.prefix),
-        sysconfig.get_paths().get("platlib", sys.prefix),
-        sysconfig.get_paths().get("stdlib", sys.prefix))}
+@functools.cache
+def interpreter_dirs() -> frozenset[str]:
+    """The interpreter's and site-packages' folders (read once, in the fork server)."""
+    paths = sysconfig.get_paths()
+    return frozenset(os.path.realpath(p) + os.sep for p in (
+        sys.prefix, sys.base_prefix, sys.exec_prefix, paths.get("purelib", sys.prefix),
+        paths.get("platlib", sys.prefix), paths.get("stdlib", sys.prefix)))
+
+
+def user_module_files(platform_dirs: tuple[str, ...],
+                      modules: Iterable[ModuleType] | None = None) -> list[str]:
+    """The ``.py`` files of loaded modules that belong to the user (their own code).
+
+    ``modules``: only these (those the script's import added; every loaded module by
+    default), so an isolate checks a few paths instead of the runtime's hundreds."""
+    skip = set(interpreter_dirs())
     skip.update(platform_dirs)
     files: set[str] = set()
-    for module in list(sys.modules.values()):
+    for module in list(sys.modules.values()) if modules is None else modules:
         path = getattr(module, "__file__", None)
         if not isinstance(path, str) or not path.endswith(".py"):
             continue
@@ -83,35 +94,43 @@ def breakpoint_hook(*args: Any, **kwargs: Any) -> None:
     from edgelet.runtime.isolate import Runtime
     if Runtime.current is not None:  # answers queued this iteration must not wait for the prompt
         Runtime.current.channel.flush()
-    _SocketPdb(sock).set_trace(frame)
+    _socket_pdb()(sock).set_trace(frame)
 
 
-class _SocketPdb(pdb.Pdb):
-    """pdb reading and writing a socket; the connection ends when the user continues."""
+@functools.cache
+def _socket_pdb() -> type:
+    """The class of pdb over a socket, made at the first ``breakpoint()`` so that pdb's
+    imports stay out of every isolate's start."""
+    import pdb
 
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        # two files: one read-write text file drops its read-ahead on every write, which lost
-        # every line typed after the first when several arrived together
-        self._in = sock.makefile("r", encoding="utf-8", newline="\n")
-        self._file = sock.makefile("w", encoding="utf-8", newline="\n", buffering=1)
-        super().__init__(stdin=self._in, stdout=self._file, nosigint=True)
-        self.prompt = "(Pdb) "
+    class SocketPdb(pdb.Pdb):
+        """pdb reading and writing a socket; the connection ends when the user continues."""
 
-    def _close(self) -> None:
-        try:
-            self._file.flush()
-            self._file.close()
-            self._in.close()
-            self._sock.close()
-        except OSError:
-            pass
+        def __init__(self, sock: socket.socket) -> None:
+            self._sock = sock
+            # two files: one read-write text file drops its read-ahead on every write, which
+            # lost every line typed after the first when several arrived together
+            self._in = sock.makefile("r", encoding="utf-8", newline="\n")
+            self._file = sock.makefile("w", encoding="utf-8", newline="\n", buffering=1)
+            super().__init__(stdin=self._in, stdout=self._file, nosigint=True)
+            self.prompt = "(Pdb) "
 
-    def set_continue(self) -> None:
-        super().set_continue()
-        if not self.breaks:  # nothing can stop here again: hand the terminal back
+        def _close(self) -> None:
+            try:
+                self._file.flush()
+                self._file.close()
+                self._in.close()
+                self._sock.close()
+            except OSError:
+                pass
+
+        def set_continue(self) -> None:
+            super().set_continue()
+            if not self.breaks:  # nothing can stop here again: hand the terminal back
+                self._close()
+
+        def set_quit(self) -> None:
+            super().set_quit()
             self._close()
 
-    def set_quit(self) -> None:
-        super().set_quit()
-        self._close()
+    return SocketPdb

@@ -35,6 +35,8 @@ def _warm_imports() -> None:
     import edgelet.runtime.http_types  # noqa: F401
     import edgelet.runtime.isolate  # noqa: F401
     import edgelet.runtime.outgoing  # noqa: F401
+    from edgelet.runtime import devtools
+    devtools.interpreter_dirs()  # every isolate reads them after its script's imports
     import workers  # noqa: F401  (the SDK, from SDK_DIR)
     for info in pkgutil.iter_modules(edgelet.bindings.search_path()):
         try:

@@ -156,10 +156,12 @@ class Runtime:
         sys.modules[module_name] = module
         from edgelet.runtime import devtools
         devtools.install(self.worker, spec.get("debugger"))
+        before = set(sys.modules)
         loader_spec.loader.exec_module(module)
         self.module = module
         # the files this Worker imported: the host reloads it when one of them changes
-        files = devtools.user_module_files(_platform_dirs())
+        files = devtools.user_module_files(
+            _platform_dirs(), [m for name, m in list(sys.modules.items()) if name not in before])
         if str(main.resolve()) not in files:
             files.append(str(main.resolve()))
         return {"handlers": sorted(self.handlers()), "classes": sorted(self.classes()),

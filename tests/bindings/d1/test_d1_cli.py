@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from ptyrun import BAR, run_in_terminal
 
 EDGELET = [sys.executable, "-m", "edgelet.cli"]
 
@@ -98,8 +99,11 @@ def test_a_long_file_shows_progress_and_commits_once(app):
     lines = ["CREATE TABLE big (n INTEGER);"] + [f"INSERT INTO big VALUES ({i});" for i in range(3000)]
     (app / "big.sql").write_text("\n".join(lines))
     proc = d1(app, "execute", "DB", "--file", "big.sql")
-    assert "3001/3001" in proc.stderr
     assert "3001 commands executed successfully" in proc.stderr
+    assert "3001/3001" not in proc.stderr and BAR not in proc.stderr  # piped: no bar
+    (app / "again.sql").write_text("\n".join(["CREATE TABLE big2 (n INTEGER);"] + lines[1:]).replace("big ", "big2 "))
+    code, out = run_in_terminal([*EDGELET, "d1", "execute", "DB", "--file", "again.sql", "--port", "9"], app)
+    assert code == 0 and BAR in out and "3001/3001" in out, out  # on a terminal: the bar
     out = d1(app, "execute", "DB", "--command", "SELECT count(*) AS n, sum(n) AS s FROM big", "--json").stdout
     assert json.loads(out)[0]["results"] == [{"n": 3000, "s": sum(range(3000))}]
 
