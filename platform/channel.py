@@ -10,6 +10,13 @@ Messages are arrays:
     [NOTIFY, method, args]        fire and forget (log lines)
 Either side may call the other; every request runs in its own task so a slow handler
 never blocks the reader, except those a ``sync_handler`` answers at once (see there).
+
+Writes are joined: what one turn of the event loop sends leaves in one ``write`` at the end
+of that turn (see Channel._write). Why: a WebSocket message costs a call, a notification per
+``send`` and an answer; with many sockets busy, one system call and one wake-up of the
+other process per turn instead of one per message was most of the gain of issue 16's
+benchmark. Log lines go at once (with what is queued before them): a Worker that prints
+and then blocks its loop must still have its line shown.
 """
 
 from __future__ import annotations
@@ -89,6 +96,8 @@ class Channel:
         #: calls of one read leave in one write instead of one send() each.
         self.sync_handler: SyncHandler | None = None
         self._answers: list[bytes] = []
+        #: packed messages of this loop turn, written together by _flush
+        self._out: list[bytes] = []
         #: loop.time() since which deadlines are held (the other side sits in a debugger)
         self._held_since: float | None = None
 
@@ -129,7 +138,7 @@ class Channel:
             if self._sweeper is None:
                 self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
         try:
-            self._writer.write(self._packer.pack([REQUEST, call_id, method, list(args)]))
+            self._write(self._packer.pack([REQUEST, call_id, method, list(args)]))
             return await future
         finally:
             self._pending.pop(call_id, None)
@@ -161,7 +170,22 @@ class Channel:
 
     def notify(self, method: str, *args: Any) -> None:
         if self._closed is None:
-            self._writer.write(self._packer.pack([NOTIFY, method, list(args)]))
+            self._write(self._packer.pack([NOTIFY, method, list(args)]))
+            if method == "log":
+                self._flush()
+
+    def _write(self, data: bytes) -> None:
+        """Queue ``data`` for the write at the end of this loop turn (in order)."""
+        out = self._out
+        if not out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        out.append(data)
+
+    def _flush(self) -> None:
+        out = self._out
+        if out and self._closed is None:
+            self._writer.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
 
     async def serve(self) -> None:
         """Read messages until the other side closes; then fail every pending call."""
@@ -177,7 +201,8 @@ class Channel:
                 for message in unpacker:
                     self._dispatch(message)
                 if self._answers:
-                    self._writer.write(b"".join(self._answers))
+                    for packed in self._answers:
+                        self._write(packed)
                     self._answers.clear()
         except (ConnectionError, OSError) as exc:
             reason = ChannelClosed(f"channel broken: {exc}")
@@ -241,7 +266,7 @@ class Channel:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         if self._closed is None:
-            self._writer.write(packed)
+            self._write(packed)
 
     def _error(self, call_id: int, exc: BaseException) -> bytes:
         """The ERROR message for ``exc`` (called while it is being handled)."""
@@ -256,6 +281,10 @@ class Channel:
     def _close(self, reason: BaseException) -> None:
         if self._closed is not None:
             return
+        try:
+            self._flush()  # what was sent before the close still leaves (close() after notify)
+        except Exception:
+            self._out.clear()
         self._closed = reason
         for future in self._pending.values():
             if not future.done():
