@@ -98,6 +98,8 @@ class Channel:
         self._answers: list[bytes] = []
         #: packed messages of this loop turn, written together by _flush
         self._out: list[bytes] = []
+        #: the loop the channel runs in (asking asyncio each time costs a getpid() call)
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: loop.time() since which deadlines are held (the other side sits in a debugger)
         self._held_since: float | None = None
 
@@ -178,7 +180,10 @@ class Channel:
         """Queue ``data`` for the write at the end of this loop turn (in order)."""
         out = self._out
         if not out:
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._flush)
         out.append(data)
 
     def _flush(self) -> None:
@@ -227,7 +232,10 @@ class Channel:
         elif kind == REQUEST:
             if self.sync_handler is not None and self._answer_now(message[1], message[2], message[3]):
                 return
-            task = asyncio.get_running_loop().create_task(self._answer(message[1], message[2], message[3]))
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            task = loop.create_task(self._answer(message[1], message[2], message[3]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif kind == NOTIFY:

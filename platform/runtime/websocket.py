@@ -42,12 +42,16 @@ _batch: list[Any] | None = None
 on_accept: Callable[[WebSocket], None] | None = None
 
 
-def _channel() -> Any:
+def _runtime() -> Any:
     from edgelet.runtime.isolate import Runtime
     runtime = Runtime.current
     if runtime is None:
         raise RuntimeError("WebSockets work only inside a Worker (no isolate runtime here)")
-    return runtime.channel
+    return runtime
+
+
+def _channel() -> Any:
+    return _runtime().channel
 
 
 def _notify(*args: Any) -> None:
@@ -71,9 +75,9 @@ def _queue_send(token: str, message: str | bytes) -> None:
             batch[1].append(token)
             return
         flush_sends()
-    _channel()  # raises outside an isolate, before anything is queued
+    loop = _runtime()._loop  # raises outside an isolate, before anything is queued
     _batch = [message, [token]]
-    asyncio.get_running_loop().call_soon(flush_sends)
+    loop.call_soon(flush_sends)
 
 
 def flush_sends() -> None:
