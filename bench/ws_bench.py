@@ -8,7 +8,9 @@ alternating rounds; this script is the quick way to look at one side.)
 
 Measures echo round trips per second over 32 sockets (one room each), broadcast fan-out of
 one message to 100 sockets in one room (p50/p99 until the last socket has it), and the
-resident memory of the whole process tree holding N idle hibernated sockets.
+resident memory of the whole process tree holding N idle hibernated sockets. With each, the
+CPU time the platform's process tree spent per echo round trip and per broadcast: on a shared
+machine the rates move with the load, the CPU cost much less (the figure to A/B changes by).
 """
 
 from __future__ import annotations
@@ -23,13 +25,23 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from harness.procs import EdgeletServer, MiniflareServer, StartError  # noqa: E402
+from harness.procs import EdgeletServer, MiniflareServer, StartError, tree_cpu  # noqa: E402
 from harness.ws import echo_rate, fanout, idle_memory  # noqa: E402
 
 
 async def measure(server, args) -> dict[str, float]:
-    out = {"echo_rps": await echo_rate(server.url, sockets=32, seconds=args.seconds)}
-    out["fanout_p50_ms"], out["fanout_p99_ms"] = await fanout(server.url, sockets=100, rounds=args.rounds)
+    pid = server.proc.pid
+    cpu0 = [0.0]
+
+    def mark() -> None:
+        cpu0[0] = tree_cpu(pid)
+
+    out = {"echo_rps": await echo_rate(server.url, sockets=32, seconds=args.seconds, on_start=mark)}
+    # (the timed loop runs ``seconds`` and a last round trip per socket: close enough)
+    out["echo_cpu_us"] = (tree_cpu(pid) - cpu0[0]) * 1e6 / (out["echo_rps"] * args.seconds)
+    out["fanout_p50_ms"], out["fanout_p99_ms"] = await fanout(server.url, sockets=100, rounds=args.rounds,
+                                                              on_start=mark)
+    out["fanout_cpu_ms"] = (tree_cpu(pid) - cpu0[0]) * 1e3 / args.rounds
     if args.idle:
         out["idle_mb"] = await idle_memory(server.url, server.proc.pid, sockets=args.idle, settle=args.settle)
     return out

@@ -10,6 +10,13 @@ Messages are arrays:
     [NOTIFY, method, args]        fire and forget (log lines)
 Either side may call the other; every request runs in its own task so a slow handler
 never blocks the reader, except those a ``sync_handler`` answers at once (see there).
+
+Writes are joined: what one turn of the event loop sends leaves in one ``write`` at the end
+of that turn (see Channel._write). Why: a WebSocket message costs a call, a notification per
+``send`` and an answer; with many sockets busy, one system call and one wake-up of the
+other process per turn instead of one per message was most of the gain of issue 16's
+benchmark. Log lines go at once (with what is queued before them): a Worker that prints
+and then blocks its loop must still have its line shown.
 """
 
 from __future__ import annotations
@@ -93,6 +100,8 @@ class Channel:
         #: messages packed in this event-loop iteration, written together at its end
         self._out: list[bytes] = []
         self._out_size = 0
+        #: the loop the channel runs in (asking asyncio each time costs a getpid() call)
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: loop.time() since which deadlines are held (the other side sits in a debugger)
         self._held_since: float | None = None
 
@@ -181,7 +190,10 @@ class Channel:
         of hello-world under wrk). Order is kept: every message goes through this queue."""
         out = self._out
         if not out:
-            asyncio.get_running_loop().call_soon(self.flush)
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self.flush)
         out.append(data)
         self._out_size += len(data)
         if self._out_size >= _FLUSH_AT:
@@ -234,7 +246,10 @@ class Channel:
         elif kind == REQUEST:
             if self.sync_handler is not None and self._answer_now(message[1], message[2], message[3]):
                 return
-            task = asyncio.get_running_loop().create_task(self._answer(message[1], message[2], message[3]))
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            task = loop.create_task(self._answer(message[1], message[2], message[3]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif kind == NOTIFY:

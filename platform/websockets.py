@@ -36,7 +36,8 @@ worker_log = logging.getLogger("edgelet.worker")
 #: the largest message a client may send (Cloudflare's limit for received messages);
 #: a larger one closes the socket with 1009
 MAX_MESSAGE = int(os.environ.get("EDGELET_WS_MAX_MESSAGE", str(32 * 1024 * 1024)))
-#: the ASGI scope extension of edgelet.ws_protocol that writes a message without a task
+#: the ASGI scope extension of edgelet.ws_protocol: the connection, whose ``send_now`` and
+#: ``send_frame_now`` write a message without a task
 SEND_NOW = "edgelet.send_now"
 #: seconds an accepted server half may wait for its 101 to reach a client
 _UNCLAIMED_S = 60.0
@@ -78,7 +79,8 @@ class HostSocket:
         self.tags = tags
         self.attachment: bytes | None = None
         self.send: Any = None  # the client's connection (ASGI send), once upgraded
-        #: writes a message at once, or says False (edgelet.ws_protocol's scope extension)
+        #: the connection (edgelet.ws_protocol's scope extension): its ``send_now`` writes a
+        #: message at once, or says False
         self.send_now: Any = None
         #: messages not yet handed to ``send``; made on the first one (an idle socket has none)
         self.outbox: deque[dict[str, Any]] | None = None
@@ -111,6 +113,9 @@ class SocketTable:
                 self.auto.pop(key, None)
             else:
                 self.auto[key] = (str(pair[0]), str(pair[1]))
+            return
+        if op == "sendmany":
+            self._send_many(worker, args[1], args[2])
             return
         token = args[1]
         if op == "accept":
@@ -155,8 +160,12 @@ class SocketTable:
             self._forget(sock)
 
     def handle_call(self, worker: str, args: list[Any]) -> Any:
-        """``list`` (the hibernatable sockets of an object, to rebuild it after eviction)."""
+        """``list`` (the hibernatable sockets of an object, to rebuild it after eviction);
+        ``objects`` (the objects of ``worker`` that have some: asked by a restarted isolate)."""
         op = args[0]
+        if op == "objects":
+            return sorted({s.key for s in self.sockets.values()
+                           if s.key is not None and s.worker == worker and not s.server_closed})
         if op == "list":
             key = str(args[1])
             out = []
@@ -171,10 +180,28 @@ class SocketTable:
     def _send(self, sock: HostSocket, data: str | bytes) -> None:
         """One message to the client: written at once when nothing is queued before it."""
         if sock.send_now is not None and not sock.outbox and not sock.flushing \
-                and sock.send_now(data):
+                and sock.send_now.send_now(data):
             return
         self._push(sock, {"type": "websocket.send", "text": data} if isinstance(data, str)
                    else {"type": "websocket.send", "bytes": data})
+
+    def _send_many(self, worker: str, tokens: list[str], data: str | bytes) -> None:
+        """One message to many clients (``sendmany``: a broadcast, one channel message):
+        framed once, the same bytes written to every connection that can take them now."""
+        from edgelet.ws_protocol import server_frame
+        frame: bytes | None = None
+        sockets = self.sockets
+        for token in tokens:
+            sock = sockets.get(token)
+            if sock is None or sock.worker != worker:
+                continue  # closed meanwhile (or not this Worker's)
+            conn = sock.send_now
+            if conn is not None and not sock.outbox and not sock.flushing:
+                if frame is None:
+                    frame = server_frame(data)
+                if conn.send_frame_now(frame):
+                    continue
+            self._send(sock, data)
 
     def _push(self, sock: HostSocket, message: dict[str, Any]) -> None:
         if sock.outbox is None:

@@ -14,12 +14,14 @@ This subclass drops the first once the handshake is sent, and replaces the secon
 list-backed queue and a flag that allocate nothing while idle. Framing, limits, pings and
 close handling are uvicorn's and websockets', unchanged.
 
-Two per-message costs go too (py-spy of the echo benchmark): uvicorn stops reading the
+Per-message costs go too (py-spy of the echo and fan-out benchmarks): uvicorn stops reading the
 socket after every message until the app has taken it (two epoll changes per message);
 here it stops only when a message arrives while the previous one is still untaken, so at
 most two wait, as before plus one. And the host's sends need no task each: the scope's
 ``edgelet.send_now`` extension writes a message at once when the connection is open and
-its buffer is not full, and says False otherwise (then the ASGI ``send`` is used).
+its buffer is not full, and says False otherwise (then the ASGI ``send`` is used); a
+broadcast's frame is serialized once (:func:`server_frame`) and written to each connection
+by ``send_frame_now``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,20 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
+from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN
 
 from edgelet.websockets import SEND_NOW
+
+
+def server_frame(data: str | bytes) -> bytes:
+    """The bytes of one unfragmented server frame carrying ``data``, serialized by
+    ``websockets``: a server's frames are unmasked and, without extensions (per-message
+    deflate is off, see edgelet.websockets.websocket_options), the same on every
+    connection, so a broadcast is framed once and written to each client as is."""
+    if isinstance(data, str):
+        return Frame(Opcode.TEXT, data.encode()).serialize(mask=False, extensions=[])
+    return Frame(Opcode.BINARY, data).serialize(mask=False, extensions=[])
 
 
 class _Inbox:
@@ -114,7 +128,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
-            scope["extensions"][SEND_NOW] = self.send_now
+            scope["extensions"][SEND_NOW] = self
 
     def send_receive_event_to_app(self) -> None:
         if self.read_paused or not self.queue.empty():
@@ -140,6 +154,18 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         except InvalidState:
             return False
         self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
+    def send_frame_now(self, frame: bytes) -> bool:
+        """Write a frame made by :func:`server_frame` now, under the conditions of
+        ``send_now`` (and only on a connection without extensions, whose frames it matches);
+        False when the caller must send the message another way."""
+        conn = self.conn
+        if (not self.handshake_complete or self.initial_response is not None or self.close_sent
+                or self.disconnected or not self.writable.is_set() or conn.extensions
+                or conn.state is not OPEN or conn.expect_continuation_frame):
+            return False
+        self.transport.write(frame)
         return True
 
     async def send(self, message: Any) -> None:

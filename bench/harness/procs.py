@@ -34,6 +34,23 @@ class StartError(RuntimeError):
     """A platform did not come up; the message says which and why (its last output lines)."""
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its living descendants."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
 def tree_rss(pid: int) -> int:
     """Bytes resident in ``pid`` and all its descendants (0 once it is gone)."""
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -36,8 +37,10 @@ async def _connect(url: str, **options: Any) -> Any:
         raise LoadError(f"could not open a WebSocket to {url}: {type(exc).__name__}: {exc}") from None
 
 
-async def echo_rate(url: str, *, sockets: int = 32, seconds: float = 5.0) -> float:
-    """Round trips per second over ``sockets`` sockets (one room each), after 0.5 s warm-up."""
+async def echo_rate(url: str, *, sockets: int = 32, seconds: float = 5.0,
+                    on_start: Callable[[], None] | None = None) -> float:
+    """Round trips per second over ``sockets`` sockets (one room each), after a warm-up
+    message each; ``on_start`` is called as the clock starts (to read a CPU counter)."""
     base = ws_url(url)
     conns = [await _connect(f"{base}/room/echo{i}") for i in range(sockets)]
     try:
@@ -46,6 +49,8 @@ async def echo_rate(url: str, *, sockets: int = 32, seconds: float = 5.0) -> flo
             if await ws.recv() != "e:warm":
                 raise LoadError("the echo room answered something else than the message sent")
         count = 0
+        if on_start is not None:
+            on_start()
         deadline = time.perf_counter() + seconds
 
         async def loop(ws: Any) -> None:
@@ -62,13 +67,17 @@ async def echo_rate(url: str, *, sockets: int = 32, seconds: float = 5.0) -> flo
         await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
 
 
-async def fanout(url: str, *, sockets: int = 100, rounds: int = 200) -> tuple[float, float]:
-    """(p50, p99) ms from one ``b:`` message sent until all ``sockets`` sockets received it."""
+async def fanout(url: str, *, sockets: int = 100, rounds: int = 200,
+                 on_start: Callable[[], None] | None = None) -> tuple[float, float]:
+    """(p50, p99) ms from one ``b:`` message sent until all ``sockets`` sockets received it;
+    ``on_start`` is called after the warm-up rounds, as the timed ones begin."""
     base = ws_url(url)
     conns = [await _connect(f"{base}/room/fan", max_queue=None) for _ in range(sockets)]
     try:
         times = []
         for i in range(rounds + 5):  # the first 5 are warm-up
+            if i == 5 and on_start is not None:
+                on_start()
             started = time.perf_counter()
             await conns[i % sockets].send(f"b:{i}")
             got = await asyncio.wait_for(asyncio.gather(*(ws.recv() for ws in conns)), 30)

@@ -34,6 +34,9 @@ def setup(runtime: IsolateServices, options: dict[str, Any]) -> None:
     """This isolate runs Durable Object classes (``Plugin.isolate_options``)."""
     live = manager(runtime)
     live.owner = True
+    from edgelet.bindings.durable_objects.isolate.websockets import pin
+    from edgelet.runtime import websocket
+    websocket.on_accept = pin
     live.delete_all_deletes_alarm = bool(options.get("delete_all_deletes_alarm", True))
     if options.get("root"):  # --in-memory: the host's scratch folder
         live.root = Path(options["root"])

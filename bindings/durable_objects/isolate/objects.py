@@ -148,6 +148,8 @@ class LiveObject:
         #: hibernatable WebSockets by token (isolate/websockets.py); they outlive eviction
         #: in the host, not here
         self.sockets: dict[str, Any] = {}
+        #: open sockets it ``accept()``-ed (not hibernatable): they keep it in memory
+        self.pinned: dict[str, Any] = {}
         self.auto_response: Any = None
         self.state = DurableObjectState(self, DurableObjectId(id_hex, name), self.storage)
 
@@ -183,7 +185,7 @@ class LiveObject:
     @property
     def idle(self) -> bool:
         return (self.active == 0 and not self.gate.locked() and not self.blockers
-                and not self.background)
+                and not self.background and not self.pinned)
 
 
 class LiveObjects:
@@ -204,6 +206,9 @@ class LiveObjects:
         self._sweep: asyncio.TimerHandle | None = None
         #: objects evicted while holding hibernatable WebSockets: rebuilt with them
         self.hibernated: set[str] = set()
+        #: the host's answer to "which objects of this Worker have hibernatable sockets",
+        #: asked once per isolate (see _sockets_from_host)
+        self._asked_host: asyncio.Future[None] | None = None
         _raise_file_limit()
 
     # -- storage ----------------------------------------------------------------------
@@ -239,6 +244,8 @@ class LiveObjects:
         kind, method, body = event.kind, event.method, event.body
         id_hex = check_id(event.id_hex, where="Durable Object event")
         live = self._live(event.namespace, event.class_name, id_hex, event.name)
+        if self._asked_host is None or not self._asked_host.done():
+            await self._sockets_from_host()
         if live.key in self.hibernated:  # evicted with open sockets: getWebSockets() sees them
             self.hibernated.discard(live.key)
             from edgelet.bindings.durable_objects.isolate.websockets import restore
@@ -254,6 +261,25 @@ class LiveObjects:
             live.active -= 1
             live.last_used = asyncio.get_running_loop().time()
             self._arm_sweep()
+
+    async def _sockets_from_host(self) -> None:
+        """Learn, once, which objects have hibernatable sockets the host kept open.
+
+        Why: after this isolate restarted (a crash, a code reload) its objects are gone but
+        their sockets are not; a fresh instance must see them in ``getWebSockets()`` from
+        its first event, not only once one of them sends a message."""
+        if self._asked_host is not None:
+            await asyncio.shield(self._asked_host)
+            return
+        self._asked_host = asyncio.get_running_loop().create_future()
+        try:
+            from edgelet.bindings.durable_objects.isolate.websockets import hibernated_objects
+            keys = await hibernated_objects(self.runtime)
+            self.hibernated.update(k for k in keys if k not in self.objects or not self.objects[k].sockets)
+        except Exception as exc:  # an older host, a closed channel: sockets come back lazily
+            log.debug("could not list the objects with hibernated WebSockets: %s", exc)
+        finally:
+            self._asked_host.set_result(None)
 
     async def _in_gate(self, live: LiveObject, kind: str, method: str, body: Any,
                        chain: tuple[str, ...]) -> list[Any]:

@@ -20,6 +20,7 @@ from edgelet.runtime.websocket import (
     WebSocket,
     WebSocketRequestResponsePair,
     _notify,
+    flush_sends,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,6 +102,25 @@ class WebSocketHibernation:
     get_web_socket_auto_response = getWebSocketAutoResponse
 
 
+def pin(ws: WebSocket) -> None:
+    """``accept()`` inside a Durable Object's event: the socket keeps that object in memory
+    until it closes (edgelet.runtime.websocket.on_accept)."""
+    from edgelet.bindings.durable_objects.isolate import _manager
+    from edgelet.bindings.durable_objects.isolate.objects import CALL_CHAIN
+    chain = CALL_CHAIN.get()
+    if not chain or _manager is None:
+        return  # accepted by a plain Worker: nothing to pin
+    live = _manager.objects.get(chain[-1])
+    if live is not None:
+        live.pinned[ws.token] = ws
+        ws._owner = live.pinned
+
+
+async def hibernated_objects(runtime: Any) -> list[str]:
+    """The keys of the objects whose hibernatable sockets the host keeps open."""
+    return [str(k) for k in await runtime.channel.call("websocket", "objects")]
+
+
 async def restore(live: LiveObject, runtime: Any) -> None:
     """Rebuild an object's hibernatable sockets from what the host kept."""
     answer = await runtime.channel.call("websocket", "list", live.key)
@@ -160,6 +180,7 @@ async def deliver(live: LiveObject, instance: Any, kind: str, body: list[Any]) -
         result = _call(fn, ws, RuntimeError(str(data)))
     if inspect.isawaitable(result):
         await result
+    flush_sends()  # the handler's sends leave before its event's answer
     return None
 
 
