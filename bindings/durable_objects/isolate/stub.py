@@ -87,8 +87,10 @@ class _RpcMethod:
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        where = f"{self._stub._where}.{self._name}()"
-        payload = wire.dumps_args(args, kwargs, where)
+        try:
+            payload = wire.dumps((args, kwargs))
+        except Exception:  # raises the TypeError naming the argument that cannot travel
+            payload = wire.dumps_args(args, kwargs, f"{self._stub._where}.{self._name}()")
         return self._stub._rpc("call", self._name, payload)
 
     def __await__(self) -> Generator[Any, None, Any]:
@@ -105,7 +107,11 @@ class DurableObjectStub:
         self._ns = namespace
         self.id = object_id
         self.name = object_id.name
-        self._where = f"{namespace._class} {object_id.name or object_id}"
+
+    @property
+    def _where(self) -> str:
+        """How messages name the object: its class and its name (or id)."""
+        return f"{self._ns._class} {self.id.name or self.id}"
 
     async def fetch(self, resource: Any, options: Any = None, **kwargs: Any) -> Any:
         """Send an HTTP request to the object's ``fetch(self, request)``."""
