@@ -21,6 +21,7 @@ from edgelet.bindings.durable_objects.index import ObjectIndex
 from edgelet.bindings.durable_objects.schema import INDEX_DATABASE
 from edgelet.bindings.durable_objects.scratch import make_scratch, remove_scratch
 from edgelet.bindings.durable_objects.wire import ObjectEvent
+from edgelet.supervisor import IsolateError
 
 if TYPE_CHECKING:  # pragma: no cover
     import click
@@ -134,7 +135,17 @@ class Plugin(BindingPlugin):
         return await super().handle_call(worker, binding, method, args)
 
     async def handle_isolate_call(self, worker: str, method: str, args: list[Any]) -> Any:
-        """Alarms of an object, asked by the isolate that runs its class."""
+        """Alarms of an object, and uses of objects the isolate that runs their class
+        called itself (isolate/local.py), asked by that isolate."""
+        if method == "touch":
+            assert self.index is not None
+            for entry in args[0]:
+                ns, id_hex = self._owned(worker, entry)
+                name = entry[2]
+                if name is not None and not isinstance(name, str):
+                    raise TypeError("object name must be a str")
+                self.index.touch(ns.name, id_hex, name)
+            return None
         if method in ("getAlarm", "setAlarm", "deleteAlarm"):
             ns, id_hex = self._owned(worker, args)
             assert self.alarms is not None
@@ -167,8 +178,14 @@ class Plugin(BindingPlugin):
         if not isinstance(op, str):
             raise TypeError("method name must be a str")
         self.index.touch(ns.name, id_hex, name)
-        return await self.host.invoke(ns.script, "durable_objects.call", ObjectEvent(
-            ns.name, ns.class_name, id_hex, name, kind, op, payload, [str(c) for c in (chain or ())]))
+        try:
+            return await self.host.invoke(ns.script, "durable_objects.call", ObjectEvent(
+                ns.name, ns.class_name, id_hex, name, kind, op, payload,
+                [str(c) for c in (chain or ())]))
+        except IsolateError as exc:  # the object's isolate died or hung: say which object
+            what = f"{ns.class_name} {name!r} (id {id_hex})" if name else f"{ns.class_name} {id_hex}"
+            raise IsolateError(f"Durable Object {what}: {exc}; the next call re-creates the "
+                               f"object from its storage", exc.status) from None
 
     async def _dispatch_alarm(self, ns_name: str, id_hex: str, name: str | None, retry: int) -> Any:
         ns = self.namespaces.get(ns_name)

@@ -1,8 +1,8 @@
 """Worker side of Durable Objects: ``env.NS`` for callers, ``handle_event`` for owners.
 
-An isolate can be both: a Worker that binds its own class calls its objects through the
-host like anyone else, and the host hands the events back to this isolate's
-:class:`LiveObjects`.
+An isolate can be both: a Worker that binds its own class delivers calls to its objects
+itself (``local.py``), since the host would route them back to this isolate's
+:class:`LiveObjects` anyway; calls to another Worker's classes go through the host.
 """
 
 from __future__ import annotations
@@ -43,7 +43,15 @@ def setup(runtime: IsolateServices, options: dict[str, Any]) -> None:
 
 
 def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> Any:
+    namespace, class_name = options["namespace"], options["class_name"]
+    #: this Worker defines the class: its objects live in this isolate (see local.py)
+    own_class = options["script"] == runtime.worker
+
     async def send(id_hex: str, object_name: str | None, kind: str, method: str, payload: Any) -> Any:
+        live = _manager
+        if own_class and live is not None and live.owner and live.runtime is runtime:
+            return await live.call_local(namespace, class_name, id_hex, object_name, kind,
+                                         method, payload, CALL_CHAIN.get())
         return await runtime.call(KIND, name, "call", id_hex, object_name, kind, method, payload,
                                   list(CALL_CHAIN.get()))
 

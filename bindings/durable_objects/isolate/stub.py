@@ -1,9 +1,10 @@
 """The caller side: ``env.NS`` (a namespace) and the stubs it hands out.
 
 A stub does not hold the object: every ``fetch`` or RPC goes isolate -> host -> the
-isolate of the Worker that defines the class (see ``objects.py``), even when that is this
-very isolate, so one path keeps the one-instance-per-id rule. Arguments and results are
-pickled here and in the owner; the host forwards them as bytes.
+isolate of the Worker that defines the class (see ``objects.py``), which keeps the
+one-instance-per-id rule; a call from that very isolate is delivered in place, without
+the trip (``local.py``). Arguments and results are pickled here and in the owner (the
+host forwards them as bytes), so an object never shares a value with its caller.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from edgelet.bindings.durable_objects import ids, wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId
 
 KIND = "durable_objects"
+#: names whose ids a namespace remembers
+_NAME_CACHE = 4096
 
 
 class DurableObjectNamespace:
@@ -27,10 +30,18 @@ class DurableObjectNamespace:
         self._class = options["class_name"]
         self._script = options["script"]
         self._send = send
+        #: name -> id: a request usually names an object it named before (a SHA-256 each)
+        self._names: dict[str, str] = {}
 
     def idFromName(self, name: str) -> DurableObjectId:  # noqa: N802 - Cloudflare's name
         """The same name gives the same id, everywhere and always."""
-        return DurableObjectId(ids.id_from_name(self._ns_id, name), name)
+        hex_id = self._names.get(name) if isinstance(name, str) else None
+        if hex_id is None:
+            hex_id = ids.id_from_name(self._ns_id, name)
+            if len(self._names) >= _NAME_CACHE:  # a Worker that makes endless names
+                self._names.clear()
+            self._names[name] = hex_id
+        return DurableObjectId(hex_id, name)
 
     def newUniqueId(self, options: Any = None, **kwargs: Any) -> DurableObjectId:  # noqa: N802
         """A fresh random id (``jurisdiction`` is accepted and has no effect locally)."""
@@ -76,8 +87,10 @@ class _RpcMethod:
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        where = f"{self._stub._where}.{self._name}()"
-        payload = wire.dumps_args(args, kwargs, where)
+        try:
+            payload = wire.dumps((args, kwargs))
+        except Exception:  # raises the TypeError naming the argument that cannot travel
+            payload = wire.dumps_args(args, kwargs, f"{self._stub._where}.{self._name}()")
         return self._stub._rpc("call", self._name, payload)
 
     def __await__(self) -> Generator[Any, None, Any]:
@@ -94,7 +107,11 @@ class DurableObjectStub:
         self._ns = namespace
         self.id = object_id
         self.name = object_id.name
-        self._where = f"{namespace._class} {object_id.name or object_id}"
+
+    @property
+    def _where(self) -> str:
+        """How messages name the object: its class and its name (or id)."""
+        return f"{self._ns._class} {self.id.name or self.id}"
 
     async def fetch(self, resource: Any, options: Any = None, **kwargs: Any) -> Any:
         """Send an HTTP request to the object's ``fetch(self, request)``."""
