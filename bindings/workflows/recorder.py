@@ -58,9 +58,6 @@ class Recorder:
             state = "gone" if row is None else row[1]
             raise StaleRunError(f"instance '{instance_id}' of workflow '{workflow}' is no longer run "
                                 f"by this dispatch ({state}); nothing more is recorded")
-        events = self.state.events
-        if events.has_buffered():  # subscribe's events ride along with this record's commit
-            events.insert(events.take())
         return row[0], row[1]
 
     def _next_step_seq(self) -> int:
