@@ -9,7 +9,8 @@ Messages are arrays:
     [RESULT, id, value]  or  [ERROR, id, {"type", "message", "traceback"}]
     [NOTIFY, method, args]        fire and forget (log lines)
 Either side may call the other; every request runs in its own task so a slow handler
-never blocks the reader, except those a ``sync_handler`` answers at once (see there).
+never blocks the reader, except those a ``sync_handler`` answers at once or with a
+:class:`Later` settled at the end of the read (see there).
 """
 
 from __future__ import annotations
@@ -34,6 +35,36 @@ NotifyHandler = Callable[[str, list[Any]], None]
 SyncHandler = Callable[[str, list[Any]], Any]
 #: what a sync handler returns for a call it leaves to the (async) handler
 NOT_NOW: Any = object()
+
+
+class Later:
+    """What a sync handler returns for an answer that waits for ``settle`` (a commit).
+
+    Why: a call whose answer waits only for a commit it shares with the other calls of
+    the same read (a workflow's step record) needs no task, no future and no extra loop
+    turn: the handler queues its write and returns a Later; once the whole read is
+    dispatched, the channel runs each distinct ``settle`` once, which answers the calls
+    through :meth:`resolve` or :meth:`fail`, and all the answers of the read leave in one
+    write. A Later answered after its read (by a settle that ran elsewhere first) is
+    written at once.
+    """
+
+    __slots__ = ("settle", "_channel", "_call_id")
+
+    def __init__(self, settle: Callable[[], None]) -> None:
+        self.settle = settle
+        self._channel: Channel | None = None
+        self._call_id = 0
+
+    def resolve(self, value: Any) -> None:
+        channel = self._channel
+        if channel is not None:
+            channel._deliver(channel._packer.pack([RESULT, self._call_id, value]))
+
+    def fail(self, exc: BaseException) -> None:
+        channel = self._channel
+        if channel is not None:
+            channel._deliver(channel._packer.pack([ERROR, self._call_id, error_payload(exc)]))
 
 
 class RemoteError(Exception):
@@ -89,6 +120,9 @@ class Channel:
         #: calls of one read leave in one write instead of one send() each.
         self.sync_handler: SyncHandler | None = None
         self._answers: list[bytes] = []
+        #: the settle functions of the Laters of the read being dispatched (run once each)
+        self._settles: list[Callable[[], None]] = []
+        self._reading = False
         #: loop.time() since which deadlines are held (the other side sits in a debugger)
         self._held_since: float | None = None
 
@@ -174,8 +208,19 @@ class Channel:
                 if not data:
                     break
                 unpacker.feed(data)
-                for message in unpacker:
-                    self._dispatch(message)
+                self._reading = True
+                try:
+                    for message in unpacker:
+                        self._dispatch(message)
+                    while self._settles:
+                        settles, self._settles = self._settles, []
+                        for settle in settles:
+                            try:
+                                settle()
+                            except Exception:  # its Laters are answered by whoever settles next
+                                log.exception("settling the calls of a read failed")
+                finally:
+                    self._reading = False
                 if self._answers:
                     self._writer.write(b"".join(self._answers))
                     self._answers.clear()
@@ -219,6 +264,11 @@ class Channel:
             result = self.sync_handler(method, args)
             if result is NOT_NOW:
                 return False
+            if isinstance(result, Later):
+                result._channel, result._call_id = self, call_id
+                if result.settle not in self._settles:
+                    self._settles.append(result.settle)
+                return True
             packed = self._packer.pack([RESULT, call_id, result])
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the caller
             packed = self._error(call_id, exc)
@@ -227,6 +277,15 @@ class Channel:
         if self._closed is None:
             self._answers.append(packed)
         return True
+
+    def _deliver(self, packed: bytes) -> None:
+        """A Later's answer: with the read's other answers, or now if its read is over."""
+        if self._closed is not None:
+            return
+        if self._reading:
+            self._answers.append(packed)
+        else:
+            self._writer.write(packed)
 
     async def _answer(self, call_id: int, method: str, args: list[Any]) -> None:
         try:

@@ -99,6 +99,7 @@ class EventLog:
         self.next_id = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM history_events").fetchone()[0]) + 1
         self._buffer: list[Row] = []
         self._flush_soon = False
+        self._timer: asyncio.TimerHandle | None = None
         #: instance seq -> queues of its live subscribers
         self._live: dict[int, set[asyncio.Queue[Row]]] = {}
 
@@ -115,7 +116,7 @@ class EventLog:
         if not self._flush_soon:
             self._flush_soon = True
             try:
-                asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self.flush)
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self.flush)
             except RuntimeError:  # no loop (a synchronous caller): write now
                 self.flush()
 
@@ -136,9 +137,16 @@ class EventLog:
         self.db.executemany("INSERT INTO history_events (id, instance, type, timestamp, step, count, "
                             "attempt, data, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def close(self) -> None:
+        """The engine stops: write what is buffered now; the timer must not outlive the database."""
+        self.flush()
+
     def flush(self) -> None:
         """Write buffered events now (one transaction of their own)."""
         self._flush_soon = False
+        if self._timer is not None:
+            self._timer.cancel()  # harmless when it is the one firing now
+            self._timer = None
         rows = self.take()
         if not rows:
             return
