@@ -35,23 +35,34 @@ class GroupCommit:
         self.what = what
         #: each write with its future (run) or its callback (submit)
         self._batch: list[tuple[Callable[[], Any], Any]] = []
+        #: a flush is scheduled (call_soon) for the writes waiting now
+        self._armed = False
 
-    def submit(self, write: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+    def submit(self, write: Callable[[], Any], done: Callable[[Any, BaseException | None], None], *,
+               flushed_by_caller: bool = False) -> None:
         """``write`` joins the shared transaction like :meth:`run`; ``done(value, error)`` is
         called right after the COMMIT, inside :meth:`flush` (no future, no task: a caller
         that flushes at once, such as a channel settling its read, answers in the same loop
-        turn)."""
+        turn). ``flushed_by_caller``: the caller calls :meth:`flush` before its loop turn
+        ends, so no flush is scheduled (one loop turn less per write)."""
         self._batch.append((write, done))
-        if len(self._batch) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
+        if not flushed_by_caller:
+            self._schedule()
 
     async def run(self, write: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._batch.append((write, future))
-        if len(self._batch) == 1:
-            loop.call_soon(self.flush)
+        self._schedule()
         return await future
+
+    def _schedule(self) -> None:
+        if not self._armed:
+            self._armed = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._armed = False
+        self.flush()
 
     def flush(self) -> None:
         """Run and commit the waiting writes now (also called on shutdown)."""

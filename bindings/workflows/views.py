@@ -117,16 +117,23 @@ def steps(conn: sqlite3.Connection, seq: int, boot: float | None = None) -> list
                            (seq, -1.0 if boot is None else boot)).fetchall()
     except sqlite3.OperationalError:  # a state folder from before version 4 (read-only CLI)
         cut = []
+    stored = set(timed)
     for name, count, started in cut:
         timed.setdefault((name, count), []).append((started, {
             "start": iso(started), "end": None, "success": False, "interrupted": True, "error": INTERRUPTED}))
+    rows = conn.execute(
+        "SELECT name, count, kind, state, value, error_name, error_message, config, started, "
+        "ended, wake_at FROM steps WHERE instance = ? ORDER BY seq", (seq,)).fetchall()
+    for name, count, kind, state, _v, _en, _em, _c, started, ended, _w in rows:
+        if kind == "step" and state == "ok" and (name, count) not in stored:
+            # a step that succeeded at its first attempt stores no attempt row: the
+            # attempt is the step's own span (see recorder.Recorder._record_attempts)
+            timed.setdefault((name, count), []).append((started, {
+                "start": iso(started), "end": iso(ended), "success": True, "error": None}))
     for key, entries in timed.items():
         attempts[key] = [e for _, e in sorted(entries, key=lambda t: t[0])] if len(entries) > 1 else [entries[0][1]]
     out: list[dict[str, Any]] = []
-    for (name, count, kind, state, value, ename, emsg, config, started, ended,
-         wake_at) in conn.execute(
-            "SELECT name, count, kind, state, value, error_name, error_message, config, started, "
-            "ended, wake_at FROM steps WHERE instance = ? ORDER BY seq", (seq,)):
+    for name, count, kind, state, value, ename, emsg, config, started, ended, wake_at in rows:
         finished = state in ("ok", "failed")
         error = {"name": ename, "message": emsg or ""} if ename is not None and state == "failed" else None
         entry: dict[str, Any] = {"type": kind, "name": name, "count": count, "start": iso(started),
