@@ -17,6 +17,9 @@ from edgelet.bindings.workflows.schema import STATUSES
 
 _INSTANCE_COLS = ("seq, workflow, id, status, generation, params, trigger, created, started, ended, "
                   "modified, wake_at, waiting_for, output, error_name, error_message")
+#: the column names of _INSTANCE_COLS (instance_row runs on every status() poll)
+_INSTANCE_NAMES = tuple(c.strip() for c in _INSTANCE_COLS.split(","))
+_INSTANCE_SQL = f"SELECT {_INSTANCE_COLS} FROM instances WHERE workflow = ? AND id = ?"
 
 
 def iso(t: float | None) -> str | None:
@@ -28,11 +31,10 @@ def iso(t: float | None) -> str | None:
 
 
 def instance_row(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any] | None:
-    row = conn.execute(f"SELECT {_INSTANCE_COLS} FROM instances WHERE workflow = ? AND id = ?",
-                       (workflow, instance_id)).fetchone()
+    row = conn.execute(_INSTANCE_SQL, (workflow, instance_id)).fetchone()
     if row is None:
         return None
-    return dict(zip([c.strip() for c in _INSTANCE_COLS.split(",")], row, strict=False))
+    return dict(zip(_INSTANCE_NAMES, row, strict=True))
 
 
 def latest_id(conn: sqlite3.Connection, workflow: str) -> str | None:
