@@ -568,26 +568,30 @@ class RunSession:
                                  args: list[Any], kwargs: dict[str, Any],
                                  timed_out: Callable[[], BaseException]) -> Any:
         """Run an attempt whose timeout the host measures on the (virtual) platform clock: it
-        signals ``timeout`` when the clock passes the deadline, which cancels the attempt."""
+        signals ``timeout`` when the clock passes the deadline, which cancels the attempt.
+
+        The body starts once the host has armed that timer, so whatever the attempt does
+        (a side effect a test waits for before moving the clock) happens with its deadline
+        already on the clock; started first, a clock moved in between left it with none."""
         async def body() -> Any:
             result = fn(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
             return result
 
-        task = asyncio.ensure_future(body())
-        self.attempt_tasks[key] = task
+        task: asyncio.Future[Any] | None = None
         try:
             await self.call("attempt_timer", key[0], key[1], key[2], timeout)
+            task = self.attempt_tasks[key] = asyncio.ensure_future(body())
             return await task
         except asyncio.CancelledError:
-            if key in self.timed_out and task.cancelled():
+            if key in self.timed_out and task is not None and task.cancelled():
                 raise timed_out() from None
             raise
         finally:
             self.attempt_tasks.pop(key, None)
             self.timed_out.discard(key)
-            if not task.done():
+            if task is not None and not task.done():
                 task.cancel()
 
     def time_out(self, name: str, count: int, attempt: int) -> None:
