@@ -34,6 +34,8 @@ import pkgutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from edgelet.channel import NOT_NOW
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import click
     from starlette.routing import BaseRoute
@@ -120,6 +122,13 @@ class BindingPlugin:
         in ``worker``. Nothing user code can name reaches here; the plug-in checks that the
         Worker may do what it asks (it is the one that runs that class)."""
         raise LookupError(f"the {self.kind} plug-in takes no calls from its isolate half")
+
+    def isolate_call_now(self, worker: str, method: str, args: list[Any]) -> Any:
+        """Answer a ``runtime.call_host`` on the channel's own read, without a task: a value,
+        an ``edgelet.channel.Later`` (answered once its ``settle``, a shared commit, ran), or
+        ``edgelet.channel.NOT_NOW`` to leave it to ``handle_isolate_call`` (the default).
+        For per-step hot paths only; it must not block."""
+        return NOT_NOW
 
     async def intercept(self, worker: str, request: list[Any]) -> list[Any] | None:
         """Answer an HTTP request before the Worker sees it (static assets), or None.

@@ -9,7 +9,8 @@ Messages are arrays:
     [RESULT, id, value]  or  [ERROR, id, {"type", "message", "traceback"}]
     [NOTIFY, method, args]        fire and forget (log lines)
 Either side may call the other; every request runs in its own task so a slow handler
-never blocks the reader, except those a ``sync_handler`` answers at once (see there).
+never blocks the reader, except those a ``sync_handler`` answers at once or with a
+:class:`Later` settled at the end of the read (see there).
 
 Writes are joined: what one turn of the event loop sends leaves in one ``write`` at the end
 of that turn (see Channel._write). Why: a WebSocket message costs a call, a notification per
@@ -43,6 +44,36 @@ NotifyHandler = Callable[[str, list[Any]], None]
 SyncHandler = Callable[[str, list[Any]], Any]
 #: what a sync handler returns for a call it leaves to the (async) handler
 NOT_NOW: Any = object()
+
+
+class Later:
+    """What a sync handler returns for an answer that waits for ``settle`` (a commit).
+
+    Why: a call whose answer waits only for a commit it shares with the other calls of
+    the same read (a workflow's step record) needs no task, no future and no extra loop
+    turn: the handler queues its write and returns a Later; once the whole read is
+    dispatched, the channel runs each distinct ``settle`` once, which answers the calls
+    through :meth:`resolve` or :meth:`fail`, and all the answers of the read leave in one
+    write. A Later answered after its read (by a settle that ran elsewhere first) is
+    written at once.
+    """
+
+    __slots__ = ("settle", "_channel", "_call_id")
+
+    def __init__(self, settle: Callable[[], None]) -> None:
+        self.settle = settle
+        self._channel: Channel | None = None
+        self._call_id = 0
+
+    def resolve(self, value: Any) -> None:
+        channel = self._channel
+        if channel is not None:
+            channel._deliver(channel._packer.pack([RESULT, self._call_id, value]))
+
+    def fail(self, exc: BaseException) -> None:
+        channel = self._channel
+        if channel is not None:
+            channel._deliver(channel._packer.pack([ERROR, self._call_id, error_payload(exc)]))
 
 
 class RemoteError(Exception):
@@ -102,6 +133,8 @@ class Channel:
         self._out_size = 0
         #: the loop the channel runs in (asking asyncio each time costs a getpid() call)
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: the settle functions of the Laters of the read being dispatched (run once each)
+        self._settles: list[Callable[[], None]] = []
         #: loop.time() since which deadlines are held (the other side sits in a debugger)
         self._held_since: float | None = None
 
@@ -223,6 +256,13 @@ class Channel:
                 unpacker.feed(data)
                 for message in unpacker:
                     self._dispatch(message)
+                while self._settles:
+                    settles, self._settles = self._settles, []
+                    for settle in settles:
+                        try:
+                            settle()
+                        except Exception:  # its Laters are answered by whoever settles next
+                            log.exception("settling the calls of a read failed")
         except (ConnectionError, OSError) as exc:
             reason = ChannelClosed(f"channel broken: {exc}")
         except Exception as exc:  # malformed bytes: treat as a dead peer, never crash the host
@@ -266,6 +306,11 @@ class Channel:
             result = self.sync_handler(method, args)
             if result is NOT_NOW:
                 return False
+            if isinstance(result, Later):
+                result._channel, result._call_id = self, call_id
+                if result.settle not in self._settles:
+                    self._settles.append(result.settle)
+                return True
             packed = self._packer.pack([RESULT, call_id, result])
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the caller
             packed = self._error(call_id, exc)
@@ -274,6 +319,11 @@ class Channel:
         if self._closed is None:
             self._write(packed)
         return True
+
+    def _deliver(self, packed: bytes) -> None:
+        """A Later's answer: it joins this loop turn's write, with the read's other answers."""
+        if self._closed is None:
+            self._write(packed)
 
     async def _answer(self, call_id: int, method: str, args: list[Any]) -> None:
         try:

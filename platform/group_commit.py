@@ -33,22 +33,43 @@ class GroupCommit:
     def __init__(self, conn: sqlite3.Connection, what: str = "write") -> None:
         self.conn = conn
         self.what = what
-        self._batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        #: each write with its future (run) or its callback (submit)
+        self._batch: list[tuple[Callable[[], Any], Any]] = []
+        #: a flush is scheduled (call_soon) for the writes waiting now
+        self._armed = False
+
+    def submit(self, write: Callable[[], Any], done: Callable[[Any, BaseException | None], None], *,
+               flushed_by_caller: bool = False) -> None:
+        """``write`` joins the shared transaction like :meth:`run`; ``done(value, error)`` is
+        called right after the COMMIT, inside :meth:`flush` (no future, no task: a caller
+        that flushes at once, such as a channel settling its read, answers in the same loop
+        turn). ``flushed_by_caller``: the caller calls :meth:`flush` before its loop turn
+        ends, so no flush is scheduled (one loop turn less per write)."""
+        self._batch.append((write, done))
+        if not flushed_by_caller:
+            self._schedule()
 
     async def run(self, write: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._batch.append((write, future))
-        if len(self._batch) == 1:
-            loop.call_soon(self.flush)
+        self._schedule()
         return await future
+
+    def _schedule(self) -> None:
+        if not self._armed:
+            self._armed = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._armed = False
+        self.flush()
 
     def flush(self) -> None:
         """Run and commit the waiting writes now (also called on shutdown)."""
         batch, self._batch = self._batch, []
         if not batch:
             return
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        outcomes: list[tuple[Any, Any, BaseException | None]] = []
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             if len(batch) == 1:  # alone (a sequential caller): the transaction is its savepoint
@@ -83,9 +104,14 @@ class GroupCommit:
             failure.__cause__ = exc  # the control API tells a full disk from other faults
             outcomes = [(future, None, failure) for _, future in batch]
         for future, value, error in outcomes:
-            if future.done():
+            if not isinstance(future, asyncio.Future):  # submit's callback
+                try:
+                    future(value, error)
+                except Exception:  # one caller's bug must not keep the others waiting
+                    log.exception("%s: a callback after the commit failed", self.what)
+            elif future.done():
                 continue
-            if error is not None:
+            elif error is not None:
                 future.set_exception(error)
             else:
                 future.set_result(value)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelet.bindings import BindingPlugin, discover_plugins
+from edgelet.channel import NOT_NOW
 from edgelet.clock import Clock
 from edgelet.config import PlatformConfig, WorkerConfig
 from edgelet.cron import CronScheduler
@@ -309,7 +310,8 @@ class Host:
                        request_timeout=limits.request_timeout_ms / 1000.0,
                        on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
                        on_log=self._on_worker_log, forkserver=self._forkserver,
-                       on_websocket=self.websockets.on_notify)
+                       on_websocket=self.websockets.on_notify,
+                       on_call_now=lambda method, args: self._on_isolate_call_now(worker.name, method, args))
 
     async def start_isolate(self, name: str, main: Path, *, like: str, env: dict[str, Any]) -> Isolate:
         """Start an isolate for a script a plug-in was handed at run time (a Worker
@@ -355,6 +357,15 @@ class Host:
         if method == "websocket":
             return self.websockets.handle_call(worker, args)
         raise LookupError(f"unknown host call {method!r}")
+
+    def _on_isolate_call_now(self, worker: str, method: str, args: list[Any]) -> Any:
+        """A call from an isolate a plug-in answers without a task (``isolate_call_now``),
+        or ``NOT_NOW`` for :meth:`_on_isolate_call`."""
+        if method == "host":
+            plugin = self._kinds.get(args[0])
+            if plugin is not None:
+                return plugin.isolate_call_now(worker, args[1], args[2])
+        return NOT_NOW
 
     def _on_worker_log(self, worker: str, level: str, text: str) -> None:
         worker_log.log(_LEVELS.get(level, logging.INFO), "[%s] %s", worker, text)

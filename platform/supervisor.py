@@ -63,7 +63,8 @@ class Isolate:
                  request_timeout: float, reserved_mb: int = 0,
                  on_call: Callable[[str, list[Any]], Any],
                  on_log: Callable[[str, str, str], None], forkserver: Any = None,
-                 on_websocket: Callable[[str, list[Any]], None] | None = None) -> None:
+                 on_websocket: Callable[[str, list[Any]], None] | None = None,
+                 on_call_now: Callable[[str, list[Any]], Any] | None = None) -> None:
         self.name = name
         self._forkserver = forkserver
         self.spec = spec
@@ -74,6 +75,8 @@ class Isolate:
         self.address_space_mb = memory_mb + ISOLATE_OVERHEAD_MB + reserved_mb
         self.request_timeout = request_timeout
         self._on_call = on_call
+        #: answers a call without a task, or returns channel.NOT_NOW (Channel.sync_handler)
+        self._on_call_now = on_call_now
         self._on_log = on_log
         self._on_websocket = on_websocket
         self._process: Any = None
@@ -129,6 +132,7 @@ class Isolate:
         child_sock.close()
         reader, writer = await asyncio.open_connection(sock=host_sock, limit=1 << 20)
         channel = Channel(reader, writer, self._handle, self._notify)
+        channel.sync_handler = self._on_call_now
         self._channel = channel
         self._serve_task = asyncio.ensure_future(self._serve(channel, self._process))
         asyncio.ensure_future(self._watch_exit(channel, self._process))

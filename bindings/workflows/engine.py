@@ -108,6 +108,10 @@ class Engine:
         """Drop timers. Runs in flight stay ``running`` in the database and replay on start."""
         self.state.stopped = True
         self.scheduler.stop()
+        try:
+            self.state.events.close()
+        except Exception as exc:  # a full disk: the events of the last moment are lost, never a step
+            log.warning("WORKFLOWS could not write the last events on stop: %s", exc)
 
     # -- lookups ---------------------------------------------------------------------------------
     def _def(self, workflow: str) -> WorkflowDef:

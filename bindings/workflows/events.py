@@ -7,12 +7,14 @@ that knows their shape, their ids and how they are stored.
 
 Events use Cloudflare's types (``EVENT_TYPES``). ``eventId`` grows across the whole
 database and is the cursor: a subscription resumes after it. Why events are buffered
-and written with the *next* record's transaction (or after ``FLUSH_AFTER_S`` when none
-comes) rather than in each record's own: they are the story of what happened, not the
-durable state (that is ``steps``, ``instances``...), and a commit of their own per step
-made a step a third slower; a ``kill -9`` may lose the events of the last few
-milliseconds, never a step. Live subscribers get each event at once,
-before it is written.
+and written together every ``FLUSH_AFTER_S`` in a transaction of their own, rather than in
+each step record's: they are the story of what happened, not the durable state (that is
+``steps``, ``instances``...). A commit of their own per step made a step a third slower,
+and riding along with the next step record's commit still added two B-tree pages (the
+table's and its index's) to every step's WAL commit; one commit per ``FLUSH_AFTER_S``
+carries the events of dozens of steps in a few pages. A ``kill -9`` may lose the events of
+the last ``FLUSH_AFTER_S``, never a step. Live subscribers get each event at once, before
+it is written.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ EVENT_TYPES = (
 TERMINAL = ("workflow.completed", "workflow.errored", "workflow.terminated")
 #: events one poll returns at most
 PAGE = 500
-#: buffered events are written by the next step record's transaction, or after this long
+#: buffered events are written together after this long (one commit for all of them)
 FLUSH_AFTER_S = 0.02
 
 #: (eventId, instance seq, type, timestamp, step, count, attempt, data JSON, output blob)
@@ -97,6 +99,7 @@ class EventLog:
         self.next_id = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM history_events").fetchone()[0]) + 1
         self._buffer: list[Row] = []
         self._flush_soon = False
+        self._timer: asyncio.TimerHandle | None = None
         #: instance seq -> queues of its live subscribers
         self._live: dict[int, set[asyncio.Queue[Row]]] = {}
 
@@ -113,7 +116,7 @@ class EventLog:
         if not self._flush_soon:
             self._flush_soon = True
             try:
-                asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self.flush)
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self.flush)
             except RuntimeError:  # no loop (a synchronous caller): write now
                 self.flush()
 
@@ -121,8 +124,7 @@ class EventLog:
         return bool(self._buffer)
 
     def take(self) -> list[Row]:
-        """The buffered events, handed to a caller that writes them in its own transaction
-        (the recorder adds them to the group commit of the next step record)."""
+        """The buffered events, handed to a caller that writes them in its own transaction."""
         rows, self._buffer = self._buffer, []
         return rows
 
@@ -135,9 +137,16 @@ class EventLog:
         self.db.executemany("INSERT INTO history_events (id, instance, type, timestamp, step, count, "
                             "attempt, data, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def close(self) -> None:
+        """The engine stops: write what is buffered now; the timer must not outlive the database."""
+        self.flush()
+
     def flush(self) -> None:
         """Write buffered events now (one transaction of their own)."""
         self._flush_soon = False
+        if self._timer is not None:
+            self._timer.cancel()  # harmless when it is the one firing now
+            self._timer = None
         rows = self.take()
         if not rows:
             return

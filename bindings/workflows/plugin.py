@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings import BindingPlugin
 from edgelet.bindings.workflows.engine import Engine, WorkflowDef
+from edgelet.channel import NOT_NOW, Later
 
 if TYPE_CHECKING:  # pragma: no cover
     import click
@@ -139,6 +140,21 @@ class Plugin(BindingPlugin):
         if handler is None:
             raise LookupError(f"unknown internal workflows call {method!r}")
         return await handler(payload)
+
+    def isolate_call_now(self, worker: str, method: str, args: list[Any]) -> Any:
+        """``step_done``, the per-step record, answered on the channel's own read: its write
+        joins the group commit, which the channel runs once it has read every message of
+        that read, and the answer leaves with the others (no task, no extra loop turn).
+        Everything else, and a Worker that may not record, takes the async path."""
+        engine = self.engine
+        if method != "step_done" or engine is None:
+            return NOT_NOW
+        d = engine.defs.get(args[0][0])
+        if d is None or d.script != worker:
+            return NOT_NOW  # handle_isolate_call refuses it, with the reason
+        answer = Later(engine.state.group.flush)
+        engine.recorder.step_done_later(args[0], answer)
+        return answer
 
     def _engine(self) -> Engine:
         if self.engine is None:

@@ -14,11 +14,15 @@ import json
 import logging
 import sqlite3
 import time
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgelet.bindings.workflows import codec, rules, views, wire
 from edgelet.bindings.workflows.events import REDACTED_BLOB, attempt_events
 from edgelet.bindings.workflows.state import StaleRunError, State
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.channel import Later
 
 log = logging.getLogger("edgelet.workflows")
 T = TypeVar("T")
@@ -58,9 +62,6 @@ class Recorder:
             state = "gone" if row is None else row[1]
             raise StaleRunError(f"instance '{instance_id}' of workflow '{workflow}' is no longer run "
                                 f"by this dispatch ({state}); nothing more is recorded")
-        events = self.state.events
-        if events.has_buffered():  # subscribe's events ride along with this record's commit
-            events.insert(events.take())
         return row[0], row[1]
 
     def _next_step_seq(self) -> int:
@@ -84,7 +85,14 @@ class Recorder:
 
     def _record_attempts(self, seq: int, name: str, count: int, first: int,
                          attempts: list[wire.Attempt], now: float) -> float:
-        """Store attempts timed backwards from ``now`` (durations are measured in the isolate)."""
+        """Store attempts timed backwards from ``now`` (durations are measured in the isolate).
+
+        A step that succeeded at its first attempt stores none: that attempt is the step
+        row's own start and end, and ``views.steps`` lists it from there. Why: it is nearly
+        every step, and its row was one B-tree page more in every step's commit.
+        """
+        if first == 1 and len(attempts) == 1 and attempts[0].success:
+            return now - max(float(attempts[0].duration_s), 0.0)
         end = now
         rows = []
         for i in range(len(attempts) - 1, -1, -1):
@@ -100,6 +108,30 @@ class Recorder:
 
     async def step_done(self, args: list[Any]) -> dict[str, Any]:
         """A step finished for good (ok, or failed with no retry left); committed before return."""
+        r, attempts, op = self._step_done_write(args)
+        return self._step_done_after(r, attempts, await self._committed(op))
+
+    def step_done_later(self, args: list[Any], answer: Later) -> None:
+        """:meth:`step_done` for the channel's synchronous path: the write joins the group
+        commit and ``answer`` is resolved right after the COMMIT, when the channel settles
+        its read (no task, no future; see ``edgelet.channel.Later``)."""
+        r, attempts, op = self._step_done_write(args)
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is None:
+                try:
+                    reply = self._step_done_after(r, attempts, result)
+                except Exception as exc:  # the record is stored; tell the run what went wrong
+                    error = exc
+            if error is None:
+                answer.resolve(reply)
+            else:
+                answer.fail(error)
+
+        self.state.group.submit(op, done, flushed_by_caller=True)  # the channel settles its read
+
+    def _step_done_write(self, args: list[Any]) -> tuple[wire.StepDone, list[wire.Attempt],
+                                                         Callable[[], tuple[str, int, float]]]:
         r = wire.StepDone(*args)
         workflow, instance_id, name, count, state = r.workflow, r.instance, r.name, r.count, r.state
         attempts, first = wire.attempts_of(r.attempts), r.first
@@ -117,7 +149,13 @@ class Recorder:
                               started=start, ended=now)
             return status, seq, now
 
-        status, seq, now = await self._committed(op)
+        return r, attempts, op
+
+    def _step_done_after(self, r: wire.StepDone, attempts: list[wire.Attempt],
+                         committed: tuple[str, int, float]) -> dict[str, Any]:
+        """After the commit: events, log, watchers; the answer to the run."""
+        status, seq, now = committed
+        workflow, instance_id, name, count, state, first = r.workflow, r.instance, r.name, r.count, r.state, r.first
         events = self.state.events
         attempt_events(events, seq, name, count, first, attempts, now)
         if state == "ok":

@@ -19,9 +19,12 @@ running set, the one armed timer, test mocks) is rebuilt from these rows on star
     attempts; ``wake_at`` is when the next attempt may start). ``seq`` orders the history
     for ``describe`` and ``restart(from_step=...)``.
 ``attempts``
-    Every finished attempt of a step, for ``describe``: times, outcome, error. An attempt
-    cut short by a crash leaves no row and runs again (at least once per attempt; exactly
-    once per recorded result).
+    Every finished attempt of a step, for ``describe``: times, outcome, error, except the
+    one attempt of a step that succeeded at its first try: that attempt is the step row's
+    own ``started``/``ended`` (``views.steps`` lists it from there; files written before
+    this rule hold a row for it as well, and both read the same). An attempt cut short by
+    a crash leaves no row and runs again (at least once per attempt; exactly once per
+    recorded result).
 ``events``
     ``sendEvent`` payloads in arrival order. ``consumed_by`` is NULL while buffered and
     names the waitForEvent ("name#count") that took it.

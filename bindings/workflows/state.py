@@ -78,7 +78,8 @@ class State:
         self.events = EventLog(self)
         #: ``await state.committed(write)``: writes made in one loop turn (step records,
         #: creations from Workers, completions) share one commit, each caller answered after it
-        self.committed = GroupCommit(self.db, "workflow record").run
+        self.group = GroupCommit(self.db, "workflow record")
+        self.committed = self.group.run
 
     @contextmanager
     def tx(self) -> Iterator[None]:

@@ -86,6 +86,25 @@ def is_non_retryable(exc: BaseException) -> bool:
     return type(exc).__name__ == "NonRetryableError" or isinstance(exc, _sdk().NonRetryableError)
 
 
+#: the session's tick is never armed further ahead than this (a long attempt costs one tick
+#: per _TICK_MAX_S; a finished session is not kept alive by a far deadline)
+_TICK_MAX_S = 1.0
+#: an attempt due this close to a tick is served by it
+_TICK_EARLY_S = 0.001
+
+
+class _Watched:
+    """A running attempt the session's tick watches (see :meth:`RunSession._watch`)."""
+
+    __slots__ = ("name", "count", "attempt", "note_at", "deadline", "noted", "scope")
+
+    def __init__(self, name: str, count: int, attempt: int, note_at: float, deadline: float) -> None:
+        self.name, self.count, self.attempt = name, count, attempt
+        self.note_at, self.deadline = note_at, deadline
+        self.noted = False
+        self.scope: asyncio.Timeout | None = None
+
+
 class _Unstorable(Exception):
     """A result that cannot be stored: failing again would not help, so no retry."""
 
@@ -152,6 +171,11 @@ class RunSession:
         self.task: asyncio.Task[Any] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self._unwinder: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        #: attempts running now (their note and deadline), and the one timer that serves them
+        self._watched: set[_Watched] = set()
+        self._tick: asyncio.TimerHandle | None = None
+        self._tick_at = 0.0
 
     # -- host calls -------------------------------------------------------------------------
     async def call(self, method: str, *args: Any) -> Any:
@@ -466,49 +490,108 @@ class RunSession:
                 f"step '{name}' attempt {attempt} timed out after {rules.describe_s(timeout)} "
                 f"(config timeout {cfg['timeout']!r})")
 
-        note = asyncio.get_running_loop().call_later(IN_FLIGHT_NOTE_S, self._note_in_flight, name, count,
-                                                     attempt)
-        try:
-            if self.virtual:
+        if self.virtual:
+            note = asyncio.get_running_loop().call_later(IN_FLIGHT_NOTE_S, self._note_in_flight, name, count,
+                                                         attempt)
+            try:
                 return await self._on_platform_clock((name, count, attempt), timeout, fn, args, call_kwargs,
                                                      timed_out)
-            try:
-                async with asyncio.timeout(timeout) as scope:
-                    result = fn(*args, **call_kwargs)
-                    if inspect.isawaitable(result):
-                        result = await result
-                    return result
-            except TimeoutError:
-                if scope.expired():
-                    raise timed_out() from None
-                raise
+            finally:
+                note.cancel()
+        result = fn(*args, **call_kwargs)
+        if not inspect.isawaitable(result):
+            # a plain function held the loop from start to end: no timer could have fired,
+            # so neither the timeout nor the in-flight note applies (as with timers armed)
+            return result
+        watched = self._watch(name, count, attempt, timeout)
+        try:
+            async with asyncio.timeout(None) as scope:  # no timer: the session's tick expires it
+                watched.scope = scope
+                return await result
+        except TimeoutError:
+            if scope.expired():
+                raise timed_out() from None
+            raise
         finally:
-            note.cancel()
+            self._unwatch(watched)
+
+    # -- one timer per session for the attempts' in-flight notes and timeouts ---------------------
+    def _watch(self, name: str, count: int, attempt: int, timeout: float) -> _Watched:
+        """Keep an eye on a running attempt: note it on the host after ``IN_FLIGHT_NOTE_S``,
+        time it out after ``timeout``.
+
+        Why one timer per session rather than two per attempt: a sequential workflow's
+        steps take well under a millisecond, and arming and cancelling a note timer and a
+        timeout timer for each cost more than the step; the session's single tick fires at
+        most every ``IN_FLIGHT_NOTE_S`` while attempts run, whatever their number.
+        """
+        now = self._loop.time()
+        watched = _Watched(name, count, attempt, now + IN_FLIGHT_NOTE_S, now + timeout)
+        self._watched.add(watched)
+        self._arm_tick(watched.note_at)
+        return watched
+
+    def _unwatch(self, watched: _Watched) -> None:
+        self._watched.discard(watched)  # an armed tick finding nothing just ends
+
+    def _arm_tick(self, when: float) -> None:
+        when = min(when, self._loop.time() + _TICK_MAX_S)
+        if self._tick is None or when < self._tick_at:
+            if self._tick is not None:
+                self._tick.cancel()
+            self._tick_at = when
+            self._tick = self._loop.call_at(when, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        if not self._watched:
+            return
+        now = self._loop.time() + _TICK_EARLY_S  # timers may fire a little early
+        nearest = None
+        for w in list(self._watched):
+            if not w.noted and w.note_at <= now:
+                w.noted = True
+                self._note_in_flight(w.name, w.count, w.attempt)
+            if w.deadline <= now and w.scope is not None:
+                self._watched.discard(w)
+                try:
+                    w.scope.reschedule(self._loop.time())  # expires now: the attempt times out
+                except RuntimeError:  # the attempt is leaving its scope this very moment
+                    pass
+                continue
+            due = w.deadline if w.noted else min(w.note_at, w.deadline)
+            nearest = due if nearest is None else min(nearest, due)
+        if nearest is not None:
+            self._arm_tick(nearest)
 
     async def _on_platform_clock(self, key: tuple[str, int, int], timeout: float, fn: Callable[..., Any],
                                  args: list[Any], kwargs: dict[str, Any],
                                  timed_out: Callable[[], BaseException]) -> Any:
         """Run an attempt whose timeout the host measures on the (virtual) platform clock: it
-        signals ``timeout`` when the clock passes the deadline, which cancels the attempt."""
+        signals ``timeout`` when the clock passes the deadline, which cancels the attempt.
+
+        The body starts once the host has armed that timer, so whatever the attempt does
+        (a side effect a test waits for before moving the clock) happens with its deadline
+        already on the clock; started first, a clock moved in between left it with none."""
         async def body() -> Any:
             result = fn(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
             return result
 
-        task = asyncio.ensure_future(body())
-        self.attempt_tasks[key] = task
+        task: asyncio.Future[Any] | None = None
         try:
             await self.call("attempt_timer", key[0], key[1], key[2], timeout)
+            task = self.attempt_tasks[key] = asyncio.ensure_future(body())
             return await task
         except asyncio.CancelledError:
-            if key in self.timed_out and task.cancelled():
+            if key in self.timed_out and task is not None and task.cancelled():
                 raise timed_out() from None
             raise
         finally:
             self.attempt_tasks.pop(key, None)
             self.timed_out.discard(key)
-            if not task.done():
+            if task is not None and not task.done():
                 task.cancel()
 
     def time_out(self, name: str, count: int, attempt: int) -> None:
@@ -725,7 +808,8 @@ class WorkflowStep:
         self._session = session
         self._closures: dict[str, StepFunction] = {}
         self._memo: dict[str, Any] = {}
-        self._in_flight: dict[str, asyncio.Task[Any]] = {}
+        #: step name -> futures of dependents waiting for that step, while it runs
+        self._in_flight: dict[str, list[asyncio.Future[Any]]] = {}
 
     # -- step.do in its three forms -------------------------------------------------------------
     def do(self, name: Any = None, depends: Any = None, concurrent: Any = False, config: Any = None,
@@ -772,18 +856,40 @@ class WorkflowStep:
 
     async def _call(self, name: Any, config: Any, fn: Callable[..., Any], kwargs: dict[str, Any],
                     positional: list[Any], undo: tuple[Any, Any] = (None, None)) -> Any:
-        task = asyncio.ensure_future(self._session.do(name, config, fn, kwargs, positional, *undo))
-        self._session.tasks.add(task)
-        task.add_done_callback(self._session.tasks.discard)
-        if isinstance(name, str):
-            self._in_flight[name] = task
+        """Run (or replay) the step in the caller's own task.
+
+        Why no task of its own: a task per step cost two extra loop turns per step (the
+        task's first run, then waking its awaiter), a third of the isolate's loop turns on
+        a sequential workflow. Dependents that find the step in flight wait on a future of
+        their own (see :meth:`_resolve`); a task the Worker made itself (``gather``,
+        ``create_task``) that runs a step is remembered so the run's end cancels it.
+        """
+        session = self._session
+        current = asyncio.current_task()
+        if current is not None and current is not session.task and current not in session.tasks:
+            session.tasks.add(current)
+            current.add_done_callback(session.tasks.discard)
+        if not isinstance(name, str):  # do() refuses it with the step-name error
+            return await session.do(name, config, fn, kwargs, positional, *undo)
+        waiters: list[asyncio.Future[Any]] = []
+        self._in_flight[name] = waiters
         try:
-            result = await task
+            result = await session.do(name, config, fn, kwargs, positional, *undo)
+        except BaseException as exc:
+            for waiter in waiters:
+                if not waiter.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        waiter.cancel()
+                    else:
+                        waiter.set_exception(exc)
+            raise
         finally:
-            if isinstance(name, str) and self._in_flight.get(name) is task:
+            if self._in_flight.get(name) is waiters:
                 del self._in_flight[name]
-        if isinstance(name, str):
-            self._memo[name] = result
+        self._memo[name] = result
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(result)
         return result
 
     # -- dependencies ---------------------------------------------------------------------------
@@ -850,9 +956,11 @@ class WorkflowStep:
         """A dependency's result: remembered, in flight elsewhere, or run now (once)."""
         if dep.name in self._memo:
             return self._memo[dep.name]
-        task = self._in_flight.get(dep.name)
-        if task is not None:
-            return await asyncio.shield(task)
+        waiters = self._in_flight.get(dep.name)
+        if waiters is not None:  # running in another branch: its end answers this future
+            waiter = asyncio.get_running_loop().create_future()
+            waiters.append(waiter)
+            return await waiter
         return await dep()
 
     # -- sleeps and events ---------------------------------------------------------------------

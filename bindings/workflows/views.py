@@ -17,6 +17,9 @@ from edgelet.bindings.workflows.schema import STATUSES
 
 _INSTANCE_COLS = ("seq, workflow, id, status, generation, params, trigger, created, started, ended, "
                   "modified, wake_at, waiting_for, output, error_name, error_message")
+#: the column names of _INSTANCE_COLS (instance_row runs on every status() poll)
+_INSTANCE_NAMES = tuple(c.strip() for c in _INSTANCE_COLS.split(","))
+_INSTANCE_SQL = f"SELECT {_INSTANCE_COLS} FROM instances WHERE workflow = ? AND id = ?"
 
 
 def iso(t: float | None) -> str | None:
@@ -28,11 +31,10 @@ def iso(t: float | None) -> str | None:
 
 
 def instance_row(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any] | None:
-    row = conn.execute(f"SELECT {_INSTANCE_COLS} FROM instances WHERE workflow = ? AND id = ?",
-                       (workflow, instance_id)).fetchone()
+    row = conn.execute(_INSTANCE_SQL, (workflow, instance_id)).fetchone()
     if row is None:
         return None
-    return dict(zip([c.strip() for c in _INSTANCE_COLS.split(",")], row, strict=False))
+    return dict(zip(_INSTANCE_NAMES, row, strict=True))
 
 
 def latest_id(conn: sqlite3.Connection, workflow: str) -> str | None:
@@ -117,16 +119,23 @@ def steps(conn: sqlite3.Connection, seq: int, boot: float | None = None) -> list
                            (seq, -1.0 if boot is None else boot)).fetchall()
     except sqlite3.OperationalError:  # a state folder from before version 4 (read-only CLI)
         cut = []
+    stored = set(timed)
     for name, count, started in cut:
         timed.setdefault((name, count), []).append((started, {
             "start": iso(started), "end": None, "success": False, "interrupted": True, "error": INTERRUPTED}))
+    rows = conn.execute(
+        "SELECT name, count, kind, state, value, error_name, error_message, config, started, "
+        "ended, wake_at FROM steps WHERE instance = ? ORDER BY seq", (seq,)).fetchall()
+    for name, count, kind, state, _v, _en, _em, _c, started, ended, _w in rows:
+        if kind == "step" and state == "ok" and (name, count) not in stored:
+            # a step that succeeded at its first attempt stores no attempt row: the
+            # attempt is the step's own span (see recorder.Recorder._record_attempts)
+            timed.setdefault((name, count), []).append((started, {
+                "start": iso(started), "end": iso(ended), "success": True, "error": None}))
     for key, entries in timed.items():
         attempts[key] = [e for _, e in sorted(entries, key=lambda t: t[0])] if len(entries) > 1 else [entries[0][1]]
     out: list[dict[str, Any]] = []
-    for (name, count, kind, state, value, ename, emsg, config, started, ended,
-         wake_at) in conn.execute(
-            "SELECT name, count, kind, state, value, error_name, error_message, config, started, "
-            "ended, wake_at FROM steps WHERE instance = ? ORDER BY seq", (seq,)):
+    for name, count, kind, state, value, ename, emsg, config, started, ended, wake_at in rows:
         finished = state in ("ok", "failed")
         error = {"name": ename, "message": emsg or ""} if ename is not None and state == "failed" else None
         entry: dict[str, Any] = {"type": kind, "name": name, "count": count, "start": iso(started),

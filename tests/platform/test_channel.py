@@ -9,7 +9,8 @@ import asyncio
 import io
 import socket
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import msgpack
 import pytest
@@ -152,3 +153,54 @@ async def test_a_notification_leaves_at_once_behind_what_was_queued_before_it() 
     finally:
         a.close()
         b.close()
+
+
+async def test_laters_of_one_read_are_settled_once_and_answered_together(channels: Any) -> None:
+    """A sync handler's Later: settled at the end of its read (once for all the calls that share
+    it), then each answer or error reaches its caller; the async handler never runs."""
+    from edgelet.channel import Later
+
+    settles: list[list[str]] = []
+    waiting: list[tuple[Later, str]] = []
+
+    def settle() -> None:  # what a group commit does: write all, then answer each
+        settles.append([name for _, name in waiting])
+        for later, name in waiting:
+            if name == "bad":
+                later.fail(PermissionError("record 'bad' refused"))
+            else:
+                later.resolve(f"stored {name}")
+        waiting.clear()
+
+    def sync_handler(method: str, args: list[Any]) -> Any:
+        later = Later(settle)
+        waiting.append((later, args[0]))
+        return later
+
+    async def handler(method: str, args: list[Any]) -> Any:
+        raise AssertionError("the async handler must not run")
+
+    caller, _ = await channels(handler, sync_handler)
+    results = await asyncio.gather(*(caller.call("record", n) for n in ("a", "b", "bad", "c")),
+                                   return_exceptions=True)
+    assert results[:2] == ["stored a", "stored b"] and results[3] == "stored c"
+    assert isinstance(results[2], RemoteError) and results[2].type_name == "PermissionError"
+    assert "record 'bad' refused" in results[2].message
+    assert sorted(n for batch in settles for n in batch) == ["a", "b", "bad", "c"]
+
+
+async def test_a_later_answered_after_its_read_is_written_at_once(channels: Any) -> None:
+    """A Later whose settle ran elsewhere first (the group commit's own call_soon) still
+    reaches its caller."""
+    from edgelet.channel import Later
+
+    pending: list[Later] = []
+
+    def sync_handler(method: str, args: list[Any]) -> Any:
+        later = Later(lambda: None)  # this settle answers nothing
+        pending.append(later)
+        asyncio.get_running_loop().call_later(0.01, lambda: pending.pop().resolve("later"))
+        return later
+
+    caller, _ = await channels(None, sync_handler)
+    assert await caller.call("x", timeout=5) == "later"

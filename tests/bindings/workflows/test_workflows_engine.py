@@ -205,6 +205,9 @@ async def test_steps_replay_from_history_and_results_round_trip(p: Platform, tmp
     assert steps[0].config == {"retries": {"limit": 5, "delay": "10 seconds", "backoff": "exponential"},
                                "timeout": "10 minutes"}
     assert len(steps[0].attempts) == 1 and steps[0].attempts[0].success
+    # a first attempt that succeeded spans the step itself (describe derives it from the step row)
+    assert (steps[0].attempts[0].start, steps[0].attempts[0].end) == (steps[0].start, steps[0].end)
+    assert steps[0].attempts[0].error is None
 
 
 @pytest.mark.parametrize("backoff,delays", [("exponential", [10, 20]), ("linear", [10, 20]),
