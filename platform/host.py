@@ -51,6 +51,9 @@ class Host:
                      for name, options in plugin.env_bindings(w).items()}
             for w in config.workers}
         self._kinds = {p.kind: p for p in self.plugins}
+        #: Workers that always answer with whole bodies (Wasm): their requests carry no
+        #: streaming flag, so the Wasm request path keeps its fixed request shape
+        self._whole_body_workers = frozenset(w.name for w in config.workers if w.is_wasm)
         self.isolates: dict[str, Any] = {}
         #: isolates plug-ins started for code handed over at run time (Worker Loader)
         self._extra_isolates: list[Isolate] = []
@@ -82,6 +85,10 @@ class Host:
             conn = open_database(path)
             self._databases[name] = conn
         return conn
+
+    def handlers(self, worker: str) -> frozenset[str] | None:
+        info = getattr(self.isolates.get(worker), "info", None) or {}
+        return frozenset(info["handlers"]) if "handlers" in info else None
 
     async def invoke(self, worker: str, event: str, payload: Any = None, *,
                      timeout: float | None = None) -> Any:
@@ -335,6 +342,7 @@ class Host:
         self.config.workers[index] = worker
         self.env_table[worker.name] = {name: (plugin, options) for plugin in self.plugins
                                        for name, options in plugin.env_bindings(worker).items()}
+        self._whole_body_workers = frozenset(w.name for w in self.config.workers if w.is_wasm)
         old = self.isolates[worker.name]
         self.isolates[worker.name] = self._make_isolate(worker)
         await old.stop()
@@ -387,7 +395,7 @@ class Host:
         ``[status, headers, body]``; with ``stream=True`` a body the Worker streams is an
         async iterator of bytes chunks instead of bytes (whole bodies stay bytes)."""
         try:
-            if not stream or worker in self._whole_body_workers():
+            if not stream or worker in self._whole_body_workers:
                 return await self.invoke(worker, "fetch", [method, url, headers, body])
             answer = await self.invoke(worker, "fetch", [method, url, headers, body, True])
         except IsolateError as exc:
@@ -403,15 +411,6 @@ class Host:
             return await isolate.invoke("scheduled", cron, when_ms or self.clock.now_ms())
         finally:
             self._leave()
-
-
-    def _whole_body_workers(self) -> frozenset[str]:
-        """Workers that always answer with whole bodies (Wasm): their requests carry no
-        streaming flag, so the Wasm request path keeps its fixed request shape."""
-        names = getattr(self, "_whole_body_names", None)
-        if names is None:
-            names = self._whole_body_names = frozenset(w.name for w in self.config.workers if w.is_wasm)
-        return names
 
 
 def _outermost(folders: set[Path]) -> list[Path]:
