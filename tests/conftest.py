@@ -134,10 +134,10 @@ def shared_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     tests that only read from one app share one ``edgelet dev`` instead of starting their own.
     The same files and arguments give the server already running; tests that change what
     others would see (state, reloads, restarts) keep using ``dev``."""
-    servers: dict[tuple[int, tuple[str, ...]], DevServer] = {}
+    servers: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], DevServer] = {}
 
     def start(files: dict[str, str], *args: str) -> DevServer:
-        key = (id(files), args)
+        key = (tuple(sorted(files.items())), args)
         if key not in servers:
             folder = write_app(tmp_path_factory.mktemp("shared-dev"), files)
             servers[key] = DevServer(folder, list(args), 0).start()
