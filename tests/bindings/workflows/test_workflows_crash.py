@@ -163,10 +163,10 @@ def test_sleep_that_ended_during_downtime_ends_at_once(dev: Any, tmp_path: Path)
         time.sleep(0.02)
     s.kill()
     time.sleep(3.2)  # the 3 s sleep ends while nothing runs
-    started = time.monotonic()
     s = restart(dev, s)
+    ready = time.monotonic()  # the instance resumed just before: start-up time is not counted
     info = wait_status(s, "napper", "nap-1", "complete", timeout=10)
-    assert time.monotonic() - started < 3.0  # no second wait after the restart
+    assert time.monotonic() - ready < 2.5  # no second 3 s wait after the restart
     assert info["output"] == "done"
     assert [st["type"] for st in info["steps"]] == ["step", "sleep", "step"]
 
