@@ -47,6 +47,9 @@ HELLO = {
                 if path == "slow":
                     await asyncio.sleep(2)
                     return Response("slow done")
+                if path == "stall":
+                    print("stall started")
+                    await asyncio.sleep(60)
                 if path == "hang":
                     await asyncio.sleep(3600)
                 if path == "memory":
@@ -210,9 +213,13 @@ def test_killing_an_isolate_fails_only_in_flight_requests(hello):
 
     s = hello
     pid = int(s.get("/pid").text)
+    started = s.logs().count("stall started")
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(s.get, "/slow", timeout=20) for _ in range(6)]
-        time.sleep(0.8)
+        futures = [pool.submit(s.get, "/stall", timeout=20) for _ in range(6)]
+        deadline = time.monotonic() + 20  # all six are inside the Worker: polled, not guessed
+        while s.logs().count("stall started") < started + 6:
+            assert time.monotonic() < deadline, s.logs()[-2000:]
+            time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
         results = [f.result() for f in futures]
     assert all(r.status_code == 503 for r in results), [r.status_code for r in results]

@@ -71,11 +71,13 @@ def test_retries_into_the_dead_letter_queue_lose_nothing_across_kill_9(dev: Any,
     sender = Sender(lambda i: f"/send/{i}/{i % 3 == 0:d}", pause=0.005)
     acked = sender.acked
     rng = random.Random(9)
-    for _ in range(kills):
+    for round_ in range(kills):
         with sender.running(s):
             deadline = time.monotonic() + 20
-            # kill once some bad messages are between retries and some already went to "dead"
-            while len(outcomes(log)[1]) < 2 or not any(2 in t for t in outcomes(log)[2].values()):
+            # kill once some bad messages are between retries and some already went to "dead",
+            # and enough sends were acknowledged (on a loaded machine they come slowly)
+            while (len(outcomes(log)[1]) < 2 or not any(2 in t for t in outcomes(log)[2].values())
+                   or len(acked) < 5 * (round_ + 1)):
                 assert time.monotonic() < deadline, s.logs()[-2000:]
                 time.sleep(0.01)
             time.sleep(rng.uniform(0, 0.3))
