@@ -55,6 +55,9 @@ class Host:
                      for name, options in plugin.env_bindings(w).items()}
             for w in config.workers}
         self._kinds = {p.kind: p for p in self.plugins}
+        #: Workers that always answer with whole bodies (Wasm): their requests carry no
+        #: streaming flag, so the Wasm request path keeps its fixed request shape
+        self._whole_body_workers = frozenset(w.name for w in config.workers if w.is_wasm)
         self.isolates: dict[str, Any] = {}
         #: isolates plug-ins started for code handed over at run time (Worker Loader)
         self._extra_isolates: list[Isolate] = []
@@ -89,6 +92,10 @@ class Host:
             conn = open_database(path)
             self._databases[name] = conn
         return conn
+
+    def handlers(self, worker: str) -> frozenset[str] | None:
+        info = getattr(self.isolates.get(worker), "info", None) or {}
+        return frozenset(info["handlers"]) if "handlers" in info else None
 
     async def invoke(self, worker: str, event: str, payload: Any = None, *,
                      timeout: float | None = None) -> Any:
@@ -391,6 +398,7 @@ class Host:
         self.config.workers[index] = worker
         self.env_table[worker.name] = {name: (plugin, options) for plugin in self.plugins
                                        for name, options in plugin.env_bindings(worker).items()}
+        self._whole_body_workers = frozenset(w.name for w in self.config.workers if w.is_wasm)
         old = self.isolates[worker.name]
         self.isolates[worker.name] = self._make_isolate(worker)
         await old.stop()
@@ -451,7 +459,7 @@ class Host:
         try:
             if not isinstance(body, bytes):  # still arriving: edgelet.request_body.StreamedBody
                 answer = await isolate.fetch_streaming([method, url, headers, b"", True], body)
-            elif not stream or worker in self._whole_body_workers():
+            elif not stream or worker in self._whole_body_workers:
                 return await isolate.invoke("fetch", [method, url, headers, body])
             else:
                 answer = await isolate.invoke("fetch", [method, url, headers, body, True])
@@ -475,15 +483,7 @@ class Host:
     def streams_request_bodies(self, worker: str) -> bool:
         """Whether a large request body may reach ``worker`` while it arrives (Python
         Workers; a Wasm Worker takes whole bodies)."""
-        return worker not in self._whole_body_workers()
-
-    def _whole_body_workers(self) -> frozenset[str]:
-        """Workers that always answer with whole bodies (Wasm): their requests carry no
-        streaming flag, so the Wasm request path keeps its fixed request shape."""
-        names = getattr(self, "_whole_body_names", None)
-        if names is None:
-            names = self._whole_body_names = frozenset(w.name for w in self.config.workers if w.is_wasm)
-        return names
+        return worker not in self._whole_body_workers
 
 
 def _outermost(folders: set[Path]) -> list[Path]:

@@ -26,6 +26,11 @@ class HostServices(Protocol):
     def database(self, name: str) -> sqlite3.Connection:
         """An open SQLite connection for ``name`` (WAL, durable across kill -9)."""
 
+    def handlers(self, worker: str) -> frozenset[str] | None:
+        """The handler names ``worker``'s running script defines (``fetch``, ``queue``,
+        ``scheduled``, ...), or None while unknown (no isolate loaded it yet, or a Wasm
+        Worker): for warnings about a binding whose Worker cannot answer it."""
+
     async def invoke(self, worker: str, event: str, payload: Any, *,
                      timeout: float | None = None) -> Any:
         """Deliver an event to a Worker's isolate and return its answer.

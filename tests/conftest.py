@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,7 +27,8 @@ def free_port() -> int:
 
 
 class DevServer:
-    """A running `edgelet dev` subprocess; ``url`` is its base address."""
+    """A running `edgelet dev` subprocess; ``url`` is its base address (``port`` 0: the
+    kernel picks a free one, read back from the "Ready on" line)."""
 
     def __init__(self, cwd: Path, args: list[str], port: int) -> None:
         self.cwd = cwd
@@ -47,6 +49,9 @@ class DevServer:
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if b"Ready on" in line:
+                # with port 0 the kernel chose the port: the line names it
+                self.port = int(re.search(rb":(\d+)\s*$", line.rstrip()).group(1))  # type: ignore[union-attr]
+                self.url = f"http://127.0.0.1:{self.port}"
                 return self
             if not line and self.proc.poll() is not None:
                 break
@@ -114,10 +119,30 @@ def dev(tmp_path: Path) -> Iterator[Any]:
         folder = cwd or tmp_path
         if files:
             write_app(folder, files)
-        server = DevServer(folder, list(args), port or free_port())
+        server = DevServer(folder, list(args), port or 0)  # 0: no race for a port between workers
         servers.append(server)
         return server.start()
 
     yield start
     for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``shared_dev(files, *args)``: like ``dev``, but the server lives for the whole module, so
+    tests that only read from one app share one ``edgelet dev`` instead of starting their own.
+    The same files and arguments give the server already running; tests that change what
+    others would see (state, reloads, restarts) keep using ``dev``."""
+    servers: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], DevServer] = {}
+
+    def start(files: dict[str, str], *args: str) -> DevServer:
+        key = (tuple(sorted(files.items())), args)
+        if key not in servers:
+            folder = write_app(tmp_path_factory.mktemp("shared-dev"), files)
+            servers[key] = DevServer(folder, list(args), 0).start()
+        return servers[key]
+
+    yield start
+    for server in servers.values():
         server.stop()

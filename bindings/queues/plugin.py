@@ -41,10 +41,10 @@ class Plugin(BindingPlugin):
 
     async def after_start(self) -> None:
         """Isolates are up: warn about consumers without a handler, deliver the backlog."""
-        isolates = getattr(self.host, "isolates", {})
+        assert self.host is not None
         for name, consumer in self.broker.consumers.items():
-            info = getattr(isolates.get(consumer.worker), "info", None) or {}
-            if "handlers" in info and "queue" not in info["handlers"]:
+            handlers = self.host.handlers(consumer.worker)
+            if handlers is not None and "queue" not in handlers:
                 log.warning(
                     "Worker %r consumes queue %r but defines no queue handler; add "
                     "`async def queue(self, batch, env, ctx)` to its Default entrypoint",

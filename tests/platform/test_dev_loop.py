@@ -86,17 +86,18 @@ def test_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
 def test_tail_worker_shows_only_that_workers_lines(dev) -> None:
     s = dev({"wrangler_like.toml": TWO_WORKERS, "w.py": HELLO_PY, "other.py": OTHER_PY}, "--in-memory")
     tail = _tail(s.port, "--worker", "greeter", "--json")
+    lines = _JsonLines(tail)
     try:
-        _wait_connected_json(tail)
+        _wait_connected_json(s, lines)
         assert s.get("/a", headers={"host": "other.localhost"}).text == "other"
         assert s.get("/b", headers={"host": "greeter.localhost"}).text == "hello"
         assert s.get("/c", headers={"host": "other.localhost"}).text == "other"
         time.sleep(1.0)
     finally:
         tail.send_signal(signal.SIGINT)
-        out, _ = tail.communicate(timeout=10)
-    import json
-    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+        tail.wait(10)
+        lines.thread.join(10)
+    events = lines.events
     messages = " | ".join(str(e.get("message")) for e in events)
     assert "greeter handled" in messages  # its own log line
     assert any(e.get("type") == "platform" and "/b" in e.get("message", "") for e in events)  # its request
@@ -104,10 +105,31 @@ def test_tail_worker_shows_only_that_workers_lines(dev) -> None:
     assert "other" not in messages
 
 
-def _wait_connected_json(tail: subprocess.Popen[str]) -> None:
-    """In --json mode tail prints no hello line: give it a moment to subscribe."""
-    time.sleep(1.5)
-    assert tail.poll() is None, tail.stderr.read() if tail.stderr else ""
+class _JsonLines:
+    """What ``tail --json`` prints, read as it comes (one JSON event a line)."""
+
+    def __init__(self, tail: subprocess.Popen[str]) -> None:
+        import threading
+        self.events: list[dict] = []
+        self.thread = threading.Thread(target=self._read, args=(tail,), daemon=True)
+        self.thread.start()
+
+    def _read(self, tail: subprocess.Popen[str]) -> None:
+        import json
+        assert tail.stdout is not None
+        for line in tail.stdout:
+            if line.strip():
+                self.events.append(json.loads(line))
+
+
+def _wait_connected_json(s, lines: _JsonLines) -> None:
+    """In --json mode tail prints no hello line: greet until tail shows a line (it has
+    subscribed), polling instead of guessing how long subscribing takes."""
+    deadline = time.monotonic() + 20
+    while not lines.events:
+        assert time.monotonic() < deadline, "tail --json never showed greeter's requests"
+        assert s.get("/warm-up", headers={"host": "greeter.localhost"}).text == "hello"
+        time.sleep(0.1)
 
 
 def test_tail_unknown_worker_is_a_usage_error_naming_the_workers(dev) -> None:

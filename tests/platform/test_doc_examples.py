@@ -16,7 +16,9 @@ Each fenced ```python, ```console, ```sh and ```bash block is one test:
   ``Error`` must fail, every other command must succeed.
 
 A block that cannot run offline carries ``<!-- doc-test: skip: why -->`` on the line
-before its fence; ``<!-- doc-test: app: PATH -->`` runs it in another app folder.
+before its fence; ``<!-- doc-test: app: PATH -->`` runs it in another app folder, and
+``<!-- doc-test: app: page -->`` in the app the page itself shows (its first ```toml block and
+the scripts it names ``# <file>.py``), so a page's test runs here with its own Worker.
 """
 
 from __future__ import annotations
@@ -89,18 +91,22 @@ BLOCKS = collect()
 
 def _page_app(block: Block, app: Path) -> None:
     """The app a page builds: its first ```toml block and the script its ``main`` names
-    (the python block starting ``# <main>``, else the page's first Worker script)."""
+    (the python block starting ``# <main>``, else the page's first Worker script), beside
+    every other script the page names that way (``# room.py``), so a test may load any."""
     import tomllib
     fences = re.findall(r"^```(\w+)\n(.*?)^```", block.file.read_text(), re.S | re.M)
     config = next(code for lang, code in fences if lang == "toml")
     main = tomllib.loads(config)["main"]
     scripts = [code for lang, code in fences if lang == "python"]
-    script = next((c for c in scripts if c.startswith(f"# {main}")), None) or next(
-        c for c in scripts if _is_worker_script(ast.parse(c)))
+    named = {m.group(1): c for c in scripts if (m := re.match(r"# ([\w/.-]+\.py)\n", c))
+             and not Path(m.group(1)).name.startswith("test_")}
+    script = named.get(main) or next(c for c in scripts if _is_worker_script(ast.parse(c)))
     app.mkdir()
     for name in ("wrangler_like.toml", "wrangler.toml"):  # pages name either in their tests
         (app / name).write_text(config)
-    (app / main).write_text(script)
+    for name, code in {**named, main: script}.items():
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        (app / name).write_text(code)
 
 
 def _copy_app(block: Block, dest: Path) -> Path:

@@ -1,4 +1,5 @@
-"""docs/html_rewriter.md, docs/worker_loaders.md and docs/ai.md examples, run as written."""
+"""docs/html_rewriter.md and docs/worker_loaders.md examples, run as written with a real `edgelet dev`
+(docs/ai.md's test runs in tests/platform/test_doc_examples.py with its page's app)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,3 @@ def test_the_worker_loader_example_runs_as_written(dev):
     assert s.get("/").text == "Hello from a loaded Worker, edgelet!"
     assert s.get("/add").text == "5"
 
-
-async def test_the_ai_testing_example_runs_as_written(tmp_path, monkeypatch):
-    (tmp_path / "wrangler.toml").write_text(block("ai.md", "toml", "# wrangler.toml"))
-    (tmp_path / "chat.py").write_text(block("ai.md", "python", "# chat.py"))
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {}
-    exec(compile(block("ai.md", "python", "# test_chat.py"), "docs/ai.md", "exec"), namespace)
-    await namespace["test_chat"]()  # type: ignore[operator]

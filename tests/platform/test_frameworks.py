@@ -81,8 +81,14 @@ FASTAPI_APP = '''
 '''
 
 
-def test_fastapi_routes_env_and_json_body(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": FASTAPI_APP})
+@pytest.fixture(scope="module")
+def fastapi_dev(shared_dev):
+    """One `edgelet dev` on FASTAPI_APP for the three tests that only call it."""
+    return shared_dev({"wrangler_like.toml": TOML, "worker.py": FASTAPI_APP})
+
+
+def test_fastapi_routes_env_and_json_body(fastapi_dev):
+    s = fastapi_dev
     assert s.get("/").json() == {"message": "root"}
     assert s.get("/env").json() == {"greeting": "hello from env"}
     assert s.get("/scope?a=1").json() == {"greeting": "hello from env", "path": "/scope", "query": "a=1"}
@@ -97,8 +103,8 @@ def test_fastapi_routes_env_and_json_body(dev):
     assert big["size"] == 300_000 and big["parts"] > 1
 
 
-def test_fastapi_streaming_response_arrives_as_produced(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": FASTAPI_APP})
+def test_fastapi_streaming_response_arrives_as_produced(fastapi_dev):
+    s = fastapi_dev
     started = time.monotonic()
     seen: list[tuple[float, bytes]] = []
     with httpx.stream("GET", s.url + "/stream", timeout=30) as r:
@@ -113,8 +119,8 @@ def test_fastapi_streaming_response_arrives_as_produced(dev):
     assert seen[-1][0] - seen[0][0] >= 0.6, seen
 
 
-def test_asgi_app_that_raises_gives_500_with_traceback_in_log(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": FASTAPI_APP})
+def test_asgi_app_that_raises_gives_500_with_traceback_in_log(fastapi_dev):
+    s = fastapi_dev
     r = s.get("/boom")
     assert r.status_code == 500
     deadline = time.monotonic() + 5

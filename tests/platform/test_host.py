@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 
 HELLO = {
     "wrangler_like.toml": """
@@ -43,6 +44,12 @@ HELLO = {
                 if path == "loop":
                     while True:
                         pass
+                if path == "slow":
+                    await asyncio.sleep(2)
+                    return Response("slow done")
+                if path == "stall":
+                    print("stall started")
+                    await asyncio.sleep(60)
                 if path == "hang":
                     await asyncio.sleep(3600)
                 if path == "memory":
@@ -95,8 +102,15 @@ HELLO = {
 }
 
 
-def test_worker_api_over_http(dev):
-    s = dev(HELLO)
+@pytest.fixture(scope="module")
+def hello(shared_dev):
+    """One `edgelet dev` on HELLO for the tests below: each leaves it serving as it found it
+    (a crashed or killed isolate is restarted, which is what they check)."""
+    return shared_dev(HELLO)
+
+
+def test_worker_api_over_http(hello):
+    s = hello
     r = s.get("/")
     assert r.status_code == 200 and r.text == "hi edgelet 2"
     assert r.headers["content-type"] == "text/plain;charset=UTF-8"
@@ -110,23 +124,23 @@ def test_worker_api_over_http(dev):
     assert s.get("/bytes").content == bytes(range(256))
 
 
-def test_host_names_route_to_workers(dev):
-    s = dev(HELLO)
+def test_host_names_route_to_workers(hello):
+    s = hello
     r = s.get("/anything", headers={"host": f"back.localhost:{s.port}"})
     assert r.text.startswith("inner:http://back.localhost")
     assert s.get("/", headers={"host": "unknown.localhost"}).text == "hi edgelet 2"
 
 
-def test_service_binding_fetch_and_rpc(dev):
-    s = dev(HELLO)
+def test_service_binding_fetch_and_rpc(hello):
+    s = hello
     assert s.get("/svc").text == "back said 200 inner:http://back.localhost/inner"
     assert s.get("/rpc").text == "5"
     assert s.get("/rpc-error").text == "ValueError: back refuses"
     assert s.get("/named").text == "admin entrypoint"
 
 
-def test_uncaught_exception_is_500_and_platform_keeps_serving(dev):
-    s = dev(HELLO)
+def test_uncaught_exception_is_500_and_platform_keeps_serving(hello):
+    s = hello
     r = s.get("/raise")
     assert r.status_code == 500
     assert "ZeroDivisionError: boom in front" in r.text
@@ -134,8 +148,8 @@ def test_uncaught_exception_is_500_and_platform_keeps_serving(dev):
     assert "ZeroDivisionError" in s.logs()
 
 
-def test_crashes_are_contained_and_isolate_restarts(dev):
-    s = dev(HELLO)
+def test_crashes_are_contained_and_isolate_restarts(hello):
+    s = hello
     pid = s.get("/pid").text
     for path, words in [("/exit", "exited with code 3"), ("/segfault", "SIGSEGV"),
                         ("/loop", "CPU limit"), ("/memory", "memory limit")]:
@@ -148,8 +162,8 @@ def test_crashes_are_contained_and_isolate_restarts(dev):
     assert s.get("/pid").text != pid
 
 
-def test_worker_that_never_answers_times_out_with_504(dev):
-    s = dev(HELLO)
+def test_worker_that_never_answers_times_out_with_504(hello):
+    s = hello
     t0 = time.monotonic()
     r = s.get("/hang", headers={"host": "back.localhost"}, timeout=20)
     assert r.status_code == 504
@@ -158,8 +172,8 @@ def test_worker_that_never_answers_times_out_with_504(dev):
     assert s.get("/", headers={"host": "back.localhost"}).status_code == 200
 
 
-def test_wait_until_runs_after_response(dev):
-    s = dev(HELLO)
+def test_wait_until_runs_after_response(hello):
+    s = hello
     assert s.get("/waituntil").text == "ok"
     deadline = time.monotonic() + 5
     while "wait_until ran" not in s.logs() and time.monotonic() < deadline:
@@ -192,20 +206,20 @@ def test_cdn_cgi_is_reserved_and_scheduled_runs(dev):
     assert [w["name"] for w in workers["result"]] == ["front", "back"]
 
 
-def test_killing_an_isolate_fails_only_in_flight_requests(dev):
+def test_killing_an_isolate_fails_only_in_flight_requests(hello):
     import os
     import signal
     from concurrent.futures import ThreadPoolExecutor
 
-    files = dict(HELLO)
-    files["front.py"] = HELLO["front.py"].replace(
-        'if path == "hang":', 'if path == "slow":\n                    await asyncio.sleep(2)\n'
-        '                    return Response("slow done")\n                if path == "hang":')
-    s = dev(files)
+    s = hello
     pid = int(s.get("/pid").text)
+    started = s.logs().count("stall started")
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(s.get, "/slow", timeout=20) for _ in range(6)]
-        time.sleep(0.8)
+        futures = [pool.submit(s.get, "/stall", timeout=20) for _ in range(6)]
+        deadline = time.monotonic() + 20  # all six are inside the Worker: polled, not guessed
+        while s.logs().count("stall started") < started + 6:
+            assert time.monotonic() < deadline, s.logs()[-2000:]
+            time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
         results = [f.result() for f in futures]
     assert all(r.status_code == 503 for r in results), [r.status_code for r in results]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+import pytest
+
 TOML = """
     [[workers]]
     name = "compat"
@@ -100,20 +102,26 @@ WORKER = '''
 '''
 
 
-def test_request_method_is_an_http_method(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+@pytest.fixture(scope="module")
+def compat(shared_dev):
+    """One `edgelet dev` on the compat Worker: every test below only reads from it."""
+    return shared_dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+
+
+def test_request_method_is_an_http_method(compat):
+    s = compat
     assert s.request("PUT", "/method").json() == {"value": "PUT", "is_enum": True, "eq": True}
 
 
-def test_request_body_is_a_readable_stream(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+def test_request_body_is_a_readable_stream(compat):
+    s = compat
     got = s.post("/reader", content=b"z" * 200_000).json()
     assert got["size"] == 200_000 and got["parts"] >= 2 and got["none"] is False
     assert s.get("/no-body").json() == {"none": True}
 
 
-def test_form_data_blob_and_file(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+def test_form_data_blob_and_file(compat):
+    s = compat
     r = s.post("/upload", data={"name": "ada"}, files={"file": ("notes.txt", b"file body", "text/plain")})
     assert r.json() == {"name": "ada", "filename": "notes.txt", "text": "file body", "type": "text/plain"}
     made = s.get("/make-form")
@@ -121,8 +129,8 @@ def test_form_data_blob_and_file(dev):
     assert b'name="doc"; filename="doc.txt"' in made.content and b"hello blob" in made.content
 
 
-def test_js_and_pyodide_names(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+def test_js_and_pyodide_names(compat):
+    s = compat
     got = s.get("/js").json()
     assert got["buffer_len"] == 3 and got["to_bytes"] == "abc"
     assert got["digest"] == hashlib.sha256(b"edgelet").hexdigest()
@@ -134,19 +142,19 @@ def test_js_and_pyodide_names(dev):
                                          "body": {"value": "POST", "is_enum": True, "eq": False}}
 
 
-def test_workers_env_and_helpers(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+def test_workers_env_and_helpers(compat):
+    s = compat
     assert s.get("/env").json() == {"env": "compat-worker", "module_env": "compat-worker",
                                     "patched": "patched", "after": False, "rpc": 1}
 
 
-def test_durable_object_sql_rows_allow_attribute_access(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+def test_durable_object_sql_rows_allow_attribute_access(compat):
+    s = compat
     assert s.get("/do").json() == {"one": "apple", "first_key": "a", "item": "apple"}
 
 
-def test_response_signature_of_the_sdk(dev):
-    s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
+def test_response_signature_of_the_sdk(compat):
+    s = compat
     r = s.get("/elsewhere")
     assert r.status_code == 404 and r.text == "not found" and r.headers["x-a"] == "1"
     red = s.get("/redirect")

@@ -1,4 +1,5 @@
-"""docs/websockets.md's examples, run as written."""
+"""docs/websockets.md's echo example, run as written against a real `edgelet dev` (its chat test
+runs in tests/platform/test_doc_examples.py with the page's app)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,3 @@ def test_the_echo_example_runs_as_written(dev):
         assert ws.recv(5) == b"\x00bin"
     assert s.get("/").status_code == 426
 
-
-async def test_the_chat_example_runs_as_written(tmp_path, monkeypatch):
-    (tmp_path / "room.py").write_text(block("python", "# room.py"))
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {}
-    exec(compile(block("python", "from edgelet.testing"), "docs/websockets.md", "exec"), namespace)
-    await namespace["test_chat"]()  # type: ignore[operator]

@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from crash import restart
 
 CONFIG = """
     name = "crash"
@@ -62,7 +63,7 @@ def test_kill_during_a_batch_leaves_all_or_nothing(dev, tmp_path):
     sender.join(30)
     assert "status" not in answer, "the batch answered before the kill; the test did not hit mid-batch"
 
-    restarted = dev(None, cwd=s.cwd)
+    restarted = restart(dev, s)
     assert restarted.get("/count").text == "1"   # only the row from before: the batch left nothing
     # and the database is healthy: the same batch now runs to the end
     assert restarted.get("/batch", timeout=120).text == "60000"

@@ -10,17 +10,15 @@ and every write that was acknowledged must be there.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import threading
+import textwrap
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from crash import APPEND, ARGS, Sender, kill_group, restart
 
 CONFIG = """
     name = "app"
@@ -32,13 +30,7 @@ APP = """
     import os, time
     from urllib.parse import urlsplit
     from workers import DurableObject, Response, WorkerEntrypoint
-
-    def append(path, line):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\\n").encode())
-        finally:
-            os.close(fd)
+""" + textwrap.indent(APPEND, "    ") + """
 
     class Chain(DurableObject):
         async def begin(self, target, log):
@@ -74,14 +66,6 @@ APP = """
             return Response.json(await chain.state())
 """
 
-ARGS = ("--persist-to", "state", "--log-level", "info", "--no-reload")
-
-
-def kill_group(s: Any) -> None:
-    """SIGKILL the platform's whole process group at once: host, fork server, isolates."""
-    os.killpg(s.proc.pid, signal.SIGKILL)
-    s.proc.wait(10)
-
 
 def steps(log: Path) -> list[int]:
     return [int(x) for x in log.read_text().split()] if log.exists() else []
@@ -95,36 +79,21 @@ def test_alarm_chain_and_acknowledged_writes_survive_kill_9(dev: Any, tmp_path: 
     target, kills = 300, 3
     s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
     assert s.get(f"/begin/{target}{log}").text == "begun"
-    acked: set[int] = set()
-    next_key = 0
+    sender = Sender(lambda key: f"/note/{key}")
+    acked = sender.acked
     rng = random.Random(5)
     for round_ in range(kills):
-        stop = threading.Event()
-
-        def write(url: str = s.url, stop: threading.Event = stop) -> None:
-            nonlocal next_key
-            while not stop.is_set():
-                key, next_key = next_key, next_key + 1
-                try:
-                    if httpx.get(f"{url}/note/{key}", timeout=30).status_code == 200:
-                        acked.add(key)
-                except httpx.HTTPError:
-                    return
-
-        thread = threading.Thread(target=write)
-        thread.start()
-        seen = len(steps(log))
-        deadline = time.monotonic() + 20
-        want = seen + rng.randint(3, 12)
-        while len(steps(log)) < want or len(acked) < 10 * (round_ + 1):
-            assert time.monotonic() < deadline, f"the chain stalled at {steps(log)[-1:]}:\n{s.logs()[-2000:]}"
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0, 0.03))  # land anywhere in an alarm run or between two
-        kill_group(s)
-        stop.set()
-        thread.join(30)
+        with sender.running(s):
+            seen = len(steps(log))
+            deadline = time.monotonic() + 20
+            want = seen + rng.randint(3, 12)
+            while len(steps(log)) < want or len(acked) < 10 * (round_ + 1):
+                assert time.monotonic() < deadline, f"the chain stalled at {steps(log)[-1:]}:\n{s.logs()[-2000:]}"
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.03))  # land anywhere in an alarm run or between two
+            kill_group(s)
         assert len(steps(log)) < target, "the chain ended before the last kill; the test proved nothing"
-        s = dev(None, *ARGS, cwd=s.cwd)
+        s = restart(dev, s)
 
     deadline = time.monotonic() + 90
     while (state := s.get("/state").json())["n"] != target:

@@ -13,11 +13,12 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-
 from conftest import DevServer, free_port, write_app
+from crash import kill_and_restart
+
 from edgelet.bindings.durable_objects import ids
-from edgelet.bindings.durable_objects.isolate.stub import DurableObjectNamespace
 from edgelet.bindings.durable_objects.isolate.storage import AlarmClient, DurableObjectStorage
+from edgelet.bindings.durable_objects.isolate.stub import DurableObjectNamespace
 
 IDLE = 0.4  # EDGELET_DO_IDLE_TIMEOUT for the servers below
 BACKOFF = 0.02  # EDGELET_DO_ALARM_BACKOFF: 6 retries take 1.26 s
@@ -678,9 +679,7 @@ def test_sigkill_loses_no_acknowledged_write_and_alarms_survive(dev: Any) -> Non
         assert s.get("/inc/durable").text == str(expected)
     object_id = s.get("/id/durable").text
     assert s.get("/alarm/durable/1200").status_code == 200
-    s.kill()
-    time.sleep(1.3)  # the alarm falls due while the platform is down
-    again = dev(None, cwd=s.cwd)
+    again = kill_and_restart(dev, s, down=1.3)  # the alarm falls due while the platform is down
     assert again.get("/id/durable").text == object_id  # idFromName is stable across restarts
     assert again.get("/inc/durable").text == "4"
     fired = wait_for(lambda: again.get("/alarmstate/durable").json()["fired"])

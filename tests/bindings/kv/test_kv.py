@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crash import kill_and_restart
 
 from edgelet.bindings.kv import limits
 from edgelet.bindings.kv.binding import AttrDict
@@ -492,8 +493,7 @@ def test_acknowledged_put_survives_kill_9(dev: Any) -> None:
     s = dev(APP)
     for i in range(20):
         assert s.post(f"/put?key=d{i}", content=f"value {i}").text == "ok"
-    s.kill()
-    s2 = dev(None, cwd=s.cwd)
+    s2 = kill_and_restart(dev, s)
     assert [s2.get(f"/get?key=d{i}").text for i in range(20)] == [f"value {i}" for i in range(20)]
 
 

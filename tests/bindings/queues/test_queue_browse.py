@@ -60,7 +60,9 @@ def test_the_api_pages_moves_and_purges(dev: Any) -> None:
         main = "w.py"
         compatibility_date = "2026-11-01"
         queues.producers = [{ binding = "Q", queue = "jobs" }]
-        queues.consumers = [{ queue = "jobs", max_retries = 0, max_batch_timeout = 0.1, dead_letter_queue = "jobs-dlq" }]
+        # the three messages below fill one batch at once; the one moved back later waits
+        # (30 s) rather than bouncing into the dead-letter queue again while the test looks
+        queues.consumers = [{ queue = "jobs", max_retries = 0, max_batch_size = 3, max_batch_timeout = 30, dead_letter_queue = "jobs-dlq" }]
     """, "w.py": """
         from workers import Response, WorkerEntrypoint
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from conftest import DevServer, free_port, write_app
+from crash import restart
 
 from edgelet.testing import Platform
 
@@ -397,7 +398,7 @@ def test_accepted_messages_survive_kill_9_and_acked_ones_are_never_redelivered(d
     assert work["acked"] == len(acked_before) and work["backlog"] + work["in_flight"] == 300 - len(acked_before)
     assert "no `edgelet dev` running" in offline.stderr
 
-    s2 = dev(None, cwd=s.cwd)
+    s2 = restart(dev, s)
     wait_for(lambda: set(out.read_text().split()) >= all_ids, timeout=20, what="all 300 delivered")
     lines = out.read_text().split()
     after = lines[seen_before:]

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from crash import kill_and_restart, restart
 
 MiB = 1024 * 1024
 
@@ -102,7 +103,7 @@ def test_kill_during_overwrite_leaves_old_or_new_whole(dev: Any, tmp_path: Path)
     s.kill()
     assert files_under(tmp), "the kill should have left a temp file for the next start to clean"
 
-    s2 = dev(None, cwd=tmp_path)
+    s2 = restart(dev, s)
     size, seen = object_bytes_are_uniform(s2, "k")
     assert (size, seen) == (20 * MiB, {ord("A")}), (size, seen)  # the old object, whole
     assert files_under(tmp) == []  # cleaned at start
@@ -124,8 +125,7 @@ def test_multipart_survives_a_crash_and_abort_leaves_no_files(dev: Any, tmp_path
     s = dev({"wrangler_like.toml": CONFIG, "w.py": WORKER})
     upload_id = s.get("/mpu-start?key=m").text
     other_id = s.get("/mpu-start?key=gone").text
-    s.kill()
-    s2 = dev(None, cwd=tmp_path)
+    s2 = kill_and_restart(dev, s)
     done = s2.get(f"/mpu-finish?key=m&id={upload_id}")
     assert done.status_code == 200, done.text
     assert done.json()["size"] == 5 * MiB + 3
@@ -183,6 +183,6 @@ def test_acknowledged_puts_survive_kill_small_in_row_large_in_a_file(dev: Any, t
     s.kill()
     # a small body lives in its metadata row, a large one in a file of its own
     assert len(files_under(tmp_path / ".edgelet/state/r2/files/blobs")) == 1
-    s2 = dev(None, cwd=tmp_path)
+    s2 = restart(dev, s)
     assert httpx.get(f"{s2.url}/cdn-cgi/edgelet/api/r2/buckets/files/objects/small", timeout=30).content == b"tiny"
     assert object_bytes_are_uniform(s2, "large") == (2 * MiB, {ord("E")})

@@ -8,17 +8,16 @@ Style of tests/test_workflows_crash.py: the real ``edgelet dev`` with a state fo
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import threading
+import textwrap
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from crash import APPEND, ARGS, Sender, kill_group, restart, wait_until
+from test_workflows_crash import describe
 
 CONFIG = """
     name = "app"
@@ -33,15 +32,7 @@ APP = """
     import os, uuid
     from urllib.parse import urlsplit
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
-
-    def append(path, line):
-        # one write() of a short line in append mode: whole lines even across kills
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\\n").encode())
-        finally:
-            os.close(fd)
-
+""" + textwrap.indent(APPEND, "    ") + """
     class Job(WorkflowEntrypoint):
         async def run(self, event, step):
             me, log = event.instanceId, event.payload["log"]
@@ -85,20 +76,6 @@ APP = """
             return Response("not found", status=404)
 """
 
-ARGS = ("--persist-to", "state", "--log-level", "info", "--no-reload")
-
-
-def kill_group(s: Any) -> None:
-    """SIGKILL the platform's whole process group at once: host, fork server, isolates."""
-    os.killpg(s.proc.pid, signal.SIGKILL)
-    s.proc.wait(10)
-
-
-def describe(s: Any, workflow: str, instance_id: str) -> dict[str, Any]:
-    body = s.api("GET", f"/workflows/{workflow}/instances/{instance_id}")
-    assert body["success"], body
-    return body["result"]
-
 
 def all_instances(s: Any, workflow: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
@@ -129,34 +106,16 @@ def test_kill_during_create_batch_leaves_whole_batches_only(dev: Any, tmp_path: 
     log = tmp_path / "side-effects.log"
     size, kills = 40, 3
     s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
-    acked: set[int] = set()
-    cut: set[int] = set()  # batches whose request was in flight when the platform died
-    next_k = 0
+    # a batch whose request was in flight when the platform died is in sender.cut
+    sender = Sender(lambda k: f"/batch/{k}/{size}{log}")
+    acked, cut = sender.acked, sender.cut
     rng = random.Random(77)
     for _ in range(kills):
-        stop = threading.Event()
-
-        def send(url: str = s.url, stop: threading.Event = stop) -> None:
-            nonlocal next_k
-            while not stop.is_set():
-                k, next_k = next_k, next_k + 1
-                try:
-                    r = httpx.get(f"{url}/batch/{k}/{size}{log}", timeout=30)
-                    if r.status_code == 200:
-                        acked.add(k)
-                except httpx.HTTPError:
-                    cut.add(k)
-                    return
-
-        thread = threading.Thread(target=send)
-        thread.start()
-        while len(acked) < 2 + len(cut):
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.08))
-        kill_group(s)
-        stop.set()
-        thread.join(30)
-        s = dev(None, *ARGS, cwd=s.cwd)
+        with sender.running(s):
+            wait_until(lambda: len(acked) >= 2 + len(cut), timeout=60, what=s.logs)
+            time.sleep(rng.uniform(0, 0.08))
+            kill_group(s)
+        s = restart(dev, s)
 
     rows = all_instances(s, "job")
     per_batch: dict[int, int] = defaultdict(int)
@@ -199,7 +158,7 @@ def test_kill_during_retry_backoff_never_reruns_a_recorded_attempt(dev: Any, tmp
             assert time.monotonic() < deadline, f"not all retrying after attempt {failed}: {flaky}"
             time.sleep(0.02)
         kill_group(s)
-        s = dev(None, *ARGS, cwd=s.cwd)
+        s = restart(dev, s)
 
     deadline = time.monotonic() + 30
     for instance_id in ids:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import random
 import subprocess
+import textwrap
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from conftest import EDGELET
+from crash import APPEND, ARGS, kill_and_restart, lines, restart, wait_until
 
 CONFIG = """
     name = "app"
@@ -28,15 +30,7 @@ CONFIG = """
 APP = """
     import asyncio, os, uuid
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
-
-    def append(path, line):
-        # one write() of a short line in append mode: whole lines even across kills
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\\n").encode())
-        finally:
-            os.close(fd)
-
+""" + textwrap.indent(APPEND, "    ") + """
     class Crashy(WorkflowEntrypoint):
         async def run(self, event, step):
             me, log = event.instanceId, event.payload["log"]
@@ -74,13 +68,6 @@ APP = """
         async def fetch(self, request):
             return Response("ok")
 """
-
-ARGS = ("--persist-to", "state", "--log-level", "info", "--no-reload")
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
 
 def create(s: Any, workflow: str, instance_id: str, params: dict[str, Any]) -> None:
     body = s.api("POST", f"/workflows/{workflow}/instances", json={"instance_id": instance_id, "params": params})
@@ -122,8 +109,7 @@ def test_kill_9_at_random_moments_never_reruns_a_recorded_step(dev: Any, tmp_pat
         while len(lines(log)) < target and time.monotonic() < deadline:
             time.sleep(0.003)
         time.sleep(rng.uniform(0, 0.04))
-        s.kill()
-        s = dev(None, *ARGS, cwd=s.cwd)
+        s = kill_and_restart(dev, s)
     results = {i: wait_status(s, "crashy", i, "complete", timeout=30) for i in ids}
 
     attempts: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -145,17 +131,24 @@ def test_kill_9_at_random_moments_never_reruns_a_recorded_step(dev: Any, tmp_pat
     assert reran >= 1, "no kill landed inside a step; the test proved nothing"
 
 
-def test_interrupted_attempt_runs_again_after_restart(dev: Any, tmp_path: Path) -> None:
-    log, gate = tmp_path / "attempts.log", tmp_path / "gate"
+def kill_inside_gated_step(dev: Any, tmp_path: Path, instance_id: str, *, running_for: float = 0.0
+                           ) -> tuple[Any, Path, dict[str, Any]]:
+    """Start a ``gated`` instance, SIGKILL the platform while its step waits at the gate
+    (``running_for`` s after the step wrote its side effect), open the gate, start again and
+    wait for it to complete: (the new dev, the side-effect log, its description)."""
+    log, gate = tmp_path / f"{instance_id}.log", tmp_path / "gate"
     s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
-    create(s, "gated", "g1", {"log": str(log), "gate": str(gate)})
-    deadline = time.monotonic() + 10
-    while not log.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    create(s, "gated", instance_id, {"log": str(log), "gate": str(gate)})
+    wait_until(log.exists, timeout=10, what=lambda: f"the step never ran:\n{s.logs()[-2000:]}", every=0.02)
+    time.sleep(running_for)
     s.kill()  # mid-attempt: the step wrote its side effect but no result was recorded
     gate.touch()
-    s = dev(None, *ARGS, cwd=s.cwd)
-    info = wait_status(s, "gated", "g1", "complete")
+    s = restart(dev, s)
+    return s, log, wait_status(s, "gated", instance_id, "complete")
+
+
+def test_interrupted_attempt_runs_again_after_restart(dev: Any, tmp_path: Path) -> None:
+    s, log, info = kill_inside_gated_step(dev, tmp_path, "g1")
     tokens = log.read_text().split()
     assert len(tokens) == 2 and info["output"] == tokens[1]
     assert "resuming 1 interrupted instance" in s.logs()
@@ -170,7 +163,7 @@ def test_sleep_that_ended_during_downtime_ends_at_once(dev: Any, tmp_path: Path)
         time.sleep(0.02)
     s.kill()
     time.sleep(3.2)  # the 3 s sleep ends while nothing runs
-    s = dev(None, *ARGS, cwd=s.cwd)
+    s = restart(dev, s)
     ready = time.monotonic()  # timed from here: a loaded machine may take seconds to start
     info = wait_status(s, "napper", "nap-1", "complete", timeout=10)
     # no second wait after the restart: the nap is not recorded again, the instance never
@@ -183,17 +176,8 @@ def test_sleep_that_ended_during_downtime_ends_at_once(dev: Any, tmp_path: Path)
 
 
 def test_attempt_cut_off_by_a_crash_is_listed_in_describe(dev: Any, tmp_path: Path) -> None:
-    log, gate = tmp_path / "cut.log", tmp_path / "gate"
-    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
-    create(s, "gated", "cut-1", {"log": str(log), "gate": str(gate)})
-    deadline = time.monotonic() + 10
-    while not log.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # the attempt has been running for a moment: the platform noted it
-    s.kill()
-    gate.touch()
-    s = dev(None, *ARGS, cwd=s.cwd)
-    info = wait_status(s, "gated", "cut-1", "complete")
+    # the attempt has been running for a moment before the kill: the platform noted it
+    s, _, info = kill_inside_gated_step(dev, tmp_path, "cut-1", running_for=0.3)
     attempts = info["steps"][0]["attempts"]
     assert [a.get("interrupted", False) for a in attempts] == [True, False], attempts
     assert attempts[0]["error"]["name"] == "AttemptInterrupted" and attempts[0]["end"] is None

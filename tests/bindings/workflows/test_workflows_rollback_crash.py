@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import textwrap
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from test_workflows_crash import create, describe, lines
+from crash import APPEND, ARGS, lines, restart
+from test_workflows_crash import create, describe
 
 CONFIG = """
     name = "app"
@@ -26,14 +28,7 @@ APP = """
     import asyncio, os
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
     from workers.workflows import NonRetryableError
-
-    def append(path, line):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\\n").encode())
-        finally:
-            os.close(fd)
-
+""" + textwrap.indent(APPEND, "    ") + """
     class Saga(WorkflowEntrypoint):
         async def run(self, event, step):
             me, log = event.instanceId, event.payload["log"]
@@ -51,9 +46,6 @@ APP = """
         async def fetch(self, request):
             return Response("ok")
 """
-
-ARGS = ("--persist-to", "state", "--log-level", "info", "--no-reload")
-
 
 def recorded(folder: Path) -> set[tuple[str, str]]:
     """(instance, step) of every rollback recorded in the state folder (dev is not running)."""
@@ -93,7 +85,7 @@ def test_kill_9_during_rollbacks_never_reruns_a_recorded_rollback(dev: Any, tmp_
         s.kill()
         time.sleep(0.3)  # let isolates notice the host is gone
         kills.append((len(lines(log)), recorded(s.cwd)))
-        s = dev(None, *ARGS, cwd=s.cwd)
+        s = restart(dev, s)
     results = {i: wait_errored(s, i) for i in ids}
 
     starts: dict[tuple[str, str], list[int]] = defaultdict(list)
