@@ -36,6 +36,7 @@ NOT_BEFORE_READY = (
     "websockets", "edgelet.ws_protocol",  # the first WebSocket upgrade
     "croniter",  # crons (this app has none)
     "pdb",  # breakpoint()
+    "packaging",  # reading a Worker's declared requirements (this app declares none)
     "edgelet.bindings.kv.cli", "edgelet.bindings.d1.cli", "edgelet.bindings.r2.cli",
     "edgelet.bindings.workflows.cli", "edgelet.bindings.queues.cli",
     "edgelet.bindings.durable_objects.cli",
