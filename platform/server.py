@@ -141,12 +141,8 @@ class EdgeletApp:
             self._inflight.discard(task)
         status, out_headers, out_body = answer
         if status == 101:  # a WebSocket answer to a request that asked for none
-            status, out_headers, out_body = error_response(
-                426, f"Worker {worker!r} answered {path} with a WebSocket (101), but the request "
-                     f"is not a WebSocket upgrade; connect with a WebSocket client (ws://)")
-        # the length is edgelet's to say (a framework's own Content-Length would repeat it)
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
-                       if k != "content-length"]
+            status, out_headers, out_body = _not_an_upgrade(worker, path)
+        raw_headers = _raw_headers(out_headers)
         if isinstance(out_body, bytes):
             await send({"type": "http.response.start", "status": status,
                         "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
@@ -237,11 +233,8 @@ class EdgeletApp:
                 if body.failure == "too_large":
                     await self._too_large(scope, send, False)
                     return
-                status, out_headers, out_body = error_response(
-                    426, f"Worker {worker!r} answered {scope['path']} with a WebSocket (101), but "
-                         f"the request is not a WebSocket upgrade")
-            raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
-                           if k != "content-length"]
+                status, out_headers, out_body = _not_an_upgrade(worker, scope["path"])
+            raw_headers = _raw_headers(out_headers)
             if isinstance(out_body, bytes):
                 await send({"type": "http.response.start", "status": status,
                             "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
@@ -496,6 +489,18 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def _raw_headers(headers: list[list[str]]) -> list[tuple[bytes, bytes]]:
+    """A Worker's response headers for uvicorn, without Content-Length: the length is
+    edgelet's to say (a framework's own would repeat it)."""
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers if k != "content-length"]
+
+
+def _not_an_upgrade(worker: str, path: str) -> list[Any]:
+    """The 426 for a Worker that answered 101 to a request that asked for no WebSocket."""
+    return error_response(426, f"Worker {worker!r} answered {path} with a WebSocket (101), but the request "
+                               f"is not a WebSocket upgrade; connect with a WebSocket client (ws://)")
 
 
 async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple[bytes, bytes]],
