@@ -54,6 +54,8 @@ ISOLATE_OVERHEAD_MB = 256
 #: instances a Wasm Worker's isolate keeps slots for (edgelet.runtime.wasm.engine's pool); the
 #: isolate runs at most (slots - 1) // 2 pool threads so that they can never run out
 WASM_INSTANCE_SLOTS = 16
+#: how long a reload waits for the old isolate's calls in flight (its reload stays < 500 ms)
+RELOAD_DRAIN_S = 0.25
 
 
 class Isolate:
@@ -84,6 +86,8 @@ class Isolate:
         self._serve_task: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[dict[str, Any]] | None = None
         self._stopping = False
+        #: the channel of the process a reload replaced: its unanswered calls say so
+        self._reloaded: Channel | None = None
         self.info: dict[str, Any] = {}
         self.broken: IsolateStartError | None = None
         self.restarts = 0
@@ -231,7 +235,16 @@ class Isolate:
             self._serve_task.cancel()
 
     async def restart(self) -> dict[str, Any]:
-        """Replace the process (after a script edit); the old one is killed."""
+        """Replace the process (after a script edit). Calls in flight on the old one get up
+        to RELOAD_DRAIN_S to finish first (a save must not fail the request being served); one
+        still running then is answered 503 saying the Worker was reloaded, not that it crashed."""
+        channel = self._channel
+        if channel is not None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + RELOAD_DRAIN_S
+            while channel.pending and not channel.closed and loop.time() < deadline:
+                await asyncio.sleep(0.005)
+            self._reloaded = channel
         await self._kill()
         self._stopping = False
         return await self.start()
@@ -255,6 +268,9 @@ class Isolate:
         try:
             return await channel.call(method, *args, timeout=limit)
         except ChannelClosed:
+            if channel is self._reloaded:
+                raise IsolateError(f"Worker {self.name!r} was reloaded (its code changed) while "
+                                   f"handling {method}; send the request again", 503) from None
             code = await self._exit_code(process)
             raise IsolateError(f"Worker {self.name!r} {describe_exit(code, self)} while handling "
                                f"{method}; the isolate has been restarted", 503) from None

@@ -105,3 +105,45 @@ def test_a_py_edit_reloads_only_the_workers_that_imported_it(dev: Any) -> None:
     (s.cwd / "workers/beta.py").write_text(BETA.replace('"beta"', '"beta 2"').replace("\n    ", "\n"))
     assert _until(lambda: s.get("/", headers={"host": "beta.localhost"}).text == "beta 2"), s.logs()
     assert _pids(s)["alpha"] == after["alpha"]
+
+
+SLOW = """
+    import asyncio
+    from workers import Response, WorkerEntrypoint
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            if request.url.endswith("/slow"):
+                await asyncio.sleep({delay})
+            return Response("{version}")
+"""
+
+
+def test_a_request_in_flight_during_a_reload_finishes_or_is_told_why(dev: Callable[..., DevServer]) -> None:
+    """A save while a request is being served: a short request finishes on the old code; one
+    still running after the reload's short wait gets a 503 that says the Worker was reloaded
+    (it used to say the Worker had crashed with SIGKILL)."""
+    import textwrap
+    import threading
+
+    import httpx
+
+    s = dev({"wrangler_like.toml": 'name = "w"\nmain = "w.py"\n', "w.py": SLOW.format(delay=0.1, version="v1")})
+    answers: dict[str, httpx.Response] = {}
+    short = threading.Thread(target=lambda: answers.__setitem__("short", httpx.get(s.url + "/slow", timeout=30)))
+    short.start()
+    time.sleep(0.03)
+    (s.cwd / "w.py").write_text(textwrap.dedent(SLOW.format(delay=30, version="v2")))
+    short.join(30)
+    assert answers["short"].status_code == 200 and answers["short"].text == "v1"
+    assert _until(lambda: s.get("/").text == "v2")
+
+    stuck = threading.Thread(target=lambda: answers.__setitem__("stuck", httpx.get(s.url + "/slow", timeout=30)))
+    stuck.start()
+    time.sleep(0.3)
+    (s.cwd / "w.py").write_text(textwrap.dedent(SLOW.format(delay=0, version="v3")))
+    stuck.join(30)
+    assert answers["stuck"].status_code == 503
+    assert "Worker 'w' was reloaded (its code changed) while handling fetch" in answers["stuck"].text
+    assert "SIGKILL" not in answers["stuck"].text
+    assert _until(lambda: s.get("/").text == "v3")

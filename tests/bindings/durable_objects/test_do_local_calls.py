@@ -176,8 +176,12 @@ def test_reload_drops_the_old_instances_and_runs_the_new_code(dev: Any) -> None:
     before = s.get("/enter/r").json()
     assert before["version"] == "v1"
     (s.cwd / "front.py").write_text(__import__("textwrap").dedent(FRONT.format(version="v2")))
-    after = wait_until(lambda: (lambda r: r if r["version"] == "v2" else None)(
-        s.get("/enter/r").json()), timeout=20)
+    def probe() -> Any:
+        r = s.get("/enter/r")  # requests in flight during the reload finish on the old code
+        assert r.status_code == 200, r.text
+        return r.json() if r.json()["version"] == "v2" else None
+
+    after = wait_until(probe, timeout=20)
     assert after, "the Worker was not reloaded"
     assert after["pid"] != before["pid"] and after["calls"] == 1  # a fresh instance
     assert after["n"] >= 2  # on the stored count
