@@ -49,12 +49,9 @@ class JsObject(dict):
         return self
 
 
-class ArrayBuffer(bytes):
-    """A JS ``ArrayBuffer``: bytes with ``byteLength``, ``to_bytes()`` and ``slice``."""
-
-    @property
-    def byteLength(self) -> int:  # noqa: N802 - JavaScript's name
-        return len(self)
+class _JsBytes(bytes):
+    """What Pyodide's proxies of JS byte containers convert to: the conversions both
+    ``ArrayBuffer`` and ``Uint8Array`` share."""
 
     def to_bytes(self) -> bytes:
         return bytes(self)
@@ -65,6 +62,14 @@ class ArrayBuffer(bytes):
     def to_memoryview(self) -> memoryview:
         return memoryview(self)
 
+
+class ArrayBuffer(_JsBytes):
+    """A JS ``ArrayBuffer``: bytes with ``byteLength``, ``to_bytes()`` and ``slice``."""
+
+    @property
+    def byteLength(self) -> int:  # noqa: N802 - JavaScript's name
+        return len(self)
+
     def slice(self, start: int = 0, end: int | None = None) -> ArrayBuffer:
         return ArrayBuffer(self[start:end])
 
@@ -73,7 +78,7 @@ class ArrayBuffer(bytes):
         return cls(bytes(length))
 
 
-class Uint8Array(bytes):
+class Uint8Array(_JsBytes):
     """A JS ``Uint8Array`` (what ``pyodide.ffi.to_js(bytes)`` gives): bytes with ``.buffer``,
     ``length``, ``byteLength``, ``to_bytes()``, ``to_py()`` and ``subarray``."""
 
@@ -87,15 +92,6 @@ class Uint8Array(bytes):
 
     byteLength = length  # noqa: N815
 
-    def to_bytes(self) -> bytes:
-        return bytes(self)
-
-    def to_py(self, *args: Any, **kwargs: Any) -> memoryview:
-        return memoryview(self)
-
-    def to_memoryview(self) -> memoryview:
-        return memoryview(self)
-
     def subarray(self, start: int = 0, end: int | None = None) -> Uint8Array:
         return Uint8Array(self[start:end])
 
@@ -105,9 +101,7 @@ class Uint8Array(bytes):
     @classmethod
     def new(cls, source: Any = 0, *args: Any) -> Uint8Array:
         """``Uint8Array.new(length)``, ``.new(buffer)`` or ``.new([1, 2, 3])``."""
-        if isinstance(source, int):
-            return cls(bytes(source))
-        return cls(bytes(source))
+        return cls(bytes(source))  # bytes(n) is n zeros, bytes(iterable) its values
 
 
 class ReadResult(JsObject):
