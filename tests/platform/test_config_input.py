@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EDGELET, write_app
-from cputime import tree_cpu_seconds
+from procstats import tree_cpu_seconds
 
 from edgelet.config import ConfigError, load_config
 

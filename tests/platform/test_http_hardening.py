@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import non_loopback_ip
 from http_app import ARGS, FILES
 
 
@@ -127,17 +128,6 @@ def test_default_header_timeout_is_10_seconds() -> None:
     from edgelet.http_protocol import HEADER_TIMEOUT, MAX_HEADER_BYTES, CoalescingHttpToolsProtocol
     assert HEADER_TIMEOUT == 10 and MAX_HEADER_BYTES == 64 * 1024
     assert CoalescingHttpToolsProtocol.configured(header_timeout=2).header_timeout == 2
-
-
-def non_loopback_ip() -> str | None:
-    """An address of this machine that is not loopback (None when it has none)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.254", 9))  # no packet is sent for UDP connect
-            ip = probe.getsockname()[0]
-        except OSError:
-            return None
-    return None if ip.startswith("127.") else ip
 
 
 @pytest.fixture

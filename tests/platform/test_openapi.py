@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cputime import tree_cpu_seconds
 from http_app import ARGS, FILES
+from procstats import tree_cpu_seconds
 
 from edgelet.openapi import mounted_routes, undocumented
 from edgelet.testing import Platform

@@ -1,4 +1,6 @@
-"""CPU seconds of a process tree: what a timing test asserts instead of wall time.
+"""What a test reads of a running process: CPU seconds of its tree, its peak memory.
+
+CPU seconds are what a timing test asserts instead of wall time.
 
 Why: the machine the tests run on is shared (load 10 on two cores is common), and wall
 time scales with the load while the CPU a piece of work costs barely moves. A test that
@@ -28,3 +30,13 @@ def tree_cpu_seconds(pid: int) -> float:
             continue
         total += t.user + t.system + t.children_user + t.children_system
     return total
+
+
+def peak_rss_kb(pid: int) -> int:
+    """The most memory ``pid`` has had resident (``VmHWM``, KiB): what a test of a bounded
+    buffer compares before and after the work, since the current RSS may already have fallen."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmHWM in /proc/{pid}/status")
