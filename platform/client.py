@@ -23,6 +23,17 @@ class ApiClient:
         token = token or os.environ.get("EDGELET_API_TOKEN")
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
 
+    def answers(self) -> bool:
+        """True when something accepts connections on ``--ip``/``--port`` (half a second at
+        most): a binding's CLI then asks that ``edgelet dev``, else reads the state folder."""
+        import socket
+
+        try:
+            with socket.create_connection((self.ip, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx  # here, not at the top: `edgelet dev` imports this module and never calls
         try:

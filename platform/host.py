@@ -378,6 +378,23 @@ class Host:
         worker_log.log(_LEVELS.get(level, logging.INFO), "[%s] %s", worker, text)
         self.logbus.publish({"type": "log", "worker": worker, "level": level, "message": text})
 
+    def close_websockets(self, reason: str, *, worker: str | None = None,
+                         hibernated: bool = True) -> None:
+        """Close the clients' WebSockets of ``worker`` (every Worker's when None) with 1012
+        (Service Restart) and ``reason``, so a client learns at once that it must reconnect.
+
+        ``hibernated=False`` keeps the sockets a Durable Object took with
+        ``ctx.acceptWebSocket``: the host holds those across an isolate restart, and the new
+        isolate's object gets their next message. The others lived in the isolate that ended."""
+        if len(reason.encode()) > 123:  # the most a close frame's reason may hold
+            reason = reason.encode()[:120].decode(errors="ignore") + "..."
+        table = self.websockets
+        for sock in list(table.sockets.values()):
+            if sock.send is None or (worker is not None and sock.worker != worker):
+                continue  # never reached a client, or another Worker's
+            if hibernated or sock.key is None:
+                table.on_notify(sock.worker, ["close", sock.token, 1012, reason])
+
     async def reload(self, worker_name: str) -> None:
         """Restart one Worker's isolate with its script as it is on disk now."""
         isolate = self.isolates[worker_name]
@@ -387,6 +404,9 @@ class Host:
         except IsolateStartError as exc:
             log.error("%s\n%s", exc, exc.traceback or "", extra={"worker": worker_name})
             return
+        finally:
+            self.close_websockets(f"Worker {worker_name!r} was reloaded (its code changed); reconnect",
+                                  worker=worker_name, hibernated=False)
         for plugin in self.plugins:
             await plugin.after_reload(worker_name)
 
@@ -402,6 +422,8 @@ class Host:
         old = self.isolates[worker.name]
         self.isolates[worker.name] = self._make_isolate(worker)
         await old.stop()
+        self.close_websockets(f"Worker {worker.name!r} was restarted (its config changed); reconnect",
+                              worker=worker.name, hibernated=False)
         await self.isolates[worker.name].start()
         self._check_handlers(worker)
 

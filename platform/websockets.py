@@ -278,6 +278,13 @@ class SocketTable:
         extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
                  if k.lower() not in _HOP_HEADERS]
         protocol = next((v for k, v in out_headers if k.lower() == "sec-websocket-protocol"), None)
+        if protocol is not None and protocol not in scope.get("subprotocols", ()):
+            # sent as written, as Cloudflare does; the client will fail the handshake
+            log.warning("Worker %r chose the WebSocket subprotocol %r for %s, which the client did "
+                        "not offer (it offered %s): the client will refuse the connection; set "
+                        "Sec-WebSocket-Protocol to one of the offered ones, or leave it out",
+                        worker, protocol, scope["path"],
+                        ", ".join(scope.get("subprotocols") or ()) or "none")
         await send({"type": "websocket.accept", "subprotocol": protocol, "headers": extra})
         sock.send = send
         sock.send_now = (scope.get("extensions") or {}).get(SEND_NOW)

@@ -10,14 +10,27 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EDGELET = [sys.executable, "-m", "edgelet.cli"]
+
+
+def non_loopback_ip() -> str | None:
+    """An address of this machine that is not loopback (None when it has none): what a test
+    of "answers loopback only" connects to."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.254", 9))  # no packet is sent for UDP connect
+            ip = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
 
 
 def free_port() -> int:
@@ -38,7 +51,7 @@ class DevServer:
         self.log_path = cwd / f"dev-{port}-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> "DevServer":
+    def start(self, timeout: float = 30.0) -> DevServer:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [*EDGELET, "dev", "--port", str(self.port), *self.args], cwd=self.cwd,

@@ -14,14 +14,13 @@ import datetime as _dt
 import functools
 import json
 import re
-import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import click
 
@@ -55,15 +54,6 @@ class Target:
         return f"D1 database {self.entry.name!r} (id {self.entry.id}) in {where}"
 
 
-def _dev_answers(client: ApiClient) -> bool:
-    parts = urlsplit(client.base)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 8787), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _local_catalog(config: str | None, state: Path) -> Catalog:
     catalog = Catalog()
     try:
@@ -78,7 +68,7 @@ def _local_catalog(config: str | None, state: Path) -> Catalog:
 def _locate(name: str, client: ApiClient, persist_to: str, config: str | None) -> Target:
     state = Path(persist_to).resolve()
     local = _local_catalog(config, state)
-    if _dev_answers(client):
+    if client.answers():
         data = client.get(f"/d1/database/{quote(name, safe='')}")
         entry = DatabaseEntry.from_json(data)
         mine = next((e for e in local.entries if e.id == entry.id), None)
@@ -225,7 +215,7 @@ def d1() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_databases(client: ApiClient, persist_to: str, config: str | None, as_json: bool) -> None:
     """Every D1 database: configured ones and those with data in the state folder."""
-    if _dev_answers(client):
+    if client.answers():
         rows = client.get("/d1/database")
     else:
         from edgelet.bindings.d1.storage import D1Store

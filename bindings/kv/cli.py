@@ -11,12 +11,11 @@ import base64
 import builtins
 import functools
 import json
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import click
 import httpx
@@ -174,16 +173,6 @@ def _quote(text: str) -> str:
     return quote(text, safe="")
 
 
-def _dev_answers(client: ApiClient) -> bool:
-    parts = urlsplit(client.base)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 8787),
-                                      timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add --persist-to/--local (and --port/--ip) and hand the command ``kv`` (a backend)."""
 
@@ -196,7 +185,7 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, client: ApiClient, persist_to: str, local: bool,
                 **kwargs: Any) -> Any:
-        if _dev_answers(client):
+        if client.answers():
             kv: Any = RemoteKV(client)
         else:
             kv = LocalKV(Path(persist_to).resolve(), create=fn.__name__ == "put_key")

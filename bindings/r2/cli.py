@@ -11,12 +11,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import click
 import httpx
@@ -162,15 +161,6 @@ def _copy_out(chunks: Iterator[bytes], out: BinaryIO, total: int | None, label: 
     return size
 
 
-def _dev_answers(client: ApiClient) -> bool:
-    parts = urlsplit(client.base)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 8787), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add --persist-to/--local (and --port/--ip) and hand the command ``r2`` (a backend)."""
 
@@ -181,7 +171,7 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
                   help="Accepted for wrangler habits; edgelet state is always local.")
     @functools.wraps(fn)
     def wrapper(*args: Any, client: ApiClient, persist_to: str, local: bool, **kwargs: Any) -> Any:
-        if _dev_answers(client):
+        if client.answers():
             backend: Any = RemoteR2(client)
         else:
             backend = LocalR2(Path(persist_to).resolve(), create=fn.__name__ == "put_object")

@@ -610,4 +610,10 @@ def _die_with_parent() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m` runs this file as __main__, a second copy of the module: run the importable
+    # module's main so that what the runtime imports (edgelet.runtime.websocket reads
+    # Runtime.current) sees the Runtime that is running (without it, an isolate started
+    # without the fork server could accept no WebSocket)
+    from edgelet.runtime import isolate as _isolate
+
+    _isolate.main()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import EDGELET, write_app
+from procstats import tree_cpu_seconds
 
 from edgelet.config import ConfigError, load_config
 
@@ -96,21 +99,42 @@ def test_jsonc_error_keeps_line_and_column_after_a_block_comment(tmp_path: Path)
     assert "invalid JSON" in str(info.value)
 
 
-def test_a_2_mb_wrangler_json_is_ready_in_under_3_seconds(tmp_path: Path) -> None:
-    write_app(tmp_path, {"w.py": HELLO_PY})
-    config = {"name": "x", "main": "w.py", "vars": {f"VAR_{i}": "v" * 100 for i in range(20_000)}}
-    path = tmp_path / "wrangler.json"
-    path.write_text(json.dumps(config, indent=1))
-    assert path.stat().st_size > 2_200_000
+def _ready(folder: Path) -> tuple[float, float]:
+    """Start `edgelet dev` in ``folder``; wall seconds to its "Ready on" line and the CPU
+    seconds its process tree had used by then."""
     started = time.monotonic()
-    proc = subprocess.Popen([*EDGELET, "dev", "--port", "0", "--in-memory"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([*EDGELET, "dev", "--port", "0", "--in-memory"], cwd=folder,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         took = time.monotonic() - started
+        cpu = tree_cpu_seconds(proc.pid)
         assert re.search(r"Ready on http://127\.0\.0\.1:\d+", line), line
-        assert took < 3.0, f"Ready after {took:.1f} s"
+        return took, cpu
     finally:
         proc.kill()
         proc.wait(10)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the fork server and isolate
+        except ProcessLookupError:
+            pass
+
+
+def test_a_2_mb_wrangler_json_costs_dev_start_up_well_under_a_second(tmp_path: Path) -> None:
+    """A 2 MB wrangler.json must not make `dev` noticeably slower to start than a tiny one
+    (json5, the fallback parser, took many seconds for it). Measured as CPU seconds of the
+    process tree against a tiny config started in the same test (~0.1 s more on a quiet
+    machine; the machine's load barely moves it), plus a generous wall bound relative to
+    the same baseline for waits CPU time cannot see."""
+    small, big = write_app(tmp_path / "small", {"w.py": HELLO_PY}), write_app(tmp_path / "big", {"w.py": HELLO_PY})
+    (small / "wrangler.json").write_text(json.dumps({"name": "x", "main": "w.py", "vars": {"A": "v"}}))
+    config = {"name": "x", "main": "w.py", "vars": {f"VAR_{i}": "v" * 100 for i in range(20_000)}}
+    path = big / "wrangler.json"
+    path.write_text(json.dumps(config, indent=1))
+    assert path.stat().st_size > 2_200_000
+    base_wall, base_cpu = _ready(small)
+    wall, cpu = _ready(big)
+    assert cpu - base_cpu < 1.0, f"{cpu:.2f} s of CPU to Ready, {base_cpu:.2f} s for a tiny config"
+    assert wall < 3 * base_wall + 2.0, f"Ready after {wall:.1f} s, {base_wall:.1f} s for a tiny config"

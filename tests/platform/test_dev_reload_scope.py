@@ -107,6 +107,14 @@ def test_a_py_edit_reloads_only_the_workers_that_imported_it(dev: Any) -> None:
     assert _pids(s)["alpha"] == after["alpha"]
 
 
+def _until_logged(s: DevServer, text: str, timeout: float = 15.0) -> None:
+    """Wait until dev's log shows ``text``: a fixed sleep is too short on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while text not in s.logs():
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{s.logs()[-2000:]}"
+        time.sleep(0.01)
+
+
 SLOW = """
     import asyncio
     from workers import Response, WorkerEntrypoint
@@ -114,6 +122,7 @@ SLOW = """
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
             if request.url.endswith("/slow"):
+                print("slow request started on {version}")
                 await asyncio.sleep({delay})
             return Response("{version}")
 """
@@ -132,7 +141,7 @@ def test_a_request_in_flight_during_a_reload_finishes_or_is_told_why(dev: Callab
     answers: dict[str, httpx.Response] = {}
     short = threading.Thread(target=lambda: answers.__setitem__("short", httpx.get(s.url + "/slow", timeout=30)))
     short.start()
-    time.sleep(0.03)
+    _until_logged(s, "slow request started on v1")  # the request is in the Worker
     (s.cwd / "w.py").write_text(textwrap.dedent(SLOW.format(delay=30, version="v2")))
     short.join(30)
     assert answers["short"].status_code == 200 and answers["short"].text == "v1"
@@ -140,7 +149,7 @@ def test_a_request_in_flight_during_a_reload_finishes_or_is_told_why(dev: Callab
 
     stuck = threading.Thread(target=lambda: answers.__setitem__("stuck", httpx.get(s.url + "/slow", timeout=30)))
     stuck.start()
-    time.sleep(0.3)
+    _until_logged(s, "slow request started on v2")
     (s.cwd / "w.py").write_text(textwrap.dedent(SLOW.format(delay=0, version="v3")))
     stuck.join(30)
     assert answers["stuck"].status_code == 503

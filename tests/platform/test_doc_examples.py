@@ -15,8 +15,9 @@ Each fenced ```python, ```console, ```sh and ```bash block is one test:
   dev; ``edgelet tail`` runs for a moment. A console command whose shown output contains
   ``Error`` must fail, every other command must succeed.
 
-A block that cannot run offline carries ``<!-- doc-test: skip: why -->`` on the line
-before its fence; ``<!-- doc-test: app: PATH -->`` runs it in another app folder, and
+A block that cannot run here carries ``<!-- doc-test: skip: why -->`` on the line before its
+fence (a browser, a command that never ends, a synopsis); PyPI is reachable on developers'
+machines and in CI, so a ``pip install`` of a package runs; ``<!-- doc-test: app: PATH -->`` runs it in another app folder, and
 ``<!-- doc-test: app: page -->`` in the app the page itself shows (its first ```toml block and
 the scripts it names ``# <file>.py``), so a page's test runs here with its own Worker.
 """

@@ -88,6 +88,36 @@ async def test_without_the_fork_server_isolates_are_fresh_interpreters(tmp_path:
         assert new != a and new_parent == os.getpid()
 
 
+WS_APP = {
+    "wrangler_like.toml": 'name = "ws"\nmain = "w.py"\n',
+    "w.py": """
+        from workers import Response, WebSocketPair, WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                client, server = WebSocketPair()
+                server.accept()
+                server.addEventListener("message", lambda event: server.send(f"echo {event.data}"))
+                return Response(None, status=101, web_socket=client)
+    """,
+}
+
+
+async def test_a_fresh_interpreter_isolate_serves_websockets(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The isolate's module runs as ``python -m edgelet.runtime.isolate``: the runtime the
+    WebSocket code finds must be the running one (it was a second, empty copy of the module,
+    so every accept() failed without the fork server, or once it had died)."""
+    monkeypatch.setenv("EDGELET_FORKSERVER", "0")
+    write_app(tmp_path, WS_APP)
+    async with Platform(tmp_path / "wrangler_like.toml") as p:
+        assert p.host._forkserver is None
+        ws = await p.websocket("/")
+        await ws.send("hi")
+        assert await ws.receive() == "echo hi"
+        await ws.close()
+
+
 async def test_a_dead_fork_server_takes_its_isolates_and_the_platform_serves_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDGELET_FORKSERVER", raising=False)

@@ -70,7 +70,9 @@ def test_crash_with_a_forked_child_alive_answers_at_once_and_next_request_is_ser
     took = time.monotonic() - started
     assert crashed.status_code == 503, crashed.text
     assert "exited with code 3" in crashed.text and "forker" in crashed.text
-    assert took < 2.0, f"the crash took {took:.1f} s to be answered"
+    # waiting on the forked child (alive 60 s) would take a minute; 10 s leaves room for a
+    # loaded machine (a quiet one answers in well under a second)
+    assert took < 10.0, f"the crash took {took:.1f} s to be answered"
     after = s.get("/", timeout=30)
     assert after.status_code == 200 and after.text.startswith("alive"), after.text
 

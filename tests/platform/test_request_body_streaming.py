@@ -10,6 +10,7 @@ import socket
 import time
 
 import httpx
+from procstats import peak_rss_kb
 
 TOML = """
     [[workers]]
@@ -84,14 +85,6 @@ WORKER = '''
                 return Response("whole")
             return Response("?", status=404)
 '''
-
-
-def _peak_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 def test_worker_reads_chunks_as_the_client_sends_them(dev):
@@ -183,7 +176,7 @@ def test_200_mb_upload_is_held_by_neither_host_nor_isolate(dev):
     s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER}, "--max-body-size", str(300 * 2**20))
     assert s.proc is not None
     httpx.post(s.url + "/count", content=b"warm", timeout=30)  # isolate started, imports done
-    host_before = _peak_kb(s.proc.pid)
+    host_before = peak_rss_kb(s.proc.pid)
     size = 200 * 2**20
     block = b"u" * 2**20
 
@@ -195,7 +188,7 @@ def test_200_mb_upload_is_held_by_neither_host_nor_isolate(dev):
     r = httpx.post(s.url + "/count", content=parts(), headers={"content-length": str(size)}, timeout=120)
     elapsed = time.monotonic() - started
     result = r.json()
-    host_growth_mb = (_peak_kb(s.proc.pid) - host_before) / 1024
+    host_growth_mb = (peak_rss_kb(s.proc.pid) - host_before) / 1024
     print(json.dumps({"upload_mb": 200, "seconds": round(elapsed, 2), "host_peak_growth_mb":
                       round(host_growth_mb, 1), "isolate_peak_growth_mb":
                       round(result["peak_growth_kb"] / 1024, 1)}))

@@ -7,6 +7,7 @@ import socket
 import time
 
 import httpx
+from procstats import peak_rss_kb
 
 TOML = """
     [[workers]]
@@ -33,19 +34,11 @@ WORKER = '''
 '''
 
 
-def _peak_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def test_slow_client_pauses_the_worker_instead_of_filling_the_host(dev):
     s = dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
     assert s.proc is not None
     assert httpx.get(s.url + "/produced", timeout=30).json() == {"bytes": 0}
-    host_before = _peak_kb(s.proc.pid)
+    host_before = peak_rss_kb(s.proc.pid)
     with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         sock.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -53,7 +46,7 @@ def test_slow_client_pauses_the_worker_instead_of_filling_the_host(dev):
         assert head.startswith(b"HTTP/1.1 200"), head[:200]
         time.sleep(2.0)  # the client reads nothing for a while
         stalled = httpx.get(s.url + "/produced", timeout=30).json()["bytes"]
-        stalled_growth_mb = (_peak_kb(s.proc.pid) - host_before) / 1024
+        stalled_growth_mb = (peak_rss_kb(s.proc.pid) - host_before) / 1024
         # the Worker was held back: a window and the sockets' buffers, not 200 MB
         assert stalled < 32 * 2**20, stalled
         received = len(head)
@@ -65,7 +58,7 @@ def test_slow_client_pauses_the_worker_instead_of_filling_the_host(dev):
             received += len(data)
     assert received > 200 * 2**20  # every byte arrived (plus chunk framing)
     assert httpx.get(s.url + "/produced", timeout=30).json()["bytes"] == 200 * 2**20
-    host_growth_mb = (_peak_kb(s.proc.pid) - host_before) / 1024
+    host_growth_mb = (peak_rss_kb(s.proc.pid) - host_before) / 1024
     print(f"produced while stalled: {stalled / 2**20:.1f} MB; host peak growth "
           f"{stalled_growth_mb:.1f} MB stalled, {host_growth_mb:.1f} MB overall")
     assert host_growth_mb < 40, host_growth_mb

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -84,14 +85,24 @@ async def test_crons_fire_on_virtual_time_in_order(tmp_path):
         assert p.now == pytest.approx(start + 3 * 3600)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 async def test_teardown_leaves_no_processes_even_on_failure(tmp_path):
     pids = []
     with pytest.raises(RuntimeError, match="test failed"):
         async with Platform(app(tmp_path, BASIC)) as p:
             pids.append(int(await (await p.fetch("/pid")).text()))
             raise RuntimeError("test failed")
-    await asyncio.sleep(0.2)
-    for pid in pids:
+    for pid in pids:  # gone (not a zombie either: killed and reaped), within seconds
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import EDGELET, write_app
+from d1_app import CONFIG, d1
 from ptyrun import BAR, run_in_terminal
-
-EDGELET = [sys.executable, "-m", "edgelet.cli"]
-
-CONFIG = """
-    name = "shop"
-    main = "w.py"
-    [[d1_databases]]
-    binding = "DB"
-    database_name = "shop-db"
-    database_id = "0b6a8c52-2222-4d1e-8f00-00000000abcd"
-    migrations_dir = "db/migrations"
-"""
 
 WORKER = """
     from workers import Response, WorkerEntrypoint
@@ -40,25 +27,9 @@ INIT_SQL = """
 """
 
 
-def write(folder: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
-def d1(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    # --port 9: nothing answers there, so these runs use the state folder unless told otherwise
-    port = [] if "--port" in args else ["--port", "9"]
-    proc = subprocess.run([*EDGELET, "d1", *args, *port], cwd=cwd, capture_output=True, text=True, timeout=60)
-    if ok:
-        assert proc.returncode == 0, proc.stderr + proc.stdout
-    return proc
-
-
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    write(tmp_path, {"wrangler.toml": CONFIG, "w.py": WORKER, "init.sql": INIT_SQL})
+    write_app(tmp_path, {"wrangler.toml": CONFIG, "w.py": WORKER, "init.sql": INIT_SQL})
     return tmp_path
 
 
@@ -138,7 +109,7 @@ def test_migrations_create_list_apply_twice_applies_once(app):
 
 def test_a_failing_migration_rolls_back_alone(app):
     folder = app / "db" / "migrations"
-    write(folder, {"0001_ok.sql": "CREATE TABLE a (x);",
+    write_app(folder, {"0001_ok.sql": "CREATE TABLE a (x);",
                    "0002_bad.sql": "CREATE TABLE b (x);\nINSERT INTO zz VALUES (1);"})
     proc = d1(app, "migrations", "apply", "DB", ok=False)
     assert "Migration 0002_bad.sql failed" in proc.stderr and "no such table: zz" in proc.stderr
@@ -158,7 +129,7 @@ def test_export_round_trips_through_execute_file(app, tmp_path):
     assert "CREATE INDEX items_price" in text
 
     other = tmp_path / "other"
-    write(other, {"wrangler.toml": CONFIG.replace("0b6a8c52", "99999999"), "w.py": WORKER})
+    write_app(other, {"wrangler.toml": CONFIG.replace("0b6a8c52", "99999999"), "w.py": WORKER})
     (other / "dump.sql").write_text(text)
     d1(other, "execute", "DB", "--file", "dump.sql")
     out = d1(other, "execute", "DB", "--command", "SELECT name FROM items ORDER BY id", "--json").stdout

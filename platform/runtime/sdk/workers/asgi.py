@@ -378,6 +378,8 @@ async def websocket(app: Any, req: Any, env: Any = None) -> Response:
             server.addEventListener("close", on_close)
             headers = [(k.decode("latin-1"), v.decode("latin-1"))
                        for k, v in message.get("headers") or []]
+            if message.get("subprotocol"):  # the app's pick reaches the client's 101 (uvicorn's way)
+                headers.append(("Sec-WebSocket-Protocol", message["subprotocol"]))
             answer.set_result(Response(None, status=101, headers=headers, web_socket=client))
         elif kind == "websocket.send":
             if not state["accepted"]:
