@@ -91,6 +91,12 @@ class WebSocketHibernation:
         live = self._live
         live.auto_response = pair
         _notify("auto", live.key, None if pair is None else [pair.request, pair.response])
+        from edgelet.runtime import websocket
+        if websocket.direct is not None:  # sockets served in this isolate answer it here
+            if pair is None:
+                websocket.direct.auto.pop(live.key, None)
+            else:
+                websocket.direct.auto[live.key] = (pair.request, pair.response)
 
     def getWebSocketAutoResponse(self) -> WebSocketRequestResponsePair | None:  # noqa: N802
         return self._live.auto_response
