@@ -479,6 +479,8 @@ async def _main(fd: int) -> None:
     root.handlers[:] = [_LogHandler(runtime)]
     root.setLevel(logging.DEBUG)
     CpuWatchdog(float(os.environ.get("EDGELET_CPU_MS", "30000")) / 1000.0).start()
+    from edgelet.runtime import handoff
+    handoff.start()  # connections the host hands over (edgelet.handoff)
     await channel.serve()
 
 
