@@ -269,6 +269,7 @@ class Host:
             self._watcher.cancel()
         for task in list(self._tasks):
             task.cancel()
+        self.websockets.close_handed()  # before the isolates serving them end
         for plugin in reversed(self.plugins):
             try:
                 await plugin.stop()
@@ -312,13 +313,15 @@ class Host:
             # the pool reserves (never commits) a memory_mb slot per instance, on top of
             # what any isolate gets (compiling a large module needs room of its own)
             reserved_mb = limits.memory_mb * WASM_INSTANCE_SLOTS
-        return Isolate(worker.name, spec, cpu_ms=limits.cpu_ms,
-                       memory_mb=limits.memory_mb, reserved_mb=reserved_mb,
-                       request_timeout=limits.request_timeout_ms / 1000.0,
-                       on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
-                       on_log=self._on_worker_log, forkserver=self._forkserver,
-                       on_websocket=self.websockets.on_notify,
-                       on_call_now=lambda method, args: self._on_isolate_call_now(worker.name, method, args))
+        isolate = Isolate(worker.name, spec, cpu_ms=limits.cpu_ms,
+                          memory_mb=limits.memory_mb, reserved_mb=reserved_mb,
+                          request_timeout=limits.request_timeout_ms / 1000.0,
+                          on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
+                          on_log=self._on_worker_log, forkserver=self._forkserver,
+                          on_websocket=self.websockets.on_notify,
+                          on_call_now=lambda method, args: self._on_isolate_call_now(worker.name, method, args))
+        isolate.on_exit = self.websockets.on_isolate_exit  # its handed-over sockets come back
+        return isolate
 
     async def start_isolate(self, name: str, main: Path, *, like: str, env: dict[str, Any]) -> Isolate:
         """Start an isolate for a script a plug-in was handed at run time (a Worker

@@ -101,6 +101,9 @@ class Isolate:
         self.handoff_handlers: dict[str, Any] = {}
         #: the running process's end of its handoff socket (None while none runs)
         self.handoff: Any = None
+        #: called with (name, channel) when a process's channel ends, whatever the reason
+        #: (edgelet.websockets takes back the sockets that process served)
+        self.on_exit: Callable[[str, Channel], None] | None = None
 
     # -- life cycle --------------------------------------------------------------------
     @property
@@ -196,6 +199,7 @@ class Isolate:
 
     async def _serve(self, channel: Channel, process: Any) -> None:
         await channel.serve()
+        self._exited(channel)
         if self._channel is channel and self.handoff is not None:  # this process's socket
             self.handoff.close()
             self.handoff = None
@@ -244,6 +248,7 @@ class Isolate:
             self.handoff = None
         if channel is not None:
             channel.close()
+            self._exited(channel)
         if process is not None and process.returncode is None:
             kill_descendants(process.pid)
             try:
@@ -251,6 +256,13 @@ class Isolate:
             except ProcessLookupError:
                 pass
             await process.wait()
+
+    def _exited(self, channel: Channel) -> None:
+        if self.on_exit is not None:
+            try:
+                self.on_exit(self.name, channel)
+            except Exception:
+                log.exception("the isolate exit callback failed")
 
     async def stop(self) -> None:
         """End the isolate for good (the platform stops); a clean stop, not a crash."""

@@ -363,6 +363,10 @@ class Runtime:
             task = self._streams.pop(args[0], None)
             if task is not None:
                 task.cancel()
+        elif method == "ws.go":  # a handed-over WebSocket may write (edgelet.runtime.websocket_direct)
+            from edgelet.runtime import websocket
+            if websocket.direct is not None:
+                websocket.direct.on_go(args[0])
         else:
             self.bodies.on_notify(method, args)
 
@@ -479,7 +483,8 @@ async def _main(fd: int) -> None:
     root.handlers[:] = [_LogHandler(runtime)]
     root.setLevel(logging.DEBUG)
     CpuWatchdog(float(os.environ.get("EDGELET_CPU_MS", "30000")) / 1000.0).start()
-    from edgelet.runtime import handoff
+    from edgelet.runtime import handoff, websocket
+    handoff.register("ws", websocket.adopt)  # a WebSocket the Worker accepted
     handoff.start()  # connections the host hands over (edgelet.handoff)
     await channel.serve()
 

@@ -33,6 +33,10 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, SERVER, Protocol
 
 log = logging.getLogger("edgelet.websocket")
+#: the protocol's own logger: websockets logs every closed connection at INFO, which the
+#: isolate would forward to the Worker's log (the host logs opens and closes itself)
+_protocol_log = logging.getLogger("edgelet.websocket.protocol")
+_protocol_log.setLevel(logging.WARNING)
 
 #: the handoff kind of a WebSocket connection
 KIND = "ws"
@@ -64,7 +68,7 @@ class DirectSocket(asyncio.Protocol):
 
     __slots__ = ("token", "route", "key", "proto", "transport", "sock", "held", "parts",
                  "text", "inbox", "busy", "paused", "server_closed", "finished", "code",
-                 "reason", "timer")
+                 "reason", "timer", "lost")
 
     def __init__(self, token: str, route: list[Any] | None, max_size: int | None,
                  sock: socket.socket) -> None:
@@ -73,7 +77,7 @@ class DirectSocket(asyncio.Protocol):
         #: (a socket the Worker ``accept()``-ed: its listeners run here)
         self.route = route
         self.key = f"{route[0]}/{route[2]}" if route else None
-        self.proto = Protocol(SERVER, state=OPEN, max_size=max_size)
+        self.proto = Protocol(SERVER, state=OPEN, max_size=max_size, logger=_protocol_log)
         self.transport: asyncio.Transport | None = None
         self.sock = sock
         #: frames held until the host has written what it was given before (``ws.go``)
@@ -91,6 +95,8 @@ class DirectSocket(asyncio.Protocol):
         self.code = 1006
         self.reason = ""
         self.timer: asyncio.TimerHandle | None = None
+        #: the connection is gone; the host hears so once the handler has seen the close
+        self.lost = False
 
     # -- the connection ----------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -139,6 +145,11 @@ class DirectSocket(asyncio.Protocol):
             self.timer = None
         self._finish(1006, "")  # vanished without a close frame (nothing if one came)
         self.held = None
+        self.lost = True
+        if not self.busy:  # else once the handler has run: the host keeps the socket's
+            self._gone()   # tags and attachment until then (an evicted object needs them)
+
+    def _gone(self) -> None:
         if connections.get(self.token) is self:
             del connections[self.token]
         _notify_host("gone", self.token, self.code, self.reason)
@@ -213,6 +224,8 @@ class DirectSocket(asyncio.Protocol):
         if self.server_closed:
             return
         self.server_closed = True
+        if self.lost:  # already over: nothing to send
+            return
         if self.code == 1006 and not self.finished:
             self.code, self.reason = code, reason
         proto = self.proto
@@ -265,7 +278,9 @@ class DirectSocket(asyncio.Protocol):
             if not inbox:
                 self.inbox = None
                 self.busy = False
-                if self.paused and self.transport is not None:
+                if self.lost:
+                    self._gone()
+                elif self.paused and self.transport is not None:
                     self.paused = False
                     self.transport.resume_reading()
                 return
