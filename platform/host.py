@@ -384,6 +384,7 @@ class Host:
     async def reload(self, worker_name: str) -> None:
         """Restart one Worker's isolate with its script as it is on disk now."""
         isolate = self.isolates[worker_name]
+        await self.websockets.release(worker_name)  # its sockets leave between frames
         try:
             await isolate.restart()
             log.info("Reloaded Worker %r", worker_name, extra={"worker": worker_name})

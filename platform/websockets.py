@@ -527,6 +527,24 @@ class SocketTable:
         if orphans:
             asyncio.ensure_future(self._hand_again(worker, channel))
 
+    async def release(self, worker: str, timeout: float = 0.25) -> None:
+        """Before ``worker``'s isolate is replaced by a reload: it stops reading its sockets
+        at a frame boundary (and finishes the handlers running), so the next process takes
+        each at the start of a frame. One still half way through a client's frame after
+        ``timeout`` is closed with 1012: the rest of that frame could not be parsed."""
+        if not any(s.worker == worker and s.state == DIRECT for s in self.sockets.values()):
+            return
+        try:
+            half = await self.host.invoke(worker, "websocket.release", timeout, timeout=timeout + 2)
+        except Exception as exc:  # an old or stuck isolate: the sockets are taken back as they are
+            log.debug("Worker %r did not release its WebSockets: %s", worker, exc)
+            return
+        for token in half or ():
+            sock = self.sockets.get(str(token))
+            if sock is not None and sock.worker == worker and sock.fd is not None:
+                await self._close_fd(sock, 1012, "the Worker was reloaded while a message was "
+                                                 "arriving; reconnect")
+
     async def _close_fd(self, sock: HostSocket, code: int, reason: str) -> None:
         if sock.fd is not None:
             from edgelet.ws_protocol import close_frame

@@ -277,6 +277,9 @@ class Runtime:
         if method == "websocket":  # a client's message/close for an accept()ed socket
             from edgelet.runtime.websocket import on_event
             return await on_event(args[0])
+        if method == "websocket.release":  # a reload is coming (edgelet.websockets.release)
+            from edgelet.runtime import websocket
+            return [] if websocket.direct is None else await websocket.direct.release(args[0])
         kind, _, event = method.partition(".")
         return await self._kind(kind).handle_event(self, event, args[0] if args else None)
 

@@ -68,7 +68,7 @@ class DirectSocket(asyncio.Protocol):
 
     __slots__ = ("token", "route", "key", "proto", "transport", "sock", "held", "parts",
                  "text", "inbox", "busy", "paused", "server_closed", "finished", "code",
-                 "reason", "timer", "lost")
+                 "reason", "timer", "lost", "releasing")
 
     def __init__(self, token: str, route: list[Any] | None, max_size: int | None,
                  sock: socket.socket) -> None:
@@ -97,6 +97,8 @@ class DirectSocket(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         #: the connection is gone; the host hears so once the handler has seen the close
         self.lost = False
+        #: a reload is coming: stop reading at the next frame boundary (see release)
+        self.releasing = False
 
     # -- the connection ----------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -130,6 +132,19 @@ class DirectSocket(asyncio.Protocol):
             # over the size limit (1009), bad UTF-8 (1007), a protocol error (1002)
             self._finish(proto.close_sent.code, proto.close_sent.reason)
         self._flush_proto()
+        if self.releasing and self.between_frames() and self.transport is not None:
+            self.transport.pause_reading()
+
+    def between_frames(self) -> bool:
+        """Nothing of the client's is half read: the parser waits at the start of a frame
+        (websockets' ``parse()`` waits in ``StreamReader.at_eof`` only there) and no
+        fragmented message is under way."""
+        if self.parts is not None or self.proto.reader.buffer:
+            return False
+        gen = self.proto.parser
+        while getattr(gen, "gi_yieldfrom", None) is not None:
+            gen = gen.gi_yieldfrom
+        return getattr(getattr(gen, "gi_code", None), "co_name", "") == "at_eof"
 
     def eof_received(self) -> bool:
         try:
@@ -357,6 +372,25 @@ def on_go(token: str) -> None:
     sock = connections.get(token)
     if sock is not None:
         sock.go()
+
+
+async def release(timeout: float) -> list[str]:
+    """A reload is coming: stop reading every socket at a frame boundary and let the
+    handlers running finish, for up to ``timeout`` seconds; return the tokens still half
+    way through a client's frame (the next process could not parse the rest).
+
+    The connections stay open: the host hands them to the next process."""
+    for sock in connections.values():
+        sock.releasing = True
+        if sock.between_frames() and sock.transport is not None:
+            sock.transport.pause_reading()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if all(not s.busy and (s.lost or s.between_frames()) for s in connections.values()):
+            break
+        await asyncio.sleep(0.01)
+    return [t for t, s in connections.items() if not s.lost and not s.between_frames()]
 
 
 def send_frames(tokens: list[str], data: str | bytes) -> list[str]:

@@ -225,3 +225,18 @@ async def test_the_first_bytes_the_host_read_are_parsed_first(env):
     early.send_text(b"early")
     client = await adopt(env, "t8", data=b"".join(early.data_to_send()))
     assert (await client.next()).data == b"early"
+
+
+async def test_release_stops_at_a_frame_boundary_and_names_the_half_read(env):
+    events: list[Any] = []
+    accepted("t9", events)
+    accepted("t10", events)
+    whole = await adopt(env, "t9")
+    half = await adopt(env, "t10")
+    half.sock.sendall(b"\x81\xfe\x10\x00\x01\x02\x03\x04partial")  # a 4 KiB frame, cut short
+    await asyncio.sleep(0.05)
+    assert await env.direct.release(0.2) == ["t10"]
+    whole.send("after the release")  # not read: the next process reads it
+    await asyncio.sleep(0.1)
+    assert not any(e[0] == "message" for e in events)
+    assert env.direct.connections["t9"].between_frames()
