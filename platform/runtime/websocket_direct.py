@@ -312,15 +312,25 @@ async def deliver(sock: DirectSocket, kind: str, data: Any, code: Any, reason: A
     """Run the Worker's handler for one event of ``sock``; False when nothing here knows
     the socket any more (an ``accept()``-ed socket whose listeners are gone)."""
     if sock.route is None:
-        from edgelet.runtime.websocket import on_event
-        return await on_event([sock.token, kind, data, code, reason])
-    from edgelet.bindings.durable_objects.isolate import _manager
-    from edgelet.bindings.durable_objects.isolate.websockets import on_event as on_object_event
-    if _manager is None:
+        return await _accepted_event([sock.token, kind, data, code, reason])
+    from edgelet.bindings.durable_objects import isolate as objects
+    if objects._manager is None:
         log.error("a hibernatable WebSocket reached an isolate that runs no Durable Objects")
         return False
-    return bool(await on_object_event(_manager, [sock.token, kind, data, code, reason,
-                                                 sock.route]))
+    return bool(await _object_event(objects._manager, [sock.token, kind, data, code, reason,
+                                                       sock.route]))
+
+
+def _accepted_event(payload: list[Any]) -> Any:
+    from edgelet.runtime.websocket import on_event
+    return on_event(payload)
+
+
+def _object_event(manager: Any, payload: list[Any]) -> Any:
+    global _object_event
+    from edgelet.bindings.durable_objects.isolate.websockets import on_event
+    _object_event = on_event  # looked up once: every message of a hibernatable socket
+    return on_event(manager, payload)
 
 
 def _notify_host(*args: Any) -> None:
