@@ -386,8 +386,9 @@ class SocketTable:
         transport = conn.transport
         raw = transport.get_extra_info("socket")
         fileno = raw.fileno() if raw is not None else -1
-        if fileno < 0 or not conn.between_frames():
-            return False
+        if fileno < 0 or transport.get_extra_info("sslcontext") is not None \
+                or not conn.between_frames():
+            return False  # (a TLS stream's bytes are not frames: it would stay here)
         transport.pause_reading()
         fd = os.dup(fileno)
         from edgelet.handoff import HandoffError
