@@ -584,9 +584,9 @@ class SocketTable:
                     error = f"the Worker's isolate could not take it: {exc}"[:120]
             await self._close_fd(sock, 1011, error or "the Worker's isolate could not take it")
 
-    def close_handed(self, code: int = 1001, reason: str = "edgelet is stopping") -> None:
+    def close_handed(self, code: int = 1012, reason: str = "edgelet is stopping") -> None:
         """The platform stops: close every socket an isolate serves (a close frame, then the
-        connection), as uvicorn does for the ones it holds."""
+        connection) with 1012, as uvicorn does for the ones it holds."""
         from edgelet.ws_protocol import close_frame
         frame = close_frame(code, reason)
         for sock in list(self.sockets.values()):

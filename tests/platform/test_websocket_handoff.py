@@ -163,3 +163,12 @@ def test_a_reload_while_a_frame_is_half_sent_closes_that_socket_with_1012(hand):
     assert int.from_bytes(frame[2:4], "big") == 1012 and b"reloaded" in frame
     assert ask(ann, "and me?")["v"] == 3  # the socket between frames went to the new process
     raw.close()
+
+
+def test_stopping_dev_closes_handed_sockets_with_1012(hand):
+    ws = open_socket(hand, "/room/ann")
+    ask(ws, "hi")
+    hand.stop()  # Ctrl-C
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
