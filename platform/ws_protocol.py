@@ -188,7 +188,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         conn = self.conn
         if (not self.handshake_complete or self.initial_response is not None or self.close_sent
                 or self.disconnected or conn.state is not OPEN or not self.queue.empty()
-                or self.frames or conn.reader.buffer or conn.current_size is not None):
+                or getattr(self, "frames", None) or conn.reader.buffer
+                or getattr(conn, "current_size", None) is not None):
             return False
         gen = conn.parser  # ServerProtocol.parse -> Protocol.parse -> ... (innermost waits)
         while getattr(gen, "gi_yieldfrom", None) is not None:
