@@ -139,7 +139,7 @@ class DevSession:
             # docs/websockets.md: a change that replaces the platform closes the sockets.
             # Left open, a socket's next message would go to the stopped host, whose isolate
             # would come back with the old config outside the new platform, and no answer.
-            old_host.close_websockets(f"edgelet dev restarted all Workers ({plan.why}); reconnect")
+            await old_host.close_websockets(f"edgelet dev restarted all Workers ({plan.why}); reconnect")
             await old_host.stop()
             try:
                 host = await self._start_host(new)

@@ -160,14 +160,17 @@ class ForkServer:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(ConnectionError("the fork server failed to start"))
 
-    async def spawn(self, child_fd: int, env: dict[str, str], memory_cap: int) -> ForkedProcess:
+    async def spawn(self, child_fd: int, env: dict[str, str], memory_cap: int,
+                    handoff_fd: int | None = None) -> ForkedProcess:
+        """Fork an isolate on channel socket ``child_fd`` (and handoff socket ``handoff_fd``,
+        which the isolate finds in EDGELET_HANDOFF_FD: edgelet.handoff)."""
         if self._sock is None:
             raise ConnectionError("the fork server is not running")
         request_id = next(self._ids)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         payload = json.dumps({"id": request_id, "env": env, "memory_cap": memory_cap}).encode()
-        socket.send_fds(self._sock, [payload], [child_fd])
+        socket.send_fds(self._sock, [payload], [child_fd] if handoff_fd is None else [child_fd, handoff_fd])
         pid = await asyncio.wait_for(future, 30)
         child = ForkedProcess(self, pid)
         code = self._early_exits.pop(pid, None)

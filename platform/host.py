@@ -269,6 +269,7 @@ class Host:
             self._watcher.cancel()
         for task in list(self._tasks):
             task.cancel()
+        self.websockets.close_handed()  # before the isolates serving them end
         for plugin in reversed(self.plugins):
             try:
                 await plugin.stop()
@@ -312,13 +313,15 @@ class Host:
             # the pool reserves (never commits) a memory_mb slot per instance, on top of
             # what any isolate gets (compiling a large module needs room of its own)
             reserved_mb = limits.memory_mb * WASM_INSTANCE_SLOTS
-        return Isolate(worker.name, spec, cpu_ms=limits.cpu_ms,
-                       memory_mb=limits.memory_mb, reserved_mb=reserved_mb,
-                       request_timeout=limits.request_timeout_ms / 1000.0,
-                       on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
-                       on_log=self._on_worker_log, forkserver=self._forkserver,
-                       on_websocket=self.websockets.on_notify,
-                       on_call_now=lambda method, args: self._on_isolate_call_now(worker.name, method, args))
+        isolate = Isolate(worker.name, spec, cpu_ms=limits.cpu_ms,
+                          memory_mb=limits.memory_mb, reserved_mb=reserved_mb,
+                          request_timeout=limits.request_timeout_ms / 1000.0,
+                          on_call=lambda method, args: self._on_isolate_call(worker.name, method, args),
+                          on_log=self._on_worker_log, forkserver=self._forkserver,
+                          on_websocket=self.websockets.on_notify,
+                          on_call_now=lambda method, args: self._on_isolate_call_now(worker.name, method, args))
+        isolate.on_exit = self.websockets.on_isolate_exit  # its handed-over sockets come back
+        return isolate
 
     async def start_isolate(self, name: str, main: Path, *, like: str, env: dict[str, Any]) -> Isolate:
         """Start an isolate for a script a plug-in was handed at run time (a Worker
@@ -378,35 +381,26 @@ class Host:
         worker_log.log(_LEVELS.get(level, logging.INFO), "[%s] %s", worker, text)
         self.logbus.publish({"type": "log", "worker": worker, "level": level, "message": text})
 
-    def close_websockets(self, reason: str, *, worker: str | None = None,
-                         hibernated: bool = True) -> None:
+    async def close_websockets(self, reason: str, *, worker: str | None = None,
+                               hibernated: bool = True) -> None:
         """Close the clients' WebSockets of ``worker`` (every Worker's when None) with 1012
-        (Service Restart) and ``reason``, so a client learns at once that it must reconnect.
-
-        ``hibernated=False`` keeps the sockets a Durable Object took with
-        ``ctx.acceptWebSocket``: the host holds those across an isolate restart, and the new
-        isolate's object gets their next message. The others lived in the isolate that ended."""
-        if len(reason.encode()) > 123:  # the most a close frame's reason may hold
-            reason = reason.encode()[:120].decode(errors="ignore") + "..."
-        table = self.websockets
-        for sock in list(table.sockets.values()):
-            if sock.send is None or (worker is not None and sock.worker != worker):
-                continue  # never reached a client, or another Worker's
-            if hibernated or sock.key is None:
-                table.on_notify(sock.worker, ["close", sock.token, 1012, reason])
+        (Service Restart) and ``reason``; see SocketTable.close_for_restart."""
+        await self.websockets.close_for_restart(reason, worker=worker, hibernated=hibernated)
 
     async def reload(self, worker_name: str) -> None:
         """Restart one Worker's isolate with its script as it is on disk now."""
         isolate = self.isolates[worker_name]
+        await self.websockets.release(worker_name)  # its sockets leave between frames
+        # sockets taken with plain accept() cannot follow the code: told before the old
+        # process ends, so they hear 1012 (a restart), not 1011 (a crash)
+        await self.close_websockets(f"Worker {worker_name!r} was reloaded (its code changed); "
+                                    "reconnect", worker=worker_name, hibernated=False)
         try:
             await isolate.restart()
             log.info("Reloaded Worker %r", worker_name, extra={"worker": worker_name})
         except IsolateStartError as exc:
             log.error("%s\n%s", exc, exc.traceback or "", extra={"worker": worker_name})
             return
-        finally:
-            self.close_websockets(f"Worker {worker_name!r} was reloaded (its code changed); reconnect",
-                                  worker=worker_name, hibernated=False)
         for plugin in self.plugins:
             await plugin.after_reload(worker_name)
 
@@ -421,9 +415,9 @@ class Host:
         self._whole_body_workers = frozenset(w.name for w in self.config.workers if w.is_wasm)
         old = self.isolates[worker.name]
         self.isolates[worker.name] = self._make_isolate(worker)
+        await self.close_websockets(f"Worker {worker.name!r} was restarted (its config changed); "
+                                    "reconnect", worker=worker.name, hibernated=False)
         await old.stop()
-        self.close_websockets(f"Worker {worker.name!r} was restarted (its config changed); reconnect",
-                              worker=worker.name, hibernated=False)
         await self.isolates[worker.name].start()
         self._check_handlers(worker)
 

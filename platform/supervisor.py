@@ -96,6 +96,14 @@ class Isolate:
         #: request bodies being pumped to the isolate: body id -> its flow-control gate
         self._body_gates: dict[int, Any] = {}
         self._body_ids = 0
+        #: kind -> callback(conn, data, meta) for connections the isolate hands back
+        #: (edgelet.handoff); shared by every process this Isolate starts
+        self.handoff_handlers: dict[str, Any] = {}
+        #: the running process's end of its handoff socket (None while none runs)
+        self.handoff: Any = None
+        #: called with (name, channel) when a process's channel ends, whatever the reason
+        #: (edgelet.websockets takes back the sockets that process served)
+        self.on_exit: Callable[[str, Channel], None] | None = None
 
     # -- life cycle --------------------------------------------------------------------
     @property
@@ -123,17 +131,30 @@ class Isolate:
         return self._channel is None or self._channel.closed
 
     async def _start(self) -> dict[str, Any]:
+        from edgelet import handoff
         host_sock, child_sock = socket.socketpair()
+        handoff_host, handoff_child = handoff.socketpair()
         # the cap covers the interpreter, SDK and libraries too, so the Worker gets its own
         cap = self.address_space_mb * 1024 * 1024
         env = {"EDGELET_CPU_MS": str(self.cpu_ms), "EDGELET_MEMORY_MB": str(self.memory_mb),
                "PYTHONUNBUFFERED": "1"}
         forkserver = self._forkserver
-        if forkserver is not None and forkserver.alive:
-            self._process = await forkserver.spawn(child_sock.fileno(), env, cap)
-        else:
-            self._process = await self._exec(child_sock, env, cap)
-        child_sock.close()
+        try:
+            if forkserver is not None and forkserver.alive:
+                self._process = await forkserver.spawn(child_sock.fileno(), env, cap,
+                                                       handoff_fd=handoff_child.fileno())
+            else:
+                self._process = await self._exec(child_sock, env, cap, handoff_child)
+        except BaseException:
+            handoff_host.close()
+            raise
+        finally:
+            child_sock.close()
+            handoff_child.close()
+        if self.handoff is not None:
+            self.handoff.close()
+        self.handoff = handoff.Endpoint(handoff_host, self.handoff_handlers)
+        self.handoff.start()
         reader, writer = await asyncio.open_connection(sock=host_sock, limit=1 << 20)
         channel = Channel(reader, writer, self._handle, self._notify)
         channel.sync_handler = self._on_call_now
@@ -159,8 +180,11 @@ class Isolate:
         return self.info
 
     @staticmethod
-    async def _exec(child_sock: socket.socket, env: dict[str, str], cap: int) -> Any:
+    async def _exec(child_sock: socket.socket, env: dict[str, str], cap: int,
+                    handoff_sock: socket.socket) -> Any:
         """Start the isolate as a fresh interpreter (when no fork server runs)."""
+        from edgelet.handoff import ENV_FD
+        env = {**env, ENV_FD: str(handoff_sock.fileno())}
 
         def limit() -> None:  # runs in the child between fork and exec
             try:
@@ -170,11 +194,15 @@ class Isolate:
 
         return await asyncio.create_subprocess_exec(
             sys.executable, "-X", "faulthandler", "-m", "edgelet.runtime.isolate",
-            str(child_sock.fileno()), pass_fds=(child_sock.fileno(),), preexec_fn=limit,
+            str(child_sock.fileno()), pass_fds=(child_sock.fileno(), handoff_sock.fileno()), preexec_fn=limit,
             stdin=asyncio.subprocess.DEVNULL, env={**os.environ, **env})
 
     async def _serve(self, channel: Channel, process: Any) -> None:
         await channel.serve()
+        self._exited(channel)
+        if self._channel is channel and self.handoff is not None:  # this process's socket
+            self.handoff.close()
+            self.handoff = None
         for queue in self._streams.values():  # the isolate is gone: end its bodies
             queue.put_nowait(None)
         self._streams.clear()
@@ -215,8 +243,12 @@ class Isolate:
         process, channel = self._process, self._channel
         self._channel = None
         self._starting = None
+        if self.handoff is not None:
+            self.handoff.close()
+            self.handoff = None
         if channel is not None:
             channel.close()
+            self._exited(channel)
         if process is not None and process.returncode is None:
             kill_descendants(process.pid)
             try:
@@ -224,6 +256,13 @@ class Isolate:
             except ProcessLookupError:
                 pass
             await process.wait()
+
+    def _exited(self, channel: Channel) -> None:
+        if self.on_exit is not None:
+            try:
+                self.on_exit(self.name, channel)
+            except Exception:
+                log.exception("the isolate exit callback failed")
 
     async def stop(self) -> None:
         """End the isolate for good (the platform stops); a clean stop, not a crash."""

@@ -14,6 +14,18 @@ one a Durable Object took with ``ctx.acceptWebSocket`` (hibernatable). The host 
 what a hibernatable socket needs to outlive its object: its route, tags, attachment (bytes
 the host never unpickles) and the object's auto-response, so an evicted object is
 re-created by the next message, and ``ping``-style auto-responses never wake it.
+
+Handed-over sockets (the fast path): once the 101 is written on a real TCP connection, the
+connection's descriptor is passed to the isolate that accepted the server half
+(edgelet.handoff, kind ``"ws"``), which speaks the protocol itself
+(edgelet.runtime.websocket_direct): no host hop per message. The host keeps a duplicate of
+the descriptor and the socket's route, tags, attachment and auto-response, so the socket
+outlives that process: when it exits (a crash, a reload, a config change) the hibernatable
+sockets are handed to the next process of the Worker, and ``accept()``-ed ones (whose
+listeners died with it) are closed with 1011. Order across the hand-over: the isolate
+holds what it sends until the host, having written what it was given before (``took``),
+says ``ws.go``. Sockets opened through the testing API (ASGI, no descriptor) stay on the
+host path; ``EDGELET_WS_HANDOFF=0`` keeps every socket there.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -42,6 +55,11 @@ SEND_NOW = "edgelet.send_now"
 #: seconds an accepted server half may wait for its 101 to reach a client
 _UNCLAIMED_S = 60.0
 #: headers of a 101 answer that are the protocol's, not the Worker's, to send
+#: how the host carries a socket: uvicorn's connection here, being handed to an isolate,
+#: served by an isolate, or waiting for the next process after its isolate exited
+HOST, HANDING, DIRECT, ORPHAN = 0, 1, 2, 3
+#: ``EDGELET_WS_HANDOFF=0`` keeps every socket on the host path
+HANDOFF = os.environ.get("EDGELET_WS_HANDOFF", "1") != "0"
 _HOP_HEADERS = frozenset({TOKEN_HEADER, "upgrade", "connection", "sec-websocket-accept",
                           "sec-websocket-protocol", "sec-websocket-extensions",
                           "content-length", "transfer-encoding", "date", "server"})
@@ -66,7 +84,8 @@ class HostSocket:
     """One accepted server half: where its events go and what goes out to its client."""
 
     __slots__ = ("token", "worker", "route", "tags", "attachment", "send", "send_now", "outbox",
-                 "flushing", "server_closed", "path", "created", "key")
+                 "flushing", "server_closed", "path", "created", "key", "state", "fd", "owner",
+                 "took")
 
     def __init__(self, token: str, worker: str, route: tuple[list[Any], str] | None,
                  tags: list[str]) -> None:
@@ -88,6 +107,14 @@ class HostSocket:
         self.server_closed = False
         self.path = ""
         self.created = time.monotonic()
+        #: HOST, HANDING, DIRECT or ORPHAN (see the module docstring)
+        self.state = HOST
+        #: the host's duplicate of the connection's descriptor, once handed to an isolate
+        self.fd: int | None = None
+        #: the channel of the isolate process that serves it (HANDING, DIRECT)
+        self.owner: Any = None
+        #: the first hand-over's answer: True once the isolate took it, False if it exited first
+        self.took: asyncio.Future[bool] | None = None
 
 
 class SocketTable:
@@ -124,6 +151,12 @@ class SocketTable:
         sock = self.sockets.get(token)
         if sock is None or sock.worker != worker:
             return  # closed meanwhile (or not this Worker's): nothing to do
+        if op == "took":
+            self._took(sock)
+            return
+        if op == "gone":
+            self._gone(sock, int(args[2]), str(args[3] or ""))
+            return
         if op == "send":
             self._send(sock, args[2])
         elif op == "close":
@@ -155,7 +188,7 @@ class SocketTable:
         """Forget server halves whose 101 never reached a client (the pair was dropped)."""
         now = time.monotonic()
         stale = [s for s in self.sockets.values()
-                 if s.send is None and now - s.created > _UNCLAIMED_S]
+                 if s.send is None and s.state == HOST and now - s.created > _UNCLAIMED_S]
         for sock in stale:
             self._forget(sock)
 
@@ -210,6 +243,9 @@ class SocketTable:
         if sock.send is not None and not sock.flushing:
             sock.flushing = True
             asyncio.ensure_future(self._flush(sock))
+        elif sock.state == DIRECT and not sock.flushing:  # sent by a process that did not
+            sock.flushing = True                          # know it had the socket (rare)
+            asyncio.ensure_future(self._flush_fd(sock))
 
     async def _flush(self, sock: HostSocket) -> None:
         try:
@@ -222,6 +258,9 @@ class SocketTable:
             sock.flushing = False
 
     def _forget(self, sock: HostSocket) -> None:
+        if sock.fd is not None:
+            os.close(sock.fd)
+            sock.fd = None
         self.sockets.pop(sock.token, None)
         if sock.key is not None:
             tokens = self.by_object.get(sock.key)
@@ -244,6 +283,8 @@ class SocketTable:
         if sock is None:
             return
         scope["headers"] = []
+        if HANDOFF and await self._hand_over(sock):
+            return  # the isolate serves it now; its "gone" ends it here
         code, reason = 1006, ""
         try:
             code, reason = await self._read(sock, receive)
@@ -337,6 +378,252 @@ class SocketTable:
             log.warning("Worker %r could not take a WebSocket %s event on %s: %s", sock.worker,
                         kind, sock.path, exc)
             return False
+
+    # -- handing sockets to isolates ----------------------------------------------------------
+    async def _hand_over(self, sock: HostSocket) -> bool:
+        """Pass the client's connection to the isolate that accepted the server half; True
+        once it serves it, False when the socket stays here (no descriptor: the testing
+        API; the isolate has no handoff socket; bytes of the client's already read)."""
+        conn = sock.send_now
+        isolate = self.host.isolates.get(sock.worker)
+        endpoint = getattr(isolate, "handoff", None)
+        channel = getattr(isolate, "_channel", None)
+        if conn is None or endpoint is None or endpoint.closed or channel is None or channel.closed:
+            return False
+        transport = conn.transport
+        raw = transport.get_extra_info("socket")
+        fileno = raw.fileno() if raw is not None else -1
+        if fileno < 0 or transport.get_extra_info("sslcontext") is not None \
+                or not conn.between_frames():
+            return False  # (a TLS stream's bytes are not frames: it would stay here)
+        transport.pause_reading()
+        fd = os.dup(fileno)
+        from edgelet.handoff import HandoffError
+        try:
+            endpoint.send("ws", fd, b"", self._meta(sock))
+        except HandoffError as exc:
+            log.debug("WebSocket %s stays in the host: %s", sock.token[:8], exc)
+            os.close(fd)
+            transport.resume_reading()
+            return False
+        sock.fd, sock.owner, sock.state = fd, channel, HANDING
+        sock.took = asyncio.get_running_loop().create_future()
+        if not await sock.took:  # the isolate exited before it took the socket: serve it here
+            if sock.fd is not None:
+                os.close(sock.fd)
+            sock.fd, sock.owner, sock.state, sock.took = None, None, HOST, None
+            transport.resume_reading()
+            return False
+        sock.took = None
+        # what the isolate sent before it had the socket is queued or written: let it out
+        while sock.flushing or sock.outbox or transport.get_write_buffer_size():
+            if transport.is_closing():
+                break
+            await asyncio.sleep(0.001)
+        sock.send = sock.send_now = None
+        if sock.state == HANDING:
+            sock.state = DIRECT
+            if not channel.closed:
+                channel.notify("ws.go", sock.token)
+        return True  # uvicorn closes its descriptor; the isolate's and ours keep the socket
+
+    def _meta(self, sock: HostSocket) -> dict[str, Any]:
+        auto = self.auto.get(sock.key) if sock.key is not None else None
+        return {"token": sock.token, "route": sock.route, "max": MAX_MESSAGE,
+                "auto": list(auto) if auto else None}
+
+    def _took(self, sock: HostSocket) -> None:
+        """The isolate serves the socket and holds its sends until ``ws.go``."""
+        if sock.state != HANDING:
+            return
+        if sock.took is not None:  # the first hand-over: _hand_over finishes it
+            if not sock.took.done():
+                sock.took.set_result(True)
+            return
+        asyncio.ensure_future(self._go_after_flush(sock))
+
+    async def _go_after_flush(self, sock: HostSocket) -> None:
+        """A socket handed again (after its isolate exited): what the new process sent
+        before it had the socket is written through the host's descriptor, then ``go``."""
+        while sock.flushing:
+            await asyncio.sleep(0.001)
+        if sock.outbox:
+            sock.flushing = True
+            await self._flush_fd(sock)
+        if sock.state == HANDING and sock.owner is not None and not sock.owner.closed:
+            sock.state = DIRECT
+            sock.owner.notify("ws.go", sock.token)
+
+    async def _flush_fd(self, sock: HostSocket) -> None:
+        """Write the outbox through the host's descriptor (no isolate writes meanwhile: it
+        holds its sends until ``ws.go``); a close in it ends the connection."""
+        frames: list[bytes] = []
+        closing = False
+        try:
+            from edgelet.ws_protocol import close_frame, server_frame
+            while sock.outbox:
+                message = sock.outbox.popleft()
+                if message["type"] == "websocket.close":
+                    frames.append(close_frame(int(message.get("code", 1000)),
+                                              str(message.get("reason", ""))))
+                    closing = True
+                    break
+                data = message.get("text")
+                frames.append(server_frame(data if data is not None else message.get("bytes", b"")))
+            if frames and sock.fd is not None:
+                await self._write_fd(sock.fd, b"".join(frames))
+        finally:
+            sock.outbox = None
+            sock.flushing = False
+        if closing:
+            self._end(sock, 1000, "")
+
+    @staticmethod
+    async def _write_fd(fd: int, data: bytes) -> None:
+        conn = socket.socket(fileno=os.dup(fd))
+        try:
+            conn.setblocking(False)  # it is already (the descriptions are shared)
+            await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(conn, data), 10)
+        except (OSError, TimeoutError) as exc:
+            log.debug("could not write to a WebSocket: %s", exc)
+        finally:
+            conn.close()
+
+    def _gone(self, sock: HostSocket, code: int, reason: str) -> None:
+        """The isolate finished the connection (it shut it down): drop ours, log the close."""
+        if sock.state == HANDING and sock.took is not None and not sock.took.done():
+            sock.took.set_result(False)  # it could not take it: the host serves it
+            return
+        if sock.state not in (HANDING, DIRECT):
+            return
+        self._forget(sock)
+        self._announce(sock, "close", f"WebSocket closed {sock.path} ({code}"
+                                      f"{': ' + reason if reason else ''})", code=code)
+
+    def _end(self, sock: HostSocket, code: int, reason: str) -> None:
+        """End a handed-over connection from the host (its close frame already written)."""
+        if sock.fd is not None:
+            conn = socket.socket(fileno=os.dup(sock.fd))
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # whoever else still holds the descriptor
+            except OSError:
+                pass
+            finally:
+                conn.close()
+        self._forget(sock)
+        self._announce(sock, "close", f"WebSocket closed {sock.path} ({code}"
+                                      f"{': ' + reason if reason else ''})", code=code)
+
+    async def close_for_restart(self, reason: str, *, worker: str | None = None,
+                                hibernated: bool = True) -> None:
+        """Close the clients' WebSockets of ``worker`` (every Worker's when None) with 1012
+        (Service Restart) and ``reason``, so a client learns at once that it must reconnect.
+
+        ``hibernated=False`` keeps the sockets a Durable Object took with
+        ``ctx.acceptWebSocket``: they outlive an isolate restart, and the new isolate's object
+        gets their next message. The others live and die with the isolate that accepted them."""
+        if len(reason.encode()) > 123:  # the most a close frame's reason may hold
+            reason = reason.encode()[:120].decode(errors="ignore") + "..."
+        for sock in list(self.sockets.values()):
+            if worker is not None and sock.worker != worker:
+                continue
+            if not hibernated and sock.key is not None:
+                continue
+            if sock.fd is not None:  # served by an isolate: the host writes on its duplicate
+                await self._close_fd(sock, 1012, reason)
+            elif sock.send is not None:  # on the host's path (None: never reached a client)
+                self.on_notify(sock.worker, ["close", sock.token, 1012, reason])
+
+    def on_isolate_exit(self, worker: str, channel: Any) -> None:
+        """A process of ``worker`` ended (crash, reload, config change, stop): its sockets
+        come back to the host. Hibernatable ones go to the Worker's next process (started
+        now); ``accept()``-ed ones are closed with 1011, their listeners being gone."""
+        orphans = False
+        for sock in list(self.sockets.values()):
+            if sock.owner is not channel or channel is None:
+                continue
+            if sock.took is not None:  # the first hand-over: the host serves it after all
+                if not sock.took.done():
+                    sock.took.set_result(False)
+                continue
+            sock.owner, sock.state = None, ORPHAN
+            if sock.route is None:
+                asyncio.ensure_future(self._close_fd(
+                    sock, 1011, "the Worker that accepted it restarted"))
+            else:
+                orphans = True
+        if orphans:
+            asyncio.ensure_future(self._hand_again(worker, channel))
+
+    async def release(self, worker: str, timeout: float = 0.25) -> None:
+        """Before ``worker``'s isolate is replaced by a reload: it stops reading its sockets
+        at a frame boundary (and finishes the handlers running), so the next process takes
+        each at the start of a frame. One still half way through a client's frame after
+        ``timeout`` is closed with 1012: the rest of that frame could not be parsed."""
+        if not any(s.worker == worker and s.state == DIRECT for s in self.sockets.values()):
+            return
+        try:
+            half = await self.host.invoke(worker, "websocket.release", timeout, timeout=timeout + 2)
+        except Exception as exc:  # an old or stuck isolate: the sockets are taken back as they are
+            log.debug("Worker %r did not release its WebSockets: %s", worker, exc)
+            return
+        for token in half or ():
+            sock = self.sockets.get(str(token))
+            if sock is not None and sock.worker == worker and sock.fd is not None:
+                await self._close_fd(sock, 1012, "the Worker was reloaded while a message was "
+                                                 "arriving; reconnect")
+
+    async def _close_fd(self, sock: HostSocket, code: int, reason: str) -> None:
+        if sock.fd is not None:
+            from edgelet.ws_protocol import close_frame
+            await self._write_fd(sock.fd, close_frame(code, reason))
+        self._end(sock, code, reason)
+
+    async def _hand_again(self, worker: str, dead: Any) -> None:
+        """Start ``worker``'s next process and hand it the sockets its last one served."""
+        isolate = self.host.isolates.get(worker)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        # the supervisor first finishes with the dead process (its exit code, its log line);
+        # a start before that would be forgotten by it (a reload starts the next one itself)
+        while isolate is not None and getattr(isolate, "_channel", None) is dead \
+                and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        error = "the Worker is gone"
+        if isolate is not None:
+            try:
+                await isolate.start()
+                error = ""
+            except Exception as exc:
+                error = f"the Worker could not restart: {exc}"[:120]
+        from edgelet.handoff import HandoffError
+        for sock in list(self.sockets.values()):
+            if sock.worker != worker or sock.state != ORPHAN or sock.fd is None:
+                continue
+            endpoint = getattr(isolate, "handoff", None)
+            channel = getattr(isolate, "_channel", None)
+            if not error and endpoint is not None and channel is not None and not channel.closed:
+                try:
+                    endpoint.send("ws", sock.fd, b"", self._meta(sock))
+                    sock.owner, sock.state = channel, HANDING
+                    continue
+                except HandoffError as exc:
+                    error = f"the Worker's isolate could not take it: {exc}"[:120]
+            await self._close_fd(sock, 1011, error or "the Worker's isolate could not take it")
+
+    def close_handed(self, code: int = 1012, reason: str = "edgelet is stopping") -> None:
+        """The platform stops: close every socket an isolate serves (a close frame, then the
+        connection) with 1012, as uvicorn does for the ones it holds."""
+        from edgelet.ws_protocol import close_frame
+        frame = close_frame(code, reason)
+        for sock in list(self.sockets.values()):
+            if sock.fd is None:
+                continue
+            try:
+                os.write(sock.fd, frame)
+            except OSError:
+                pass
+            self._end(sock, code, reason)
 
     def _announce(self, sock: HostSocket, event: str, text: str, **extra: Any) -> None:
         """A socket's open or close, in the log and ``edgelet tail``, under its Worker."""

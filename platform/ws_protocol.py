@@ -31,9 +31,10 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import OPEN
 
+from edgelet.runtime.websocket_direct import parser_at_frame_start
 from edgelet.websockets import SEND_NOW
 
 
@@ -45,6 +46,12 @@ def server_frame(data: str | bytes) -> bytes:
     if isinstance(data, str):
         return Frame(Opcode.TEXT, data.encode()).serialize(mask=False, extensions=[])
     return Frame(Opcode.BINARY, data).serialize(mask=False, extensions=[])
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """The bytes of a server close frame: the host closing a socket it handed to an isolate
+    that is gone (edgelet.websockets)."""
+    return Frame(Opcode.CLOSE, Close(code, reason).serialize()).serialize(mask=False, extensions=[])
 
 
 class _Inbox:
@@ -167,6 +174,25 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(frame)
         return True
+
+    def between_frames(self) -> bool:
+        """True when the connection is open and nothing the client sent is read but not
+        yet taken by the app: no message waiting, no fragment, no byte in the parser's
+        buffer, and the parser waiting at the start of a frame. Only then can the
+        connection be handed to an isolate (edgelet.websockets) without losing a byte.
+
+        Why the generator is looked at: ``websockets``' parser consumes a frame's header
+        before its payload has arrived, so an empty buffer alone does not say that no frame
+        is half read; ``parse()`` waits in ``StreamReader.at_eof`` only between frames
+        (websockets 17, pinned < 18; any other shape reads as "not between frames", and
+        the socket then simply stays in the host)."""
+        conn = self.conn
+        if (not self.handshake_complete or self.initial_response is not None or self.close_sent
+                or self.disconnected or conn.state is not OPEN or not self.queue.empty()
+                or getattr(self, "frames", None) or conn.reader.buffer
+                or getattr(conn, "current_size", None) is not None):
+            return False
+        return parser_at_frame_start(conn.parser)  # ServerProtocol.parse -> Protocol.parse -> ...
 
     async def send(self, message: Any) -> None:
         await super().send(message)

@@ -5,7 +5,9 @@ costs ~150 ms of CPU; a fork of a process that already has them costs a few ms. 
 Workers start in a blink and a crashed isolate is back at once.
 
 Protocol on a SOCK_SEQPACKET socket (one message per packet, JSON):
-    host -> server: {"id": n, "env": {...}, "memory_cap": bytes}  with the isolate's socket fd
+    host -> server: {"id": n, "env": {...}, "memory_cap": bytes}  with the isolate's channel
+                    socket fd, then optionally its handoff socket fd (edgelet.handoff), which
+                    the child finds in EDGELET_HANDOFF_FD
     server -> host: {"id": n, "pid": pid}  |  {"exit": pid, "code": code}  |  {"ready": true}
 The server has no threads and runs no event loop, so forking it is safe.
 """
@@ -31,6 +33,7 @@ def _warm_imports() -> None:
 
     import edgelet.bindings
     import edgelet.channel  # noqa: F401
+    import edgelet.handoff  # noqa: F401
     import edgelet.runtime.entrypoints  # noqa: F401
     import edgelet.runtime.http_types  # noqa: F401
     import edgelet.runtime.isolate  # noqa: F401
@@ -45,8 +48,10 @@ def _warm_imports() -> None:
             pass
 
 
-def _child(request: dict, fd: int, ctrl: socket.socket, wake_r: int, wake_w: int) -> None:
-    """In the forked child: become the isolate for ``fd``; never returns."""
+def _child(request: dict, fds: list[int], ctrl: socket.socket, wake_r: int, wake_w: int) -> None:
+    """In the forked child: become the isolate for ``fds[0]`` (its channel; ``fds[1]``, if
+    sent, is its handoff socket); never returns."""
+    fd = fds[0]
     try:
         ctrl.close()
         os.close(wake_r)
@@ -54,6 +59,9 @@ def _child(request: dict, fd: int, ctrl: socket.socket, wake_r: int, wake_w: int
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.environ.update(request.get("env", {}))
+        if len(fds) > 1:
+            from edgelet.handoff import ENV_FD
+            os.environ[ENV_FD] = str(fds[1])
         cap = request.get("memory_cap")
         if cap:
             import resource
@@ -88,18 +96,18 @@ def serve(ctrl: socket.socket) -> None:
             _reap(ctrl, isolates)
         if ctrl.fileno() in readable:
             try:
-                message, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 1)
+                message, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 2)
             except ConnectionError:
                 return
             if not message:
                 return  # the host is gone
             request = json.loads(message)
-            fd = fds[0]
             pid = os.fork()
             if pid == 0:
-                _child(request, fd, ctrl, wake_r, wake_w)
+                _child(request, fds, ctrl, wake_r, wake_w)
             isolates.add(pid)
-            os.close(fd)
+            for fd in fds:
+                os.close(fd)
             ctrl.send(json.dumps({"id": request["id"], "pid": pid}).encode())
 
 

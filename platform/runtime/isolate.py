@@ -277,6 +277,9 @@ class Runtime:
         if method == "websocket":  # a client's message/close for an accept()ed socket
             from edgelet.runtime.websocket import on_event
             return await on_event(args[0])
+        if method == "websocket.release":  # a reload is coming (edgelet.websockets.release)
+            from edgelet.runtime import websocket
+            return [] if websocket.direct is None else await websocket.direct.release(args[0])
         kind, _, event = method.partition(".")
         return await self._kind(kind).handle_event(self, event, args[0] if args else None)
 
@@ -363,6 +366,10 @@ class Runtime:
             task = self._streams.pop(args[0], None)
             if task is not None:
                 task.cancel()
+        elif method == "ws.go":  # a handed-over WebSocket may write (edgelet.runtime.websocket_direct)
+            from edgelet.runtime import websocket
+            if websocket.direct is not None:
+                websocket.direct.on_go(args[0])
         else:
             self.bodies.on_notify(method, args)
 
@@ -479,6 +486,9 @@ async def _main(fd: int) -> None:
     root.handlers[:] = [_LogHandler(runtime)]
     root.setLevel(logging.DEBUG)
     CpuWatchdog(float(os.environ.get("EDGELET_CPU_MS", "30000")) / 1000.0).start()
+    from edgelet.runtime import handoff, websocket
+    handoff.register("ws", websocket.adopt)  # a WebSocket the Worker accepted
+    handoff.start()  # connections the host hands over (edgelet.handoff)
     await channel.serve()
 
 

@@ -36,6 +36,10 @@ _sockets: dict[str, WebSocket] = {}
 #: a broadcast being gathered: [message, tokens] (see _queue_send)
 _batch: list[Any] | None = None
 
+#: edgelet.runtime.websocket_direct once the host has handed this isolate a connection
+#: (imported then, not before: it brings the ``websockets`` library)
+direct: Any = None
+
 #: called with each socket ``accept()``-ed, to tie it to what holds it: the Durable Objects
 #: half sets it so that an object with an accepted (non-hibernatable) socket is not evicted
 #: while the socket is open, as on Cloudflare (a connected socket pins the object in memory)
@@ -87,6 +91,10 @@ def flush_sends() -> None:
     if batch is None:
         return
     message, tokens = batch
+    if direct is not None and direct.connections:  # sockets served here: written now
+        tokens = direct.send_frames(tokens, message)
+        if not tokens:
+            return
     if len(tokens) == 1:
         _channel().notify("ws", "send", tokens[0], message)
     else:
@@ -174,7 +182,9 @@ class WebSocket:
         if self._owner is not None:
             self._owner.pop(self.token, None)
         if self.mode is not None:
-            _notify("close", self.token, code, reason)
+            flush_sends()  # what was sent before the close leaves first
+            if direct is None or not direct.close(self.token, code, reason):
+                _notify("close", self.token, code, reason)
 
     def addEventListener(self, type: str, listener: Callable[..., Any]) -> None:  # noqa: N802,A002
         if type not in ("message", "close", "error", "open"):
@@ -338,6 +348,13 @@ def make_event(kind: str, data: Any, code: Any, reason: Any) -> Event:
     if kind == "close":
         return Event("close", code=code, reason=reason or "", wasClean=code not in (1005, 1006))
     return Event("error", error=data, message=str(data))
+
+
+def adopt(conn: Any, data: bytes, meta: dict[str, Any]) -> None:
+    """The handoff callback of kind ``"ws"``: the host hands this isolate a client's
+    connection (edgelet.runtime.websocket_direct, imported on the first one)."""
+    from edgelet.runtime import websocket_direct
+    websocket_direct.adopt(conn, data, meta)
 
 
 def forget(token: str) -> None:

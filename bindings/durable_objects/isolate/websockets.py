@@ -91,6 +91,12 @@ class WebSocketHibernation:
         live = self._live
         live.auto_response = pair
         _notify("auto", live.key, None if pair is None else [pair.request, pair.response])
+        from edgelet.runtime import websocket
+        if websocket.direct is not None:  # sockets served in this isolate answer it here
+            if pair is None:
+                websocket.direct.auto.pop(live.key, None)
+            else:
+                websocket.direct.auto[live.key] = (pair.request, pair.response)
 
     def getWebSocketAutoResponse(self) -> WebSocketRequestResponsePair | None:  # noqa: N802
         return self._live.auto_response
@@ -147,8 +153,9 @@ async def on_event(manager: LiveObjects, payload: list[Any]) -> Any:
     if token not in live.sockets:  # the object was evicted (or the isolate restarted)
         await restore(live, manager.runtime)
         manager.hibernated.discard(live.key)
-    answer = await manager.call([ns, class_name, id_hex, name, "websocket", kind,
-                                 [token, data, code, reason], []])
+    # straight to deliver (the route was checked when the socket was accepted)
+    answer = await manager.deliver(ns, class_name, id_hex, name, "websocket", kind,
+                                   [token, data, code, reason], ())
     if answer[0] != 0:  # the handler raised: the socket stays open, the error is logged
         log.error("Durable Object %s %s: WebSocket %s handler raised %s: %s\n%s", class_name,
                   name or id_hex, kind, answer[1], answer[2], answer[4])

@@ -1,0 +1,446 @@
+"""WebSockets this isolate serves itself: the client's connection, handed over by the host.
+
+Why: on the host path every message crosses four processes in turn (client -> host ->
+isolate -> host -> client). Once the host has completed an upgrade whose server half was
+accepted here (``ctx.acceptWebSocket`` or ``accept()``), it passes the connection's
+descriptor to this isolate (edgelet.handoff, kind ``"ws"``), and the protocol is spoken
+here: a client's message goes to the handler in this process, ``send`` writes to the
+socket, a broadcast frames its message once and writes it to each socket, and an
+auto-response is answered without waking (or creating) the object.
+
+The framing and the closing handshake are ``websockets``' sans-I/O ``Protocol``, created
+already OPEN (the host did the handshake); this module only moves bytes and events.
+
+The order of a socket's outgoing messages is kept across the hand-over: what the Worker
+sent before this isolate had the connection went to the host as notifications; until the
+host says ``ws.go`` (after writing all of those), what is sent here is held. The host
+keeps a duplicate of the descriptor, with the socket's route, tags and attachment, so the
+socket outlives this process: after a crash or a reload it is handed to the next isolate.
+When this side finishes a connection it shuts the socket down (the host's duplicate does
+not keep it open) and tells the host (``ws gone``), which logs the close and drops its copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from collections import deque
+from typing import Any, cast
+
+from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN, SERVER, Protocol
+
+log = logging.getLogger("edgelet.websocket")
+#: the protocol's own logger: websockets logs every closed connection at INFO, which the
+#: isolate would forward to the Worker's log (the host logs opens and closes itself)
+_protocol_log = logging.getLogger("edgelet.websocket.protocol")
+_protocol_log.setLevel(logging.WARNING)
+
+#: the handoff kind of a WebSocket connection
+KIND = "ws"
+#: seconds a close we started waits for the client's reply before the socket is dropped
+CLOSE_TIMEOUT_S = 5.0
+#: messages waiting for their handler past which the socket stops being read
+_INBOX_PAUSE = 32
+
+#: connections served here, by token
+connections: dict[str, DirectSocket] = {}
+#: Durable Object (``ns/id``) -> (request, response) answered here without waking it
+auto: dict[str, tuple[str, str]] = {}
+
+_TEXT, _BINARY, _CONT, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
+
+
+
+def frame(data: str | bytes) -> bytes:
+    """One unfragmented, unmasked server frame carrying ``data`` (the same bytes for every
+    client: no extensions are negotiated), serialized by ``websockets``."""
+    if isinstance(data, str):
+        return Frame(_TEXT, data.encode()).serialize(mask=False, extensions=[])
+    return Frame(_BINARY, data).serialize(mask=False, extensions=[])
+
+
+
+def parser_at_frame_start(parser: Any) -> bool:
+    """Whether a websockets sans-I/O parser (a generator that delegates with ``yield from``)
+    waits at the start of a frame: only there does its innermost generator wait in
+    ``StreamReader.at_eof``. Both halves use it to hand a socket over between frames."""
+    gen = parser
+    while getattr(gen, "gi_yieldfrom", None) is not None:
+        gen = gen.gi_yieldfrom
+    return getattr(getattr(gen, "gi_code", None), "co_name", "") == "at_eof"
+
+class DirectSocket(asyncio.Protocol):
+    """One handed-over connection: parse the client's frames, run the handler for each
+    message in order, write what the Worker sends."""
+
+    __slots__ = ("token", "route", "key", "proto", "transport", "sock", "held", "parts",
+                 "text", "inbox", "busy", "paused", "server_closed", "finished", "code",
+                 "reason", "timer", "lost", "releasing")
+
+    def __init__(self, token: str, route: list[Any] | None, max_size: int | None,
+                 sock: socket.socket) -> None:
+        self.token = token
+        #: [namespace, class, id, name] of the Durable Object that hibernates it, else None
+        #: (a socket the Worker ``accept()``-ed: its listeners run here)
+        self.route = route
+        self.key = f"{route[0]}/{route[2]}" if route else None
+        self.proto = Protocol(SERVER, state=OPEN, max_size=max_size, logger=_protocol_log)
+        self.transport: asyncio.Transport | None = None
+        self.sock = sock
+        #: frames held until the host has written what it was given before (``ws.go``)
+        self.held: list[bytes] | None = []
+        #: a fragmented message's parts so far
+        self.parts: list[bytes] | None = None
+        self.text = False
+        self.inbox: deque[tuple[str, Any, Any, Any]] | None = None
+        self.busy = False
+        self.paused = False
+        #: the Worker closed it: the client's answering close is not an event for it
+        self.server_closed = False
+        #: a close (or error) has been queued for the handler: no second one
+        self.finished = False
+        self.code = 1006
+        self.reason = ""
+        self.timer: asyncio.TimerHandle | None = None
+        #: the connection is gone; the host hears so once the handler has seen the close
+        self.lost = False
+        #: a reload is coming: stop reading at the next frame boundary (see release)
+        self.releasing = False
+
+    # -- the connection ----------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        proto = self.proto
+        try:
+            proto.receive_data(data)
+        except EOFError:  # data after the end: ignore
+            return
+        # after the handshake a Protocol yields frames only
+        for ev in cast("list[Frame]", proto.events_received()):
+            op = ev.opcode
+            if op is _TEXT or op is _BINARY:
+                self.text = op is _TEXT
+                if ev.fin:
+                    self._message(cast(bytes, ev.data))
+                else:
+                    self.parts = [cast(bytes, ev.data)]
+            elif op is _CONT:
+                if self.parts is not None:
+                    self.parts.append(cast(bytes, ev.data))
+                    if ev.fin:
+                        data_, self.parts = b"".join(self.parts), None
+                        self._message(data_)
+            elif op is _CLOSE:
+                rcvd = proto.close_rcvd
+                code, reason = (rcvd.code, rcvd.reason) if rcvd is not None else (1005, "")
+                self._finish(code, reason)
+        if proto.parser_exc is not None and proto.close_sent is not None:
+            # over the size limit (1009), bad UTF-8 (1007), a protocol error (1002)
+            self._finish(proto.close_sent.code, proto.close_sent.reason)
+        self._flush_proto()
+        if self.releasing and self.between_frames() and self.transport is not None:
+            self.transport.pause_reading()
+
+    def between_frames(self) -> bool:
+        """Nothing of the client's is half read: the parser waits at the start of a frame
+        (websockets' ``parse()`` waits in ``StreamReader.at_eof`` only there) and no
+        fragmented message is under way."""
+        if self.parts is not None or self.proto.reader.buffer:
+            return False
+        return parser_at_frame_start(self.proto.parser)
+
+    def eof_received(self) -> bool:
+        try:
+            self.proto.receive_eof()
+        except EOFError:  # already at its end
+            pass
+        self._flush_proto()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self._finish(1006, "")  # vanished without a close frame (nothing if one came)
+        self.held = None
+        self.lost = True
+        if not self.busy:  # else once the handler has run: the host keeps the socket's
+            self._gone()   # tags and attachment until then (an evicted object needs them)
+
+    def _gone(self) -> None:
+        if connections.get(self.token) is self:
+            del connections[self.token]
+        _notify_host("gone", self.token, self.code, self.reason)
+
+    def _message(self, data: bytes) -> None:
+        if self.server_closed or self.finished:
+            return  # past the Worker's close: not delivered
+        if self.text:
+            try:
+                value: str | bytes = data.decode()
+            except UnicodeDecodeError as exc:
+                self.proto.fail(1007, f"invalid UTF-8 at position {exc.start}")
+                self._finish(1007, "invalid UTF-8")
+                return
+        else:
+            value = bytes(data)
+        if self.key is not None:
+            pair = auto.get(self.key)
+            if pair is not None and value == pair[0]:
+                self.write(frame(pair[1]))  # answered without the object
+                return
+        self._enqueue(("message", value, None, None))
+
+    def _finish(self, code: int, reason: str) -> None:
+        """The connection ends with ``code``: tell the handler once (unless it closed it)."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.server_closed:
+            return
+        self.code, self.reason = code, reason
+        self._enqueue(("close", None, code, reason))
+
+    def _flush_proto(self) -> None:
+        for data in self.proto.data_to_send():
+            if data:
+                self.write(data)
+            else:  # the protocol is done with the connection: half-close, then close
+                self._end()
+
+    def _end(self) -> None:
+        if self.held is not None:
+            self.held.append(b"")  # after what is held
+            return
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write_eof() if transport.can_write_eof() else None
+            transport.close()
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        held = self.held
+        if held is not None:
+            held.append(data)
+            return
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def go(self) -> None:
+        """The host has written everything it had for this socket: write from here now."""
+        held, self.held = self.held, None
+        for data in held or ():
+            if data:
+                self.write(data)
+            else:
+                self._end()
+
+    def close(self, code: int, reason: str) -> None:
+        """The Worker closes the socket: a close frame now, the connection once the client
+        answers (or after CLOSE_TIMEOUT_S)."""
+        if self.server_closed:
+            return
+        self.server_closed = True
+        if self.lost:  # already over: nothing to send
+            return
+        if self.code == 1006 and not self.finished:
+            self.code, self.reason = code, reason
+        proto = self.proto
+        if proto.state is OPEN:
+            proto.send_close(code, reason)
+            self._flush_proto()
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(CLOSE_TIMEOUT_S, self._abort)
+
+    def _abort(self) -> None:
+        self.timer = None
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """End the TCP connection now, whoever else holds its descriptor (the host does)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- the handler -----------------------------------------------------------------------
+    def _enqueue(self, item: tuple[str, Any, Any, Any]) -> None:
+        if self.busy:
+            inbox = self.inbox
+            if inbox is None:
+                inbox = self.inbox = deque()
+            inbox.append(item)
+            if len(inbox) >= _INBOX_PAUSE and not self.paused and self.transport is not None:
+                self.paused = True
+                self.transport.pause_reading()
+            return
+        self.busy = True
+        asyncio.get_running_loop().create_task(self._run(item))
+
+    async def _run(self, item: tuple[str, Any, Any, Any]) -> None:
+        while True:
+            kind, data, code, reason = item
+            try:
+                known = await deliver(self, kind, data, code, reason)
+            except Exception:
+                log.exception("WebSocket %s event for %s failed", kind, self.token[:8])
+                known = True
+            if not known and kind == "message":
+                self.close(1011, "the Worker that accepted it restarted")
+            if kind == "close":  # the handler has seen the end: the connection can go
+                self._end_after_close()
+            inbox = self.inbox
+            if not inbox:
+                self.inbox = None
+                self.busy = False
+                if self.lost:
+                    self._gone()
+                elif self.paused and self.transport is not None:
+                    self.paused = False
+                    self.transport.resume_reading()
+                return
+            item = inbox.popleft()
+
+    def _end_after_close(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and self.held is None \
+                and self.proto.state is not OPEN and self.proto.eof_sent:
+            transport.close()
+
+
+async def deliver(sock: DirectSocket, kind: str, data: Any, code: Any, reason: Any) -> bool:
+    """Run the Worker's handler for one event of ``sock``; False when nothing here knows
+    the socket any more (an ``accept()``-ed socket whose listeners are gone)."""
+    if sock.route is None:
+        return await _accepted_event([sock.token, kind, data, code, reason])
+    from edgelet.bindings.durable_objects import isolate as objects
+    if objects._manager is None:
+        log.error("a hibernatable WebSocket reached an isolate that runs no Durable Objects")
+        return False
+    return bool(await _object_event(objects._manager, [sock.token, kind, data, code, reason,
+                                                       sock.route]))
+
+
+def _accepted_event(payload: list[Any]) -> Any:
+    from edgelet.runtime.websocket import on_event
+    return on_event(payload)
+
+
+def _object_event(manager: Any, payload: list[Any]) -> Any:
+    global _object_event
+    from edgelet.bindings.durable_objects.isolate.websockets import on_event
+    _object_event = on_event  # looked up once: every message of a hibernatable socket
+    return on_event(manager, payload)
+
+
+def _notify_host(*args: Any) -> None:
+    from edgelet.runtime.isolate import Runtime
+    runtime = Runtime.current
+    if runtime is not None and not runtime.channel.closed:
+        runtime.channel.notify("ws", *args)
+
+
+# -- from the host -----------------------------------------------------------------------------
+def adopt(conn: socket.socket, data: bytes, meta: dict[str, Any]) -> None:
+    """The handoff callback of kind ``"ws"``: serve ``conn`` from now on.
+
+    ``meta``: ``token``, ``route`` (or None), ``max`` (the message size limit), ``auto``
+    (the object's auto-response pair, or None). ``data``: bytes the host read from the
+    connection after the handshake and did not parse (the start of the client's first
+    frames)."""
+    token = str(meta["token"])
+    old = connections.get(token)
+    if old is not None:  # cannot happen unless the host lost track: the newer one wins
+        old.shutdown()
+    route = meta.get("route")
+    pair = meta.get("auto")
+    if route and pair:
+        auto[f"{route[0]}/{route[2]}"] = (str(pair[0]), str(pair[1]))
+    sock = DirectSocket(token, list(route) if route else None, meta.get("max"), conn)
+    connections[token] = sock
+    conn.setblocking(False)
+    asyncio.get_running_loop().create_task(_serve(sock, conn, data))
+
+
+async def _serve(sock: DirectSocket, conn: socket.socket, data: bytes) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.connect_accepted_socket(lambda: sock, sock=conn)
+    except Exception as exc:  # the descriptor is unusable: the host keeps its copy
+        log.warning("could not serve a handed-over WebSocket %s: %s", sock.token[:8], exc)
+        connections.pop(sock.token, None)
+        conn.close()
+        _notify_host("gone", sock.token, 1011, "the isolate could not take the connection")
+        return
+    if data:
+        sock.data_received(data)
+    _notify_host("took", sock.token)
+
+
+def on_go(token: str) -> None:
+    """``ws.go`` from the host: it wrote everything it had for ``token``."""
+    sock = connections.get(token)
+    if sock is not None:
+        sock.go()
+
+
+async def release(timeout: float) -> list[str]:
+    """A reload is coming: stop reading every socket at a frame boundary and let the
+    handlers running finish, for up to ``timeout`` seconds; return the tokens still half
+    way through a client's frame (the next process could not parse the rest).
+
+    The connections stay open: the host hands them to the next process."""
+    for sock in connections.values():
+        sock.releasing = True
+        if sock.between_frames() and sock.transport is not None:
+            sock.transport.pause_reading()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if all(not s.busy and (s.lost or s.between_frames()) for s in connections.values()):
+            break
+        await asyncio.sleep(0.01)
+    return [t for t, s in connections.items() if not s.lost and not s.between_frames()]
+
+
+def send_frames(tokens: list[str], data: str | bytes) -> list[str]:
+    """Write ``data`` to each of ``tokens`` served here (framed once); return the tokens
+    that are not (they go through the host)."""
+    rest: list[str] = []
+    raw: bytes | None = None
+    for token in tokens:
+        sock = connections.get(token)
+        if sock is None:
+            rest.append(token)
+            continue
+        if sock.server_closed:
+            continue
+        if raw is None:
+            raw = frame(data)
+        sock.write(raw)
+    return rest
+
+
+def close(token: str, code: int, reason: str) -> bool:
+    """Close ``token`` if it is served here; False when it is the host's."""
+    sock = connections.get(token)
+    if sock is None:
+        return False
+    sock.close(code, reason)
+    return True
+
+
+def _install() -> None:
+    from edgelet.runtime import websocket
+    websocket.direct = sys.modules[__name__]
+
+
+_install()

@@ -1,0 +1,174 @@
+"""WebSockets handed to the isolate that accepted them, through a real `edgelet dev`:
+
+- once upgraded, the client's TCP connection is held by the Worker's isolate process (the
+  host keeps only a duplicate), and messages, attachments and tags work as before;
+- a code reload replaces the isolate: the hibernatable sockets stay open and the new process
+  serves them (same client connection, attachment and tags intact);
+- a SIGKILLed isolate: its ``accept()``-ed socket (whose listeners died with it) is closed
+  with 1011 and a reason saying why, while a hibernatable one keeps working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+CONFIG = """
+name = "hand"
+main = "hand.py"
+compatibility_date = "2026-04-01"
+durable_objects.bindings = [{ name = "ROOMS", class_name = "Room" }]
+"""
+
+HAND = '''
+import json
+import os
+from urllib.parse import urlparse
+from workers import DurableObject, Response, WebSocketPair, WorkerEntrypoint
+
+VERSION = 1
+
+
+class Room(DurableObject):
+    async def fetch(self, request):
+        path = urlparse(request.url).path
+        client, server = WebSocketPair()
+        if path.endswith("/plain"):
+            server.accept()
+            server.addEventListener("message", lambda e: server.send(f"plain:{e.data}"))
+        else:
+            self.ctx.acceptWebSocket(server, ["team"])
+            server.serializeAttachment({"user": path.rsplit("/", 1)[-1]})
+        return Response(None, status=101, web_socket=client)
+
+    async def webSocketMessage(self, ws, message):
+        ws.send(json.dumps({"v": VERSION, "pid": os.getpid(), "msg": message,
+                            "user": ws.deserializeAttachment()["user"],
+                            "tagged": len(self.ctx.getWebSockets("team"))}))
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.ROOMS.getByName("one").fetch(request)
+'''
+
+_OPEN = contextlib.ExitStack()
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    yield
+    _OPEN.close()
+
+
+@pytest.fixture
+def hand(dev):
+    return dev({"wrangler_like.toml": CONFIG, "hand.py": HAND}, "--in-memory")
+
+
+def open_socket(server, path: str):
+    return _OPEN.enter_context(connect(f"ws://127.0.0.1:{server.port}{path}"))
+
+
+def ask(ws, text: str) -> dict:
+    ws.send(text)
+    return json.loads(ws.recv(10))
+
+
+def holders(ws) -> set[int]:
+    """Pids of the processes holding the server end of ``ws``'s TCP connection."""
+    port = ws.socket.getsockname()[1]
+    found = set()
+    for proc in psutil.process_iter():
+        try:
+            if any(c.raddr and c.raddr.port == port for c in proc.net_connections("tcp")):
+                found.add(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_the_isolate_holds_the_connection_and_serves_it(hand):
+    ws = open_socket(hand, "/room/ann")
+    answer = ask(ws, "hi")
+    assert answer["msg"] == "hi" and answer["user"] == "ann" and answer["tagged"] == 1
+    assert answer["pid"] in holders(ws)  # the isolate, not only the host, has the socket
+    assert hand.proc.pid in holders(ws)  # and the host its duplicate
+    for i in range(20):
+        ws.send(f"m{i}")
+    assert [json.loads(ws.recv(10))["msg"] for _ in range(20)] == [f"m{i}" for i in range(20)]
+
+
+def test_a_reload_hands_the_sockets_to_the_new_isolate(hand):
+    ann = open_socket(hand, "/room/ann")
+    bob = open_socket(hand, "/room/bob")
+    first = ask(ann, "before")
+    assert first["v"] == 1 and first["tagged"] == 2
+    script = hand.cwd / "hand.py"
+    script.write_text(HAND.replace("VERSION = 1", "VERSION = 2"))
+    deadline = time.monotonic() + 20
+    while "Reloaded Worker 'hand'" not in hand.logs():
+        assert time.monotonic() < deadline, hand.logs()[-2000:]
+        time.sleep(0.1)
+    after = ask(ann, "after")
+    assert after["v"] == 2 and after["pid"] != first["pid"]  # the new code, a new process
+    assert after["user"] == "ann" and after["tagged"] == 2  # attachment and tags kept
+    assert after["pid"] in holders(ann)  # the new isolate serves the same connection
+    assert ask(bob, "me too")["user"] == "bob"
+
+
+def test_a_killed_isolate_closes_accepted_sockets_with_1011(hand):
+    plain = open_socket(hand, "/room/x/plain")
+    plain.send("a")
+    assert plain.recv(10) == "plain:a"
+    hib = open_socket(hand, "/room/keep")
+    pid = ask(hib, "x")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ConnectionClosed) as closed:
+        plain.recv(10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    assert "restarted" in closed.value.rcvd.reason
+    again = ask(hib, "still here?")  # the hibernatable one went to the next process
+    assert again["pid"] != pid and again["user"] == "keep"
+
+
+def test_a_reload_while_a_frame_is_half_sent_closes_that_socket_with_1012(hand):
+    import socket
+    ann = open_socket(hand, "/room/ann")
+    ask(ann, "hi")
+    raw = socket.create_connection(("127.0.0.1", hand.port))
+    raw.sendall(b"GET /room/half HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n")
+    assert b" 101 " in raw.recv(4096).split(b"\r\n")[0] + b" "
+    time.sleep(0.3)  # handed to the isolate
+    raw.sendall(b"\x81\xfe\x10\x00\x01\x02\x03\x04partial")  # a 4 KiB frame, cut short
+    time.sleep(0.2)
+    (hand.cwd / "hand.py").write_text(HAND.replace("VERSION = 1", "VERSION = 3"))
+    raw.settimeout(20)
+    got = b""
+    while b"\x88" not in got:  # the close frame
+        chunk = raw.recv(4096)
+        assert chunk, f"closed without a close frame: {got!r}"
+        got += chunk
+    frame = got[got.index(b"\x88"):]
+    assert int.from_bytes(frame[2:4], "big") == 1012 and b"reloaded" in frame
+    assert ask(ann, "and me?")["v"] == 3  # the socket between frames went to the new process
+    raw.close()
+
+
+def test_stopping_dev_closes_handed_sockets_with_1012(hand):
+    ws = open_socket(hand, "/room/ann")
+    ask(ws, "hi")
+    hand.stop()  # Ctrl-C
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
