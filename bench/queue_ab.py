@@ -27,12 +27,12 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from common import free_port  # noqa: E402
+from harness.load import RawClient, bounded  # noqa: E402
 from hello_ab import cpu_seconds  # noqa: E402
 
 APP = BENCH / "apps" / "queue"
@@ -58,18 +58,16 @@ def start(tree: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 async def send_and_wait(url: str, n: int, base: int) -> float:
     """Send ``n`` messages (batches of 100, 8 in flight); seconds until all are acked."""
-    async with httpx.AsyncClient(timeout=60) as client:
-        gate = asyncio.Semaphore(8)
-
-        async def send(i: int) -> None:
-            async with gate:
-                (await client.get(f"{url}/send?n=100&base={i * 100}")).raise_for_status()
-
+    client = RawClient(url)
+    try:
         t0 = time.perf_counter()
-        await asyncio.gather(*(send(i) for i in range(n // 100)))
-        while int((await client.get(f"{url}/count")).text) < base + n:
+        await bounded([lambda i=i: client.get(f"/send?n=100&base={i * 100}", idempotent=False)
+                       for i in range(n // 100)], 8)
+        while int(await client.get("/count")) < base + n:
             await asyncio.sleep(0.002)
         return time.perf_counter() - t0
+    finally:
+        await client.close()
 
 
 def spy(pid: int, out: Path) -> subprocess.Popen[bytes]:

@@ -11,7 +11,6 @@ messages in memory beyond the batches in flight, and virtual time moves all of i
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import time
@@ -26,6 +25,21 @@ from edgelet.channel import Later
 log = logging.getLogger("edgelet.queues")
 
 DEFAULT_MAX_CONCURRENCY = 10
+_CONTENT_TYPES = frozenset(codec.CONTENT_TYPES)
+
+
+@dataclass(slots=True)
+class Accepted:
+    """The checked messages of one send: their ids, the send time, the messages as sent
+    (``[content_type, body, delay]``) and when they become due: ``visible_at`` when all at
+    once (no per-message delay: stored as one row straight from the wire form), else
+    ``rows`` of ``(id, timestamp_ms, content_type, body, visible_at)``."""
+
+    ids: list[str]
+    ts: int
+    wire: list[list[Any]]
+    visible_at: float
+    rows: list[tuple[str, int, str, bytes, float]] | None
 
 
 @dataclass
@@ -69,9 +83,9 @@ class Broker:
         # Message ids: 32 hex digits like Cloudflare's, a random per-start prefix plus a
         # counter; uuid4 per message cost 5% of the host's time under load.
         self._id_prefix = os.urandom(8).hex()
-        self._id_seq = itertools.count(1)
+        self._id_next = 1
         #: sends checked on a channel read, stored by flush_sends at the end of that read
-        self._unsent: list[tuple[str, list[tuple[str, int, str, bytes, float]], Later]] = []
+        self._unsent: list[tuple[str, Accepted, Later]] = []
 
     # -- life cycle -------------------------------------------------------------------
     def recover(self) -> None:
@@ -99,10 +113,10 @@ class Broker:
         Wire form: ``[[content_type, body_bytes, delay_or_None], ...]``. Isolates check all
         of this before calling; the host checks again because it trusts no isolate.
         """
-        ids, rows = self._rows(wire, batch_delay, default_delay, where)
-        self.store.insert(queue, rows)
+        accepted = self._rows(wire, batch_delay, default_delay, where)
+        self._store(queue, accepted)
         self.kick(queue)
-        return ids
+        return accepted.ids
 
     def send_later(self, queue: str, wire: Any, batch_delay: Any, default_delay: float,
                    where: str) -> Later:
@@ -111,10 +125,15 @@ class Broker:
         message of that read, with the other sends of the read, in one commit. The
         :class:`Later` is answered after that commit, so a send still returns only once
         its messages survive ``kill -9``."""
-        _, rows = self._rows(wire, batch_delay, default_delay, where)
         later = Later(self.flush_sends)
-        self._unsent.append((queue, rows, later))
+        self._unsent.append((queue, self._rows(wire, batch_delay, default_delay, where), later))
         return later
+
+    def _store(self, queue: str, accepted: Accepted) -> None:
+        if accepted.rows is None:
+            self.store.insert_wire(queue, accepted.ts, accepted.visible_at, accepted.ids, accepted.wire)
+        else:
+            self.store.insert(queue, accepted.rows)
 
     def flush_sends(self) -> None:
         """Store the sends :meth:`send_later` took, in one transaction that also takes for
@@ -129,9 +148,9 @@ class Broker:
         delayed = False
         try:
             with self.store.transaction():
-                for queue, rows, _ in unsent:
-                    self.store.insert(queue, rows)
-                    delayed = delayed or any(row[4] > now for row in rows)
+                for queue, accepted, _ in unsent:
+                    self._store(queue, accepted)
+                    delayed = delayed or accepted.rows is not None or accepted.visible_at > now
                 takes = [(c, c.take_ready(now)) for c in map(self.consumers.get, touched) if c is not None]
         except Exception as exc:  # nothing of this read was stored: every sender is told
             log.error("queues: %d send(s) not stored: %s", len(unsent), exc)
@@ -151,34 +170,45 @@ class Broker:
             if delayed or (consumer.waiting and consumer.in_flight < consumer.max_concurrency):
                 consumer.kick()
 
-    def _rows(self, wire: Any, batch_delay: Any, default_delay: float,
-              where: str) -> tuple[list[str], list[tuple[str, int, str, bytes, float]]]:
-        """Check wire-form messages; their ids and the rows to store."""
+    def _rows(self, wire: Any, batch_delay: Any, default_delay: float, where: str) -> Accepted:
+        """Check wire-form messages; their ids and what to store.
+
+        Why one tight loop: this runs for every message sent, on the host's one thread;
+        the checks are codec's (its functions raise the errors), called only for a value
+        that fails the quick test."""
         if not isinstance(wire, list):
             raise TypeError(f"{where}: expected a list of messages")
         batch_delay = codec.check_delay(batch_delay, where)
-        sizes: list[int] = []
+        types, total, delays = _CONTENT_TYPES, 0, False
         for item in wire:
-            if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[1], bytes)):
-                raise TypeError(f"{where}: malformed message {item!r:.80}")
-            codec.check_content_type(item[0], where)
-            codec.check_delay(item[2], where)
-            sizes.append(len(item[1]))
-        try:
-            codec.check_sizes(sizes, where)
-        except codec.QueueLimitError as exc:
-            raise ValueError(str(exc)) from None
+            if item.__class__ is not list or len(item) != 3 or item[1].__class__ is not bytes:
+                if not isinstance(item, list) or len(item) != 3 or not isinstance(item[1], bytes):
+                    raise TypeError(f"{where}: malformed message {item!r:.80}")
+            content_type = item[0]
+            if content_type.__class__ is not str or content_type not in types:
+                codec.check_content_type(content_type, where)
+            if item[2] is not None:
+                codec.check_delay(item[2], where)
+                delays = True
+            total += len(item[1])
+        if not wire or len(wire) > codec.MAX_BATCH_MESSAGES or total > codec.MAX_MESSAGE_BYTES:
+            # may be over a limit (a batch over 128 KB in all may still be fine): the full check
+            try:
+                codec.check_sizes([len(item[1]) for item in wire], where)
+            except codec.QueueLimitError as exc:
+                raise ValueError(str(exc)) from None
         now = self.host.clock.now()
         ts = int(now * 1000)
-        ids: list[str] = []
-        rows = []
-        for content_type, body, delay in wire:
-            if delay is None:
-                delay = batch_delay if batch_delay is not None else default_delay
-            message_id = f"{self._id_prefix}{next(self._id_seq):016x}"
-            ids.append(message_id)
-            rows.append((message_id, ts, content_type, body, now + (delay or 0.0)))
-        return ids, rows
+        first = self._id_next
+        self._id_next = first + len(wire)
+        prefix = self._id_prefix
+        ids = [f"{prefix}{n:016x}" for n in range(first, first + len(wire))]
+        default = batch_delay if batch_delay is not None else default_delay
+        if not delays:
+            return Accepted(ids, ts, wire, now + (default or 0.0), None)
+        rows = [(message_id, ts, content_type, body, now + ((default if delay is None else delay) or 0.0))
+                for message_id, (content_type, body, delay) in zip(ids, wire, strict=True)]
+        return Accepted(ids, ts, wire, now, rows)
 
     def kick(self, queue: str) -> None:
         consumer = self.consumers.get(queue)

@@ -165,6 +165,18 @@ class QueueStore:
         with self._tx() as c:
             c.executemany(_INSERT, params)
 
+    def insert_wire(self, queue: str, ts: int, visible_at: float, ids: Sequence[str],
+                    wire: Sequence[Sequence[Any]]) -> None:
+        """Store one send whose messages all fall due at ``visible_at`` (at most
+        ``2**ORIGIN_BITS``), straight from its wire form ``[content_type, body, delay]``:
+        one row, no intermediate tuples. Committed (or part of :meth:`transaction`)."""
+        seq = self._next_seq()
+        base = seq << schema.ORIGIN_BITS
+        blob = pack([[base + i, mid, ts, item[0], item[1]]
+                     for i, (mid, item) in enumerate(zip(ids, wire, strict=True))])
+        with self._tx() as c:
+            c.execute(_INSERT, (seq, queue, PENDING, visible_at, 0, None, len(ids), base, ts, blob))
+
     def _send_row(self, queue: str, chunk: Sequence[tuple[str, int, str, bytes, float]]) -> tuple[Any, ...]:
         seq = self._next_seq()
         base = seq << schema.ORIGIN_BITS
