@@ -82,7 +82,7 @@ class Broker:
         self.stopped = False
         # Message ids: 32 hex digits like Cloudflare's, a random per-start prefix plus a
         # counter; uuid4 per message cost 5% of the host's time under load.
-        self._id_prefix = os.urandom(8).hex()
+        self._id_base = int.from_bytes(os.urandom(8), "big") << 64
         self._id_next = 1
         #: sends checked on a channel read, stored by flush_sends at the end of that read
         self._unsent: list[tuple[str, Accepted, Later]] = []
@@ -199,10 +199,9 @@ class Broker:
                 raise ValueError(str(exc)) from None
         now = self.host.clock.now()
         ts = int(now * 1000)
-        first = self._id_next
-        self._id_next = first + len(wire)
-        prefix = self._id_prefix
-        ids = [f"{prefix}{n:016x}" for n in range(first, first + len(wire))]
+        first = self._id_base + self._id_next  # the prefix's digits, then the counter's
+        self._id_next += len(wire)
+        ids = ["%032x" % n for n in range(first, first + len(wire))]  # noqa: UP031 - the fastest form
         default = batch_delay if batch_delay is not None else default_delay
         if not delays:
             return Accepted(ids, ts, wire, now + (default or 0.0), None)
