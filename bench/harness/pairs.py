@@ -257,6 +257,14 @@ PAIRS: list[Pair] = [
         Step([Measure("do.many.rps", "Durable Object RPC, 1,000 objects", "calls/s", target=1.0)],
              http_load("/many", "do.many", prime="/obj/{i}")),
     ]),
+    # the class in another Worker (script_name): calls cross from the caller's isolate to the
+    # objects Worker's; the rows above call a Worker's own class
+    Pair("do_cross", "durable_objects", [
+        Step([Measure("do.cross.one.rps", "Durable Object RPC to another Worker's class, one object", "calls/s",
+                      target=1.0)], http_load("/one", "do.cross.one")),
+        Step([Measure("do.cross.many.rps", "Durable Object RPC to another Worker's class, 1,000 objects",
+                      "calls/s", target=1.0)], http_load("/many", "do.cross.many", prime="/obj/{i}")),
+    ]),
     Pair("queue", "queues", [Step([
         Measure("queue.msgs", "queue send-to-ack, {queue_messages:,} messages", "msg/s", target=2.0),
     ], queue_send_to_ack)]),
