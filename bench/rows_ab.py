@@ -36,6 +36,8 @@ ROWS = {
     "kv": ("kv", "/", None),
     "do.one": ("do", "/one", None),
     "do.many": ("do", "/many", "/obj/{i}"),
+    "do_cross.one": ("do_cross", "/one", None),
+    "do_cross.many": ("do_cross", "/many", "/obj/{i}"),
     "d1": ("d1", "/", "/setup?i={i}"),
     "r2.small": ("r2", "/small", None),
     "fastapi": ("fastapi", "/items/42?q=x", None),
