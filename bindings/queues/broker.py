@@ -159,9 +159,13 @@ class Broker:
             for queue in touched:
                 self.kick(queue)
             return
-        for consumer, taken in takes:
-            for batch in taken:
-                consumer.start(batch)
+        try:
+            for consumer, taken in takes:
+                for batch in taken:
+                    consumer.start(batch)
+        except Exception:  # the sends are stored whatever happens here: answer them
+            log.exception("queues: starting a delivery failed; its messages stay in flight until "
+                          "edgelet restarts, then they are delivered again")
         for _, _, later in unsent:
             later.resolve(None)
         for consumer, _ in takes:
