@@ -26,7 +26,7 @@ from edgelet.bindings.queues.storage import ACKED, QueueStore
 CONFIG = """
     name = "app"
     main = "app.py"
-    vars = {{ LOG = "{log}" }}
+    vars = {{ LOG = "{log}", BEGUN = "{begun}" }}
     queues.producers = [{{ binding = "WORK", queue = "work" }}]
     queues.consumers = [{{ queue = "work", max_batch_size = 10, max_batch_timeout = 0.05, max_concurrency = 2 }}]
 """
@@ -42,6 +42,7 @@ APP = """
             return Response("sent")
 
         async def queue(self, batch):
+            append(self.env.BEGUN, "batch")
             await asyncio.sleep(0.05)  # slower than the senders: batches are in flight at each kill
             append(self.env.LOG, " ".join(f"{m.body}:{m.id}" for m in batch.messages))
 """
@@ -75,8 +76,8 @@ def acked_ids(state: Path) -> set[str]:
 
 @pytest.mark.slow
 def test_sends_and_deliveries_in_shared_commits_lose_nothing_across_kill_9(dev: Any, tmp_path: Path) -> None:
-    log = tmp_path / "deliveries.log"
-    s = dev({"wrangler_like.toml": CONFIG.format(log=log), "app.py": APP}, *ARGS)
+    log, begun = tmp_path / "deliveries.log", tmp_path / "begun.log"
+    s = dev({"wrangler_like.toml": CONFIG.format(log=log, begun=begun), "app.py": APP}, *ARGS)
     senders = [Sender(lambda i, base=n * SPAN: f"/send/{base + i}") for n in range(SENDERS)]
     rng = random.Random(20)
     kills, in_flight = 3, 0
@@ -86,10 +87,11 @@ def test_sends_and_deliveries_in_shared_commits_lose_nothing_across_kill_9(dev: 
             for sender in senders:
                 stack.enter_context(sender.running(s))
             deadline = time.monotonic() + 20
-            while len(delivered(log)) < seen + 200:  # the kill lands mid-stream
+            # the kill lands mid-stream, while a handler has begun a batch it has not finished
+            while len(delivered(log)) < seen + 100 or len(lines(begun)) <= len(lines(log)):
                 assert time.monotonic() < deadline, s.logs()[-2000:]
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0, 0.1))
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.02))
             kill_group(s)
         committed = acked_ids(tmp_path / "state")
         in_flight += stored(tmp_path / "state")["in_flight"]
@@ -122,7 +124,7 @@ def test_sends_and_deliveries_in_shared_commits_lose_nothing_across_kill_9(dev: 
     assert all(len(ids) == 1 for ids in ids_per_body.values()), "a message was stored twice"
     most = max(Counter(body for body, _ in found).values())
     assert most <= 1 + kills, f"a message was delivered {most} times over {kills} kills"
-    assert len(acked_sends) >= 30, len(acked_sends)
+    assert len(acked_sends) >= 20, len(acked_sends)
     assert in_flight > 0, "no kill landed while a batch was being delivered; the test checked too little"
     print(f"queues: {len(acked_sends)} acknowledged sendBatch-es ({len(want)} messages) over {kills} kills, "
           f"{len(cut_sends)} cut, {in_flight} in flight at the kills, "
