@@ -123,6 +123,13 @@ class BindingPlugin:
         Worker may do what it asks (it is the one that runs that class)."""
         raise LookupError(f"the {self.kind} plug-in takes no calls from its isolate half")
 
+    def binding_call_now(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
+        """:meth:`handle_call` on the channel's own read, without a task: a value, an
+        ``edgelet.channel.Later`` or ``edgelet.channel.NOT_NOW`` (the default: answered by
+        ``handle_call``). For hot paths only; it must not block. The host has checked that
+        ``worker`` declares ``binding`` of this kind."""
+        return NOT_NOW
+
     def isolate_call_now(self, worker: str, method: str, args: list[Any]) -> Any:
         """Answer a ``runtime.call_host`` on the channel's own read, without a task: a value,
         an ``edgelet.channel.Later`` (answered once its ``settle``, a shared commit, ran), or

@@ -371,6 +371,12 @@ class Host:
     def _on_isolate_call_now(self, worker: str, method: str, args: list[Any]) -> Any:
         """A call from an isolate a plug-in answers without a task (``isolate_call_now``),
         or ``NOT_NOW`` for :meth:`_on_isolate_call`."""
+        if method == "binding":
+            kind, binding, op, op_args = args
+            owner = self.env_table[worker].get(binding)
+            if owner is not None and owner[0].kind == kind:
+                return owner[0].binding_call_now(worker, binding, op, op_args)
+            return NOT_NOW  # refused by _on_isolate_call, with the reason
         if method == "host":
             plugin = self._kinds.get(args[0])
             if plugin is not None:

@@ -11,7 +11,6 @@ messages in memory beyond the batches in flight, and virtual time moves all of i
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import time
@@ -21,10 +20,26 @@ from typing import Any
 from edgelet.bindings.queues import codec
 from edgelet.bindings.queues.config import QueueConsumer, QueueProducer
 from edgelet.bindings.queues.storage import ACKED, QueueStore, Row, Taken
+from edgelet.channel import Later
 
 log = logging.getLogger("edgelet.queues")
 
 DEFAULT_MAX_CONCURRENCY = 10
+_CONTENT_TYPES = frozenset(codec.CONTENT_TYPES)
+
+
+@dataclass(slots=True)
+class Accepted:
+    """The checked messages of one send: their ids, the send time, the messages as sent
+    (``[content_type, body, delay]``) and when they become due: ``visible_at`` when all at
+    once (no per-message delay: stored as one row straight from the wire form), else
+    ``rows`` of ``(id, timestamp_ms, content_type, body, visible_at)``."""
+
+    ids: list[str]
+    ts: int
+    wire: list[list[Any]]
+    visible_at: float
+    rows: list[tuple[str, int, str, bytes, float]] | None
 
 
 @dataclass
@@ -67,8 +82,10 @@ class Broker:
         self.stopped = False
         # Message ids: 32 hex digits like Cloudflare's, a random per-start prefix plus a
         # counter; uuid4 per message cost 5% of the host's time under load.
-        self._id_prefix = os.urandom(8).hex()
-        self._id_seq = itertools.count(1)
+        self._id_base = int.from_bytes(os.urandom(8), "big") << 64
+        self._id_next = 1
+        #: sends checked on a channel read, stored by flush_sends at the end of that read
+        self._unsent: list[tuple[str, Accepted, Later]] = []
 
     # -- life cycle -------------------------------------------------------------------
     def recover(self) -> None:
@@ -96,33 +113,105 @@ class Broker:
         Wire form: ``[[content_type, body_bytes, delay_or_None], ...]``. Isolates check all
         of this before calling; the host checks again because it trusts no isolate.
         """
+        accepted = self._rows(wire, batch_delay, default_delay, where)
+        self._store(queue, accepted)
+        self.kick(queue)
+        return accepted.ids
+
+    def send_later(self, queue: str, wire: Any, batch_delay: Any, default_delay: float,
+                   where: str) -> Later:
+        """:meth:`send` for a call read from an isolate's channel: checked now (bad input is
+        answered at once), stored by :meth:`flush_sends` once the channel has read every
+        message of that read, with the other sends of the read, in one commit. The
+        :class:`Later` is answered after that commit, so a send still returns only once
+        its messages survive ``kill -9``."""
+        later = Later(self.flush_sends)
+        self._unsent.append((queue, self._rows(wire, batch_delay, default_delay, where), later))
+        return later
+
+    def _store(self, queue: str, accepted: Accepted) -> None:
+        if accepted.rows is None:
+            self.store.insert_wire(queue, accepted.ts, accepted.visible_at, accepted.ids, accepted.wire)
+        else:
+            self.store.insert(queue, accepted.rows)
+
+    def flush_sends(self) -> None:
+        """Store the sends :meth:`send_later` took, in one transaction that also takes for
+        delivery the batches they made due (a full batch needs no timer and no drain task).
+        Then the deliveries start and the senders are answered: the deliveries' calls are
+        queued first, so when producer and consumer share an isolate one write carries both."""
+        unsent, self._unsent = self._unsent, []
+        if not unsent:
+            return
+        now = self.host.clock.now()
+        touched = {queue for queue, _, _ in unsent}
+        delayed = False
+        try:
+            with self.store.transaction():
+                for queue, accepted, _ in unsent:
+                    self._store(queue, accepted)
+                    delayed = delayed or accepted.rows is not None or accepted.visible_at > now
+                takes = [(c, c.take_ready(now)) for c in map(self.consumers.get, touched) if c is not None]
+        except Exception as exc:  # nothing of this read was stored: every sender is told
+            log.error("queues: %d send(s) not stored: %s", len(unsent), exc)
+            for _, _, later in unsent:
+                later.fail(exc)
+            for queue in touched:
+                self.kick(queue)
+            return
+        try:
+            for consumer, taken in takes:
+                for batch in taken:
+                    consumer.start(batch)
+        except Exception:  # the sends are stored whatever happens here: answer them
+            log.exception("queues: starting a delivery failed; its messages stay in flight until "
+                          "edgelet restarts, then they are delivered again")
+        for _, _, later in unsent:
+            later.resolve(None)
+        for consumer, _ in takes:
+            # a partial batch or a delayed message needs the drain's timer; a consumer with
+            # every slot busy is kicked by its deliveries as they end
+            if delayed or (consumer.waiting and consumer.in_flight < consumer.max_concurrency):
+                consumer.kick()
+
+    def _rows(self, wire: Any, batch_delay: Any, default_delay: float, where: str) -> Accepted:
+        """Check wire-form messages; their ids and what to store.
+
+        Why one tight loop: this runs for every message sent, on the host's one thread;
+        the checks are codec's (its functions raise the errors), called only for a value
+        that fails the quick test."""
         if not isinstance(wire, list):
             raise TypeError(f"{where}: expected a list of messages")
         batch_delay = codec.check_delay(batch_delay, where)
-        sizes: list[int] = []
+        types, total, delays = _CONTENT_TYPES, 0, False
         for item in wire:
-            if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[1], bytes)):
-                raise TypeError(f"{where}: malformed message {item!r:.80}")
-            codec.check_content_type(item[0], where)
-            codec.check_delay(item[2], where)
-            sizes.append(len(item[1]))
-        try:
-            codec.check_sizes(sizes, where)
-        except codec.QueueLimitError as exc:
-            raise ValueError(str(exc)) from None
+            if item.__class__ is not list or len(item) != 3 or item[1].__class__ is not bytes:
+                if not isinstance(item, list) or len(item) != 3 or not isinstance(item[1], bytes):
+                    raise TypeError(f"{where}: malformed message {item!r:.80}")
+            content_type = item[0]
+            if content_type.__class__ is not str or content_type not in types:
+                codec.check_content_type(content_type, where)
+            if item[2] is not None:
+                codec.check_delay(item[2], where)
+                delays = True
+            total += len(item[1])
+        if not wire or len(wire) > codec.MAX_BATCH_MESSAGES or total > codec.MAX_MESSAGE_BYTES:
+            # may be over a limit (a batch over 128 KB in all may still be fine): the full check
+            try:
+                codec.check_sizes([len(item[1]) for item in wire], where)
+            except codec.QueueLimitError as exc:
+                raise ValueError(str(exc)) from None
         now = self.host.clock.now()
         ts = int(now * 1000)
-        ids: list[str] = []
-        rows = []
-        for content_type, body, delay in wire:
-            if delay is None:
-                delay = batch_delay if batch_delay is not None else default_delay
-            message_id = f"{self._id_prefix}{next(self._id_seq):016x}"
-            ids.append(message_id)
-            rows.append((message_id, ts, content_type, body, now + (delay or 0.0)))
-        self.store.insert(queue, rows)
-        self.kick(queue)
-        return ids
+        first = self._id_base + self._id_next  # the prefix's digits, then the counter's
+        self._id_next += len(wire)
+        ids = ["%032x" % n for n in range(first, first + len(wire))]  # noqa: UP031 - the fastest form
+        default = batch_delay if batch_delay is not None else default_delay
+        if not delays:
+            return Accepted(ids, ts, wire, now + (default or 0.0), None)
+        rows = [(message_id, ts, content_type, body, now + ((default if delay is None else delay) or 0.0))
+                for message_id, (content_type, body, delay) in zip(ids, wire, strict=True)]
+        return Accepted(ids, ts, wire, now, rows)
 
     def kick(self, queue: str) -> None:
         consumer = self.consumers.get(queue)
@@ -198,6 +287,9 @@ class Consumer:
         self.max_attempts = decl.max_retries + 1
         self.retry_delay = float(decl.retry_delay or 0)
         self.in_flight = 0
+        #: the last look for a batch left messages due but short of a batch (they need the
+        #: drain's batch-timeout timer)
+        self.waiting = False
         self._draining = False
         self._again = False
         self._timer: Any = None
@@ -229,21 +321,47 @@ class Consumer:
         store, clock = self.broker.store, self.broker.host.clock
         size, timeout = self.decl.max_batch_size, float(self.decl.max_batch_timeout)
         now = clock.now()
-        while self.in_flight < self.max_concurrency and not self.broker.stopped:
-            count, oldest = store.due(self.queue, now, size)
-            if oldest is None or (count < size and oldest + timeout > now):  # None: nothing due
-                break
-            taken = store.take(self.queue, now, size)
-            if not taken.count:
-                break
-            self.in_flight += 1
-            self.broker.host.spawn(self._deliver(taken), name=f"queues.deliver[{self.queue}]")
+        with store.transaction():
+            taken = self.take_ready(now)
+        for batch in taken:
+            self.start(batch)
         if self.in_flight >= self.max_concurrency or self.broker.stopped:
             return  # a finishing delivery kicks again
         _, oldest = store.due(self.queue, now, size)
         candidates = [w for w in (oldest + timeout if oldest is not None else None,
                                   store.next_visible(self.queue, now)) if w is not None]
         self._arm(min(candidates) if candidates else None)
+
+    def take_ready(self, now: float) -> list[Taken]:
+        """Take (in the caller's transaction) a batch for each free delivery slot while a
+        full batch is due, or one whose oldest message has waited ``max_batch_timeout``;
+        :meth:`start` each once committed."""
+        found: list[Taken] = []
+        free = self.max_concurrency - self.in_flight
+        while len(found) < free:
+            taken = self._take_one(now)
+            if taken is None:
+                break
+            found.append(taken)
+        return found
+
+    def _take_one(self, now: float) -> Taken | None:
+        """One batch, if one is ready (the rule of :meth:`take_ready`), taken in the
+        caller's transaction."""
+        if self.broker.stopped:
+            return None
+        store, size = self.broker.store, self.decl.max_batch_size
+        count, oldest = store.due(self.queue, now, size)
+        self.waiting = oldest is not None
+        if oldest is None or (count < size and oldest + float(self.decl.max_batch_timeout) > now):
+            return None  # nothing due, or a partial batch still inside its timeout
+        taken = store.take(self.queue, now, size)
+        return taken if taken.count else None
+
+    def start(self, taken: Taken) -> None:
+        """Deliver a committed take in a slot of its own."""
+        self.in_flight += 1
+        self.broker.host.spawn(self._deliver(taken), name=f"queues.deliver[{self.queue}]")
 
     def _arm(self, when: float | None) -> None:
         timer = self._timer
@@ -259,25 +377,38 @@ class Consumer:
             self._timer = None
 
     # -- delivering -------------------------------------------------------------------
-    async def _deliver(self, taken: Taken) -> None:
-        # the stored values as they are: the isolate decodes them (see pack.py)
-        payload = {"queue": self.queue, "parts": [[attempts, blob] for _, attempts, blob in taken.parts]}
-        started = time.perf_counter()
-        result: dict[str, Any] | None = None
+    async def _deliver(self, taken: Taken | None) -> None:
+        """Deliver batches in one slot: each outcome is recorded in the transaction that
+        takes the next batch, if one is ready, and this slot delivers it (one commit and no
+        new task per batch under load); when none is, the slot is freed and the drain runs."""
+        store = self.broker.store
         try:
-            result = await self.broker.host.invoke(self.worker, "queues.deliver", payload)
+            while taken is not None:
+                # the stored values as they are: the isolate decodes them (see pack.py)
+                payload = {"queue": self.queue, "parts": [[attempts, blob] for _, attempts, blob in taken.parts]}
+                started = time.perf_counter()
+                result: dict[str, Any] | None = None
+                try:
+                    result = await self.broker.host.invoke(self.worker, "queues.deliver", payload)
+                except asyncio.CancelledError:
+                    raise  # stopping: the rows stay in flight and are redelivered on start
+                except Exception as exc:
+                    log.error("queue %s: delivering a batch of %d message(s) to Worker %r failed: %s; "
+                              "the batch will be retried", self.queue, taken.count, self.worker, exc)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                with store.transaction():
+                    acked = self._settle(taken, result if isinstance(result, dict) else None)
+                    following = self._take_one(self.broker.host.clock.now())
+                log.info("QUEUE %s %d/%d (%.1f ms)", self.queue, acked, taken.count, elapsed_ms)
+                taken = following
         except asyncio.CancelledError:
-            self.in_flight -= 1  # stopping: the rows stay in flight and are redelivered on start
-            raise
-        except Exception as exc:
-            log.error("queue %s: delivering a batch of %d message(s) to Worker %r failed: %s; "
-                      "the batch will be retried", self.queue, taken.count, self.worker, exc)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        try:
-            acked = self._settle(taken, result if isinstance(result, dict) else None)
-            log.info("QUEUE %s %d/%d (%.1f ms)", self.queue, acked, taken.count, elapsed_ms)
-        finally:
             self.in_flight -= 1
+            raise
+        except BaseException:
+            self.in_flight -= 1
+            self.kick()
+            raise
+        self.in_flight -= 1
         self.kick()
 
     def _settle(self, taken: Taken, result: dict[str, Any] | None) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 from edgelet.bindings import BindingPlugin
 from edgelet.bindings.queues import schema
 from edgelet.bindings.queues.config import QueueProducer
+from edgelet.channel import NOT_NOW
 
 log = logging.getLogger("edgelet.queues")
 
@@ -64,6 +65,16 @@ class Plugin(BindingPlugin):
         self.broker.send(decl.queue, wire, batch_delay, float(decl.delivery_delay),
                          where=f"queue binding {binding} ({decl.queue})")
         return None
+
+    def binding_call_now(self, worker: str, binding: str, method: str, args: list[Any]) -> Any:
+        """``send`` read from an isolate's channel: checked now, stored with the other sends
+        of the same read in one commit, answered after it (``Broker.send_later``)."""
+        decl = self._producers.get((worker, binding))
+        if decl is None or method != "send" or self.broker is None:
+            return NOT_NOW
+        wire, batch_delay = args
+        return self.broker.send_later(decl.queue, wire, batch_delay, float(decl.delivery_delay),
+                                      where=f"queue binding {binding} ({decl.queue})")
 
     def queue_handle(self, worker: str | None, binding: str) -> Any:
         """A host-side handle on a queue, for tests: the producer API plus inspection.

@@ -26,6 +26,12 @@ const WORKLOADS = {
   d1: { name: "d1", scriptPath: script("d1"), d1Databases: { DB: "bench-d1" } },
   r2: { name: "r2", scriptPath: script("r2"), r2Buckets: { B: "bench-r2" } },
   do: { name: "do", scriptPath: script("do"), durableObjects: { COUNTER: "Counter" } },
+  // two Workers: the first answers HTTP and calls the class the second defines
+  do_cross: [
+    { name: "caller", scriptPath: script("do_cross_caller"),
+      durableObjects: { COUNTER: { className: "Counter", scriptName: "objects" } } },
+    { name: "objects", scriptPath: script("do_cross_objects"), durableObjects: { COUNTER: "Counter" } },
+  ],
   ws: { name: "ws", scriptPath: script("ws"), durableObjects: { ROOMS: "Room" } },
   queue: {
     name: "queue", scriptPath: script("queue"),
@@ -50,7 +56,7 @@ const mf = new Miniflare({
   defaultPersistRoot: persist,
   log: new Log(LogLevel[process.env.MINIFLARE_LOG_LEVEL || "WARN"]),
   cf: false, // no request.cf download: this machine reaches no outside host
-  workers: [{ ...COMPAT, ...worker }],
+  workers: (Array.isArray(worker) ? worker : [worker]).map((w) => ({ ...COMPAT, ...w })),
 });
 const url = await mf.ready;
 console.log(`ready ${url.href}`);
