@@ -72,6 +72,7 @@ class Engine:
         self.sleep = self.recorder.sleep
         self.wait_event = self.recorder.wait_event
         self.recorder.signal = self.runner.signal
+        self.runner.apply_recorded = self.recorder.apply_recorded
         self.attempt_started = self.recorder.attempt_started
         self.attempt_timer = self.recorder.attempt_timer
         self.rollback_done = self.recorder.rollback_done
@@ -96,9 +97,12 @@ class Engine:
                 paused += self.db.execute(
                     "UPDATE instances SET status = 'paused', wake_at = NULL, modified = ? "
                     "WHERE workflow = ? AND status = 'waitingForPause'", (now, name)).rowcount
+                # a new generation: a run of the last platform that is somehow still alive
+                # (an isolate commits its own steps, see local.py) can record nothing more
                 resumed += self.db.execute(
-                    "UPDATE instances SET status = 'waiting', wake_at = ?, modified = ? "
-                    "WHERE workflow = ? AND status = 'running'", (now, now, name)).rowcount
+                    "UPDATE instances SET status = 'waiting', wake_at = ?, modified = ?, "
+                    "generation = generation + 1 WHERE workflow = ? AND status = 'running'",
+                    (now, now, name)).rowcount
         if resumed or paused:
             log.info("WORKFLOWS resuming %d interrupted instance(s)%s", resumed,
                      f"; {paused} waiting for pause are now paused" if paused else "")

@@ -51,6 +51,8 @@ class Runner:
         self.scheduler = scheduler
         #: a virtual clock (tests): step attempt timeouts are measured on it by the recorder
         self.virtual = bool(getattr(self.clock, "virtual", False))
+        #: set by the engine: applies the notes of steps the isolate committed itself
+        self.apply_recorded: Any = None
 
     async def run(self, workflow: str, instance_id: str, seq: int) -> None:
         """Hold one running slot: dispatch, record the outcome, dispatch again if already due."""
@@ -73,6 +75,8 @@ class Runner:
                               "error": {"name": getattr(exc, "type_name", type(exc).__name__),
                                         "message": message}}
                 self.state.crashes.pop((workflow, instance_id), None)
+                if result.get("recorded") and self.apply_recorded is not None:
+                    self.apply_recorded(result["recorded"])  # before the outcome's own events
                 if result.get("outcome") == "complete" and await self._complete(
                         workflow, instance_id, seq, generation, result):
                     return
@@ -250,7 +254,10 @@ class Runner:
         delay = 2.0 ** (crashes - 1)
         new = "paused" if row[0] == "waitingForPause" else "waiting"
         with self.state.tx():
-            self.state.set(seq, status=new, wake_at=None if new == "paused" else now + delay)
+            # a new generation: the run given up on here may still be alive (a reload's
+            # grace period, a dispatch timeout) and commits its own steps (local.py)
+            self.state.set(seq, status=new, wake_at=None if new == "paused" else now + delay,
+                           generation=generation + 1)
         log.warning("WORKFLOW %s/%s: %s; running it again in %g s", workflow, instance_id, exc, delay)
         self.state.status_changed(workflow, instance_id, row[0], new)
         if new == "waiting":

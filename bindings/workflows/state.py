@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import schema
+from edgelet.bindings.workflows.records import StaleRunError
 from edgelet.group_commit import GroupCommit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,13 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("edgelet.workflows")
 
+__all__ = ["State", "StaleRunError", "WorkflowDef", "api_error"]
+
 
 _FINAL_EVENTS = {"complete": "workflow.completed", "errored": "workflow.errored",
                  "terminated": "workflow.terminated"}
-
-
-class StaleRunError(Exception):
-    """A run tried to record a step for an instance that was terminated or restarted."""
 
 
 def api_error(cls: type[Exception], message: str, status: int) -> Exception:
