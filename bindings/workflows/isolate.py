@@ -254,11 +254,19 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
 async def run_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dict[str, Any]:
     """Call the user's ``run(event, step)`` and report complete / errored / suspended, with
     the notes of the steps this isolate committed that the host has not been told of yet
-    (``recorded``: taken as the outcome is written, so nothing of this run comes after)."""
+    (``recorded``: taken as the outcome is written, so nothing of this run comes after).
+    A ``complete`` outcome is committed here when the isolate holds the file (``committed``;
+    see ``local.py``)."""
     session = RunSession(runtime, payload)
     outcome = await _run(runtime, session, payload)
-    if session.local is not None:
-        notes = session.local.take(session.workflow, session.instance)
+    writer = session.local
+    if writer is not None:
+        if outcome.get("outcome") == "complete" and writer.usable():
+            committed = await writer.complete(session.workflow, session.instance, session.generation,
+                                              outcome.get("output"))
+            if committed is not None:
+                outcome["committed"] = committed  # the host only does what follows it
+        notes = writer.take(session.workflow, session.instance)
         if notes:
             outcome["recorded"] = notes
     return outcome

@@ -15,11 +15,14 @@ the session's next call to the host, or with its outcome, or leaves on its own a
 ``NOTE_FLUSH_S``; a sequential run talks to the host at its start and end only. The host
 applies notes in the order the isolate committed them (``Recorder.apply_recorded``).
 
+The run's outcome ``complete`` is committed here too (``LocalRecorder.complete``), so a
+caller polling ``status()`` sees it at once; the host, told by the outcome, does the rest.
+
 What stays on the host (``RunSession.step_done`` decides): state in memory (no file to
 share), a virtual clock (attempt timeouts are host timers), a step whose attempt the host
 was told is still running (its ``attempts_in_flight`` row is the host's to remove), and
-every record that is not a finished step (retries, sleeps, events, rollbacks): none of
-them is per step.
+every record that is not a finished step or a completion (retries, sleeps, events,
+rollbacks, errors): none of them is per step.
 
 Sharing the file with the host: both connections use WAL, so readers never wait; writers
 take turns on SQLite's write lock (each side's transactions are short, and a side that
@@ -120,6 +123,29 @@ class LocalRecorder:
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(NOTE_FLUSH_S, self._flush)
         return {"pause": status == "waitingForPause"}
+
+    async def complete(self, workflow: str, instance: str, generation: int,
+                       output: bytes | None) -> dict[str, Any] | None:
+        """Commit the run's outcome ``complete`` (the instance's row): ``{"old": status,
+        "at": time}`` for the host, which then does what follows a completion (events,
+        the slot, watchers) without a commit of its own; None when the run no longer owns
+        the instance or the commit failed (the host records the outcome itself).
+
+        Why here: a caller polling ``status()`` sees ``complete`` as soon as this commit is
+        made, not once the host has been scheduled to read the outcome and commit it."""
+        group, db = self._group, self._db
+        if group is None or db is None:
+            return None
+
+        def write() -> dict[str, Any] | None:
+            now = time.time()
+            old = records.complete(db, workflow, instance, generation, output, now)
+            return None if old is None else {"old": old, "at": now}
+
+        try:
+            return await group.run(write)
+        except Exception:  # a full disk, say: the host tries (and reports) it
+            return None
 
     def take(self, workflow: str, instance: str) -> list[wire.Recorded]:
         """The instance's notes not yet told, handed to a message about to be written

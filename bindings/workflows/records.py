@@ -113,3 +113,17 @@ def rollback_row(db: sqlite3.Connection, instance: int, r: Any, state: str, atte
         "ended = excluded.ended, wake_at = excluded.wake_at",
         (instance, r.name, r.count, state, *error, r.config, start, None if state == "retrying" else now,
          wake_at))
+
+
+def complete(db: sqlite3.Connection, workflow: str, instance_id: str, generation: int, output: bytes | None,
+             now: float) -> str | None:
+    """The run's outcome ``complete``, inside the caller's transaction: the status the
+    instance had (``running`` or ``waitingForPause``), or None when this run no longer owns
+    it (terminated or restarted meanwhile: nothing written, the host sorts it out)."""
+    row = db.execute("SELECT seq, status, generation FROM instances WHERE workflow = ? AND id = ?",
+                     (workflow, instance_id)).fetchone()
+    if row is None or row[2] != generation or row[1] not in ("running", "waitingForPause"):
+        return None
+    db.execute("UPDATE instances SET status = 'complete', output = ?, ended = ?, modified = ? WHERE seq = ?",
+               (output, now, now, row[0]))
+    return str(row[1])

@@ -22,7 +22,7 @@ import json
 import logging
 from typing import Any
 
-from edgelet.bindings.workflows import views
+from edgelet.bindings.workflows import records, views
 from edgelet.bindings.workflows.recorder import take_event, wait_timeout_message
 from edgelet.bindings.workflows.scheduler import Scheduler
 from edgelet.bindings.workflows.state import State
@@ -77,9 +77,13 @@ class Runner:
                 self.state.crashes.pop((workflow, instance_id), None)
                 if result.get("recorded") and self.apply_recorded is not None:
                     self.apply_recorded(result["recorded"])  # before the outcome's own events
-                if result.get("outcome") == "complete" and await self._complete(
-                        workflow, instance_id, seq, generation, result):
-                    return
+                if result.get("outcome") == "complete":
+                    committed = result.get("committed")
+                    if committed is not None and self._completed_by_isolate(seq):
+                        self._after_complete(workflow, instance_id, str(committed.get("old")), result)
+                        return
+                    if await self._complete(workflow, instance_id, seq, generation, result):
+                        return
                 if not self._finish(workflow, instance_id, seq, generation, result):
                     return
             self._requeue_now(workflow, seq)
@@ -157,20 +161,26 @@ class Runner:
         many instances finish per turn); False when the run is no longer current, for
         :meth:`_finish` to sort out."""
         def write() -> str | None:
-            row = self.db.execute("SELECT status, generation FROM instances WHERE seq = ?", (seq,)).fetchone()
-            if row is None or row[1] != generation or row[0] not in ("running", "waitingForPause"):
-                return None
-            self.state.set(seq, status="complete", output=result.get("output"), ended=self.clock.now())
-            return str(row[0])
+            return records.complete(self.db, workflow, instance_id, generation, result.get("output"),
+                                    self.clock.now())
 
         old = await self.state.committed(write)
         if old is None:
             return False
+        self._after_complete(workflow, instance_id, old, result)
+        return True
+
+    def _completed_by_isolate(self, seq: int) -> bool:
+        """The isolate says it committed the completion (``local.py``): the row agrees."""
+        row = self.db.execute("SELECT status FROM instances WHERE seq = ?", (seq,)).fetchone()
+        return row is not None and row[0] == "complete"
+
+    def _after_complete(self, workflow: str, instance_id: str, old: str, result: dict[str, Any]) -> None:
+        """What follows the completion's commit: mocks reached, events, watchers."""
         mocks = self.mocks.get(workflow)
         if mocks is not None and result.get("touched"):
             mocks.reached.update(result["touched"])
         self.state.status_changed(workflow, instance_id, old, "complete")
-        return True
 
     def _finish(self, workflow: str, instance_id: str, seq: int, generation: int,
                 result: dict[str, Any]) -> bool:
