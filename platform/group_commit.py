@@ -30,9 +30,15 @@ class GroupCommit:
     """``await group.run(write)`` runs ``write()`` (SQL on ``conn``) and returns its result
     once the shared transaction has committed."""
 
-    def __init__(self, conn: sqlite3.Connection, what: str = "write") -> None:
+    def __init__(self, conn: sqlite3.Connection, what: str = "write", *,
+                 retry_busy_s: float | None = None) -> None:
         self.conn = conn
         self.what = what
+        #: another process holds the write lock (``conn`` has a busy timeout of 0): try
+        #: again after this long instead of failing, without blocking the loop as SQLite's
+        #: busy handler would (a Workflows isolate sharing the host's file; see
+        #: edgelet.bindings.workflows.local)
+        self.retry_busy_s = retry_busy_s
         #: each write with its future (run) or its callback (submit)
         self._batch: list[tuple[Callable[[], Any], Any]] = []
         #: a flush is scheduled (call_soon) for the writes waiting now
@@ -71,7 +77,14 @@ class GroupCommit:
             return
         outcomes: list[tuple[Any, Any, BaseException | None]] = []
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if self.retry_busy_s is None or exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    raise
+                self._batch[:0] = batch  # nothing ran yet: the same writes, a moment later
+                asyncio.get_running_loop().call_later(self.retry_busy_s, self.flush)
+                return
             if len(batch) == 1:  # alone (a sequential caller): the transaction is its savepoint
                 write, future = batch[0]
                 try:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from edgelet.bindings.workflows import schema
 from edgelet.bindings.workflows.records import StaleRunError
 from edgelet.group_commit import GroupCommit
+from edgelet.state import BUSY_TIMEOUT_MS
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.host_api import HostServices
@@ -81,8 +82,18 @@ class State:
         self.committed = self.group.run
 
     @contextmanager
-    def tx(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def tx(self, *, wait: bool = True) -> Iterator[None]:
+        """A write transaction. ``wait=False``: SQLITE_BUSY at once when another connection
+        (an isolate's, see local.py) holds the write lock, instead of SQLite's busy handler
+        sleeping the whole loop for 1, 2, 5 ... ms; for writes that can come back later."""
+        if wait:
+            self.db.execute("BEGIN IMMEDIATE")
+        else:
+            self.db.execute("PRAGMA busy_timeout = 0")
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            finally:
+                self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
             yield
             self.db.execute("COMMIT")
