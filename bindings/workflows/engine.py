@@ -367,9 +367,12 @@ class Engine:
                                             self._finished(row["seq"]))
 
     def _finished(self, seq: int) -> Callable[[], bool]:
+        """Whether the instance has ended and said so: a run still holding its slot may have
+        committed its completion in the isolate (local.py) before the host emitted the
+        last events, which a subscriber must still get."""
         def finished() -> bool:
-            row = self.db.execute("SELECT status FROM instances WHERE seq = ?", (seq,)).fetchone()
-            return row is None or row[0] in schema.FINISHED
+            row = self.db.execute("SELECT status, workflow, id FROM instances WHERE seq = ?", (seq,)).fetchone()
+            return row is None or (row[0] in schema.FINISHED and row[2] not in self.state.running.get(row[1], ()))
         return finished
 
     # -- the replay check ---------------------------------------------------------------------------

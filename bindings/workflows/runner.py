@@ -89,6 +89,7 @@ class Runner:
             self._requeue_now(workflow, seq)
         finally:
             self.state.running[workflow].discard(instance_id)
+            self.state.notify(workflow, instance_id)  # a test waiting for the run to be over
             self.scheduler.kick(workflow)
 
     def _prepare(self, workflow: str, seq: int) -> dict[str, Any] | None:
