@@ -29,6 +29,11 @@ log = logging.getLogger("edgelet.workflows")
 __all__ = ["State", "StaleRunError", "WorkflowDef", "api_error"]
 
 
+#: how soon the host's group commit that found the write lock held tries again: a timer,
+#: not a spin (the host serves everything else meanwhile; an isolate's commit takes tens
+#: of microseconds, but a descheduled isolate may hold the lock for longer)
+BUSY_RETRY_S = 0.001
+
 _FINAL_EVENTS = {"complete": "workflow.completed", "errored": "workflow.errored",
                  "terminated": "workflow.terminated"}
 
@@ -78,7 +83,9 @@ class State:
         self.events = EventLog(self)
         #: ``await state.committed(write)``: writes made in one loop turn (step records,
         #: creations from Workers, completions) share one commit, each caller answered after it
-        self.group = GroupCommit(self.db, "workflow record")
+        #: an isolate commits its own steps to this file (local.py): a held write lock makes
+        #: these writes come back a moment later instead of sleeping the host's loop
+        self.group = GroupCommit(self.db, "workflow record", retry_busy_s=BUSY_RETRY_S)
         self.committed = self.group.run
 
     @contextmanager
