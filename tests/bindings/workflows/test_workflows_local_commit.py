@@ -20,11 +20,12 @@ CONFIG = """
     workflows = [
       { name = "many", binding = "MANY", class_name = "Many" },
       { name = "endless", binding = "ENDLESS", class_name = "Endless" },
+      { name = "single", binding = "SINGLE", class_name = "Single", concurrency = 1 },
     ]
 """
 
 APP = """
-    import asyncio
+    import asyncio, time
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
 
     class Many(WorkflowEntrypoint):
@@ -46,8 +47,16 @@ APP = """
                 await asyncio.sleep(0.002)
                 i += 1
 
+    class Single(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await asyncio.sleep(0.05)
+            return await step.do("at", lambda: time.time())
+
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
+            if request.url.endswith("/single"):
+                made = [await self.env.SINGLE.create(id=f"o{i}") for i in range(3)]
+                return Response(" ".join([(await m.status())["status"] for m in made]))
             inst = await self.env.MANY.create(params={"steps": 5})
             while (await inst.status())["status"] != "complete":
                 await asyncio.sleep(0.001)
@@ -148,3 +157,16 @@ async def test_the_hosts_event_write_waits_for_a_held_lock_without_stalling(tmp_
         stored = p.host.plugin("workflows").engine.db.execute(
             "SELECT type FROM history_events WHERE instance = ? ORDER BY id DESC LIMIT 1", (seq,)).fetchone()
         assert stored == ("workflow.paused",)
+
+
+async def test_an_instance_a_worker_creates_starts_at_once_but_never_ahead_of_the_queue(tmp_path: Path) -> None:
+    # a free slot runs it in its creation's commit; with the slot taken, the next ones queue
+    # and start in creation order, as a drain would start them
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state") as p:
+        resp = await p.fetch("/single")
+        assert await resp.text() == "running queued queued"
+        handle = workflow(p, "SINGLE")
+        ended = [(await (await handle.get(f"o{i}")).wait_for_status("complete", timeout=20)).output
+                 for i in range(3)]
+        assert ended == sorted(ended)
