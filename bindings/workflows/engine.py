@@ -72,6 +72,7 @@ class Engine:
         self.sleep = self.recorder.sleep
         self.wait_event = self.recorder.wait_event
         self.recorder.signal = self.runner.signal
+        self.runner.apply_recorded = self.recorder.apply_recorded
         self.attempt_started = self.recorder.attempt_started
         self.attempt_timer = self.recorder.attempt_timer
         self.rollback_done = self.recorder.rollback_done
@@ -96,9 +97,12 @@ class Engine:
                 paused += self.db.execute(
                     "UPDATE instances SET status = 'paused', wake_at = NULL, modified = ? "
                     "WHERE workflow = ? AND status = 'waitingForPause'", (now, name)).rowcount
+                # a new generation: a run of the last platform that is somehow still alive
+                # (an isolate commits its own steps, see local.py) can record nothing more
                 resumed += self.db.execute(
-                    "UPDATE instances SET status = 'waiting', wake_at = ?, modified = ? "
-                    "WHERE workflow = ? AND status = 'running'", (now, now, name)).rowcount
+                    "UPDATE instances SET status = 'waiting', wake_at = ?, modified = ?, "
+                    "generation = generation + 1 WHERE workflow = ? AND status = 'running'",
+                    (now, now, name)).rowcount
         if resumed or paused:
             log.info("WORKFLOWS resuming %d interrupted instance(s)%s", resumed,
                      f"; {paused} waiting for pause are now paused" if paused else "")
@@ -136,19 +140,33 @@ class Engine:
 
     def create_batch(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]],
                      trigger: str = "api") -> list[dict[str, Any]]:
-        """Create up to 100 instances atomically: all of them or, on any error, none."""
+        """Create up to 100 instances atomically: all of them or, on any error, none.
+        They start ``queued`` (a drain runs them): a caller that pauses or terminates one
+        right after creating it finds it not started yet."""
         ids = self._new_ids(workflow, items)
         with self.state.tx():
-            self._insert(workflow, ids, items, trigger)
+            self._insert(workflow, ids, items, trigger, claim=False)
         return self._created(workflow, ids, trigger)
 
     async def create_batch_grouped(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]],
                                    trigger: str = "api") -> list[dict[str, Any]]:
         """:meth:`create_batch` sharing the loop turn's commit with step records and other
-        creations (Workers creating instances under load); returns once committed."""
+        creations (Workers creating instances under load); returns once committed. An
+        instance a free slot can take is written ``running`` in that same commit and its
+        run starts at once (``Scheduler.claim``): the Worker's next call finds it running,
+        as it would after a drain, one commit and two tasks sooner."""
         ids = self._new_ids(workflow, items)
-        await self.state.committed(lambda: self._insert(workflow, ids, items, trigger))
-        return self._created(workflow, ids, trigger)
+        claimed: list[str] = []
+
+        def write() -> None:
+            claimed.extend(self._insert(workflow, ids, items, trigger, claim=True))
+
+        try:
+            await self.state.committed(write)
+        except BaseException:
+            self.scheduler.release(workflow, claimed)
+            raise
+        return self._created(workflow, ids, trigger, claimed)
 
     def _new_ids(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]]) -> list[str]:
         """The batch's instance ids (given or new), checked before anything is written."""
@@ -170,8 +188,10 @@ class Engine:
         return ids
 
     def _insert(self, workflow: str, ids: list[str], items: Sequence[tuple[str | None, bytes | None]],
-                trigger: str) -> None:
-        """The rows of a new batch (inside a transaction); refuses an id already in use."""
+                trigger: str, *, claim: bool) -> list[str]:
+        """The rows of a new batch (inside a transaction); refuses an id already in use.
+        With ``claim``, those the scheduler lets start at once are written ``running``
+        (returned)."""
         now = self.clock.now()
         for instance_id in ids:
             row = self.db.execute("SELECT status FROM instances WHERE workflow = ? AND id = ?",
@@ -179,20 +199,33 @@ class Engine:
             if row is not None:
                 raise api_error(ValueError, f"instance id '{instance_id}' is already in use in workflow "
                                             f"'{workflow}' (status {row[0]}); choose another id", 409)
-        self.db.executemany(
-            "INSERT INTO instances (workflow, id, status, params, trigger, created, modified) "
-            "VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-            [(workflow, i, p, trigger, now, now) for i, (_, p) in zip(ids, items, strict=False)])
+        claimed = self.scheduler.claim(workflow, ids) if claim else []
+        running = set(claimed)
+        try:
+            self.db.executemany(
+                "INSERT INTO instances (workflow, id, status, params, trigger, created, modified, started) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(workflow, i, "running" if i in running else "queued", p, trigger, now, now,
+                  now if i in running else None) for i, (_, p) in zip(ids, items, strict=False)])
+        except BaseException:
+            self.scheduler.release(workflow, claimed)
+            raise
+        return claimed
 
-    def _created(self, workflow: str, ids: list[str], trigger: str) -> list[dict[str, Any]]:
-        """After the commit: log, wake watchers, start what a free slot allows."""
-        self._queued_events(workflow, ids, self.clock.now())  # committed: subscribers may see them
+    def _created(self, workflow: str, ids: list[str], trigger: str,
+                 claimed: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """After the commit: log, wake watchers, run the claimed instances, start what a
+        free slot allows."""
+        seqs = self._queued_events(workflow, ids, self.clock.now())  # committed: subscribers may see them
         if log.isEnabledFor(logging.INFO):
             for instance_id in ids:
                 log.info("WORKFLOW %s/%s queued (%s)", workflow, instance_id, trigger)
         for instance_id in ids:
             self.state.notify(workflow, instance_id)
-        self.scheduler.kick(workflow)
+        if claimed:
+            self.scheduler.start_claimed(workflow, [(seqs[i], i) for i in claimed])
+        if len(claimed) < len(ids):
+            self.scheduler.kick(workflow)
         return [{"id": i, "status": "queued"} for i in ids]
 
     def create_many(self, workflow: str, items: Sequence[tuple[str | None, bytes | None]],
@@ -249,13 +282,17 @@ class Engine:
         return {"created": [iid for _, iid in created],
                 "errors": [{"index": i, "error": failed[i]} for i in sorted(failed)]}
 
-    def _queued_events(self, workflow: str, ids: Sequence[str], now: float) -> None:
+    def _queued_events(self, workflow: str, ids: Sequence[str], now: float) -> dict[str, int]:
+        """Emit ``workflow.queued`` for new instances; their seqs by id."""
+        seqs: dict[str, int] = {}
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             marks = ",".join("?" * len(part))
-            for (seq,) in self.db.execute(f"SELECT seq FROM instances WHERE workflow = ? AND id IN ({marks}) "
-                                          f"ORDER BY seq", (workflow, *part)):
+            for seq, iid in self.db.execute(f"SELECT seq, id FROM instances WHERE workflow = ? AND id IN "
+                                            f"({marks}) ORDER BY seq", (workflow, *part)):
                 self.state.events.emit(seq, "workflow.queued", now)
+                seqs[iid] = seq
+        return seqs
 
     def delete(self, workflow: str, instance_id: str) -> None:
         """Remove a finished instance and its whole history; a live one raises (409)."""
@@ -330,9 +367,12 @@ class Engine:
                                             self._finished(row["seq"]))
 
     def _finished(self, seq: int) -> Callable[[], bool]:
+        """Whether the instance has ended and said so: a run still holding its slot may have
+        committed its completion in the isolate (local.py) before the host emitted the
+        last events, which a subscriber must still get."""
         def finished() -> bool:
-            row = self.db.execute("SELECT status FROM instances WHERE seq = ?", (seq,)).fetchone()
-            return row is None or row[0] in schema.FINISHED
+            row = self.db.execute("SELECT status, workflow, id FROM instances WHERE seq = ?", (seq,)).fetchone()
+            return row is None or (row[0] in schema.FINISHED and row[2] not in self.state.running.get(row[1], ()))
         return finished
 
     # -- the replay check ---------------------------------------------------------------------------

@@ -116,7 +116,7 @@ class EventLog:
         if not self._flush_soon:
             self._flush_soon = True
             try:
-                self._timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self.flush)
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._flush_later)
             except RuntimeError:  # no loop (a synchronous caller): write now
                 self.flush()
 
@@ -141,8 +141,11 @@ class EventLog:
         """The engine stops: write what is buffered now; the timer must not outlive the database."""
         self.flush()
 
-    def flush(self) -> None:
-        """Write buffered events now (one transaction of their own)."""
+    def flush(self, *, wait: bool = True) -> None:
+        """Write buffered events now (one transaction of their own). ``wait=False`` (the
+        timer's flush): if the write lock is held (an isolate committing its own steps,
+        see local.py), keep the events and try again after ``FLUSH_AFTER_S`` rather than
+        stall the host's loop in SQLite's busy handler for a millisecond or more."""
         self._flush_soon = False
         if self._timer is not None:
             self._timer.cancel()  # harmless when it is the one firing now
@@ -151,11 +154,20 @@ class EventLog:
         if not rows:
             return
         try:
-            with self.state.tx():
+            with self.state.tx(wait=wait):
                 self.insert(rows)
+        except sqlite3.OperationalError as exc:
+            self.put_back(rows)
+            if wait or exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            self._flush_soon = True
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._flush_later)
         except sqlite3.Error:
-            self.put_back(rows)  # a busy or full disk: try again with the next ones
+            self.put_back(rows)  # a full disk: try again with the next ones
             raise
+
+    def _flush_later(self) -> None:
+        self.flush(wait=False)
 
     # -- reading ---------------------------------------------------------------------------------
     def after(self, seq: int, cursor: int, limit: int = PAGE) -> list[Row]:

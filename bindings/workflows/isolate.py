@@ -12,7 +12,7 @@ import datetime as _dt
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from edgelet.bindings.workflows import codec, rules
+from edgelet.bindings.workflows import codec, local, rules
 from edgelet.bindings.workflows.codec import AttrDict, attrs
 from edgelet.bindings.workflows.entrypoint import WorkflowEntrypoint
 from edgelet.bindings.workflows.step import KIND_WORDS, RunSession, WorkflowStep, error_info
@@ -219,6 +219,12 @@ def batch_items(where: str, batch: dict[str, Any]) -> tuple[list[list[Any]], lis
     return items, errors
 
 
+def setup(runtime: IsolateServices, options: dict[str, Any]) -> None:
+    """This isolate runs workflows: ``database`` names the file it commits finished steps
+    to itself (``local.py``), or is None when the host records everything."""
+    local.configure(runtime, options.get("database"))
+
+
 def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> Any:
     return WorkflowBinding(name, options, runtime)
 
@@ -246,10 +252,29 @@ async def handle_event(runtime: IsolateServices, event: str, payload: Any) -> An
 
 
 async def run_instance(runtime: IsolateServices, payload: dict[str, Any]) -> dict[str, Any]:
-    """Call the user's ``run(event, step)`` and report complete / errored / suspended."""
+    """Call the user's ``run(event, step)`` and report complete / errored / suspended, with
+    the notes of the steps this isolate committed that the host has not been told of yet
+    (``recorded``: taken as the outcome is written, so nothing of this run comes after).
+    A ``complete`` outcome is committed here when the isolate holds the file (``committed``;
+    see ``local.py``)."""
+    session = RunSession(runtime, payload)
+    outcome = await _run(runtime, session, payload)
+    writer = session.local
+    if writer is not None:
+        if outcome.get("outcome") == "complete" and writer.usable():
+            committed = await writer.complete(session.workflow, session.instance, session.generation,
+                                              outcome.get("output"))
+            if committed is not None:
+                outcome["committed"] = committed  # the host only does what follows it
+        notes = writer.take(session.workflow, session.instance)
+        if notes:
+            outcome["recorded"] = notes
+    return outcome
+
+
+async def _run(runtime: IsolateServices, session: RunSession, payload: dict[str, Any]) -> dict[str, Any]:
     from edgelet.runtime.entrypoints import call_handler
 
-    session = RunSession(runtime, payload)
     key = (session.workflow, session.instance)
     cls = runtime.classes().get(payload["class"])
     if cls is None or not callable(getattr(cls, "run", None)):

@@ -66,8 +66,17 @@ class Plugin(BindingPlugin):
         return {decl.binding: {"workflow": decl.name} for decl in worker.decls(self.kind)}
 
     def isolate_options(self, worker: WorkerConfig) -> dict[str, Any] | None:
-        """Workers that run a workflow class record its steps through the host."""
-        return {} if any(d.script == worker.name for d in self._defs.values()) else None
+        """Workers that run a workflow class record its steps; ``database``: the file their
+        isolate commits finished steps to itself (``local.py``), when the state is on disk
+        and the clock is real (a virtual clock times attempts out on host timers)."""
+        if not any(d.script == worker.name for d in self._defs.values()):
+            return None
+        host = self.host
+        if host is None or host.state_dir is None or getattr(host.clock, "virtual", False):
+            return {"database": None}
+        from edgelet.bindings.workflows import schema
+        from edgelet.state import database_path
+        return {"database": str(database_path(host.state_dir, schema.DATABASE))}
 
     # -- life cycle ----------------------------------------------------------------------------
     async def start(self, host: HostServices) -> None:
@@ -130,9 +139,14 @@ class Plugin(BindingPlugin):
         """Step records from a running session; only the Worker that runs the workflow may."""
         engine = self._engine()
         payload = args[0]
+        if method == "recorded":  # steps the isolate committed itself, told afterwards
+            self._recorded(engine, worker, args[0])
+            return None
         d = engine.defs.get(payload[0])
         if d is None or d.script != worker:
             raise PermissionError(f"Worker {worker!r} does not run workflow {payload[0]!r}")
+        if len(args) > 1:  # notes of steps committed before this record, riding with it
+            self._recorded(engine, worker, args[1])
         handler = {"step_done": engine.step_done, "step_retry": engine.step_retry,
                    "sleep": engine.sleep, "wait_event": engine.wait_event,
                    "rollback_done": engine.rollback_done, "rollback_retry": engine.rollback_retry,
@@ -142,19 +156,35 @@ class Plugin(BindingPlugin):
         return await handler(payload)
 
     def isolate_call_now(self, worker: str, method: str, args: list[Any]) -> Any:
-        """``step_done``, the per-step record, answered on the channel's own read: its write
-        joins the group commit, which the channel runs once it has read every message of
-        that read, and the answer leaves with the others (no task, no extra loop turn).
-        Everything else, and a Worker that may not record, takes the async path."""
+        """``step_done`` (the per-step record when the host commits it) and ``recorded``
+        (notes of steps the isolate committed), answered on the channel's own read:
+        ``step_done``'s write joins the group commit, which the channel runs once it has
+        read every message of that read, and the answer leaves with the others (no task,
+        no extra loop turn). Everything else, and a Worker that may not record, takes the
+        async path."""
         engine = self.engine
-        if method != "step_done" or engine is None:
+        if engine is None or method not in ("step_done", "recorded"):
             return NOT_NOW
+        if method == "recorded":
+            self._recorded(engine, worker, args[0])
+            return None
         d = engine.defs.get(args[0][0])
         if d is None or d.script != worker:
             return NOT_NOW  # handle_isolate_call refuses it, with the reason
+        if len(args) > 1:
+            self._recorded(engine, worker, args[1])
         answer = Later(engine.state.group.flush)
         engine.recorder.step_done_later(args[0], answer)
         return answer
+
+    @staticmethod
+    def _recorded(engine: Engine, worker: str, notes: list[Any]) -> None:
+        """Apply notes of committed steps (events, log lines, watchers), each only for a
+        workflow this Worker runs: they are its own records, told after its commit."""
+        mine = [n for n in notes if (d := engine.defs.get(n[0][0])) is not None and d.script == worker]
+        if len(mine) != len(notes):
+            log.warning("Worker %r sent notes of steps of workflows it does not run; ignored", worker)
+        engine.recorder.apply_recorded(mine)
 
     def _engine(self) -> Engine:
         if self.engine is None:

@@ -1,11 +1,14 @@
 """What a running instance records: step results, retries, sleeps and event waits.
 
 Why a module of its own: these calls arrive from the isolate (through the internal binding,
-see ``isolate.py``) once per step, so they are the hot path, and they carry the durability
-promise: each record is committed before the step's caller sees the value. Records that
-arrive in the same loop turn share one transaction (group commit) so that the commit is not
-the cost of a step. The functions at the bottom (events and timeouts as history values) are
-shared with ``runner.py``, which resolves due waits before a dispatch.
+see ``isolate.py``) and carry the durability promise: each record is committed before the
+step's caller sees the value. Records that arrive in the same loop turn share one
+transaction (group commit) so that the commit is not the cost of a step. With the state on
+disk, the per-step record (``step_done``) is committed by the isolate itself (``local.py``)
+and reaches this module afterwards, as a note (:meth:`Recorder.apply_recorded`), for the
+events, log line and watchers; the SQL of both paths is ``records.py``. The functions at
+the bottom (events and timeouts as history values) are shared with ``runner.py``, which
+resolves due waits before a dispatch.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from edgelet.bindings.workflows import codec, rules, views, wire
+from edgelet.bindings.workflows import codec, records, rules, views, wire
 from edgelet.bindings.workflows.events import REDACTED_BLOB, attempt_events
-from edgelet.bindings.workflows.state import StaleRunError, State
+from edgelet.bindings.workflows.state import State
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.channel import Later
@@ -35,10 +38,6 @@ class Recorder:
         self.state = state
         self.clock = state.clock
         self.db = state.db
-        # one sequence for steps and rollbacks: both tables order their rows by it
-        self._step_seq = int(self.db.execute(
-            "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM steps), "
-            "(SELECT COALESCE(MAX(seq), 0) FROM rollbacks))").fetchone()[0])
         #: this platform run; in-flight attempt rows of another run were cut off by a crash
         self.boot = time.time()
         #: (instance seq, step, count) with an attempts_in_flight row of this run
@@ -51,60 +50,7 @@ class Recorder:
         self._committed = state.committed
 
     def _live(self, workflow: str, instance_id: str, generation: int) -> tuple[int, str]:
-        """The instance's ``(seq, status)`` if this run still owns it; else StaleRunError.
-
-        Why: a restart or terminate bumps ``generation`` while the old run may still be
-        executing; its records must not land in the new history.
-        """
-        row = self.db.execute("SELECT seq, status, generation FROM instances WHERE workflow = ? AND id = ?",
-                              (workflow, instance_id)).fetchone()
-        if row is None or row[2] != generation or row[1] not in ("running", "waitingForPause"):
-            state = "gone" if row is None else row[1]
-            raise StaleRunError(f"instance '{instance_id}' of workflow '{workflow}' is no longer run "
-                                f"by this dispatch ({state}); nothing more is recorded")
-        return row[0], row[1]
-
-    def _next_step_seq(self) -> int:
-        self._step_seq += 1
-        return self._step_seq
-
-    def _upsert_step(self, seq: int, name: str, count: int, kind: str, state: str, *,
-                     value: bytes | None = None, error: tuple[str | None, str | None] = (None, None),
-                     config: str | None = None, started: float, ended: float | None,
-                     wake_at: float | None = None) -> None:
-        """Insert the step's row, or update an existing one's outcome (``started``, ``seq`` and
-        ``kind`` stay as first recorded)."""
-        self.db.execute(
-            "INSERT INTO steps (instance, name, count, seq, kind, state, value, error_name, error_message, "
-            "config, started, ended, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(instance, name, count) DO UPDATE SET state = excluded.state, value = excluded.value, "
-            "error_name = excluded.error_name, error_message = excluded.error_message, "
-            "config = excluded.config, ended = excluded.ended, wake_at = excluded.wake_at",
-            (seq, name, count, self._next_step_seq(), kind, state, value, error[0], error[1], config,
-             started, ended, wake_at))
-
-    def _record_attempts(self, seq: int, name: str, count: int, first: int,
-                         attempts: list[wire.Attempt], now: float) -> float:
-        """Store attempts timed backwards from ``now`` (durations are measured in the isolate).
-
-        A step that succeeded at its first attempt stores none: that attempt is the step
-        row's own start and end, and ``views.steps`` lists it from there. Why: it is nearly
-        every step, and its row was one B-tree page more in every step's commit.
-        """
-        if first == 1 and len(attempts) == 1 and attempts[0].success:
-            return now - max(float(attempts[0].duration_s), 0.0)
-        end = now
-        rows = []
-        for i in range(len(attempts) - 1, -1, -1):
-            a = attempts[i]
-            start = end - max(float(a.duration_s), 0.0)
-            rows.append((seq, name, count, first + i, start, end, 1 if a.success else 0, a.error_name,
-                         a.error_message))
-            end = start
-        self.db.executemany(
-            "INSERT OR REPLACE INTO attempts (instance, name, count, attempt, started, ended, success, "
-            "error_name, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        return end
+        return records.live(self.db, workflow, instance_id, generation)
 
     async def step_done(self, args: list[Any]) -> dict[str, Any]:
         """A step finished for good (ok, or failed with no retry left); committed before return."""
@@ -133,20 +79,13 @@ class Recorder:
     def _step_done_write(self, args: list[Any]) -> tuple[wire.StepDone, list[wire.Attempt],
                                                          Callable[[], tuple[str, int, float]]]:
         r = wire.StepDone(*args)
-        workflow, instance_id, name, count, state = r.workflow, r.instance, r.name, r.count, r.state
-        attempts, first = wire.attempts_of(r.attempts), r.first
-
-        self._cancel_timer(workflow, instance_id, name, count)
+        attempts = wire.attempts_of(r.attempts)
+        self._cancel_timer(r.workflow, r.instance, r.name, r.count)
 
         def op() -> tuple[str, int, float]:
-            seq, status = self._live(workflow, instance_id, r.generation)
             now = self.clock.now()
-            self._clear_in_flight(seq, name, count)
-            start = self._record_attempts(seq, name, count, first, attempts, now)
-            # a row from an earlier attempt keeps its `started` (the upsert leaves it alone)
-            self._upsert_step(seq, name, count, "step", state, value=r.value,
-                              error=(r.error_name, r.error_message), config=r.config,
-                              started=start, ended=now)
+            status, seq = records.step_done(self.db, r, attempts, now)
+            self._clear_in_flight(seq, r.name, r.count)
             return status, seq, now
 
         return r, attempts, op
@@ -176,9 +115,17 @@ class Recorder:
         self.state.notify(workflow, instance_id)
         return {"pause": status == "waitingForPause"}
 
+    def apply_recorded(self, notes: list[Any]) -> None:
+        """Steps the isolate committed itself (``local.py``): what follows a commit here
+        (events, the log line, watchers), in the order the isolate committed them."""
+        for note in notes:
+            n = wire.Recorded(*note)
+            r = wire.StepDone(*n.record)
+            self._step_done_after(r, wire.attempts_of(r.attempts), (n.status, n.seq, n.at))
+
     async def step_retry(self, args: list[Any]) -> dict[str, Any]:
         """An attempt failed and a retry is due after a delay: record it, then the run unwinds."""
-        r = wire.StepRetry(*args)
+        r = wire.Retry(*args)
         workflow, instance_id, generation, name, count = r.workflow, r.instance, r.generation, r.name, r.count
         attempts, config, first, delay = wire.attempts_of(r.attempts), r.config, r.first, r.delay_s
 
@@ -191,9 +138,9 @@ class Recorder:
             at = now + float(delay)
             existing = self.db.execute("SELECT started FROM steps WHERE instance = ? AND name = ? AND "
                                        "count = ?", (seq, name, count)).fetchone()
-            start = self._record_attempts(seq, name, count, first, attempts, now)
-            self._upsert_step(seq, name, count, "step", "retrying", config=config,
-                              started=existing[0] if existing else start, ended=None, wake_at=at)
+            start = records.record_step_attempts(self.db, seq, name, count, first, attempts, now)
+            records.upsert_step(self.db, seq, name, count, "step", "retrying", config=config,
+                                started=existing[0] if existing else start, ended=None, wake_at=at)
             return at, seq, now
 
         at, seq, now = await self._committed(op)
@@ -216,8 +163,8 @@ class Recorder:
             now = self.clock.now()
             end = float(until) if until is not None else now + float(seconds or 0)
             done = end <= now
-            self._upsert_step(seq, name, count, "sleep", "ok" if done else "pending", started=now,
-                              ended=now if done else None, wake_at=end)
+            records.upsert_step(self.db, seq, name, count, "sleep", "ok" if done else "pending", started=now,
+                                ended=now if done else None, wake_at=end)
             return now, end, seq
 
         now, end, seq = await self._committed(op)
@@ -242,20 +189,20 @@ class Recorder:
             now = self.clock.now()
             if mock == "timeout":
                 message = wait_timeout_message(name, event_type, timeout_s)
-                self._upsert_step(seq, name, count, "waitForEvent", "failed", config=config, started=now,
-                                  ended=now, error=("WorkflowTimeoutError", message))
+                records.upsert_step(self.db, seq, name, count, "waitForEvent", "failed", config=config,
+                                    started=now, ended=now, error=("WorkflowTimeoutError", message))
                 return {"error": {"name": "WorkflowTimeoutError", "message": message}, "seq": seq, "now": now}
             if isinstance(mock, dict):
                 value: bytes | None = event_value(mock.get("payload"), now, event_type)
             else:
                 value = take_event(self.db, seq, event_type, name, count)
             if value is not None:
-                self._upsert_step(seq, name, count, "waitForEvent", "ok", value=value, config=config,
-                                  started=now, ended=now)
+                records.upsert_step(self.db, seq, name, count, "waitForEvent", "ok", value=value,
+                                    config=config, started=now, ended=now)
                 return {"value": value, "seq": seq, "now": now}
             at = now + float(timeout_s)
-            self._upsert_step(seq, name, count, "waitForEvent", "pending", config=config,
-                              started=now, ended=None, wake_at=at)
+            records.upsert_step(self.db, seq, name, count, "waitForEvent", "pending", config=config,
+                                started=now, ended=None, wake_at=at)
             return {"at": at, "seq": seq, "now": now}
 
         result = await self._committed(op)
@@ -320,29 +267,6 @@ class Recorder:
         return {}
 
     # -- rollbacks ------------------------------------------------------------------------------
-    def _rollback_row(self, seq: int, r: Any, state: str, attempts: list[wire.Attempt], now: float,
-                      wake_at: float | None) -> None:
-        end = now
-        rows = []
-        for i in range(len(attempts) - 1, -1, -1):
-            a = attempts[i]
-            start = end - max(float(a.duration_s), 0.0)
-            rows.append((seq, r.name, r.count, r.first + i, start, end, 1 if a.success else 0, a.error_name,
-                         a.error_message))
-            end = start
-        self.db.executemany(
-            "INSERT OR REPLACE INTO rollback_attempts (instance, name, count, attempt, started, ended, success, "
-            "error_name, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        error = (getattr(r, "error_name", None), getattr(r, "error_message", None))
-        self.db.execute(
-            "INSERT INTO rollbacks (instance, name, count, seq, state, error_name, error_message, config, "
-            "started, ended, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(instance, name, count) DO UPDATE SET state = excluded.state, "
-            "error_name = excluded.error_name, error_message = excluded.error_message, "
-            "ended = excluded.ended, wake_at = excluded.wake_at",
-            (seq, r.name, r.count, self._next_step_seq(), state, *error, r.config, end,
-             None if state == "retrying" else now, wake_at))
-
     def _rollback_started(self, seq: int, name: str, count: int, first: int, attempts: list[wire.Attempt],
                           now: float) -> None:
         if first == 1:
@@ -357,7 +281,7 @@ class Recorder:
         def op() -> tuple[int, float]:
             seq, _status = self._live(r.workflow, r.instance, r.generation)
             now = self.clock.now()
-            self._rollback_row(seq, r._replace(attempts=attempts), r.state, attempts, now, None)
+            records.rollback_row(self.db, seq, r, r.state, attempts, now, None)
             return seq, now
 
         seq, now = await self._committed(op)
@@ -377,14 +301,14 @@ class Recorder:
 
     async def rollback_retry(self, args: list[Any]) -> dict[str, Any]:
         """A rollback attempt failed and the next is due after a delay."""
-        r = wire.RollbackRetry(*args)
+        r = wire.Retry(*args)
         attempts = wire.attempts_of(r.attempts)
 
         def op() -> tuple[float, int, float]:
             seq, _status = self._live(r.workflow, r.instance, r.generation)
             now = self.clock.now()
             at = now + float(r.delay_s)
-            self._rollback_row(seq, r, "retrying", attempts, now, at)
+            records.rollback_row(self.db, seq, r, "retrying", attempts, now, at)
             return at, seq, now
 
         at, seq, now = await self._committed(op)

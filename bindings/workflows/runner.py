@@ -22,7 +22,7 @@ import json
 import logging
 from typing import Any
 
-from edgelet.bindings.workflows import views
+from edgelet.bindings.workflows import records, views
 from edgelet.bindings.workflows.recorder import take_event, wait_timeout_message
 from edgelet.bindings.workflows.scheduler import Scheduler
 from edgelet.bindings.workflows.state import State
@@ -51,6 +51,8 @@ class Runner:
         self.scheduler = scheduler
         #: a virtual clock (tests): step attempt timeouts are measured on it by the recorder
         self.virtual = bool(getattr(self.clock, "virtual", False))
+        #: set by the engine: applies the notes of steps the isolate committed itself
+        self.apply_recorded: Any = None
 
     async def run(self, workflow: str, instance_id: str, seq: int) -> None:
         """Hold one running slot: dispatch, record the outcome, dispatch again if already due."""
@@ -73,14 +75,21 @@ class Runner:
                               "error": {"name": getattr(exc, "type_name", type(exc).__name__),
                                         "message": message}}
                 self.state.crashes.pop((workflow, instance_id), None)
-                if result.get("outcome") == "complete" and await self._complete(
-                        workflow, instance_id, seq, generation, result):
-                    return
+                if result.get("recorded") and self.apply_recorded is not None:
+                    self.apply_recorded(result["recorded"])  # before the outcome's own events
+                if result.get("outcome") == "complete":
+                    committed = result.get("committed")
+                    if committed is not None and self._completed_by_isolate(seq):
+                        self._after_complete(workflow, instance_id, str(committed.get("old")), result)
+                        return
+                    if await self._complete(workflow, instance_id, seq, generation, result):
+                        return
                 if not self._finish(workflow, instance_id, seq, generation, result):
                     return
             self._requeue_now(workflow, seq)
         finally:
             self.state.running[workflow].discard(instance_id)
+            self.state.notify(workflow, instance_id)  # a test waiting for the run to be over
             self.scheduler.kick(workflow)
 
     def _prepare(self, workflow: str, seq: int) -> dict[str, Any] | None:
@@ -153,20 +162,26 @@ class Runner:
         many instances finish per turn); False when the run is no longer current, for
         :meth:`_finish` to sort out."""
         def write() -> str | None:
-            row = self.db.execute("SELECT status, generation FROM instances WHERE seq = ?", (seq,)).fetchone()
-            if row is None or row[1] != generation or row[0] not in ("running", "waitingForPause"):
-                return None
-            self.state.set(seq, status="complete", output=result.get("output"), ended=self.clock.now())
-            return str(row[0])
+            return records.complete(self.db, workflow, instance_id, generation, result.get("output"),
+                                    self.clock.now())
 
         old = await self.state.committed(write)
         if old is None:
             return False
+        self._after_complete(workflow, instance_id, old, result)
+        return True
+
+    def _completed_by_isolate(self, seq: int) -> bool:
+        """The isolate says it committed the completion (``local.py``): the row agrees."""
+        row = self.db.execute("SELECT status FROM instances WHERE seq = ?", (seq,)).fetchone()
+        return row is not None and row[0] == "complete"
+
+    def _after_complete(self, workflow: str, instance_id: str, old: str, result: dict[str, Any]) -> None:
+        """What follows the completion's commit: mocks reached, events, watchers."""
         mocks = self.mocks.get(workflow)
         if mocks is not None and result.get("touched"):
             mocks.reached.update(result["touched"])
         self.state.status_changed(workflow, instance_id, old, "complete")
-        return True
 
     def _finish(self, workflow: str, instance_id: str, seq: int, generation: int,
                 result: dict[str, Any]) -> bool:
@@ -250,7 +265,10 @@ class Runner:
         delay = 2.0 ** (crashes - 1)
         new = "paused" if row[0] == "waitingForPause" else "waiting"
         with self.state.tx():
-            self.state.set(seq, status=new, wake_at=None if new == "paused" else now + delay)
+            # a new generation: the run given up on here may still be alive (a reload's
+            # grace period, a dispatch timeout) and commits its own steps (local.py)
+            self.state.set(seq, status=new, wake_at=None if new == "paused" else now + delay,
+                           generation=generation + 1)
         log.warning("WORKFLOW %s/%s: %s; running it again in %g s", workflow, instance_id, exc, delay)
         self.state.status_changed(workflow, instance_id, row[0], new)
         if new == "waiting":

@@ -133,6 +133,41 @@ class Scheduler:
         self._drain_pending.add(workflow)
         self.host.spawn(self._drain_task(workflow), name=f"workflows drain {workflow}")
 
+    def claim(self, workflow: str, ids: list[str]) -> list[str]:
+        """Inside a creation's transaction: those of ``ids`` that start at once, counted as
+        running from now (their rows are written ``running``); :meth:`start_claimed` after
+        the commit, :meth:`release` if it failed.
+
+        Why: a drain after the creation cost a second commit and two tasks before the run
+        began (a sixth of a 10-step instance's time end to end). Only when a slot is free and
+        nothing is queued or due ahead of them, so the order a drain would follow is kept.
+        """
+        d = self.defs[workflow]
+        running = self.state.running[workflow]
+        free = min(d.concurrency, MAX_ACTIVE) - len(running)
+        if free <= 0 or self.state.stopped or workflow in self._drain_pending:
+            return []
+        if self.db.execute("SELECT 1 FROM instances WHERE workflow = ? AND status = 'queued' LIMIT 1",
+                           (workflow,)).fetchone() is not None:
+            return []
+        if self.db.execute("SELECT 1 FROM instances WHERE workflow = ? AND status = 'waiting' AND wake_at <= ? "
+                           "LIMIT 1", (workflow, self.clock.now())).fetchone() is not None:
+            return []
+        chosen = ids[:free]
+        running.update(chosen)
+        return chosen
+
+    def release(self, workflow: str, ids: list[str]) -> None:
+        """The creation that claimed ``ids`` was not stored: their slots are free again."""
+        self.state.running[workflow].difference_update(ids)
+
+    def start_claimed(self, workflow: str, started: list[tuple[int, str]]) -> None:
+        """After the creation's commit: run the claimed instances (``(seq, id)``)."""
+        assert self.dispatch is not None, "the engine wires the runner in before starting"
+        for seq, instance_id in started:
+            self.state.status_changed(workflow, instance_id, "queued", "running")
+            self.host.spawn(self.dispatch(workflow, instance_id, seq), name=f"workflow {workflow}/{instance_id}")
+
     async def _drain_task(self, workflow: str) -> None:
         self._drain(workflow)
 

@@ -17,20 +17,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import schema
+from edgelet.bindings.workflows.records import StaleRunError
 from edgelet.group_commit import GroupCommit
+from edgelet.state import BUSY_TIMEOUT_MS
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.host_api import HostServices
 
 log = logging.getLogger("edgelet.workflows")
 
+__all__ = ["State", "StaleRunError", "WorkflowDef", "api_error"]
+
+
+#: how soon the host's group commit that found the write lock held tries again: a timer,
+#: not a spin (the host serves everything else meanwhile; an isolate's commit takes tens
+#: of microseconds, but a descheduled isolate may hold the lock for longer)
+BUSY_RETRY_S = 0.001
 
 _FINAL_EVENTS = {"complete": "workflow.completed", "errored": "workflow.errored",
                  "terminated": "workflow.terminated"}
-
-
-class StaleRunError(Exception):
-    """A run tried to record a step for an instance that was terminated or restarted."""
 
 
 def api_error(cls: type[Exception], message: str, status: int) -> Exception:
@@ -78,12 +83,24 @@ class State:
         self.events = EventLog(self)
         #: ``await state.committed(write)``: writes made in one loop turn (step records,
         #: creations from Workers, completions) share one commit, each caller answered after it
-        self.group = GroupCommit(self.db, "workflow record")
+        #: an isolate commits its own steps to this file (local.py): a held write lock makes
+        #: these writes come back a moment later instead of sleeping the host's loop
+        self.group = GroupCommit(self.db, "workflow record", retry_busy_s=BUSY_RETRY_S)
         self.committed = self.group.run
 
     @contextmanager
-    def tx(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def tx(self, *, wait: bool = True) -> Iterator[None]:
+        """A write transaction. ``wait=False``: SQLITE_BUSY at once when another connection
+        (an isolate's, see local.py) holds the write lock, instead of SQLite's busy handler
+        sleeping the whole loop for 1, 2, 5 ... ms; for writes that can come back later."""
+        if wait:
+            self.db.execute("BEGIN IMMEDIATE")
+        else:
+            self.db.execute("PRAGMA busy_timeout = 0")
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            finally:
+                self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
             yield
             self.db.execute("COMMIT")

@@ -23,11 +23,12 @@ import inspect
 import json
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from edgelet.bindings.workflows import codec, rules, wire
+from edgelet.bindings.workflows import codec, local, rules, wire
 from edgelet.bindings.workflows.codec import AttrDict, attrs
+from edgelet.bindings.workflows.records import StaleRunError
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.runtime.isolate_api import IsolateServices
@@ -176,6 +177,12 @@ class RunSession:
         self._watched: set[_Watched] = set()
         self._tick: asyncio.TimerHandle | None = None
         self._tick_at = 0.0
+        #: commits finished steps in this isolate (``local.py``); None: the host does
+        writer = local.LOCAL
+        self.local = writer if writer is not None and not self.virtual and not self.check else None
+        #: steps with an attempt noted on the host: their record goes through the host,
+        #: which removes the note's row in the same commit
+        self.noted: set[tuple[str, int]] = set()
 
     # -- host calls -------------------------------------------------------------------------
     async def call(self, method: str, *args: Any) -> Any:
@@ -185,7 +192,11 @@ class RunSession:
             raise RuntimeError(f"internal error: a replay check tried to record {method}")
         self.active += 1
         record = wire.RECORDS[method](self.workflow, self.instance, self.generation, *args)
+        # steps committed here ride with the call, so the host learns of them first
+        notes = self.local.take(self.workflow, self.instance) if self.local is not None else None
         try:
+            if notes:
+                return await self.runtime.call_host("workflows", method, record, notes)
             return await self.runtime.call_host("workflows", method, record)
         except Exception as exc:
             remote = getattr(exc, "remote", None)
@@ -193,6 +204,28 @@ class RunSession:
                 self.abandon()
                 await asyncio.get_running_loop().create_future()  # cancelled with the run
             raise
+        finally:
+            self.active -= 1
+            self._maybe_unwind()
+
+    async def step_done(self, name: str, count: int, state: str, value: bytes | None, error_name: str | None,
+                        error_message: str | None, attempts: list[wire.Attempt], config: str,
+                        first: int) -> dict[str, Any]:
+        """Record a finished step: committed in this isolate when it holds the file
+        (``local.py``), else by the host (:meth:`call`). Returns ``{"pause": bool}``."""
+        writer = self.local
+        if writer is None or (name, count) in self.noted or not writer.usable():
+            return await self.call("step_done", name, count, state, value, error_name, error_message,
+                                   attempts, config, first)
+        record = wire.StepDone(self.workflow, self.instance, self.generation, name, count, state, value,
+                               error_name, error_message, attempts, config, first)
+        self.active += 1
+        try:
+            return await writer.step_done(record, attempts)
+        except StaleRunError:
+            self.abandon()
+            await asyncio.get_running_loop().create_future()  # cancelled with the run
+            raise  # pragma: no cover - never reached
         finally:
             self.active -= 1
             self._maybe_unwind()
@@ -383,9 +416,50 @@ class RunSession:
 
     async def _attempts(self, key: tuple[str, int], cfg: dict[str, Any], fn: Callable[..., Any],
                         kwargs: dict[str, Any], positional: list[Any], first: int) -> Any:
+        """Run the step's attempts from ``first`` (see :meth:`_retrying`); its value as a
+        replay will return it (tuples become lists, ...), so the first run and every
+        replay see the same value."""
         name, count = key
         config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else rules.config_json(cfg)
         timeout = _DEFAULT_TIMEOUT_S if cfg is _DEFAULT_CONFIG else rules.duration_s(cfg["timeout"], "timeout")
+
+        async def one(attempt: int, ctx: AttrDict) -> bytes:
+            value = await self._one_attempt(key, attempt, cfg, timeout, fn, kwargs, positional, ctx)
+            try:
+                return codec.encode(value, what=f"the result of step '{name}'")
+            except (TypeError, ValueError) as exc:
+                raise _Unstorable(exc) from None
+
+        async def ok(data: bytes, attempts: list[wire.Attempt]) -> Any:
+            answer = await self.step_done(name, count, "ok", data, None, None, attempts, config_json, first)
+            if answer.get("pause"):
+                self.pausing = True
+            return codec.decode(data)
+
+        async def failed(error: BaseException, ename: str, emsg: str, attempts: list[wire.Attempt]) -> Any:
+            await self.step_done(name, count, "failed", None, ename, emsg, attempts, config_json, first)
+            raise error from None
+
+        return await self._retrying(key, cfg, config_json, first, one, ok, failed,
+                                    retry="step_retry", label=name)
+
+    async def _retrying(self, key: tuple[str, int], cfg: dict[str, Any], config_json: str, first: int,
+                        one: Callable[[int, AttrDict], Awaitable[Any]],
+                        ok: Callable[[Any, list[wire.Attempt]], Awaitable[Any]],
+                        failed: Callable[[BaseException, str, str, list[wire.Attempt]], Awaitable[Any]], *,
+                        retry: str, label: str) -> Any:
+        """The retry loop of a step and of a rollback: attempts of ``one(attempt, ctx)``
+        from ``first`` until one succeeds (``ok`` records it), none is left or the error
+        says not to retry (``failed`` records it), or the next one must wait: then the
+        failed attempts are recorded (``retry``: ``step_retry`` or ``rollback_retry``) and
+        this branch suspends until the platform dispatches the instance again.
+
+        A delay of zero (a test's ``disable_retry_delays``) runs the next attempt at once;
+        the attempts made so far are recorded together with the outcome. A ``retries.delay``
+        function that fails or returns no duration ends the retries with its own error.
+        """
+        name, count = key
+        limit = int(cfg["retries"]["limit"])
         attempts: list[wire.Attempt] = []
         attempt = first
         while True:
@@ -394,50 +468,36 @@ class RunSession:
             self.active += 1
             try:
                 try:
-                    value = await self._one_attempt(key, attempt, cfg, timeout, fn, kwargs, positional, ctx)
-                    try:
-                        data = codec.encode(value, what=f"the result of step '{name}'")
-                    except (TypeError, ValueError) as exc:
-                        raise _Unstorable(exc) from None
+                    value = await one(attempt, ctx)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the attempt failed
                     error = exc.original if isinstance(exc, _Unstorable) else exc
                     ename, emsg = error_info(error)
                     attempts.append(wire.Attempt(time.perf_counter() - started, False, ename, emsg))
-                    limit = int(cfg["retries"]["limit"])
+                    final = isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit
                     delay = 0.0
-                    if not (isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit):
+                    if not final:
                         try:
                             delay = await self._retry_delay(name, cfg, attempt, ctx, error)
-                        except (TypeError, ValueError) as bad:  # the step fails, no more retries
-                            error, (ename, emsg) = bad, error_info(bad)
-                            attempt = limit + 1
-                    if isinstance(exc, _Unstorable) or is_non_retryable(error) or attempt > limit:
-                        await self.call("step_done", name, count, "failed", None, ename, emsg, attempts,
-                                        config_json, first)
-                        raise error from None
-                    if delay > 0:
-                        answer = await self.call("step_retry", name, count, attempts, config_json, first,
-                                                 delay)
-                        retry_at = answer["at"]
-                    else:
+                        except (TypeError, ValueError) as bad:  # fails without more retries
+                            error, (ename, emsg), final = bad, error_info(bad), True
+                    if final:
+                        return await failed(error, ename, emsg, attempts)
+                    if delay <= 0:
                         attempt += 1
                         continue
+                    answer = await self.call(retry, name, count, attempts, config_json, first, delay)
+                    retry_at = answer["at"]
                 else:
                     attempts.append(wire.Attempt(time.perf_counter() - started, True, None, None))
-                    answer = await self.call("step_done", name, count, "ok", data, None, None, attempts,
-                                             config_json, first)
-                    if answer.get("pause"):
-                        self.pausing = True
+                    result = await ok(value, attempts)
                     self.progress += 1
-                    # what a replay will return (tuples become lists, ...), so the first run
-                    # and every replay see the same value
-                    return codec.decode(data)
+                    return result
             finally:
                 self.active -= 1
                 self._maybe_unwind()
-            await self.suspend({"kind": "retry", "at": retry_at, "step": name})
+            await self.suspend({"kind": "retry", "at": retry_at, "step": label})
 
     async def _retry_delay(self, name: str, cfg: dict[str, Any], attempt: int, ctx: AttrDict,
                            error: BaseException) -> float:
@@ -606,6 +666,7 @@ class RunSession:
         """The attempt is still running: tell the host, so a crash now is listed in describe.
         Fire and forget: the attempt does not wait for it."""
         record = wire.AttemptNote(self.workflow, self.instance, self.generation, name, count, attempt, 0.0)
+        self.noted.add((name, count))
 
         async def send() -> None:
             try:
@@ -635,54 +696,31 @@ class RunSession:
 
     async def _rollback_attempts(self, key: tuple[str, int], fn: Callable[..., Any], cfg: dict[str, Any],
                                  output: Any, error: BaseException, first: int) -> None:
+        """Run a rollback's attempts from ``first`` (see :meth:`_retrying`); one that fails
+        for good is recorded as failed and the next rollback runs."""
         name, count = key
         config_json = rules.config_json(cfg)
         timeout = rules.duration_s(cfg["timeout"], "timeout")
-        attempts: list[wire.Attempt] = []
-        attempt = first
-        while True:
-            ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg})
-            started = time.perf_counter()
-            self.active += 1
+
+        async def one(attempt: int, ctx: AttrDict) -> None:
             try:
-                try:
-                    async with asyncio.timeout(timeout):
-                        result = call_accepting(fn, ctx=ctx, output=output, error=error)
-                        if inspect.isawaitable(result):
-                            await result
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    if isinstance(exc, TimeoutError):
-                        exc = _sdk().WorkflowTimeoutError(
-                            f"rollback of step '{name}' attempt {attempt} timed out after "
-                            f"{rules.describe_s(timeout)}")
-                    ename, emsg = error_info(exc)
-                    attempts.append(wire.Attempt(time.perf_counter() - started, False, ename, emsg))
-                    delay = 0.0
-                    if not (is_non_retryable(exc) or attempt > int(cfg["retries"]["limit"])):
-                        try:
-                            delay = await self._retry_delay(name, cfg, attempt, ctx, exc)
-                        except (TypeError, ValueError) as bad:
-                            (ename, emsg), attempt = error_info(bad), 1 << 40
-                    if is_non_retryable(exc) or attempt > int(cfg["retries"]["limit"]):
-                        await self.call("rollback_done", name, count, "failed", ename, emsg, attempts,
-                                        config_json, first)
-                        return
-                    if delay <= 0:
-                        attempt += 1
-                        continue
-                    answer = await self.call("rollback_retry", name, count, attempts, config_json, first, delay)
-                    retry_at = answer["at"]
-                else:
-                    attempts.append(wire.Attempt(time.perf_counter() - started, True, None, None))
-                    await self.call("rollback_done", name, count, "ok", None, None, attempts, config_json, first)
-                    self.progress += 1
-                    return
-            finally:
-                self.active -= 1
-                self._maybe_unwind()
-            await self.suspend({"kind": "retry", "at": retry_at, "step": f"rollback of {name}"})
+                async with asyncio.timeout(timeout):
+                    result = call_accepting(fn, ctx=ctx, output=output, error=error)
+                    if inspect.isawaitable(result):
+                        await result
+            except TimeoutError:
+                raise _sdk().WorkflowTimeoutError(
+                    f"rollback of step '{name}' attempt {attempt} timed out after "
+                    f"{rules.describe_s(timeout)}") from None
+
+        async def ok(_value: None, attempts: list[wire.Attempt]) -> None:
+            await self.call("rollback_done", name, count, "ok", None, None, attempts, config_json, first)
+
+        async def failed(_error: BaseException, ename: str, emsg: str, attempts: list[wire.Attempt]) -> None:
+            await self.call("rollback_done", name, count, "failed", ename, emsg, attempts, config_json, first)
+
+        await self._retrying(key, cfg, config_json, first, one, ok, failed, retry="rollback_retry",
+                             label=f"rollback of {name}")
 
     async def sleep(self, name: str, seconds: float | None, until: float | None) -> None:
         key = self.next_key(name)

@@ -38,8 +38,10 @@ class StepDone(NamedTuple):
     first: int
 
 
-class StepRetry(NamedTuple):
-    """``step_retry``: an attempt failed and the next one is due after ``delay_s``."""
+class Retry(NamedTuple):
+    """``step_retry`` / ``rollback_retry``: an attempt of step (name, count), or of its
+    rollback, failed and the next one is due after ``delay_s``. One shape for both: the
+    method name says which table it lands in."""
 
     workflow: str
     instance: str
@@ -93,20 +95,6 @@ class RollbackDone(NamedTuple):
     first: int
 
 
-class RollbackRetry(NamedTuple):
-    """``rollback_retry``: a rollback attempt failed; the next one is due after ``delay_s``."""
-
-    workflow: str
-    instance: str
-    generation: int
-    name: str
-    count: int  # type: ignore[assignment]  # the step's number; shadows tuple.count, which no one calls
-    attempts: list[Attempt]
-    config: str
-    first: int
-    delay_s: float
-
-
 class AttemptNote(NamedTuple):
     """``attempt_timer`` (virtual clock: time the attempt out on the platform clock after
     ``timeout_s``) and ``attempt_started`` (an attempt still running after a moment, kept so
@@ -123,9 +111,20 @@ class AttemptNote(NamedTuple):
 
 #: method name -> the record it carries
 RECORDS: dict[str, Callable[..., tuple[Any, ...]]] = {
-    "step_done": StepDone, "step_retry": StepRetry, "sleep": Sleep, "wait_event": WaitEvent,
-    "rollback_done": RollbackDone, "rollback_retry": RollbackRetry,
+    "step_done": StepDone, "step_retry": Retry, "sleep": Sleep, "wait_event": WaitEvent,
+    "rollback_done": RollbackDone, "rollback_retry": Retry,
     "attempt_timer": AttemptNote, "attempt_started": AttemptNote}
+
+
+class Recorded(NamedTuple):
+    """A ``step_done`` the isolate committed itself (``local.py``), told to the host for
+    what follows a commit there: events, the log line, watchers. ``status`` and ``seq``
+    are the instance's as the commit saw them, ``at`` the commit's time."""
+
+    record: StepDone
+    status: str
+    seq: int
+    at: float
 
 
 def attempts_of(raw: list[Any]) -> list[Attempt]:

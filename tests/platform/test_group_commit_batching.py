@@ -155,3 +155,35 @@ def test_acknowledged_writes_survive_a_sigkill(tmp_path: Path) -> None:
     assert acked >= 300
     assert len(stored) >= acked  # every acknowledged write is there
     assert all(f"k{i}" in stored for i in range(acked))
+
+
+async def test_a_write_lock_held_elsewhere_delays_the_commit_without_blocking_the_loop(tmp_path: Path) -> None:
+    # retry_busy_s (a Workflows isolate sharing the host's file): the lock held by another
+    # connection makes the write wait for it, while the loop goes on serving other work
+    path = tmp_path / "db.sqlite3"
+    conn = open_db(path)  # busy timeout 0: SQLite's handler would sleep the loop otherwise
+    group = GroupCommit(conn, retry_busy_s=0.0005)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES ('other', 1)")
+    write = asyncio.ensure_future(group.run(lambda: conn.execute("INSERT INTO t VALUES ('mine', 2)")))
+    turns = 0
+    for _ in range(50):  # the loop keeps turning while the write waits for the lock
+        await asyncio.sleep(0.001)
+        turns += 1
+    assert not write.done() and rows(path) == {}
+    other.execute("COMMIT")
+    await asyncio.wait_for(write, 5)
+    assert turns == 50 and rows(path) == {"other": 1, "mine": 2}
+
+
+async def test_without_retry_a_held_write_lock_fails_the_writes_and_stores_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    conn = open_db(path)
+    group = GroupCommit(conn)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(Exception, match="not stored: database is locked"):
+        await group.run(lambda: conn.execute("INSERT INTO t VALUES ('mine', 2)"))
+    other.execute("ROLLBACK")
+    assert rows(path) == {}

@@ -1,0 +1,183 @@
+"""Isolate side: a finished step committed by the isolate that ran it, not by the host.
+
+Why: a step's result must be durable before ``run`` sees it. Sent to the host, that cost a
+round trip per step (the record's send, the host waking, its commit, the answer's send,
+the isolate waking): two wake-ups of the other process, most of a sequential step's time
+and two thirds of its CPU. With the state on disk, the isolate opens the same
+``workflows.sqlite3`` and commits the step's rows itself, with the SQL the host would have
+run (``records.py``), in a transaction that first checks the run still owns the instance
+(its ``generation``): one local commit per step, no round trip. Records made in one loop
+turn share one commit (``edgelet.group_commit``), as on the host.
+
+What follows a commit on the host (events for ``subscribe``, the log line, test watchers)
+still happens there: each committed step leaves a note (``wire.Recorded``) that rides with
+the session's next call to the host, or with its outcome, or leaves on its own after
+``NOTE_FLUSH_S``; a sequential run talks to the host at its start and end only. The host
+applies notes in the order the isolate committed them (``Recorder.apply_recorded``).
+
+The run's outcome ``complete`` is committed here too (``LocalRecorder.complete``), so a
+caller polling ``status()`` sees it at once; the host, told by the outcome, does the rest.
+
+What stays on the host (``RunSession.step_done`` decides): state in memory (no file to
+share), a virtual clock (attempt timeouts are host timers), a step whose attempt the host
+was told is still running (its ``attempts_in_flight`` row is the host's to remove), and
+every record that is not a finished step or a completion (retries, sleeps, events,
+rollbacks, errors): none of them is per step.
+
+Sharing the file with the host: both connections use WAL, so readers never wait; writers
+take turns on SQLite's write lock. Neither side lets SQLite's busy handler sleep its loop
+(1, 2, 5 ... ms at a time, measured as most of the spread of a 10-step instance): this
+side's commit is tried again on a later loop turn (``GroupCommit(retry_busy_s=...)``), and
+the host's periodic event write comes back later (``EventLog.flush(wait=False)``). The
+host's other writes (creations, status changes) still wait in the busy handler: an
+isolate's transaction holds the lock for tens of microseconds.
+
+Crash guarantees are those of the host path: the step is committed before ``run`` goes
+on, so a ``kill -9`` (of the isolate or the whole platform) loses at most the attempt in
+flight, never a recorded step; a run the host has given up on (crash, reload, platform
+restart) had its instance's generation bumped by the host, so it can record nothing more.
+A killed isolate's notes are lost with it: the events of its last moments, never a step
+(the same promise as ``events.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Any
+
+from edgelet.bindings.workflows import records, wire
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgelet.group_commit import GroupCommit
+    from edgelet.runtime.isolate_api import IsolateServices
+
+log = logging.getLogger("edgelet.workflows")
+
+#: notes of committed steps wait at most this long for a call or an outcome to ride with
+NOTE_FLUSH_S = 0.02
+
+#: the host holds the write lock: the commit is tried again after this long (uvloop runs a
+#: sub-millisecond timer on its next turn, so the loop keeps serving everything else)
+BUSY_RETRY_S = 0.0002
+
+#: this isolate's writer (set by ``configure``; None: every record goes through the host)
+LOCAL: LocalRecorder | None = None
+
+
+def configure(runtime: IsolateServices, database: str | None) -> None:
+    """Called at the isolate's start with the file the host named (None: in memory or a
+    virtual clock, so the host records everything)."""
+    global LOCAL
+    LOCAL = LocalRecorder(runtime, database) if database else None
+
+
+class LocalRecorder:
+    """Commits finished steps to ``workflows.sqlite3`` from inside the isolate."""
+
+    def __init__(self, runtime: IsolateServices, path: str) -> None:
+        self._runtime = runtime
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self._group: GroupCommit | None = None
+        #: the file could not be opened: the host records everything from now on
+        self.broken = False
+        #: (workflow, instance) -> notes of committed steps the host has not been told of
+        self._notes: dict[tuple[str, str], list[wire.Recorded]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[Any]] = set()
+
+    def _open(self) -> GroupCommit:
+        """The connection, opened at the first step (after the fork, in this process)."""
+        from edgelet.group_commit import GroupCommit
+        from edgelet.state import open_database
+        self._db = open_database(self._path)  # WAL, synchronous=NORMAL: as the host's
+        # the host holding the write lock makes the commit wait, not the isolate's loop
+        self._db.execute("PRAGMA busy_timeout = 0")
+        self._group = GroupCommit(self._db, "workflow step record", retry_busy_s=BUSY_RETRY_S)
+        return self._group
+
+    def usable(self) -> bool:
+        if self._group is not None:
+            return True
+        if self.broken:
+            return False
+        try:
+            self._open()
+            return True
+        except Exception as exc:  # the host's path still works: use it, and say why once
+            self.broken = True
+            log.warning("workflows: this isolate cannot open %s (%s); steps are recorded through the host",
+                        self._path, exc)
+            return False
+
+    async def step_done(self, record: wire.StepDone, attempts: list[wire.Attempt]) -> dict[str, Any]:
+        """Commit the step; the answer the host would give (``{"pause": bool}``).
+        StaleRunError when the run no longer owns the instance (nothing written)."""
+        group, db = self._group, self._db
+        assert group is not None and db is not None, "usable() opens the file first"
+
+        def write() -> tuple[str, int, float]:
+            now = time.time()  # the platform's real clock (a virtual one keeps the host path)
+            status, seq = records.step_done(db, record, attempts, now)
+            return status, seq, now
+
+        status, seq, now = await group.run(write)
+        key = (record.workflow, record.instance)
+        notes = self._notes.get(key)
+        if notes is None:
+            notes = self._notes[key] = []
+        notes.append(wire.Recorded(record, status, seq, now))
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(NOTE_FLUSH_S, self._flush)
+        return {"pause": status == "waitingForPause"}
+
+    async def complete(self, workflow: str, instance: str, generation: int,
+                       output: bytes | None) -> dict[str, Any] | None:
+        """Commit the run's outcome ``complete`` (the instance's row): ``{"old": status,
+        "at": time}`` for the host, which then does what follows a completion (events,
+        the slot, watchers) without a commit of its own; None when the run no longer owns
+        the instance or the commit failed (the host records the outcome itself).
+
+        Why here: a caller polling ``status()`` sees ``complete`` as soon as this commit is
+        made, not once the host has been scheduled to read the outcome and commit it."""
+        group, db = self._group, self._db
+        if group is None or db is None:
+            return None
+
+        def write() -> dict[str, Any] | None:
+            now = time.time()
+            old = records.complete(db, workflow, instance, generation, output, now)
+            return None if old is None else {"old": old, "at": now}
+
+        try:
+            return await group.run(write)
+        except Exception:  # a full disk, say: the host tries (and reports) it
+            return None
+
+    def take(self, workflow: str, instance: str) -> list[wire.Recorded]:
+        """The instance's notes not yet told, handed to a message about to be written
+        (a call to the host, the run's outcome), which the host reads in order."""
+        return self._notes.pop((workflow, instance), []) if self._notes else []
+
+    def _flush(self) -> None:
+        """Notes that found no message to ride with go on their own."""
+        self._timer = None
+        if self._notes:
+            task = asyncio.ensure_future(self._send())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self) -> None:
+        # taken when the call is written (same step of this task): a message written after
+        # it carries what was committed after these, so the host keeps the order
+        notes = [n for group in self._notes.values() for n in group]
+        self._notes.clear()
+        if not notes:
+            return
+        try:
+            await self._runtime.call_host("workflows", "recorded", notes)
+        except Exception:  # the platform is going away: the steps are stored, their events lost
+            pass

@@ -1,0 +1,172 @@
+"""With the state on disk, the isolate that runs a workflow commits its finished steps (and
+the run's completion) to workflows.sqlite3 itself (bindings/workflows/local.py); in memory
+the host does. Either way a user sees the same history, events, log lines and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_workflows_support import workflow, write_app
+
+from edgelet.testing import Platform
+
+CONFIG = """
+    name = "app"
+    main = "app.py"
+    workflows = [
+      { name = "many", binding = "MANY", class_name = "Many" },
+      { name = "endless", binding = "ENDLESS", class_name = "Endless" },
+      { name = "single", binding = "SINGLE", class_name = "Single", concurrency = 1 },
+    ]
+"""
+
+APP = """
+    import asyncio, time
+    from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
+
+    class Many(WorkflowEntrypoint):
+        async def run(self, event, step):
+            total = 0
+            for i in range(event.payload["steps"]):
+                @step.do(f"s{i}")
+                async def one():
+                    return i
+                total += await one()
+            await step.sleep("nap", "10 ms")        # a host call after steps committed here
+            return total + await step.do("last", lambda: 1000)
+
+    class Endless(WorkflowEntrypoint):
+        async def run(self, event, step):
+            i = 0
+            while True:
+                await step.do(f"e{i}", lambda: i)
+                await asyncio.sleep(0.002)
+                i += 1
+
+    class Single(WorkflowEntrypoint):
+        async def run(self, event, step):
+            await asyncio.sleep(0.05)
+            return await step.do("at", lambda: time.time())
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            if request.url.endswith("/single"):
+                made = [await self.env.SINGLE.create(id=f"o{i}") for i in range(3)]
+                return Response(" ".join([(await m.status())["status"] for m in made]))
+            inst = await self.env.MANY.create(params={"steps": 5})
+            while (await inst.status())["status"] != "complete":
+                await asyncio.sleep(0.001)
+            return Response(str((await inst.status())["output"]))
+"""
+
+
+def host_step_records(p: Platform) -> list[Any]:
+    """Spy on the host's own commit of step records (the path without a shared file)."""
+    engine = p.host.plugin("workflows").engine
+    calls: list[Any] = []
+    original = engine.recorder.step_done_later
+
+    def spy(args: list[Any], answer: Any) -> None:
+        calls.append(args)
+        original(args, answer)
+
+    engine.recorder.step_done_later = spy
+    return calls
+
+
+@pytest.mark.parametrize("on_disk", [True, False], ids=["isolate-commits", "host-commits"])
+async def test_the_same_history_events_and_log_whoever_commits(tmp_path: Path, on_disk: bool,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    caplog.set_level(logging.INFO, logger="edgelet.workflows")
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state" if on_disk else None) as p:
+        by_host = host_step_records(p)
+        inst = await workflow(p, "MANY").create(id="m-1", params={"steps": 30})
+        info = await inst.wait_for_status("complete", timeout=20)
+        assert info.output == sum(range(30)) + 1000
+        steps = await inst.steps()
+        assert [s.name for s in steps] == [f"s{i}" for i in range(30)] + ["nap", "last"]
+        assert all(s.success and len(s.attempts) == 1 for s in steps if s.type == "step")
+        assert [s.output for s in steps if s.type == "step"] == list(range(30)) + [1000]
+        starts = [s.start for s in steps]
+        assert starts == sorted(starts)
+
+        events = [e async for e in inst.subscribe()]
+        kinds = [e["type"] for e in events]
+        completed = [e["step"]["name"] for e in events if e["type"] == "step.completed"]
+        assert completed == [f"s{i}" for i in range(30)] + ["last"]  # in order, each once
+        assert kinds.index("sleep.started") > kinds.index("step.completed")  # s29's before the nap's
+        assert kinds[-1] == "workflow.completed"
+        # one log line per step, whoever committed it
+        assert sum("step 's" in r.getMessage() and " ok" in r.getMessage() for r in caplog.records) == 30
+    # the path taken: with the file on disk the host commits none of these steps
+    assert (len(by_host) == 0) if on_disk else (len(by_host) == 31)
+
+
+async def test_a_worker_polling_sees_the_completion_its_isolate_committed(tmp_path: Path) -> None:
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state") as p:
+        for _ in range(3):
+            resp = await p.fetch("/")
+            assert resp.status == 200 and await resp.text() == str(sum(range(5)) + 1000)
+        listed = await workflow(p, "MANY").instances()
+        assert len(listed) == 3 and {(await i.status()).status for i in listed} == {"complete"}
+
+
+@pytest.mark.parametrize("on_disk", [True, False], ids=["isolate-commits", "host-commits"])
+async def test_nothing_is_recorded_after_terminate(tmp_path: Path, on_disk: bool) -> None:
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state" if on_disk else None) as p:
+        inst = await workflow(p, "ENDLESS").create(id="e-1")
+        await inst.wait_for_step("e20", timeout=20)
+        await inst.terminate()
+        recorded = len(await inst.steps())
+        await asyncio.sleep(0.2)  # the run would have made dozens more steps by now
+        assert len(await inst.steps()) == recorded
+        assert (await inst.status()).status == "terminated"
+
+
+async def test_the_hosts_event_write_waits_for_a_held_lock_without_stalling(tmp_path: Path) -> None:
+    # an isolate holding the write lock must not put the host's loop to sleep: the periodic
+    # event write comes back later, and the events are not lost meanwhile
+    import sqlite3
+    import time
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state") as p:
+        inst = await workflow(p, "MANY").create(id="m-2", params={"steps": 2})
+        await inst.wait_for_status("complete", timeout=20)
+        assert [e["type"] async for e in inst.subscribe()][-1] == "workflow.completed"  # the last one
+        events = p.host.plugin("workflows").engine.state.events
+        events.flush()
+        other = sqlite3.connect(tmp_path / "state" / "workflows.sqlite3", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        seq = p.host.plugin("workflows").engine.db.execute("SELECT seq FROM instances WHERE id = 'm-2'").fetchone()[0]
+        events.emit(seq, "workflow.paused", time.time())
+        t0 = time.perf_counter()
+        events._flush_later()  # what the timer runs
+        assert time.perf_counter() - t0 < 0.5  # SQLite's busy handler would wait up to 5 s
+        assert events.has_buffered()
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.sleep(0.1)  # the retry, FLUSH_AFTER_S later
+        assert not events.has_buffered()
+        stored = p.host.plugin("workflows").engine.db.execute(
+            "SELECT type FROM history_events WHERE instance = ? ORDER BY id DESC LIMIT 1", (seq,)).fetchone()
+        assert stored == ("workflow.paused",)
+
+
+async def test_an_instance_a_worker_creates_starts_at_once_but_never_ahead_of_the_queue(tmp_path: Path) -> None:
+    # a free slot runs it in its creation's commit; with the slot taken, the next ones queue
+    # and start in creation order, as a drain would start them
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state") as p:
+        resp = await p.fetch("/single")
+        assert await resp.text() == "running queued queued"
+        handle = workflow(p, "SINGLE")
+        ended = [(await (await handle.get(f"o{i}")).wait_for_status("complete", timeout=20)).output
+                 for i in range(3)]
+        assert ended == sorted(ended)
