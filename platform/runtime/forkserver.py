@@ -34,6 +34,9 @@ def _warm_imports() -> None:
     import edgelet.bindings
     import edgelet.channel  # noqa: F401
     import edgelet.handoff  # noqa: F401
+    import edgelet.runtime.http_server  # noqa: F401  (an isolate serving its Worker's connections)
+    import uvicorn.config  # noqa: F401
+    import uvicorn.server  # noqa: F401
     import edgelet.runtime.entrypoints  # noqa: F401
     import edgelet.runtime.http_types  # noqa: F401
     import edgelet.runtime.isolate  # noqa: F401

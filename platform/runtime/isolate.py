@@ -278,6 +278,9 @@ class Runtime:
             from edgelet.runtime.websocket import on_event
             return await on_event(args[0])
         kind, _, event = method.partition(".")
+        if kind == "http":  # serving handed-over connections (edgelet.runtime.http_server)
+            from edgelet.runtime import http_server
+            return await http_server.on_call(self, method, args)
         return await self._kind(kind).handle_event(self, event, args[0] if args else None)
 
     def _kind(self, kind: str) -> Any:
