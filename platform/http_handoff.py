@@ -265,8 +265,10 @@ class WorkerConnections:
     # -- handing over -------------------------------------------------------------------------
     def hand(self, protocol: HostProtocol, data: bytes) -> Any:
         gen = self._generation(protocol)
-        if gen is None:
-            return False
+        if gen is None:  # no process runs (it crashed): start one, as a request on the host would
+            if self.isolate.broken is not None:
+                return False  # the host path answers with the load error
+            return asyncio.ensure_future(self._start(protocol))
         if not gen.ready.done():
             return gen.ready
         if not gen.ready.result():
@@ -276,6 +278,15 @@ class WorkerConnections:
             return False
         protocol.handed_over()
         return True
+
+    async def _start(self, protocol: HostProtocol) -> bool:
+        """Start the Worker's isolate and set it up for connections; False if it fails to."""
+        try:
+            await self.isolate.start()
+        except Exception:
+            return False
+        gen = self._generation(protocol)
+        return gen is not None and await gen.ready
 
     def _send(self, gen: _Generation, dup: socket.socket, data: bytes, state: int) -> bool:
         if not gen.free:
