@@ -162,6 +162,8 @@ class HttpServer:
         target = protocol.url
         if target.startswith(b"/cdn-cgi/"):
             return False
+        if not target.startswith(b"/"):
+            return True  # not a path: 400 here
         if b"%" in target:
             path = target.split(b"?", 1)[0].decode("latin-1")
             if urllib.parse.unquote(path).startswith("/cdn-cgi/"):
@@ -181,6 +183,7 @@ class HttpServer:
             host = _checked_host(value)
         except BadRequest:
             return True
+        protocol.host = host  # request_host's answer, found already
         mine = self._by_host.get(host)
         if mine is None:
             name = host.split(":", 1)[0].lower()
@@ -203,7 +206,7 @@ class HttpServer:
             return
         started = time.perf_counter()
         try:
-            host = request_host(scope)
+            host = conn.host or request_host(scope)
         except BadRequest as exc:
             if self.log_requests:
                 self.log(["", f"{method} {path} 400 ({exc})"])
@@ -234,7 +237,7 @@ class HttpServer:
             if not isinstance(out_body, bytes):
                 await _close_stream(out_body)
             status, out_headers, out_body = _not_an_upgrade(self.worker, path)
-        if not conn.responding():
+        if not conn.responding(not isinstance(out_body, bytes)):
             return
         raw = _raw_headers(out_headers)
         if isinstance(out_body, bytes):
@@ -392,6 +395,8 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
         self._state = -1
         #: the request was answered 504 here or by the host: its handler's answer is dropped
         self.abandoned = False
+        #: the current request's validated host[:port], once ``owns`` has read it
+        self.host: str | None = None
 
     def _set(self, state: int) -> None:
         self._state = state
@@ -446,6 +451,7 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
         self._at_boundary = self._begins == 0 and not self._was_parsing
         self._begins += 1
         self._parsing = True
+        self.host = None
         super().on_message_begin()
         self.scope["edgelet.conn"] = self  # type: ignore[typeddict-unknown-key]
 
@@ -465,24 +471,25 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        self.server_.deadlines.pop(self, None)
         super().on_response_complete()
-        if self._done or self.transport.is_closing():
+        if self._done or self._parsing or not self.cycle.response_complete or self.transport.is_closing():
             return
-        if self.idle:
-            if self.server_.releasing:
-                self.release()
-            else:
-                self._set(http_slots.IDLE)
+        if self.server_.releasing:
+            self.release()
+        else:
+            self._state = http_slots.IDLE
+            self.server_.slots.set(self.slot, http_slots.IDLE)
 
-    def responding(self) -> bool:
-        """Mark the response as started; False when the host has answered instead."""
+    def responding(self, streamed: bool) -> bool:
+        """Mark a streamed response as started (a whole one is written in this loop turn);
+        False when the host has answered instead."""
         if self.server_.slots.state(self.slot) == http_slots.TAKEN:
             self.abandoned = True
             self._done = True
             self.transport.close()
             return False
-        self._set(http_slots.RESPONDING)
+        if streamed:
+            self._set(http_slots.RESPONDING)
         return True
 
     def timed_out(self, limit: float) -> None:
