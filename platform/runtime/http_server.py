@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import time
 import traceback
 import urllib.parse
+from email.utils import formatdate
 from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from edgelet import http_slots
 from edgelet.handoff import MAX_DATA, HandoffError
@@ -46,6 +50,9 @@ from edgelet.runtime import handoff
 
 #: how often the loop proves it is alive (the slot table's heartbeat) and checks timeouts
 TICK_S = 0.05
+#: what uvicorn refuses in a response header name or value (header injection)
+_BAD_NAME = re.compile('[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
+_BAD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 _server: HttpServer | None = None
 
@@ -99,6 +106,7 @@ class HttpServer:
                                      http=protocol, ws="none", timeout_keep_alive=settings["keep_alive"])
         self.config.load()
         self.state = ServerState()
+        self._date = 0.0
         self._tick()
 
     # -- connections --------------------------------------------------------------------------
@@ -146,6 +154,11 @@ class HttpServer:
 
     def _tick(self) -> None:
         self.slots.beat()
+        now = time.time()
+        if now - self._date >= 1.0:  # as uvicorn's server does on the host: date + server headers
+            self._date = now
+            self.state.default_headers = [(b"date", formatdate(now, usegmt=True).encode())] \
+                + self.config.encoded_headers
         if self.deadlines:
             now = time.monotonic()
             for protocol, due in list(self.deadlines.items()):
@@ -183,7 +196,7 @@ class HttpServer:
             host = _checked_host(value)
         except BadRequest:
             return True
-        protocol.host = host  # request_host's answer, found already
+        protocol.scope["edgelet.host"] = host  # request_host's answer, found already
         mine = self._by_host.get(host)
         if mine is None:
             name = host.split(":", 1)[0].lower()
@@ -199,6 +212,7 @@ class HttpServer:
     async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """One request of this Worker: what edgelet.server.EdgeletApp does for it on the host."""
         conn: IsolateHttpProtocol = scope["edgelet.conn"]
+        conn.running = scope["edgelet.cycle"]
         method, path = scope["method"], scope["path"]
         refused = scope.get("edgelet.refused")
         if refused is not None:
@@ -206,7 +220,7 @@ class HttpServer:
             return
         started = time.perf_counter()
         try:
-            host = conn.host or request_host(scope)
+            host = scope.get("edgelet.host") or request_host(scope)
         except BadRequest as exc:
             if self.log_requests:
                 self.log(["", f"{method} {path} 400 ({exc})"])
@@ -239,13 +253,10 @@ class HttpServer:
             status, out_headers, out_body = _not_an_upgrade(self.worker, path)
         if not conn.responding(not isinstance(out_body, bytes)):
             return
-        raw = _raw_headers(out_headers)
         if isinstance(out_body, bytes):
-            await send({"type": "http.response.start", "status": status,
-                        "headers": raw + [(b"content-length", str(len(out_body)).encode())]})
-            await send({"type": "http.response.body", "body": out_body})
+            await conn.write_whole(status, out_headers, out_body)
         else:
-            await self._send_stream(conn, send, status, raw, out_body)
+            await self._send_stream(conn, send, status, _raw_headers(out_headers), out_body)
         if self.log_requests:
             self.log([self.worker, method, path, status, (time.perf_counter() - started) * 1000,
                       source is not None])
@@ -395,8 +406,8 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
         self._state = -1
         #: the request was answered 504 here or by the host: its handler's answer is dropped
         self.abandoned = False
-        #: the current request's validated host[:port], once ``owns`` has read it
-        self.host: str | None = None
+        #: the request-response cycle being answered (requests pipelined behind it wait)
+        self.running: Any = None
 
     def _set(self, state: int) -> None:
         self._state = state
@@ -409,7 +420,7 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
 
     @property
     def gone(self) -> bool:
-        cycle = self.cycle
+        cycle = self.running
         return cycle is None or cycle.disconnected or self.transport.is_closing()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -451,7 +462,6 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
         self._at_boundary = self._begins == 0 and not self._was_parsing
         self._begins += 1
         self._parsing = True
-        self.host = None
         super().on_message_begin()
         self.scope["edgelet.conn"] = self  # type: ignore[typeddict-unknown-key]
 
@@ -465,6 +475,8 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
                 f"/cdn-cgi/, another Worker or an upgrade cannot be pipelined behind one of its "
                 f"requests: send it on a new connection")
         super().on_headers_complete()
+        # this request's cycle (self.cycle moves on to a request pipelined behind it)
+        self.scope["edgelet.cycle"] = self.cycle  # type: ignore[typeddict-unknown-key]
 
     def on_message_complete(self) -> None:
         self._parsing = False
@@ -492,10 +504,59 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
             self._set(http_slots.RESPONDING)
         return True
 
+    async def write_whole(self, status: int, headers: list[list[str]], body: bytes) -> None:
+        """A whole response in one write: what uvicorn's two ``send`` calls write for it
+        (status line, default headers, the Worker's headers checked for injection,
+        content-length, connection: close when the connection ends), without the ASGI
+        messages and per-header checks in between."""
+        cycle = self.running
+        if cycle.flow.write_paused and not cycle.disconnected:
+            await cycle.flow.drain()
+        if cycle.disconnected or cycle.response_started:
+            return
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        parts = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        keep_alive = cycle.keep_alive
+        said_close = False
+        text = []
+        names = []
+        values = []
+        for name, value in headers:
+            name = name.lower()
+            if name == "content-length":
+                continue
+            if name == "connection" and "close" in [t.strip() for t in value.lower().split(",")]:
+                said_close = True
+                keep_alive = False
+            names.append(name)
+            values.append(value)
+            text += (name, ": ", value, "\r\n")
+        if text:  # one search over all names and one over all values, not one per header
+            if _BAD_NAME.search("".join(names)) is not None or _BAD_VALUE.search("".join(values)) is not None:
+                raise RuntimeError("Invalid HTTP header name or value.")
+            parts.append("".join(text).encode("latin-1"))
+        parts.append(b"content-length: %d\r\n" % len(body))
+        if not keep_alive:
+            cycle.keep_alive = False
+            if not said_close:
+                parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        if self.scope["method"] != "HEAD":
+            parts.append(body)
+        self.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not keep_alive:
+            self.transport.close()
+        cycle.on_response()
+
     def timed_out(self, limit: float) -> None:
         """The request ran past request_timeout_ms: the client gets the host's 504 (the
         handler runs on, its answer dropped), and the connection closes."""
-        cycle = self.cycle
+        cycle = self.running
         if self._done or cycle is None or cycle.response_started or self.transport.is_closing():
             return
         if self.server_.slots.state(self.slot) == http_slots.TAKEN:  # the host answered already

@@ -176,11 +176,9 @@ def test_an_upgrade_on_a_handed_connection_is_served_by_the_host(dev: Any) -> No
         assert b"200 OK" in first and ISOLATE.encode() in first
         sock.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        head = _read_until(sock, b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101"), head
-        assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
-        frame = _read_until(sock, b"welcome")
-        assert frame.endswith(b"welcome")
+        data = _read_until(sock, b"welcome")  # the 101, then the Worker's first message
+        assert data.startswith(b"HTTP/1.1 101"), data
+        assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in data and data.endswith(b"welcome")
     finally:
         sock.close()
 
@@ -354,7 +352,8 @@ def test_killing_the_host_ends_the_isolates_and_their_connections(dev: Any) -> N
     _, pid, _ = where(conn)
     busy = connect(s)
     where(busy)
-    busy.request("GET", "/slow?s=1")
+    busy.request("GET", "/slow?s=30")
+    time.sleep(0.3)  # in the Worker now
     s.kill()
     wait_for(lambda: gone(pid))
     conn.sock.settimeout(10)
