@@ -105,6 +105,10 @@ class HttpServer:
                                      interface="asgi3", log_level="warning", log_config=None,
                                      http=protocol, ws="none", timeout_keep_alive=settings["keep_alive"])
         self.config.load()
+        #: uvicorn's X-Forwarded-* handling (as on the host), entered only when a request
+        #: carries such a header: an extra coroutine frame per request otherwise
+        self._proxied = self.config.loaded_app
+        self.config.loaded_app = self._entry
         self.state = ServerState()
         self._date = 0.0
         self._tick()
@@ -209,6 +213,12 @@ class HttpServer:
         return mine
 
     # -- the request --------------------------------------------------------------------------
+    def _entry(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        for key, _ in scope["headers"]:
+            if key.startswith(b"x-forwarded-"):
+                return self._proxied(scope, receive, send)
+        return self.app(scope, receive, send)
+
     async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """One request of this Worker: what edgelet.server.EdgeletApp does for it on the host."""
         conn: IsolateHttpProtocol = scope["edgelet.conn"]
@@ -544,9 +554,9 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
             if not said_close:
                 parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
-        if self.scope["method"] != "HEAD":
+        if cycle.scope["method"] != "HEAD":
             parts.append(body)
-        self.transport.write(b"".join(parts))
+        self.transport.write_now(b"".join(parts))
         cycle.response_complete = True
         cycle.message_event.set()
         if not keep_alive:
@@ -574,7 +584,7 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
                              b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(text), text))
         self.transport.close()
         if self.server_.log_requests:
-            self.server_.log([worker, self.scope["method"], self.scope["path"], 504, limit * 1000, False])
+            self.server_.log([worker, cycle.scope["method"], cycle.scope["path"], 504, limit * 1000, False])
 
     def _hand_back(self, data: bytes) -> None:
         """Give the connection back to the host with ``data``, the bytes of the request it

@@ -50,6 +50,8 @@ APP = {
                 q = parse_qs(url.query)
                 if url.path == "/where":
                     return Response(f"{served_by()} {os.getpid()} {VERSION} {url.netloc}")
+                if url.path == "/url":
+                    return Response(request.url)
                 if url.path == "/crash":
                     os.kill(os.getpid(), 9)
                 if url.path == "/slow":
@@ -120,6 +122,13 @@ def test_a_kept_alive_connection_is_served_by_the_isolate_and_logged(dev: Any) -
         assert where(conn) == (ISOLATE, pid, "v1")
         assert get(conn, f"/n{i}")[:2] == (200, f"hello /n{i}")
     assert get(conn, "/stream")[:2] == (200, "chunk0;chunk1;chunk2;")
+    # HEAD has the length and no body; X-Forwarded-Proto from loopback counts, as on the host
+    conn.request("HEAD", "/n0")
+    resp = conn.getresponse()
+    assert (resp.status, resp.getheader("content-length"), resp.read()) == (200, "9", b"")
+    assert resp.getheader("date") and resp.getheader("server") == "uvicorn"
+    assert get(conn, "/url?q=1", **{"X-Forwarded-Proto": "https"})[1] == f"https://127.0.0.1:{s.port}/url?q=1"
+    assert where(conn)[0] == ISOLATE
     # each request has the host's log line, the Worker's print too
     text = wait_for(lambda: "a GET /stream 200" in s.logs() and s.logs())
     assert "a GET /where 200 (" in text and "printed /n3" in text and "a GET /stream 200" in text
