@@ -64,14 +64,6 @@ class CoalescingTransport:
             # real transport's flow control (pause_writing) sees it as before
             self.flush()
 
-    def write_now(self, data: bytes) -> None:
-        """Hand ``data`` to the socket now, after anything queued: a whole response needs no
-        joining (edgelet.runtime.http_server), and the loop turn's flush callback is saved."""
-        if self._pending:
-            self.flush()
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
     def writelines(self, lines: Any) -> None:
         for data in lines:
             self.write(data)

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 import time
 import traceback
 import urllib.parse
 from email.utils import formatdate
 from typing import Any
-
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from edgelet import http_slots
 from edgelet.handoff import MAX_DATA, HandoffError
@@ -50,9 +47,6 @@ from edgelet.runtime import handoff
 
 #: how often the loop proves it is alive (the slot table's heartbeat) and checks timeouts
 TICK_S = 0.05
-#: what uvicorn refuses in a response header name or value (header injection)
-_BAD_NAME = re.compile('[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
-_BAD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 _server: HttpServer | None = None
 
@@ -263,10 +257,13 @@ class HttpServer:
             status, out_headers, out_body = _not_an_upgrade(self.worker, path)
         if not conn.responding(not isinstance(out_body, bytes)):
             return
+        raw = _raw_headers(out_headers)
         if isinstance(out_body, bytes):
-            await conn.write_whole(status, out_headers, out_body)
+            await send({"type": "http.response.start", "status": status,
+                        "headers": raw + [(b"content-length", str(len(out_body)).encode())]})
+            await send({"type": "http.response.body", "body": out_body})
         else:
-            await self._send_stream(conn, send, status, _raw_headers(out_headers), out_body)
+            await self._send_stream(conn, send, status, raw, out_body)
         if self.log_requests:
             self.log([self.worker, method, path, status, (time.perf_counter() - started) * 1000,
                       source is not None])
@@ -513,55 +510,6 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
         if streamed:
             self._set(http_slots.RESPONDING)
         return True
-
-    async def write_whole(self, status: int, headers: list[list[str]], body: bytes) -> None:
-        """A whole response in one write: what uvicorn's two ``send`` calls write for it
-        (status line, default headers, the Worker's headers checked for injection,
-        content-length, connection: close when the connection ends), without the ASGI
-        messages and per-header checks in between."""
-        cycle = self.running
-        if cycle.flow.write_paused and not cycle.disconnected:
-            await cycle.flow.drain()
-        if cycle.disconnected or cycle.response_started:
-            return
-        cycle.response_started = True
-        cycle.waiting_for_100_continue = False
-        parts = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
-            parts += (name, b": ", value, b"\r\n")
-        keep_alive = cycle.keep_alive
-        said_close = False
-        text = []
-        names = []
-        values = []
-        for name, value in headers:
-            name = name.lower()
-            if name == "content-length":
-                continue
-            if name == "connection" and "close" in [t.strip() for t in value.lower().split(",")]:
-                said_close = True
-                keep_alive = False
-            names.append(name)
-            values.append(value)
-            text += (name, ": ", value, "\r\n")
-        if text:  # one search over all names and one over all values, not one per header
-            if _BAD_NAME.search("".join(names)) is not None or _BAD_VALUE.search("".join(values)) is not None:
-                raise RuntimeError("Invalid HTTP header name or value.")
-            parts.append("".join(text).encode("latin-1"))
-        parts.append(b"content-length: %d\r\n" % len(body))
-        if not keep_alive:
-            cycle.keep_alive = False
-            if not said_close:
-                parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        if cycle.scope["method"] != "HEAD":
-            parts.append(body)
-        self.transport.write_now(b"".join(parts))
-        cycle.response_complete = True
-        cycle.message_event.set()
-        if not keep_alive:
-            self.transport.close()
-        cycle.on_response()
 
     def timed_out(self, limit: float) -> None:
         """The request ran past request_timeout_ms: the client gets the host's 504 (the
