@@ -83,13 +83,21 @@ class HostProtocol(CoalescingHttpToolsProtocol):
         if pending is not None:
             if pending:
                 self.data_received(pending)
+                self.loop.call_soon(self._keep_paused)  # see edgelet.runtime.http_server
         elif self.router is not None:
             self._sniff = b""
+
+    def _keep_paused(self) -> None:
+        if self.flow.read_paused and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         sniff = self._sniff
         if sniff is None:
             super().data_received(data)
+            flow = self.flow
+            if flow.read_paused and flow._transport.is_reading():  # see _keep_paused
+                flow._transport.pause_reading()
             return
         sniff += data
         end = sniff.find(b"\r\n\r\n")

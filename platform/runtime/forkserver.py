@@ -88,7 +88,10 @@ def serve(ctrl: socket.socket) -> None:
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
-    ctrl.send(json.dumps({"ready": True}).encode())
+    try:
+        ctrl.send(json.dumps({"ready": True}).encode())
+    except OSError:  # the host is gone before this server was ready (its start failed): leave quietly
+        return
     while True:
         try:
             readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])

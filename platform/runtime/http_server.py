@@ -436,6 +436,10 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
         if data:
             self._set(http_slots.BUSY)
             self.data_received(data)
+            # the loop starts reading once this returns, undoing a pause the parse asked for
+            # (a large body) while uvicorn's flow control still believes it paused: each read
+            # re-applies the pause (data_received), or a body would be read in whole
+            self.loop.call_soon(self._keep_paused)
         elif self.server_.releasing:
             self.release()
         else:  # a kept-alive connection from the isolate before a reload: idle until its next request
@@ -444,6 +448,10 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
             self._idle_since = self.loop.time()
             self._cancel_header_deadline()
             self._arm_header_deadline(self.timeout_keep_alive)
+
+    def _keep_paused(self) -> None:
+        if self.flow.read_paused and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         if self._done:
@@ -457,6 +465,9 @@ class IsolateHttpProtocol(CoalescingHttpToolsProtocol):
         self._begins = 0
         self._was_parsing = self._parsing
         super().data_received(data)
+        flow = self.flow
+        if flow.read_paused and flow._transport.is_reading():  # see _keep_paused
+            flow._transport.pause_reading()
 
     def _stopped_by(self, exc: Exception) -> bool:
         if not isinstance(exc.__context__, _HandBack):
