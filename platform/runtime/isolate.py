@@ -485,6 +485,9 @@ async def _main(fd: int) -> None:
     from edgelet.runtime import handoff
     handoff.start()  # connections the host hands over (edgelet.handoff)
     await channel.serve()
+    # The host is gone: leave now, before a handler that just lost its binding call answers a
+    # connection this isolate serves itself (what the host did not see must not reach a client).
+    os._exit(0)
 
 
 #: CPU seconds the Worker's start (its script's top level, a Wasm module's start function)
