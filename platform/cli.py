@@ -218,14 +218,13 @@ def _make_server(app: Any, header_timeout: float, on_exit: Callable[[], None] | 
             if on_exit is not None:
                 on_exit()
 
-    from edgelet.http_protocol import CoalescingHttpToolsProtocol
+    from edgelet.http_handoff import protocol_class
     from edgelet.websockets import websocket_options
     # interface named: the app's __call__ returns a coroutine without being one (SwappableApp)
     return Server(uvicorn.Config(app, loop="none", lifespan="off", access_log=False, interface="asgi3",
                                  log_level="warning", timeout_graceful_shutdown=5,
                                  **websocket_options(),
-                                 http=CoalescingHttpToolsProtocol.configured(
-                                     header_timeout=header_timeout)))
+                                 http=protocol_class(app, header_timeout)))
 
 
 def _bind(ip: str, port: int) -> socket.socket:

@@ -239,6 +239,7 @@ class DevSession:
             await asyncio.sleep(0.002)
         import uvicorn  # noqa: F401
 
+        import edgelet.http_handoff  # noqa: F401
         import edgelet.http_protocol  # noqa: F401
         import edgelet.server  # noqa: F401
         if self.reload:  # the file watchers (watchfiles) start on anyio's asyncio backend

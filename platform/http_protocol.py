@@ -190,11 +190,19 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             if isinstance(exc.__context__, _HeaderBlockTooLarge):
                 self._header_block_too_large()
                 return
+            if self._stopped_by(exc):
+                return
             log.info("invalid HTTP request from %s: %s", self.client, exc)
             self.send_400_response("Invalid HTTP request received.")
             return
         if self._in_headers and self._header_bytes > self.max_header_bytes:
             self._header_block_too_large()  # still no end of the block in sight
+
+    def _stopped_by(self, exc: Exception) -> bool:
+        """Whether a parser callback stopped the parse on purpose (a subclass that raised
+        in one, e.g. to hand the connection on: edgelet.runtime.http_server) and has dealt
+        with it; otherwise the error is a bad request (400)."""
+        return False
 
     def on_response_complete(self) -> None:
         """uvicorn's, except for the keep-alive timeout: uvicorn arms a timer after every

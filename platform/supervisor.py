@@ -101,9 +101,19 @@ class Isolate:
         self.handoff_handlers: dict[str, Any] = {}
         #: the running process's end of its handoff socket (None while none runs)
         self.handoff: Any = None
-        #: called with (name, channel) when a process's channel ends, whatever the reason
-        #: (edgelet.websockets takes back the sockets that process served)
+        #: called with (name, channel) at once when a process's channel ends, whatever the
+        #: reason, before its exit code is known (edgelet.websockets takes back the sockets
+        #: that process served, before a next process may start); ``exit_hooks`` below run
+        #: later, once the exit is known and can be put into words
         self.on_exit: Callable[[str, Channel], None] | None = None
+        #: notification method -> callback(args), for features beyond the ones below
+        self.notify_hooks: dict[str, Callable[[list[Any]], None]] = {}
+        #: callback(channel, message, reason) once a process ended: ``message`` is what a call
+        #: in flight on it was told, ``reason`` "crashed", "reloaded" or "stopping"
+        self.exit_hooks: list[Callable[[Channel, str, str], None]] = []
+        #: objects with ``async before_reload(channel)`` and ``busy(channel) -> bool``: work a
+        #: reload lets finish (within RELOAD_DRAIN_S) beside the channel's calls
+        self.reload_hooks: list[Any] = []
 
     # -- life cycle --------------------------------------------------------------------
     @property
@@ -206,6 +216,8 @@ class Isolate:
         for queue in self._streams.values():  # the isolate is gone: end its bodies
             queue.put_nowait(None)
         self._streams.clear()
+        if self.exit_hooks:
+            await self._tell_exit(channel, process)
         if self._stopping or self._channel is not channel:
             return
         code = await self._exit_code(process)
@@ -216,6 +228,24 @@ class Isolate:
         self._channel = None
         self._starting = None
         self.restarts += 1
+
+    async def _tell_exit(self, channel: Channel, process: Any) -> None:
+        """Run the exit hooks, with the words a call in flight on ``channel`` got."""
+        code = await self._exit_code(process)
+        if channel is self._reloaded:
+            reason, text = "reloaded", (f"Worker {self.name!r} was reloaded (its code changed) while "
+                                        f"handling fetch; send the request again")
+        elif self._stopping:
+            reason, text = "stopping", (f"edgelet dev is stopping: Worker {self.name!r} did not finish "
+                                        f"this request in time")
+        else:
+            reason, text = "crashed", (f"Worker {self.name!r} {describe_exit(code, self)} while handling "
+                                       f"fetch; the isolate has been restarted")
+        for hook in list(self.exit_hooks):
+            try:
+                hook(channel, text, reason)
+            except Exception:
+                log.exception("an isolate exit hook failed")
 
     @staticmethod
     async def _watch_exit(channel: Channel, process: Any) -> None:
@@ -281,7 +311,10 @@ class Isolate:
         if channel is not None:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + RELOAD_DRAIN_S
-            while channel.pending and not channel.closed and loop.time() < deadline:
+            for hook in self.reload_hooks:
+                await hook.before_reload(channel)
+            while (channel.pending or any(h.busy(channel) for h in self.reload_hooks)) \
+                    and not channel.closed and loop.time() < deadline:
                 await asyncio.sleep(0.005)
             self._reloaded = channel
         await self._kill()
@@ -363,6 +396,10 @@ class Isolate:
             gate = self._body_gates.get(args[0])
             if gate is not None:
                 gate.ack(args[1])
+        else:
+            hook = self.notify_hooks.get(method)
+            if hook is not None:
+                hook(args)
 
     def _stream_queue(self, stream_id: int) -> asyncio.Queue[bytes | None]:
         """The chunks of a streamed body; chunks may arrive before the host asks for them."""

@@ -29,12 +29,15 @@ def _warm_imports() -> None:
 
     import cloudpickle  # noqa: F401
     import msgpack  # noqa: F401
+    import uvicorn.config  # noqa: F401
+    import uvicorn.server  # noqa: F401
     import uvloop  # noqa: F401
 
     import edgelet.bindings
     import edgelet.channel  # noqa: F401
     import edgelet.handoff  # noqa: F401
     import edgelet.runtime.entrypoints  # noqa: F401
+    import edgelet.runtime.http_server  # noqa: F401  (an isolate serving its Worker's connections)
     import edgelet.runtime.http_types  # noqa: F401
     import edgelet.runtime.isolate  # noqa: F401
     import edgelet.runtime.outgoing  # noqa: F401
@@ -85,7 +88,10 @@ def serve(ctrl: socket.socket) -> None:
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
-    ctrl.send(json.dumps({"ready": True}).encode())
+    try:
+        ctrl.send(json.dumps({"ready": True}).encode())
+    except OSError:  # the host is gone before this server was ready (its start failed): leave quietly
+        return
     while True:
         try:
             readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])

@@ -281,6 +281,9 @@ class Runtime:
             from edgelet.runtime import websocket
             return [] if websocket.direct is None else await websocket.direct.release(args[0])
         kind, _, event = method.partition(".")
+        if kind == "http":  # serving handed-over connections (edgelet.runtime.http_server)
+            from edgelet.runtime import http_server
+            return await http_server.on_call(self, method, args)
         return await self._kind(kind).handle_event(self, event, args[0] if args else None)
 
     def _kind(self, kind: str) -> Any:
@@ -490,6 +493,9 @@ async def _main(fd: int) -> None:
     handoff.register("ws", websocket.adopt)  # a WebSocket the Worker accepted
     handoff.start()  # connections the host hands over (edgelet.handoff)
     await channel.serve()
+    # The host is gone: leave now, before a handler that just lost its binding call answers a
+    # connection this isolate serves itself (what the host did not see must not reach a client).
+    os._exit(0)
 
 
 #: CPU seconds the Worker's start (its script's top level, a Wasm module's start function)
