@@ -328,13 +328,23 @@ class Isolate:
             channel.hold_deadlines() if hold else channel.release_deadlines()
 
     # -- calls -------------------------------------------------------------------------
-    async def invoke(self, method: str, *args: Any, timeout: float | None = None) -> Any:
-        """Send one event to the Worker; errors say whether the isolate or the handler failed."""
+    async def _live_channel(self) -> Channel:
+        """The running process's channel, starting one when none runs; never after stop():
+        a stopped Worker's process would come back with the old config, outside the
+        platform that replaced it, and nothing would answer its calls."""
         channel = self._channel
         if channel is None or channel.closed:
+            if self._stopping:
+                raise IsolateError(f"Worker {self.name!r} has stopped (edgelet is stopping or "
+                                   f"restarting its Workers); send the request again", 503)
             await self.start()
             channel = self._channel
             assert channel is not None
+        return channel
+
+    async def invoke(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send one event to the Worker; errors say whether the isolate or the handler failed."""
+        channel = await self._live_channel()
         process = self._process
         limit = self.request_timeout if timeout is None else timeout
         try:
@@ -355,11 +365,7 @@ class Isolate:
     async def fetch_streaming(self, wire: list[Any], body: Any) -> Any:
         """``fetch`` with a request body still arriving (an edgelet.request_body.StreamedBody):
         the call goes out with the body's id, then the body is pumped as it is read."""
-        channel = self._channel
-        if channel is None or channel.closed:
-            await self.start()
-            channel = self._channel
-            assert channel is not None
+        channel = await self._live_channel()
         self._body_ids += 1
         body_id = self._body_ids
         self._body_gates[body_id] = body.gate
