@@ -84,6 +84,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a server started by start() (and its isolates): SIGINT, then its group SIGKILLed."""
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(10)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import signal
 import statistics
@@ -33,7 +32,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from common import free_port  # noqa: E402
 from harness.load import RawClient, bounded  # noqa: E402
-from hello_ab import cpu_seconds  # noqa: E402
+from hello_ab import cpu_seconds, stop  # noqa: E402
 
 APP = BENCH / "apps" / "queue"
 
@@ -75,18 +74,6 @@ def spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([pyspy, "record", "--pid", str(pid), "--rate", "1000", "--format", "raw", "--gil",
                              "--output", str(out), "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def main() -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +27,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from common import free_port  # noqa: E402
 from harness.load import RawClient, bounded  # noqa: E402
-from hello_ab import cpu_seconds, wrk  # noqa: E402
+from hello_ab import cpu_seconds, stop, wrk  # noqa: E402
 
 #: row -> (app folder, path under load, priming path with {i} for i in 0..999, or None)
 ROWS = {
@@ -59,18 +57,6 @@ def start(tree: str, app: str, state: Path) -> tuple[subprocess.Popen[bytes], st
     out = proc.stdout
     threading.Thread(target=lambda: [None for _ in out], daemon=True).start()
     return proc, f"http://127.0.0.1:{port}"
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 async def prime(url: str, path: str) -> None:

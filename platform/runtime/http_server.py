@@ -289,11 +289,7 @@ class HttpServer:
             os.write(2, b"edgelet: Worker exceeded its memory limit during fetch\n")
             os._exit(71)
         except Exception as exc:
-            text = traceback.format_exc()
-            runtime.log("error", f"Uncaught exception in fetch {request.method} {request.url}\n{text}")
-            body = f"Worker threw an exception: {type(exc).__name__}: {exc}\n\n{text}"
-            return [500, [["content-type", "text/plain;charset=UTF-8"],
-                          ["x-edgelet-error", type(exc).__name__]], body.encode()]
+            return runtime.uncaught_in_fetch(request, exc)
         finally:
             self.deadlines.pop(conn, None)
 

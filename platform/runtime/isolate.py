@@ -312,14 +312,19 @@ class Runtime:
         except MemoryError:
             raise
         except Exception as exc:
-            text = traceback.format_exc()
-            self.log("error", f"Uncaught exception in fetch {request.method} {request.url}\n{text}")
-            body = f"Worker threw an exception: {type(exc).__name__}: {exc}\n\n{text}"
-            return [500, [["content-type", "text/plain;charset=UTF-8"],
-                          ["x-edgelet-error", type(exc).__name__]], body.encode()]
+            return self.uncaught_in_fetch(request, exc)
         finally:
             if body_id is not None and not streaming:
                 self.bodies.discard(body_id)
+
+    def uncaught_in_fetch(self, request: Any, exc: Exception) -> list[Any]:
+        """The 500 for a fetch handler that raised (in the log too, with its traceback):
+        the same answer whether the host or the isolate's own HTTP server carried it."""
+        text = traceback.format_exc()
+        self.log("error", f"Uncaught exception in fetch {request.method} {request.url}\n{text}")
+        body = f"Worker threw an exception: {type(exc).__name__}: {exc}\n\n{text}"
+        return [500, [["content-type", "text/plain;charset=UTF-8"],
+                      ["x-edgelet-error", type(exc).__name__]], body.encode()]
 
     def _start_stream(self, resp: Any, request: Any, body_id: int | None = None) -> list[Any]:
         """Answer with status and headers now, then send the body's chunks as
