@@ -78,6 +78,12 @@ ISOLATE = "RequestResponseCycle"
 HOST = "Channel"
 
 
+@pytest.fixture(autouse=True)
+def _handoff_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path is opt-in (edgelet.http_handoff): every test here turns it on."""
+    monkeypatch.setenv("EDGELET_HTTP_HANDOFF", "1")
+
+
 def where(conn: http.client.HTTPConnection, host: str | None = None) -> tuple[str, int, str]:
     conn.request("GET", "/where", headers={"Host": host} if host else {})
     resp = conn.getresponse()
