@@ -89,7 +89,7 @@ class GroupCommit:
                     self.conn.execute("BEGIN IMMEDIATE")
                     return True
                 except sqlite3.OperationalError as exc:
-                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # BUSY_RECOVERY, BUSY_SNAPSHOT too
                         raise
                 if pause is not None:
                     time.sleep(pause)

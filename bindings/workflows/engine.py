@@ -22,6 +22,7 @@ nothing: the drain and the timer find them. Nothing loops forever, so virtual ti
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -161,8 +162,24 @@ class Engine:
         def write() -> None:
             claimed.extend(self._insert(workflow, ids, items, trigger, claim=True))
 
+        commit = asyncio.ensure_future(self.state.committed(write))
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            """The caller gave up (its isolate ended) while the commit was queued: the rows
+            may still be written ``running``, so their runs start, or their slots go back."""
+            if done.cancelled() or done.exception() is not None:
+                self.scheduler.release(workflow, claimed)
+            else:
+                self._created(workflow, ids, trigger, claimed)
+
         try:
-            await self.state.committed(write)
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            if commit.done():
+                settle(commit)
+            else:
+                commit.add_done_callback(settle)
+            raise
         except BaseException:
             self.scheduler.release(workflow, claimed)
             raise
@@ -469,12 +486,14 @@ class Engine:
         return new
 
     def terminate(self, workflow: str, instance_id: str) -> str:
-        row = self._row(workflow, instance_id)
-        old = row["status"]
-        if old in schema.FINISHED:
-            raise api_error(RuntimeError, f"cannot terminate instance '{instance_id}' of workflow '{workflow}': "
-                                          f"it is already {old}", 409)
         with self.state.tx():
+            # read under the write lock: the isolate running it commits its completion
+            # itself (local.py), so a status read before BEGIN may be stale by now
+            row = self._row(workflow, instance_id)
+            old = row["status"]
+            if old in schema.FINISHED:
+                raise api_error(RuntimeError, f"cannot terminate instance '{instance_id}' of workflow "
+                                              f"'{workflow}': it is already {old}", 409)
             self.state.set(row["seq"], status="terminated", ended=self.clock.now(), wake_at=None,
                            waiting_for=None, generation=row["generation"] + 1)
         if instance_id in self.state.running.get(workflow, ()):

@@ -158,7 +158,7 @@ class EventLog:
                 self.insert(rows)
         except sqlite3.OperationalError as exc:
             self.put_back(rows)
-            if wait or exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            if wait or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # and its extended codes
                 raise
             self._flush_soon = True
             self._timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._flush_later)

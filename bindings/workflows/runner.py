@@ -251,24 +251,29 @@ class Runner:
         key = (workflow, instance_id)
         crashes = self.state.crashes.get(key, 0) + 1
         self.state.crashes[key] = crashes
-        row = self.db.execute("SELECT status, generation FROM instances WHERE seq = ?", (seq,)).fetchone()
-        if row is None or row[1] != generation or row[0] not in ("running", "waitingForPause"):
-            return
         now = self.clock.now()
-        if crashes >= MAX_CRASHES:
-            self.state.crashes.pop(key, None)
-            with self.state.tx():
+        delay = 2.0 ** (crashes - 1)
+        with self.state.tx():
+            # read under the write lock: the run may have committed its completion itself
+            # (local.py) just before it went, and a finished instance must stay finished
+            row = self.db.execute("SELECT status, generation FROM instances WHERE seq = ?",
+                                  (seq,)).fetchone()
+            if row is None or row[1] != generation or row[0] not in ("running", "waitingForPause"):
+                return
+            new = "errored" if crashes >= MAX_CRASHES else \
+                "paused" if row[0] == "waitingForPause" else "waiting"
+            if new == "errored":
                 self.state.set(seq, status="errored", ended=now, error_name="IsolateError",
                                error_message=f"{exc} ({crashes} times in a row)")
+            else:
+                # a new generation: the run given up on here may still be alive (a reload's
+                # grace period, a dispatch timeout) and commits its own steps (local.py)
+                self.state.set(seq, status=new, wake_at=None if new == "paused" else now + delay,
+                               generation=generation + 1)
+        if new == "errored":
+            self.state.crashes.pop(key, None)
             self.state.status_changed(workflow, instance_id, row[0], "errored", f": {exc}")
             return
-        delay = 2.0 ** (crashes - 1)
-        new = "paused" if row[0] == "waitingForPause" else "waiting"
-        with self.state.tx():
-            # a new generation: the run given up on here may still be alive (a reload's
-            # grace period, a dispatch timeout) and commits its own steps (local.py)
-            self.state.set(seq, status=new, wake_at=None if new == "paused" else now + delay,
-                           generation=generation + 1)
         log.warning("WORKFLOW %s/%s: %s; running it again in %g s", workflow, instance_id, exc, delay)
         self.state.status_changed(workflow, instance_id, row[0], new)
         if new == "waiting":

@@ -173,8 +173,9 @@ class DirectSocket(asyncio.Protocol):
             self._gone()   # tags and attachment until then (an evicted object needs them)
 
     def _gone(self) -> None:
-        if connections.get(self.token) is self:
-            del connections[self.token]
+        if connections.get(self.token) is not self:
+            return  # replaced by a newer hand-over of the same token: the host keeps that one
+        del connections[self.token]
         _notify_host("gone", self.token, self.code, self.reason)
 
     def _message(self, data: bytes) -> None:
@@ -359,7 +360,9 @@ def adopt(conn: socket.socket, data: bytes, meta: dict[str, Any]) -> None:
     token = str(meta["token"])
     old = connections.get(token)
     if old is not None:  # cannot happen unless the host lost track: the newer one wins
-        old.shutdown()
+        del connections[token]  # (not shutdown(): the new descriptor is the same connection)
+        if old.transport is not None:
+            old.transport.abort()
     route = meta.get("route")
     pair = meta.get("auto")
     if route and pair:
