@@ -76,6 +76,13 @@ class DevServer:
         except FileNotFoundError:
             return ""
 
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """The log once ``text`` is in it (or as it is after ``timeout``: the caller asserts)."""
+        deadline = time.monotonic() + timeout
+        while text not in (logs := self.logs()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return logs
+
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
 

@@ -123,9 +123,7 @@ def test_asgi_app_that_raises_gives_500_with_traceback_in_log(fastapi_dev):
     s = fastapi_dev
     r = s.get("/boom")
     assert r.status_code == 500
-    deadline = time.monotonic() + 5
-    while "fastapi route exploded" not in s.logs() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    s.wait_for_log("fastapi route exploded", 5)
     logs = s.logs()
     assert "ZeroDivisionError: fastapi route exploded" in logs
     assert "Traceback" in logs
@@ -318,9 +316,7 @@ def test_plain_worker_streams_an_async_generator_body(dev):
         except httpx.HTTPError:
             pass
     assert data.startswith(b"partial")
-    deadline = time.monotonic() + 5
-    while "stream broke" not in s.logs() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    s.wait_for_log("stream broke", 5)
     assert "RuntimeError: stream broke" in s.logs()
 
 
@@ -346,7 +342,5 @@ def test_client_going_away_stops_the_workers_stream(dev):
     with httpx.stream("GET", s.url + "/", timeout=30) as r:
         first = next(r.iter_raw())
         assert first.startswith(b"tick")
-    deadline = time.monotonic() + 5
-    while "endless stream stopped" not in s.logs() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    s.wait_for_log("endless stream stopped", 5)
     assert "endless stream stopped" in s.logs()

@@ -175,9 +175,7 @@ def test_worker_that_never_answers_times_out_with_504(hello):
 def test_wait_until_runs_after_response(hello):
     s = hello
     assert s.get("/waituntil").text == "ok"
-    deadline = time.monotonic() + 5
-    while "wait_until ran" not in s.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    s.wait_for_log("wait_until ran", 5)
     assert "[front] wait_until ran" in s.logs()
 
 
@@ -196,9 +194,7 @@ def test_cdn_cgi_is_reserved_and_scheduled_runs(dev):
         """})
     r = s.get("/cdn-cgi/handler/scheduled?cron=*+*+*+*+*")
     assert r.status_code == 200
-    deadline = time.monotonic() + 5
-    while "scheduled * * * * *" not in s.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    s.wait_for_log("scheduled * * * * *", 5)
     assert "scheduled * * * * *" in s.logs()
     assert s.get("/cdn-cgi/unknown").status_code == 404
     workers = s.api("GET", "/workers")
@@ -240,7 +236,5 @@ def test_print_from_a_worker_thread_reaches_the_log(dev):
                 return Response("ok")
         """})
     assert s.get("/").text == "ok"
-    deadline = time.monotonic() + 5
-    while "hello from a thread" not in s.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    s.wait_for_log("hello from a thread", 5)
     assert "[t] hello from a thread" in s.logs()

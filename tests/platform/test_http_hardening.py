@@ -40,9 +40,7 @@ def test_body_cut_short_never_reaches_the_worker(dev: Any) -> None:
     s = dev(FILES, *ARGS)
     with socket.create_connection(("127.0.0.1", s.port)) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc")
-    deadline = time.monotonic() + 15
-    while "went away after 3 of 100 body bytes" not in s.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    s.wait_for_log("went away after 3 of 100 body bytes", 15)
     assert "went away after 3 of 100 body bytes" in s.logs()
     assert kv_value(s, "last-body") is None, "the Worker ran on a body that ended early"
     # the same to the control API: nothing is stored
