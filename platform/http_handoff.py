@@ -45,28 +45,22 @@ from typing import Any
 import httptools
 
 from edgelet import http_slots
-from edgelet.handoff import MAX_DATA, HandoffError
+from edgelet.handoff import MAX_DATA, HandoffError, http_enabled
 from edgelet.http_protocol import CoalescingHttpToolsProtocol
 from edgelet.http_request import BadRequest, _checked_host
 
 log = logging.getLogger("edgelet.http")
 
-#: the switch: "1" turns it on (off by default; see the module docstring for why)
-ENV_SWITCH = "EDGELET_HTTP_HANDOFF"
 #: a heartbeat older than this means the isolate's loop is stuck (it beats every 50 ms)
 STALE_S = 0.5
 #: how often the host looks for requests past their timeout in a stuck isolate
 SWEEP_S = 0.1
 
 
-def enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "0") == "1"
-
-
 def protocol_class(app: Any, header_timeout: float) -> type[CoalescingHttpToolsProtocol]:
     """uvicorn's ``http`` class for a server of ``app`` (an EdgeletApp, or dev's SwappableApp):
     handing connections over when switched on."""
-    if not enabled():
+    if not http_enabled():  # off by default: see the module docstring for why
         return CoalescingHttpToolsProtocol.configured(header_timeout=header_timeout)
     base = HostProtocol.configured(header_timeout=header_timeout)
     return type(base.__name__, (base,), {"router": Router(app)})

@@ -29,15 +29,17 @@ def _warm_imports() -> None:
 
     import cloudpickle  # noqa: F401
     import msgpack  # noqa: F401
-    import uvicorn.config  # noqa: F401
-    import uvicorn.server  # noqa: F401
     import uvloop  # noqa: F401
 
     import edgelet.bindings
     import edgelet.channel  # noqa: F401
-    import edgelet.handoff  # noqa: F401
+    import edgelet.handoff
     import edgelet.runtime.entrypoints  # noqa: F401
-    import edgelet.runtime.http_server  # noqa: F401  (an isolate serving its Worker's connections)
+    if edgelet.handoff.http_enabled():  # isolates serve their Worker's connections (~60 ms)
+        import uvicorn.config  # noqa: F401
+        import uvicorn.server  # noqa: F401
+
+        import edgelet.runtime.http_server  # noqa: F401
     import edgelet.runtime.http_types  # noqa: F401
     import edgelet.runtime.isolate  # noqa: F401
     import edgelet.runtime.outgoing  # noqa: F401
