@@ -321,6 +321,7 @@ class Host:
                           on_websocket=self.websockets.on_notify,
                           on_call_now=lambda method, args: self._on_isolate_call_now(worker.name, method, args))
         isolate.on_exit = self.websockets.on_isolate_exit  # its handed-over sockets come back
+        isolate.start_hooks.append(self.websockets.on_isolate_start)  # ... and go to the next
         return isolate
 
     async def start_isolate(self, name: str, main: Path, *, like: str, env: dict[str, Any]) -> Isolate:

@@ -8,6 +8,7 @@ happened, and the supervisor starts a fresh process for the next call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import resource
@@ -114,6 +115,9 @@ class Isolate:
         #: objects with ``async before_reload(channel)`` and ``busy(channel) -> bool``: work a
         #: reload lets finish (within RELOAD_DRAIN_S) beside the channel's calls
         self.reload_hooks: list[Any] = []
+        #: called with (name, channel) once a process has loaded the script: edgelet.websockets
+        #: hands it the sockets a process that died (or failed to start) left behind
+        self.start_hooks: list[Callable[[str, Channel], None]] = []
 
     # -- life cycle --------------------------------------------------------------------
     @property
@@ -121,7 +125,9 @@ class Isolate:
         return self._process.pid if self._process else None
 
     async def start(self) -> dict[str, Any]:
-        """Start the process and import the script; raise IsolateStartError on failure."""
+        """Start the process and import the script; raise IsolateStartError on failure, and
+        IsolateError once stop() has run (see _live_channel)."""
+        self._refuse_if_stopped()
         if self._needs_start():
             self._starting = asyncio.ensure_future(self._start())
         assert self._starting is not None  # _needs_start() is True while there is none
@@ -161,6 +167,15 @@ class Isolate:
         finally:
             child_sock.close()
             handoff_child.close()
+        if self._stopping:  # stop() ran while the process was being spawned: it must not live
+            handoff_host.close()
+            host_sock.close()
+            process, self._process = self._process, None
+            kill_descendants(process.pid)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            self._refuse_if_stopped()
         if self.handoff is not None:
             self.handoff.close()
         self.handoff = handoff.Endpoint(handoff_host, self.handoff_handlers)
@@ -187,6 +202,11 @@ class Isolate:
             raise self.broken from None
         self.broken = None
         log.debug("isolate %s started (pid %s)", self.name, self._process.pid)
+        for hook in list(self.start_hooks):
+            try:
+                hook(self.name, channel)
+            except Exception:
+                log.exception("an isolate start hook failed")
         return self.info
 
     @staticmethod
@@ -307,6 +327,7 @@ class Isolate:
         """Replace the process (after a script edit). Calls in flight on the old one get up
         to RELOAD_DRAIN_S to finish first (a save must not fail the request being served); one
         still running then is answered 503 saying the Worker was reloaded, not that it crashed."""
+        self._refuse_if_stopped()
         channel = self._channel
         if channel is not None:
             loop = asyncio.get_running_loop()
@@ -317,8 +338,8 @@ class Isolate:
                     and not channel.closed and loop.time() < deadline:
                 await asyncio.sleep(0.005)
             self._reloaded = channel
+        self._refuse_if_stopped()  # replaced (config edit) or stopped while it drained
         await self._kill()
-        self._stopping = False
         return await self.start()
 
     def hold_deadlines(self, hold: bool) -> None:
@@ -334,13 +355,15 @@ class Isolate:
         platform that replaced it, and nothing would answer its calls."""
         channel = self._channel
         if channel is None or channel.closed:
-            if self._stopping:
-                raise IsolateError(f"Worker {self.name!r} has stopped (edgelet is stopping or "
-                                   f"restarting its Workers); send the request again", 503)
             await self.start()
             channel = self._channel
             assert channel is not None
         return channel
+
+    def _refuse_if_stopped(self) -> None:
+        if self._stopping:
+            raise IsolateError(f"Worker {self.name!r} has stopped (edgelet is stopping or "
+                               f"restarting its Workers); send the request again", 503)
 
     async def invoke(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Send one event to the Worker; errors say whether the isolate or the handler failed."""

@@ -261,6 +261,8 @@ class SocketTable:
         if sock.fd is not None:
             os.close(sock.fd)
             sock.fd = None
+        if sock.took is not None and not sock.took.done():  # closed during its first hand-over:
+            sock.took.set_result(False)                     # _hand_over must not wait forever
         self.sockets.pop(sock.token, None)
         if sock.key is not None:
             tokens = self.by_object.get(sock.key)
@@ -409,6 +411,8 @@ class SocketTable:
         sock.fd, sock.owner, sock.state = fd, channel, HANDING
         sock.took = asyncio.get_running_loop().create_future()
         if not await sock.took:  # the isolate exited before it took the socket: serve it here
+            if self.sockets.get(sock.token) is not sock:  # unless the host closed it meanwhile
+                return True  # (a reload, a stop): uvicorn's end of the connection goes too
             if sock.fd is not None:
                 os.close(sock.fd)
             sock.fd, sock.owner, sock.state, sock.took = None, None, HOST, None
@@ -553,7 +557,7 @@ class SocketTable:
             else:
                 orphans = True
         if orphans:
-            asyncio.ensure_future(self._hand_again(worker, channel))
+            asyncio.ensure_future(self._restart_for(worker, channel))
 
     async def release(self, worker: str, timeout: float = 0.25) -> None:
         """Before ``worker``'s isolate is replaced by a reload: it stops reading its sockets
@@ -571,7 +575,7 @@ class SocketTable:
             sock = self.sockets.get(str(token))
             if sock is not None and sock.worker == worker and sock.fd is not None:
                 await self._close_fd(sock, 1012, "the Worker was reloaded while a message was "
-                                                 "arriving; reconnect")
+                                                 "arriving or being handled; reconnect")
 
     async def _close_fd(self, sock: HostSocket, code: int, reason: str) -> None:
         if sock.fd is not None:
@@ -579,8 +583,11 @@ class SocketTable:
             await self._write_fd(sock.fd, close_frame(code, reason))
         self._end(sock, code, reason)
 
-    async def _hand_again(self, worker: str, dead: Any) -> None:
-        """Start ``worker``'s next process and hand it the sockets its last one served."""
+    async def _restart_for(self, worker: str, dead: Any) -> None:
+        """Start ``worker``'s next process for the sockets its last one served; the start
+        hands them over (on_isolate_start). A start that fails (a save with a syntax error)
+        keeps them open: the host holds each connection, the kernel buffers the client's
+        frames, and the Worker's next good start (the user's next save) takes them."""
         isolate = self.host.isolates.get(worker)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5.0
@@ -589,27 +596,41 @@ class SocketTable:
         while isolate is not None and getattr(isolate, "_channel", None) is dead \
                 and loop.time() < deadline:
             await asyncio.sleep(0.01)
-        error = "the Worker is gone"
-        if isolate is not None:
-            try:
-                await isolate.start()
-                error = ""
-            except Exception as exc:
-                error = f"the Worker could not restart: {exc}"[:120]
+        if isolate is None or getattr(isolate, "_stopping", False):
+            await self._close_orphans(worker, 1012 if isolate else 1011,
+                                      "edgelet is stopping" if isolate else "the Worker is gone")
+            return
+        try:
+            await isolate.start()
+        except Exception as exc:
+            log.warning("Worker %r did not start again (%s); its WebSockets stay open and go "
+                        "to its next good start", worker, str(exc).splitlines()[0],
+                        extra={"worker": worker})
+
+    def on_isolate_start(self, worker: str, channel: Any) -> None:
+        """A process of ``worker`` has loaded its script: hand it the hibernatable sockets
+        the last one left behind (it crashed, was reloaded, or failed to start)."""
+        isolate = self.host.isolates.get(worker)
+        endpoint = getattr(isolate, "handoff", None)
         from edgelet.handoff import HandoffError
         for sock in list(self.sockets.values()):
             if sock.worker != worker or sock.state != ORPHAN or sock.fd is None:
                 continue
-            endpoint = getattr(isolate, "handoff", None)
-            channel = getattr(isolate, "_channel", None)
-            if not error and endpoint is not None and channel is not None and not channel.closed:
+            error = "the Worker's isolate could not take it"
+            if endpoint is not None and not channel.closed:
                 try:
                     endpoint.send("ws", sock.fd, b"", self._meta(sock))
                     sock.owner, sock.state = channel, HANDING
                     continue
                 except HandoffError as exc:
-                    error = f"the Worker's isolate could not take it: {exc}"[:120]
-            await self._close_fd(sock, 1011, error or "the Worker's isolate could not take it")
+                    error = f"{error}: {exc}"[:120]
+            sock.state = HOST  # not an orphan any more: one close
+            asyncio.ensure_future(self._close_fd(sock, 1011, error))
+
+    async def _close_orphans(self, worker: str, code: int, reason: str) -> None:
+        for sock in list(self.sockets.values()):
+            if sock.worker == worker and sock.state == ORPHAN and sock.fd is not None:
+                await self._close_fd(sock, code, reason)
 
     def close_handed(self, code: int = 1012, reason: str = "edgelet is stopping") -> None:
         """The platform stops: close every socket an isolate serves (a close frame, then the

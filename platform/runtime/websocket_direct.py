@@ -398,7 +398,8 @@ def on_go(token: str) -> None:
 async def release(timeout: float) -> list[str]:
     """A reload is coming: stop reading every socket at a frame boundary and let the
     handlers running finish, for up to ``timeout`` seconds; return the tokens still half
-    way through a client's frame (the next process could not parse the rest).
+    way through a client's frame (the next process could not parse the rest) or whose
+    messages are still being handled (they die with this process: the client must know).
 
     The connections stay open: the host hands them to the next process."""
     for sock in connections.values():
@@ -411,7 +412,8 @@ async def release(timeout: float) -> list[str]:
         if all(not s.busy and (s.lost or s.between_frames()) for s in connections.values()):
             break
         await asyncio.sleep(0.01)
-    return [t for t, s in connections.items() if not s.lost and not s.between_frames()]
+    return [t for t, s in connections.items()
+            if not s.lost and (s.busy or s.inbox or not s.between_frames())]
 
 
 def send_frames(tokens: list[str], data: str | bytes) -> list[str]:
