@@ -130,8 +130,7 @@ class Engine:
         self._def(workflow)
         row = views.instance_row(self.db, workflow, instance_id)
         if row is None:
-            raise api_error(LookupError, f"workflow '{workflow}' has no instance '{instance_id}'; "
-                                         f"create it first or check the id", 404)
+            raise _missing(workflow, instance_id)
         return row
 
     # -- management (binding, control API, handles) --------------------------------------------
@@ -428,11 +427,10 @@ class Engine:
 
     def status(self, workflow: str, instance_id: str) -> dict[str, Any]:
         """``{status, error, output}`` with ``output`` still encoded (bytes or None)."""
-        row = self._row(workflow, instance_id)
-        info = {"status": row["status"], "error": views.error_of(row), "output": row["output"]}
-        rollback = views.rollback_summary(self.db, row["seq"], row["status"])
-        if rollback is not None:
-            info["rollback"] = rollback
+        self._def(workflow)
+        info = views.status_info(self.db, workflow, instance_id)
+        if info is None:
+            raise _missing(workflow, instance_id)
         return info
 
     def describe(self, workflow: str, instance_id: str) -> dict[str, Any]:
@@ -575,6 +573,11 @@ class Engine:
     def summary(self, workflow: str) -> dict[str, Any]:
         self._def(workflow)
         return views.workflow_summary(self.db, workflow)
+
+
+def _missing(workflow: str, instance_id: str) -> Exception:
+    return api_error(LookupError, f"workflow '{workflow}' has no instance '{instance_id}'; "
+                                  f"create it first or check the id", 404)
 
 
 def erase(db: Any, seqs: Sequence[int]) -> None:

@@ -186,6 +186,20 @@ def rollbacks(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
             for name, count, state, ename, emsg, config, started, ended, wake_at in rows]
 
 
+def status_info(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any] | None:
+    """``status()`` as the wire carries it: ``{status, error, output}`` (``output`` still
+    encoded) plus ``rollback`` when one ran; None when there is no such instance. Read by
+    the host (``Engine.status``) and by an isolate holding the file (``local.py``)."""
+    row = instance_row(conn, workflow, instance_id)
+    if row is None:
+        return None
+    info = {"status": row["status"], "error": error_of(row), "output": row["output"]}
+    rollback = rollback_summary(conn, row["seq"], row["status"])
+    if rollback is not None:
+        info["rollback"] = rollback
+    return info
+
+
 def rollback_summary(conn: sqlite3.Connection, seq: int, status: str) -> dict[str, Any] | None:
     """``status().rollback``: ``{status: running | complete | failed, steps: [...]}``, or None
     when no rollback ran."""

@@ -170,6 +170,30 @@ def test_kill_9_while_the_isolate_commits_fast_steps(dev: Any, tmp_path: Path) -
         "no kill landed inside a step; the test proved nothing"
 
 
+def test_kill_9_while_a_lone_run_commits_its_steps_at_once(dev: Any, tmp_path: Path) -> None:
+    # one instance alone in its isolate, steps that never wait: each is committed at once,
+    # without a loop turn (LocalRecorder._commit, GroupCommit.commit_now); a kill between a
+    # step's side effect and its commit re-runs that attempt only, never a recorded step
+    log = tmp_path / "side-effects.log"
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    steps, kills = 400, 5
+    create(s, "crashy", "alone", {"log": str(log), "steps": steps, "step_s": 0})
+    rng = random.Random(7)
+    for k in range(kills):
+        target = len(lines(log)) + rng.randint(20, 60)
+        deadline = time.monotonic() + 20
+        while len(lines(log)) < target and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if k % 2:
+            s = kill_and_restart(dev, s)
+        else:
+            kill_group(s)
+            s = restart(dev, s)
+    result = wait_status(s, "crashy", "alone", "complete", timeout=60)
+    reran = check_side_effects(log, {"alone": result}, steps, kills)
+    assert reran >= 1, "no kill landed between a step's side effect and its commit; the test proved nothing"
+
+
 def kill_inside_gated_step(dev: Any, tmp_path: Path, instance_id: str, *, running_for: float = 0.0
                            ) -> tuple[Any, Path, dict[str, Any]]:
     """Start a ``gated`` instance, SIGKILL the platform while its step waits at the gate
