@@ -438,49 +438,52 @@ class Engine:
         return views.describe(self.db, workflow, instance_id, boot=self.recorder.boot)
 
     def pause(self, workflow: str, instance_id: str) -> str:
-        row = self._row(workflow, instance_id)
-        old = row["status"]
-        if old in schema.FINISHED:
-            raise api_error(RuntimeError, f"cannot pause instance '{instance_id}' of workflow '{workflow}': "
-                                          f"it is {old}; only queued, running or waiting instances can "
-                                          f"be paused", 409)
-        if old in ("paused", "waitingForPause"):
-            return old
-        if old == "running":
-            with self.state.tx():
-                self.state.set(row["seq"], status="waitingForPause")
-            self.runner.signal(workflow, instance_id, row["generation"], "pause")
-            self.state.status_changed(workflow, instance_id, old, "waitingForPause")
-            return "waitingForPause"
         with self.state.tx():
-            self.state.set(row["seq"], status="paused", wake_at=None, waiting_for=None)
-        self.state.status_changed(workflow, instance_id, old, "paused")
-        return "paused"
+            # read under the write lock, as terminate(): the isolate running it commits its
+            # completion itself (local.py), so a status read before BEGIN may be stale by
+            # then (a complete instance turned waitingForPause, an event it never had)
+            row = self._row(workflow, instance_id)
+            old = row["status"]
+            if old in schema.FINISHED:
+                raise api_error(RuntimeError, f"cannot pause instance '{instance_id}' of workflow "
+                                              f"'{workflow}': it is {old}; only queued, running or waiting "
+                                              f"instances can be paused", 409)
+            if old in ("paused", "waitingForPause"):
+                return old
+            if old == "running":
+                new = "waitingForPause"
+                self.state.set(row["seq"], status=new)
+            else:
+                new = "paused"
+                self.state.set(row["seq"], status=new, wake_at=None, waiting_for=None)
+        if old == "running":
+            self.runner.signal(workflow, instance_id, row["generation"], "pause")
+        self.state.status_changed(workflow, instance_id, old, new)
+        return new
 
     def resume(self, workflow: str, instance_id: str) -> str:
-        row = self._row(workflow, instance_id)
-        old = row["status"]
-        if old in schema.FINISHED:
-            raise api_error(RuntimeError, f"cannot resume instance '{instance_id}' of workflow '{workflow}': "
-                                          f"it is {old}; use restart() to run it again", 409)
-        if old == "waitingForPause":
-            with self.state.tx():
-                self.state.set(row["seq"], status="running")
-            self.runner.signal(workflow, instance_id, row["generation"], "unpause")
-            self.state.status_changed(workflow, instance_id, old, "running")
-            return "running"
-        if old != "paused":
-            return old  # queued, running, waiting: nothing to resume (Cloudflare ignores it too)
-        now = self.clock.now()
         with self.state.tx():
-            if row["started"] is None:
-                self.state.set(row["seq"], status="queued")
+            row = self._row(workflow, instance_id)  # under the write lock, as pause()
+            old = row["status"]
+            if old in schema.FINISHED:
+                raise api_error(RuntimeError, f"cannot resume instance '{instance_id}' of workflow "
+                                              f"'{workflow}': it is {old}; use restart() to run it again", 409)
+            if old == "waitingForPause":
+                new = "running"
+                self.state.set(row["seq"], status=new)
+            elif old != "paused":
+                return old  # queued, running, waiting: nothing to resume (Cloudflare ignores it too)
+            elif row["started"] is None:
                 new = "queued"
+                self.state.set(row["seq"], status=new)
             else:  # it ran before: it goes ahead of new instances, like any woken one
-                self.state.set(row["seq"], status="waiting", wake_at=now)
                 new = "waiting"
+                self.state.set(row["seq"], status=new, wake_at=self.clock.now())
+        if old == "waitingForPause":
+            self.runner.signal(workflow, instance_id, row["generation"], "unpause")
         self.state.status_changed(workflow, instance_id, old, new)
-        self.scheduler.kick(workflow)
+        if new != "running":
+            self.scheduler.kick(workflow)
         return new
 
     def terminate(self, workflow: str, instance_id: str) -> str:

@@ -170,3 +170,38 @@ async def test_an_instance_a_worker_creates_starts_at_once_but_never_ahead_of_th
         ended = [(await (await handle.get(f"o{i}")).wait_for_status("complete", timeout=20)).output
                  for i in range(3)]
         assert ended == sorted(ended)
+
+
+@pytest.mark.parametrize("action", ["pause", "resume"])
+async def test_pause_and_resume_never_overwrite_a_completion_the_isolate_just_committed(
+        tmp_path: Path, action: str, caplog: pytest.LogCaptureFixture) -> None:
+    # the isolate commits its run's completion itself: when that commit lands after the
+    # host read the status but before it took the write lock, pause()/resume() must see
+    # `complete` (and refuse), not turn a finished instance back into a live one
+    import contextlib
+    import sqlite3
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state") as p:
+        inst = await workflow(p, "ENDLESS").create(id=f"race-{action}")
+        await inst.wait_for_step("e3", timeout=20)
+        if action == "resume":
+            await inst.pause()
+        engine = p.host.plugin("workflows").engine
+        real_tx = engine.state.tx
+
+        @contextlib.contextmanager
+        def tx_after_the_isolate_completed(**kwargs: Any) -> Any:
+            engine.state.tx = real_tx  # once
+            other = sqlite3.connect(tmp_path / "state" / "workflows.sqlite3", isolation_level=None)
+            other.execute("UPDATE instances SET status = 'complete', ended = 1 WHERE id = ?", (inst.id,))
+            other.close()
+            with real_tx(**kwargs):
+                yield
+
+        engine.state.tx = tx_after_the_isolate_completed
+        caplog.set_level(logging.INFO, logger="edgelet.workflows")
+        caplog.clear()
+        with pytest.raises(RuntimeError, match=f"cannot {action} instance 'race-{action}'.*it is complete"):
+            await getattr(inst, action)()
+        assert (await inst.status()).status == "complete"
+        assert not [r for r in caplog.records if " -> " in r.getMessage()]  # no status change said
