@@ -74,6 +74,7 @@ class Engine:
         self.wait_event = self.recorder.wait_event
         self.recorder.signal = self.runner.signal
         self.runner.apply_recorded = self.recorder.apply_recorded
+        self.runner.cut_off = self.recorder.cut_off
         self.attempt_started = self.recorder.attempt_started
         self.attempt_timer = self.recorder.attempt_timer
         self.rollback_done = self.recorder.rollback_done

@@ -24,6 +24,7 @@ CONFIG = """
       { name = "crashy", binding = "CRASHY", class_name = "Crashy" },
       { name = "napper", binding = "NAPPER", class_name = "Napper" },
       { name = "gated", binding = "GATED", class_name = "Gated" },
+      { name = "fragile", binding = "FRAGILE", class_name = "Fragile" },
     ]
 """
 
@@ -64,6 +65,18 @@ APP = """
                     await asyncio.sleep(0.01)
                 return token
             return await blocked()
+
+    class Fragile(WorkflowEntrypoint):
+        async def run(self, event, step):
+            @step.do("fragile")
+            async def fragile():
+                marker = event.payload["marker"]
+                if not os.path.exists(marker):
+                    open(marker, "w").close()
+                    await asyncio.sleep(0.3)   # noted on the host as in flight meanwhile
+                    os.kill(os.getpid(), 9)    # the isolate dies, the platform runs on
+                return "ok"
+            return await fragile()
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
@@ -250,3 +263,21 @@ def test_attempt_cut_off_by_a_crash_is_listed_in_describe(dev: Any, tmp_path: Pa
     out = subprocess.run([*EDGELET, "workflows", "instances", "describe", "gated", "cut-1", "--port", str(s.port)],
                          capture_output=True, text=True, timeout=30, cwd=s.cwd)
     assert "AttemptInterrupted" in out.stdout, out.stdout
+
+
+def test_attempt_cut_off_by_an_isolate_crash_is_listed_once_before_and_after_a_restart(dev: Any,
+                                                                                        tmp_path: Path) -> None:
+    # the attempt was noted in flight, its isolate died, the next run committed the step in
+    # its own isolate: describe lists the cut-off attempt at once, and the same after a restart
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    create(s, "fragile", "f-1", {"marker": str(tmp_path / "marker")})
+    info = wait_status(s, "fragile", "f-1", "complete")
+
+    def shown(info: dict[str, Any]) -> list[tuple[bool, str | None]]:
+        return [(a.get("interrupted", False), (a["error"] or {}).get("name")) for a in info["steps"][0]["attempts"]]
+
+    assert shown(info) == [(True, "AttemptInterrupted"), (False, None)], info["steps"][0]["attempts"]
+    assert "isolate died" in info["steps"][0]["attempts"][0]["error"]["message"]
+    s = kill_and_restart(dev, s)
+    again = describe(s, "fragile", "f-1")
+    assert shown(again) == shown(info), again["steps"][0]["attempts"]
