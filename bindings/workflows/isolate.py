@@ -299,7 +299,7 @@ async def _run(runtime: IsolateServices, session: RunSession, payload: dict[str,
     task: asyncio.Task[Any] | None = None
     writer = session.local
     if writer is not None:
-        writer.runs += 1
+        writer.started()
     try:
         entry = cls(runtime.new_context(), runtime.env)
         task = asyncio.ensure_future(call_handler(entry.run, event, WorkflowStep(session)))

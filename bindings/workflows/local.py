@@ -137,7 +137,7 @@ class LocalRecorder:
             status, seq = records.step_done(db, record, attempts, now)
             return status, seq, now
 
-        status, seq, now = await self._commit(group, write)
+        status, seq, now = await self._commit(group, write, alone=self.runs == 1)
         key = (record.workflow, record.instance)
         notes = self._notes.get(key)
         if notes is None:
@@ -147,15 +147,21 @@ class LocalRecorder:
             self._timer = asyncio.get_running_loop().call_later(NOTE_FLUSH_S, self._flush)
         return {"pause": status == "waitingForPause"}
 
-    async def _commit(self, group: GroupCommit, write: Callable[[], T]) -> T:
-        """A step's commit: at once when this isolate runs one instance (no other run's
-        record could share the loop turn's transaction), else in the turn's shared one.
+    def started(self) -> None:
+        """A run starts (``isolate._run``), on a loop turn of its own: the time budget of
+        :meth:`_commit` counts from here."""
+        self.runs += 1
+        self._yielded = time.perf_counter()
+
+    async def _commit(self, group: GroupCommit, write: Callable[[], T], *, alone: bool) -> T:
+        """A commit at once when ``alone`` (this isolate runs one instance, so no other
+        run's record could share the loop turn's transaction), else in the turn's shared one.
 
         Why: a sequential run's step waited a loop turn for its commit and another for its
         task to wake (a third of a step's time). Committed at once, the run still yields
         its loop every ``INLINE_BUDGET_S`` (one step then takes the shared path), so a
         run of quick steps holds the isolate no longer than that."""
-        if self.runs == 1 and time.perf_counter() - self._yielded < INLINE_BUDGET_S:
+        if alone and time.perf_counter() - self._yielded < INLINE_BUDGET_S:
             try:
                 return group.commit_now(write)
             except self._not_now:  # writes queued first, or the host holds the lock
@@ -183,8 +189,8 @@ class LocalRecorder:
             old = records.complete(db, workflow, instance, generation, output, now)
             return None if old is None else {"old": old, "at": now}
 
-        try:
-            return await group.run(write)
+        try:  # the run has ended: alone when no other runs in this isolate
+            return await self._commit(group, write, alone=self.runs == 0)
         except Exception:  # a full disk, say: the host tries (and reports) it
             return None
 
