@@ -108,6 +108,8 @@ class Engine:
         if resumed or paused:
             log.info("WORKFLOWS resuming %d interrupted instance(s)%s", resumed,
                      f"; {paused} waiting for pause are now paused" if paused else "")
+        if self.state.checkpointer is not None:
+            self.state.checkpointer.start()
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -118,6 +120,8 @@ class Engine:
             self.state.events.close()
         except Exception as exc:  # a full disk: the events of the last moment are lost, never a step
             log.warning("WORKFLOWS could not write the last events on stop: %s", exc)
+        if self.state.checkpointer is not None:
+            self.state.checkpointer.stop()
 
     # -- lookups ---------------------------------------------------------------------------------
     def _def(self, workflow: str) -> WorkflowDef:

@@ -109,6 +109,9 @@ class LocalRecorder:
         self._db = open_database(self._path)  # WAL, synchronous=NORMAL: as the host's
         # the host holding the write lock makes the commit wait, not the isolate's loop
         self._db.execute("PRAGMA busy_timeout = 0")
+        # nor does a checkpoint's fsync: the host's thread checkpoints (checkpoint.py)
+        from edgelet.bindings.workflows.checkpoint import leave_checkpoints
+        leave_checkpoints(self._db)
         self._group = GroupCommit(self._db, "workflow step record", retry_busy_s=BUSY_RETRY_S)
         return self._group
 
