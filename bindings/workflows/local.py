@@ -17,6 +17,13 @@ applies notes in the order the isolate committed them (``Recorder.apply_recorded
 
 The run's outcome ``complete`` is committed here too (``LocalRecorder.complete``), so a
 caller polling ``status()`` sees it at once; the host, told by the outcome, does the rest.
+``status()`` itself is read from the file here (``LocalRecorder.status``), without a round
+trip to the host per poll.
+
+A run alone in its isolate commits each step at once, without the loop turn a shared
+commit waits for (``GroupCommit.commit_now``; nothing else could join that turn's
+transaction), and gives the loop a turn at least every ``INLINE_BUDGET_S``. With several
+runs, their records of one loop turn share one commit.
 
 What stays on the host (``RunSession.step_done`` decides): state in memory (no file to
 share), a virtual clock (attempt timeouts are host timers), a step whose attempt the host
