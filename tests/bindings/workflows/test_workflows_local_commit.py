@@ -58,6 +58,9 @@ APP = """
                 made = [await self.env.SINGLE.create(id=f"o{i}") for i in range(3)]
                 return Response(" ".join([(await m.status())["status"] for m in made]))
             inst = await self.env.MANY.create(params={"steps": 5})
+            if request.url.endswith("/tight"):  # a poll that never sleeps
+                while (await inst.status())["status"] != "complete":
+                    pass
             while (await inst.status())["status"] != "complete":
                 await asyncio.sleep(0.001)
             return Response(str((await inst.status())["output"]))
@@ -229,3 +232,23 @@ async def test_commits_leave_checkpoints_to_the_hosts_thread_which_keeps_the_fil
             assert conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 202
         finally:
             conn.close()
+
+
+async def test_a_worker_reads_status_from_the_shared_file_and_a_tight_poll_still_lets_the_run_finish(
+        tmp_path: Path) -> None:
+    # status() is read in the isolate (no host round trip per poll), yet each read gives
+    # the loop a turn as a call to the host would: the run sharing that loop goes on
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state") as p:
+        plugin = p.host.plugin("workflows")
+        asked: list[str] = []
+        real = plugin.handle_call
+
+        async def spy(worker: str, binding: str, method: str, args: list[Any]) -> Any:
+            asked.append(method)
+            return await real(worker, binding, method, args)
+
+        plugin.handle_call = spy
+        resp = await asyncio.wait_for(p.fetch("/tight"), 20)
+        assert resp.status == 200 and await resp.text() == str(sum(range(5)) + 1000)
+        assert asked == ["create"]  # no status() went to the host
