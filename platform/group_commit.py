@@ -25,11 +25,19 @@ T = TypeVar("T")
 #: before the writes come back later (0.35 ms in all, where SQLite's busy handler sleeps 1 ms
 #: first)
 _SHORT_WAITS_S = (0.00005, 0.0001, 0.0002)
+#: with ``retry_busy_s`` but no running loop (a flush at shutdown): how long a BEGIN waits
+#: for the write lock in SQLite's busy handler before the writes fail
+BLOCKING_BUSY_MS = 5000
 
 
 class StoreWriteError(RuntimeError):
     """The shared transaction failed, so none of its writes was stored; ``__cause__`` is
     SQLite's error (``database or disk is full``, ...)."""
+
+
+class NotNow(Exception):
+    """:meth:`GroupCommit.commit_now` could not commit at once (other writes are queued,
+    or another process holds the write lock): nothing was written; use :meth:`GroupCommit.run`."""
 
 
 class GroupCommit:
@@ -68,6 +76,40 @@ class GroupCommit:
         self._schedule()
         return await future
 
+    def commit_now(self, write: Callable[[], T]) -> T:
+        """``write()`` in a transaction of its own, committed before this returns: no
+        future and no loop turn. For a caller that knows no other write would join this
+        loop turn's transaction (one sequential writer), where the turn :meth:`run` waits
+        for is most of the write's time. Raises :class:`NotNow` (nothing written) when
+        writes are already queued (they go first, in order) or another process holds the
+        write lock; an exception from ``write`` is raised after its rollback; a failed
+        transaction raises :class:`StoreWriteError`, as :meth:`run` does."""
+        if self._batch:
+            raise NotNow
+        if self.retry_busy_s is None:
+            self.conn.execute("BEGIN IMMEDIATE")
+        elif not self._begin_now():
+            raise NotNow
+        try:
+            value = write()
+        except Exception as exc:
+            if not isinstance(exc, sqlite3.Error) or self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")  # this write alone was refused (a stale record)
+                raise
+            failure: sqlite3.Error = exc  # SQLite ended the transaction (disk full, I/O error)
+        else:
+            try:
+                self.conn.execute("COMMIT")
+                return value
+            except sqlite3.Error as exc:
+                failure = exc
+        log.error("%s commit failed; 1 write not stored: %s", self.what, failure)
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        raise StoreWriteError(f"{self.what} not stored: {failure}") from failure
+
     def _schedule(self) -> None:
         if not self._armed:
             self._armed = True
@@ -98,6 +140,15 @@ class GroupCommit:
             if self._busy_ms:
                 self.conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
 
+    def _begin_blocking(self) -> None:
+        """BEGIN IMMEDIATE waiting in SQLite's busy handler (up to ``BLOCKING_BUSY_MS``):
+        only where no loop runs to come back on."""
+        self.conn.execute(f"PRAGMA busy_timeout = {max(self._busy_ms, BLOCKING_BUSY_MS)}")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+
     def flush(self) -> None:
         """Run and commit the waiting writes now (also called on shutdown)."""
         batch, self._batch = self._batch, []
@@ -108,9 +159,17 @@ class GroupCommit:
             if self.retry_busy_s is None:
                 self.conn.execute("BEGIN IMMEDIATE")
             elif not self._begin_now():
-                self._batch[:0] = batch  # nothing ran yet: the same writes, a moment later
-                asyncio.get_running_loop().call_later(self.retry_busy_s, self.flush)
-                return
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # no loop to come back on (a flush at shutdown): wait here
+                    self._begin_blocking()
+                else:
+                    # nothing ran yet: the same writes, a moment later. Scheduled before they
+                    # go back, so nothing can fail them here and leave them queued as well
+                    # (their callbacks would run twice, the second time after a commit)
+                    loop.call_later(self.retry_busy_s, self.flush)
+                    self._batch[:0] = batch
+                    return
             if len(batch) == 1:  # alone (a sequential caller): the transaction is its savepoint
                 write, future = batch[0]
                 try:

@@ -74,6 +74,7 @@ class Engine:
         self.wait_event = self.recorder.wait_event
         self.recorder.signal = self.runner.signal
         self.runner.apply_recorded = self.recorder.apply_recorded
+        self.runner.cut_off = self.recorder.cut_off
         self.attempt_started = self.recorder.attempt_started
         self.attempt_timer = self.recorder.attempt_timer
         self.rollback_done = self.recorder.rollback_done
@@ -107,6 +108,8 @@ class Engine:
         if resumed or paused:
             log.info("WORKFLOWS resuming %d interrupted instance(s)%s", resumed,
                      f"; {paused} waiting for pause are now paused" if paused else "")
+        if self.state.checkpointer is not None:
+            self.state.checkpointer.start()
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -117,6 +120,8 @@ class Engine:
             self.state.events.close()
         except Exception as exc:  # a full disk: the events of the last moment are lost, never a step
             log.warning("WORKFLOWS could not write the last events on stop: %s", exc)
+        if self.state.checkpointer is not None:
+            self.state.checkpointer.stop()
 
     # -- lookups ---------------------------------------------------------------------------------
     def _def(self, workflow: str) -> WorkflowDef:
@@ -130,8 +135,7 @@ class Engine:
         self._def(workflow)
         row = views.instance_row(self.db, workflow, instance_id)
         if row is None:
-            raise api_error(LookupError, f"workflow '{workflow}' has no instance '{instance_id}'; "
-                                         f"create it first or check the id", 404)
+            raise _missing(workflow, instance_id)
         return row
 
     # -- management (binding, control API, handles) --------------------------------------------
@@ -428,11 +432,10 @@ class Engine:
 
     def status(self, workflow: str, instance_id: str) -> dict[str, Any]:
         """``{status, error, output}`` with ``output`` still encoded (bytes or None)."""
-        row = self._row(workflow, instance_id)
-        info = {"status": row["status"], "error": views.error_of(row), "output": row["output"]}
-        rollback = views.rollback_summary(self.db, row["seq"], row["status"])
-        if rollback is not None:
-            info["rollback"] = rollback
+        self._def(workflow)
+        info = views.status_info(self.db, workflow, instance_id)
+        if info is None:
+            raise _missing(workflow, instance_id)
         return info
 
     def describe(self, workflow: str, instance_id: str) -> dict[str, Any]:
@@ -440,49 +443,52 @@ class Engine:
         return views.describe(self.db, workflow, instance_id, boot=self.recorder.boot)
 
     def pause(self, workflow: str, instance_id: str) -> str:
-        row = self._row(workflow, instance_id)
-        old = row["status"]
-        if old in schema.FINISHED:
-            raise api_error(RuntimeError, f"cannot pause instance '{instance_id}' of workflow '{workflow}': "
-                                          f"it is {old}; only queued, running or waiting instances can "
-                                          f"be paused", 409)
-        if old in ("paused", "waitingForPause"):
-            return old
-        if old == "running":
-            with self.state.tx():
-                self.state.set(row["seq"], status="waitingForPause")
-            self.runner.signal(workflow, instance_id, row["generation"], "pause")
-            self.state.status_changed(workflow, instance_id, old, "waitingForPause")
-            return "waitingForPause"
         with self.state.tx():
-            self.state.set(row["seq"], status="paused", wake_at=None, waiting_for=None)
-        self.state.status_changed(workflow, instance_id, old, "paused")
-        return "paused"
+            # read under the write lock, as terminate(): the isolate running it commits its
+            # completion itself (local.py), so a status read before BEGIN may be stale by
+            # then (a complete instance turned waitingForPause, an event it never had)
+            row = self._row(workflow, instance_id)
+            old = row["status"]
+            if old in schema.FINISHED:
+                raise api_error(RuntimeError, f"cannot pause instance '{instance_id}' of workflow "
+                                              f"'{workflow}': it is {old}; only queued, running or waiting "
+                                              f"instances can be paused", 409)
+            if old in ("paused", "waitingForPause"):
+                return old
+            if old == "running":
+                new = "waitingForPause"
+                self.state.set(row["seq"], status=new)
+            else:
+                new = "paused"
+                self.state.set(row["seq"], status=new, wake_at=None, waiting_for=None)
+        if old == "running":
+            self.runner.signal(workflow, instance_id, row["generation"], "pause")
+        self.state.status_changed(workflow, instance_id, old, new)
+        return new
 
     def resume(self, workflow: str, instance_id: str) -> str:
-        row = self._row(workflow, instance_id)
-        old = row["status"]
-        if old in schema.FINISHED:
-            raise api_error(RuntimeError, f"cannot resume instance '{instance_id}' of workflow '{workflow}': "
-                                          f"it is {old}; use restart() to run it again", 409)
-        if old == "waitingForPause":
-            with self.state.tx():
-                self.state.set(row["seq"], status="running")
-            self.runner.signal(workflow, instance_id, row["generation"], "unpause")
-            self.state.status_changed(workflow, instance_id, old, "running")
-            return "running"
-        if old != "paused":
-            return old  # queued, running, waiting: nothing to resume (Cloudflare ignores it too)
-        now = self.clock.now()
         with self.state.tx():
-            if row["started"] is None:
-                self.state.set(row["seq"], status="queued")
+            row = self._row(workflow, instance_id)  # under the write lock, as pause()
+            old = row["status"]
+            if old in schema.FINISHED:
+                raise api_error(RuntimeError, f"cannot resume instance '{instance_id}' of workflow "
+                                              f"'{workflow}': it is {old}; use restart() to run it again", 409)
+            if old == "waitingForPause":
+                new = "running"
+                self.state.set(row["seq"], status=new)
+            elif old != "paused":
+                return old  # queued, running, waiting: nothing to resume (Cloudflare ignores it too)
+            elif row["started"] is None:
                 new = "queued"
+                self.state.set(row["seq"], status=new)
             else:  # it ran before: it goes ahead of new instances, like any woken one
-                self.state.set(row["seq"], status="waiting", wake_at=now)
                 new = "waiting"
+                self.state.set(row["seq"], status=new, wake_at=self.clock.now())
+        if old == "waitingForPause":
+            self.runner.signal(workflow, instance_id, row["generation"], "unpause")
         self.state.status_changed(workflow, instance_id, old, new)
-        self.scheduler.kick(workflow)
+        if new != "running":
+            self.scheduler.kick(workflow)
         return new
 
     def terminate(self, workflow: str, instance_id: str) -> str:
@@ -575,6 +581,11 @@ class Engine:
     def summary(self, workflow: str) -> dict[str, Any]:
         self._def(workflow)
         return views.workflow_summary(self.db, workflow)
+
+
+def _missing(workflow: str, instance_id: str) -> Exception:
+    return api_error(LookupError, f"workflow '{workflow}' has no instance '{instance_id}'; "
+                                  f"create it first or check the id", 404)
 
 
 def erase(db: Any, seqs: Sequence[int]) -> None:

@@ -66,10 +66,11 @@ class Plugin(BindingPlugin):
         return {decl.binding: {"workflow": decl.name} for decl in worker.decls(self.kind)}
 
     def isolate_options(self, worker: WorkerConfig) -> dict[str, Any] | None:
-        """Workers that run a workflow class record its steps; ``database``: the file their
-        isolate commits finished steps to itself (``local.py``), when the state is on disk
-        and the clock is real (a virtual clock times attempts out on host timers)."""
-        if not any(d.script == worker.name for d in self._defs.values()):
+        """Workers that run a workflow class record its steps, and Workers with a binding
+        read ``status()``; ``database``: the file their isolate commits finished steps to
+        and reads statuses from itself (``local.py``), when the state is on disk and the
+        clock is real (a virtual clock times attempts out on host timers)."""
+        if not any(d.script == worker.name for d in self._defs.values()) and not worker.decls(self.kind):
             return None
         host = self.host
         if host is None or host.state_dir is None or getattr(host.clock, "virtual", False):

@@ -230,6 +230,18 @@ class Recorder:
             self.db.execute("DELETE FROM attempts_in_flight WHERE instance = ? AND name = ? AND count = ? "
                             "AND boot = ?", (seq, name, count, self.boot))
 
+    def cut_off(self, seq: int) -> None:
+        """The isolate running instance ``seq`` died (inside the caller's transaction): its
+        attempts noted in flight were cut off. Their rows get ``boot`` 0, so ``describe``
+        lists them as interrupted from now on, as it does after a platform crash.
+
+        Why: the run that takes over may commit the step in its isolate (``local.py``),
+        which knows nothing of the note; the row stayed as this platform run's, hidden as
+        in flight, and showed up as interrupted only after the next restart."""
+        if self.db.execute("UPDATE attempts_in_flight SET boot = 0 WHERE instance = ? AND boot = ?",
+                           (seq, self.boot)).rowcount:
+            self._in_flight = {k for k in self._in_flight if k[0] != seq}
+
     def _cancel_timer(self, workflow: str, instance_id: str, name: str, count: int) -> None:
         if self._timers:
             timer = self._timers.pop((workflow, instance_id, name, count), None)

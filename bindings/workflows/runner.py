@@ -53,6 +53,8 @@ class Runner:
         self.virtual = bool(getattr(self.clock, "virtual", False))
         #: set by the engine: applies the notes of steps the isolate committed itself
         self.apply_recorded: Any = None
+        #: set by the engine: marks an instance's attempts in flight as cut off (a crash)
+        self.cut_off: Any = None
 
     async def run(self, workflow: str, instance_id: str, seq: int) -> None:
         """Hold one running slot: dispatch, record the outcome, dispatch again if already due."""
@@ -260,6 +262,8 @@ class Runner:
                                   (seq,)).fetchone()
             if row is None or row[1] != generation or row[0] not in ("running", "waitingForPause"):
                 return
+            if self.cut_off is not None:
+                self.cut_off(seq)  # its attempts in flight were interrupted
             new = "errored" if crashes >= MAX_CRASHES else \
                 "paused" if row[0] == "waitingForPause" else "waiting"
             if new == "errored":

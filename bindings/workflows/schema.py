@@ -46,7 +46,8 @@ Versions (``PRAGMA user_version``, see :mod:`edgelet.state`):
        loop turn, so a ``kill -9`` may lose the last turn's events, never a step.
     4. ``attempts_in_flight``: attempts still running a moment after they started (fast
        ones never get here). The row is removed when the step is recorded; one written by an
-       earlier platform run was cut off by a crash, and ``describe`` lists it.
+       earlier platform run was cut off by a crash, and ``describe`` lists it; so is one whose
+       isolate died while the platform ran on (``boot`` set to 0 then).
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ CREATE TABLE IF NOT EXISTS attempts_in_flight (
     count    INTEGER NOT NULL,
     attempt  INTEGER NOT NULL,
     started  REAL NOT NULL,
-    boot     REAL NOT NULL                 -- the platform run that wrote it (recorder.boot)
+    boot     REAL NOT NULL                 -- the platform run that wrote it (recorder.boot); 0: its isolate died
 );
 CREATE INDEX IF NOT EXISTS attempts_in_flight_by_step ON attempts_in_flight (instance, name, count);
 """

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.workflows import schema
+from edgelet.bindings.workflows.checkpoint import Checkpointer, leave_checkpoints
 from edgelet.bindings.workflows.records import StaleRunError
 from edgelet.group_commit import GroupCommit
 from edgelet.state import BUSY_TIMEOUT_MS
@@ -70,6 +71,12 @@ class State:
         self.mocks = mocks
         self.db = host.database(schema.DATABASE)
         schema.install(self.db)
+        #: on disk: WAL checkpoints run on a thread, not inside a commit (``checkpoint.py``)
+        self.checkpointer: Checkpointer | None = None
+        if host.state_dir is not None:
+            from edgelet.state import database_path
+            leave_checkpoints(self.db)
+            self.checkpointer = Checkpointer(database_path(host.state_dir, schema.DATABASE))
         #: instance ids holding a running slot, per workflow (a dispatch task each)
         self.running: dict[str, set[str]] = {name: set() for name in defs}
         #: consecutive isolate crashes per instance, reset by a run that returns

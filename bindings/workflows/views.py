@@ -100,6 +100,10 @@ def list_instances(conn: sqlite3.Connection, workflow: str, status: str | None, 
 
 INTERRUPTED = {"name": "AttemptInterrupted",
                "message": "the platform stopped (a crash or kill -9) during this attempt; it ran again"}
+#: an attempt cut off by its isolate's death while the platform ran on (``boot`` 0)
+INTERRUPTED_ISOLATE = {"name": "AttemptInterrupted",
+                       "message": "the Worker's isolate died (a crash, a limit or kill -9) during this "
+                                  "attempt; it ran again"}
 
 
 def steps(conn: sqlite3.Connection, seq: int, boot: float | None = None) -> list[dict[str, Any]]:
@@ -115,14 +119,15 @@ def steps(conn: sqlite3.Connection, seq: int, boot: float | None = None) -> list
             "start": iso(started), "end": iso(ended), "success": bool(success),
             "error": {"name": ename, "message": emsg or ""} if ename is not None else None}))
     try:
-        cut = conn.execute("SELECT name, count, started FROM attempts_in_flight WHERE instance = ? AND boot != ?",
-                           (seq, -1.0 if boot is None else boot)).fetchall()
+        cut = conn.execute("SELECT name, count, started, boot FROM attempts_in_flight WHERE instance = ? "
+                           "AND boot != ?", (seq, -1.0 if boot is None else boot)).fetchall()
     except sqlite3.OperationalError:  # a state folder from before version 4 (read-only CLI)
         cut = []
     stored = set(timed)
-    for name, count, started in cut:
+    for name, count, started, by in cut:
         timed.setdefault((name, count), []).append((started, {
-            "start": iso(started), "end": None, "success": False, "interrupted": True, "error": INTERRUPTED}))
+            "start": iso(started), "end": None, "success": False, "interrupted": True,
+            "error": INTERRUPTED_ISOLATE if by == 0 else INTERRUPTED}))
     rows = conn.execute(
         "SELECT name, count, kind, state, value, error_name, error_message, config, started, "
         "ended, wake_at FROM steps WHERE instance = ? ORDER BY seq", (seq,)).fetchall()
@@ -184,6 +189,20 @@ def rollbacks(conn: sqlite3.Connection, seq: int) -> list[dict[str, Any]]:
              "attempts": attempts.get((name, count), []), "config": json.loads(config) if config else None,
              **({"next_attempt": iso(wake_at)} if state == "retrying" else {})}
             for name, count, state, ename, emsg, config, started, ended, wake_at in rows]
+
+
+def status_info(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any] | None:
+    """``status()`` as the wire carries it: ``{status, error, output}`` (``output`` still
+    encoded) plus ``rollback`` when one ran; None when there is no such instance. Read by
+    the host (``Engine.status``) and by an isolate holding the file (``local.py``)."""
+    row = instance_row(conn, workflow, instance_id)
+    if row is None:
+        return None
+    info = {"status": row["status"], "error": error_of(row), "output": row["output"]}
+    rollback = rollback_summary(conn, row["seq"], row["status"])
+    if rollback is not None:
+        info["rollback"] = rollback
+    return info
 
 
 def rollback_summary(conn: sqlite3.Connection, seq: int, status: str) -> dict[str, Any] | None:

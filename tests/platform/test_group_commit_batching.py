@@ -187,3 +187,49 @@ async def test_without_retry_a_held_write_lock_fails_the_writes_and_stores_nothi
         await group.run(lambda: conn.execute("INSERT INTO t VALUES ('mine', 2)"))
     other.execute("ROLLBACK")
     assert rows(path) == {}
+
+
+def test_a_flush_with_no_loop_waits_for_a_held_lock_and_answers_each_write_once(tmp_path: Path) -> None:
+    # at shutdown (no running loop to retry on) a write lock held elsewhere is waited for
+    # here; the writes are committed once and each caller is answered once, with success
+    import threading
+
+    path = tmp_path / "db.sqlite3"
+    conn = open_db(path)
+    group = GroupCommit(conn, retry_busy_s=0.0005)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    answers: list[tuple[object, BaseException | None]] = []
+    group.submit(lambda: conn.execute("INSERT INTO t VALUES ('mine', 2)").rowcount,
+                 lambda value, error: answers.append((value, error)), flushed_by_caller=True)
+    threading.Timer(0.05, lambda: other.execute("COMMIT")).start()
+    group.flush()
+    group.flush()  # nothing left queued: a second flush answers nobody again
+    assert answers == [(1, None)]
+    assert rows(path) == {"mine": 2}
+
+
+async def test_commit_now_commits_before_returning_and_refuses_while_writes_are_queued(tmp_path: Path) -> None:
+    from edgelet.group_commit import NotNow
+
+    path = tmp_path / "db.sqlite3"
+    conn = open_db(path)
+    group = GroupCommit(conn, retry_busy_s=0.0005)
+    assert group.commit_now(lambda: conn.execute("INSERT INTO t VALUES ('now', 1)").rowcount) == 1
+    assert rows(path) == {"now": 1}  # durable before the caller goes on, no loop turn taken
+    queued = asyncio.ensure_future(group.run(lambda: conn.execute("INSERT INTO t VALUES ('queued', 2)")))
+    await asyncio.sleep(0)  # the queued write is in the batch, its flush not run yet
+    with pytest.raises(NotNow):  # it would jump ahead of a write queued before it
+        group.commit_now(lambda: conn.execute("INSERT INTO t VALUES ('late', 3)"))
+    await queued
+    # a write that raises is undone alone and its caller gets the error
+    with pytest.raises(sqlite3.IntegrityError):
+        group.commit_now(lambda: conn.execute("INSERT INTO t VALUES ('now', 9)"))
+    assert not conn.in_transaction
+    # the write lock held by another connection: nothing written, the caller takes run()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(NotNow):
+        group.commit_now(lambda: conn.execute("INSERT INTO t VALUES ('busy', 4)"))
+    other.execute("ROLLBACK")
+    assert rows(path) == {"now": 1, "queued": 2}

@@ -24,6 +24,7 @@ CONFIG = """
       { name = "crashy", binding = "CRASHY", class_name = "Crashy" },
       { name = "napper", binding = "NAPPER", class_name = "Napper" },
       { name = "gated", binding = "GATED", class_name = "Gated" },
+      { name = "fragile", binding = "FRAGILE", class_name = "Fragile" },
     ]
 """
 
@@ -64,6 +65,18 @@ APP = """
                     await asyncio.sleep(0.01)
                 return token
             return await blocked()
+
+    class Fragile(WorkflowEntrypoint):
+        async def run(self, event, step):
+            @step.do("fragile")
+            async def fragile():
+                marker = event.payload["marker"]
+                if not os.path.exists(marker):
+                    open(marker, "w").close()
+                    await asyncio.sleep(0.3)   # noted on the host as in flight meanwhile
+                    os.kill(os.getpid(), 9)    # the isolate dies, the platform runs on
+                return "ok"
+            return await fragile()
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
@@ -170,6 +183,30 @@ def test_kill_9_while_the_isolate_commits_fast_steps(dev: Any, tmp_path: Path) -
         "no kill landed inside a step; the test proved nothing"
 
 
+def test_kill_9_while_a_lone_run_commits_its_steps_at_once(dev: Any, tmp_path: Path) -> None:
+    # one instance alone in its isolate, steps that never wait: each is committed at once,
+    # without a loop turn (LocalRecorder._commit, GroupCommit.commit_now); a kill between a
+    # step's side effect and its commit re-runs that attempt only, never a recorded step
+    log = tmp_path / "side-effects.log"
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    steps, kills = 400, 5
+    create(s, "crashy", "alone", {"log": str(log), "steps": steps, "step_s": 0})
+    rng = random.Random(7)
+    for k in range(kills):
+        target = len(lines(log)) + rng.randint(20, 60)
+        deadline = time.monotonic() + 20
+        while len(lines(log)) < target and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if k % 2:
+            s = kill_and_restart(dev, s)
+        else:
+            kill_group(s)
+            s = restart(dev, s)
+    result = wait_status(s, "crashy", "alone", "complete", timeout=60)
+    reran = check_side_effects(log, {"alone": result}, steps, kills)
+    assert reran >= 1, "no kill landed between a step's side effect and its commit; the test proved nothing"
+
+
 def kill_inside_gated_step(dev: Any, tmp_path: Path, instance_id: str, *, running_for: float = 0.0
                            ) -> tuple[Any, Path, dict[str, Any]]:
     """Start a ``gated`` instance, SIGKILL the platform while its step waits at the gate
@@ -226,3 +263,21 @@ def test_attempt_cut_off_by_a_crash_is_listed_in_describe(dev: Any, tmp_path: Pa
     out = subprocess.run([*EDGELET, "workflows", "instances", "describe", "gated", "cut-1", "--port", str(s.port)],
                          capture_output=True, text=True, timeout=30, cwd=s.cwd)
     assert "AttemptInterrupted" in out.stdout, out.stdout
+
+
+def test_attempt_cut_off_by_an_isolate_crash_is_listed_once_before_and_after_a_restart(dev: Any,
+                                                                                        tmp_path: Path) -> None:
+    # the attempt was noted in flight, its isolate died, the next run committed the step in
+    # its own isolate: describe lists the cut-off attempt at once, and the same after a restart
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    create(s, "fragile", "f-1", {"marker": str(tmp_path / "marker")})
+    info = wait_status(s, "fragile", "f-1", "complete")
+
+    def shown(info: dict[str, Any]) -> list[tuple[bool, str | None]]:
+        return [(a.get("interrupted", False), (a["error"] or {}).get("name")) for a in info["steps"][0]["attempts"]]
+
+    assert shown(info) == [(True, "AttemptInterrupted"), (False, None)], info["steps"][0]["attempts"]
+    assert "isolate died" in info["steps"][0]["attempts"][0]["error"]["message"]
+    s = kill_and_restart(dev, s)
+    again = describe(s, "fragile", "f-1")
+    assert shown(again) == shown(info), again["steps"][0]["attempts"]

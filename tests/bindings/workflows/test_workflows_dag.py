@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from test_workflows_support import seconds, workflow, workflow_platform
 
 from edgelet.testing import Platform
-
-from test_workflows_support import seconds, workflow, workflow_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from test_workflows_support import jump, seconds, until, workflow, workflow_mocks, workflow_platform
 
 from edgelet.testing import Platform
-
-from test_workflows_support import jump, seconds, until, workflow, workflow_mocks, workflow_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -196,7 +195,7 @@ async def test_steps_replay_from_history_and_results_round_trip(p: Platform, tmp
     assert lines(log) == ["one", "two"]
     first = info.output["first"]
     assert first == {"n": 42, "raw": b"\x00\xff", "tuple": [1, 2],
-                     "when": dt.datetime(2020, 1, 2, tzinfo=dt.timezone.utc)}
+                     "when": dt.datetime(2020, 1, 2, tzinfo=dt.UTC)}
     assert info.output["two"] == 84
     assert info.output["id"] == "basic-1" and info.output["workflow"] == "basic" and info.output["ts"]
     steps = await inst.steps()
