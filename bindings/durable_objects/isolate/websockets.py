@@ -93,10 +93,7 @@ class WebSocketHibernation:
         _notify("auto", live.key, None if pair is None else [pair.request, pair.response])
         from edgelet.runtime import websocket
         if websocket.direct is not None:  # sockets served in this isolate answer it here
-            if pair is None:
-                websocket.direct.auto.pop(live.key, None)
-            else:
-                websocket.direct.auto[live.key] = (pair.request, pair.response)
+            websocket.direct.set_auto(live.key, None if pair is None else (pair.request, pair.response))
 
     def getWebSocketAutoResponse(self) -> WebSocketRequestResponsePair | None:  # noqa: N802
         return self._live.auto_response
