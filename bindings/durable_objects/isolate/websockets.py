@@ -68,6 +68,11 @@ class WebSocketHibernation:
         live.sockets[ws.token] = ws
         _notify("accept", ws.token, [live.ns, live.class_name, live.id_hex, live.state.id.name],
                 tags)
+        pair = live.auto_response
+        if pair is not None and not any(other is not ws for other in live.sockets.values()):
+            # the host (and this isolate's direct sockets) forget an object's auto-response
+            # with its last socket: its first socket again brings it back
+            _notify("auto", live.key, [pair.request, pair.response])
         if ws._attachment is not None:
             _notify("attach", ws.token, ws._attachment)
 
