@@ -173,8 +173,12 @@ async def deliver(live: LiveObject, instance: Any, kind: str, body: list[Any]) -
     if kind != "message":
         ws.readyState = CLOSED
         live.sockets.pop(token, None)
-    fn = next((getattr(instance, n) for n in HANDLERS.get(kind, ())
-               if callable(getattr(instance, n, None))), None)
+    fn = None
+    for handler_name in HANDLERS.get(kind, ()):
+        fn = getattr(instance, handler_name, None)
+        if callable(fn):
+            break
+        fn = None
     if fn is None:
         if kind == "message":
             raise AttributeError(
