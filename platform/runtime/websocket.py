@@ -172,13 +172,9 @@ class WebSocket:
         if self.readyState >= CLOSING:
             raise RuntimeError(f"send() on a closed WebSocket (state {self.readyState}); "
                                f"check readyState or stop sending after close")
-        if isinstance(message, (bytearray, memoryview)):
-            message = bytes(message)
-        elif hasattr(message, "to_bytes") and not isinstance(message, (str, bytes)):
-            message = bytes(message.to_bytes())
-        if not isinstance(message, (str, bytes)):
-            raise TypeError(f"send() takes str or bytes, got {type(message).__name__}; "
-                            f"use json.dumps(data) for structured messages")
+        cls = type(message)
+        if cls is not str and cls is not bytes:  # (the common case tested first: a broadcast
+            message = _as_message(message)       # sends one message to every socket)
         _queue_send(self.token, message)
 
     def close(self, code: int | None = 1000, reason: str | None = "") -> None:
@@ -260,6 +256,20 @@ class WebSocket:
     def __repr__(self) -> str:
         half = "server" if self.server else "client"
         return f"<WebSocket {half} {self.token[:8]} state={self.readyState}>"
+
+
+def _as_message(message: Any) -> str | bytes:
+    """What ``send`` writes for a value that is not exactly str or bytes: bytes of a
+    bytearray, memoryview or a JS-style buffer (``to_bytes()``), a str or bytes subclass as is;
+    TypeError naming the type for anything else."""
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    if isinstance(message, (str, bytes)):
+        return message
+    if hasattr(message, "to_bytes"):
+        return bytes(message.to_bytes())
+    raise TypeError(f"send() takes str or bytes, got {type(message).__name__}; "
+                    f"use json.dumps(data) for structured messages")
 
 
 class WebSocketPair:
