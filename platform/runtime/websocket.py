@@ -19,7 +19,7 @@ import logging
 import pickle
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("edgelet.websocket")
 
@@ -175,7 +175,7 @@ class WebSocket:
         cls = type(message)
         if cls is not str and cls is not bytes:  # (the common case tested first: a broadcast
             message = _as_message(message)       # sends one message to every socket)
-        _queue_send(self.token, message)
+        _queue_send(self.token, cast("str | bytes", message))
 
     def close(self, code: int | None = 1000, reason: str | None = "") -> None:
         """Close the connection with ``code`` (1000, or 3000-4999) and a short ``reason``."""
