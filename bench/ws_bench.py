@@ -26,7 +26,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from harness.procs import EdgeletServer, MiniflareServer, StartError, tree_cpu  # noqa: E402
-from harness.ws import echo_rate, fanout, idle_memory  # noqa: E402
+from harness.ws import client_name, echo_rate, fanout, idle_memory  # noqa: E402
 
 
 async def measure(server, args) -> dict[str, float]:
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["edgelet", "miniflare"])
     args = parser.parse_args()
     os.environ.setdefault("EDGELET_DO_IDLE_TIMEOUT", "1")
+    print(f"client: {client_name()}", flush=True)
     results = {}
     for side in ("edgelet", "miniflare"):
         if args.only and side != args.only:

@@ -1,8 +1,13 @@
 """WebSocket workloads, the same on both sides (bench/apps/ws/ws.py and
 bench/peers/miniflare/workers/ws.mjs: one chat-room Durable Object with the hibernation API).
 
-Every socket is a ``websockets`` asyncio client without per-message deflate, so both
-platforms carry plain frames. The figures:
+The echo and broadcast loads come from ``ws_client.mjs`` beside this file: a Node.js client on
+the ``ws`` package (Miniflare's own dependency, installed with it by bench/setup_peers.sh),
+which costs a few microseconds per message. The Python ``websockets`` client used before cost
+~30 µs per round trip and filled one of the machine's two cores at ~33k msg/s, so the ratio
+measured client plus server; the Python client stays as the fallback when Node.js or the
+package is missing (``client="python"``). No per-message deflate on either, so both platforms
+carry plain frames. The figures:
 
 - echo round trips per second over 32 sockets, one room each, each socket sending its next
   message once the last one came back;
@@ -15,9 +20,13 @@ platforms carry plain frames. The figures:
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -25,9 +34,63 @@ from websockets.asyncio.client import connect
 from .load import LoadError
 from .procs import tree_rss
 
+#: the Node.js load generator (see the module's docstring)
+NODE_CLIENT = Path(__file__).resolve().parent / "ws_client.mjs"
+PEERS = Path(__file__).resolve().parent.parent / ".peers"
+
 
 def ws_url(url: str) -> str:
     return url.replace("http://", "ws://", 1)
+
+
+def node_client() -> str | None:
+    """The ``node`` executable when the Node.js client can run (Node.js and the ``ws``
+    package of the Miniflare peer are installed), else None (the Python client runs)."""
+    if os.environ.get("EDGELET_BENCH_WS_CLIENT", "") == "python":
+        return None
+    node = shutil.which("node")
+    if node is None or not (PEERS / "miniflare" / "node_modules" / "ws" / "package.json").exists():
+        return None
+    return node
+
+
+def client_name() -> str:
+    """Which client the echo and broadcast loads use, for the report."""
+    return "node ws" if node_client() else "python websockets"
+
+
+async def _run_node(node: str, args: list[str], on_start: Callable[[], None] | None,
+                    timeout: float) -> dict[str, Any]:
+    """Run ``ws_client.mjs`` with ``args``: wait for its ``ready``, call ``on_start``, let it
+    go, and return its JSON result (LoadError with its words if it fails)."""
+    proc = await asyncio.create_subprocess_exec(
+        node, str(NODE_CLIENT), *args, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+        if line.strip() != b"ready":
+            rest = await proc.stdout.read()
+            raise LoadError(f"the Node.js WebSocket client ({' '.join(args[:1])}) failed: "
+                            f"{(line + rest).decode(errors='replace').strip()[-400:] or 'no output'}")
+        if on_start is not None:
+            on_start()
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+        try:
+            return dict(json.loads(line))
+        except ValueError:
+            rest = await proc.stdout.read()
+            raise LoadError(f"the Node.js WebSocket client ({args[0]}) failed: "
+                            f"{(line + rest).decode(errors='replace').strip()[-400:] or 'no output'}") from None
+    finally:
+        if proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 async def _connect(url: str, **options: Any) -> Any:
@@ -42,6 +105,10 @@ async def echo_rate(url: str, *, sockets: int = 32, seconds: float = 5.0,
     """Round trips per second over ``sockets`` sockets (one room each), after a warm-up
     message each; ``on_start`` is called as the clock starts (to read a CPU counter)."""
     base = ws_url(url)
+    node = node_client()
+    if node is not None:
+        out = await _run_node(node, ["echo", base, str(sockets), str(seconds)], on_start, 60 + seconds)
+        return float(out["round_trips"]) / float(out["seconds"])
     conns = [await _connect(f"{base}/room/echo{i}") for i in range(sockets)]
     try:
         for ws in conns:  # every object exists before the clock starts
@@ -72,6 +139,11 @@ async def fanout(url: str, *, sockets: int = 100, rounds: int = 200,
     """(p50, p99) ms from one ``b:`` message sent until all ``sockets`` sockets received it;
     ``on_start`` is called after the warm-up rounds, as the timed ones begin."""
     base = ws_url(url)
+    node = node_client()
+    if node is not None:
+        out = await _run_node(node, ["fanout", base, str(sockets), str(rounds)], on_start, 60 + rounds)
+        times = sorted(float(t) for t in out["times_ms"])
+        return statistics.median(times), times[max(0, int(len(times) * 0.99) - 1)]
     conns = [await _connect(f"{base}/room/fan", max_queue=None) for _ in range(sockets)]
     try:
         times = []

@@ -19,7 +19,7 @@ import logging
 import pickle
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("edgelet.websocket")
 
@@ -65,7 +65,9 @@ def _notify(*args: Any) -> None:
 
 
 def _queue_send(token: str, message: str | bytes) -> None:
-    """Queue one ``send``; the same message object sent to several sockets in a row (a
+    """Send one message: written at once to a socket this isolate serves itself
+    (edgelet.runtime.websocket_direct, which frames a message sent to several sockets once);
+    otherwise queued, and the same message object sent to several sockets in a row (a
     broadcast loop) leaves as one ``sendmany`` notification carrying the message once.
 
     Why: fan-out to 100 sockets was 100 notifications, each packing the message, unpacked
@@ -73,6 +75,14 @@ def _queue_send(token: str, message: str | bytes) -> None:
     Order is kept: any other socket operation flushes the batch first, and the batch is
     flushed when the event that sent it ends, or at the end of the loop turn."""
     global _batch
+    d = direct
+    if d is not None:
+        sock = d.connections.get(token)
+        if sock is not None:
+            if _batch is not None:
+                flush_sends()  # what was queued for the host's sockets leaves first
+            d.send(sock, message)
+            return
     batch = _batch
     if batch is not None:
         if batch[0] is message:
@@ -85,14 +95,18 @@ def _queue_send(token: str, message: str | bytes) -> None:
 
 
 def flush_sends() -> None:
-    """Hand the gathered sends to the channel (one ``send`` or one ``sendmany``)."""
+    """Hand the gathered sends to the channel (one ``send`` or one ``sendmany``); the end
+    of an event also drops the frame kept for a broadcast."""
     global _batch
+    d = direct
+    if d is not None and d._last_message is not None:
+        d.forget_frame()
     batch, _batch = _batch, None
     if batch is None:
         return
     message, tokens = batch
-    if direct is not None and direct.connections:  # sockets served here: written now
-        tokens = direct.send_frames(tokens, message)
+    if d is not None and d.connections:  # sockets served here: written now
+        tokens = d.send_frames(tokens, message)
         if not tokens:
             return
     if len(tokens) == 1:
@@ -158,14 +172,10 @@ class WebSocket:
         if self.readyState >= CLOSING:
             raise RuntimeError(f"send() on a closed WebSocket (state {self.readyState}); "
                                f"check readyState or stop sending after close")
-        if isinstance(message, (bytearray, memoryview)):
-            message = bytes(message)
-        elif hasattr(message, "to_bytes") and not isinstance(message, (str, bytes)):
-            message = bytes(message.to_bytes())
-        if not isinstance(message, (str, bytes)):
-            raise TypeError(f"send() takes str or bytes, got {type(message).__name__}; "
-                            f"use json.dumps(data) for structured messages")
-        _queue_send(self.token, message)
+        cls = type(message)
+        if cls is not str and cls is not bytes:  # (the common case tested first: a broadcast
+            message = _as_message(message)       # sends one message to every socket)
+        _queue_send(self.token, cast("str | bytes", message))
 
     def close(self, code: int | None = 1000, reason: str | None = "") -> None:
         """Close the connection with ``code`` (1000, or 3000-4999) and a short ``reason``."""
@@ -246,6 +256,20 @@ class WebSocket:
     def __repr__(self) -> str:
         half = "server" if self.server else "client"
         return f"<WebSocket {half} {self.token[:8]} state={self.readyState}>"
+
+
+def _as_message(message: Any) -> str | bytes:
+    """What ``send`` writes for a value that is not exactly str or bytes: bytes of a
+    bytearray, memoryview or a JS-style buffer (``to_bytes()``), a str or bytes subclass as is;
+    TypeError naming the type for anything else."""
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    if isinstance(message, (str, bytes)):
+        return message
+    if hasattr(message, "to_bytes"):
+        return bytes(message.to_bytes())
+    raise TypeError(f"send() takes str or bytes, got {type(message).__name__}; "
+                    f"use json.dumps(data) for structured messages")
 
 
 class WebSocketPair:

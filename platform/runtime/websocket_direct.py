@@ -27,10 +27,16 @@ import logging
 import socket
 import sys
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, SERVER, Protocol
+
+try:  # websockets' C unmasking (the pure-Python one when the wheel has no speedups)
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - every wheel for this platform ships it
+    from websockets.utils import apply_mask
 
 log = logging.getLogger("edgelet.websocket")
 #: the protocol's own logger: websockets logs every closed connection at INFO, which the
@@ -47,8 +53,19 @@ _INBOX_PAUSE = 32
 
 #: connections served here, by token
 connections: dict[str, DirectSocket] = {}
-#: Durable Object (``ns/id``) -> (request, response) answered here without waking it
+#: Durable Object (``ns/id``) -> (request, response) answered here without waking it; only
+#: for objects with a socket served here (see ``_keys``: the host keeps the table for all)
 auto: dict[str, tuple[str, str]] = {}
+#: Durable Object (``ns/id``) -> how many of its sockets are served here; an object's
+#: auto-response entry goes with its last socket
+_keys: dict[str, int] = {}
+
+#: the message last framed by ``send`` and its frame: a broadcast loop sends the same
+#: object to every socket, and server frames are unmasked, so one frame serves them all
+_last_message: str | bytes | None = None
+_last_frame = b""
+#: frames past this size are not kept past the loop turn that made them
+_KEEP_FRAME = 64 * 1024
 
 _TEXT, _BINARY, _CONT, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
 
@@ -56,10 +73,52 @@ _TEXT, _BINARY, _CONT, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.
 
 def frame(data: str | bytes) -> bytes:
     """One unfragmented, unmasked server frame carrying ``data`` (the same bytes for every
-    client: no extensions are negotiated), serialized by ``websockets``."""
+    client: no extensions are negotiated), header and payload in one ``bytes`` so that it
+    leaves in one write.
+
+    Why not ``websockets.frames.Frame.serialize``: a data frame from a server is a 2-10 byte
+    header before the payload (RFC 6455 5.2), and building it here is a third of the cost of
+    the library's general path (RSV checks, extensions, masking), paid on every send."""
     if isinstance(data, str):
-        return Frame(_TEXT, data.encode()).serialize(mask=False, extensions=[])
-    return Frame(_BINARY, data).serialize(mask=False, extensions=[])
+        data = data.encode()
+        op = 0x81  # FIN + text
+    else:
+        op = 0x82  # FIN + binary
+    n = len(data)
+    if n < 126:
+        return bytes((op, n)) + data
+    if n < 65536:
+        return bytes((op, 126, n >> 8, n & 0xFF)) + data
+    return bytes((op, 127)) + n.to_bytes(8, "big") + data
+
+
+def send(sock: DirectSocket, message: str | bytes) -> None:
+    """Write ``message`` to ``sock`` as one frame (the Worker's ``ws.send``), reusing the
+    frame of the previous send when it is the same message object (a broadcast)."""
+    global _last_message, _last_frame
+    if sock.server_closed:
+        return
+    if message is not _last_message:
+        raw = frame(message)
+        if len(raw) > _KEEP_FRAME:
+            asyncio.get_running_loop().call_soon(forget_frame)
+        _last_message, _last_frame = message, raw
+    sock.write(_last_frame)
+
+
+def forget_frame() -> None:
+    """Drop the kept frame (the end of an event: its message is not kept alive)."""
+    global _last_message, _last_frame
+    _last_message, _last_frame = None, b""
+
+
+def set_auto(key: str, pair: tuple[str, str] | None) -> None:
+    """``setWebSocketAutoResponse`` of the object ``key``: kept only while one of its
+    sockets is served here (the host holds it for the rest and hands it over with the next)."""
+    if pair is None:
+        auto.pop(key, None)
+    elif key in _keys:
+        auto[key] = (str(pair[0]), str(pair[1]))
 
 
 
@@ -78,7 +137,7 @@ class DirectSocket(asyncio.Protocol):
 
     __slots__ = ("token", "route", "key", "proto", "transport", "sock", "held", "parts",
                  "text", "inbox", "busy", "paused", "server_closed", "finished", "code",
-                 "reason", "timer", "lost", "releasing")
+                 "reason", "timer", "lost", "releasing", "clean", "max_size")
 
     def __init__(self, token: str, route: list[Any] | None, max_size: int | None,
                  sock: socket.socket) -> None:
@@ -88,6 +147,10 @@ class DirectSocket(asyncio.Protocol):
         self.route = route
         self.key = f"{route[0]}/{route[2]}" if route else None
         self.proto = Protocol(SERVER, state=OPEN, max_size=max_size, logger=_protocol_log)
+        self.max_size = max_size
+        #: the protocol is OPEN and waits at the start of a frame with nothing buffered and
+        #: no fragmented message under way: complete messages can take the fast path
+        self.clean = True
         self.transport: asyncio.Transport | None = None
         self.sock = sock
         #: frames held until the host has written what it was given before (``ws.go``)
@@ -115,6 +178,12 @@ class DirectSocket(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.clean:
+            data = self._complete_frames(data)
+            if not data and self.clean:
+                if self.releasing and self.transport is not None:
+                    self.transport.pause_reading()  # at a frame boundary
+                return
         proto = self.proto
         try:
             proto.receive_data(data)
@@ -143,8 +212,47 @@ class DirectSocket(asyncio.Protocol):
             # over the size limit (1009), bad UTF-8 (1007), a protocol error (1002)
             self._finish(proto.close_sent.code, proto.close_sent.reason)
         self._flush_proto()
-        if self.releasing and self.between_frames() and self.transport is not None:
+        at_boundary = self.between_frames()
+        self.clean = at_boundary and proto.state is OPEN and proto.current_size is None
+        if self.releasing and at_boundary and self.transport is not None:
             self.transport.pause_reading()
+
+    def _complete_frames(self, data: bytes) -> bytes:
+        """The fast path: deliver the complete, unfragmented text or binary frames at the
+        start of ``data`` (the usual case: one small message per read) without the
+        library's generator parser; return what is left for ``websockets`` to parse.
+
+        Only called while ``clean``; anything else (a control frame, a fragment, a frame
+        not yet complete, RSV bits, no mask, a 64-bit length, a message over the limit)
+        stops it, and the library parses from that byte on, exactly as if it had parsed
+        the frames before too (they leave it at a frame boundary, its state unchanged)."""
+        n = len(data)
+        pos = 0
+        limit = self.max_size
+        while n - pos >= 6:
+            head = data[pos]
+            length = data[pos + 1]
+            if (head != 0x81 and head != 0x82) or length < 0x80:
+                break  # not FIN + text/binary without RSV bits, or not masked
+            length &= 0x7F
+            if length < 126:
+                start = pos + 6
+            elif length == 126:
+                if n - pos < 8:
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                start = pos + 8
+            else:
+                break
+            end = start + length
+            if end > n or (limit is not None and length > limit):
+                break
+            self.text = head == 0x81
+            pos = end
+            self._message(apply_mask(data[start:end], data[start - 4:start]))
+            if not self.clean:  # the message failed the connection (bad UTF-8)
+                break
+        return data[pos:] if pos else data
 
     def between_frames(self) -> bool:
         """Nothing of the client's is half read: the parser waits at the start of a frame
@@ -155,6 +263,7 @@ class DirectSocket(asyncio.Protocol):
         return parser_at_frame_start(self.proto.parser)
 
     def eof_received(self) -> bool:
+        self.clean = False
         try:
             self.proto.receive_eof()
         except EOFError:  # already at its end
@@ -175,7 +284,7 @@ class DirectSocket(asyncio.Protocol):
     def _gone(self) -> None:
         if connections.get(self.token) is not self:
             return  # replaced by a newer hand-over of the same token: the host keeps that one
-        del connections[self.token]
+        _forget(self)
         _notify_host("gone", self.token, self.code, self.reason)
 
     def _message(self, data: bytes) -> None:
@@ -185,6 +294,7 @@ class DirectSocket(asyncio.Protocol):
             try:
                 value: str | bytes = data.decode()
             except UnicodeDecodeError as exc:
+                self.clean = False
                 self.proto.fail(1007, f"invalid UTF-8 at position {exc.start}")
                 self._finish(1007, "invalid UTF-8")
                 return
@@ -252,6 +362,7 @@ class DirectSocket(asyncio.Protocol):
             return
         if self.code == 1006 and not self.finished:
             self.code, self.reason = code, reason
+        self.clean = False  # the client's answering close and what precedes it: the library
         proto = self.proto
         if proto.state is OPEN:
             proto.send_close(code, reason)
@@ -317,17 +428,34 @@ class DirectSocket(asyncio.Protocol):
             transport.close()
 
 
-async def deliver(sock: DirectSocket, kind: str, data: Any, code: Any, reason: Any) -> bool:
-    """Run the Worker's handler for one event of ``sock``; False when nothing here knows
-    the socket any more (an ``accept()``-ed socket whose listeners are gone)."""
+def deliver(sock: DirectSocket, kind: str, data: Any, code: Any, reason: Any) -> Awaitable[Any]:
+    """Run the Worker's handler for one event of ``sock`` (the awaitable of the handler's
+    dispatcher itself, no coroutine of its own: one frame less per message); it gives a
+    false value when nothing here knows the socket any more (an ``accept()``-ed socket
+    whose listeners are gone)."""
     if sock.route is None:
-        return await _accepted_event([sock.token, kind, data, code, reason])
-    from edgelet.bindings.durable_objects import isolate as objects
-    if objects._manager is None:
+        return _accepted_event([sock.token, kind, data, code, reason])
+    manager = (_objects or _import_objects())._manager
+    if manager is None:
         log.error("a hibernatable WebSocket reached an isolate that runs no Durable Objects")
-        return False
-    return bool(await _object_event(objects._manager, [sock.token, kind, data, code, reason,
-                                                       sock.route]))
+        return _unknown()
+    return _object_event(manager, [sock.token, kind, data, code, reason, sock.route])
+
+
+async def _unknown() -> bool:
+    return False
+
+
+_objects: Any = None
+
+
+def _import_objects() -> Any:
+    """The Durable Objects' isolate half, imported once (every message of a hibernatable
+    socket asks for its manager)."""
+    global _objects
+    from edgelet.bindings.durable_objects import isolate
+    _objects = isolate
+    return isolate
 
 
 def _accepted_event(payload: list[Any]) -> Any:
@@ -360,15 +488,18 @@ def adopt(conn: socket.socket, data: bytes, meta: dict[str, Any]) -> None:
     token = str(meta["token"])
     old = connections.get(token)
     if old is not None:  # cannot happen unless the host lost track: the newer one wins
-        del connections[token]  # (not shutdown(): the new descriptor is the same connection)
+        _forget(old)  # (not shutdown(): the new descriptor is the same connection)
         if old.transport is not None:
             old.transport.abort()
     route = meta.get("route")
-    pair = meta.get("auto")
-    if route and pair:
-        auto[f"{route[0]}/{route[2]}"] = (str(pair[0]), str(pair[1]))
     sock = DirectSocket(token, list(route) if route else None, meta.get("max"), conn)
     connections[token] = sock
+    key = sock.key
+    if key is not None:
+        _keys[key] = _keys.get(key, 0) + 1
+        pair = meta.get("auto")
+        if pair:
+            auto[key] = (str(pair[0]), str(pair[1]))
     conn.setblocking(False)
     asyncio.get_running_loop().create_task(_serve(sock, conn, data))
 
@@ -379,13 +510,28 @@ async def _serve(sock: DirectSocket, conn: socket.socket, data: bytes) -> None:
         await loop.connect_accepted_socket(lambda: sock, sock=conn)
     except Exception as exc:  # the descriptor is unusable: the host keeps its copy
         log.warning("could not serve a handed-over WebSocket %s: %s", sock.token[:8], exc)
-        connections.pop(sock.token, None)
+        if connections.get(sock.token) is sock:
+            _forget(sock)
         conn.close()
         _notify_host("gone", sock.token, 1011, "the isolate could not take the connection")
         return
     if data:
         sock.data_received(data)
     _notify_host("took", sock.token)
+
+
+def _forget(sock: DirectSocket) -> None:
+    """``sock`` is no longer served here; its object's auto-response goes with its last
+    socket (why: the table had one entry for every object that ever had a socket here)."""
+    del connections[sock.token]
+    key = sock.key
+    if key is not None:
+        left = _keys.get(key, 1) - 1
+        if left > 0:
+            _keys[key] = left
+        else:
+            _keys.pop(key, None)
+            auto.pop(key, None)
 
 
 def on_go(token: str) -> None:

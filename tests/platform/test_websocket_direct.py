@@ -5,7 +5,9 @@ is a client speaking the protocol through ``websockets``' sans-I/O client side.
 What a user would notice: messages both ways in order, bytes staying bytes, nothing written
 before the host says ``go`` (order across the hand-over), close codes and reasons both ways,
 1009 for a message over the limit, a client vanishing mid-frame seen once as 1006, and an
-auto-response answered without running the handler.
+auto-response answered without running the handler. The fast path for complete frames must
+not change any of it: the same stream of frames, cut into reads of any size, gives the same
+messages (and pongs) in the same order.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ async def env(monkeypatch):
         sock.shutdown()
     direct.connections.clear()
     direct.auto.clear()
+    direct._keys.clear()
+    direct.forget_frame()
     ws_mod._sockets.clear()
 
 
@@ -240,3 +244,114 @@ async def test_release_stops_at_a_frame_boundary_and_names_the_half_read(env):
     await asyncio.sleep(0.1)
     assert not any(e[0] == "message" for e in events)
     assert env.direct.connections["t9"].between_frames()
+
+
+def client_frames(*items: Any) -> bytes:
+    """The bytes a client sends for ``items``: str (text), bytes (binary), ("ping", data),
+    ("parts", [str, ...]) for a fragmented text message."""
+    proto = Protocol(CLIENT, state=OPEN, max_size=None)
+    for item in items:
+        if isinstance(item, str):
+            proto.send_text(item.encode())
+        elif isinstance(item, bytes):
+            proto.send_binary(item)
+        elif item[0] == "ping":
+            proto.send_ping(item[1])
+        else:
+            parts = item[1]
+            proto.send_text(parts[0].encode(), fin=False)
+            for i, part in enumerate(parts[1:], 2):
+                proto.send_continuation(part.encode(), fin=i == len(parts))
+    return b"".join(proto.data_to_send())
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 4096, 1 << 20])
+async def test_any_cut_of_the_stream_gives_the_same_messages(env, chunk):
+    """Lengths on each side of the 7-bit/16-bit/64-bit header forms, multi-byte UTF-8, a
+    ping and a fragmented message between them, read in pieces of ``chunk`` bytes."""
+    big: list[Any] = [b"\x00" * 65535, "z" * 70000] if chunk >= 100 else []  # (byte by byte: slow)
+    messages: list[Any] = ["a", "x" * 125, "y" * 126, "é" * 300, *big,
+                           b"", ("ping", b"hb"), ("parts", ["frag", "men", "ted"]), "after"]
+    events: list[Any] = []
+    accepted(f"cut{chunk}", events, reply=False)
+    client = await adopt(env, f"cut{chunk}")
+    stream = client_frames(*messages)
+    loop = asyncio.get_running_loop()
+    for start in range(0, len(stream), chunk):
+        await loop.sock_sendall(client.sock, stream[start:start + chunk])
+        if chunk < 100:
+            await asyncio.sleep(0)  # let the reads interleave with the parsing
+    want = [m for m in messages if not isinstance(m, tuple)]
+    want.insert(len(want) - 1, "fragmented")
+    await wait_for(lambda: len(events) == len(want), timeout=20)
+    assert [e[1] for e in events] == want
+    pong = await client.next()
+    assert pong.opcode is Opcode.PONG and pong.data == b"hb"
+    assert env.direct.connections[f"cut{chunk}"].between_frames()
+
+
+async def test_bad_utf8_in_a_complete_frame_closes_with_1007_after_the_good_ones(env):
+    events: list[Any] = []
+    accepted("u1", events, reply=False)
+    client = await adopt(env, "u1")
+    good = client_frames("fine")
+    bad = bytearray(client_frames("ab"))
+    bad[-2:] = bytes(b ^ m for b, m in zip(b"\xc3\x28", bad[2:4], strict=True))  # masked invalid UTF-8
+    await asyncio.get_running_loop().sock_sendall(client.sock, good + bytes(bad) + client_frames("never"))
+    frame = await client.next()
+    assert frame.opcode is Opcode.CLOSE and Close.parse(frame.data).code == 1007
+    await wait_for(lambda: len(events) == 2)
+    assert events[0] == ("message", "fine") and events[1][:2] == ("close", 1007)
+
+
+async def test_messages_before_one_over_the_limit_arrive_then_1009(env):
+    events: list[Any] = []
+    accepted("l1", events, reply=False)
+    client = await adopt(env, "l1", max_size=1000)
+    await asyncio.get_running_loop().sock_sendall(client.sock, client_frames("small", "x" * 1000, b"y" * 1001,
+                                                                             "never"))
+    frame = await client.next()
+    assert frame.opcode is Opcode.CLOSE and Close.parse(frame.data).code == 1009
+    await wait_for(lambda: len(events) == 3)
+    assert events[:2] == [("message", "small"), ("message", "x" * 1000)]
+    assert events[2][:2] == ("close", 1009)
+
+
+async def test_a_broadcast_is_framed_once_and_every_socket_gets_it(env, monkeypatch):
+    servers = []
+    clients = []
+    for i in range(5):
+        servers.append(accepted(f"b{i}", [], reply=False))
+        clients.append(await adopt(env, f"b{i}"))
+    framed: list[Any] = []
+    real_frame = env.direct.frame
+    monkeypatch.setattr(env.direct, "frame", lambda data: framed.append(data) or real_frame(data))
+    message = "to everyone " * 20
+    for server in servers:
+        server.send(message)
+    ws_mod.flush_sends()  # the end of the event
+    servers[0].send(message)  # a later event frames it again (nothing is kept past an event)
+    assert len(framed) == 2
+    for client in clients:
+        frame = await client.next()
+        assert frame.opcode is Opcode.TEXT and frame.data == message.encode()
+    assert (await clients[0].next()).data == message.encode()
+
+
+async def test_an_objects_auto_response_goes_with_its_last_socket_here(env):
+    route = ["NS", "Room", "cd" * 32, "r"]
+    key = f"NS/{'cd' * 32}"
+    first = await adopt(env, "a1", route=route, auto=["ping", "pong"])
+    second = await adopt(env, "a2", route=route, auto=["ping", "pong"])
+    first.sock.close()
+    await wait_for(lambda: ("ws", "gone", "a1", 1006, "") in env.channel.notes)
+    second.send("ping")  # the object still has a socket here: still answered here
+    assert (await second.next()).data == b"pong"
+    second.sock.close()
+    await wait_for(lambda: ("ws", "gone", "a2", 1006, "") in env.channel.notes)
+    assert key not in env.direct.auto and key not in env.direct._keys
+    env.direct.set_auto(key, ("ping", "pong"))  # an object with no socket here: the host's
+    assert key not in env.direct.auto
+    third = await adopt(env, "a3", route=route, auto=["ping", "pong"])  # handed over again
+    third.send("ping")
+    assert (await third.next()).data == b"pong"

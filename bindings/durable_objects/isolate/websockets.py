@@ -68,6 +68,11 @@ class WebSocketHibernation:
         live.sockets[ws.token] = ws
         _notify("accept", ws.token, [live.ns, live.class_name, live.id_hex, live.state.id.name],
                 tags)
+        pair = live.auto_response
+        if pair is not None and not any(other is not ws for other in live.sockets.values()):
+            # the host (and this isolate's direct sockets) forget an object's auto-response
+            # with its last socket: its first socket again brings it back
+            _notify("auto", live.key, [pair.request, pair.response])
         if ws._attachment is not None:
             _notify("attach", ws.token, ws._attachment)
 
@@ -93,10 +98,7 @@ class WebSocketHibernation:
         _notify("auto", live.key, None if pair is None else [pair.request, pair.response])
         from edgelet.runtime import websocket
         if websocket.direct is not None:  # sockets served in this isolate answer it here
-            if pair is None:
-                websocket.direct.auto.pop(live.key, None)
-            else:
-                websocket.direct.auto[live.key] = (pair.request, pair.response)
+            websocket.direct.set_auto(live.key, None if pair is None else (pair.request, pair.response))
 
     def getWebSocketAutoResponse(self) -> WebSocketRequestResponsePair | None:  # noqa: N802
         return self._live.auto_response
@@ -171,8 +173,12 @@ async def deliver(live: LiveObject, instance: Any, kind: str, body: list[Any]) -
     if kind != "message":
         ws.readyState = CLOSED
         live.sockets.pop(token, None)
-    fn = next((getattr(instance, n) for n in HANDLERS.get(kind, ())
-               if callable(getattr(instance, n, None))), None)
+    fn = None
+    for handler_name in HANDLERS.get(kind, ()):
+        fn = getattr(instance, handler_name, None)
+        if callable(fn):
+            break
+        fn = None
     if fn is None:
         if kind == "message":
             raise AttributeError(

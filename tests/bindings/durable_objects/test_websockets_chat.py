@@ -144,6 +144,22 @@ def test_auto_response_does_not_wake_the_object(chat):
     ann.close()
 
 
+def test_auto_response_outlives_the_objects_last_socket(chat):
+    """The object set its auto-response once (in its constructor); its only socket closes
+    and a new one joins while the object is still in memory: still answered."""
+    ann, _ = join(chat, "auto-again", "ann")
+    ann.send("ping")
+    assert ann.recv(5) == "pong"
+    constructed = who(ann)["constructed"]
+    ann.close()
+    time.sleep(0.1)  # the host has dropped the socket; the object (0.3 s idle) is still there
+    bob, _ = join(chat, "auto-again", "bob")
+    bob.send("ping")
+    assert bob.recv(5) == "pong"
+    assert who(bob)["constructed"] == constructed  # the same instance all along
+    bob.close()
+
+
 def test_a_vanished_client_is_closed_once_and_others_keep_chatting(chat):
     import socket
     ann, _ = join(chat, "vanish", "ann")
