@@ -15,7 +15,7 @@ _client: Any = None
 _REDIRECTS = ("follow", "manual", "error")
 
 
-class FetchError(_Base):  # type: ignore[valid-type,misc]
+class FetchError(_Base):
     """A ``fetch()`` that got no response: a URL it cannot load, no connection, a timeout, a
     redirect under ``redirect="error"``. On Cloudflare these are JavaScript ``TypeError``\\ s
     that Python Workers see as ``JsException``; the message names the request and the cause
