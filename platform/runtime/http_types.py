@@ -100,9 +100,11 @@ class Headers:
     def append(self, name: str, value: Any) -> None:
         if type(name) is str and type(value) is str:  # the common case, without the helpers
             name = name.lower()
+            if name not in _GOOD_NAMES or not value.isprintable():  # else known good: no call
+                self._check(name, value)
         else:
             name, value = self._name(name), self._value(value)
-        self._check(name, value)
+            self._check(name, value)
         self._items.append((name, value))
 
     @classmethod
