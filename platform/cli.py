@@ -15,6 +15,7 @@ if prestart.wanted(sys.argv):  # first, so that its imports overlap ours (edgele
     prestart.launch()
 
 import asyncio
+import errno
 import json
 import logging
 import signal
@@ -118,7 +119,7 @@ def main() -> None:
               help="A string var for every Worker, over the config and .dev.vars (repeatable).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--max-body-size", default=100 * 1024 * 1024, show_default=True, type=int,
+@click.option("--max-body-size", default=100 * 1024 * 1024, show_default=True, type=click.IntRange(min=0),
               help="Largest request body accepted, in bytes.")
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds a connection has to send a request's headers before it is closed.")
@@ -227,6 +228,23 @@ def _make_server(app: Any, header_timeout: float, on_exit: Callable[[], None] | 
                                  http=protocol_class(app, header_timeout)))
 
 
+def _bind_error(ip: str, port: int, exc: OSError) -> str:
+    """Why ``ip:port`` cannot be listened on, and the fix that matches the cause: a port in use
+    is another server; an --ip that is no address (or not one of this machine's) is the --ip."""
+    where = f"cannot listen on {ip}:{port}: {exc.strerror}"
+    if isinstance(exc, socket.gaierror):
+        return (f"{where}: --ip {ip!r} is not an IP address. Fix: give an address such as "
+                f"127.0.0.1 (this machine only) or 0.0.0.0 (every interface)")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"{where}: {ip} is not an address of this machine. Fix: give one of its addresses, "
+                f"127.0.0.1 (this machine only) or 0.0.0.0 (every interface)")
+    if exc.errno == errno.EACCES:
+        return (f"{where}: ports below 1024 need administrator rights. Fix: choose a port of 1024 "
+                f"or more with --port (8787 is the default)")
+    return (f"{where} (is another `edgelet dev` running?). Stop it or choose another port "
+            f"with --port.")
+
+
 def _bind(ip: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -235,9 +253,7 @@ def _bind(ip: str, port: int) -> socket.socket:
         sock.bind((ip, port))
     except OSError as exc:
         sock.close()
-        raise click.ClickException(
-            f"cannot listen on {ip}:{port}: {exc.strerror} (is another `edgelet dev` running?). "
-            f"Stop it or choose another port with --port.") from None
+        raise click.ClickException(_bind_error(ip, port, exc)) from None
     sock.listen(2048)
     return sock
 

@@ -99,6 +99,7 @@ from edgelet.config_section import (  # noqa: E402 - re-exported for binding con
     _q,
     display_path,
     is_valid_cron,
+    read_config_text,
 )
 from edgelet.dev_vars import DevVars, dev_vars_path, read_dev_vars  # noqa: E402
 
@@ -130,14 +131,7 @@ _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
 
 def _read_file(path: Path) -> dict[str, Any]:
     """Parse one config file (TOML, or JSON/JSONC via edgelet.jsonc) into a dict."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, None, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(
-            path, None, f"cannot read the file: {exc.strerror or exc}", "check the path and its permissions"
-        ) from None
+    text = read_config_text(path)
 
     if path.suffix.lower() in (".json", ".jsonc", ".json5"):
         from edgelet.jsonc import JsoncError, loads

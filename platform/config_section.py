@@ -96,6 +96,33 @@ def _rebuild_config_error(
     return ConfigError(file, key, problem, fix, line=line, column=column)
 
 
+#: byte-order marks of encodings a config file must not be in (checked longest first)
+_FOREIGN_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32 BE"), (b"\xff\xfe\x00\x00", "UTF-32 LE"),
+                 (b"\xfe\xff", "UTF-16 BE"), (b"\xff\xfe", "UTF-16 LE"))
+
+
+def read_config_text(path: Path, fix: str = "save the file as UTF-8") -> str:
+    """The text of a config file (wrangler.toml/.json, ``.dev.vars``) as wrangler reads it: a
+    UTF-8 byte-order mark (what Windows editors write) is dropped; a UTF-16/32 one (what
+    PowerShell's ``>`` writes) or bytes that are not UTF-8 are a ConfigError naming the file,
+    the encoding or the first bad byte, and ``fix``."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read the file: {exc.strerror or exc}",
+                          "check the path and its permissions") from None
+    for bom, encoding in _FOREIGN_BOMS:
+        if data.startswith(bom):
+            raise ConfigError(path, None, f"the file is encoded as {encoding} (it starts with that "
+                                          f"byte-order mark), not UTF-8", f"{fix} (without a BOM)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(path, None, f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line} "
+                                      f"cannot be decoded)", fix) from None
+
+
 def _describe(value: Any) -> str:
     """A short rendering of a wrong value for "expected X, got Y" messages."""
     if value is None:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgelet.config_section import ConfigError, _describe
+from edgelet.config_section import ConfigError, _describe, read_config_text
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -56,12 +56,7 @@ def read_dev_vars(path: Path) -> DevVars:
     out = DevVars(path)
     if not path.is_file():
         return out
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            path, None, f"cannot read the file: {exc}", "save it as UTF-8 text with KEY=VALUE lines"
-        ) from None
+    text = read_config_text(path, "save it as UTF-8 text with KEY=VALUE lines")
     for lineno, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):

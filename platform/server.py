@@ -7,6 +7,7 @@ channel call, write the answer); the platform's own ``/cdn-cgi/`` routes use sta
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import ipaddress
 import json
@@ -36,6 +37,7 @@ from edgelet.http_request import (  # noqa: F401  (re-exported: tests and tools 
     request_host,
 )
 from edgelet.openapi import OBJECT_LIST, Op, document, route
+from edgelet.supervisor import StreamBroken
 
 log = logging.getLogger("edgelet.http")
 
@@ -422,6 +424,22 @@ def _host(headers: list[tuple[bytes, bytes]]) -> str:
     return "localhost"
 
 
+#: set in the request's task when _send_stream leaves a body incomplete on purpose, so
+#: uvicorn's "returned without completing response" line for it is not logged as an error
+_broke_on_purpose: contextvars.ContextVar[bool] = contextvars.ContextVar("broke_on_purpose", default=False)
+
+
+class _IncompleteOnPurpose(logging.Filter):
+    """Drop uvicorn's error line for a body edgelet cut short itself (it logs why)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_broke_on_purpose.get() and record.getMessage().startswith(
+            "ASGI callable returned without completing response"))
+
+
+logging.getLogger("uvicorn.error").addFilter(_IncompleteOnPurpose())
+
+
 async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple[bytes, bytes]],
                        chunks: Any) -> None:
     """A body the Worker streams: each chunk goes to the client as it arrives (chunked
@@ -444,6 +462,12 @@ async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         state["finished"] = True
         await send({"type": "http.response.body", "body": b""})
+    except StreamBroken as exc:
+        # No final chunk: the server closes the connection, and the client sees the body is
+        # incomplete (a clean end would pass a cut-short download off as whole).
+        _broke_on_purpose.set(True)
+        log.warning("a streamed response body broke off (%s); closed the connection so the client "
+                    "sees an incomplete body", exc)
     except asyncio.CancelledError:
         if not state["gone"]:
             raise

@@ -42,6 +42,12 @@ class IsolateError(Exception):
         self.status = status
 
 
+class StreamBroken(Exception):
+    """A streamed response body ended in an error (the Worker's stream raised, or its isolate
+    ended mid-body). The HTTP server then closes the connection without the final chunk, so
+    the client sees an incomplete body instead of a short one that looks whole."""
+
+
 class IsolateStartError(IsolateError):
     """The Worker's script failed to import or has no handler."""
 
@@ -92,8 +98,9 @@ class Isolate:
         self.info: dict[str, Any] = {}
         self.broken: IsolateStartError | None = None
         self.restarts = 0
-        #: streamed response bodies in flight: stream id -> chunks (None ends the stream)
-        self._streams: dict[int, asyncio.Queue[bytes | None]] = {}
+        #: streamed response bodies in flight: stream id -> chunks (None ends the stream,
+        #: a StreamBroken breaks it)
+        self._streams: dict[int, asyncio.Queue[bytes | StreamBroken | None]] = {}
         #: request bodies being pumped to the isolate: body id -> its flow-control gate
         self._body_gates: dict[int, Any] = {}
         self._body_ids = 0
@@ -233,8 +240,8 @@ class Isolate:
         if self._channel is channel and self.handoff is not None:  # this process's socket
             self.handoff.close()
             self.handoff = None
-        for queue in self._streams.values():  # the isolate is gone: end its bodies
-            queue.put_nowait(None)
+        for queue in self._streams.values():  # the isolate is gone: its bodies are cut short
+            queue.put_nowait(StreamBroken(f"the isolate of Worker {self.name!r} ended before its streamed body did"))
         self._streams.clear()
         if self.exit_hooks:
             await self._tell_exit(channel, process)
@@ -419,8 +426,9 @@ class Isolate:
             self._on_websocket(self.name, args)
         elif method == "stream.chunk":
             self._stream_queue(args[0]).put_nowait(args[1])
-        elif method == "stream.end":
-            self._stream_queue(args[0]).put_nowait(None)
+        elif method == "stream.end":  # [id] or [id, why the Worker's stream broke]
+            broken = args[1] if len(args) > 1 else None
+            self._stream_queue(args[0]).put_nowait(StreamBroken(broken) if broken else None)
         elif method == "body.ack":  # the Worker took a chunk of a request body
             gate = self._body_gates.get(args[0])
             if gate is not None:
@@ -430,7 +438,7 @@ class Isolate:
             if hook is not None:
                 hook(args)
 
-    def _stream_queue(self, stream_id: int) -> asyncio.Queue[bytes | None]:
+    def _stream_queue(self, stream_id: int) -> asyncio.Queue[bytes | StreamBroken | None]:
         """The chunks of a streamed body; chunks may arrive before the host asks for them."""
         queue = self._streams.get(stream_id)
         if queue is None:
@@ -439,7 +447,8 @@ class Isolate:
 
     async def stream(self, stream_id: int) -> AsyncIterator[bytes]:
         """The chunks of the streamed response body ``stream_id`` as the Worker produces
-        them. Leaving early (the client went away) tells the isolate to stop producing."""
+        them; raises StreamBroken if the body ends in an error. Leaving early (the client
+        went away) tells the isolate to stop producing."""
         queue = self._stream_queue(stream_id)
         channel = self._channel
         ended = False
@@ -449,6 +458,9 @@ class Isolate:
                 if chunk is None:
                     ended = True
                     return
+                if isinstance(chunk, StreamBroken):
+                    ended = True
+                    raise chunk
                 yield chunk
                 # the consumer is back for more: this chunk is written (to the client), so
                 # the Worker may produce another (edgelet.flow)

@@ -275,7 +275,7 @@ def execute(client: ApiClient, persist_to: str, config: str | None, database: st
     """Run SQL from --command or --file against DB, all or nothing."""
     if (command is None) == (file is None):
         raise click.UsageError("give exactly one of --command SQL or --file FILE")
-    source = command if command is not None else Path(file or "").read_text(encoding="utf-8-sig")
+    source = command if command is not None else _read_sql(Path(file or ""), "nothing was run")
     statements = drop_dump_wrapper(split_statements(source))
     if not statements:
         raise click.ClickException(f"no SQL statements in {'--command' if command is not None else file}")
@@ -303,8 +303,9 @@ def export(client: ApiClient, persist_to: str, config: str | None, database: str
     """Write DB as SQL that `d1 execute --file` loads back."""
     if no_schema and no_data:
         raise click.UsageError("--no-schema and --no-data together would export nothing; drop one")
-    target = _locate(database, client, persist_to, config)
     out = Path(output)
+    _writable_parent(out, "--output")
+    target = _locate(database, client, persist_to, config)
     tmp = out.with_name(out.name + ".partial")
     with _runner(target) as runner:
         conn = runner.connection()
@@ -321,6 +322,30 @@ def export(client: ApiClient, persist_to: str, config: str | None, database: str
             raise click.ClickException(f"{target.label}: {exc}") from None
     tmp.replace(out)  # a half-written export never takes the output's name
     click.echo(f"Exported {target.label} to {out}.")
+
+
+def _read_sql(path: Path, nothing_done: str) -> str:
+    """The text of a .sql file; one that is not UTF-8 is a message naming the file and the
+    first bad byte (``nothing_done`` says what was left untouched), not a traceback."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.start + 1].hex()
+        raise click.ClickException(
+            f"{path}: not UTF-8 text (byte 0x{bad} at offset {exc.start}); {nothing_done}. Fix: save "
+            f"the file as UTF-8 (e.g. iconv -f latin1 -t utf-8), or remove the file if it is not SQL") from None
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read it ({exc.strerror}); {nothing_done}") from None
+
+
+def _writable_parent(out: Path, option: str) -> None:
+    """Refuse an output path whose folder is missing before any work starts (a traceback and a
+    finished export with nowhere to go otherwise)."""
+    folder = out.parent
+    if not folder.is_dir():
+        raise click.ClickException(
+            f"{option} {out}: the folder {folder} does not exist. Fix: create it (mkdir -p {folder}) "
+            f"or write the file somewhere that exists")
 
 
 def _row_count(conn: sqlite3.Connection, tables: list[str]) -> int:
@@ -375,6 +400,11 @@ def _applied(runner: LocalRunner | RemoteRunner, table: str, where: str) -> list
 @click.argument("message", metavar="NAME")
 def migrations_create(client: ApiClient, persist_to: str, config: str | None, database: str, message: str) -> None:
     """Add the next NNNN_NAME.sql file to DB's migrations_dir."""
+    if not message.strip() or any(c in message for c in "/\\\0"):
+        raise click.BadParameter(
+            f"{message!r} cannot be a migration's file name: give a non-empty name without / or \\ "
+            f"(e.g. create_users_table); it becomes NNNN_name.sql in the migrations folder",
+            param_hint="NAME")
     target = _locate(database, client, persist_to, config)
     folder = _migrations_dir(target, create=True)
     numbers = [int(m.group(1)) for n in _migration_files(folder) if (m := _MIGRATION.match(n))]
@@ -429,10 +459,12 @@ def migrations_apply(client: ApiClient, persist_to: str, config: str | None, dat
 
 def _apply_migrations(runner: LocalRunner | RemoteRunner, folder: Path, table: str, pending: list[str],
                       bar: Bar) -> None:
-    """Each migration in its own transaction, recorded in ``table`` with it."""
+    """Each migration in its own transaction, recorded in ``table`` with it. Every file is
+    read first, so one that cannot be read stops the command before any migration is applied."""
+    scripts = {name: _read_sql(folder / name, "no migration was applied") for name in pending}
     for name in pending:
         bar.update(description=f"Applying {name}")
-        statements = drop_dump_wrapper(split_statements((folder / name).read_text(encoding="utf-8-sig")))
+        statements = drop_dump_wrapper(split_statements(scripts[name]))
         literal = name.replace("'", "''")
         work: list[tuple[str, list[Any]]] = [(s, []) for s in statements]
         work.append((f"INSERT INTO {table} (name) VALUES ('{literal}')", []))

@@ -13,6 +13,9 @@ from edgelet.bindings.d1.errors import D1Error
 #: https://developers.cloudflare.com/d1/platform/limits/
 MAX_STATEMENT_BYTES = 100_000
 MAX_BOUND_PARAMETERS = 100
+#: "Maximum string, BLOB or table row size": SQLite's own SQLITE_LIMIT_LENGTH, set on every
+#: D1 connection, so a value or row D1 would refuse is refused here too
+MAX_VALUE_BYTES = 2_000_000
 _INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 

@@ -72,6 +72,10 @@ def _sqlite_error(exc: sqlite3.Error, where: str, sql: str, denied: str | None) 
                    "(run several with exec() or batch())")
     elif isinstance(exc, sqlite3.ProgrammingError) and "number of bindings" in message:
         message = f"wrong number of parameter bindings for the SQL query ({message})"
+    elif code == "SQLITE_TOOBIG" or "too big" in message:
+        code = "SQLITE_TOOBIG"
+        message = (f"{message}: D1 stores at most {limits.MAX_VALUE_BYTES:,} bytes per string, BLOB or row "
+                   f"(nothing was written); keep large values in R2 and store their key")
     shown = " ".join(sql.split())
     if len(shown) > 200:
         shown = shown[:197] + "..."
@@ -92,6 +96,7 @@ class D1Database:
         self._denied: str | None = None
         self._size: int | None = None  # cached: only a write can change it
         self.conn.set_authorizer(self._authorize)
+        self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.MAX_VALUE_BYTES)
 
     # -- the guard around user SQL ---------------------------------------------------
     def _authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None,

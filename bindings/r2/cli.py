@@ -235,10 +235,19 @@ def get_object(r2: Any, object_path: str, file: str | None, pipe: bool) -> None:
         r2.get(bucket_name, key, sys.stdout.buffer)
         sys.stdout.flush()
         return
-    target = Path(file or key.rsplit("/", 1)[-1])
+    name = file or key.rsplit("/", 1)[-1]
+    if not name:
+        raise click.UsageError(f"key {key!r} ends with '/', so it names no file; give --file FILE or --pipe")
+    target = Path(name)
     partial = target.with_name(target.name + ".part")
     try:
-        with open(partial, "wb") as out:
+        out = open(partial, "wb")
+    except OSError as exc:  # before any byte is read: nothing to clean up
+        raise click.ClickException(
+            f"cannot write {target}: {exc.strerror} ({partial}). Fix: create the folder or choose "
+            f"a writable --file path; nothing was downloaded") from None
+    try:
+        with out:
             size = r2.get(bucket_name, key, out, f"Downloading {bucket_name}/{key}")
         partial.replace(target)
     finally:

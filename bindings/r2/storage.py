@@ -74,6 +74,29 @@ def check_custom_metadata(meta: dict[str, str], key: str, where: str) -> None:
                              f"values); the limit is {MAX_CUSTOM_METADATA_BYTES}")
 
 
+def _check_part_sizes(sizes: list[tuple[int, int]], where: str) -> None:
+    """R2's multipart rule beyond the 5 MiB minimum: every part but the last has the same size,
+    and the last is no larger (docs: r2/objects/multipart-objects). Cloudflare refuses the
+    complete() otherwise, so an upload with uneven parts must fail here too, not in production.
+    ``sizes`` is ``(partNumber, size)`` in part-number order."""
+    if len(sizes) < 2:
+        return
+    first_number, size = sizes[0]
+    for number, other in sizes[1:-1]:
+        if other != size:
+            raise errors.R2Error(where, errors.BAD_UPLOAD,
+                                 f"part {number} is {other} bytes but part {first_number} is {size}; every part "
+                                 f"but the last must be the same size. Nothing was stored; the upload stays "
+                                 f"open, so upload part {number} again with {size} bytes and complete again")
+    last_number, last = sizes[-1]
+    if last > size:
+        raise errors.R2Error(where, errors.BAD_UPLOAD,
+                             f"the last part ({last_number}) is {last} bytes, larger than the other parts "
+                             f"({size} bytes); the last part may be smaller, never larger. Nothing was "
+                             f"stored; the upload stays open, so split the data into equal parts of at "
+                             f"least {size} bytes and complete again")
+
+
 def _dirname(bucket: str) -> str:
     """A bucket's folder name: no separators, no '.'/'..' (the name may be any string)."""
     name = quote(bucket, safe="")
@@ -527,6 +550,7 @@ class R2Storage:
             raise errors.R2Error(where, errors.BAD_UPLOAD, f"part numbers repeat in {numbers}; list each part once")
         files: builtins.list[Path] = []
         md5s = b""
+        sizes: builtins.list[tuple[int, int]] = []
         for i, part in enumerate(sorted(parts, key=lambda p: p["partNumber"])):
             number, etag = part["partNumber"], part.get("etag")
             found = stored.get(number)
@@ -542,6 +566,8 @@ class R2Storage:
                                      f"upload stays open, so upload a larger part {number} and complete again")
             files.append(self.bucket_dir(bucket) / found[2])
             md5s += bytes.fromhex(found[1])
+            sizes.append((number, found[0]))
+        _check_part_sizes(sizes, where)
         etag = f"{hashlib.md5(md5s).hexdigest()}-{len(parts)}"
         return files, {"etag": etag, "http": _loads(upload[2]), "custom": _loads(upload[3]),
                        "storage_class": upload[4]}

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import builtins
 import json as _json
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from http import HTTPMethod, HTTPStatus
 from typing import Any
 
 TEXT_PLAIN = "text/plain;charset=UTF-8"
 APPLICATION_JSON = "application/json"
+
+# RFC 9110's token: what a header name may hold (the Fetch API refuses anything else)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_LINE_BREAK = re.compile(r"[\r\n\0]")
+#: names already checked (a Worker sets the same few again and again), kept small
+_GOOD_NAMES: set[str] = set()
 
 
 class Headers:
@@ -31,8 +38,11 @@ class Headers:
             for key, value in init.items():
                 self.append(key, value)
         else:
-            for key, value in init:
-                self.append(key, value)
+            for pair in init:
+                if isinstance(pair, (str, bytes)) or len(pair) != 2:
+                    raise TypeError(f"Headers(): expected [name, value] pairs, got {pair!r}; pass a "
+                                    f"dict, a list of 2-item pairs or another Headers")
+                self.append(pair[0], pair[1])
 
     @staticmethod
     def _name(name: Any) -> str:
@@ -45,6 +55,23 @@ class Headers:
         if isinstance(value, bytes):
             return value.decode("latin-1")
         return str(value)
+
+    @staticmethod
+    def _check(name: str, value: str) -> None:
+        """Refuse what no HTTP message can carry, as the Fetch API's ``Headers`` does (a
+        ``TypeError`` where the header is set), instead of a response the server cannot
+        write: a name that is not a token, a value with CR, LF or NUL (header injection)."""
+        if name not in _GOOD_NAMES:
+            if _TOKEN.fullmatch(name) is None:
+                raise TypeError(f"Invalid header name {name!r}: a header name is letters, digits and "
+                                f"!#$%&'*+-.^_`|~ only (no spaces, colons or line breaks)")
+            if len(_GOOD_NAMES) < 1024:
+                _GOOD_NAMES.add(name)
+        # CR, LF and NUL are not printable: the usual value passes on isprintable() alone
+        if not value.isprintable() and _LINE_BREAK.search(value) is not None:
+            raise TypeError(f"Invalid header value for {name!r}: {value!r} holds a line break or "
+                            f"NUL, which would end the header; remove them (encode the value, e.g. "
+                            f"urllib.parse.quote, if it must carry them)")
 
     def get(self, name: str, default: Any = None) -> str | None:
         key = self._name(name)
@@ -65,14 +92,20 @@ class Headers:
 
     def set(self, name: str, value: Any) -> None:
         key = self._name(name)
+        text = self._value(value)
+        self._check(key, text)
         self._items = [(k, v) for k, v in self._items if k != key]
-        self._items.append((key, self._value(value)))
+        self._items.append((key, text))
 
     def append(self, name: str, value: Any) -> None:
         if type(name) is str and type(value) is str:  # the common case, without the helpers
-            self._items.append((name.lower(), value))
+            name = name.lower()
+            if name not in _GOOD_NAMES or not value.isprintable():  # else known good: no call
+                self._check(name, value)
         else:
-            self._items.append((self._name(name), self._value(value)))
+            name, value = self._name(name), self._value(value)
+            self._check(name, value)
+        self._items.append((name, value))
 
     @classmethod
     def _of_pairs(cls, pairs: list[Any]) -> Headers:
@@ -148,6 +181,9 @@ def _body_bytes(body: Any) -> tuple[bytes, str | None]:
         return body.encode("utf-8"), TEXT_PLAIN
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body), None
+    if isinstance(body, (int, float)):  # int has to_bytes too: 5 would be sent as b"\x05"
+        raise TypeError(f"cannot use a {type(body).__name__} ({body!r}) as a body; pass "
+                        f"str({body!r}) for its text, or Response.json({body!r}) for JSON")
     if hasattr(body, "to_bytes") and callable(body.to_bytes):  # pyodide buffers
         return bytes(body.to_bytes()), None
     from edgelet.runtime.formdata import Blob, FormData

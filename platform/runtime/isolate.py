@@ -341,13 +341,15 @@ class Runtime:
         gate = self._stream_gates[stream_id] = CreditGate()
 
         async def pump() -> None:
+            broken: str | None = None  # why the body ended early: the host then cuts the connection
             try:
                 async for chunk in chunks_of(resp):
                     channel.notify("stream.chunk", stream_id, chunk)
                     await gate.sent(len(chunk))
             except asyncio.CancelledError:
                 pass  # the client went away
-            except Exception:
+            except Exception as exc:
+                broken = f"{type(exc).__name__}: {exc}"
                 self.log("error", f"Uncaught exception in the streamed body of {request.method} "
                                   f"{request.url}\n{traceback.format_exc()}")
             finally:
@@ -355,7 +357,10 @@ class Runtime:
                 self._stream_gates.pop(stream_id, None)
                 if body_id is not None:
                     self.bodies.discard(body_id)
-                channel.notify("stream.end", stream_id)
+                if broken is None:
+                    channel.notify("stream.end", stream_id)
+                else:
+                    channel.notify("stream.end", stream_id, broken)
 
         task = asyncio.ensure_future(pump())
         self._streams[stream_id] = task

@@ -6,11 +6,24 @@ from typing import Any
 
 from edgelet.runtime.http_types import Headers, Request, Response, _body_bytes
 
+try:  # inside an isolate the SDK folder is on sys.path: Cloudflare code catches JsException
+    from pyodide.ffi import JsException as _Base
+except ImportError:  # pragma: no cover - the host process (edgelet.testing)
+    _Base = Exception
+
 _client: Any = None
+_REDIRECTS = ("follow", "manual", "error")
+
+
+class FetchError(_Base):
+    """A ``fetch()`` that got no response: a URL it cannot load, no connection, a timeout, a
+    redirect under ``redirect="error"``. On Cloudflare these are JavaScript ``TypeError``\\ s
+    that Python Workers see as ``JsException``; the message names the request and the cause
+    (httpx's own, e.g. "All connection attempts failed", named neither)."""
 
 
 async def fetch(resource: str | Request, options: dict[str, Any] | None = None, **kwargs: Any) -> Response:
-    """``await fetch(url, method=..., headers=..., body=...)`` as in the Fetch API."""
+    """``await fetch(url, method=..., headers=..., body=..., redirect=...)`` as in the Fetch API."""
     import httpx
     global _client
     opts = {**(options or {}), **kwargs}
@@ -22,12 +35,29 @@ async def fetch(resource: str | Request, options: dict[str, Any] | None = None, 
     else:
         req = Request(str(resource), method=opts.get("method"), headers=opts.get("headers"),
                       body=opts.get("body"))
+    redirect = opts.get("redirect", getattr(resource, "redirect", "follow"))
+    if redirect not in _REDIRECTS:
+        raise TypeError(f"fetch(): redirect must be one of 'follow', 'manual', 'error', got {redirect!r}")
+    what = f"fetch {req.method} {req.url}"
     if _client is None:
-        _client = httpx.AsyncClient(follow_redirects=opts.get("redirect", "follow") == "follow",
-                                    timeout=60.0)
+        # redirects are decided per request (a client-wide choice would stick to the first call's)
+        _client = httpx.AsyncClient(follow_redirects=False, timeout=60.0)
     content, _ = _body_bytes(req._body)
-    resp = await _client.request(req.method, req.url, headers=req.headers.items(),
-                                 content=content or None)
+    try:
+        resp = await _client.request(req.method, req.url, headers=req.headers.items(),
+                                     content=content or None, follow_redirects=redirect == "follow")
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise FetchError(f"TypeError: Fetch API cannot load: {req.url!r} ({what}): {exc} Give an "
+                         f"absolute http:// or https:// URL (a service binding's fetch takes a path)") from None
+    except httpx.TimeoutException as exc:
+        raise FetchError(f"{what}: no answer within 60 s ({type(exc).__name__}); check that the "
+                         f"server is up and answering") from None
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{what}: {exc or type(exc).__name__} ({type(exc).__name__}); check the host "
+                         f"and port, and that the server is running") from None
+    if redirect == "error" and resp.is_redirect:
+        raise FetchError(f"TypeError: {what}: the server answered {resp.status_code} to "
+                         f"{resp.headers.get('location')!r} and redirect='error' was given")
     out = Response(resp.content, status=resp.status_code,
                    headers=Headers([(k, v) for k, v in resp.headers.multi_items()
                                     if k.lower() not in ("content-encoding", "content-length",

@@ -19,6 +19,9 @@ from edgelet.runtime.jstypes import JsObject
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.bindings.durable_objects.isolate.storage import DurableObjectStorage
 
+#: the largest string, BLOB or row SQL may store (durable-objects/platform/limits: 2 MB),
+#: set as SQLite's SQLITE_LIMIT_LENGTH on every object database
+MAX_SQL_VALUE_BYTES = 2_000_000
 _TXN_WORDS = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
 _FIRST_WORD = re.compile(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*([A-Za-z]+)", re.S)
 
@@ -148,7 +151,11 @@ class SqlStorage:
             rows = cur.fetchall()
             columns = [d[0] for d in cur.description] if cur.description else []
         except sqlite3.Error as exc:
-            raise type(exc)(f"{exc} (in SQL: {_short(query)})") from None
+            hint = ""
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG" or "too big" in str(exc):
+                hint = (f"; a string, BLOB or row holds at most {MAX_SQL_VALUE_BYTES:,} bytes, as on "
+                        f"Cloudflare (nothing was written by this statement): keep large values in R2")
+            raise type(exc)(f"{exc} (in SQL: {_short(query)}){hint}") from None
         finally:
             storage._user_sql = False
         return SqlCursor(columns, rows, conn.total_changes - before)

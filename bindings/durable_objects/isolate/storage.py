@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelet.bindings.durable_objects import wire
-from edgelet.bindings.durable_objects.isolate.sql import SqlStorage
+from edgelet.bindings.durable_objects.isolate.sql import MAX_SQL_VALUE_BYTES, SqlStorage
 from edgelet.bindings.durable_objects.schema import KV_TABLE, OBJECT_SCHEMA
 from edgelet.state import migrate, open_database
 
@@ -202,6 +202,8 @@ class DurableObjectStorage:
             conn = open_database(self._path, exclusive=True, schema=OBJECT_SCHEMA)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.set_authorizer(self._authorize)
+        # Cloudflare's "Maximum string, BLOB or table row size" for SQLite-backed objects
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_SQL_VALUE_BYTES)
         self._conn = conn
         if self._pool is not None:
             self._pool.opened(self)
