@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from edgelet.bindings.durable_objects.schema import OBJECT_SCHEMA
 from edgelet.bindings.durable_objects.isolate.storage import AlarmClient, DurableObjectStorage
+from edgelet.bindings.durable_objects.schema import OBJECT_SCHEMA
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "state_v0" / "state" / "do"
 
