@@ -220,6 +220,8 @@ class DurableObjectStorage:
         #: the open ``transaction()`` (its closure's task and sub-tasks act inside it)
         self._txn: _Transaction | None = None
         self._txn_lock = asyncio.Lock()
+        #: the last write queued behind another task's transaction (later ones follow it)
+        self._queued: asyncio.Future[Any] | None = None
         #: the last alarm change sent to the host (the next one and getAlarm wait for it)
         self._alarm_op: asyncio.Future[Any] | None = None
         self.sql = SqlStorage(self)
@@ -428,13 +430,23 @@ class DurableObjectStorage:
                 f"transaction first, make this call inside it, or use the awaited API "
                 f"(storage.get/put/delete/list wait for it)")
 
-    def _write(self, fn: Callable[[], Any]) -> Any:
-        """Run a write now, or after another task's open transaction ends."""
-        if not self._foreign_txn():
-            return _done(fn())
-        return asyncio.ensure_future(self._after_txn(fn))
+    def _must_wait(self) -> bool:
+        """Another task's transaction is open, or writes queued behind one have not run yet
+        (they keep their order). Inside the open transaction nothing waits."""
+        if self._txn is not None and _CURRENT_TXN.get() is self._txn:
+            return False
+        return self._txn is not None or (self._queued is not None and not self._queued.done())
 
-    async def _after_txn(self, fn: Callable[[], Any]) -> Any:
+    def _write(self, fn: Callable[[], Any]) -> Any:
+        """Run a write now, or (in call order) after another task's open transaction ends."""
+        if not self._must_wait():
+            return _done(fn())
+        self._queued = asyncio.ensure_future(self._after_txn(fn, self._queued))
+        return self._queued
+
+    async def _after_txn(self, fn: Callable[[], Any], before: asyncio.Future[Any] | None = None) -> Any:
+        if before is not None and not before.done():
+            await asyncio.wait([before])
         while self._foreign_txn():
             async with self._txn_lock:
                 pass
@@ -443,8 +455,8 @@ class DurableObjectStorage:
     async def get(self, keys: Any, options: Any = None, **kwargs: Any) -> Any:
         """One key -> its value or None; a list of keys -> dict of the keys found."""
         _ignore_options(options, kwargs, "storage.get()")
-        if self._foreign_txn():
-            return await self._after_txn(lambda: self._sync_get(keys, "storage.get()"))
+        if self._must_wait():
+            return await self._after_txn(lambda: self._sync_get(keys, "storage.get()"), self._queued)
         return self._sync_get(keys, "storage.get()")
 
     def put(self, key: Any, value: Any = ..., options: Any = None, **kwargs: Any) -> Any:
@@ -453,7 +465,7 @@ class DurableObjectStorage:
         if isinstance(key, dict) and isinstance(value, dict) and options is None:
             value, options = ..., value  # put(entries, options)
         _ignore_options(options, kwargs, "storage.put()")
-        if self._foreign_txn():  # checked now, written once the transaction ended
+        if self._must_wait():  # checked now, written once the transaction ended
             if isinstance(key, dict):
                 [encode_value(check_key(k, "storage.put()"), v, "storage.put()") for k, v in key.items()]
             elif value is not ...:
@@ -469,15 +481,19 @@ class DurableObjectStorage:
     async def list(self, options: Any = None, **kwargs: Any) -> dict[str, Any]:
         """Keys in byte order with ``prefix``, ``start``, ``startAfter``, ``end``, ``reverse``, ``limit``."""
         opts = _options(options, kwargs, _LIST_OPTIONS, "storage.list()")
-        if self._foreign_txn():
-            return await self._after_txn(lambda: self._sync_list(opts, "storage.list()"))
+        if self._must_wait():
+            return await self._after_txn(lambda: self._sync_list(opts, "storage.list()"), self._queued)
         return self._sync_list(opts, "storage.list()")
 
     def deleteAll(self, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
         """Erase every key, every SQL table, and (as Cloudflare does since 2026-02-24) the alarm."""
         _ignore_options(options, kwargs, "storage.deleteAll()")
-        if self._foreign_txn():
-            return asyncio.ensure_future(self._after_txn(lambda: self.deleteAll()))
+        if self._must_wait():
+            async def later() -> None:
+                await self._write(self._sync_delete_all)
+                if self._delete_all_deletes_alarm:
+                    await self._alarm_change(None)
+            return asyncio.ensure_future(later())
         self._sync_delete_all()
         if self._delete_all_deletes_alarm:
             return self._alarm_change(None)
@@ -569,7 +585,7 @@ class DurableObjectStorage:
         if txn is not None and txn is self._txn:
             change = txn.pending_alarm()
             if change is not _NO_CHANGE:
-                return change  # type: ignore[no-any-return]
+                return change
         pending = self._alarm_op
         if pending is not None and not pending.done():
             await asyncio.wait([pending])
@@ -679,7 +695,7 @@ class _Transaction:
         _ignore_options(options, kwargs, "txn.getAlarm()")
         change = self.pending_alarm()
         if change is not _NO_CHANGE:
-            return change  # type: ignore[no-any-return]
+            return change
         return await self._storage._alarms.get()
 
     def setAlarm(self, scheduled_time: Any, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802

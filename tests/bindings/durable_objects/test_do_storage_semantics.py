@@ -269,3 +269,16 @@ def test_unawaited_put_and_set_alarm_in_a_worker(dev: Any) -> None:
     assert value == "v"
     assert alarm is not None and alarm > time.time() * 1000, alarm
     assert "never awaited" not in s.logs()
+
+
+async def test_writes_queued_behind_a_transaction_keep_their_order(storage: DurableObjectStorage) -> None:
+    async def slow(txn: Any) -> None:
+        await txn.put("k", "txn")
+        await asyncio.sleep(0.05)
+
+    running = asyncio.ensure_future(storage.transaction(slow))
+    await asyncio.sleep(0.01)
+    storage.put("k", "first")                      # not awaited: queued behind the transaction
+    storage.put("k", "second")
+    assert await storage.get("k") == "second"      # the read waits for both, in order
+    await running
