@@ -603,7 +603,7 @@ class LiveObjects:
             cursor = storage.sql.exec(sql, *params)
             rows = [[_cell(v) for v in row] for row in cursor.raw()]
             return {"columns": cursor.columnNames, "rows": rows, "rows_written": cursor.rowsWritten}
-        except (sqlite3.Error, ValueError, TypeError) as exc:
+        except (sqlite3.Error, ValueError, TypeError, RuntimeError) as exc:  # RuntimeError: a transaction is open
             return {"error": f"{type(exc).__name__}: {exc}"}
         finally:
             if opened:
