@@ -21,6 +21,11 @@ log = logging.getLogger("edgelet.durable_objects")
 
 MAX_RETRIES = 6
 DEFAULT_BACKOFF = 2.0
+#: Cloudflare gives an alarm() handler 15 minutes of wall time
+DEFAULT_ALARM_TIMEOUT = 15 * 60.0
+#: how much longer than that the host waits for the isolate's answer (which comes as soon
+#: as the isolate has cancelled a handler past the limit)
+ALARM_ANSWER_GRACE_S = 30.0
 
 Dispatch = Callable[[str, str, "str | None", int], Awaitable[Any]]
 
@@ -34,6 +39,18 @@ def backoff_base() -> float:
         log.warning("EDGELET_DO_ALARM_BACKOFF=%r is not a number of seconds; using %g",
                     raw, DEFAULT_BACKOFF)
         return DEFAULT_BACKOFF
+
+
+def alarm_timeout() -> float:
+    """Wall-time limit of an alarm() handler; ``EDGELET_DO_ALARM_TIMEOUT`` (seconds) overrides."""
+    raw = os.environ.get("EDGELET_DO_ALARM_TIMEOUT")
+    try:
+        value = float(raw) if raw else DEFAULT_ALARM_TIMEOUT
+    except ValueError:
+        log.warning("EDGELET_DO_ALARM_TIMEOUT=%r is not a number of seconds; using %g",
+                    raw, DEFAULT_ALARM_TIMEOUT)
+        return DEFAULT_ALARM_TIMEOUT
+    return value if value > 0 else DEFAULT_ALARM_TIMEOUT
 
 
 class AlarmScheduler:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings import BindingPlugin
 from edgelet.bindings.durable_objects import ids
-from edgelet.bindings.durable_objects.alarms import AlarmScheduler
+from edgelet.bindings.durable_objects.alarms import ALARM_ANSWER_GRACE_S, AlarmScheduler, alarm_timeout
 from edgelet.bindings.durable_objects.index import ObjectIndex
 from edgelet.bindings.durable_objects.schema import INDEX_DATABASE
 from edgelet.bindings.durable_objects.scratch import make_scratch, remove_scratch
@@ -99,7 +99,9 @@ class Plugin(BindingPlugin):
             return None
         date = worker.compatibility_date
         return {"delete_all_deletes_alarm": not date or date >= DELETE_ALL_ALARM_DATE,
-                "root": str(self.scratch / "do") if self.scratch else None}
+                "root": str(self.scratch / "do") if self.scratch else None,
+                "call_timeout_s": worker.limits.request_timeout_ms / 1000.0,
+                "alarm_timeout_s": alarm_timeout()}
 
     # -- life cycle --------------------------------------------------------------------
     async def start(self, host: HostServices) -> None:
@@ -192,8 +194,11 @@ class Plugin(BindingPlugin):
         if ns is None:
             raise LookupError(f"namespace {ns_name!r} is no longer in the configuration")
         assert self.host is not None
+        # the isolate cancels a handler at its wall-time limit and answers; the host waits
+        # a little longer, so a retry never starts while the handler still runs
         return await self.host.invoke(ns.script, "durable_objects.call", ObjectEvent(
-            ns.name, ns.class_name, id_hex, name, "alarm", "alarm", retry, []))
+            ns.name, ns.class_name, id_hex, name, "alarm", "alarm", retry, []),
+            timeout=alarm_timeout() + ALARM_ANSWER_GRACE_S)
 
     # -- lookups for the API, CLI and tests -------------------------------------------------
     def resolve(self, ref: str, worker: str | None = None) -> Namespace:

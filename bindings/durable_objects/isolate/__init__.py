@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.durable_objects.isolate.entrypoint import DurableObject
-from edgelet.bindings.durable_objects.isolate.objects import CALL_CHAIN, LiveObjects, trim_memory
+from edgelet.bindings.durable_objects.isolate.gate import CURRENT_EVENT, chain_of, outgoing
+from edgelet.bindings.durable_objects.isolate.objects import LiveObjects, trim_memory
 from edgelet.bindings.durable_objects.isolate.stub import KIND, DurableObjectNamespace
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,9 @@ def setup(runtime: IsolateServices, options: dict[str, Any]) -> None:
     from edgelet.runtime import websocket
     websocket.on_accept = pin
     live.delete_all_deletes_alarm = bool(options.get("delete_all_deletes_alarm", True))
+    live.call_timeout = float(options.get("call_timeout_s") or 0.0)
+    if options.get("alarm_timeout_s"):
+        live.alarm_timeout = float(options["alarm_timeout_s"])
     if options.get("root"):  # --in-memory: the host's scratch folder
         live.root = Path(options["root"])
 
@@ -48,12 +52,17 @@ def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -
     own_class = options["script"] == runtime.worker
 
     async def send(id_hex: str, object_name: str | None, kind: str, method: str, payload: Any) -> Any:
-        live = _manager
-        if own_class and live is not None and live.owner and live.runtime is runtime:
-            return await live.call_local(namespace, class_name, id_hex, object_name, kind,
-                                         method, payload, CALL_CHAIN.get())
-        return await runtime.call(KIND, name, "call", id_hex, object_name, kind, method, payload,
-                                  list(CALL_CHAIN.get()))
+        # an object's event waiting for this call lets its object's next event in (gate.py)
+        event = CURRENT_EVENT.get()
+        chain = chain_of(event)
+        target = f"{class_name} {object_name!r}" if object_name else f"{class_name} {id_hex}"
+        async with outgoing(event, f"{target} {'fetch' if kind == 'fetch' else method}()"):
+            live = _manager
+            if own_class and live is not None and live.owner and live.runtime is runtime:
+                return await live.call_local(namespace, class_name, id_hex, object_name, kind,
+                                             method, payload, chain)
+            return await runtime.call(KIND, name, "call", id_hex, object_name, kind, method,
+                                      payload, list(chain))
 
     return DurableObjectNamespace(name, options, send)
 

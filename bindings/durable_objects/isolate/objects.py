@@ -3,10 +3,10 @@ their class.
 
 There is one isolate per Worker, and every event for an object is routed by the host to
 that isolate, so ``LiveObjects.objects`` holding one entry per id is what makes "exactly one
-live instance per id" true platform-wide. Each entry has an input gate (an asyncio lock):
-events to one object run one at a time, different objects run concurrently. A call that
-comes back to an object already up its own call chain (A -> B -> A) re-enters instead of
-waiting for itself forever.
+live instance per id" true platform-wide. Each entry has an input gate (``gate.py``):
+events to one object run one at a time, different objects run concurrently; an event
+waiting for an outgoing call to another object lets the next event in meanwhile (as
+Cloudflare's gate does), so A -> B -> A and two objects calling each other both answer.
 
 Idle objects are evicted after ``EDGELET_DO_IDLE_TIMEOUT`` seconds (default 10) of real
 time: the instance is dropped and its SQLite connection closed, so touching many objects
@@ -29,6 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.durable_objects import wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId, check_id
+from edgelet.bindings.durable_objects.isolate.gate import (
+    CURRENT_EVENT,
+    Event,
+    InputGate,
+    chain_of,
+    reenters,
+)
 from edgelet.bindings.durable_objects.isolate.state import DurableObjectState, _run
 from edgelet.bindings.durable_objects.isolate.storage import (
     AlarmClient,
@@ -44,9 +51,15 @@ log = logging.getLogger("edgelet.durable_objects")
 
 DEFAULT_IDLE_TIMEOUT = 10.0
 DEFAULT_MAX_OPEN = 256
+#: Cloudflare gives an alarm() handler 15 minutes of wall time
+DEFAULT_ALARM_TIMEOUT = 15 * 60.0
+#: a call inside an isolate waits request_timeout_ms times this, once more per caller
+#: up its chain (see LiveObjects._limit)
+CALL_MARGIN = 0.9
 _MISSING = object()
 
-#: the objects (``ns/id``) the current task is running on behalf of, outermost first
+#: the objects (``ns/id``) the current task is running on behalf of, outermost first;
+#: for messages (and the object a socket accepted here belongs to), never for the gate
 CALL_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "edgelet_do_call_chain", default=())
 
@@ -137,7 +150,7 @@ class LiveObject:
         self.ns = ns
         self.class_name = class_name
         self.id_hex = id_hex
-        self.gate = asyncio.Lock()
+        self.gate = InputGate()
         #: tasks entitled to act inside the gate (the holder, re-entrant calls, blockers)
         self.gate_tasks: set[asyncio.Task[Any]] = set()
         self.blockers: list[asyncio.Future[Any]] = []
@@ -155,20 +168,27 @@ class LiveObject:
         self.state = DurableObjectState(self, DurableObjectId(id_hex, name), self.storage)
 
     async def run_gated(self, fn: Any) -> Any:
-        """``blockConcurrencyWhile`` from outside any event: take the gate, then run."""
-        async with self.gate:
-            task = asyncio.current_task()
-            assert task is not None
-            self.gate_tasks.add(task)
-            try:
-                result = await _run(fn)
-                await self.drain_blockers()
-                return result
-            except BaseException:
-                self.instance = None
-                raise
-            finally:
-                self.gate_tasks.discard(task)
+        """``blockConcurrencyWhile`` from outside any event: take the gate, then run
+        (without letting any event in, even while ``fn`` awaits another object)."""
+        event = Event(self, "blockConcurrencyWhile", exclusive=True,
+                      caller=chain_of(CURRENT_EVENT.get()))
+        await self.gate.enter(event)
+        task = asyncio.current_task()
+        assert task is not None
+        self.gate_tasks.add(task)
+        token = CURRENT_EVENT.set(event)
+        try:
+            result = await _run(fn)
+            await self.drain_blockers()
+            return result
+        except BaseException:
+            self.instance = None
+            raise
+        finally:
+            CURRENT_EVENT.reset(token)
+            self.gate_tasks.discard(task)
+            event.done = True
+            self.gate.leave(event)
 
     async def drain_blockers(self) -> None:
         """Wait for every ``blockConcurrencyWhile`` started under the gate; one that failed
@@ -200,6 +220,10 @@ class LiveObjects:
         #: the host named this isolate as the one that runs Durable Object classes
         self.owner = False
         self.delete_all_deletes_alarm = True
+        #: seconds a call inside this isolate waits for an object (request_timeout_ms;
+        #: set by ``setup``), and the wall-time limit of an alarm() handler
+        self.call_timeout: float = 0.0
+        self.alarm_timeout: float = DEFAULT_ALARM_TIMEOUT
         state_dir = runtime.options.get("state_dir")
         self.root = objects_root(state_dir) if state_dir else None
         self.idle_timeout = idle_timeout()
@@ -263,6 +287,9 @@ class LiveObjects:
         The event runs in a task of its own, as one from the host does: the object's code
         does not share the caller's context variables, and a caller that gives up (its
         task is cancelled, a ``wait_for`` times out) does not cut the object's event short.
+        An event that has not answered within the Worker's ``request_timeout_ms`` is
+        cancelled and the caller gets a ``TimeoutError`` naming both objects, as a call
+        routed by the host gets its 504 (``call_timeout``).
         """
         tracker = self.tracker
         if (ns, id_hex) in tracker.known:
@@ -270,13 +297,58 @@ class LiveObjects:
         else:
             await tracker.announce(ns, id_hex, name)
         loop = self._loop
-        task = loop.create_task(self.deliver(ns, class_name, id_hex, name, kind, method, body, chain))
+        box: list[Event] = []
+        task = loop.create_task(self.deliver(ns, class_name, id_hex, name, kind, method, body,
+                                             chain, box=box))
         waiter = loop.create_future()
         task.add_done_callback(partial(_relay, waiter))
-        return await waiter
+        limit = self._limit(chain)
+        timer = loop.call_later(limit, _expire, waiter, task) if limit else None
+        try:
+            return await waiter
+        except _Expired:
+            waiting = list(box[0].waiting) if box else []
+            raise TimeoutError(self._timeout_message(class_name, id_hex, name, kind, method,
+                                                     chain, waiting, limit)) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _limit(self, chain: tuple[str, ...]) -> float:
+        """How long a call inside this isolate waits: a little less than request_timeout_ms,
+        and less again for each caller up the chain, so the innermost call that hangs fails
+        first, with the message that names it, and the caller can still answer before the
+        host's 504 for the whole request."""
+        return self.call_timeout * CALL_MARGIN ** (len(chain) + 1)
+
+    def _timeout_message(self, class_name: str, id_hex: str, name: str | None, kind: str,
+                         method: str, chain: tuple[str, ...], waiting: list[str],
+                         limit: float) -> str:
+        target = f"{class_name} {name!r}" if name else f"{class_name} {id_hex}"
+        what = "fetch()" if kind == "fetch" else "alarm()" if kind == "alarm" else f"{method}()"
+        caller = ""
+        if chain:
+            callers = [self._describe_key(k.partition("#")[0]) for k in chain]
+            caller = f", called from {' -> '.join(callers)}"
+        if waiting:
+            caller += f"; it was waiting for {', '.join(waiting)}"
+        return (f"Durable Object {target} did not answer {what} within {limit:.3g} s "
+                f"(request_timeout_ms is {self.call_timeout * 1000:g} ms; a call inside a Worker "
+                f"gives up a little sooner){caller}; its event was cancelled. An object waits for "
+                f"its input gate: if two objects call each other from inside "
+                f"blockConcurrencyWhile() (which keeps the gate shut), or an event never "
+                f"returns, every later call waits; call the other object after "
+                f"blockConcurrencyWhile() returns, or raise request_timeout_ms for slow work")
+
+    def _describe_key(self, key: str) -> str:
+        live = self.objects.get(key)
+        if live is None:
+            return key
+        return f"{live.class_name} {live.state.id.name!r}" if live.state.id.name else \
+            f"{live.class_name} {live.id_hex}"
 
     async def deliver(self, ns: str, class_name: str, id_hex: str, name: str | None, kind: str,
-                      method: str, body: Any, chain: Any) -> list[Any]:
+                      method: str, body: Any, chain: Any, box: list[Event] | None = None) -> list[Any]:
         key = f"{ns}/{id_hex}"
         live = self.objects.get(key)
         if live is None or (name is not None and live.state.id.name is None):
@@ -288,13 +360,18 @@ class LiveObjects:
             from edgelet.bindings.durable_objects.isolate.websockets import restore
             await restore(live, self.runtime)
         live.active += 1
+        chain = tuple(str(c) for c in chain) if chain else ()
+        event = Event(live, method if kind in ("call", "get") else kind, caller=chain)
+        if box is not None:
+            box.append(event)
         try:
-            chain = tuple(chain) if chain else ()
-            if key in chain:  # A -> ... -> A: the gate is held up the chain, re-enter
-                return await self._in_gate(live, kind, method, body, chain)
-            async with live.gate:
-                return await self._in_gate(live, kind, method, body, chain)
+            if reenters(live.gate, chain):  # A -> ... -> A while A holds its gate
+                return await self._in_gate(live, event, kind, method, body, chain)
+            await live.gate.enter(event)
+            return await self._in_gate(live, event, kind, method, body, chain)
         finally:
+            event.done = True
+            live.gate.leave(event)
             live.active -= 1
             live.last_used = self._loop.time()
             if self._sweep is None:
@@ -319,12 +396,13 @@ class LiveObjects:
         finally:
             self._asked_host.set_result(None)
 
-    async def _in_gate(self, live: LiveObject, kind: str, method: str, body: Any,
+    async def _in_gate(self, live: LiveObject, event: Event, kind: str, method: str, body: Any,
                        chain: tuple[str, ...]) -> list[Any]:
         task = asyncio.current_task(self._loop)
         assert task is not None
         live.gate_tasks.add(task)
-        token = CALL_CHAIN.set(chain + (live.key,))
+        token = CALL_CHAIN.set(tuple(c.partition("#")[0] for c in chain) + (live.key,))
+        current = CURRENT_EVENT.set(event)
         try:
             instance = live.instance
             if instance is None:
@@ -338,6 +416,7 @@ class LiveObjects:
         except Exception as exc:
             return wire.error_answer(exc, traceback.format_exc())
         finally:
+            CURRENT_EVENT.reset(current)
             CALL_CHAIN.reset(token)
             live.gate_tasks.discard(task)
 
@@ -384,7 +463,16 @@ class LiveObjects:
                 raise AttributeError(
                     f"Durable Object class {cls_name} has an alarm set but no alarm() method; "
                     f"define `async def alarm(self)` or delete the alarm")
-            await call_handler(fn, AlarmInfo(int(body or 0)))
+            try:
+                async with asyncio.timeout(self.alarm_timeout):
+                    await call_handler(fn, AlarmInfo(int(body or 0)))
+            except TimeoutError:
+                raise TimeoutError(
+                    f"alarm() of Durable Object {cls_name} {live.state.id.name or live.id_hex} "
+                    f"ran longer than {self.alarm_timeout:g} s, the wall-time limit of an alarm "
+                    f"handler (15 minutes, as on Cloudflare; EDGELET_DO_ALARM_TIMEOUT), and was "
+                    f"cancelled; it is retried like an alarm that raised. Split long work over "
+                    f"several alarms (set the next one before returning)") from None
             return None
         if method.startswith("_"):
             raise AttributeError(
@@ -515,17 +603,29 @@ class LiveObjects:
             cursor = storage.sql.exec(sql, *params)
             rows = [[_cell(v) for v in row] for row in cursor.raw()]
             return {"columns": cursor.columnNames, "rows": rows, "rows_written": cursor.rowsWritten}
-        except (sqlite3.Error, ValueError, TypeError) as exc:
+        except (sqlite3.Error, ValueError, TypeError, RuntimeError) as exc:  # RuntimeError: a transaction is open
             return {"error": f"{type(exc).__name__}: {exc}"}
         finally:
             if opened:
                 self._close_storage(f"{ns}/{id_hex}", storage)
 
 
+class _Expired(Exception):
+    """A call inside the isolate ran past ``call_timeout`` (turned into a TimeoutError)."""
+
+
+def _expire(waiter: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
+    """``call_timeout`` passed: the caller stops waiting and the event is cancelled (it
+    would otherwise hold or queue for its object's gate for good)."""
+    if not waiter.done():
+        waiter.set_exception(_Expired())
+        task.cancel()
+
+
 def _relay(waiter: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
     """``asyncio.shield`` for one event task, for less: the caller awaits ``waiter``, so
     cancelling the caller leaves the event running; its outcome is then dropped."""
-    if waiter.cancelled():
+    if waiter.done():  # the caller gave up, or call_timeout passed
         if not task.cancelled():
             task.exception()  # retrieved: not logged as "never retrieved"
     elif task.cancelled():

@@ -140,13 +140,17 @@ class SqlStorage:
             raise ValueError("sql.exec(): the query is empty")
         for statement in statements:
             _check_statement(statement)
-        conn = self._storage._db()
-        before = conn.total_changes
         storage = self._storage
+        storage._check_sync("sql.exec()")
+        conn = storage._db()
+        before = conn.total_changes
         storage._user_sql = True
+        storage._denied = None
+        done = 0
         try:
             for statement in statements[:-1]:
                 conn.execute(statement).fetchall()
+                done += 1
             cur = conn.execute(statements[-1], bindings)
             rows = cur.fetchall()
             columns = [d[0] for d in cur.description] if cur.description else []
@@ -155,7 +159,7 @@ class SqlStorage:
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG" or "too big" in str(exc):
                 hint = (f"; a string, BLOB or row holds at most {MAX_SQL_VALUE_BYTES:,} bytes, as on "
                         f"Cloudflare (nothing was written by this statement): keep large values in R2")
-            raise type(exc)(f"{exc} (in SQL: {_short(query)}){hint}") from None
+            raise type(exc)(_failure(exc, storage._denied, query, done, len(statements)) + hint) from None
         finally:
             storage._user_sql = False
         return SqlCursor(columns, rows, conn.total_changes - before)
@@ -172,6 +176,19 @@ class SqlStorage:
 
     def __repr__(self) -> str:
         return "<SqlStorage>"
+
+
+def _failure(exc: sqlite3.Error, denied: str | None, query: str, done: int, total: int) -> str:
+    """SQLite's message (or why the platform refused the statement), where, and, for a
+    script, what of it stayed applied: like Cloudflare, the statements before a failing
+    one are not undone."""
+    text = f"{denied or exc} (in SQL: {_short(query)})"
+    if total > 1:
+        kept = ("nothing before it was applied" if done == 0 else
+                f"the {done} statement{'s' if done > 1 else ''} before it stayed applied, as on "
+                f"Cloudflare; for all or nothing run them inside storage.transactionSync()")
+        text = f"statement {done + 1} of {total} failed: {text}; {kept}"
+    return text
 
 
 def _short(query: str) -> str:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from edgelet.bindings.durable_objects.isolate.gate import outside_events
 from edgelet.bindings.durable_objects.isolate.websockets import WebSocketHibernation
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,8 +68,11 @@ class DurableObjectState(WebSocketHibernation):
     block_concurrency_while = blockConcurrencyWhile
 
     def waitUntil(self, awaitable: Any) -> None:  # noqa: N802
-        """Keep work running after the event returns (an object stays alive meanwhile)."""
-        task = asyncio.ensure_future(awaitable)
+        """Keep work running after the event returns (an object stays alive meanwhile).
+
+        The task acts for no event: a call it makes back into this object waits for the
+        input gate like any other caller (gate.py)."""
+        task = outside_events(asyncio.ensure_future, awaitable)
         live = self._live
         live.background.add(task)
 

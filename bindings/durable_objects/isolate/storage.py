@@ -10,6 +10,8 @@ never sees them.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as _dt
 import inspect
 import math
@@ -35,6 +37,39 @@ _LIST_OPTIONS = {"prefix": "prefix", "start": "start", "startAfter": "startAfter
                  "noCache": None, "no_cache": None}
 _IGNORED_OPTIONS = {"allowConcurrency", "allow_concurrency", "noCache", "no_cache",
                     "allowUnconfirmed", "allow_unconfirmed"}
+
+
+#: the open ``storage.transaction()`` the current task runs inside (its closure and the
+#: tasks it starts, while it is open)
+_CURRENT_TXN: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
+    "edgelet_do_txn", default=None)
+
+
+def _done(value: Any = None) -> Any:
+    """An awaitable that is already settled: what a write returns once it is done.
+
+    Why: Cloudflare's storage methods start when called and return a promise, and code
+    often does not await them (``this.storage.setAlarm(...)`` in Cloudflare's own alarm
+    example). The write happens at the call; awaiting the result is optional."""
+    try:
+        future = asyncio.get_running_loop().create_future()
+    except RuntimeError:  # no loop (a script using storage directly)
+        return _Ready(value)
+    future.set_result(value)
+    return future
+
+
+class _Ready:
+    """``_done`` without an event loop."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return self.value
+        yield  # pragma: no cover - makes this a generator
 
 
 class AlarmClient:
@@ -125,8 +160,11 @@ class _Atomic:
             try:
                 self.conn.execute(f"ROLLBACK TO {self.name}")
                 self.conn.execute(f"RELEASE {self.name}")
-            except sqlite3.Error:
-                pass
+            except sqlite3.Error as err:  # never swallowed: the writes would stay
+                raise RuntimeError(
+                    f"Durable Object storage: undoing a failed write ({exc_type.__name__}: {exc}) "
+                    f"failed too ({err}); part of it may be kept. This is an edgelet bug: "
+                    f"please report it with the code that ran") from err
             return
         self.conn.execute(f"RELEASE {self.name}")
 
@@ -176,7 +214,16 @@ class DurableObjectStorage:
         self._pool = pool
         self._delete_all_deletes_alarm = delete_all_deletes_alarm
         self._user_sql = False
+        #: why the authorizer refused the last statement (sql.exec turns it into the message)
+        self._denied: str | None = None
         self._closed = False
+        #: the open ``transaction()`` (its closure's task and sub-tasks act inside it)
+        self._txn: _Transaction | None = None
+        self._txn_lock = asyncio.Lock()
+        #: the last write queued behind another task's transaction (later ones follow it)
+        self._queued: asyncio.Future[Any] | None = None
+        #: the last alarm change sent to the host (the next one and getAlarm wait for it)
+        self._alarm_op: asyncio.Future[Any] | None = None
         self.sql = SqlStorage(self)
         self.kv = SyncKvStorage(self)
 
@@ -211,14 +258,32 @@ class DurableObjectStorage:
 
     def _authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
                    trigger: str | None) -> int:
-        """Keep user SQL out of the platform's tables (``_cf_*``), as Cloudflare does, and
-        off ``user_version``, which records the layout of those tables (``schema.py``)."""
+        """Keep user SQL out of the platform's tables (``_cf_*``), as Cloudflare does, off
+        ``user_version``, which records the layout of those tables (``schema.py``), inside
+        the object's own file (no ATTACH/DETACH, which Cloudflare refuses too) and off
+        ``writable_schema`` (editing sqlite_schema by hand can corrupt the database)."""
         if not self._user_sql:
             return sqlite3.SQLITE_OK
         if (arg1 and arg1[:4].lower() == "_cf_") or (arg2 and arg2[:4].lower() == "_cf_"):
             return sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_PRAGMA and arg1 and arg1.lower() == "user_version" and arg2 is not None:
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            word = "ATTACH" if action == sqlite3.SQLITE_ATTACH else "DETACH"
+            self._denied = (f"{word} is not allowed in a Durable Object's SQL: an object's "
+                            f"database is the only one it may use (Cloudflare refuses it too); "
+                            f"keep the data in this object's tables, or in another object")
             return sqlite3.SQLITE_DENY
+        if action == sqlite3.SQLITE_PRAGMA and arg1 and arg2 is not None:
+            pragma = arg1.lower()
+            if pragma == "writable_schema":
+                self._denied = ("PRAGMA writable_schema is not allowed in a Durable Object's SQL: "
+                                "editing sqlite_schema by hand can corrupt the object's database; "
+                                "change tables with CREATE/ALTER/DROP")
+                return sqlite3.SQLITE_DENY
+            if pragma == "user_version":
+                self._denied = ("PRAGMA user_version is reserved in a Durable Object's SQL: it "
+                                "records the layout of the platform's own tables; keep your "
+                                "schema version in a table of your own")
+                return sqlite3.SQLITE_DENY
         return sqlite3.SQLITE_OK
 
     def close(self) -> bytes | None:
@@ -349,49 +414,141 @@ class DurableObjectStorage:
             conn.execute(f"DELETE FROM {KV_TABLE}")
 
     # -- the async API (Cloudflare's) -------------------------------------------------------
+    #
+    # Writes happen when called (see ``_done``); reads are coroutines. While a
+    # ``transaction()`` is open, calls from other tasks wait for it to end (it is a critical
+    # section, as in workerd), so nothing outside it joins or undoes it.
+
+    def _foreign_txn(self) -> bool:
+        """A transaction is open and the current task is not inside it."""
+        return self._txn is not None and _CURRENT_TXN.get() is not self._txn
+
+    def _check_sync(self, where: str) -> None:
+        """A synchronous call cannot wait for another task's open transaction: refuse it."""
+        if self._foreign_txn():
+            raise RuntimeError(
+                f"{where}: another task's storage.transaction() is open on this Durable "
+                f"Object, and a synchronous call cannot wait for it to end. Await that "
+                f"transaction first, make this call inside it, or use the awaited API "
+                f"(storage.get/put/delete/list wait for it)")
+
+    def _must_wait(self) -> bool:
+        """Another task's transaction is open, or writes queued behind one have not run yet
+        (they keep their order). Inside the open transaction nothing waits."""
+        if self._txn is not None and _CURRENT_TXN.get() is self._txn:
+            return False
+        return self._txn is not None or (self._queued is not None and not self._queued.done())
+
+    def _write(self, fn: Callable[[], Any]) -> Any:
+        """Run a write now, or (in call order) after another task's open transaction ends."""
+        if not self._must_wait():
+            return _done(fn())
+        self._queued = asyncio.ensure_future(self._after_txn(fn, self._queued))
+        return self._queued
+
+    async def _after_txn(self, fn: Callable[[], Any], before: asyncio.Future[Any] | None = None) -> Any:
+        if before is not None and not before.done():
+            await asyncio.wait([before])
+        while self._foreign_txn():
+            async with self._txn_lock:
+                pass
+        return fn()
+
     async def get(self, keys: Any, options: Any = None, **kwargs: Any) -> Any:
         """One key -> its value or None; a list of keys -> dict of the keys found."""
         _ignore_options(options, kwargs, "storage.get()")
+        if self._must_wait():
+            return await self._after_txn(lambda: self._sync_get(keys, "storage.get()"), self._queued)
         return self._sync_get(keys, "storage.get()")
 
-    async def put(self, key: Any, value: Any = ..., options: Any = None, **kwargs: Any) -> None:
-        """``put(key, value)`` or ``put({key: value, ...})`` (up to 128 entries, atomically)."""
+    def put(self, key: Any, value: Any = ..., options: Any = None, **kwargs: Any) -> Any:
+        """``put(key, value)`` or ``put({key: value, ...})`` (up to 128 entries, atomically).
+        Written when called; the result may be awaited."""
         if isinstance(key, dict) and isinstance(value, dict) and options is None:
             value, options = ..., value  # put(entries, options)
         _ignore_options(options, kwargs, "storage.put()")
-        self._sync_put(key, None if value is ... else value, "storage.put()", value is not ...)
+        if self._must_wait():  # checked now, written once the transaction ended
+            if isinstance(key, dict):
+                [encode_value(check_key(k, "storage.put()"), v, "storage.put()") for k, v in key.items()]
+            elif value is not ...:
+                encode_value(check_key(key, "storage.put()"), value, "storage.put()")
+        return self._write(lambda: self._sync_put(key, None if value is ... else value,
+                                                  "storage.put()", value is not ...))
 
-    async def delete(self, keys: Any, options: Any = None, **kwargs: Any) -> bool | int:
-        """One key -> whether it existed; a list -> how many existed."""
+    def delete(self, keys: Any, options: Any = None, **kwargs: Any) -> Any:
+        """One key -> whether it existed; a list -> how many existed. Done when called."""
         _ignore_options(options, kwargs, "storage.delete()")
-        return self._sync_delete(keys, "storage.delete()")
+        return self._write(lambda: self._sync_delete(keys, "storage.delete()"))
 
     async def list(self, options: Any = None, **kwargs: Any) -> dict[str, Any]:
         """Keys in byte order with ``prefix``, ``start``, ``startAfter``, ``end``, ``reverse``, ``limit``."""
-        return self._sync_list(_options(options, kwargs, _LIST_OPTIONS, "storage.list()"),
-                               "storage.list()")
+        opts = _options(options, kwargs, _LIST_OPTIONS, "storage.list()")
+        if self._must_wait():
+            return await self._after_txn(lambda: self._sync_list(opts, "storage.list()"), self._queued)
+        return self._sync_list(opts, "storage.list()")
 
-    async def deleteAll(self, options: Any = None, **kwargs: Any) -> None:  # noqa: N802
+    def deleteAll(self, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
         """Erase every key, every SQL table, and (as Cloudflare does since 2026-02-24) the alarm."""
         _ignore_options(options, kwargs, "storage.deleteAll()")
+        if self._must_wait():
+            async def later() -> None:
+                await self._write(self._sync_delete_all)
+                if self._delete_all_deletes_alarm:
+                    await self._alarm_change(None)
+            return asyncio.ensure_future(later())
         self._sync_delete_all()
         if self._delete_all_deletes_alarm:
-            await self._alarms.delete()
+            return self._alarm_change(None)
+        return _done(None)
 
     delete_all = deleteAll
 
     async def transaction(self, closure: Callable[[Any], Any]) -> Any:
-        """Run ``closure(txn)`` all or nothing; ``txn.rollback()`` or an exception undoes it."""
-        with _Transaction(self) as txn:
-            result = closure(txn)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
+        """Run ``closure(txn)`` all or nothing; ``txn.rollback()`` or an exception undoes it.
+
+        One transaction at a time per object: a second one (from another task) waits for
+        the first to end; one opened inside another's closure nests in it. Alarm changes
+        made inside take effect only if it commits."""
+        outer = _CURRENT_TXN.get()
+        if outer is not None and outer is self._txn:  # nested: a savepoint inside it
+            return await self._run_transaction(closure, outer)
+        async with self._txn_lock:
+            return await self._run_transaction(closure, None)
+
+    async def _run_transaction(self, closure: Callable[[Any], Any], outer: _Transaction | None) -> Any:
+        txn = _Transaction(self, outer)
+        previous, self._txn = self._txn, txn
+        token = _CURRENT_TXN.set(txn)
+        try:
+            with txn:
+                result = closure(txn)
+                if inspect.isawaitable(result):
+                    result = await result
+        finally:
+            _CURRENT_TXN.reset(token)
+            self._txn = previous
+        change = txn.committed_alarm()
+        if change is not _NO_CHANGE:
+            await self._alarm_change(change)
+        return result
 
     def transactionSync(self, closure: Callable[[], Any]) -> Any:  # noqa: N802
         """Run a synchronous ``closure()`` all or nothing (raising rolls it back)."""
-        with _Transaction(self):
-            return closure()
+        self._check_sync("storage.transactionSync()")
+        outer = _CURRENT_TXN.get()
+        txn = _Transaction(self, outer if outer is self._txn else None)
+        previous, self._txn = self._txn, txn
+        token = _CURRENT_TXN.set(txn)
+        try:
+            with txn:
+                result = closure()
+        finally:
+            _CURRENT_TXN.reset(token)
+            self._txn = previous
+        change = txn.committed_alarm()
+        if change is not _NO_CHANGE:
+            self._alarm_change(change)
+        return result
 
     transaction_sync = transactionSync
 
@@ -399,19 +556,52 @@ class DurableObjectStorage:
         """Every write is already durable when it returns; kept for compatibility."""
 
     # -- alarms ---------------------------------------------------------------------------
+    #
+    # The alarm lives in the host (it owns the timers). setAlarm/deleteAlarm start their
+    # host call when called, in order: each waits for the one before, and getAlarm waits
+    # for all of them, so an un-awaited setAlarm is seen by the next getAlarm.
+
+    def _alarm_change(self, when_ms: int | None) -> Any:
+        """Set (``when_ms``) or delete (None) the alarm: recorded in the open transaction
+        of the current task, else sent to the host now (the returned task may be awaited)."""
+        txn = _CURRENT_TXN.get()
+        if txn is not None and txn is self._txn:
+            txn.alarm = when_ms
+            return _done(None)
+        previous = self._alarm_op
+        self._alarm_op = asyncio.ensure_future(self._send_alarm(previous, when_ms))
+        return self._alarm_op
+
+    async def _send_alarm(self, previous: asyncio.Future[Any] | None, when_ms: int | None) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        if when_ms is None:
+            await self._alarms.delete()
+        else:
+            await self._alarms.set(when_ms)
+
     async def getAlarm(self, options: Any = None, **kwargs: Any) -> int | None:  # noqa: N802
         """The alarm time in ms since the epoch, or None."""
         _ignore_options(options, kwargs, "storage.getAlarm()")
+        txn = _CURRENT_TXN.get()
+        if txn is not None and txn is self._txn:
+            change = txn.pending_alarm()
+            if change is not _NO_CHANGE:
+                return change
+        pending = self._alarm_op
+        if pending is not None and not pending.done():
+            await asyncio.wait([pending])
         return await self._alarms.get()
 
-    async def setAlarm(self, scheduled_time: Any, options: Any = None, **kwargs: Any) -> None:  # noqa: N802
-        """Run ``alarm()`` at ``scheduled_time`` (ms since the epoch, or a datetime)."""
+    def setAlarm(self, scheduled_time: Any, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
+        """Run ``alarm()`` at ``scheduled_time`` (ms since the epoch, or a datetime). Starts
+        when called; await it to see the host's answer."""
         _ignore_options(options, kwargs, "storage.setAlarm()")
-        await self._alarms.set(alarm_ms(scheduled_time))
+        return self._alarm_change(alarm_ms(scheduled_time))
 
-    async def deleteAlarm(self, options: Any = None, **kwargs: Any) -> None:  # noqa: N802
+    def deleteAlarm(self, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
         _ignore_options(options, kwargs, "storage.deleteAlarm()")
-        await self._alarms.delete()
+        return self._alarm_change(None)
 
     get_alarm = getAlarm
     set_alarm = setAlarm
@@ -433,13 +623,22 @@ def alarm_ms(value: Any) -> int:
     return int(value)
 
 
-class _Transaction:
-    """The ``txn`` of ``storage.transaction``: get/put/delete/list/rollback inside a savepoint."""
+_NO_CHANGE: Any = object()
 
-    def __init__(self, storage: DurableObjectStorage) -> None:
+
+class _Transaction:
+    """The ``txn`` of ``storage.transaction``: get/put/delete/list/rollback inside a
+    savepoint, and the alarm methods, whose change is kept until the transaction commits
+    (then handed to the enclosing transaction, or sent to the host)."""
+
+    def __init__(self, storage: DurableObjectStorage, outer: _Transaction | None = None) -> None:
         self._storage = storage
+        self._outer = outer
         self._atomic = _Atomic(storage._db())
         self._rolled_back = False
+        self._committed = False
+        #: the alarm change made inside: ms, None (deleted), or _NO_CHANGE
+        self.alarm: Any = _NO_CHANGE
 
     def __enter__(self) -> _Transaction:
         self._atomic.__enter__()
@@ -447,23 +646,44 @@ class _Transaction:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None and self._rolled_back:
-            self._atomic.__exit__(RuntimeError, None, None)
+            self._atomic.__exit__(RuntimeError, RuntimeError("txn.rollback()"), None)
         else:
             self._atomic.__exit__(exc_type, exc, tb)
+            self._committed = exc_type is None
+
+    def pending_alarm(self) -> Any:
+        """The alarm as this transaction (or one it is nested in) changed it, or _NO_CHANGE."""
+        txn: _Transaction | None = self
+        while txn is not None:
+            if txn.alarm is not _NO_CHANGE:
+                return txn.alarm
+            txn = txn._outer
+        return _NO_CHANGE
+
+    def committed_alarm(self) -> Any:
+        """After the savepoint closed: the alarm change to apply now (_NO_CHANGE when rolled
+        back, unchanged, or nested: the enclosing transaction applies it when it commits)."""
+        if not self._committed or self.alarm is _NO_CHANGE:
+            return _NO_CHANGE
+        if self._outer is not None:
+            self._outer.alarm = self.alarm
+            return _NO_CHANGE
+        return self.alarm
 
     async def get(self, keys: Any, options: Any = None, **kwargs: Any) -> Any:
         _ignore_options(options, kwargs, "txn.get()")
         return self._storage._sync_get(keys, "txn.get()")
 
-    async def put(self, key: Any, value: Any = ..., options: Any = None, **kwargs: Any) -> None:
+    def put(self, key: Any, value: Any = ..., options: Any = None, **kwargs: Any) -> Any:
         if isinstance(key, dict) and isinstance(value, dict) and options is None:
             value, options = ..., value
         _ignore_options(options, kwargs, "txn.put()")
         self._storage._sync_put(key, None if value is ... else value, "txn.put()", value is not ...)
+        return _done(None)
 
-    async def delete(self, keys: Any, options: Any = None, **kwargs: Any) -> bool | int:
+    def delete(self, keys: Any, options: Any = None, **kwargs: Any) -> Any:
         _ignore_options(options, kwargs, "txn.delete()")
-        return self._storage._sync_delete(keys, "txn.delete()")
+        return _done(self._storage._sync_delete(keys, "txn.delete()"))
 
     async def list(self, options: Any = None, **kwargs: Any) -> dict[str, Any]:
         return self._storage._sync_list(_options(options, kwargs, _LIST_OPTIONS, "txn.list()"),
@@ -474,13 +694,21 @@ class _Transaction:
         self._rolled_back = True
 
     async def getAlarm(self, options: Any = None, **kwargs: Any) -> int | None:  # noqa: N802
-        return await self._storage.getAlarm(options, **kwargs)
+        _ignore_options(options, kwargs, "txn.getAlarm()")
+        change = self.pending_alarm()
+        if change is not _NO_CHANGE:
+            return change
+        return await self._storage._alarms.get()
 
-    async def setAlarm(self, scheduled_time: Any, options: Any = None, **kwargs: Any) -> None:  # noqa: N802
-        await self._storage.setAlarm(scheduled_time, options, **kwargs)
+    def setAlarm(self, scheduled_time: Any, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
+        _ignore_options(options, kwargs, "txn.setAlarm()")
+        self.alarm = alarm_ms(scheduled_time)
+        return _done(None)
 
-    async def deleteAlarm(self, options: Any = None, **kwargs: Any) -> None:  # noqa: N802
-        await self._storage.deleteAlarm(options, **kwargs)
+    def deleteAlarm(self, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
+        _ignore_options(options, kwargs, "txn.deleteAlarm()")
+        self.alarm = None
+        return _done(None)
 
     get_alarm = getAlarm
     set_alarm = setAlarm
@@ -495,16 +723,20 @@ class SyncKvStorage:
         self._storage = storage
 
     def get(self, key: Any) -> Any:
+        self._storage._check_sync("storage.kv.get()")
         return self._storage._sync_get(key, "storage.kv.get()")
 
     def put(self, key: Any, value: Any = ...) -> None:
+        self._storage._check_sync("storage.kv.put()")
         self._storage._sync_put(key, None if value is ... else value, "storage.kv.put()",
                                 value is not ...)
 
     def delete(self, key: Any) -> bool | int:
+        self._storage._check_sync("storage.kv.delete()")
         return self._storage._sync_delete(key, "storage.kv.delete()")
 
     def list(self, options: Any = None, **kwargs: Any) -> Iterable[tuple[str, Any]]:
+        self._storage._check_sync("storage.kv.list()")
         opts = _options(options, kwargs, _LIST_OPTIONS, "storage.kv.list()")
         return list(self._storage._sync_list(opts, "storage.kv.list()").items())
 

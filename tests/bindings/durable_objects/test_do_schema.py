@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from edgelet.bindings.durable_objects.schema import OBJECT_SCHEMA
 from edgelet.bindings.durable_objects.isolate.storage import AlarmClient, DurableObjectStorage
+from edgelet.bindings.durable_objects.schema import OBJECT_SCHEMA
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "state_v0" / "state" / "do"
 
@@ -34,7 +34,7 @@ async def test_a_v0_object_file_opens_with_its_pairs_and_tables(tmp_path: Path) 
 async def test_user_sql_cannot_set_the_schema_version(tmp_path: Path) -> None:
     storage = DurableObjectStorage(tmp_path / "obj.sqlite3", alarms=AlarmClient())
     await storage.put("k", 1)
-    with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+    with pytest.raises(sqlite3.DatabaseError, match="PRAGMA user_version is reserved"):
         storage.sql.exec("PRAGMA user_version = 99")
     assert storage.sql.exec("PRAGMA user_version").one()["user_version"] == OBJECT_SCHEMA.version
     storage.close()

@@ -8,8 +8,9 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -475,7 +476,7 @@ async def test_storage_survives_close_and_reopen(tmp_path: Path) -> None:
 
 async def test_alarm_api_validates_times(storage: DurableObjectStorage) -> None:
     import datetime as dt
-    await storage.setAlarm(dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+    await storage.setAlarm(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
     assert await storage.getAlarm() == 1893456000000
     await storage.set_alarm(1893456000123.7)
     assert await storage.get_alarm() == 1893456000123
