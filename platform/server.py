@@ -36,6 +36,7 @@ from edgelet.http_request import (  # noqa: F401  (re-exported: tests and tools 
     request_host,
 )
 from edgelet.openapi import OBJECT_LIST, Op, document, route
+from edgelet.response_stream import StreamCutShort
 
 log = logging.getLogger("edgelet.http")
 
@@ -64,6 +65,7 @@ class EdgeletApp:
         #: tasks running a Worker request now, answered 503 if the platform stops meanwhile
         self._inflight: set[asyncio.Task[Any]] = set()
         self.closing = False
+        _quiet_cut_short()
 
     def begin_shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """The platform is stopping: end ``tail`` streams now, requests after ``grace``."""
@@ -146,6 +148,8 @@ class EdgeletApp:
             self._inflight.discard(task)
         status, out_headers, out_body = answer
         if status == 101:  # a WebSocket answer to a request that asked for none
+            if not isinstance(out_body, bytes):
+                await out_body.aclose()  # a body it streams: cancelled in the isolate
             status, out_headers, out_body = _not_an_upgrade(worker, path)
         raw_headers = _raw_headers(out_headers)
         if isinstance(out_body, bytes):
@@ -153,7 +157,8 @@ class EdgeletApp:
                         "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
             await send({"type": "http.response.body", "body": out_body})
         else:
-            await _send_stream(send, receive, status, raw_headers, out_body)
+            await _send_stream(send, receive, status, raw_headers, out_body,
+                               worker=worker, what=f"{scope['method']} {path}")
         if timed:
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
                      (time.perf_counter() - started) * 1000, extra={"worker": worker})
@@ -245,7 +250,8 @@ class EdgeletApp:
                             "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
                 await send({"type": "http.response.body", "body": out_body})
             else:
-                await _send_stream(send, body.receive_after, status, raw_headers, out_body)
+                await _send_stream(send, body.receive_after, status, raw_headers, out_body,
+                                   worker=worker, what=f"{scope['method']} {scope['path']}")
         except asyncio.CancelledError:
             if not self.closing:
                 raise
@@ -423,12 +429,19 @@ def _host(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple[bytes, bytes]],
-                       chunks: Any) -> None:
+                       chunks: Any, *, worker: str, what: str) -> None:
     """A body the Worker streams: each chunk goes to the client as it arrives (chunked
     transfer encoding). A client that goes away ends the Worker's stream: uvicorn's send()
-    stays silent after a disconnect, so a watcher on receive() stops the sending."""
+    stays silent after a disconnect, so a watcher on receive() stops the sending.
+
+    A body cut short (the Worker's body raised, its isolate ended: StreamCutShort) is
+    logged and re-raised after the chunks sent so far, so that uvicorn closes the
+    connection without the last chunk and the client sees an incomplete body, never a
+    complete-looking short one (uvicorn's own "Exception in ASGI application" for it is
+    filtered out: the line logged here says what happened)."""
     sender = asyncio.current_task()
     state = {"finished": False, "gone": False}
+    sent = 0
 
     async def watch() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -442,8 +455,14 @@ async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple
         await send({"type": "http.response.start", "status": status, "headers": headers})
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
         state["finished"] = True
         await send({"type": "http.response.body", "body": b""})
+    except StreamCutShort as exc:
+        log.warning("%s %s: the response body was cut short after %d bytes: %s; the connection "
+                    "is closed without the body's end, so the client sees it incomplete",
+                    worker, what, sent, exc, extra={"worker": worker})
+        raise
     except asyncio.CancelledError:
         if not state["gone"]:
             raise
@@ -453,6 +472,21 @@ async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple
         state["finished"] = True
         watcher.cancel()
         await chunks.aclose()
+
+
+class _CutShortLogged(logging.Filter):
+    """Drops uvicorn's "Exception in ASGI application" for a StreamCutShort: _send_stream
+    logged why the body ended early, and the traceback would only point at edgelet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, StreamCutShort)
+
+
+def _quiet_cut_short() -> None:
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _CutShortLogged) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_CutShortLogged())
 
 
 async def _send_response(response: Response, send: Any) -> None:
