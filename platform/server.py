@@ -151,7 +151,11 @@ class EdgeletApp:
             if not isinstance(out_body, bytes):
                 await out_body.aclose()  # a body it streams: cancelled in the isolate
             status, out_headers, out_body = _not_an_upgrade(worker, path)
-        raw_headers = _raw_headers(out_headers)
+        try:
+            raw_headers = _raw_headers(out_headers)
+        except UnicodeEncodeError:
+            status, raw_headers, out_body = await _bad_header(worker, f"{scope['method']} {path}",
+                                                              out_headers, out_body)
         if isinstance(out_body, bytes):
             await send({"type": "http.response.start", "status": status,
                         "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
@@ -244,7 +248,11 @@ class EdgeletApp:
                     await self._too_large(scope, send, False)
                     return
                 status, out_headers, out_body = _not_an_upgrade(worker, scope["path"])
-            raw_headers = _raw_headers(out_headers)
+            try:
+                raw_headers = _raw_headers(out_headers)
+            except UnicodeEncodeError:
+                status, raw_headers, out_body = await _bad_header(
+                    worker, f"{scope['method']} {scope['path']}", out_headers, out_body)
             if isinstance(out_body, bytes):
                 await send({"type": "http.response.start", "status": status,
                             "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
@@ -472,6 +480,30 @@ async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple
         state["finished"] = True
         watcher.cancel()
         await chunks.aclose()
+
+
+async def _bad_header(worker: str, what: str, headers: list[list[str]],
+                      body: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The 500 for a Worker's answer with a header HTTP cannot carry (a character beyond
+    Latin-1: header values are bytes; Cloudflare's Headers refuses such a value with a
+    TypeError), logged as the Worker's error."""
+    if not isinstance(body, bytes):
+        await body.aclose()
+    name, value = next(((k, v) for k, v in headers if not _latin1(k) or not _latin1(v)), ("?", "?"))
+    text = (f"Worker {worker!r} answered {what} with header {name!r}: {value!r:.100}, which is not "
+            f"Latin-1 text; HTTP header values are bytes: percent-encode the value "
+            f"(urllib.parse.quote) or keep it to ASCII")
+    log.error(text, extra={"worker": worker})
+    _, out_headers, out_body = error_response(500, text)
+    return 500, _raw_headers(out_headers), out_body
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _CutShortLogged(logging.Filter):
