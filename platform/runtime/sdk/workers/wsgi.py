@@ -8,6 +8,7 @@ Django's ``StreamingHttpResponse``) is streamed chunk by chunk.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import logging
 import sys
@@ -104,14 +105,19 @@ def process_request(app: Any, req: Any, env: Any, body: bytes | io.IOBase,
         state["status"], state["headers"] = status, headers
         return write
 
-    result = app(environ, start_response)
+    # the app, its body's iteration and close() run in one Context: a body that set a
+    # context variable when the app ran resets it at its end (Flask's stream_with_context),
+    # and a token reset in another Context fails ("was created in a different Context");
+    # a streamed body is iterated later, by the task that sends it
+    context = contextvars.copy_context()
+    result = context.run(app, environ, start_response)
 
     def close() -> None:
         closer = getattr(result, "close", None)
         if closer is not None:
-            closer()
+            context.run(closer)
 
-    iterator = iter(result)
+    iterator = _InContext(context, iter(result))
     try:
         first = b""
         for chunk in iterator:  # some apps call start_response on their first chunk
@@ -137,6 +143,20 @@ def process_request(app: Any, req: Any, env: Any, body: bytes | io.IOBase,
             close()
         return Response(b"".join([*written, first, *rest]), status, "", headers)
     return Response(_stream(written, first, iterator, close), status, "", headers)
+
+
+class _InContext:
+    """An iterator whose every step runs in ``context``."""
+
+    def __init__(self, context: contextvars.Context, iterator: Iterator[Any]) -> None:
+        self._context = context
+        self._iterator = iterator
+
+    def __iter__(self) -> _InContext:
+        return self
+
+    def __next__(self) -> Any:
+        return self._context.run(next, self._iterator)
 
 
 async def _stream(written: list[bytes], first: bytes, iterator: Iterator[Any], close: Any) -> Any:
