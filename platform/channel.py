@@ -42,6 +42,7 @@ log = logging.getLogger("edgelet.channel")
 Handler = Callable[[str, list[Any]], Awaitable[Any]]
 NotifyHandler = Callable[[str, list[Any]], None]
 SyncHandler = Callable[[str, list[Any]], Any]
+LateHandler = Callable[["Channel", Any], None]
 #: what a sync handler returns for a call it leaves to the (async) handler
 NOT_NOW: Any = object()
 
@@ -115,6 +116,9 @@ class Channel:
         self._handler = handler
         self._on_notify = on_notify
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        #: calls this side gave up on (timeout, cancelled) whose answer must still be seen:
+        #: call id -> on_late(channel, answer) (see call)
+        self._late: dict[int, LateHandler] = {}
         #: when each call made with a timeout must have been answered (loop.time())
         self._deadlines: dict[int, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
@@ -161,9 +165,14 @@ class Channel:
         """Calls this side made that have not been answered yet."""
         return len(self._pending)
 
-    async def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+    async def call(self, method: str, *args: Any, timeout: float | None = None,
+                   on_late: LateHandler | None = None) -> Any:
         """Call ``method`` on the other side; TimeoutError if no answer within ``timeout``
-        seconds (the answer, should it come later, is dropped)."""
+        seconds (the answer, should it come later, is dropped).
+
+        ``on_late(channel, answer)`` runs for an answer that arrives after this side gave
+        up (the timeout, or the caller cancelled): an answer that holds something open on
+        the other side (a streamed response body) must be let go there too."""
         if self._closed is not None:
             raise ChannelClosed(str(self._closed))
         call_id = next(self._ids)
@@ -177,6 +186,10 @@ class Channel:
         try:
             self._write(self._packer.pack([REQUEST, call_id, method, list(args)]))
             return await future
+        except (TimeoutError, asyncio.CancelledError):
+            if on_late is not None and self._closed is None:
+                self._late[call_id] = on_late
+            raise
         finally:
             self._pending.pop(call_id, None)
             self._deadlines.pop(call_id, None)
@@ -275,6 +288,8 @@ class Channel:
         if kind == RESULT or kind == ERROR:
             future = self._pending.get(message[1])
             if future is None or future.done():
+                if self._late:
+                    self._answered_late(kind, message)
                 return
             if kind == RESULT:
                 future.set_result(message[2])
@@ -298,6 +313,15 @@ class Channel:
                     self._on_notify(message[1], message[2])
                 except Exception:  # a bad log line must not break the channel
                     log.exception("notification %r failed", message[1])
+
+    def _answered_late(self, kind: int, message: list[Any]) -> None:
+        """The answer to a call given up on: its ``on_late`` sees a result (not an error)."""
+        on_late = self._late.pop(message[1], None)
+        if on_late is not None and kind == RESULT:
+            try:
+                on_late(self, message[2])
+            except Exception:
+                log.exception("handling a late answer failed")
 
     def _answer_now(self, call_id: int, method: str, args: list[Any]) -> bool:
         """Answer through the sync handler; False if it left the call to the handler."""
@@ -363,6 +387,7 @@ class Channel:
                 future.set_exception(reason if isinstance(reason, ChannelClosed)
                                      else ChannelClosed(str(reason)))
         self._pending.clear()
+        self._late.clear()
         self._deadlines.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelet.bindings import BindingPlugin, discover_plugins
-from edgelet.channel import NOT_NOW
+from edgelet.channel import NOT_NOW, RemoteError
 from edgelet.clock import Clock
 from edgelet.config import PlatformConfig, WorkerConfig
 from edgelet.cron import CronScheduler
@@ -488,11 +488,20 @@ class Host:
                 answer = await isolate.invoke("fetch", [method, url, headers, body, True])
         except IsolateError as exc:
             return error_response(exc.status, str(exc))
+        except RemoteError as exc:  # the isolate failed outside the handler (an answer it could not send)
+            return self._fetch_failed(worker, exc)
         finally:
             self._leave()
-        if len(answer) > 3:  # [status, headers, None, stream id]
-            return [answer[0], answer[1], self.isolates[worker].stream(answer[3])]
-        return answer
+        return answer  # a streamed body is an edgelet.response_stream.ResponseStream
+
+    @staticmethod
+    def _fetch_failed(worker: str, exc: RemoteError) -> list[Any]:
+        """The 500 for a fetch the isolate failed as a call (not the handler's own 500: e.g. an
+        answer holding text the channel cannot carry), logged as the Worker's error."""
+        text = (f"Worker {worker!r} failed to answer fetch: {exc.type_name}: {exc.message}; "
+                f"the platform could not run the request or carry the Worker's answer")
+        log.error("%s%s", text, f"\n{exc.traceback}" if exc.traceback else "", extra={"worker": worker})
+        return error_response(500, text)
 
     async def scheduled(self, worker: str, cron: str, when_ms: int | None = None) -> Any:
         isolate = self.isolates[worker]

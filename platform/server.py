@@ -7,7 +7,6 @@ channel call, write the answer); the platform's own ``/cdn-cgi/`` routes use sta
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hmac
 import ipaddress
 import json
@@ -37,7 +36,7 @@ from edgelet.http_request import (  # noqa: F401  (re-exported: tests and tools 
     request_host,
 )
 from edgelet.openapi import OBJECT_LIST, Op, document, route
-from edgelet.supervisor import StreamBroken
+from edgelet.response_stream import StreamCutShort
 
 log = logging.getLogger("edgelet.http")
 
@@ -66,6 +65,7 @@ class EdgeletApp:
         #: tasks running a Worker request now, answered 503 if the platform stops meanwhile
         self._inflight: set[asyncio.Task[Any]] = set()
         self.closing = False
+        _quiet_cut_short()
 
     def begin_shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """The platform is stopping: end ``tail`` streams now, requests after ``grace``."""
@@ -148,14 +148,21 @@ class EdgeletApp:
             self._inflight.discard(task)
         status, out_headers, out_body = answer
         if status == 101:  # a WebSocket answer to a request that asked for none
+            if not isinstance(out_body, bytes):
+                await out_body.aclose()  # a body it streams: cancelled in the isolate
             status, out_headers, out_body = _not_an_upgrade(worker, path)
-        raw_headers = _raw_headers(out_headers)
+        try:
+            raw_headers = _raw_headers(out_headers)
+        except UnicodeEncodeError:
+            status, raw_headers, out_body = await _bad_header(worker, f"{scope['method']} {path}",
+                                                              out_headers, out_body)
         if isinstance(out_body, bytes):
             await send({"type": "http.response.start", "status": status,
                         "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
             await send({"type": "http.response.body", "body": out_body})
         else:
-            await _send_stream(send, receive, status, raw_headers, out_body)
+            await _send_stream(send, receive, status, raw_headers, out_body,
+                               worker=worker, what=f"{scope['method']} {path}")
         if timed:
             log.info("%s %s %s %d (%.1f ms)", worker, scope["method"], path, status,
                      (time.perf_counter() - started) * 1000, extra={"worker": worker})
@@ -241,13 +248,18 @@ class EdgeletApp:
                     await self._too_large(scope, send, False)
                     return
                 status, out_headers, out_body = _not_an_upgrade(worker, scope["path"])
-            raw_headers = _raw_headers(out_headers)
+            try:
+                raw_headers = _raw_headers(out_headers)
+            except UnicodeEncodeError:
+                status, raw_headers, out_body = await _bad_header(
+                    worker, f"{scope['method']} {scope['path']}", out_headers, out_body)
             if isinstance(out_body, bytes):
                 await send({"type": "http.response.start", "status": status,
                             "headers": raw_headers + [(b"content-length", str(len(out_body)).encode())]})
                 await send({"type": "http.response.body", "body": out_body})
             else:
-                await _send_stream(send, body.receive_after, status, raw_headers, out_body)
+                await _send_stream(send, body.receive_after, status, raw_headers, out_body,
+                                   worker=worker, what=f"{scope['method']} {scope['path']}")
         except asyncio.CancelledError:
             if not self.closing:
                 raise
@@ -424,29 +436,20 @@ def _host(headers: list[tuple[bytes, bytes]]) -> str:
     return "localhost"
 
 
-#: set in the request's task when _send_stream leaves a body incomplete on purpose, so
-#: uvicorn's "returned without completing response" line for it is not logged as an error
-_broke_on_purpose: contextvars.ContextVar[bool] = contextvars.ContextVar("broke_on_purpose", default=False)
-
-
-class _IncompleteOnPurpose(logging.Filter):
-    """Drop uvicorn's error line for a body edgelet cut short itself (it logs why)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (_broke_on_purpose.get() and record.getMessage().startswith(
-            "ASGI callable returned without completing response"))
-
-
-logging.getLogger("uvicorn.error").addFilter(_IncompleteOnPurpose())
-
-
 async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple[bytes, bytes]],
-                       chunks: Any) -> None:
+                       chunks: Any, *, worker: str, what: str) -> None:
     """A body the Worker streams: each chunk goes to the client as it arrives (chunked
     transfer encoding). A client that goes away ends the Worker's stream: uvicorn's send()
-    stays silent after a disconnect, so a watcher on receive() stops the sending."""
+    stays silent after a disconnect, so a watcher on receive() stops the sending.
+
+    A body cut short (the Worker's body raised, its isolate ended: StreamCutShort) is
+    logged and re-raised after the chunks sent so far, so that uvicorn closes the
+    connection without the last chunk and the client sees an incomplete body, never a
+    complete-looking short one (uvicorn's own "Exception in ASGI application" for it is
+    filtered out: the line logged here says what happened)."""
     sender = asyncio.current_task()
     state = {"finished": False, "gone": False}
+    sent = 0
 
     async def watch() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -460,14 +463,14 @@ async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple
         await send({"type": "http.response.start", "status": status, "headers": headers})
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
         state["finished"] = True
         await send({"type": "http.response.body", "body": b""})
-    except StreamBroken as exc:
-        # No final chunk: the server closes the connection, and the client sees the body is
-        # incomplete (a clean end would pass a cut-short download off as whole).
-        _broke_on_purpose.set(True)
-        log.warning("a streamed response body broke off (%s); closed the connection so the client "
-                    "sees an incomplete body", exc)
+    except StreamCutShort as exc:
+        log.warning("%s %s: the response body was cut short after %d bytes: %s; the connection "
+                    "is closed without the body's end, so the client sees it incomplete",
+                    worker, what, sent, exc, extra={"worker": worker})
+        raise
     except asyncio.CancelledError:
         if not state["gone"]:
             raise
@@ -477,6 +480,45 @@ async def _send_stream(send: Any, receive: Any, status: int, headers: list[tuple
         state["finished"] = True
         watcher.cancel()
         await chunks.aclose()
+
+
+async def _bad_header(worker: str, what: str, headers: list[list[str]],
+                      body: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The 500 for a Worker's answer with a header HTTP cannot carry (a character beyond
+    Latin-1: header values are bytes; Cloudflare's Headers refuses such a value with a
+    TypeError), logged as the Worker's error."""
+    if not isinstance(body, bytes):
+        await body.aclose()
+    name, value = next(((k, v) for k, v in headers if not _latin1(k) or not _latin1(v)), ("?", "?"))
+    text = (f"Worker {worker!r} answered {what} with header {name!r}: {value!r:.100}, which is not "
+            f"Latin-1 text; HTTP header values are bytes: percent-encode the value "
+            f"(urllib.parse.quote) or keep it to ASCII")
+    log.error(text, extra={"worker": worker})
+    _, out_headers, out_body = error_response(500, text)
+    return 500, _raw_headers(out_headers), out_body
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _CutShortLogged(logging.Filter):
+    """Drops uvicorn's "Exception in ASGI application" for a StreamCutShort: _send_stream
+    logged why the body ended early, and the traceback would only point at edgelet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, StreamCutShort)
+
+
+def _quiet_cut_short() -> None:
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _CutShortLogged) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_CutShortLogged())
 
 
 async def _send_response(response: Response, send: Any) -> None:

@@ -15,10 +15,11 @@ import resource
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from edgelet.channel import Channel, ChannelClosed, RemoteError
+from edgelet.response_stream import StreamTable
 
 log = logging.getLogger("edgelet.isolate")
 
@@ -40,12 +41,6 @@ class IsolateError(Exception):
     def __init__(self, message: str, status: int = 503) -> None:
         super().__init__(message)
         self.status = status
-
-
-class StreamBroken(Exception):
-    """A streamed response body ended in an error (the Worker's stream raised, or its isolate
-    ended mid-body). The HTTP server then closes the connection without the final chunk, so
-    the client sees an incomplete body instead of a short one that looks whole."""
 
 
 class IsolateStartError(IsolateError):
@@ -98,9 +93,8 @@ class Isolate:
         self.info: dict[str, Any] = {}
         self.broken: IsolateStartError | None = None
         self.restarts = 0
-        #: streamed response bodies in flight: stream id -> chunks (None ends the stream,
-        #: a StreamBroken breaks it)
-        self._streams: dict[int, asyncio.Queue[bytes | StreamBroken | None]] = {}
+        #: streamed response bodies in flight, by (channel, stream id) (edgelet.response_stream)
+        self._streams = StreamTable(name)
         #: request bodies being pumped to the isolate: body id -> its flow-control gate
         self._body_gates: dict[int, Any] = {}
         self._body_ids = 0
@@ -188,7 +182,8 @@ class Isolate:
         self.handoff = handoff.Endpoint(handoff_host, self.handoff_handlers)
         self.handoff.start()
         reader, writer = await asyncio.open_connection(sock=host_sock, limit=1 << 20)
-        channel = Channel(reader, writer, self._handle, self._notify)
+        channel = Channel(reader, writer, self._handle,
+                          lambda method, args: self._notify(method, args, channel))
         channel.sync_handler = self._on_call_now
         self._channel = channel
         self._serve_task = asyncio.ensure_future(self._serve(channel, self._process))
@@ -240,9 +235,9 @@ class Isolate:
         if self._channel is channel and self.handoff is not None:  # this process's socket
             self.handoff.close()
             self.handoff = None
-        for queue in self._streams.values():  # the isolate is gone: its bodies are cut short
-            queue.put_nowait(StreamBroken(f"the isolate of Worker {self.name!r} ended before its streamed body did"))
-        self._streams.clear()
+        if self._streams.has_streams(channel):  # bodies it was still streaming are cut short
+            words = f"{describe_exit(await self._exit_code(process), self)} while streaming the response body"
+            self._streams.end_channel(channel, self._ended_words(channel, words))
         if self.exit_hooks:
             await self._tell_exit(channel, process)
         if self._stopping or self._channel is not channel:
@@ -306,6 +301,8 @@ class Isolate:
         if channel is not None:
             channel.close()
             self._exited(channel)
+            self._streams.end_channel(channel, self._ended_words(
+                channel, "was stopped (unresponsive, or replaced) while streaming the response body"))
         if process is not None and process.returncode is None:
             kill_descendants(process.pid)
             try:
@@ -313,6 +310,15 @@ class Isolate:
             except ProcessLookupError:
                 pass
             await process.wait()
+
+    def _ended_words(self, channel: Channel, crashed: str) -> str:
+        """Why a body ``channel``'s process streamed was cut short (``crashed``: what the
+        exit was, for a process that was neither reloaded nor stopped)."""
+        if channel is self._reloaded:
+            return f"Worker {self.name!r} was reloaded (its code changed) while streaming the response body"
+        if self._stopping:
+            return f"edgelet dev is stopping: Worker {self.name!r} had not finished streaming the response body"
+        return f"Worker {self.name!r} {crashed}"
 
     def _exited(self, channel: Channel) -> None:
         if self.on_exit is not None:
@@ -378,7 +384,8 @@ class Isolate:
         process = self._process
         limit = self.request_timeout if timeout is None else timeout
         try:
-            return await channel.call(method, *args, timeout=limit)
+            answer = await channel.call(method, *args, timeout=limit,
+                                        on_late=self._late_answer if method == "fetch" else None)
         except ChannelClosed:
             if channel is self._reloaded:
                 raise IsolateError(f"Worker {self.name!r} was reloaded (its code changed) while "
@@ -391,6 +398,18 @@ class Isolate:
             raise IsolateError(f"Worker {self.name!r} did not answer {method} within "
                                f"{limit:g} s (request_timeout_ms); the request was abandoned",
                                504) from None
+        if method == "fetch" and len(answer) > 3:  # [status, headers, None, stream id]
+            return [answer[0], answer[1], self._streams.open(channel, answer[3])]
+        return answer
+
+    def _late_answer(self, channel: Channel, answer: Any) -> None:
+        """A fetch answered after it was given up (504, or the platform stopping): a body
+        it streams would otherwise run in the isolate until the flow-control window is full,
+        and wait there for good."""
+        if isinstance(answer, list) and len(answer) > 3 and isinstance(answer[3], int):
+            log.info("Worker %r answered fetch after it was abandoned; its streamed body is cancelled",
+                     self.name, extra={"worker": self.name})
+            self._streams.cancel(channel, answer[3])
 
     async def fetch_streaming(self, wire: list[Any], body: Any) -> Any:
         """``fetch`` with a request body still arriving (an edgelet.request_body.StreamedBody):
@@ -419,16 +438,17 @@ class Isolate:
     async def _handle(self, method: str, args: list[Any]) -> Any:
         return await self._on_call(method, args)
 
-    def _notify(self, method: str, args: list[Any]) -> None:
+    def _notify(self, method: str, args: list[Any], channel: Channel) -> None:
         if method == "log":
             self._on_log(self.name, args[0], args[1])
         elif method == "ws" and self._on_websocket is not None:  # edgelet.websockets
             self._on_websocket(self.name, args)
         elif method == "stream.chunk":
-            self._stream_queue(args[0]).put_nowait(args[1])
-        elif method == "stream.end":  # [id] or [id, why the Worker's stream broke]
-            broken = args[1] if len(args) > 1 else None
-            self._stream_queue(args[0]).put_nowait(StreamBroken(broken) if broken else None)
+            self._streams.on_chunk(channel, args[0], args[1])
+        elif method == "stream.end":
+            self._streams.on_last_word(channel, args[0], None)
+        elif method == "stream.error":  # the Worker's body raised
+            self._streams.on_last_word(channel, args[0], str(args[1]))
         elif method == "body.ack":  # the Worker took a chunk of a request body
             gate = self._body_gates.get(args[0])
             if gate is not None:
@@ -437,39 +457,6 @@ class Isolate:
             hook = self.notify_hooks.get(method)
             if hook is not None:
                 hook(args)
-
-    def _stream_queue(self, stream_id: int) -> asyncio.Queue[bytes | StreamBroken | None]:
-        """The chunks of a streamed body; chunks may arrive before the host asks for them."""
-        queue = self._streams.get(stream_id)
-        if queue is None:
-            queue = self._streams[stream_id] = asyncio.Queue()
-        return queue
-
-    async def stream(self, stream_id: int) -> AsyncIterator[bytes]:
-        """The chunks of the streamed response body ``stream_id`` as the Worker produces
-        them; raises StreamBroken if the body ends in an error. Leaving early (the client
-        went away) tells the isolate to stop producing."""
-        queue = self._stream_queue(stream_id)
-        channel = self._channel
-        ended = False
-        try:
-            while True:
-                chunk = await queue.get()
-                if chunk is None:
-                    ended = True
-                    return
-                if isinstance(chunk, StreamBroken):
-                    ended = True
-                    raise chunk
-                yield chunk
-                # the consumer is back for more: this chunk is written (to the client), so
-                # the Worker may produce another (edgelet.flow)
-                if channel is not None and not channel.closed:
-                    channel.notify("stream.ack", stream_id, len(chunk))
-        finally:
-            self._streams.pop(stream_id, None)
-            if not ended and channel is not None and not channel.closed:
-                channel.notify("stream.cancel", stream_id)
 
 
 def kill_descendants(pid: int) -> None:

@@ -20,6 +20,9 @@ MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 25 * 1024 * 1024
 MAX_METADATA_BYTES = 1024
 MIN_EXPIRATION_TTL = 60
+#: the largest ``expiration`` / ``expirationTtl``: Cloudflare's put options hold both as a
+#: 32-bit integer (workerd's KvNamespace::PutOptions; larger is "Value out of range")
+MAX_EXPIRATION = 2**31 - 1
 MIN_CACHE_TTL = 30
 MAX_LIST_LIMIT = 1000
 MAX_BULK_KEYS = 100
@@ -111,6 +114,10 @@ def resolve_expiration(expiration: Any, expiration_ttl: Any, now: float, key: st
             raise ValueError(f"{where}: expirationTtl {expiration_ttl!r} for key {show_key(key)} "
                              f"is under the minimum of {MIN_EXPIRATION_TTL} seconds; use "
                              f"expirationTtl >= {MIN_EXPIRATION_TTL}")
+        if ttl > MAX_EXPIRATION:
+            raise ValueError(f"{where}: expirationTtl {expiration_ttl!r:.40} for key {show_key(key)} is "
+                             f"out of range; use {MIN_EXPIRATION_TTL} to {MAX_EXPIRATION} seconds "
+                             f"(a 32-bit integer, as Cloudflare takes it)")
         return int(now) + int(ttl)
     if expiration is not None:
         when = int(_number(expiration, "expiration", key, where))
@@ -119,6 +126,11 @@ def resolve_expiration(expiration: Any, expiration_ttl: Any, now: float, key: st
                              f"at least {MIN_EXPIRATION_TTL} seconds in the future (now is "
                              f"{int(now)}); pass epoch seconds >= now + {MIN_EXPIRATION_TTL}, "
                              f"or use expirationTtl")
+        if when > MAX_EXPIRATION:
+            raise ValueError(f"{where}: expiration {expiration!r:.40} for key {show_key(key)} is out of "
+                             f"range; use epoch seconds from now + {MIN_EXPIRATION_TTL} to "
+                             f"{MAX_EXPIRATION} (2038-01-19, a 32-bit integer, as Cloudflare takes it), "
+                             f"or expirationTtl")
         return when
     return None
 

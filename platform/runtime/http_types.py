@@ -601,10 +601,15 @@ async def chunks_of(resp: Response) -> AsyncIterator[builtins.bytes]:
     stream, resp._stream = resp._stream, None
     if stream is None:
         return
-    async for chunk in stream:
-        data = chunk.encode() if isinstance(chunk, str) else builtins.bytes(chunk)
-        if data:
-            yield data
+    try:
+        async for chunk in stream:
+            data = chunk.encode() if isinstance(chunk, str) else builtins.bytes(chunk)
+            if data:
+                yield data
+    finally:  # closed early (the client went away): the Worker's generator is closed too
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def response_from_wire(data: list[Any], url: str = "") -> Response:

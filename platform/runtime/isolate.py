@@ -121,9 +121,15 @@ class Runtime:
     def log(self, level: str, text: str) -> None:
         """Send a log line to the host; safe from any thread (print in a worker thread)."""
         if threading.get_ident() == self._loop_thread:
-            self.channel.notify("log", level, text)
+            self._send_log(level, text)
         else:
-            self._loop.call_soon_threadsafe(self.channel.notify, "log", level, text)
+            self._loop.call_soon_threadsafe(self._send_log, level, text)
+
+    def _send_log(self, level: str, text: str) -> None:
+        try:
+            self.channel.notify("log", level, text)
+        except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only
+            self.channel.notify("log", level, loggable(text))
 
     # -- init ------------------------------------------------------------------------
     def init(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -324,11 +330,14 @@ class Runtime:
         self.log("error", f"Uncaught exception in fetch {request.method} {request.url}\n{text}")
         body = f"Worker threw an exception: {type(exc).__name__}: {exc}\n\n{text}"
         return [500, [["content-type", "text/plain;charset=UTF-8"],
-                      ["x-edgelet-error", type(exc).__name__]], body.encode()]
+                      ["x-edgelet-error", type(exc).__name__]], body.encode("utf-8", "backslashreplace")]
 
     def _start_stream(self, resp: Any, request: Any, body_id: int | None = None) -> list[Any]:
         """Answer with status and headers now, then send the body's chunks as
-        ``stream.chunk`` notifications and a ``stream.end`` (see supervisor.Isolate.stream).
+        ``stream.chunk`` notifications and a last word: ``stream.end``, or ``stream.error``
+        when the body raised, so that the host ends the client's connection without the
+        body's last chunk (edgelet.response_stream). The last word is sent after a
+        ``stream.cancel`` too: the host drops the chunks of a cancelled body until then.
 
         The host acknowledges each chunk once it is written to the client (``stream.ack``);
         past edgelet.flow.WINDOW bytes unacknowledged the producer waits, so a slow client
@@ -341,26 +350,31 @@ class Runtime:
         gate = self._stream_gates[stream_id] = CreditGate()
 
         async def pump() -> None:
-            broken: str | None = None  # why the body ended early: the host then cuts the connection
+            error: str | None = None
+            chunks = chunks_of(resp)
             try:
-                async for chunk in chunks_of(resp):
+                async for chunk in chunks:
                     channel.notify("stream.chunk", stream_id, chunk)
                     await gate.sent(len(chunk))
             except asyncio.CancelledError:
-                pass  # the client went away
+                pass  # nobody reads it any more (the client went away, a late answer)
             except Exception as exc:
-                broken = f"{type(exc).__name__}: {exc}"
                 self.log("error", f"Uncaught exception in the streamed body of {request.method} "
                                   f"{request.url}\n{traceback.format_exc()}")
+                error = loggable(f"{type(exc).__name__}: {exc}")
             finally:
                 self._streams.pop(stream_id, None)
                 self._stream_gates.pop(stream_id, None)
                 if body_id is not None:
                     self.bodies.discard(body_id)
-                if broken is None:
+                if error is None:
                     channel.notify("stream.end", stream_id)
                 else:
-                    channel.notify("stream.end", stream_id, broken)
+                    channel.notify("stream.error", stream_id, error)
+                # the Worker's generator is closed now (its finally runs), not whenever it is
+                # collected: one cancelled while the window was full sits at a yield
+                with contextlib.suppress(Exception):
+                    await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
 
         task = asyncio.ensure_future(pump())
         self._streams[stream_id] = task
@@ -413,6 +427,13 @@ class Runtime:
         if asyncio.iscoroutine(result):
             result = await result
         return cloudpickle.dumps(result)
+
+
+def loggable(text: str) -> str:
+    """``text`` as valid UTF-8 for the channel: a lone surrogate (a bad ``\\ud800`` in JSON,
+    bytes decoded with ``surrogateescape``) becomes its escape, ``\\ud800``, so the line
+    still says what the Worker printed instead of failing its print()."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _platform_dirs() -> tuple[str, ...]:

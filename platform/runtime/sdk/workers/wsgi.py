@@ -105,9 +105,10 @@ def process_request(app: Any, req: Any, env: Any, body: bytes | io.IOBase,
         state["status"], state["headers"] = status, headers
         return write
 
-    # The app and every step of its body iterator run in one Context: a streamed body is
-    # iterated later, from the task that sends it, and an app that sets context variables
-    # around its body (Flask's stream_with_context) must reset them in the Context that set them.
+    # the app, its body's iteration and close() run in one Context: a body that set a
+    # context variable when the app ran resets it at its end (Flask's stream_with_context),
+    # and a token reset in another Context fails ("was created in a different Context");
+    # a streamed body is iterated later, by the task that sends it
     context = contextvars.copy_context()
     result = context.run(app, environ, start_response)
 
@@ -145,7 +146,7 @@ def process_request(app: Any, req: Any, env: Any, body: bytes | io.IOBase,
 
 
 class _InContext:
-    """An iterator whose every ``next()`` runs in ``context`` (see process_request)."""
+    """An iterator whose every step runs in ``context``."""
 
     def __init__(self, context: contextvars.Context, iterator: Iterator[Any]) -> None:
         self._context = context
