@@ -40,7 +40,7 @@ APP = {
         VERSION = "v1"
 
         def served_by():
-            # the task running this handler: uvicorn's request cycle in the isolate, or the
+            # the task running this handler: the isolate's own connection, or the
             # channel's answer to the host's fetch call
             return asyncio.current_task().get_coro().__qualname__.split(".")[0]
 
@@ -74,7 +74,7 @@ APP = {
     """,
 }
 
-ISOLATE = "RequestResponseCycle"
+ISOLATE = "IsolateConnection"
 HOST = "Channel"
 
 
