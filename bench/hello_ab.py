@@ -40,7 +40,18 @@ WRK = {"threads": 2, "connections": 32}
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, seconds: int) -> tuple[float, int, float]:
+def wrk(url: str, seconds: int) -> tuple[float, int]:
+    """req/s and non-2xx responses of a wrk run."""
+    return wrk_p99(url, seconds)[:2]
+
+
+def split_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``TREE+NAME=VALUE+...`` -> the tree and the environment its server runs with."""
+    tree, *settings = spec.split("+")
+    return tree, {**os.environ, **dict(s.split("=", 1) for s in settings)}
+
+
+def wrk_p99(url: str, seconds: int) -> tuple[float, int, float]:
     """req/s, non-2xx responses and p99 (ms) of a wrk run."""
     out = subprocess.run(["wrk", f"-t{WRK['threads']}", f"-c{WRK['connections']}", f"-d{seconds}s", "--latency",
                           url], capture_output=True, text=True).stdout
@@ -55,8 +66,7 @@ def wrk(url: str, seconds: int) -> tuple[float, int, float]:
 
 def start(spec: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    tree, *settings = spec.split("+")
-    env = {**os.environ, **dict(s.split("=", 1) for s in settings)}
+    tree, env = split_spec(spec)
     if tree in ("proto", "handoff"):
         cmd = [sys.executable, str(PROTO), str(port)] + (["--handoff"] if tree == "handoff" else [])
         cwd, marker = BENCH, b"Ready on"
@@ -127,7 +137,7 @@ def main() -> None:
             try:
                 wrk(url, 2)
                 before, t0 = cpu_seconds(proc.pid), time.time()
-                figure, bad, p99 = wrk(url, args.seconds)
+                figure, bad, p99 = wrk_p99(url, args.seconds)
                 after, requests = cpu_seconds(proc.pid), figure * (time.time() - t0)
             finally:
                 stop(proc)

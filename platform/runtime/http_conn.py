@@ -257,6 +257,7 @@ class IsolateConnection(asyncio.Protocol):
         for req in (self._req, self.running):
             if req is not None and req.source is not None:
                 req.source.wake()
+        self._wake_body()
         self.resume_writing()
         server = self.server
         if not self._done:  # it ends here: the client must see the end (the host holds a copy)
@@ -574,7 +575,8 @@ class IsolateConnection(asyncio.Protocol):
             if name not in _GOOD_NAMES:
                 if type(name) is not str or not _TOKEN.fullmatch(name):
                     raise _BadHeader(f"the header name {name!r} is not a valid HTTP token")
-                _GOOD_NAMES.add(name)
+                if len(_GOOD_NAMES) < 1024:
+                    _GOOD_NAMES.add(name)
             if _BAD_VALUE.search(value) is not None:
                 raise _BadHeader(f"the value of header {name!r} holds a control character (CR, LF, ...)")
             if name == "connection" and "close" in value.lower():
@@ -604,8 +606,11 @@ class IsolateConnection(asyncio.Protocol):
         req.started = req.answered = True
         if req.method == "HEAD" or not body:
             self.transport.write(head)
+        elif len(body) <= 65536:
+            self.transport.write(head + body)  # one send(): one packet for a small answer
         else:
-            self.transport.write(head + body)
+            self.transport.write(head)
+            self.transport.write(body)
 
     async def _respond_stream(self, req: _Req, status: int, headers: Any, resp: Any) -> None:
         """A body the Worker streams, chunk by chunk (chunked encoding): writing waits while
@@ -672,14 +677,10 @@ class IsolateConnection(asyncio.Protocol):
         req.answered = True
         if self.running is req:
             self.running = None
-        if self._done or self.lost or self.transport.is_closing():
+        if self._done or self.lost or self._discarding or self.transport.is_closing():
             return
-        if not req.keep_alive:
-            self._done = True
+        if not req.keep_alive:  # ended once the response is out (connection_lost tells the host)
             self._cancel_timer()
-            self.server.slots.set(self.slot, http_slots.FREE)
-            self.server.closed(self.conn_id)
-            self._end()
             self.transport.close()
             return
         if self._queue:
@@ -735,11 +736,7 @@ class IsolateConnection(asyncio.Protocol):
             if left > 0:
                 self._arm(left)
             else:
-                self._done = True
-                server.slots.set(self.slot, http_slots.FREE)
-                server.closed(self.conn_id)
-                self._end()
-                self.transport.close()
+                self.transport.close()  # connection_lost ends it for the client and tells the host
             return
         if self._head_since is None:
             return  # a request is being answered: its end or the next block arms the timer
