@@ -60,7 +60,7 @@ SWEEP_S = 0.1
 def protocol_class(app: Any, header_timeout: float) -> type[CoalescingHttpToolsProtocol]:
     """uvicorn's ``http`` class for a server of ``app`` (an EdgeletApp, or dev's SwappableApp):
     handing connections over when switched on."""
-    if not http_enabled():  # off by default: see the module docstring for why
+    if not http_enabled():  # EDGELET_HTTP_HANDOFF=0: everything on the host
         return CoalescingHttpToolsProtocol.configured(header_timeout=header_timeout)
     base = HostProtocol.configured(header_timeout=header_timeout)
     return type(base.__name__, (base,), {"router": Router(app)})

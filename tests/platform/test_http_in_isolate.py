@@ -83,9 +83,10 @@ HOST = "Channel"
 
 
 @pytest.fixture(autouse=True)
-def _handoff_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The path is opt-in (edgelet.http_handoff): every test here turns it on."""
-    monkeypatch.setenv("EDGELET_HTTP_HANDOFF", "1")
+def _handoff_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path is the default (edgelet.http_handoff): every test here runs without the
+    switch set, except the one for the off switch."""
+    monkeypatch.delenv("EDGELET_HTTP_HANDOFF", raising=False)
 
 
 def where(conn: http.client.HTTPConnection, host: str | None = None) -> tuple[str, int, str]:
