@@ -92,6 +92,13 @@ class _Req:
                  "source", "answered", "started", "version")
 
     def __init__(self) -> None:
+        self.method = ""
+        self.target = b""
+        self.headers: list[tuple[str, str]] = []
+        self.version = "1.1"
+        self.keep_alive = True
+        self.declared: int | None = None
+        self.has_body = False
         self.chunks: list[bytes] = []
         self.size = 0  # body bytes received
         self.buffered = 0  # body bytes received and not yet read
