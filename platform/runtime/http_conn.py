@@ -447,25 +447,26 @@ class IsolateConnection(asyncio.Protocol):
             return None
         if req.expect and not req.complete and not self.transport.is_closing():
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        while not req.complete:
+        while True:
             if req.too_large:
                 self._too_large(req)
                 return None
+            if req.size > STREAM_AFTER:
+                # streamed to the Worker, even when it has all arrived meanwhile (a cold start):
+                # a large body reaches the Worker the same way however fast the client was
+                req.source = BodySource(self, req)
+                return req.source
+            if req.complete:
+                break
             if self.lost:
                 if server.log_requests:
                     server.log(["", f"{req.method} {self._path(req)}: the client went away after {req.size} of "
                                     f"{declared if declared is not None else 'its'} body bytes; not run"])
                 return None
-            if req.size > STREAM_AFTER:
-                req.source = BodySource(self, req)
-                return req.source
             self._body_waiter = self.loop.create_future()
             self.resume_reading()
             await self._body_waiter
             self._body_waiter = None
-        if req.too_large:
-            self._too_large(req)
-            return None
         chunks = req.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
@@ -501,6 +502,8 @@ class IsolateConnection(asyncio.Protocol):
             target = req.target.decode("latin-1")
             if "#" in target:  # a fragment is not sent to the Worker (as on the host)
                 target = target.split("#", 1)[0]
+            if target[-1] == "?":  # an empty query: none (as on the host)
+                target = target[:-1]
             request.url = f"{req.scheme}://{host}{target}"
             request.method = _METHODS.get(req.method, req.method)
             headers = Headers.__new__(Headers)
@@ -541,7 +544,7 @@ class IsolateConnection(asyncio.Protocol):
             if server.log_requests:
                 server.log([server.worker, req.method, self._path(req), status,
                             (time.perf_counter() - started) * 1000, source is not None])
-        except Exception:  # a bug of this module: the client gets a 500, the log the traceback
+        except (Exception, asyncio.CancelledError):  # a bug here, or the task cancelled: a 500, the log says why
             server.runtime.log("error", f"edgelet: serving {req.method} {self._path(req)} failed\n"
                                         f"{traceback.format_exc()}")
             if not req.started and not self.transport.is_closing():
