@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -36,7 +37,7 @@ PROTO = BENCH / "proto" / "isolate_http.py"
 
 
 #: wrk's threads and connections (set by --threads / --connections)
-WRK = {"threads": 2, "connections": 32}
+WRK: dict[str, Any] = {"threads": 2, "connections": 32, "close": False}
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
@@ -53,8 +54,9 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
 
 def wrk_p99(url: str, seconds: int) -> tuple[float, int, float]:
     """req/s, non-2xx responses and p99 (ms) of a wrk run."""
+    close = ["-H", "Connection: close"] if WRK["close"] else []
     out = subprocess.run(["wrk", f"-t{WRK['threads']}", f"-c{WRK['connections']}", f"-d{seconds}s", "--latency",
-                          url], capture_output=True, text=True).stdout
+                          *close, url], capture_output=True, text=True).stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if found is None:
         raise SystemExit(f"wrk gave no figure for {url}: {out or 'no output'}")
@@ -125,9 +127,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("-t", "--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("-c", "--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--close", action="store_true", help="a new connection per request (Connection: close)")
     parser.add_argument("trees", nargs="+")
     args = parser.parse_args()
-    WRK.update(threads=args.threads, connections=args.connections)
+    WRK.update(threads=args.threads, connections=args.connections, close=args.close)
     rps: dict[str, list[float]] = {t: [] for t in args.trees}
     cpu: dict[str, list[tuple[float, float]]] = {t: [] for t in args.trees}
     p99s: dict[str, list[float]] = {t: [] for t in args.trees}
