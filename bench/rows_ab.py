@@ -27,7 +27,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from common import free_port  # noqa: E402
 from harness.load import RawClient, bounded  # noqa: E402
-from hello_ab import cpu_seconds, stop, wrk  # noqa: E402
+from hello_ab import cpu_seconds, split_spec, stop, wrk  # noqa: E402
 
 #: row -> (app folder, path under load, priming path with {i} for i in 0..999, or None)
 ROWS = {
@@ -42,12 +42,13 @@ ROWS = {
 }
 
 
-def start(tree: str, app: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(spec: str, app: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    tree, env = split_spec(spec)  # TREE+NAME=VALUE: settings for its server (bench/hello_ab.py)
     cmd = [str(Path(tree).resolve() / ".venv" / "bin" / "python"), "-m", "edgelet.cli", "dev", "--port",
            str(port), "--log-level", "warning", "--no-reload", "--persist-to", str(state)]
-    proc = subprocess.Popen(cmd, cwd=BENCH / "apps" / app, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=BENCH / "apps" / app, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if b"Ready on" in line:

@@ -53,14 +53,15 @@ _SNDBUF = 1024 * 1024
 _RECV_SIZE = MAX_DATA + 16 * 1024
 #: the environment variable that names the isolate's end in the isolate process
 ENV_FD = "EDGELET_HANDOFF_FD"
-#: "1" hands plain HTTP connections to isolates (edgelet.http_handoff; off by default). Kept
-#: here, in the light module, so the fork server can ask without importing the HTTP path.
+#: "0" keeps every HTTP connection on the host; anything else (the default) hands plain HTTP
+#: connections to their Worker's isolate (edgelet.http_handoff). Kept here, in the light
+#: module, so the fork server can ask without importing the HTTP path.
 HTTP_SWITCH = "EDGELET_HTTP_HANDOFF"
 
 
 def http_enabled() -> bool:
-    """Whether isolates serve their own Worker's HTTP connections (opt-in)."""
-    return os.environ.get(HTTP_SWITCH, "0") == "1"
+    """Whether isolates serve their own Worker's HTTP connections (on unless set to "0")."""
+    return os.environ.get(HTTP_SWITCH, "1") != "0"
 
 Callback = Callable[[socket.socket, bytes, dict[str, Any]], None]
 

@@ -22,13 +22,13 @@ isolate (edgelet.http_slots), so that it can still answer for a connection:
 - request log lines arrive as one notification per isolate loop iteration and are logged
   (and reach ``edgelet tail``) as the host's own.
 
-Opt-in, with ``EDGELET_HTTP_HANDOFF=1``: measured side by side (bench/RESULTS.md, "Round 2,
-third session"), it answers one client sooner (p50 153 vs 211-235 us) and costs ~10 % less
-CPU per request, but on two idle cores with 32 connections the host path's two processes
-working in parallel serve more (hello 21-23k vs 20-21k req/s, Durable Object RPC +25 %) with
-a p99 of 3 ms instead of 10-13 ms. Served on the host path even when on:
-Wasm Workers (whole bodies, their C path), Workers behind an interceptor (static assets),
-and every Worker while the terminal's debugger relay is on (pdb holds request deadlines).
+The default since the isolate serves a connection without uvicorn (edgelet.runtime.http_conn):
+hello-world costs ~21 us of CPU per request against ~51 us through the host, and serves more
+than a bare uvicorn app (bench/RESULTS.md, "Round 3: the isolate serves its connections").
+``EDGELET_HTTP_HANDOFF=0`` keeps every connection on the host. Served on the host path
+anyway: Wasm Workers (whole bodies, their C path), Workers behind an interceptor (static
+assets), and every Worker while the terminal's debugger relay is on (pdb holds request
+deadlines).
 """
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ log = logging.getLogger("edgelet.http")
 STALE_S = 0.5
 #: how often the host looks for requests past their timeout in a stuck isolate
 SWEEP_S = 0.1
+#: the longest a new connection waits for its Worker's isolate to be set up for connections
+SETUP_WAIT_S = 3.0
 
 
 def protocol_class(app: Any, header_timeout: float) -> type[CoalescingHttpToolsProtocol]:
     """uvicorn's ``http`` class for a server of ``app`` (an EdgeletApp, or dev's SwappableApp):
     handing connections over when switched on."""
-    if not http_enabled():  # off by default: see the module docstring for why
+    if not http_enabled():  # EDGELET_HTTP_HANDOFF=0: everything on the host
         return CoalescingHttpToolsProtocol.configured(header_timeout=header_timeout)
     base = HostProtocol.configured(header_timeout=header_timeout)
     return type(base.__name__, (base,), {"router": Router(app)})
@@ -117,14 +119,33 @@ class HostProtocol(CoalescingHttpToolsProtocol):
         if verdict is False or retried:
             self._serve_here(data)
             return
-        # the isolate is being set up for handed connections (its first): a moment
+        # the isolate is being set up for handed connections (its first): a moment, at most
+        # SETUP_WAIT_S (a client is never held longer than that: the host serves it instead)
         self.transport.pause_reading()
+        waited = False
 
         def retry(_: Any) -> None:
+            nonlocal waited
+            if waited:
+                return
+            waited = True
+            timer.cancel()
             if not self.transport.is_closing():
                 self.transport.resume_reading()
                 self._offer(data, head, retried=True)
 
+        def give_up() -> None:
+            nonlocal waited
+            if waited:
+                return
+            waited = True
+            log.info("a connection waited %.0f s for its Worker's isolate to take connections; the host "
+                     "serves it", SETUP_WAIT_S)
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+                self._serve_here(data)
+
+        timer = self.loop.call_later(SETUP_WAIT_S, give_up)
         verdict.add_done_callback(retry)
 
     def _serve_here(self, data: bytes) -> None:

@@ -35,10 +35,7 @@ def _warm_imports() -> None:
     import edgelet.channel  # noqa: F401
     import edgelet.handoff
     import edgelet.runtime.entrypoints  # noqa: F401
-    if edgelet.handoff.http_enabled():  # isolates serve their Worker's connections (~60 ms)
-        import uvicorn.config  # noqa: F401
-        import uvicorn.server  # noqa: F401
-
+    if edgelet.handoff.http_enabled():  # isolates serve their Worker's connections (httptools, no uvicorn)
         import edgelet.runtime.http_server  # noqa: F401
     import edgelet.runtime.http_types  # noqa: F401
     import edgelet.runtime.isolate  # noqa: F401

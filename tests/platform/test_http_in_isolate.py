@@ -40,7 +40,7 @@ APP = {
         VERSION = "v1"
 
         def served_by():
-            # the task running this handler: uvicorn's request cycle in the isolate, or the
+            # the task running this handler: the isolate's own connection, or the
             # channel's answer to the host's fetch call
             return asyncio.current_task().get_coro().__qualname__.split(".")[0]
 
@@ -63,6 +63,10 @@ APP = {
                 if url.path == "/echo":
                     body = await request.bytes()
                     return Response(f"{len(body)} {served_by()}")
+                if url.path == "/badheader":
+                    return Response("x", headers={"x-evil": "a\\r\\nset-cookie: pwned=1"})
+                if url.path == "/len":
+                    return Response("abc", headers={"content-length": "999", "x-a": "1"})
                 if url.path == "/stream":
                     async def gen():
                         for i in range(3):
@@ -74,14 +78,15 @@ APP = {
     """,
 }
 
-ISOLATE = "RequestResponseCycle"
+ISOLATE = "IsolateConnection"
 HOST = "Channel"
 
 
 @pytest.fixture(autouse=True)
-def _handoff_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The path is opt-in (edgelet.http_handoff): every test here turns it on."""
-    monkeypatch.setenv("EDGELET_HTTP_HANDOFF", "1")
+def _handoff_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path is the default (edgelet.http_handoff): every test here runs without the
+    switch set, except the one for the off switch."""
+    monkeypatch.delenv("EDGELET_HTTP_HANDOFF", raising=False)
 
 
 def where(conn: http.client.HTTPConnection, host: str | None = None) -> tuple[str, int, str]:
@@ -375,6 +380,84 @@ def test_killing_the_host_ends_the_isolates_and_their_connections(dev: Any) -> N
     assert conn.sock.recv(10) == b""
     with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
         busy.getresponse()
+
+
+def test_pipelined_requests_http10_and_expect_continue_on_a_handed_connection(dev: Any) -> None:
+    s = dev(APP, "--in-memory")
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    read = _Responses(sock)
+    try:
+        # three requests in one write: answered in order, the slow one first
+        sock.sendall(b"GET /slow?s=0.2 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello"
+                     b"GET /where HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        first, second, third = read(), read(), read()
+        assert first.endswith(b"slow done") and second.endswith(f"5 {ISOLATE}".encode())
+        assert ISOLATE.encode() in third
+        # Expect: 100-continue: the interim answer, then the body, then the response
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert read.until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"abc")
+        assert read().endswith(f"3 {ISOLATE}".encode())
+        # the Worker's own Content-Length is replaced by the real one
+        sock.sendall(b"GET /len HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = read()
+        assert b"content-length: 3\r\n" in answer and b"999" not in answer and answer.endswith(b"\r\n\r\nabc")
+        # a header value with CR LF is not written: 500 naming it, no injected header
+        sock.sendall(b"GET /badheader HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = read()
+        assert answer.startswith(b"HTTP/1.1 500") and b"pwned" not in answer.split(b"\r\n\r\n")[0]
+        assert b"x-evil" in answer and b"control character" in answer
+        assert read.until(b"never") == b""  # and the connection closed
+    finally:
+        sock.close()
+    # HTTP/1.0: one request, then the connection closes
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    try:
+        sock.sendall(b"GET /where HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        answer = _read_until(sock, b"never")
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer and ISOLATE.encode() in answer
+    finally:
+        sock.close()
+    # a malformed request on a handed connection: 400, closed
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    try:
+        sock.sendall(b"GET /where HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert ISOLATE.encode() in _read_response(sock)
+        sock.sendall(b"GET /x HTTP/1.1\r\nBad Header\r\n\r\n")
+        assert _read_until(sock, b"never").startswith(b"HTTP/1.1 400")
+    finally:
+        sock.close()
+    assert "x-evil" in s.logs()
+
+
+class _Responses:
+    """Whole responses read in turn from one socket (pipelined answers may share a read)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def until(self, marker: bytes) -> bytes:
+        """The bytes up to and including ``marker`` (all that came, if the connection ended)."""
+        while marker not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                data, self.buf = self.buf, b""
+                return data
+            self.buf += chunk
+        end = self.buf.index(marker) + len(marker)
+        data, self.buf = self.buf[:end], self.buf[end:]
+        return data
+
+    def __call__(self) -> bytes:
+        head = self.until(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(self.buf) < length:
+            self.buf += self.sock.recv(65536)
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return head + body
 
 
 def _read_until(sock: socket.socket, marker: bytes) -> bytes:
