@@ -416,7 +416,7 @@ class WorkerConnections:
         if not gen.ready.done():
             gen.ready.set_result(False)
         moving: list[socket.socket] = []
-        answered = 0
+        answered = cut = 0
         for conn_id, conn in list(gen.conns.items()):
             self.conns.pop(conn_id, None)
             state = gen.slots.state(conn.slot)
@@ -426,12 +426,20 @@ class WorkerConnections:
             if state == http_slots.BUSY:
                 _answer(conn.sock, 503, "Service Unavailable", text)
                 answered += 1
+            elif state == http_slots.RESPONDING:  # ended without its last chunk: incomplete
+                cut += 1
             _end(conn.sock)
         gen.conns.clear()
         gen.slots.close()
         if answered:
             log.info("%s: %d request(s) in flight on connections its isolate served answered 503 (%s)",
                      self.isolate.name, answered, text, extra={"worker": self.isolate.name})
+        if cut:
+            log.warning("%s: %d response bod%s being streamed on connections its isolate served "
+                        "cut short: %s; closed without the body's end, so the client sees it incomplete",
+                        self.isolate.name, cut, "y was" if cut == 1 else "ies were",
+                        text.replace("while handling fetch", "while streaming the response body"),
+                        extra={"worker": self.isolate.name})
         if moving:
             asyncio.ensure_future(self._move(moving))
 

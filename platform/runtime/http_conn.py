@@ -84,6 +84,14 @@ class _BadHeader(ValueError):
     """A response header that cannot be written (the answer is a 500 naming it)."""
 
 
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Req:
     """One request on the connection, from its head to its response."""
 
@@ -153,7 +161,10 @@ class BodySource:
                 req.chunks.clear()
                 req.buffered = 0
                 conn.resume_reading()
-                yield data
+                # pieces of at most HIGH_WATER, as a stream reader gets them from the network
+                # (and from the host path), however much one socket read brought in
+                for start in range(0, len(data), HIGH_WATER):
+                    yield data[start:start + HIGH_WATER] if len(data) > HIGH_WATER else data
                 continue
             if req.complete:
                 return
@@ -584,18 +595,23 @@ class IsolateConnection(asyncio.Protocol):
                 continue
             if name not in _GOOD_NAMES:
                 if type(name) is not str or not _TOKEN.fullmatch(name):
-                    raise _BadHeader(f"the header name {name!r} is not a valid HTTP token")
+                    raise _BadHeader(f"with header {name!r}, whose name is not a valid HTTP token "
+                                     f"(letters, digits and !#$%&'*+-.^_`|~ only)")
                 if len(_GOOD_NAMES) < 1024:
                     _GOOD_NAMES.add(name)
             if _BAD_VALUE.search(value) is not None:
-                raise _BadHeader(f"the value of header {name!r} holds a control character (CR, LF, ...)")
+                raise _BadHeader(f"with header {name!r}: its value holds a control character (CR, LF, "
+                                 f"...), which would end the header; remove it")
             if name == "connection" and "close" in value.lower():
                 req.keep_alive = False
             lines.append(f"{name}: {value}\r\n")
         try:
             block = "".join(lines).encode("latin-1")
-        except UnicodeEncodeError as exc:
-            raise _BadHeader(f"a header holds a character outside Latin-1 ({exc})") from None
+        except UnicodeEncodeError:
+            name, value = next(((k, v) for k, v in headers if not _latin1(f"{k}{v}")), ("?", "?"))
+            raise _BadHeader(f"with header {name!r}: {value!r:.100}, which is not Latin-1 text; HTTP "
+                             f"header values are bytes: percent-encode the value (urllib.parse.quote) "
+                             f"or keep it to ASCII") from None
         line = STATUS_LINES.get(status) or _status_line(status)
         if not req.keep_alive:
             tail = b"connection: close\r\n" + tail
@@ -603,7 +619,7 @@ class IsolateConnection(asyncio.Protocol):
 
     def _bad_header(self, req: _Req, exc: _BadHeader) -> None:
         worker = self.server.worker
-        text = f"Worker {worker!r} answered {req.method} {self._path(req)} with a header that cannot be sent: {exc}"
+        text = f"Worker {worker!r} answered {req.method} {self._path(req)} {exc}"
         self.server.runtime.log("error", text)
         self._plain(req, 500, text, close=True)
 
@@ -641,6 +657,7 @@ class IsolateConnection(asyncio.Protocol):
             return
         chunks = chunks_of(resp)
         transport = self.transport
+        sent = 0
         try:
             pending = head
             async for chunk in chunks:
@@ -648,15 +665,24 @@ class IsolateConnection(asyncio.Protocol):
                     return
                 transport.write(b"%s%x\r\n%s\r\n" % (pending, len(chunk), chunk))
                 pending = b""
+                sent += len(chunk)
                 waiter = self._write_paused
                 if waiter is not None:
                     await waiter
             if not self.lost:
                 transport.write(pending + b"0\r\n\r\n")
                 req.answered = True
-        except Exception:
-            self.server.runtime.log("error", f"Uncaught exception in the streamed body of "
-                                             f"{resp.url or 'a response'}\n{traceback.format_exc()}")
+        except Exception as exc:
+            # as on the host path (edgelet.server._send_stream): no final chunk, so the client
+            # sees the body incomplete, never a short one that looks whole; the log says why
+            what = f"{req.method} {self._path(req)}"
+            worker = self.server.worker
+            runtime = self.server.runtime
+            runtime.log("error", f"Uncaught exception in the streamed body of {what}\n{traceback.format_exc()}")
+            runtime.log("warn", f"{worker} {what}: the response body was cut short after {sent} bytes: "
+                                f"Worker {worker!r}: its response body raised {type(exc).__name__}: {exc}; "
+                                f"the connection is closed without the body's end, so the client sees "
+                                f"it incomplete")
             transport.close()
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]  # an async generator

@@ -7,6 +7,7 @@ Worker, not uvicorn's bare "Internal Server Error" (review 5, item 12)."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 TOML = 'name = "app"\nmain = "app.py"\n'
 APP = r'''
@@ -27,7 +28,12 @@ class Default(WorkerEntrypoint):
 '''
 
 
-def test_lone_surrogates_in_logs_errors_and_headers(dev):
+@pytest.mark.parametrize("handoff,header_error", [
+    ("0", "Worker 'app' failed to answer fetch: UnicodeEncodeError"),  # the channel refuses it
+    ("1", "Worker 'app' answered GET /header with header 'x-a'"),  # the isolate writes it
+], ids=["host-served", "isolate-served"])
+def test_lone_surrogates_in_logs_errors_and_headers(dev, monkeypatch, handoff, header_error):
+    monkeypatch.setenv("EDGELET_HTTP_HANDOFF", handoff)
     s = dev({"wrangler_like.toml": TOML, "app.py": APP})
     printed = httpx.get(s.url + "/print", timeout=30)
     assert (printed.status_code, printed.text) == (200, "printed")
@@ -38,17 +44,19 @@ def test_lone_surrogates_in_logs_errors_and_headers(dev):
 
     header = httpx.get(s.url + "/header", timeout=30)
     assert header.status_code == 500
-    assert "Worker 'app' failed to answer fetch: UnicodeEncodeError" in header.text
+    assert header_error in header.text
 
     assert httpx.get(s.url + "/", timeout=30).text == "ok"  # the isolate is fine
     logs = s.logs()
     assert "user said x\\ud800y" in logs  # the escape shows what was printed
     assert "Uncaught exception in fetch GET" in logs and "ValueError: bad input x\\ud800y" in logs
-    assert "Worker 'app' failed to answer fetch: UnicodeEncodeError" in logs
+    assert header_error in logs
     assert "Exception in ASGI application" not in logs
 
 
-def test_a_header_value_beyond_latin1_is_a_500_naming_the_worker_and_header(dev):
+@pytest.mark.parametrize("handoff", ["1", "0"], ids=["isolate-served", "host-served"])
+def test_a_header_value_beyond_latin1_is_a_500_naming_the_worker_and_header(dev, monkeypatch, handoff):
+    monkeypatch.setenv("EDGELET_HTTP_HANDOFF", handoff)
     s = dev({"wrangler_like.toml": TOML, "app.py": '''
 from workers import Response, WorkerEntrypoint
 
