@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import importlib.util
 import io
@@ -263,7 +264,12 @@ class Runtime:
             return await self.on_fetch(args[0])
         if method == "init":
             try:
-                return self.init(args[0])
+                info = self.init(args[0])
+                # what the import made (modules, the Worker's globals) lives as long as the
+                # isolate: out of the collector's sight, a full collection no longer walks it
+                # (a Worker holding 150,000 objects paused 105 ms per full collection)
+                gc.freeze()
+                return info
             except Exception as exc:
                 # the host shows this to the user: their frames, not the platform's
                 exc.edgelet_traceback = user_traceback(exc)  # type: ignore[attr-defined]
