@@ -115,3 +115,12 @@ def _url(scope: dict[str, Any], host: str) -> str:
 def _error_response(status: int, message: str) -> list[Any]:
     """edgelet.host.error_response (kept here too: an isolate does not import the host)."""
     return [status, [["content-type", "text/plain;charset=UTF-8"]], message.encode()]
+
+
+def is_latin1(text: str) -> bool:
+    """Whether ``text`` can be an HTTP header's bytes (names and values are Latin-1 on the wire)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -33,6 +33,7 @@ from edgelet.http_request import (  # noqa: F401  (re-exported: tests and tools 
     _not_an_upgrade,
     _raw_headers,
     _url,
+    is_latin1,
     request_host,
 )
 from edgelet.openapi import OBJECT_LIST, Op, document, route
@@ -489,7 +490,7 @@ async def _bad_header(worker: str, what: str, headers: list[list[str]],
     TypeError), logged as the Worker's error."""
     if not isinstance(body, bytes):
         await body.aclose()
-    name, value = next(((k, v) for k, v in headers if not _latin1(k) or not _latin1(v)), ("?", "?"))
+    name, value = next(((k, v) for k, v in headers if not is_latin1(k) or not is_latin1(v)), ("?", "?"))
     text = (f"Worker {worker!r} answered {what} with header {name!r}: {value!r:.100}, which is not "
             f"Latin-1 text; HTTP header values are bytes: percent-encode the value "
             f"(urllib.parse.quote) or keep it to ASCII")
@@ -497,13 +498,6 @@ async def _bad_header(worker: str, what: str, headers: list[list[str]],
     _, out_headers, out_body = error_response(500, text)
     return 500, _raw_headers(out_headers), out_body
 
-
-def _latin1(text: str) -> bool:
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class _CutShortLogged(logging.Filter):

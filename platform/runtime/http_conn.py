@@ -39,7 +39,7 @@ import httptools
 
 from edgelet import http_slots
 from edgelet.handoff import MAX_DATA, HandoffError
-from edgelet.http_request import STREAM_AFTER, BadRequest
+from edgelet.http_request import STREAM_AFTER, BadRequest, is_latin1
 from edgelet.runtime import handoff
 from edgelet.runtime.http_types import _METHODS, Headers, Request, Response, chunks_of
 
@@ -83,13 +83,6 @@ class _HeadTooLarge(Exception):
 class _BadHeader(ValueError):
     """A response header that cannot be written (the answer is a 500 naming it)."""
 
-
-def _latin1(text: str) -> bool:
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class _Req:
@@ -608,7 +601,7 @@ class IsolateConnection(asyncio.Protocol):
         try:
             block = "".join(lines).encode("latin-1")
         except UnicodeEncodeError:
-            name, value = next(((k, v) for k, v in headers if not _latin1(f"{k}{v}")), ("?", "?"))
+            name, value = next(((k, v) for k, v in headers if not is_latin1(f"{k}{v}")), ("?", "?"))
             raise _BadHeader(f"with header {name!r}: {value!r:.100}, which is not Latin-1 text; HTTP "
                              f"header values are bytes: percent-encode the value (urllib.parse.quote) "
                              f"or keep it to ASCII") from None
