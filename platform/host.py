@@ -408,6 +408,10 @@ class Host:
         except IsolateStartError as exc:
             log.error("%s\n%s", exc, exc.traceback or "", extra={"worker": worker_name})
             return
+        except IsolateError as exc:  # replaced (a config edit) or stopped while it drained:
+            log.info("Worker %r was not reloaded: %s", worker_name, exc,  # what replaced it
+                     extra={"worker": worker_name})                       # has the new code
+            return
         for plugin in self.plugins:
             await plugin.after_reload(worker_name)
 

@@ -35,3 +35,12 @@ async def test_start_restart_and_calls_are_refused_after_stop(tmp_path: Path) ->
             assert refused.value.status == 503
         assert isolate.pid is None or isolate._process.returncode is not None
         assert (await p.fetch("/")).status == 503
+
+
+async def test_a_reload_of_an_isolate_stopped_meanwhile_is_skipped_not_raised(tmp_path: Path) -> None:
+    # a config edit replaces (stops) the isolate while a script reload of it drains: the
+    # file watcher's reload must end quietly, or the watcher itself would stop reloading
+    write_app(tmp_path, WORKER)
+    async with Platform(tmp_path / "wrangler_like.toml") as p:
+        await p.host.isolates["w"].stop()
+        await p.host.reload("w")  # no exception
