@@ -297,7 +297,7 @@ class WorkerConnections:
     def hand(self, protocol: HostProtocol, data: bytes) -> Any:
         gen = self._generation(protocol)
         if gen is None:  # no process runs (it crashed): start one, as a request on the host would
-            if self.isolate.broken is not None or self.isolate._stopping:
+            if self.isolate.broken is not None or self.isolate.stopped:
                 return False  # the host path answers with the load error (or it is stopping)
             return asyncio.ensure_future(self._start(protocol))
         if not gen.ready.done():

@@ -125,6 +125,12 @@ class Isolate:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    @property
+    def stopped(self) -> bool:
+        """stop() has run: this Isolate starts no process again (the platform is stopping, or
+        a config edit replaced it with a new Isolate)."""
+        return self._stopping
+
     async def start(self) -> dict[str, Any]:
         """Start the process and import the script; raise IsolateStartError on failure, and
         IsolateError once stop() has run (see _live_channel)."""

@@ -596,7 +596,7 @@ class SocketTable:
         while isolate is not None and getattr(isolate, "_channel", None) is dead \
                 and loop.time() < deadline:
             await asyncio.sleep(0.01)
-        if isolate is None or getattr(isolate, "_stopping", False):
+        if isolate is None or isolate.stopped:
             await self._close_orphans(worker, 1012 if isolate else 1011,
                                       "edgelet is stopping" if isolate else "the Worker is gone")
             return
