@@ -25,9 +25,7 @@ past ``request_timeout_ms`` (HttpServer's tick calls :meth:`IsolateConnection.ti
 from __future__ import annotations
 
 import asyncio
-import http
 import os
-import re
 import socket
 import time
 import traceback
@@ -39,37 +37,17 @@ import httptools
 
 from edgelet import http_slots
 from edgelet.handoff import MAX_DATA, HandoffError
-from edgelet.http_request import STREAM_AFTER, BadRequest, is_latin1
+from edgelet.http_request import STREAM_AFTER, BadRequest
 from edgelet.runtime import handoff
+from edgelet.runtime.http_conn_request import HIGH_WATER, BodySource, ConnRequest
+from edgelet.runtime.http_head import BadHeader, header_block, status_line
 from edgelet.runtime.http_types import _METHODS, Headers, Request, Response, chunks_of
 
 if TYPE_CHECKING:
     from edgelet.runtime.http_server import HttpServer
 
-#: body bytes buffered and not yet read by the Worker before the connection stops reading
-HIGH_WATER = 64 * 1024
 #: seconds a refused connection keeps reading (and dropping) before it is closed
 _LINGER = 1.0
-
-
-def _status_line(code: int) -> bytes:
-    try:
-        phrase = http.HTTPStatus(code).phrase.encode()
-    except ValueError:
-        phrase = b""
-    return b"HTTP/1.1 %d %s\r\n" % (code, phrase)
-
-
-#: the status lines uvicorn writes on the host path, byte for byte
-STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
-#: an HTTP token (RFC 9110 5.6.2): what a header name may be
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: what a header value must not hold (CR, LF and the other controls but tab)
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-#: header names of responses found valid (Workers send the same few)
-_GOOD_NAMES: set[str] = set()
-#: headers edgelet writes itself: the length (or chunked framing) is the server's to say
-_FRAMING = frozenset(("content-length", "transfer-encoding"))
 
 
 class _HandBack(Exception):
@@ -78,101 +56,6 @@ class _HandBack(Exception):
 
 class _HeadTooLarge(Exception):
     """Raised from a parser callback: the request line and headers are over the cap."""
-
-
-class _BadHeader(ValueError):
-    """A response header that cannot be written (the answer is a 500 naming it)."""
-
-
-
-class _Req:
-    """One request on the connection, from its head to its response."""
-
-    __slots__ = ("method", "target", "headers", "keep_alive", "expect", "host", "scheme", "refused",
-                 "chunks", "size", "buffered", "declared", "has_body", "complete", "too_large",
-                 "source", "answered", "started", "version")
-
-    def __init__(self) -> None:
-        self.method = ""
-        self.target = b""
-        self.headers: list[tuple[str, str]] = []
-        self.version = "1.1"
-        self.keep_alive = True
-        self.declared: int | None = None
-        self.has_body = False
-        self.chunks: list[bytes] = []
-        self.size = 0  # body bytes received
-        self.buffered = 0  # body bytes received and not yet read
-        self.complete = False
-        self.too_large = False
-        self.source: BodySource | None = None
-        self.answered = False  # the response was written (or abandoned): later body bytes are dropped
-        self.started = False  # a response byte was written
-        self.refused: str | None = None
-        self.expect = False
-        self.host: str | None = None
-        self.scheme = "http"
-
-
-class BodySource:
-    """A request body still arriving, read as the Worker reads it: the ``Request._source``
-    interface of edgelet.runtime.request_body.IncomingBody. Over the limit or cut short, the
-    read raises RequestBodyError and ``failure`` says which ("too_large", "gone")."""
-
-    def __init__(self, conn: IsolateConnection, req: _Req) -> None:
-        self._conn = conn
-        self._req = req
-        self.max_body = conn.server.max_body
-        self.declared = req.declared
-        self.used = False
-        self.failure: str | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    @property
-    def size(self) -> int:
-        return self._req.size
-
-    def wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def chunks(self) -> Any:
-        from edgelet.runtime.request_body import RequestBodyError
-        if self.used:
-            raise TypeError("the request body was already read; a body can be read once "
-                            "(keep the bytes of `await request.bytes()` to use them twice)")
-        self.used = True
-        req, conn = self._req, self._conn
-        while True:
-            if req.too_large:
-                self.failure = "too_large"
-                raise RequestBodyError(f"the request body is larger than the limit of {self.max_body} "
-                                       f"bytes (--max-body-size); the client is answered 413")
-            if req.chunks:
-                data = req.chunks[0] if len(req.chunks) == 1 else b"".join(req.chunks)
-                req.chunks.clear()
-                req.buffered = 0
-                conn.resume_reading()
-                # pieces of at most HIGH_WATER, as a stream reader gets them from the network
-                # (and from the host path), however much one socket read brought in
-                for start in range(0, len(data), HIGH_WATER):
-                    yield data[start:start + HIGH_WATER] if len(data) > HIGH_WATER else data
-                continue
-            if req.complete:
-                return
-            if conn.lost:
-                self.failure = "gone"
-                raise RequestBodyError(f"the client went away after {req.size} of "
-                                       f"{self.declared if self.declared is not None else 'its'} "
-                                       f"body bytes; the request body is incomplete")
-            self._waiter = conn.loop.create_future()
-            conn.resume_reading()
-            await self._waiter
-            self._waiter = None
-
-    async def read_all(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks()])
 
 
 class IsolateConnection(asyncio.Protocol):
@@ -196,9 +79,9 @@ class IsolateConnection(asyncio.Protocol):
         self._done = False
         self.lost = False
         #: the request being parsed (its head or body), and the one being answered
-        self._req: _Req | None = None
-        self.running: _Req | None = None
-        self._queue: deque[_Req] = deque()
+        self._req: ConnRequest | None = None
+        self.running: ConnRequest | None = None
+        self._queue: deque[ConnRequest] = deque()
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._head_bytes = 0  # raw bytes read while in a header block
@@ -328,7 +211,7 @@ class IsolateConnection(asyncio.Protocol):
         # a request that begins where a read began can be handed back byte for byte
         self._at_boundary = self._begins == 0 and not self._was_parsing
         self._begins += 1
-        self._req = _Req()
+        self._req = ConnRequest()
         self._url = b""
         self._headers = []
         self._block = 0
@@ -430,7 +313,7 @@ class IsolateConnection(asyncio.Protocol):
             self._idle()  # the rest of an answered request's body was read: between requests now
 
     # -- answering ------------------------------------------------------------------------------
-    def _start(self, req: _Req) -> None:
+    def _start(self, req: ConnRequest) -> None:
         self.running = req
         self.loop.create_task(self._serve(req))
 
@@ -441,7 +324,7 @@ class IsolateConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _read_body(self, req: _Req) -> Any:
+    async def _read_body(self, req: ConnRequest) -> Any:
         """The request's body: bytes, a BodySource (still arriving past STREAM_AFTER), or
         None when it must not run (413 written, or the client went away)."""
         server = self.server
@@ -477,7 +360,7 @@ class IsolateConnection(asyncio.Protocol):
         req.buffered = 0
         return body
 
-    async def _serve(self, req: _Req) -> None:
+    async def _serve(self, req: ConnRequest) -> None:
         """Answer one request (this coroutine is the request's task: the Worker's fetch runs in it)."""
         server = self.server
         started = time.perf_counter()
@@ -580,46 +463,25 @@ class IsolateConnection(asyncio.Protocol):
         finally:
             server.deadlines.pop(self, None)
 
-    def _head(self, req: _Req, status: int, headers: Any, tail: bytes) -> bytes:
+    def _head(self, req: ConnRequest, status: int, headers: Any, tail: bytes) -> bytes:
         """The status line and header block, ``tail`` (the framing and the blank line) last."""
-        lines = []
-        for name, value in headers:
-            if name in _FRAMING:
-                continue
-            if name not in _GOOD_NAMES:
-                if type(name) is not str or not _TOKEN.fullmatch(name):
-                    raise _BadHeader(f"with header {name!r}, whose name is not a valid HTTP token "
-                                     f"(letters, digits and !#$%&'*+-.^_`|~ only)")
-                if len(_GOOD_NAMES) < 1024:
-                    _GOOD_NAMES.add(name)
-            if _BAD_VALUE.search(value) is not None:
-                raise _BadHeader(f"with header {name!r}: its value holds a control character (CR, LF, "
-                                 f"...), which would end the header; remove it")
-            if name == "connection" and "close" in value.lower():
-                req.keep_alive = False
-            lines.append(f"{name}: {value}\r\n")
-        try:
-            block = "".join(lines).encode("latin-1")
-        except UnicodeEncodeError:
-            name, value = next(((k, v) for k, v in headers if not is_latin1(f"{k}{v}")), ("?", "?"))
-            raise _BadHeader(f"with header {name!r}: {value!r:.100}, which is not Latin-1 text; HTTP "
-                             f"header values are bytes: percent-encode the value (urllib.parse.quote) "
-                             f"or keep it to ASCII") from None
-        line = STATUS_LINES.get(status) or _status_line(status)
+        block, close = header_block(headers)
+        if close:
+            req.keep_alive = False
         if not req.keep_alive:
             tail = b"connection: close\r\n" + tail
-        return b"".join((line, self.server.default_head, block, tail))
+        return b"".join((status_line(status), self.server.default_head, block, tail))
 
-    def _bad_header(self, req: _Req, exc: _BadHeader) -> None:
+    def _bad_header(self, req: ConnRequest, exc: BadHeader) -> None:
         worker = self.server.worker
         text = f"Worker {worker!r} answered {req.method} {self._path(req)} {exc}"
         self.server.runtime.log("error", text)
         self._plain(req, 500, text, close=True)
 
-    def _respond(self, req: _Req, status: int, headers: Any, body: bytes) -> None:
+    def _respond(self, req: ConnRequest, status: int, headers: Any, body: bytes) -> None:
         try:
             head = self._head(req, status, headers, b"content-length: %d\r\n\r\n" % len(body))
-        except _BadHeader as exc:
+        except BadHeader as exc:
             self._bad_header(req, exc)
             return
         req.started = req.answered = True
@@ -631,13 +493,13 @@ class IsolateConnection(asyncio.Protocol):
             self.transport.write(head)
             self.transport.write(body)
 
-    async def _respond_stream(self, req: _Req, status: int, headers: Any, resp: Any) -> None:
+    async def _respond_stream(self, req: ConnRequest, status: int, headers: Any, resp: Any) -> None:
         """A body the Worker streams, chunk by chunk (chunked encoding): writing waits while
         the client is slow (backpressure), and a client gone ends the Worker's stream."""
         no_body = req.method == "HEAD" or status in (204, 304)
         try:
             head = self._head(req, status, headers, b"\r\n" if no_body else b"transfer-encoding: chunked\r\n\r\n")
-        except _BadHeader as exc:
+        except BadHeader as exc:
             await _close_stream(resp)
             self._bad_header(req, exc)
             return
@@ -680,17 +542,17 @@ class IsolateConnection(asyncio.Protocol):
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
 
-    def _plain(self, req: _Req, status: int, text: str, *, close: bool = False) -> None:
+    def _plain(self, req: ConnRequest, status: int, text: str, *, close: bool = False) -> None:
         body = text.encode()
         if close:
             req.keep_alive = False
         req.started = req.answered = True
         self.transport.write(b"%s%scontent-type: text/plain;charset=UTF-8\r\ncontent-length: %d\r\n%s\r\n%s"
-                             % (STATUS_LINES.get(status) or _status_line(status), self.server.default_head,
+                             % (status_line(status), self.server.default_head,
                                 len(body), b"" if req.keep_alive else b"connection: close\r\n",
                                 b"" if req.method == "HEAD" else body))
 
-    def _too_large(self, req: _Req) -> None:
+    def _too_large(self, req: ConnRequest) -> None:
         """413, and the connection ends: the rest of the body is not worth reading."""
         server = self.server
         if server.log_requests:
@@ -699,7 +561,7 @@ class IsolateConnection(asyncio.Protocol):
                      f"request body is larger than the limit of {server.max_body} bytes; send "
                      f"less, or start `edgelet dev` with a larger --max-body-size", req)
 
-    def _finished(self, req: _Req) -> None:
+    def _finished(self, req: ConnRequest) -> None:
         """The request's task ends: the next pipelined one starts, or the connection is idle."""
         if req.source is not None:
             req.chunks.clear()  # the Worker did not read all of it: the rest is dropped as it comes
@@ -738,7 +600,7 @@ class IsolateConnection(asyncio.Protocol):
             self._arm(keep_alive)
 
     @staticmethod
-    def _path(req: _Req) -> str:
+    def _path(req: ConnRequest) -> str:
         """The request's path as the host's log line shows it (decoded, no query)."""
         path = req.target.split(b"?", 1)[0].decode("latin-1")
         return urllib.parse.unquote(path) if "%" in path else path
@@ -799,7 +661,7 @@ class IsolateConnection(asyncio.Protocol):
             server.log([server.worker, req.method, self._path(req), 504, limit * 1000, False])
 
     # -- ending it here ------------------------------------------------------------------------
-    def _refuse(self, status: int, phrase: str, text: str, req: _Req | None = None) -> None:
+    def _refuse(self, status: int, phrase: str, text: str, req: ConnRequest | None = None) -> None:
         """Answer ``status`` and end the connection with a lingering close: closing with
         unread bytes would send a reset that can destroy the answer before the client reads
         it, so end our side, drop what still comes for a moment, then close."""
@@ -865,4 +727,4 @@ async def _close_stream(resp: Any) -> None:
             pass
 
 
-__all__ = ["BodySource", "IsolateConnection"]
+__all__ = ["IsolateConnection"]

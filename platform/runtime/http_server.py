@@ -33,7 +33,8 @@ from typing import Any
 from edgelet import http_slots
 from edgelet.http_request import BadRequest, _checked_host, request_host
 from edgelet.runtime import handoff
-from edgelet.runtime.http_conn import IsolateConnection, _Req
+from edgelet.runtime.http_conn import IsolateConnection
+from edgelet.runtime.http_conn_request import ConnRequest
 
 #: how often the loop proves it is alive (the slot table's heartbeat) and checks timeouts
 TICK_S = 0.05
@@ -150,7 +151,7 @@ class HttpServer:
         self.loop.call_later(TICK_S, self._tick)
 
     # -- routing ------------------------------------------------------------------------------
-    def owns(self, conn: IsolateConnection, req: _Req, upgrade: bool) -> bool:
+    def owns(self, conn: IsolateConnection, req: ConnRequest, upgrade: bool) -> bool:
         """Whether this isolate answers the request whose head ``req`` holds: not an upgrade,
         not ``/cdn-cgi/``, for this Worker (a bad Host is answered 400 here). Sets the
         request's validated host and its scheme on the way."""
@@ -203,7 +204,7 @@ class HttpServer:
                 self._by_host[host] = mine
         return mine
 
-    def _forwarded(self, conn: IsolateConnection, req: _Req, proto: str) -> None:
+    def _forwarded(self, conn: IsolateConnection, req: ConnRequest, proto: str) -> None:
         """X-Forwarded-Proto from a trusted proxy (FORWARDED_ALLOW_IPS, 127.0.0.1 unless
         set: uvicorn's rule on the host) sets the scheme of the Worker's URL."""
         proto = proto.strip()
@@ -221,7 +222,7 @@ class HttpServer:
         if trusted:
             req.scheme = proto
 
-    def host_of(self, conn: IsolateConnection, req: _Req) -> str:
+    def host_of(self, conn: IsolateConnection, req: ConnRequest) -> str:
         """The validated host of a request ``owns`` could not find one for: raises
         BadRequest with the message the host path gives."""
         sockname = conn.transport.get_extra_info("sockname")
