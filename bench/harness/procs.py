@@ -34,15 +34,19 @@ class StartError(RuntimeError):
     """A platform did not come up; the message says which and why (its last output lines)."""
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by ``pid`` and its living descendants."""
+def _tree(pid: int) -> list[psutil.Process]:
+    """``pid`` and its living descendants ([] once it is gone)."""
     try:
         proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
+        return [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return []
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its living descendants."""
     total = 0.0
-    for p in procs:
+    for p in _tree(pid):
         try:
             times = p.cpu_times()
             total += times.user + times.system
@@ -53,13 +57,8 @@ def tree_cpu(pid: int) -> float:
 
 def tree_rss(pid: int) -> int:
     """Bytes resident in ``pid`` and all its descendants (0 once it is gone)."""
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
     total = 0
-    for p in procs:
+    for p in _tree(pid):
         try:
             total += p.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
