@@ -262,6 +262,25 @@ def _method(value: str | None) -> str:
 _METHODS: dict[str, str] = {m.value: m for m in HTTPMethod}
 
 
+def absolute_url(url: Any, where: str) -> str:
+    """``url`` parsed as the WHATWG URL standard says (what ``new Request(url)`` does in
+    workerd), serialized; a TypeError for a string that is not an absolute URL.
+
+    Why a real parser (ada, the one Node uses): a Worker has no base URL, so ``Request("/x")``
+    and ``Request("not a url")`` throw on Cloudflare, and a hand-written check would accept or
+    refuse a different set of strings than Cloudflare does."""
+    from ada_url import URL  # imported on first use: most isolates never construct a Request
+    text = str(url)
+    try:
+        return str(URL(text).href)
+    except ValueError:
+        shown = repr(text) if len(text) <= 100 else repr(text[:97]) + "..."
+        hint = ("a Worker has no base URL to resolve a path against; give a full URL such as "
+                "'https://example.com/path'" if text.startswith("/") or "://" not in text else
+                "check the scheme, the host (no spaces) and the port")
+        raise TypeError(f"Invalid URL: {where}: {shown} is not an absolute URL; {hint}") from None
+
+
 class Request(_Body):
     """An incoming (or outgoing) HTTP request.
 
@@ -276,7 +295,7 @@ class Request(_Body):
         url: Any = input
         if isinstance(url, Request):
             base = url
-            url = base.url
+            url = base.url  # already parsed when that request was made
             method = method or base.method
             headers = headers if headers is not None else base.headers
             body = body if body is not None else base._body
@@ -285,7 +304,7 @@ class Request(_Body):
             method = method or init.get("method")
             headers = headers if headers is not None else init.get("headers")
             body = body if body is not None else init.get("body")
-        self.url: str = str(url)
+        self.url: str = url if isinstance(input, Request) else absolute_url(url, "Request()")
         self.method: str = _method(method)
         self.headers = Headers(headers)
         self._body, implied = _body_bytes(body)
