@@ -63,7 +63,8 @@ async def fetch(resource: str | Request, options: dict[str, Any] | None = None, 
     if redirect == "error" and resp.is_redirect:
         raise FetchError(f"TypeError: {what}: the server answered {resp.status_code} to "
                          f"{resp.headers.get('location')!r} and redirect='error' was given")
-    out = Response(resp.content, status=resp.status_code,
+    # a 204/205/304 has no body (a server that sent one anyway is ignored, as workerd's fetch does)
+    out = Response(None if resp.status_code in (204, 205, 304) else resp.content, status=resp.status_code,
                    headers=Headers([(k, v) for k, v in resp.headers.multi_items()
                                     if k.lower() not in ("content-encoding", "content-length",
                                                          "transfer-encoding")]))
