@@ -224,7 +224,7 @@ _DIGEST_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha384": 48, "sha512": 64
 
 def checksums(opts: dict[str, Any], where: str) -> dict[str, str]:
     """The hash a put asked to verify, as lowercase hex: at most one, as workerd allows."""
-    out = {}
+    out: dict[str, str] = {}
     for name in HASHES:
         raw = opts.get(name)
         if raw is None:
