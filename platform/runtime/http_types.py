@@ -301,7 +301,9 @@ def absolute_url(url: Any, where: str) -> str:
         raise TypeError(f"Invalid URL: {where}: {shown} is not an absolute URL; {hint}") from None
 
 
-#: statuses whose responses have no body (the Fetch standard's "null body status")
+#: statuses whose responses have no body (the Fetch standard's "null body status"); a 101 is
+#: left to the WebSocket upgrade path (edgelet.runtime.websocket), which answers a plain
+#: request's 101 with a 426 and cancels any body
 _NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
 
 
@@ -472,7 +474,7 @@ class Response(_Body):
                 raise ValueError(f"Response status must be an int from 200 to 599, got {status!r}")
         if not 200 <= status <= 599 and status != 101:
             raise ValueError(f"Response status must be an int from 200 to 599, got {status!r}")
-        if status in _NULL_BODY_STATUSES and body is not None and not (
+        if status in _NULL_BODY_STATUSES and status != 101 and body is not None and not (
                 isinstance(body, (str, bytes, bytearray, memoryview)) and len(body) == 0):
             raise TypeError(f"Response with null body status (101, 204, 205, or 304) cannot have a body: status "
                             f"{status} with a {type(body).__name__} body; pass None as the body")
