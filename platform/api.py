@@ -43,8 +43,9 @@ class ApiError(Exception):
         self.message = message
 
 
-def ok(result: Any = None, *, status: int = 200, result_info: dict[str, Any] | None = None) -> Response:
-    body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
+def ok(result: Any = None, *, status: int = 200, result_info: dict[str, Any] | None = None,
+       messages: list[dict[str, Any]] | None = None) -> Response:
+    body: dict[str, Any] = {"success": True, "errors": [], "messages": messages or [], "result": result}
     if result_info is not None:
         body["result_info"] = result_info
     try:

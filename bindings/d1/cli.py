@@ -124,6 +124,11 @@ class RemoteRunner:
     def run(self, statements: list[tuple[str, list[Any]]], where: str,
             progress: Callable[[int], None] | None = None) -> list[list[Any]]:
         answer = self.client.post(f"{self.path}/raw", {"batch": [{"sql": s, "params": p} for s, p in statements]})
+        for i, result in enumerate(answer, 1):
+            if result.get("truncated"):  # the control API caps a statement's rows: never pass a cut list off as whole
+                click.echo(f"warning: {where}: statement {i} returned more rows than `edgelet dev` hands out; "
+                           f"only the first {len(result['results']['rows']):,} are shown; page with LIMIT and "
+                           f"OFFSET", err=True)
         if progress is not None:
             progress(len(statements))
         return [[r["results"]["columns"], r["results"]["rows"], r["meta"]] for r in answer]

@@ -6,9 +6,13 @@ the mistake); the host checks again, since it must never trust what crosses the 
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 from edgelet.bindings.d1.errors import D1Error
+
+log = logging.getLogger("edgelet.d1")
 
 #: https://developers.cloudflare.com/d1/platform/limits/
 MAX_STATEMENT_BYTES = 100_000
@@ -20,9 +24,21 @@ _INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 
 def check_bind_value(value: Any, index: int, where: str) -> Any:
-    """``value`` as SQLite takes it, or TypeError naming parameter ``index`` (1-based)."""
-    if value is None or isinstance(value, (str, float)):
+    """``value`` as SQLite takes it, or TypeError naming parameter ``index`` (1-based).
+
+    NaN and +-Infinity become NULL, as on Cloudflare: workerd's D1 binding sends parameters as
+    JSON, where ``JSON.stringify`` writes them as ``null`` (src/cloudflare/internal/d1-api.ts).
+    Cloudflare does that silently; here a warning names the parameter, since a NULL where a
+    number was meant is almost always a bug upstream of the query."""
+    if value is None or isinstance(value, str):
         return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        log.warning("%s: parameter %d is %s, which D1 stores as NULL (Cloudflare sends parameters as JSON, "
+                    "where NaN and Infinity become null); bind None if NULL is meant, or check the value "
+                    "before binding", where, index, value)
+        return None
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):

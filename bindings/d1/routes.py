@@ -2,7 +2,9 @@
 
 ``{database}`` is a database id, a ``database_name`` or a binding name. ``query`` answers
 one result per statement (``{results, success, meta}``), all run in one transaction;
-``raw`` answers ``{results: {columns, rows}, ...}`` as Cloudflare's ``/raw`` does.
+``raw`` answers ``{results: {columns, rows}, ...}`` as Cloudflare's ``/raw`` does. Each
+result also says ``truncated``: a statement returns at most ``MAX_ROWS`` rows or ``MAX_BYTES``
+of values here (the envelope's ``messages`` then say so and how to page).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from edgelet.api import ApiError, api_route, json_body, ok
 from edgelet.bindings.d1.errors import D1Error
 from edgelet.bindings.d1.registry import DatabaseEntry, describe
 from edgelet.bindings.d1.sqltext import drop_dump_wrapper, split_statements
+from edgelet.bindings.d1.storage import RowCap
 from edgelet.openapi import ANY_JSON, OBJECT, OBJECT_LIST, STRING, Op, route
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +27,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Cloudflare's code for a failed query
 QUERY_ERROR = 7500
+#: what one statement may return through the control API: rows, and bytes of text/BLOB values
+#: (numbers count 8); past either, the rows read so far come back marked ``truncated``
+MAX_ROWS = 10_000
+MAX_BYTES = 8 * 1024 * 1024
+#: the code of the message that says a result was cut short (edgelet's own)
+TRUNCATED = 7501
+
+
+def truncation_messages(cap: RowCap, outcomes: list[list[Any]]) -> list[dict[str, Any]]:
+    """One envelope message per statement whose rows were cut short, saying how to see the rest."""
+    return [{"code": TRUNCATED,
+             "message": f"statement {i + 1}: only its first {len(outcomes[i][1]):,} rows are returned; the control "
+                        f"API returns at most {MAX_ROWS:,} rows or {MAX_BYTES // (1024 * 1024)} MiB of values per "
+                        f"statement. Page with LIMIT and OFFSET, or select fewer columns"}
+            for i in cap.truncated]
 
 
 def routes(plugin: Plugin) -> list[BaseRoute]:
@@ -69,24 +87,29 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
                                       f"{len(statements)}; send them one at a time")
         return [(s, params if i == 0 else []) for i, s in enumerate(statements)]
 
-    def _run(entry: DatabaseEntry, statements: list[tuple[str, list[Any]]], label: str) -> list[list[Any]]:
+    def _run(entry: DatabaseEntry, statements: list[tuple[str, list[Any]]], label: str,
+             cap: RowCap) -> list[list[Any]]:
         assert plugin.store is not None
         try:
-            return plugin.store.get(entry.id).run(statements, f"{label} on D1 database {entry.name!r}")
+            return plugin.store.get(entry.id).run(statements, f"{label} on D1 database {entry.name!r}", cap=cap)
         except D1Error as exc:
             raise ApiError(400, QUERY_ERROR, str(exc)) from None
 
     async def query(request: Request) -> Response:
         entry, statements = await _statements(request)
-        outcomes = _run(entry, statements, "POST query")
+        cap = RowCap(MAX_ROWS, MAX_BYTES)
+        outcomes = _run(entry, statements, "POST query", cap)
         return ok([{"results": [dict(zip(cols, row, strict=False)) for row in rows], "success": True,
-                    "meta": meta} for cols, rows, meta in outcomes])
+                    "meta": meta, "truncated": i in cap.truncated} for i, (cols, rows, meta) in enumerate(outcomes)],
+                  messages=truncation_messages(cap, outcomes))
 
     async def raw(request: Request) -> Response:
         entry, statements = await _statements(request)
-        outcomes = _run(entry, statements, "POST raw")
-        return ok([{"results": {"columns": cols, "rows": rows}, "success": True, "meta": meta}
-                   for cols, rows, meta in outcomes])
+        cap = RowCap(MAX_ROWS, MAX_BYTES)
+        outcomes = _run(entry, statements, "POST raw", cap)
+        return ok([{"results": {"columns": cols, "rows": rows}, "success": True, "meta": meta,
+                    "truncated": i in cap.truncated} for i, (cols, rows, meta) in enumerate(outcomes)],
+                  messages=truncation_messages(cap, outcomes))
 
     async def dump(request: Request) -> Response:
         assert plugin.store is not None

@@ -21,6 +21,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,44 @@ _REFUSED_PRAGMAS = frozenset({"journal_mode", "locking_mode", "synchronous", "te
 
 #: one statement's outcome on the wire: ``[columns, rows, meta]``
 Outcome = list[Any]
+
+
+@dataclass
+class RowCap:
+    """At most ``rows`` rows and about ``bytes`` bytes of values per statement, for readers
+    that show results rather than compute with them (the control API, the explorer).
+
+    Why: the host holds a statement's whole result in memory, then as JSON; ``SELECT *`` over a
+    large table (or a recursive CTE without an end) would grow without bound and stall every
+    Worker on the event loop. Reading stops at the cap and the statement's index is recorded
+    in ``truncated``; writes are unaffected (SQLite makes a statement's changes, RETURNING
+    included, before it yields its first row)."""
+
+    rows: int
+    bytes: int
+    #: 0-based indexes of the statements whose rows were cut short
+    truncated: list[int] = field(default_factory=list)
+
+
+def _cell_bytes(value: Any) -> int:
+    """About what ``value`` costs in the answer: its length for text and BLOBs, 8 otherwise."""
+    return len(value) if isinstance(value, (str, bytes)) else 8
+
+
+def _capped_rows(cur: sqlite3.Cursor, cap: RowCap, index: int) -> list[Any]:
+    rows: list[Any] = []
+    size = 0
+    while True:
+        batch = cur.fetchmany(256)
+        if not batch:
+            return rows
+        for row in batch:
+            size += sum(_cell_bytes(v) for v in row)
+            if len(rows) >= cap.rows or size > cap.bytes:
+                cur.close()  # resets the statement: nothing stays pending in the transaction
+                cap.truncated.append(index)
+                return rows
+            rows.append(row)
 
 
 def file_name(database_id: str) -> str:
@@ -122,7 +161,7 @@ class D1Database:
         return int(page_count) * int(page_size)
 
     # -- running statements ------------------------------------------------------------
-    def _one(self, sql: str, params: list[Any], where: str) -> Outcome:
+    def _one(self, sql: str, params: list[Any], where: str, cap: RowCap | None = None, index: int = 0) -> Outcome:
         limits.check_statement(sql, where)
         values = limits.check_params(params, where)
         if _VACUUM.match(sql):
@@ -135,7 +174,7 @@ class D1Database:
         self._guard = True
         try:
             cur = self.conn.execute(sql, values)
-            rows = cur.fetchall()
+            rows = cur.fetchall() if cap is None else _capped_rows(cur, cap, index)
         except sqlite3.Error as exc:
             raise _sqlite_error(exc, where, sql, self._denied) from None
         finally:
@@ -157,20 +196,22 @@ class D1Database:
         return [columns, [list(r) for r in rows], meta]
 
     def run(self, statements: list[tuple[str, list[Any]]], where: str,
-            progress: Callable[[int], None] | None = None) -> list[Outcome]:
+            progress: Callable[[int], None] | None = None, cap: RowCap | None = None) -> list[Outcome]:
         """Run statements in order, all or nothing; D1Error (nothing stored) on any failure.
 
-        ``progress(n)`` is told after each statement (``d1 execute --file`` draws a bar)."""
+        ``progress(n)`` is told after each statement (``d1 execute --file`` draws a bar);
+        ``cap`` bounds the rows each statement returns (see :class:`RowCap`)."""
         if not statements:
             raise D1Error(f"D1_ERROR: No SQL statements detected ({where}).")
         if len(statements) == 1:
-            outcomes = [self._one(statements[0][0], statements[0][1], where)]
+            outcomes = [self._one(statements[0][0], statements[0][1], where, cap)]
         else:
             outcomes = []
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 for i, (sql, params) in enumerate(statements, 1):
-                    outcomes.append(self._one(sql, params, f"{where}, statement {i} of {len(statements)}"))
+                    outcomes.append(self._one(sql, params, f"{where}, statement {i} of {len(statements)}", cap,
+                                              i - 1))
                     if progress is not None:
                         progress(i)
                 self.conn.execute("COMMIT")

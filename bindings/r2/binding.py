@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from edgelet.bindings.r2 import values
-from edgelet.bindings.r2.storage import CHUNK
+from edgelet.bindings.r2.storage import CHUNK, check_storage_class
 
 
 class R2Dict(dict[str, Any]):
@@ -380,7 +380,7 @@ class R2BucketAPI:
         if "onlyIf" in opts:
             wire["onlyIf"] = values.only_if(opts["onlyIf"], where)
         if "storageClass" in opts:
-            wire["storageClass"] = str(opts["storageClass"])
+            wire["storageClass"] = check_storage_class(opts["storageClass"], where)
         meta = await self._send_body(value, where, ("put", key, wire), ("put_open", key, wire), "put_close")
         return None if meta is None else R2Object.from_wire(meta)
 
@@ -400,7 +400,7 @@ class R2BucketAPI:
         wire: dict[str, Any] = {"httpMetadata": values.http_metadata(opts.get("httpMetadata"), where),
                 "customMetadata": values.custom_metadata(opts.get("customMetadata"), where)}
         if "storageClass" in opts:
-            wire["storageClass"] = str(opts["storageClass"])
+            wire["storageClass"] = check_storage_class(opts["storageClass"], where)
         upload_id = await self._call("mpu_create", key, wire)
         return R2MultipartUpload(self, key, upload_id)
 

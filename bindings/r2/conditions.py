@@ -78,6 +78,10 @@ def resolve_range(spec: dict[str, Any] | None, size: int, key: str, where: str) 
         return start, end - start + 1
     offset, length, suffix = spec.get("offset"), spec.get("length"), spec.get("suffix")
     show = errors.show_key(key)
+    if size == 0:
+        raise errors.R2Error(where, errors.INVALID_RANGE,
+                             f"object {show} is empty (0 bytes), so no range of it can be read; get it "
+                             f"without a range")
     if suffix is not None:
         if suffix <= 0:
             raise errors.R2Error(where, errors.INVALID_RANGE,
@@ -85,10 +89,14 @@ def resolve_range(spec: dict[str, Any] | None, size: int, key: str, where: str) 
                                  f"from the end of {show}")
         suffix = min(suffix, size)
         return size - suffix, suffix
-    offset = 0 if offset is None else offset
-    length = size - offset if length is None else length
-    if offset < 0 or offset > size or length <= 0 or (offset == size and size > 0):
+    start = 0 if offset is None else offset
+    if length is not None and length <= 0:
         raise errors.R2Error(where, errors.INVALID_RANGE,
-                             f"range offset {offset} length {length} is outside object {show} of "
-                             f"{size} bytes; ask for an offset below {size} and a positive length")
-    return offset, min(length, size - offset)
+                             f"range.length is {length}; give a positive number of bytes to read from "
+                             f"{show} ({size} bytes), or leave length out to read to the end")
+    if start >= size:
+        asked = f"range.offset {start}" + ("" if length is None else f" (length {length})")
+        raise errors.R2Error(where, errors.INVALID_RANGE,
+                             f"{asked} starts at or past the end of {show}, which is {size} bytes; "
+                             f"give an offset below {size}")
+    return start, size - start if length is None else min(length, size - start)

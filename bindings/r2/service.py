@@ -36,6 +36,7 @@ from edgelet.bindings.r2.storage import (
     R2Storage,
     check_custom_metadata,
     check_key,
+    check_storage_class,
     copy_into,
 )
 
@@ -136,6 +137,7 @@ class R2Service:
     def _writer(self, bucket: str, key: str, opts: dict[str, Any], where: str) -> BlobWriter:
         check_key(key, where)
         check_custom_metadata(opts.get("customMetadata") or {}, key, where)
+        check_storage_class(opts.get("storageClass"), where)
         hashes = list((opts.get("checksums") or {}).keys())
         return self.storage.begin_write(bucket, hashes, MAX_OBJECT_BYTES, f"the body of {errors.show_key(key)}",
                                         where)

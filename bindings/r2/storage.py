@@ -66,6 +66,27 @@ def check_key(key: Any, where: str) -> str:
     return key
 
 
+#: the storage classes R2 has (r2/buckets/storage-classes); objects default to Standard
+STORAGE_CLASSES = ("Standard", "InfrequentAccess")
+
+
+def check_storage_class(value: Any, where: str) -> str:
+    """``storageClass`` of a put or an upload: one R2 has, else an error naming both.
+
+    Why here and not only in the Worker: the host never trusts what crosses the channel, and a
+    class R2 does not have must never reach a stored row."""
+    if value is None:
+        return "Standard"
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: storageClass must be a str, 'Standard' or 'InfrequentAccess'; "
+                        f"got {type(value).__name__}")
+    if value not in STORAGE_CLASSES:
+        raise errors.R2Error(where, errors.INVALID_ARGUMENT,
+                             f"storageClass {value[:80]!r} is not an R2 storage class; use 'Standard' or "
+                             f"'InfrequentAccess' (names are case-sensitive); nothing was stored")
+    return value
+
+
 def check_custom_metadata(meta: dict[str, str], key: str, where: str) -> None:
     size = sum(len(k.encode()) + len(v.encode()) for k, v in meta.items())
     if size > MAX_CUSTOM_METADATA_BYTES:
@@ -418,6 +439,11 @@ class R2Storage:
         """Make a finished (fsynced) temp file the body of ``key``; None if ``onlyIf`` fails.
 
         Checks run before anything moves, so a refused put leaves the old object as it was."""
+        try:
+            storage_class = check_storage_class(opts.get("storageClass"), where)
+        except BaseException:
+            writer.abort()
+            raise
         digests = writer.digests()
         checksums = {"md5": digests["md5"].hex()}
         for name in HASHES:
@@ -437,7 +463,7 @@ class R2Storage:
             return None
         return self._commit(bucket, key, writer, etag=digests["md5"].hex(), checksums=checksums,
                             http=opts.get("httpMetadata") or {}, custom=opts.get("customMetadata") or {},
-                            storage_class=opts.get("storageClass") or "Standard", old=old)
+                            storage_class=storage_class, old=old)
 
     def _commit(self, bucket: str, key: str, writer: BlobWriter, *, etag: str, checksums: dict[str, str],
                 http: dict[str, Any], custom: dict[str, str], storage_class: str, old: tuple[Any, ...] | None,
@@ -487,12 +513,13 @@ class R2Storage:
         check_key(key, where)
         custom = opts.get("customMetadata") or {}
         check_custom_metadata(custom, key, where)
+        storage_class = check_storage_class(opts.get("storageClass"), where)
         upload_id = secrets.token_hex(24)
         (self.bucket_dir(bucket) / "multipart" / upload_id).mkdir(parents=True, exist_ok=True)
         with self.conn:
             self.conn.execute("INSERT INTO r2_uploads VALUES (?, ?, ?, ?, ?, ?, ?)",
                               (upload_id, bucket, key, _dumps(opts.get("httpMetadata") or {}), _dumps(custom),
-                               opts.get("storageClass") or "Standard", self._now_ms()))
+                               storage_class, self._now_ms()))
         return upload_id
 
     def _upload(self, bucket: str, key: str, upload_id: Any, where: str) -> tuple[Any, ...]:

@@ -91,6 +91,11 @@ def _etags(value: Any, where: str, what: str, *, header: bool) -> list[list[str]
         raise TypeError(f"{where}: onlyIf.{what} must be an etag string or a list of them, got {value!r}")
     out = []
     for item in items:
+        if not header and len(item) >= 2 and item.startswith('"') and item.endswith('"'):
+            # workerd refuses it: an onlyIf dict takes the bare etag (obj.etag), a Headers the quoted one
+            raise TypeError(f"{where}: Conditional ETag should not be wrapped in quotes ({item}). onlyIf.{what} "
+                            f"takes the bare etag, obj.etag, not obj.httpEtag (a Headers with If-Match takes "
+                            f"the quoted form)")
         if item == "*":
             out.append(["wildcard", ""])
         elif item.startswith("W/"):
@@ -218,12 +223,16 @@ _DIGEST_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha384": 48, "sha512": 64
 
 
 def checksums(opts: dict[str, Any], where: str) -> dict[str, str]:
-    """The hashes a put asked to verify, as lowercase hex."""
-    out = {}
+    """The hash a put asked to verify, as lowercase hex: at most one, as workerd allows."""
+    out: dict[str, str] = {}
     for name in HASHES:
         raw = opts.get(name)
         if raw is None:
             continue
+        if out:
+            raise TypeError(f"{where}: You cannot specify multiple hashing algorithms. Got {next(iter(out))} and "
+                            f"{name}; pass one of md5, sha1, sha256, sha384, sha512 (the object's md5 is kept "
+                            f"whichever you pass)")
         if isinstance(raw, str):
             try:
                 digest = bytes.fromhex(raw)

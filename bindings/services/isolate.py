@@ -35,9 +35,15 @@ class ServiceStub:
 
     def __getattr__(self, method: str) -> Any:
         if method.startswith("_"):
-            raise AttributeError(method)
+            raise AttributeError(f"env.{self._name} has no attribute {method!r}: names starting with '_' are "
+                                 f"not callable over RPC (the other Worker keeps them private)")
 
         async def call(*args: Any, **kwargs: Any) -> Any:
+            from edgelet.runtime.rpc_values import check_rpc_value
+            for i, arg in enumerate(args, 1):
+                check_rpc_value(arg, f"argument {i} of env.{self._name}.{method}()")
+            for key, arg in kwargs.items():
+                check_rpc_value(arg, f"argument {key}= of env.{self._name}.{method}()")
             payload = cloudpickle.dumps((args, kwargs))
             result = await self._runtime.call("services", self._name, "rpc", method, payload)
             return cloudpickle.loads(result)

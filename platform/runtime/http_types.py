@@ -86,6 +86,13 @@ class Headers:
 
     getAll = get_all
 
+    def getSetCookie(self) -> list[str]:  # noqa: N802 - the Fetch API's name
+        """Each ``set-cookie`` value on its own: ``get("set-cookie")`` joins them with ", ",
+        which breaks cookies whose ``Expires`` holds a comma."""
+        return [v for k, v in self._items if k == "set-cookie"]
+
+    get_set_cookie = getSetCookie
+
     def has(self, name: str) -> bool:
         key = self._name(name)
         return any(k == key for k, _ in self._items)
@@ -252,14 +259,64 @@ class _Body:
     body_used = bodyUsed
 
 
-def _method(value: str | None) -> str:
+def _method(value: Any) -> str:
     """An ``http.HTTPMethod`` for the standard methods (a str enum: ``== "GET"`` holds and
-    ``.value`` works, as in Cloudflare's SDK); other methods stay plain upper-case str."""
-    name = (value or "GET").upper()
-    return _METHODS.get(name, name)
+    ``.value`` works, as in Cloudflare's SDK); the other methods workerd knows stay plain
+    upper-case str; anything else is workerd's ``TypeError: Invalid HTTP method string``."""
+    if value is None:
+        return HTTPMethod.GET
+    name = str(value).upper()
+    method = _METHODS.get(name)
+    if method is not None:
+        return method
+    if name in _OTHER_METHODS:
+        return name
+    raise TypeError(f"Invalid HTTP method string: {value!r}; use a method such as GET, POST, PUT, PATCH, "
+                    f"DELETE, HEAD or OPTIONS")
 
 
 _METHODS: dict[str, str] = {m.value: m for m in HTTPMethod}
+#: the methods besides http.HTTPMethod's that workerd's Request accepts (kj::HttpMethod)
+_OTHER_METHODS = frozenset({"PURGE", "COPY", "LOCK", "MKCOL", "MOVE", "PROPFIND", "PROPPATCH", "SEARCH",
+                            "UNLOCK", "ACL", "REPORT", "MKACTIVITY", "CHECKOUT", "MERGE", "M-SEARCH", "NOTIFY",
+                            "SUBSCRIBE", "UNSUBSCRIBE"})
+
+
+def absolute_url(url: Any, where: str) -> str:
+    """``url`` parsed as the WHATWG URL standard says (what ``new Request(url)`` does in
+    workerd), serialized; a TypeError for a string that is not an absolute URL.
+
+    Why a real parser (ada, the one Node uses): a Worker has no base URL, so ``Request("/x")``
+    and ``Request("not a url")`` throw on Cloudflare, and a hand-written check would accept or
+    refuse a different set of strings than Cloudflare does."""
+    from ada_url import URL  # imported on first use: most isolates never construct a Request
+    text = str(url)
+    try:
+        return str(URL(text).href)
+    except ValueError:
+        shown = repr(text) if len(text) <= 100 else repr(text[:97]) + "..."
+        hint = ("a Worker has no base URL to resolve a path against; give a full URL such as "
+                "'https://example.com/path'" if text.startswith("/") or "://" not in text else
+                "check the scheme, the host (no spaces) and the port")
+        raise TypeError(f"Invalid URL: {where}: {shown} is not an absolute URL; {hint}") from None
+
+
+#: statuses whose responses have no body (the Fetch standard's "null body status"); a 101 is
+#: left to the WebSocket upgrade path (edgelet.runtime.websocket), which answers a plain
+#: request's 101 with a 426 and cancels any body
+_NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN/Infinity float replaced by None, as ``JSON.stringify`` writes
+    them (``Response.json`` on Cloudflare goes through it)."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class Request(_Body):
@@ -274,9 +331,13 @@ class Request(_Body):
     def __init__(self, input: str | Request, method: str | None = None, headers: Any = None,  # noqa: A002
                  body: Any = None, **options: Any) -> None:
         url: Any = input
+        # what this call sets itself: a body copied from another Request passes through as
+        # it came (workerd lets a proxied GET keep one), a new one must not go with GET/HEAD
+        given_body = body if body is not None else (options["init"].get("body") if isinstance(
+            options.get("init"), Mapping) else None)
         if isinstance(url, Request):
             base = url
-            url = base.url
+            url = base.url  # already parsed when that request was made
             method = method or base.method
             headers = headers if headers is not None else base.headers
             body = body if body is not None else base._body
@@ -285,8 +346,11 @@ class Request(_Body):
             method = method or init.get("method")
             headers = headers if headers is not None else init.get("headers")
             body = body if body is not None else init.get("body")
-        self.url: str = str(url)
+        self.url: str = url if isinstance(input, Request) else absolute_url(url, "Request()")
         self.method: str = _method(method)
+        if given_body is not None and self.method in (HTTPMethod.GET, HTTPMethod.HEAD):
+            raise TypeError(f"Request with a GET or HEAD method cannot have a body ({self.method} {self.url}); "
+                            f"pass method='POST' (or PUT, PATCH) to send one")
         self.headers = Headers(headers)
         self._body, implied = _body_bytes(body)
         if implied and not self.headers.has("content-type"):
@@ -410,6 +474,10 @@ class Response(_Body):
                 raise ValueError(f"Response status must be an int from 200 to 599, got {status!r}")
         if not 200 <= status <= 599 and status != 101:
             raise ValueError(f"Response status must be an int from 200 to 599, got {status!r}")
+        if status in _NULL_BODY_STATUSES and status != 101 and body is not None and not (
+                isinstance(body, (str, bytes, bytearray, memoryview)) and len(body) == 0):
+            raise TypeError(f"Response with null body status (101, 204, 205, or 304) cannot have a body: status "
+                            f"{status} with a {type(body).__name__} body; pass None as the body")
         self.status = status
         self.status_text = status_text
         self.headers = Headers(headers)
@@ -485,7 +553,11 @@ class Response(_Body):
         hdrs = Headers(headers)
         if not hdrs.has("content-type"):
             hdrs.set("content-type", APPLICATION_JSON)
-        return cls(_json.dumps(data, separators=(",", ":")), status, status_text, hdrs, **options)
+        try:
+            text = _json.dumps(data, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # NaN/Infinity: JSON has none; JSON.stringify (Cloudflare's) writes null
+            text = _json.dumps(_finite(data), separators=(",", ":"), allow_nan=False)
+        return cls(text, status, status_text, hdrs, **options)
 
     from_json = _make_json
 
@@ -494,7 +566,11 @@ class Response(_Body):
         status = int(status)
         if status not in (301, 302, 303, 307, 308):
             raise ValueError(f"redirect status must be 301, 302, 303, 307 or 308, got {status}")
-        return cls(None, status=status, headers={"location": str(url)})
+        try:  # workerd parses it with no base URL: a path is refused, not sent as Location
+            location = absolute_url(url, "Response.redirect()")
+        except TypeError as exc:
+            raise TypeError(f"Unable to parse URL: {url}: {exc}") from None
+        return cls(None, status=status, headers={"location": location})
 
     @classmethod
     def new(cls, body: Any = None, init: Any = None, **options: Any) -> Response:

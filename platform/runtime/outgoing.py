@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgelet.runtime.http_types import Headers, Request, Response, _body_bytes
+from edgelet.runtime.http_types import Headers, Request, Response, _body_bytes, absolute_url
 
 try:  # inside an isolate the SDK folder is on sys.path: Cloudflare code catches JsException
     from pyodide.ffi import JsException as _Base
@@ -33,8 +33,13 @@ async def fetch(resource: str | Request, options: dict[str, Any] | None = None, 
         req = Request(resource, method=opts.get("method"), headers=opts.get("headers"),
                       body=opts.get("body"))
     else:
-        req = Request(str(resource), method=opts.get("method"), headers=opts.get("headers"),
-                      body=opts.get("body"))
+        try:
+            url = absolute_url(resource, "fetch()")
+        except TypeError:
+            raise FetchError(f"TypeError: Fetch API cannot load: {str(resource)!r} (fetch "
+                             f"{opts.get('method') or 'GET'} {resource}): not an absolute URL. Give an absolute "
+                             f"http:// or https:// URL (a service binding's fetch takes a path)") from None
+        req = Request(url, method=opts.get("method"), headers=opts.get("headers"), body=opts.get("body"))
     redirect = opts.get("redirect", getattr(resource, "redirect", "follow"))
     if redirect not in _REDIRECTS:
         raise TypeError(f"fetch(): redirect must be one of 'follow', 'manual', 'error', got {redirect!r}")
@@ -58,7 +63,8 @@ async def fetch(resource: str | Request, options: dict[str, Any] | None = None, 
     if redirect == "error" and resp.is_redirect:
         raise FetchError(f"TypeError: {what}: the server answered {resp.status_code} to "
                          f"{resp.headers.get('location')!r} and redirect='error' was given")
-    out = Response(resp.content, status=resp.status_code,
+    # a 204/205/304 has no body (a server that sent one anyway is ignored, as workerd's fetch does)
+    out = Response(None if resp.status_code in (204, 205, 304) else resp.content, status=resp.status_code,
                    headers=Headers([(k, v) for k, v in resp.headers.multi_items()
                                     if k.lower() not in ("content-encoding", "content-length",
                                                          "transfer-encoding")]))

@@ -108,7 +108,9 @@ function sqlGrid(target, outcomes) {
     const note = h("p", { class: "muted" }, `${o.rows.length} row(s)` + (o.meta ? `, ${o.meta.changes ?? 0} changed, ${
       (o.meta.duration ?? 0).toFixed ? (o.meta.duration ?? 0).toFixed(2) : o.meta.duration} ms` : "") +
       (o.rows_written ? `, ${o.rows_written} written` : ""));
-    return h("div", {}, h("table", { class: "grid" }, h("thead", {}, head), h("tbody", {}, rows)), note);
+    // the control API returns at most so many rows per statement; say so rather than pass a cut list off as whole
+    const cut = o.truncated ? h("p", { class: "warning truncated" }, o.truncated) : null;
+    return h("div", {}, cut, h("table", { class: "grid" }, h("thead", {}, head), h("tbody", {}, rows)), note);
   }));
 }
 
@@ -267,7 +269,9 @@ async function d1Page() {
     try {
       const res = await api("POST", `/d1/database/${enc(db())}/raw`, { json: { sql, params: bind || [] } });
       clearSay();
-      sqlGrid(out, res.result.map((r) => ({ columns: r.results.columns, rows: r.results.rows, meta: r.meta })));
+      const cuts = Object.fromEntries((res.messages || []).map((m) => [m.message.match(/^statement (\d+)/)?.[1], m.message]));
+      sqlGrid(out, res.result.map((r, i) => ({ columns: r.results.columns, rows: r.results.rows, meta: r.meta,
+        truncated: r.truncated ? (cuts[String(i + 1)] || "truncated: not every row is shown") : null })));
       return res;
     } catch (err) {
       sqlGrid(out, [{ error: err.message }]);

@@ -13,14 +13,13 @@ import os as _os
 import time as _time
 import uuid as _uuid
 from typing import Any
-from urllib.parse import urljoin as _urljoin
-from urllib.parse import urlsplit as _urlsplit
 
 from edgelet.runtime.formdata import Blob, File, FormData
 from edgelet.runtime.html_rewriter import HTMLRewriter  # noqa: F401 - js.HTMLRewriter
 from edgelet.runtime.http_types import Headers, Request, Response
 from edgelet.runtime.jstypes import ArrayBuffer, JsObject, ReadableStream, Uint8Array
 from edgelet.runtime.outgoing import fetch
+from edgelet.runtime.urls import URL, URLSearchParams
 from edgelet.runtime.websocket import WebSocketPair, WebSocketRequestResponsePair  # noqa: F401
 from edgelet.runtime.websocket_outbound import OutboundWebSocket as WebSocket  # noqa: F401
 
@@ -142,42 +141,6 @@ class Date:
         return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(secs)) + f".{ms:03d}Z"
 
 
-class URL:
-    """The WHATWG URL's common parts: ``href``, ``protocol``, ``host``, ``pathname``, ..."""
-
-    def __init__(self, url: str, base: str | None = None) -> None:
-        self.href = _urljoin(str(base), str(url)) if base is not None else str(url)
-        parts = _urlsplit(self.href)
-        if not parts.scheme:
-            raise TypeError(f"Invalid URL: {url!r}")
-        self.protocol = parts.scheme + ":"
-        self.hostname = parts.hostname or ""
-        self.port = str(parts.port) if parts.port else ""
-        self.host = self.hostname + (f":{self.port}" if self.port else "")
-        self.origin = f"{parts.scheme}://{self.host}"
-        self.pathname = parts.path or "/"
-        self.search = f"?{parts.query}" if parts.query else ""
-        self.hash = f"#{parts.fragment}" if parts.fragment else ""
-        self.username = parts.username or ""
-        self.password = parts.password or ""
-
-    @classmethod
-    def new(cls, url: str, base: str | None = None) -> "URL":
-        return cls(url, base)
-
-    @property
-    def searchParams(self) -> JsObject:  # noqa: N802
-        from urllib.parse import parse_qsl
-        params = JsObject(parse_qsl(self.search[1:], keep_blank_values=True))
-        return params
-
-    def toString(self) -> str:  # noqa: N802
-        return self.href
-
-    def __str__(self) -> str:
-        return self.href
-
-
 class _Subtle:
     _ALGORITHMS = {"SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512",
                    "MD5": "md5"}
@@ -217,5 +180,5 @@ def atob(text: str) -> str:
 
 
 __all__ = ["Array", "ArrayBuffer", "Blob", "Date", "File", "FormData", "HTMLRewriter", "Headers", "JSON",
-           "Object", "ReadableStream", "Request", "Response", "URL", "Uint8Array", "WebSocket",
+           "Object", "ReadableStream", "Request", "Response", "URL", "URLSearchParams", "Uint8Array", "WebSocket",
            "WebSocketPair", "WebSocketRequestResponsePair", "atob", "btoa", "console", "crypto", "fetch"]

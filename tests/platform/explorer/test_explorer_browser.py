@@ -28,7 +28,8 @@ def test_find_a_kv_key_and_edit_it(shop: Any, page: Any) -> None:
     p.fill("#kv-prefix", "the")
     p.click("#kv-find button[type=submit]")
     # the prefix finds theme, not greeting
-    p.wait_for_function("[...document.querySelectorAll('#kv-keys tbody tr')].map(r => r.dataset.key).join() === 'theme'")
+    p.wait_for_function("[...document.querySelectorAll('#kv-keys tbody tr')].map(r => r.dataset.key).join() "
+                        "=== 'theme'")
     p.click("#kv-keys a:text('theme')")
     p.wait_for_function("document.querySelector('#kv-value').value === 'light'")
     p.fill("#kv-value", "dark")
@@ -167,6 +168,12 @@ def test_sql_grids_and_their_errors(shop: Any, page: Any) -> None:
     err = p.wait_for_selector("#sql-result td.error")
     assert "syntax error" in err.inner_text()
     assert p.is_hidden("#message")  # shown in the grid, not as a broken page
+    # a result past the control API's cap is shown cut, and says so (an endless CTE answers)
+    p.fill("#sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c")
+    p.click("#sql-form button[type=submit]")
+    cut = p.wait_for_selector("#sql-result .truncated")
+    assert cut.inner_text().startswith("statement 1: only its first 10,000 rows are returned")
+    assert p.locator("#sql-result tbody tr").count() == 10_000
     # a Durable Object's SQL
     p.goto(shop.url + EXPLORER + "/durable-objects")
     p.click("#do-objects a")
