@@ -346,10 +346,10 @@ class Channel:
             task.add_done_callback(self._tasks.discard)
         elif kind == NOTIFY and message[1] == CANCEL:
             args = message[2]
-            task = self._answering.get(args[0]) if args else None
-            if task is not None and not task.done():
+            answering = self._answering.get(args[0]) if args else None
+            if answering is not None and not answering.done():
                 log.info("call %s was given up by the other side; its task is cancelled", args[0])
-                task.cancel()
+                answering.cancel()
         elif kind == NOTIFY:
             if self._on_notify is not None:
                 try:
