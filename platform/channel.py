@@ -85,6 +85,23 @@ class Later:
             channel._deliver(channel._packer.pack([ERROR, self._call_id, error_payload(exc)]))
 
 
+def well_formed(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (also inside lists, tuples and
+    dicts) replaced by U+FFFD, and a surrogate pair joined into its character: what a JS
+    string becomes as UTF-8 on Cloudflare (workerd's WebSocket text, TextEncoder).
+
+    Why: msgpack, like UTF-8, cannot carry a lone surrogate, and a str holding one (a bad
+    ``\\ud800`` escape in JSON, bytes decoded with ``surrogateescape``) is valid Python.
+    Only called after encoding failed: the common path pays nothing."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, (list, tuple)):
+        return [well_formed(v) for v in value]
+    if isinstance(value, dict):
+        return {well_formed(k): well_formed(v) for k, v in value.items()}
+    return value
+
+
 class RemoteError(Exception):
     """An exception raised on the other side of the channel, carried as data."""
 
@@ -199,7 +216,11 @@ class Channel:
             if self._sweeper is None:
                 self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
         try:
-            self._write(self._packer.pack([REQUEST, call_id, method, list(args)]))
+            try:
+                packed = self._packer.pack([REQUEST, call_id, method, list(args)])
+            except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only
+                packed = self._packer.pack([REQUEST, call_id, method, well_formed(list(args))])
+            self._write(packed)
             return await future
         except (TimeoutError, asyncio.CancelledError):
             if self._closed is None:
@@ -259,7 +280,11 @@ class Channel:
         Why at once: a log line must reach the host even when the isolate dies right after
         printing it (a segfault, os._exit), and a stream's chunks should not wait."""
         if self._closed is None:
-            self._write(self._packer.pack([NOTIFY, method, list(args)]))
+            try:
+                packed = self._packer.pack([NOTIFY, method, list(args)])
+            except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only
+                packed = self._packer.pack([NOTIFY, method, well_formed(list(args))])
+            self._write(packed)
             self.flush()
 
     # -- writing ------------------------------------------------------------------------

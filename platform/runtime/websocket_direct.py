@@ -80,7 +80,11 @@ def frame(data: str | bytes) -> bytes:
     header before the payload (RFC 6455 5.2), and building it here is a third of the cost of
     the library's general path (RSV checks, extensions, masking), paid on every send."""
     if isinstance(data, str):
-        data = data.encode()
+        try:
+            data = data.encode()
+        except UnicodeEncodeError:  # a lone surrogate: U+FFFD, as a JS string on Cloudflare
+            from edgelet.channel import well_formed
+            data = well_formed(data).encode()
         op = 0x81  # FIN + text
     else:
         op = 0x82  # FIN + binary

@@ -262,3 +262,18 @@ async def test_calls_never_answered_do_not_pile_up_waiting_for_a_late_answer(
     await asyncio.sleep(0.35)
     await give_up()
     assert caller.late == 1                        # those past their time too
+
+
+async def test_a_lone_surrogate_in_a_message_arrives_as_u_fffd_and_the_channel_carries_on(
+        channels: Any) -> None:
+    got: list[Any] = []
+
+    async def handler(method: str, args: list[Any]) -> Any:
+        return args
+
+    caller, callee = await channels(handler)
+    callee._on_notify = lambda method, args: got.append(args)
+    caller.notify("ws", "send", "t", "a\ud800b", {"k\udfff": ["\ud83d\ude00"]})
+    assert await caller.call("echo", "x\udc80") == ["x\ufffd"]
+    assert got == [["send", "t", "a\ufffdb", {"k\ufffd": ["\U0001f600"]}]]
+    assert await caller.call("echo", "fine") == ["fine"] and not caller.closed
