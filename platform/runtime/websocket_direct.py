@@ -84,7 +84,8 @@ def frame(data: str | bytes) -> bytes:
             data = data.encode()
         except UnicodeEncodeError:  # a lone surrogate: U+FFFD, as a JS string on Cloudflare
             from edgelet.channel import well_formed
-            data = well_formed(data).encode()
+            text: str = well_formed(data)
+            data = text.encode()
         op = 0x81  # FIN + text
     else:
         op = 0x82  # FIN + binary
