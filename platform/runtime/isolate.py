@@ -289,6 +289,9 @@ class Runtime:
         if method == "websocket":  # a client's message/close for an accept()ed socket
             from edgelet.runtime.websocket import on_event
             return await on_event(args[0])
+        if method == "websocket.close":  # the host ends a socket served here (edgelet.websockets)
+            from edgelet.runtime import websocket
+            return False if websocket.direct is None else await websocket.direct.close_for_host(*args)
         if method == "websocket.release":  # a reload is coming (edgelet.websockets.release)
             from edgelet.runtime import websocket
             return [] if websocket.direct is None else await websocket.direct.release(args[0])
