@@ -420,7 +420,13 @@ class LiveObjects:
         except MemoryError:
             raise  # the isolate restarts itself: memory after a MemoryError is unreliable
         except Exception as exc:
-            return wire.error_answer(exc, traceback.format_exc())
+            answer = wire.error_answer(exc, traceback.format_exc())
+            if live.storage._implicit:  # what it wrote before failing (an alarm given up) too
+                try:
+                    await live.storage.settle()
+                except Exception:
+                    log.exception("committing the writes of a failed Durable Object event failed")
+            return answer
         finally:
             CURRENT_EVENT.reset(current)
             CALL_CHAIN.reset(token)

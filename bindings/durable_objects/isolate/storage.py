@@ -251,6 +251,8 @@ class DurableObjectStorage:
         #: the implicit transaction of this turn's writes: open, its commit scheduled
         self._implicit = False
         self._commit_scheduled = False
+        #: the turn's transaction wrote the alarm row (only then is it read at the commit)
+        self._alarm_dirty = False
         #: the alarm value the host was told before this transaction commits
         self._hinted: Any = LEGACY
         #: the task that tells the host of an earlier alarm before committing
@@ -628,6 +630,9 @@ class DurableObjectStorage:
             return
         if self._hinting is not None:
             return  # the hint's task commits when the host answered
+        if not self._alarm_dirty:
+            self._commit()
+            return
         after = _read_alarm(self._conn)
         if _moves_earlier(self._alarm_committed, after) and self._hinted != after:
             self._hinting = asyncio.ensure_future(self._hint_then_commit(after))
@@ -649,31 +654,38 @@ class DurableObjectStorage:
         """COMMIT the turn's transaction, then tell the host of the alarm unless it heard
         of it before (moved later, deleted, or committed early because the object closes)."""
         conn = self._conn
-        self._implicit = False
-        waiters, self._commit_waiters = self._commit_waiters, []
         assert conn is not None
-        after = _read_alarm(conn)
+        self._implicit = False
+        dirty, self._alarm_dirty = self._alarm_dirty, False
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            log.error("Durable Object storage: committing failed (%s); the writes of that "
-                      "turn were rolled back", exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            error = RuntimeError(f"Durable Object storage: committing the writes failed ({exc}); "
-                                 f"they were rolled back")
+            self._commit_failed(conn, exc)
+            return
+        if dirty:
+            before, after = self._alarm_committed, _read_alarm(conn)
+            self._alarm_committed = after
+            if after != before and after is not LEGACY and self._hinted != after:
+                self._chain_alarm(after)
+            self._hinted = LEGACY
+        if self._commit_waiters:
+            waiters, self._commit_waiters = self._commit_waiters, []
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_exception(error)
-            self._hinted = LEGACY
-            return
-        before, self._alarm_committed = self._alarm_committed, after
-        if after != before and after is not LEGACY and self._hinted != after:
-            self._chain_alarm(after)
+                    waiter.set_result(None)
+
+    def _commit_failed(self, conn: sqlite3.Connection, exc: sqlite3.Error) -> None:
+        log.error("Durable Object storage: committing failed (%s); the writes of that turn "
+                  "were rolled back", exc)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         self._hinted = LEGACY
+        error = RuntimeError(f"Durable Object storage: committing the writes failed ({exc}); "
+                             f"they were rolled back")
+        waiters, self._commit_waiters = self._commit_waiters, []
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_exception(error)
 
     def _committed(self) -> Any:
         """An awaitable settled once this turn's writes are committed (at once inside a
@@ -701,6 +713,7 @@ class DurableObjectStorage:
     # _alarm_op; getAlarm reads the row.
 
     def _write_alarm(self, when_ms: int | None) -> None:
+        self._alarm_dirty = True
         self._begin().execute(f"INSERT OR REPLACE INTO {METADATA_TABLE} (key, value) VALUES (?, ?)",
                               (ALARM_KEY, when_ms))
 
