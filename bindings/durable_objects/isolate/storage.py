@@ -597,7 +597,9 @@ class DurableObjectStorage:
     transaction_sync = transactionSync
 
     async def sync(self) -> None:
-        """Every write is already durable when it returns; kept for compatibility."""
+        """Wait until the writes made so far are committed (they are at the end of the turn
+        anyway, and before the event's answer leaves)."""
+        await self.settle()
 
     # -- the implicit transaction of a turn ------------------------------------------------
 
