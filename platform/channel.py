@@ -216,11 +216,7 @@ class Channel:
             if self._sweeper is None:
                 self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
         try:
-            try:
-                packed = self._packer.pack([REQUEST, call_id, method, list(args)])
-            except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only
-                packed = self._packer.pack([REQUEST, call_id, method, well_formed(list(args))])
-            self._write(packed)
+            self._write(self._packer.pack([REQUEST, call_id, method, list(args)]))
             return await future
         except (TimeoutError, asyncio.CancelledError):
             if self._closed is None:
@@ -282,7 +278,10 @@ class Channel:
         if self._closed is None:
             try:
                 packed = self._packer.pack([NOTIFY, method, list(args)])
-            except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only
+            except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only.
+                # A notification is fire and forget (a WebSocket's send, a stream's chunk):
+                # raising here would break what sent it, so it goes as a JS string would.
+                # A call still raises: the binding it serves must refuse bad input loudly.
                 packed = self._packer.pack([NOTIFY, method, well_formed(list(args))])
             self._write(packed)
             self.flush()

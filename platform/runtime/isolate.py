@@ -127,10 +127,12 @@ class Runtime:
             self._loop.call_soon_threadsafe(self._send_log, level, text)
 
     def _send_log(self, level: str, text: str) -> None:
-        try:
-            self.channel.notify("log", level, text)
-        except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only
-            self.channel.notify("log", level, loggable(text))
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:  # a lone surrogate: shown as its escape, not as U+FFFD
+                text = loggable(text)  # (what the channel would make of it)
+        self.channel.notify("log", level, text)
 
     # -- init ------------------------------------------------------------------------
     def init(self, spec: dict[str, Any]) -> dict[str, Any]:

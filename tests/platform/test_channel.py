@@ -274,6 +274,8 @@ async def test_a_lone_surrogate_in_a_message_arrives_as_u_fffd_and_the_channel_c
     caller, callee = await channels(handler)
     callee._on_notify = lambda method, args: got.append(args)
     caller.notify("ws", "send", "t", "a\ud800b", {"k\udfff": ["\ud83d\ude00"]})
-    assert await caller.call("echo", "x\udc80") == ["x\ufffd"]
-    assert got == [["send", "t", "a\ufffdb", {"k\ufffd": ["\U0001f600"]}]]
     assert await caller.call("echo", "fine") == ["fine"] and not caller.closed
+    assert got == [["send", "t", "a\ufffdb", {"k\ufffd": ["\U0001f600"]}]]
+    with pytest.raises(UnicodeEncodeError):       # a call refuses it: its caller must know
+        await caller.call("echo", "x\udc80")
+    assert await caller.call("echo", "still fine") == ["still fine"] and not caller.closed

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from crash import APPEND, ARGS, lines, restart, wait_until
+from crash import APPEND, ARGS, Sender, kill_group, lines, restart, wait_until
 
 CONFIG = """
     name = "app"
@@ -59,6 +59,14 @@ APP = """
             await self.ctx.storage.setAlarm(when)  # resolves once committed
             die()
 
+        async def cycle(self, i, base):
+            # even: a new pair (v=i, alarm base+i); odd: everything gone
+            if i % 2:
+                self.ctx.storage.deleteAll()
+            else:
+                self.ctx.storage.put("v", i)
+                self.ctx.storage.setAlarm(base + i)
+
         async def state(self):
             return [await self.ctx.storage.get("v"), await self.ctx.storage.getAlarm()]
 
@@ -73,7 +81,8 @@ APP = """
             if parts[0] == "ack":
                 args.append("/" + "/".join(parts[4:]))
             method = {"seed": obj.seed, "pa": obj.put_then_alarm, "ap": obj.alarm_then_put,
-                      "da": obj.delete_all, "ack": obj.acknowledged, "state": obj.state}[parts[0]]
+                      "da": obj.delete_all, "ack": obj.acknowledged, "state": obj.state,
+                      "cycle": obj.cycle}[parts[0]]
             return Response.json(await method(*args))
 """
 
@@ -113,3 +122,28 @@ def test_data_and_alarm_survive_a_kill_between_them_together_or_not_at_all(
     assert wait_until(lambda: lines(log), timeout=20,
                       what=lambda: f"the acknowledged alarm never fired:\n{s.logs()[-2000:]}") == ["g 7"]
     assert s.get("/state/g").json() == [7, None]
+
+
+@pytest.mark.slow
+def test_random_kills_never_leave_data_without_its_alarm_or_an_alarm_without_data(
+        dev: Any) -> None:
+    """The same from outside: a client keeps replacing objects' pairs and erasing them while
+    the platform is SIGKILLed at random moments."""
+    import random
+    rng = random.Random(7)
+    base = int(time.time() * 1000) + HOUR_MS
+    names = [f"r{k}" for k in range(4)]
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, *ARGS)
+    sender = Sender(lambda i: f"/cycle/{names[i % len(names)]}/{i // len(names)}/{base}")
+    for _ in range(4):
+        want = len(sender.acked) + rng.randint(5, 30)
+        with sender.running(s):
+            wait_until(lambda want=want: len(sender.acked) >= want, timeout=20,
+                       what="the writes stopped being acknowledged")
+            time.sleep(rng.uniform(0, 0.05))
+            kill_group(s)
+        s = restart(dev, s)
+        for name in names:
+            version, alarm = s.get(f"/state/{name}").json()
+            assert (version is None and alarm is None) or alarm == base + version, (
+                f"{name} holds v={version!r} with alarm {alarm!r} after a kill")
