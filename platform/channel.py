@@ -11,6 +11,8 @@ Messages are arrays:
 Either side may call the other; every request runs in its own task so a slow handler
 never blocks the reader, except those a ``sync_handler`` answers at once or with a
 :class:`Later` settled at the end of the read (see there).
+    [NOTIFY, "channel.cancel", [id]]   the caller gave up on call ``id`` (``call(cancel=True)``):
+                                       the task answering it is cancelled
 
 Writes are joined: what one turn of the event loop sends leaves in one ``write`` at the end
 of that turn (see Channel._write). Why: a WebSocket message costs a call, a notification per
@@ -31,6 +33,12 @@ from typing import Any
 import msgpack
 
 REQUEST, RESULT, ERROR, NOTIFY = 0, 1, 2, 3
+#: the notification that cancels the task answering a call the caller gave up on
+CANCEL = "channel.cancel"
+#: how long a call given up on keeps its ``on_late`` waiting for an answer (seconds), and
+#: how many may wait at once: a call the other side never answers must not be kept forever
+LATE_TTL_S = 600.0
+MAX_LATE = 4096
 MAX_MESSAGE = 512 * 1024 * 1024
 #: how often calls made with a timeout are checked (see Channel._sweep)
 _SWEEP_S = 0.025
@@ -77,6 +85,23 @@ class Later:
             channel._deliver(channel._packer.pack([ERROR, self._call_id, error_payload(exc)]))
 
 
+def well_formed(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (also inside lists, tuples and
+    dicts) replaced by U+FFFD, and a surrogate pair joined into its character: what a JS
+    string becomes as UTF-8 on Cloudflare (workerd's WebSocket text, TextEncoder).
+
+    Why: msgpack, like UTF-8, cannot carry a lone surrogate, and a str holding one (a bad
+    ``\\ud800`` escape in JSON, bytes decoded with ``surrogateescape``) is valid Python.
+    Only called after encoding failed: the common path pays nothing."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, (list, tuple)):
+        return [well_formed(v) for v in value]
+    if isinstance(value, dict):
+        return {well_formed(k): well_formed(v) for k, v in value.items()}
+    return value
+
+
 class RemoteError(Exception):
     """An exception raised on the other side of the channel, carried as data."""
 
@@ -117,8 +142,11 @@ class Channel:
         self._on_notify = on_notify
         self._pending: dict[int, asyncio.Future[Any]] = {}
         #: calls this side gave up on (timeout, cancelled) whose answer must still be seen:
-        #: call id -> on_late(channel, answer) (see call)
-        self._late: dict[int, LateHandler] = {}
+        #: call id -> (on_late(channel, answer), loop.time() past which it is dropped); in
+        #: the order given up, so the oldest are first (see _remember_late)
+        self._late: dict[int, tuple[LateHandler, float]] = {}
+        #: the tasks answering the other side's calls, by call id (for CANCEL)
+        self._answering: dict[int, asyncio.Task[Any]] = {}
         #: when each call made with a timeout must have been answered (loop.time())
         self._deadlines: dict[int, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
@@ -166,13 +194,17 @@ class Channel:
         return len(self._pending)
 
     async def call(self, method: str, *args: Any, timeout: float | None = None,
-                   on_late: LateHandler | None = None) -> Any:
+                   on_late: LateHandler | None = None, cancel: bool = False) -> Any:
         """Call ``method`` on the other side; TimeoutError if no answer within ``timeout``
         seconds (the answer, should it come later, is dropped).
 
         ``on_late(channel, answer)`` runs for an answer that arrives after this side gave
         up (the timeout, or the caller cancelled): an answer that holds something open on
-        the other side (a streamed response body) must be let go there too."""
+        the other side (a streamed response body) must be let go there too. It waits for
+        that answer at most LATE_TTL_S (and MAX_LATE calls at once).
+
+        ``cancel``: when this side gives up, the other side's task answering the call is
+        cancelled (CANCEL), so an event nobody waits for does not run on for good."""
         if self._closed is not None:
             raise ChannelClosed(str(self._closed))
         call_id = next(self._ids)
@@ -187,12 +219,32 @@ class Channel:
             self._write(self._packer.pack([REQUEST, call_id, method, list(args)]))
             return await future
         except (TimeoutError, asyncio.CancelledError):
-            if on_late is not None and self._closed is None:
-                self._late[call_id] = on_late
+            if self._closed is None:
+                if on_late is not None:
+                    self._remember_late(call_id, on_late)
+                if cancel:
+                    self.notify(CANCEL, call_id)
             raise
         finally:
             self._pending.pop(call_id, None)
             self._deadlines.pop(call_id, None)
+
+    def _remember_late(self, call_id: int, on_late: LateHandler) -> None:
+        """Keep ``on_late`` for call ``call_id``, dropping those past their time or beyond
+        MAX_LATE (oldest first): an answer that never comes must not hold an entry forever."""
+        late = self._late
+        now = asyncio.get_running_loop().time()
+        while late:
+            oldest = next(iter(late))
+            if late[oldest][1] > now and len(late) < MAX_LATE:
+                break
+            del late[oldest]
+        late[call_id] = (on_late, now + LATE_TTL_S)
+
+    @property
+    def late(self) -> int:
+        """Calls given up on whose late answer is still watched for (bounded)."""
+        return len(self._late)
 
     def _sweep(self) -> None:
         """Fail the calls whose time is up.
@@ -224,7 +276,14 @@ class Channel:
         Why at once: a log line must reach the host even when the isolate dies right after
         printing it (a segfault, os._exit), and a stream's chunks should not wait."""
         if self._closed is None:
-            self._write(self._packer.pack([NOTIFY, method, list(args)]))
+            try:
+                packed = self._packer.pack([NOTIFY, method, list(args)])
+            except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only.
+                # A notification is fire and forget (a WebSocket's send, a stream's chunk):
+                # raising here would break what sent it, so it goes as a JS string would.
+                # A call still raises: the binding it serves must refuse bad input loudly.
+                packed = self._packer.pack([NOTIFY, method, well_formed(list(args))])
+            self._write(packed)
             self.flush()
 
     # -- writing ------------------------------------------------------------------------
@@ -304,9 +363,17 @@ class Channel:
             loop = self._loop
             if loop is None:
                 loop = self._loop = asyncio.get_running_loop()
-            task = loop.create_task(self._answer(message[1], message[2], message[3]))
+            call_id = message[1]
+            task = loop.create_task(self._answer(call_id, message[2], message[3]))
             self._tasks.add(task)
+            self._answering[call_id] = task
             task.add_done_callback(self._tasks.discard)
+        elif kind == NOTIFY and message[1] == CANCEL:
+            args = message[2]
+            answering = self._answering.get(args[0]) if args else None
+            if answering is not None and not answering.done():
+                log.info("call %s was given up by the other side; its task is cancelled", args[0])
+                answering.cancel()
         elif kind == NOTIFY:
             if self._on_notify is not None:
                 try:
@@ -316,7 +383,8 @@ class Channel:
 
     def _answered_late(self, kind: int, message: list[Any]) -> None:
         """The answer to a call given up on: its ``on_late`` sees a result (not an error)."""
-        on_late = self._late.pop(message[1], None)
+        entry = self._late.pop(message[1], None)
+        on_late = entry[0] if entry is not None else None
         if on_late is not None and kind == RESULT:
             try:
                 on_late(self, message[2])
@@ -350,6 +418,12 @@ class Channel:
             self._write(packed)
 
     async def _answer(self, call_id: int, method: str, args: list[Any]) -> None:
+        try:
+            return await self._answer_call(call_id, method, args)
+        finally:
+            self._answering.pop(call_id, None)
+
+    async def _answer_call(self, call_id: int, method: str, args: list[Any]) -> None:
         try:
             if self._handler is None:
                 raise LookupError(f"no handler for {method!r}")
@@ -388,6 +462,7 @@ class Channel:
                                      else ChannelClosed(str(reason)))
         self._pending.clear()
         self._late.clear()
+        self._answering.clear()
         self._deadlines.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()

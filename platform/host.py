@@ -269,7 +269,7 @@ class Host:
             self._watcher.cancel()
         for task in list(self._tasks):
             task.cancel()
-        self.websockets.close_handed()  # before the isolates serving them end
+        await self.websockets.close_handed()  # before the isolates serving them end
         for plugin in reversed(self.plugins):
             try:
                 await plugin.stop()

@@ -389,8 +389,11 @@ class Isolate:
         channel = await self._live_channel()
         process = self._process
         limit = self.request_timeout if timeout is None else timeout
+        # a Durable Object event nobody waits for would hold its object's input gate for
+        # good: the isolate cancels it when the host gives up (see Channel.call)
+        cancel = method.startswith("durable_objects.")
         try:
-            answer = await channel.call(method, *args, timeout=limit,
+            answer = await channel.call(method, *args, timeout=limit, cancel=cancel,
                                         on_late=self._late_answer if method == "fetch" else None)
         except ChannelClosed:
             if channel is self._reloaded:
@@ -400,6 +403,9 @@ class Isolate:
             raise IsolateError(f"Worker {self.name!r} {describe_exit(code, self)} while handling "
                                f"{method}; the isolate has been restarted", 503) from None
         except TimeoutError:
+            if cancel:
+                log.warning("Worker %r did not answer %s within %g s; the event was cancelled in "
+                            "the isolate", self.name, method, limit, extra={"worker": self.name})
             asyncio.ensure_future(self._check_alive(channel))
             raise IsolateError(f"Worker {self.name!r} did not answer {method} within "
                                f"{limit:g} s (request_timeout_ms); the request was abandoned",

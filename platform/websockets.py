@@ -54,6 +54,9 @@ MAX_MESSAGE = int(os.environ.get("EDGELET_WS_MAX_MESSAGE", str(32 * 1024 * 1024)
 SEND_NOW = "edgelet.send_now"
 #: seconds an accepted server half may wait for its 101 to reach a client
 _UNCLAIMED_S = 60.0
+#: seconds the host waits for an isolate to close a socket it serves (it waits up to
+#: websocket_direct.HOST_CLOSE_DRAIN_S for its unsent bytes to leave first)
+HOST_CLOSE_WAIT_S = 3.0
 #: headers of a 101 answer that are the protocol's, not the Worker's, to send
 #: how the host carries a socket: uvicorn's connection here, being handed to an isolate,
 #: served by an isolate, or waiting for the next process after its isolate exited
@@ -578,9 +581,29 @@ class SocketTable:
                                                  "arriving or being handled; reconnect")
 
     async def _close_fd(self, sock: HostSocket, code: int, reason: str) -> None:
+        """Close a handed-over socket with a close frame, then end the connection.
+
+        The frame is written by the side that owns the socket's writes: the isolate serving
+        it (after its own unsent bytes: the host writing on its duplicate meanwhile could
+        land inside one of its frames and corrupt the stream), or the host once no live
+        process writes (an orphan, a hand-over that failed). An isolate that does not
+        answer in time gets its connection ended without a frame from here, for the same
+        reason."""
         if sock.fd is not None:
-            from edgelet.ws_protocol import close_frame
-            await self._write_fd(sock.fd, close_frame(code, reason))
+            owner = sock.owner
+            if sock.state == DIRECT and owner is not None and not owner.closed:
+                try:
+                    done = await owner.call("websocket.close", sock.token, code, reason,
+                                            timeout=HOST_CLOSE_WAIT_S)
+                except Exception as exc:  # stuck or gone: end it without writing from here
+                    done = False
+                    log.debug("WebSocket %s: its isolate did not close it (%s)", sock.token[:8], exc)
+                if not done:
+                    log.info("WebSocket %s closed (%d) before all its bytes reached the client "
+                             "(it was not reading, or its isolate did not answer)", sock.path, code)
+            else:
+                from edgelet.ws_protocol import close_frame
+                await self._write_fd(sock.fd, close_frame(code, reason))
         self._end(sock, code, reason)
 
     async def _restart_for(self, worker: str, dead: Any) -> None:
@@ -632,19 +655,13 @@ class SocketTable:
             if sock.worker == worker and sock.state == ORPHAN and sock.fd is not None:
                 await self._close_fd(sock, code, reason)
 
-    def close_handed(self, code: int = 1012, reason: str = "edgelet is stopping") -> None:
+    async def close_handed(self, code: int = 1012, reason: str = "edgelet is stopping") -> None:
         """The platform stops: close every socket an isolate serves (a close frame, then the
-        connection) with 1012, as uvicorn does for the ones it holds."""
-        from edgelet.ws_protocol import close_frame
-        frame = close_frame(code, reason)
-        for sock in list(self.sockets.values()):
-            if sock.fd is None:
-                continue
-            try:
-                os.write(sock.fd, frame)
-            except OSError:
-                pass
-            self._end(sock, code, reason)
+        connection) with 1012, as uvicorn does for the ones it holds (see _close_fd: the
+        frame comes from whoever writes on the socket)."""
+        handed = [sock for sock in self.sockets.values() if sock.fd is not None]
+        await asyncio.gather(*(self._close_fd(sock, code, reason) for sock in handed),
+                             return_exceptions=True)
 
     def _announce(self, sock: HostSocket, event: str, text: str, **extra: Any) -> None:
         """A socket's open or close, in the log and ``edgelet tail``, under its Worker."""

@@ -1,8 +1,14 @@
 """Alarms: ``storage.setAlarm(t)`` runs the object's ``alarm()`` at ``t``, at least once.
 
-The alarm time is a column of the host's index, committed before ``setAlarm`` returns, so
-alarms survive restarts and those that fell due while the platform was down fire as soon
-as it is back. One ``host.clock`` timer is armed for the earliest alarm (virtual time moves
+The object's alarm lives in its own database, committed with its data (see
+``isolate/storage.py``); the host's index holds the wake-up time, which the isolate keeps at
+or before that alarm across a kill -9 (an earlier alarm reaches the host before its commit,
+a later one or a deletion after). So alarms survive restarts and those that fell due while
+the platform was down fire as soon as it is back; a wake-up the object no longer backs is
+answered ``{"ran": False, "alarm": ...}`` without running ``alarm()``, and the index takes
+the object's value. Objects from before (no alarm row) keep the index as their alarm.
+
+One ``host.clock`` timer is armed for the earliest alarm (virtual time moves
 it in tests); when it fires, a task runs what is due and re-arms. A failing ``alarm()`` is
 retried with exponential backoff (Cloudflare: from 2 s, doubling, at most 6 retries), then
 given up with an error in the log.
@@ -27,7 +33,8 @@ DEFAULT_ALARM_TIMEOUT = 15 * 60.0
 #: as the isolate has cancelled a handler past the limit)
 ALARM_ANSWER_GRACE_S = 30.0
 
-Dispatch = Callable[[str, str, "str | None", int], Awaitable[Any]]
+#: (namespace, id, name, retry, final, now_ms) -> the isolate's answer
+Dispatch = Callable[[str, str, "str | None", int, bool, int], Awaitable[Any]]
 
 
 def backoff_base() -> float:
@@ -137,10 +144,14 @@ class AlarmScheduler:
     async def _run(self, ns: str, id_hex: str, name: str | None, when: int, retry: int) -> None:
         key = (ns, id_hex)
         error: str | None = None
+        skipped: dict[str, Any] | None = None
         try:
-            answer = await self.dispatch(ns, id_hex, name, retry)
+            answer = await self.dispatch(ns, id_hex, name, retry, retry >= self.max_retries,
+                                         self.host.clock.now_ms())
             if answer[0] != 0:
                 error = f"{answer[1]}: {answer[2]}"
+            elif isinstance(answer[1], dict) and answer[1].get("ran") is False:
+                skipped = answer[1]
         except Exception as exc:  # the isolate crashed or the class is gone
             error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -149,7 +160,14 @@ class AlarmScheduler:
             return
         current, _ = self.index.alarm(ns, id_hex)
         who = f"{ns} {name or id_hex}"
-        if error is None:
+        if skipped is not None:
+            actual = skipped.get("alarm")
+            if current == when:  # unchanged meanwhile: take the object's own value
+                self.index.set_alarm(ns, id_hex, actual if isinstance(actual, int) else None)
+            log.info("wake-up of Durable Object %s at %d not run: its alarm is %s (the object's "
+                     "storage decides; e.g. a change a restart cut short)", who, when,
+                     "deleted" if actual is None else f"at {actual}")
+        elif error is None:
             if current == when:
                 self.index.set_alarm(ns, id_hex, None)
             log.debug("alarm of Durable Object %s ran", who)

@@ -189,7 +189,8 @@ class Plugin(BindingPlugin):
             raise IsolateError(f"Durable Object {what}: {exc}; the next call re-creates the "
                                f"object from its storage", exc.status) from None
 
-    async def _dispatch_alarm(self, ns_name: str, id_hex: str, name: str | None, retry: int) -> Any:
+    async def _dispatch_alarm(self, ns_name: str, id_hex: str, name: str | None, retry: int,
+                              final: bool, now_ms: int) -> Any:
         ns = self.namespaces.get(ns_name)
         if ns is None:
             raise LookupError(f"namespace {ns_name!r} is no longer in the configuration")
@@ -197,7 +198,7 @@ class Plugin(BindingPlugin):
         # the isolate cancels a handler at its wall-time limit and answers; the host waits
         # a little longer, so a retry never starts while the handler still runs
         return await self.host.invoke(ns.script, "durable_objects.call", ObjectEvent(
-            ns.name, ns.class_name, id_hex, name, "alarm", "alarm", retry, []),
+            ns.name, ns.class_name, id_hex, name, "alarm", "alarm", [retry, final, now_ms], []),
             timeout=alarm_timeout() + ALARM_ANSWER_GRACE_S)
 
     # -- lookups for the API, CLI and tests -------------------------------------------------

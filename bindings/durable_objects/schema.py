@@ -6,8 +6,8 @@ Two kinds of SQLite file, each with its own schema version (``PRAGMA user_versio
 ``<state folder>/durable_objects.sqlite3`` (the host's index, :data:`INDEX_SCHEMA`)
     ``objects``: one row per object ever used, keyed by (namespace, id): its name when it
     was made by name, when it was created and last used (written behind, once a second) and
-    its alarm (``alarm_ms``, committed before ``setAlarm`` returns; ``alarm_retry`` counts
-    failed runs of that alarm). The partial index finds the next alarm. Listing objects and
+    its alarm wake-up (``alarm_ms``: at or before the alarm in the object's own file, see below;
+    ``alarm_retry`` counts failed runs of that alarm). The partial index finds the next alarm. Listing objects and
     firing alarms need no object's own database.
 
 ``<state folder>/do/<namespace>/<id>.sqlite3`` (one per object, :data:`OBJECT_SCHEMA`)
@@ -20,6 +20,11 @@ Two kinds of SQLite file, each with its own schema version (``PRAGMA user_versio
 
 Versions, both files:
     1. The layout of edgelet before versions were recorded (version 0), stamped.
+
+Object file only:
+    2. ``_cf_METADATA``. A file upgraded from version 1 has no alarm row: its alarm (if
+       any) is still the host's ``alarm_ms``, which stays the truth for it until the
+       object's next alarm change writes the row. A new file gets the row at creation.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ OBJECTS_FOLDER = "do"
 
 #: the key-value API's table in an object's database
 KV_TABLE = "_cf_KV"
+
+#: the platform's own values of an object (row ALARM_KEY: the alarm in ms, NULL for none)
+METADATA_TABLE = "_cf_METADATA"
+ALARM_KEY = 1
 
 INDEX_V1 = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -55,8 +64,12 @@ OBJECT_V1 = f"""
 CREATE TABLE IF NOT EXISTS {KV_TABLE} (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 """
 
+OBJECT_V2 = f"""
+CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (key INTEGER PRIMARY KEY, value);
+"""
+
 INDEX_SCHEMA = Schema("Durable Object index", [INDEX_V1])
-OBJECT_SCHEMA = Schema("Durable Object", [OBJECT_V1])
+OBJECT_SCHEMA = Schema("Durable Object", [OBJECT_V1, OBJECT_V2])
 
 
 def objects_root(state_dir: Path | str) -> Path:

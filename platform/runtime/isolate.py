@@ -127,10 +127,12 @@ class Runtime:
             self._loop.call_soon_threadsafe(self._send_log, level, text)
 
     def _send_log(self, level: str, text: str) -> None:
-        try:
-            self.channel.notify("log", level, text)
-        except UnicodeEncodeError:  # a lone surrogate: msgpack carries valid UTF-8 only
-            self.channel.notify("log", level, loggable(text))
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:  # a lone surrogate: shown as its escape, not as U+FFFD
+                text = loggable(text)  # (what the channel would make of it)
+        self.channel.notify("log", level, text)
 
     # -- init ------------------------------------------------------------------------
     def init(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -289,6 +291,9 @@ class Runtime:
         if method == "websocket":  # a client's message/close for an accept()ed socket
             from edgelet.runtime.websocket import on_event
             return await on_event(args[0])
+        if method == "websocket.close":  # the host ends a socket served here (edgelet.websockets)
+            from edgelet.runtime import websocket
+            return False if websocket.direct is None else await websocket.direct.close_for_host(*args)
         if method == "websocket.release":  # a reload is coming (edgelet.websockets.release)
             from edgelet.runtime import websocket
             return [] if websocket.direct is None else await websocket.direct.release(args[0])

@@ -80,7 +80,12 @@ def frame(data: str | bytes) -> bytes:
     header before the payload (RFC 6455 5.2), and building it here is a third of the cost of
     the library's general path (RSV checks, extensions, masking), paid on every send."""
     if isinstance(data, str):
-        data = data.encode()
+        try:
+            data = data.encode()
+        except UnicodeEncodeError:  # a lone surrogate: U+FFFD, as a JS string on Cloudflare
+            from edgelet.channel import well_formed
+            text: str = well_formed(data)
+            data = text.encode()
         op = 0x81  # FIN + text
     else:
         op = 0x82  # FIN + binary
@@ -587,6 +592,29 @@ def close(token: str, code: int, reason: str) -> bool:
         return False
     sock.close(code, reason)
     return True
+
+
+#: how long a close the host asks for waits for this process's unsent bytes to leave
+HOST_CLOSE_DRAIN_S = 2.0
+
+
+async def close_for_host(token: str, code: int, reason: str) -> bool:
+    """The host ends a socket served here (a reload, a stop): the close frame goes out
+    after whatever this process is still writing, never inside a frame of it (the host
+    writing on its duplicate descriptor could interleave bytes). True once everything,
+    the close frame included, reached the kernel; False when the client did not read it
+    within HOST_CLOSE_DRAIN_S, or the socket is not served here."""
+    sock = connections.get(token)
+    if sock is None:
+        return False
+    sock.close(code, reason)
+    transport = sock.transport
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOST_CLOSE_DRAIN_S
+    while transport is not None and not transport.is_closing() \
+            and transport.get_write_buffer_size() and loop.time() < deadline:
+        await asyncio.sleep(0.005)
+    return transport is None or not transport.get_write_buffer_size()
 
 
 def _install() -> None:

@@ -209,3 +209,73 @@ async def test_a_later_answered_after_its_read_is_written_at_once(channels: Any)
 
     caller, _ = await channels(None, sync_handler)
     assert await caller.call("x", timeout=5) == "later"
+
+
+async def test_a_call_given_up_with_cancel_cancels_the_task_answering_it(channels: Any) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def handler(method: str, args: list[Any]) -> Any:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return method
+
+    caller, callee = await channels(handler)
+    late: list[Any] = []
+    with pytest.raises(TimeoutError):
+        await caller.call("hang", timeout=0.1, cancel=True, on_late=lambda ch, a: late.append(a))
+    await asyncio.wait_for(cancelled.wait(), 2)   # the other side stopped working on it
+    for _ in range(100):                          # and its answer (an error) ended the wait for it
+        if caller.late == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert caller.late == 0 and late == [] and not callee._answering
+    # without cancel, the other side's task runs on (as before)
+    started.clear()
+    cancelled.clear()
+    with pytest.raises(TimeoutError):
+        await caller.call("hang", timeout=0.1)
+    await asyncio.sleep(0.1)
+    assert started.is_set() and not cancelled.is_set() and len(callee._answering) == 1
+
+
+async def test_calls_never_answered_do_not_pile_up_waiting_for_a_late_answer(
+        channels: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgelet.channel as channel_module
+    monkeypatch.setattr(channel_module, "MAX_LATE", 8)
+    monkeypatch.setattr(channel_module, "LATE_TTL_S", 0.3)
+
+    async def handler(method: str, args: list[Any]) -> Any:
+        await asyncio.sleep(3600)                 # never answers
+
+    caller, _ = await channels(handler)
+
+    async def give_up() -> None:
+        with pytest.raises(TimeoutError):
+            await caller.call("hang", timeout=0.03, on_late=lambda ch, a: None)
+
+    await asyncio.gather(*(give_up() for _ in range(50)))
+    assert caller.late <= 8                        # the oldest were dropped
+    await asyncio.sleep(0.35)
+    await give_up()
+    assert caller.late == 1                        # those past their time too
+
+
+async def test_a_lone_surrogate_in_a_message_arrives_as_u_fffd_and_the_channel_carries_on(
+        channels: Any) -> None:
+    got: list[Any] = []
+
+    async def handler(method: str, args: list[Any]) -> Any:
+        return args
+
+    caller, callee = await channels(handler)
+    callee._on_notify = lambda method, args: got.append(args)
+    caller.notify("ws", "send", "t", "a\ud800b", {"k\udfff": ["\ud83d\ude00"]})
+    assert await caller.call("echo", "fine") == ["fine"] and not caller.closed
+    assert got == [["send", "t", "a\ufffdb", {"k\ufffd": ["\U0001f600"]}]]
+    with pytest.raises(UnicodeEncodeError):       # a call refuses it: its caller must know
+        await caller.call("echo", "x\udc80")
+    assert await caller.call("echo", "still fine") == ["still fine"] and not caller.closed

@@ -229,3 +229,72 @@ def test_a_save_while_a_handler_runs_closes_with_1012_not_silence(dev: Any) -> N
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012, closed.value
         assert "being handled" in closed.value.rcvd.reason
         assert len(got) < 3  # what was answered before the reload, never a silent gap
+
+
+# -- a close from the host while the isolate is still writing ----------------------------------
+BIG_HAND = '''
+from workers import Response, WebSocketPair, WorkerEntrypoint
+VERSION = 1
+BIG = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than the kernel's buffers hold
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        client, server = WebSocketPair()
+        server.accept()
+        server.addEventListener("message", lambda e: server.send(BIG))
+        return Response(None, status=101, web_socket=client)
+'''
+
+
+def _read_exactly(raw: Any, n: int) -> bytes:
+    got = bytearray()
+    while len(got) < n:
+        chunk = raw.recv(min(n - len(got), 1 << 20))
+        assert chunk, f"the connection ended after {len(got)} of {n} bytes"
+        got += chunk
+    return bytes(got)
+
+
+def _read_frame(raw: Any) -> tuple[int, bytes]:
+    """One unmasked server frame from a raw socket: (opcode byte, payload)."""
+    head = _read_exactly(raw, 2)
+    n = head[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(_read_exactly(raw, 2), "big")
+    elif n == 127:
+        n = int.from_bytes(_read_exactly(raw, 8), "big")
+    return head[0], _read_exactly(raw, n)
+
+
+def test_a_close_from_the_host_never_lands_inside_a_frame_the_isolate_is_writing(dev: Any) -> None:
+    """The client does not read while the isolate writes a 16 MiB message (most of it still
+    in the isolate's buffers) and a reload closes the socket: the close frame must follow the
+    message, not cut into it."""
+    import socket
+    s = dev({"wrangler_like.toml": 'name = "big"\nmain = "big.py"\ncompatibility_date = "2026-04-01"\n',
+             "big.py": BIG_HAND}, "--in-memory")
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # keep the rest server-side
+    raw.connect(("127.0.0.1", s.port))
+    raw.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n")
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += raw.recv(1)
+    assert b" 101 " in response.split(b"\r\n")[0] + b" ", response
+    time.sleep(0.3)  # handed to the isolate
+    raw.sendall(b"\x81\x82\x01\x02\x03\x04" + bytes((ord("g") ^ 1, ord("o") ^ 2)))  # "go", masked
+    time.sleep(0.5)  # the message is being written; the client reads nothing yet
+    (s.cwd / "big.py").write_text(BIG_HAND.replace("VERSION = 1", "VERSION = 2"))
+    deadline = time.monotonic() + 20
+    while "changed: reloading" not in s.logs():
+        assert time.monotonic() < deadline, s.logs()[-2000:]
+        time.sleep(0.02)
+    time.sleep(0.3)  # the host closes the socket now (the old isolate serves it)
+    raw.settimeout(20)
+    op, payload = _read_frame(raw)
+    assert op == 0x82 and len(payload) == 16 * 1024 * 1024, (hex(op), len(payload))
+    assert payload == bytes(range(256)) * (64 * 1024), "the message arrived corrupted"
+    op, payload = _read_frame(raw)
+    assert op == 0x88 and int.from_bytes(payload[:2], "big") == 1012, (hex(op), payload[:60])
+    raw.close()

@@ -206,7 +206,7 @@ class LiveObject:
     @property
     def idle(self) -> bool:
         return (self.active == 0 and not self.gate.locked() and not self.blockers
-                and not self.background and not self.pinned)
+                and not self.background and not self.pinned and not self.storage._implicit)
 
 
 class LiveObjects:
@@ -404,17 +404,29 @@ class LiveObjects:
         token = CALL_CHAIN.set(tuple(c.partition("#")[0] for c in chain) + (live.key,))
         current = CURRENT_EVENT.set(event)
         try:
+            if kind == "alarm":
+                skipped = _alarm_not_due(live, body)
+                if skipped is not None:
+                    return [wire.OK, skipped]
             instance = live.instance
             if instance is None:
                 instance = await self._instance(live)
             value = await self._dispatch(live, instance, kind, method, body)
             if live.blockers:
                 await live.drain_blockers()
+            if live.storage._implicit:  # the answer leaves once the writes are committed
+                await live.storage.settle()
             return [wire.OK, value]
         except MemoryError:
             raise  # the isolate restarts itself: memory after a MemoryError is unreliable
         except Exception as exc:
-            return wire.error_answer(exc, traceback.format_exc())
+            answer = wire.error_answer(exc, traceback.format_exc())
+            if live.storage._implicit:  # what it wrote before failing (an alarm given up) too
+                try:
+                    await live.storage.settle()
+                except Exception:
+                    log.exception("committing the writes of a failed Durable Object event failed")
+            return answer
         finally:
             CURRENT_EVENT.reset(current)
             CALL_CHAIN.reset(token)
@@ -463,16 +475,27 @@ class LiveObjects:
                 raise AttributeError(
                     f"Durable Object class {cls_name} has an alarm set but no alarm() method; "
                     f"define `async def alarm(self)` or delete the alarm")
+            retry, final, now_ms = alarm_body(body)
+            storage = live.storage
+            _, served = storage.alarm_due(now_ms)
+            storage.serving_alarm = served if isinstance(served, int) else None
             try:
                 async with asyncio.timeout(self.alarm_timeout):
-                    await call_handler(fn, AlarmInfo(int(body or 0)))
-            except TimeoutError:
-                raise TimeoutError(
-                    f"alarm() of Durable Object {cls_name} {live.state.id.name or live.id_hex} "
-                    f"ran longer than {self.alarm_timeout:g} s, the wall-time limit of an alarm "
-                    f"handler (15 minutes, as on Cloudflare; EDGELET_DO_ALARM_TIMEOUT), and was "
-                    f"cancelled; it is retried like an alarm that raised. Split long work over "
-                    f"several alarms (set the next one before returning)") from None
+                    await call_handler(fn, AlarmInfo(retry))
+            except BaseException as exc:
+                if final:  # no retry follows: the alarm is gone, as on Cloudflare
+                    storage.alarm_done(served)
+                if isinstance(exc, TimeoutError):
+                    raise TimeoutError(
+                        f"alarm() of Durable Object {cls_name} {live.state.id.name or live.id_hex} "
+                        f"ran longer than {self.alarm_timeout:g} s, the wall-time limit of an alarm "
+                        f"handler (15 minutes, as on Cloudflare; EDGELET_DO_ALARM_TIMEOUT), and was "
+                        f"cancelled; it is retried like an alarm that raised. Split long work over "
+                        f"several alarms (set the next one before returning)") from None
+                raise
+            finally:
+                storage.serving_alarm = None
+            storage.alarm_done(served)
             return None
         if method.startswith("_"):
             raise AttributeError(
@@ -608,6 +631,26 @@ class LiveObjects:
         finally:
             if opened:
                 self._close_storage(f"{ns}/{id_hex}", storage)
+
+
+def alarm_body(body: Any) -> tuple[int, bool, int | None]:
+    """The alarm event's body: ``[retry, final, host_now_ms]`` (an int retry count from an
+    older host): ``final`` when no retry follows a failure, the host's clock for "is it due"."""
+    if isinstance(body, (list, tuple)) and len(body) == 3:
+        return int(body[0] or 0), bool(body[1]), None if body[2] is None else int(body[2])
+    return int(body or 0), False, None
+
+
+def _alarm_not_due(live: LiveObject, body: Any) -> dict[str, Any] | None:
+    """A wake-up the object's own alarm row does not back (deleted, moved later, or written
+    by a transaction a kill -9 cut short): the host's answer, with alarm() not run."""
+    _, _, now_ms = alarm_body(body)
+    if now_ms is None:
+        return None
+    due, when = live.storage.alarm_due(now_ms)
+    if due:
+        return None
+    return {"ran": False, "alarm": when}
 
 
 class _Expired(Exception):

@@ -142,7 +142,11 @@ class SqlStorage:
             _check_statement(statement)
         storage = self._storage
         storage._check_sync("sql.exec()")
-        conn = storage._db()
+        # in the turn's transaction with the other writes; PRAGMA and VACUUM run outside
+        # one (some PRAGMAs and VACUUM fail inside a transaction)
+        match = _FIRST_WORD.match(statements[0])
+        first = match.group(1).upper() if match else ""
+        conn = storage._db() if first in ("PRAGMA", "VACUUM") else storage._begin()
         before = conn.total_changes
         storage._user_sql = True
         storage._denied = None

@@ -2,10 +2,22 @@
 
 Both APIs share the object's one SQLite database, opened in the isolate that runs the
 object (SPEC 6 allows it: the SQL API is synchronous, so it cannot be a host call). The
-key-value pairs live in the internal table ``_cf_KV``, which user SQL cannot touch. Every
-write commits before its ``await`` returns (WAL, synchronous=NORMAL: a kill -9 of the whole
-platform loses nothing acknowledged). Values are pickled here, in the isolate; the host
-never sees them.
+key-value pairs live in the internal table ``_cf_KV``, which user SQL cannot touch. Values
+are pickled here, in the isolate; the host never sees them.
+
+Writes made in one turn of the event loop form one implicit transaction (as workerd's
+SQLite-backed objects do), committed at the end of the turn and always before the event's
+answer leaves (``settle``; WAL, synchronous=NORMAL: a kill -9 of the whole platform loses
+nothing acknowledged). So ``put(...); setAlarm(...)`` and ``deleteAll()`` commit their data
+and their alarm together or not at all: the alarm is row 1 of ``_cf_METADATA`` in this
+same file.
+
+The host only keeps the wake-up schedule and is told of each change in the order that
+keeps its wake-up at or before the object's alarm across a kill -9 (workerd's
+``ActorSqlite`` does the same): an alarm moved earlier is sent to the host *before* the
+transaction that holds it commits; one moved later or deleted, after. A wake-up the
+object no longer wants is then harmless: the alarm event finds the row and reschedules
+or drops it (``alarm_due``) without running ``alarm()``.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import asyncio
 import contextvars
 import datetime as _dt
 import inspect
+import logging
 import math
 import sqlite3
 import zlib
@@ -24,8 +37,10 @@ from typing import Any
 
 from edgelet.bindings.durable_objects import wire
 from edgelet.bindings.durable_objects.isolate.sql import MAX_SQL_VALUE_BYTES, SqlStorage
-from edgelet.bindings.durable_objects.schema import KV_TABLE, OBJECT_SCHEMA
+from edgelet.bindings.durable_objects.schema import ALARM_KEY, KV_TABLE, METADATA_TABLE, OBJECT_SCHEMA
 from edgelet.state import migrate, open_database
+
+log = logging.getLogger("edgelet.durable_objects")
 
 MAX_KEYS = 128
 MAX_KEY_BYTES = 2048
@@ -72,8 +87,15 @@ class _Ready:
         yield  # pragma: no cover - makes this a generator
 
 
+#: the alarm row of an object file upgraded from schema version 1: the host's index
+#: still holds its alarm (see schema.py)
+LEGACY: Any = object()
+
+
 class AlarmClient:
-    """How storage reaches the host's alarm scheduler (set in ``objects.py``)."""
+    """How storage reaches the host's alarm scheduler (set in ``objects.py``): ``set`` and
+    ``delete`` give the host the wake-up time; ``get`` is asked only for an object whose
+    file has no alarm row yet (see ``LEGACY``)."""
 
     async def get(self) -> int | None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -224,6 +246,21 @@ class DurableObjectStorage:
         self._queued: asyncio.Future[Any] | None = None
         #: the last alarm change sent to the host (the next one and getAlarm wait for it)
         self._alarm_op: asyncio.Future[Any] | None = None
+        #: the alarm as committed in the file (ms, None, or LEGACY); read when it opens
+        self._alarm_committed: Any = LEGACY
+        #: the implicit transaction of this turn's writes: open, its commit scheduled
+        self._implicit = False
+        self._commit_scheduled = False
+        #: the turn's transaction wrote the alarm row (only then is it read at the commit)
+        self._alarm_dirty = False
+        #: the alarm value the host was told before this transaction commits
+        self._hinted: Any = LEGACY
+        #: the task that tells the host of an earlier alarm before committing
+        self._hinting: asyncio.Task[Any] | None = None
+        #: futures resolved when the open implicit transaction commits
+        self._commit_waiters: list[asyncio.Future[Any]] = []
+        #: the alarm time an alarm() handler of this object is running for (getAlarm: None)
+        self.serving_alarm: int | None = None
         self.sql = SqlStorage(self)
         self.kv = SyncKvStorage(self)
 
@@ -239,14 +276,20 @@ class DurableObjectStorage:
                                "or reset); a task that outlived its request cannot use it")
         if self._path is None:
             conn = open_database(None)
+            fresh = self._snapshot is None
             if self._snapshot is not None:
                 conn.deserialize(zlib.decompress(self._snapshot))
                 self._snapshot = None
             migrate(conn, OBJECT_SCHEMA)
         else:
+            fresh = not self._path.exists()
             # Only the owner isolate ever opens an object's file, so it may hold the lock:
             # no shared-memory index file, a third less memory and one file less per object.
             conn = open_database(self._path, exclusive=True, schema=OBJECT_SCHEMA)
+        if fresh:  # a new object: no alarm, and the file says so (not LEGACY)
+            conn.execute(f"INSERT OR IGNORE INTO {METADATA_TABLE} (key, value) VALUES (?, NULL)",
+                         (ALARM_KEY,))
+        self._alarm_committed = _read_alarm(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.set_authorizer(self._authorize)
         # Cloudflare's "Maximum string, BLOB or table row size" for SQLite-backed objects
@@ -287,7 +330,11 @@ class DurableObjectStorage:
         return sqlite3.SQLITE_OK
 
     def close(self) -> bytes | None:
-        """Close for good; in memory, return a compressed snapshot to reopen from later."""
+        """Close for good; in memory, return a compressed snapshot to reopen from later.
+        Writes of the current turn are committed first (an evicted object has none; an
+        isolate that stops keeps them)."""
+        if self._implicit and self._conn is not None and self._txn is None:
+            self._commit()
         self._release(force=True)
         self._closed = True
         snapshot, self._snapshot = self._snapshot, None
@@ -347,16 +394,16 @@ class DurableObjectStorage:
                 raise ValueError(f"{where}: {len(key)} entries given; at most {MAX_KEYS} per "
                                  f"call. Split the call.")
             rows = [(check_key(k, where), encode_value(k, v, where)) for k, v in key.items()]
-            with _Atomic(self._db()) as conn:
+            with _Atomic(self._begin()) as conn:
                 conn.executemany(f"INSERT OR REPLACE INTO {KV_TABLE} (key, value) VALUES (?, ?)", rows)
             return
         if not has_value:
             raise TypeError(f"{where}: pass a key and a value, or a dict of up to {MAX_KEYS} entries")
         data = encode_value(check_key(key, where), value, where)
-        self._db().execute(f"INSERT OR REPLACE INTO {KV_TABLE} (key, value) VALUES (?, ?)", (key, data))
+        self._begin().execute(f"INSERT OR REPLACE INTO {KV_TABLE} (key, value) VALUES (?, ?)", (key, data))
 
     def _sync_delete(self, keys: Any, where: str) -> bool | int:
-        conn = self._db()
+        conn = self._begin()
         if isinstance(keys, str):
             cur = conn.execute(f"DELETE FROM {KV_TABLE} WHERE key = ?", (check_key(keys, where),))
             return cur.rowcount > 0
@@ -400,9 +447,13 @@ class DurableObjectStorage:
         rows = self._db().execute(sql, params).fetchall()
         return {k: wire.loads(v) for k, v in rows}
 
-    def _sync_delete_all(self) -> None:
-        conn = self._db()
+    def _sync_delete_all(self, with_alarm: bool = False) -> None:
+        """Drop every table and pair, and (``with_alarm``) the alarm, in one savepoint of
+        the turn's transaction: no kill -9 leaves the alarm on an emptied object."""
+        conn = self._begin()
         with _Atomic(conn):
+            if with_alarm:
+                self._write_alarm(None)
             conn.execute("PRAGMA defer_foreign_keys=ON")
             objects = conn.execute(
                 "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') "
@@ -490,16 +541,11 @@ class DurableObjectStorage:
     def deleteAll(self, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
         """Erase every key, every SQL table, and (as Cloudflare does since 2026-02-24) the alarm."""
         _ignore_options(options, kwargs, "storage.deleteAll()")
+        with_alarm = self._delete_all_deletes_alarm
         if self._must_wait():
-            async def later() -> None:
-                await self._write(self._sync_delete_all)
-                if self._delete_all_deletes_alarm:
-                    await self._alarm_change(None)
-            return asyncio.ensure_future(later())
-        self._sync_delete_all()
-        if self._delete_all_deletes_alarm:
-            return self._alarm_change(None)
-        return _done(None)
+            return self._write(lambda: self._sync_delete_all(with_alarm))
+        self._sync_delete_all(with_alarm)
+        return self._committed() if with_alarm else _done(None)
 
     delete_all = deleteAll
 
@@ -527,9 +573,10 @@ class DurableObjectStorage:
         finally:
             _CURRENT_TXN.reset(token)
             self._txn = previous
-        change = txn.committed_alarm()
-        if change is not _NO_CHANGE:
-            await self._alarm_change(change)
+            if previous is None:
+                self._schedule_commit()  # the turn's commit waited for it to end
+        if previous is None and self._implicit:
+            await self._committed()
         return result
 
     def transactionSync(self, closure: Callable[[], Any]) -> Any:  # noqa: N802
@@ -545,31 +592,142 @@ class DurableObjectStorage:
         finally:
             _CURRENT_TXN.reset(token)
             self._txn = previous
-        change = txn.committed_alarm()
-        if change is not _NO_CHANGE:
-            self._alarm_change(change)
         return result
 
     transaction_sync = transactionSync
 
     async def sync(self) -> None:
-        """Every write is already durable when it returns; kept for compatibility."""
+        """Wait until the writes made so far are committed (they are at the end of the turn
+        anyway, and before the event's answer leaves)."""
+        await self.settle()
+
+    # -- the implicit transaction of a turn ------------------------------------------------
+
+    def _begin(self) -> sqlite3.Connection:
+        """The connection, inside this turn's transaction: the first write of a turn opens
+        it and schedules its commit for the end of the turn."""
+        conn = self._db()
+        if conn.in_transaction:
+            return conn
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script using storage directly): autocommit
+            return conn
+        conn.execute("BEGIN")
+        self._implicit = True
+        self._commit_scheduled = True
+        loop.call_soon(self._commit_soon)
+        return conn
+
+    def _schedule_commit(self) -> None:
+        if self._implicit and not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit_soon)
+
+    def _commit_soon(self) -> None:
+        """End of the turn: commit, unless a ``transaction()`` spans turns (its end commits)
+        or the host must first hear of an earlier alarm (then commit once it has)."""
+        self._commit_scheduled = False
+        if not self._implicit or self._txn is not None or self._conn is None:
+            return
+        if self._hinting is not None:
+            return  # the hint's task commits when the host answered
+        if not self._alarm_dirty:
+            self._commit()
+            return
+        after = _read_alarm(self._conn)
+        if _moves_earlier(self._alarm_committed, after) and self._hinted != after:
+            self._hinting = asyncio.ensure_future(self._hint_then_commit(after))
+            return
+        self._commit()
+
+    async def _hint_then_commit(self, when_ms: int) -> None:
+        try:
+            await self._chain_alarm(when_ms)
+            self._hinted = when_ms
+        except Exception as exc:  # the host is gone: commit anyway, the file is the truth
+            log.warning("Durable Object storage: could not give the host the alarm time %d "
+                        "before committing (%s); committing anyway", when_ms, exc)
+        finally:
+            self._hinting = None
+        self._commit_soon()
+
+    def _commit(self) -> None:
+        """COMMIT the turn's transaction, then tell the host of the alarm unless it heard
+        of it before (moved later, deleted, or committed early because the object closes)."""
+        conn = self._conn
+        assert conn is not None
+        self._implicit = False
+        dirty, self._alarm_dirty = self._alarm_dirty, False
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._commit_failed(conn, exc)
+            return
+        if dirty:
+            before, after = self._alarm_committed, _read_alarm(conn)
+            self._alarm_committed = after
+            if after != before and after is not LEGACY and self._hinted != after:
+                self._chain_alarm(after)
+            self._hinted = LEGACY
+        if self._commit_waiters:
+            waiters, self._commit_waiters = self._commit_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _commit_failed(self, conn: sqlite3.Connection, exc: sqlite3.Error) -> None:
+        log.error("Durable Object storage: committing failed (%s); the writes of that turn "
+                  "were rolled back", exc)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        self._hinted = LEGACY
+        error = RuntimeError(f"Durable Object storage: committing the writes failed ({exc}); "
+                             f"they were rolled back")
+        waiters, self._commit_waiters = self._commit_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def _committed(self) -> Any:
+        """An awaitable settled once this turn's writes are committed (at once inside a
+        ``transaction()``: its closure cannot wait for its own end)."""
+        if not self._implicit or (self._txn is not None and _CURRENT_TXN.get() is self._txn):
+            return _done(None)
+        future = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append(future)
+        return future
+
+    async def settle(self) -> None:
+        """Wait until every write made so far is committed: the output gate an event's
+        answer passes before it leaves (Cloudflare holds outgoing messages the same way)."""
+        while self._implicit and self._txn is None:
+            if self._hinting is None:
+                self._commit_soon()
+                if not self._implicit or self._hinting is None:
+                    break
+            await self._committed()
 
     # -- alarms ---------------------------------------------------------------------------
     #
-    # The alarm lives in the host (it owns the timers). setAlarm/deleteAlarm start their
-    # host call when called, in order: each waits for the one before, and getAlarm waits
-    # for all of them, so an un-awaited setAlarm is seen by the next getAlarm.
+    # The alarm is row 1 of _cf_METADATA, written in the turn's transaction (so a
+    # transaction() that rolls back undoes it too). Host calls go in order through
+    # _alarm_op; getAlarm reads the row.
+
+    def _write_alarm(self, when_ms: int | None) -> None:
+        self._alarm_dirty = True
+        self._begin().execute(f"INSERT OR REPLACE INTO {METADATA_TABLE} (key, value) VALUES (?, ?)",
+                              (ALARM_KEY, when_ms))
 
     def _alarm_change(self, when_ms: int | None) -> Any:
-        """Set (``when_ms``) or delete (None) the alarm: recorded in the open transaction
-        of the current task, else sent to the host now (the returned task may be awaited)."""
-        txn = _CURRENT_TXN.get()
-        if txn is not None and txn is self._txn:
-            txn.alarm = when_ms
-            return _done(None)
-        previous = self._alarm_op
-        self._alarm_op = asyncio.ensure_future(self._send_alarm(previous, when_ms))
+        """Set (``when_ms``) or delete (None) the alarm in this turn's transaction; the
+        returned awaitable settles when it is committed."""
+        self._write_alarm(when_ms)
+        return self._committed()
+
+    def _chain_alarm(self, when_ms: int | None) -> asyncio.Future[Any]:
+        """Send the host the wake-up time after the calls sent before (in order)."""
+        self._alarm_op = asyncio.ensure_future(self._send_alarm(self._alarm_op, when_ms))
         return self._alarm_op
 
     async def _send_alarm(self, previous: asyncio.Future[Any] | None, when_ms: int | None) -> None:
@@ -580,28 +738,62 @@ class DurableObjectStorage:
         else:
             await self._alarms.set(when_ms)
 
+    def _read_alarm_now(self) -> Any:
+        """The alarm as this object sees it now (uncommitted writes included), or LEGACY."""
+        if self._empty():
+            return LEGACY
+        return _read_alarm(self._db())
+
     async def getAlarm(self, options: Any = None, **kwargs: Any) -> int | None:  # noqa: N802
-        """The alarm time in ms since the epoch, or None."""
+        """The alarm time in ms since the epoch, or None (inside the alarm() handler of
+        that very alarm: None, as on Cloudflare)."""
         _ignore_options(options, kwargs, "storage.getAlarm()")
-        txn = _CURRENT_TXN.get()
-        if txn is not None and txn is self._txn:
-            change = txn.pending_alarm()
-            if change is not _NO_CHANGE:
-                return change
-        pending = self._alarm_op
-        if pending is not None and not pending.done():
-            await asyncio.wait([pending])
-        return await self._alarms.get()
+        if self._must_wait():
+            await self._after_txn(lambda: None, self._queued)
+        when = self._read_alarm_now()
+        if when is LEGACY:  # a file from before alarms lived in it: the host knows
+            pending = self._alarm_op
+            if pending is not None and not pending.done():
+                await asyncio.wait([pending])
+            return await self._alarms.get()
+        if when is not None and when == self.serving_alarm:
+            return None
+        return when
 
     def setAlarm(self, scheduled_time: Any, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
-        """Run ``alarm()`` at ``scheduled_time`` (ms since the epoch, or a datetime). Starts
-        when called; await it to see the host's answer."""
+        """Run ``alarm()`` at ``scheduled_time`` (ms since the epoch, or a datetime). Written
+        when called, with the turn's other writes; await it to wait for the commit."""
         _ignore_options(options, kwargs, "storage.setAlarm()")
-        return self._alarm_change(alarm_ms(scheduled_time))
+        when = alarm_ms(scheduled_time)
+        if self._must_wait():
+            return self._write(lambda: self._write_alarm(when))
+        return self._alarm_change(when)
 
     def deleteAlarm(self, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
         _ignore_options(options, kwargs, "storage.deleteAlarm()")
+        if self._must_wait():
+            return self._write(lambda: self._write_alarm(None))
         return self._alarm_change(None)
+
+    # -- the alarm event (objects.py) ---------------------------------------------------------
+    def alarm_due(self, now_ms: int | None) -> tuple[bool, Any]:
+        """At a wake-up from the host: (run alarm() now?, the object's alarm). Not run when
+        the object has no alarm (deleted, or a wake-up from before a kill -9 whose write never
+        committed) or a later one (moved); a LEGACY file runs as the host says."""
+        when = self._read_alarm_now()
+        if when is LEGACY or now_ms is None:
+            return True, when
+        if when is None or when > now_ms:
+            return False, when
+        return True, when
+
+    def alarm_done(self, served: Any) -> None:
+        """alarm() for ``served`` succeeded (or failed for the last time): the alarm is
+        gone unless the handler set another."""
+        if served is LEGACY or served is None:
+            return
+        if self._read_alarm_now() == served:
+            self._write_alarm(None)
 
     get_alarm = getAlarm
     set_alarm = setAlarm
@@ -623,22 +815,30 @@ def alarm_ms(value: Any) -> int:
     return int(value)
 
 
-_NO_CHANGE: Any = object()
+def _read_alarm(conn: sqlite3.Connection) -> Any:
+    """Row 1 of ``_cf_METADATA``: ms, None, or LEGACY when the file has no such row."""
+    row = conn.execute(f"SELECT value FROM {METADATA_TABLE} WHERE key = ?", (ALARM_KEY,)).fetchone()
+    return LEGACY if row is None else row[0]
+
+
+def _moves_earlier(before: Any, after: Any) -> bool:
+    """Must the host hear of ``after`` before it commits? When it is an alarm the host's
+    wake-up might be later than (nothing set, a later time, or unknown: LEGACY)."""
+    if after is None or after is LEGACY or after == before:
+        return False
+    return before is None or before is LEGACY or after < before
 
 
 class _Transaction:
-    """The ``txn`` of ``storage.transaction``: get/put/delete/list/rollback inside a
-    savepoint, and the alarm methods, whose change is kept until the transaction commits
-    (then handed to the enclosing transaction, or sent to the host)."""
+    """The ``txn`` of ``storage.transaction``: get/put/delete/list/rollback and the alarm
+    methods inside a savepoint of the turn's transaction (the alarm row rolls back with
+    the rest)."""
 
     def __init__(self, storage: DurableObjectStorage, outer: _Transaction | None = None) -> None:
         self._storage = storage
         self._outer = outer
-        self._atomic = _Atomic(storage._db())
+        self._atomic = _Atomic(storage._begin())
         self._rolled_back = False
-        self._committed = False
-        #: the alarm change made inside: ms, None (deleted), or _NO_CHANGE
-        self.alarm: Any = _NO_CHANGE
 
     def __enter__(self) -> _Transaction:
         self._atomic.__enter__()
@@ -649,26 +849,6 @@ class _Transaction:
             self._atomic.__exit__(RuntimeError, RuntimeError("txn.rollback()"), None)
         else:
             self._atomic.__exit__(exc_type, exc, tb)
-            self._committed = exc_type is None
-
-    def pending_alarm(self) -> Any:
-        """The alarm as this transaction (or one it is nested in) changed it, or _NO_CHANGE."""
-        txn: _Transaction | None = self
-        while txn is not None:
-            if txn.alarm is not _NO_CHANGE:
-                return txn.alarm
-            txn = txn._outer
-        return _NO_CHANGE
-
-    def committed_alarm(self) -> Any:
-        """After the savepoint closed: the alarm change to apply now (_NO_CHANGE when rolled
-        back, unchanged, or nested: the enclosing transaction applies it when it commits)."""
-        if not self._committed or self.alarm is _NO_CHANGE:
-            return _NO_CHANGE
-        if self._outer is not None:
-            self._outer.alarm = self.alarm
-            return _NO_CHANGE
-        return self.alarm
 
     async def get(self, keys: Any, options: Any = None, **kwargs: Any) -> Any:
         _ignore_options(options, kwargs, "txn.get()")
@@ -695,19 +875,16 @@ class _Transaction:
 
     async def getAlarm(self, options: Any = None, **kwargs: Any) -> int | None:  # noqa: N802
         _ignore_options(options, kwargs, "txn.getAlarm()")
-        change = self.pending_alarm()
-        if change is not _NO_CHANGE:
-            return change
-        return await self._storage._alarms.get()
+        return await self._storage.getAlarm()
 
     def setAlarm(self, scheduled_time: Any, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
         _ignore_options(options, kwargs, "txn.setAlarm()")
-        self.alarm = alarm_ms(scheduled_time)
+        self._storage._write_alarm(alarm_ms(scheduled_time))
         return _done(None)
 
     def deleteAlarm(self, options: Any = None, **kwargs: Any) -> Any:  # noqa: N802
         _ignore_options(options, kwargs, "txn.deleteAlarm()")
-        self.alarm = None
+        self._storage._write_alarm(None)
         return _done(None)
 
     get_alarm = getAlarm
