@@ -87,23 +87,104 @@ def is_non_retryable(exc: BaseException) -> bool:
     return type(exc).__name__ == "NonRetryableError" or isinstance(exc, _sdk().NonRetryableError)
 
 
-#: the session's tick is never armed further ahead than this (a long attempt costs one tick
-#: per _TICK_MAX_S; a finished session is not kept alive by a far deadline)
+#: the isolate's tick is never armed further ahead than this (a long attempt costs one tick
+#: per _TICK_MAX_S)
 _TICK_MAX_S = 1.0
 #: an attempt due this close to a tick is served by it
 _TICK_EARLY_S = 0.001
 
 
 class _Watched:
-    """A running attempt the session's tick watches (see :meth:`RunSession._watch`)."""
+    """A running attempt the isolate's tick watches (see :class:`_Ticker`)."""
 
-    __slots__ = ("name", "count", "attempt", "note_at", "deadline", "noted", "scope")
+    __slots__ = ("session", "name", "count", "attempt", "note_at", "deadline", "noted", "expired", "task",
+                 "cancelling")
 
-    def __init__(self, name: str, count: int, attempt: int, note_at: float, deadline: float) -> None:
+    def __init__(self, session: RunSession, name: str, count: int, attempt: int, note_at: float,
+                 deadline: float, task: asyncio.Task[Any] | None) -> None:
+        self.session = session
         self.name, self.count, self.attempt = name, count, attempt
         self.note_at, self.deadline = note_at, deadline
         self.noted = False
-        self.scope: asyncio.Timeout | None = None
+        #: the tick cancelled ``task`` because the deadline passed (the attempt times out)
+        self.expired = False
+        self.task = task
+        #: ``task.cancelling()`` when the attempt started: a cancellation from elsewhere
+        #: (the run's end) is told from the timeout's own, as ``asyncio.timeout`` does
+        self.cancelling = task.cancelling() if task is not None else 0
+
+
+class _Ticker:
+    """One timer for every attempt running in this isolate: notes an attempt on the host
+    after ``IN_FLIGHT_NOTE_S`` and times it out at its deadline.
+
+    Why one per isolate rather than one per session, and no ``asyncio.timeout`` scope per
+    attempt: with 1,000 instances running at once, each instance's next step comes long
+    after its previous one, so a per-session tick had fired (finding nothing) between two
+    steps and was armed again for every step (a uvloop timer made and fired per step), and
+    entering and leaving a timeout scope cost as much again: together ~15 % of the
+    isolate's time per step (py-spy, 1,000 × 10). Most attempts end within the loop turn
+    they started in, before any tick; one tick per ``IN_FLIGHT_NOTE_S`` serves the rest.
+    An attempt that times out has its task cancelled and the CancelledError turned into
+    the timeout error where it was awaited (``RunSession._one_attempt``), as
+    ``asyncio.timeout`` does."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watched: set[_Watched] = set()
+        self._tick: asyncio.TimerHandle | None = None
+        self._tick_at = 0.0
+
+    def watch(self, session: RunSession, name: str, count: int, attempt: int, timeout: float) -> _Watched:
+        loop = self.loop
+        now = loop.time()
+        watched = _Watched(session, name, count, attempt, now + IN_FLIGHT_NOTE_S, now + timeout,
+                           asyncio.current_task(loop))
+        self.watched.add(watched)
+        when = watched.note_at if watched.note_at < watched.deadline else watched.deadline
+        if self._tick is None or when < self._tick_at:
+            self._arm(when)
+        return watched
+
+    def _arm(self, when: float) -> None:
+        when = min(when, self.loop.time() + _TICK_MAX_S)
+        if self._tick is not None:
+            self._tick.cancel()
+        self._tick_at = when
+        self._tick = self.loop.call_at(when, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        if not self.watched:
+            return
+        now = self.loop.time() + _TICK_EARLY_S  # timers may fire a little early
+        nearest = None
+        for w in list(self.watched):
+            if not w.noted and w.note_at <= now:
+                w.noted = True
+                w.session._note_in_flight(w.name, w.count, w.attempt)
+            if w.deadline <= now:
+                self.watched.discard(w)
+                if w.task is not None and not w.task.done():
+                    w.expired = True
+                    w.task.cancel()  # the attempt times out where it is awaited
+                continue
+            due = w.deadline if w.noted else min(w.note_at, w.deadline)
+            nearest = due if nearest is None else min(nearest, due)
+        if nearest is not None:
+            self._arm(nearest)
+
+
+#: this isolate's ticker (one event loop per isolate; a new loop, in tests, gets a new one)
+_TICKER: _Ticker | None = None
+
+
+def _ticker(loop: asyncio.AbstractEventLoop) -> _Ticker:
+    global _TICKER
+    ticker = _TICKER
+    if ticker is None or ticker.loop is not loop:
+        ticker = _TICKER = _Ticker(loop)
+    return ticker
 
 
 class _Unstorable(Exception):
@@ -173,10 +254,8 @@ class RunSession:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._unwinder: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
-        #: attempts running now (their note and deadline), and the one timer that serves them
-        self._watched: set[_Watched] = set()
-        self._tick: asyncio.TimerHandle | None = None
-        self._tick_at = 0.0
+        #: attempts running now (their note and deadline) are watched by the isolate's one timer
+        self._ticker = _ticker(self._loop)
         #: commits finished steps in this isolate (``local.py``); None: the host does
         writer = local.LOCAL
         self.local = writer if writer is not None and not self.virtual and not self.check else None
@@ -563,66 +642,19 @@ class RunSession:
             # a plain function held the loop from start to end: no timer could have fired,
             # so neither the timeout nor the in-flight note applies (as with timers armed)
             return result
-        watched = self._watch(name, count, attempt, timeout)
+        ticker = self._ticker
+        watched = ticker.watch(self, name, count, attempt, timeout)
         try:
-            async with asyncio.timeout(None) as scope:  # no timer: the session's tick expires it
-                watched.scope = scope
-                return await result
-        except TimeoutError:
-            if scope.expired():
-                raise timed_out() from None
+            return await result
+        except asyncio.CancelledError:
+            if watched.expired:  # the tick cancelled it: the deadline passed
+                watched.expired = False
+                task = watched.task
+                if task is not None and task.uncancel() <= watched.cancelling:
+                    raise timed_out() from None
             raise
         finally:
-            self._unwatch(watched)
-
-    # -- one timer per session for the attempts' in-flight notes and timeouts ---------------------
-    def _watch(self, name: str, count: int, attempt: int, timeout: float) -> _Watched:
-        """Keep an eye on a running attempt: note it on the host after ``IN_FLIGHT_NOTE_S``,
-        time it out after ``timeout``.
-
-        Why one timer per session rather than two per attempt: a sequential workflow's
-        steps take well under a millisecond, and arming and cancelling a note timer and a
-        timeout timer for each cost more than the step; the session's single tick fires at
-        most every ``IN_FLIGHT_NOTE_S`` while attempts run, whatever their number.
-        """
-        now = self._loop.time()
-        watched = _Watched(name, count, attempt, now + IN_FLIGHT_NOTE_S, now + timeout)
-        self._watched.add(watched)
-        self._arm_tick(watched.note_at)
-        return watched
-
-    def _unwatch(self, watched: _Watched) -> None:
-        self._watched.discard(watched)  # an armed tick finding nothing just ends
-
-    def _arm_tick(self, when: float) -> None:
-        when = min(when, self._loop.time() + _TICK_MAX_S)
-        if self._tick is None or when < self._tick_at:
-            if self._tick is not None:
-                self._tick.cancel()
-            self._tick_at = when
-            self._tick = self._loop.call_at(when, self._on_tick)
-
-    def _on_tick(self) -> None:
-        self._tick = None
-        if not self._watched:
-            return
-        now = self._loop.time() + _TICK_EARLY_S  # timers may fire a little early
-        nearest = None
-        for w in list(self._watched):
-            if not w.noted and w.note_at <= now:
-                w.noted = True
-                self._note_in_flight(w.name, w.count, w.attempt)
-            if w.deadline <= now and w.scope is not None:
-                self._watched.discard(w)
-                try:
-                    w.scope.reschedule(self._loop.time())  # expires now: the attempt times out
-                except RuntimeError:  # the attempt is leaving its scope this very moment
-                    pass
-                continue
-            due = w.deadline if w.noted else min(w.note_at, w.deadline)
-            nearest = due if nearest is None else min(nearest, due)
-        if nearest is not None:
-            self._arm_tick(nearest)
+            ticker.watched.discard(watched)
 
     async def _on_platform_clock(self, key: tuple[str, int, int], timeout: float, fn: Callable[..., Any],
                                  args: list[Any], kwargs: dict[str, Any],
@@ -903,7 +935,7 @@ class WorkflowStep:
         ``create_task``) that runs a step is remembered so the run's end cancels it.
         """
         session = self._session
-        current = asyncio.current_task()
+        current = asyncio.current_task(session._loop)
         if current is not None and current is not session.task and current not in session.tasks:
             session.tasks.add(current)
             current.add_done_callback(session.tasks.discard)
