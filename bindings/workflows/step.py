@@ -502,7 +502,7 @@ class RunSession:
         config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else rules.config_json(cfg)
         timeout = _DEFAULT_TIMEOUT_S if cfg is _DEFAULT_CONFIG else rules.duration_s(cfg["timeout"], "timeout")
 
-        async def one(attempt: int, ctx: AttrDict) -> bytes:
+        async def one(attempt: int, ctx: AttrDict | None) -> bytes:
             value = await self._one_attempt(key, attempt, cfg, timeout, fn, kwargs, positional, ctx)
             try:
                 return codec.encode(value, what=f"the result of step '{name}'")
@@ -519,15 +519,18 @@ class RunSession:
             await self.step_done(name, count, "failed", None, ename, emsg, attempts, config_json, first)
             raise error from None
 
+        # most step functions take no ctx: it is built only for one that does
+        needs_ctx = any(a is _CTX for a in positional) or any(v is _CTX for v in kwargs.values())
         return await self._retrying(key, cfg, config_json, first, one, ok, failed,
-                                    retry="step_retry", label=name)
+                                    retry="step_retry", label=name, needs_ctx=needs_ctx)
 
     async def _retrying(self, key: tuple[str, int], cfg: dict[str, Any], config_json: str, first: int,
-                        one: Callable[[int, AttrDict], Awaitable[Any]],
+                        one: Callable[[int, AttrDict | None], Awaitable[Any]],
                         ok: Callable[[Any, list[wire.Attempt]], Awaitable[Any]],
                         failed: Callable[[BaseException, str, str, list[wire.Attempt]], Awaitable[Any]], *,
-                        retry: str, label: str) -> Any:
+                        retry: str, label: str, needs_ctx: bool = True) -> Any:
         """The retry loop of a step and of a rollback: attempts of ``one(attempt, ctx)``
+        (``ctx`` None unless ``needs_ctx``: building it was a few µs of every step)
         from ``first`` until one succeeds (``ok`` records it), none is left or the error
         says not to retry (``failed`` records it), or the next one must wait: then the
         failed attempts are recorded (``retry``: ``step_retry`` or ``rollback_retry``) and
@@ -542,7 +545,8 @@ class RunSession:
         attempts: list[wire.Attempt] = []
         attempt = first
         while True:
-            ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg})
+            ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg}) \
+                if needs_ctx else None
             started = time.perf_counter()
             self.active += 1
             try:
@@ -558,6 +562,9 @@ class RunSession:
                     delay = 0.0
                     if not final:
                         try:
+                            if ctx is None:  # a delay function is called with it
+                                ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt,
+                                             "config": cfg})
                             delay = await self._retry_delay(name, cfg, attempt, ctx, error)
                         except (TypeError, ValueError) as bad:  # fails without more retries
                             error, (ename, emsg), final = bad, error_info(bad), True
@@ -610,7 +617,7 @@ class RunSession:
 
     async def _one_attempt(self, key: tuple[str, int], attempt: int, cfg: dict[str, Any], timeout: float,
                            fn: Callable[..., Any], kwargs: dict[str, Any], positional: list[Any],
-                           ctx: AttrDict) -> Any:
+                           ctx: AttrDict | None) -> Any:
         name, count = key
         sdk = _sdk()
         mocked_error = self.mocks.step_error(name, attempt)
@@ -734,7 +741,7 @@ class RunSession:
         config_json = rules.config_json(cfg)
         timeout = rules.duration_s(cfg["timeout"], "timeout")
 
-        async def one(attempt: int, ctx: AttrDict) -> None:
+        async def one(attempt: int, ctx: AttrDict | None) -> None:
             try:
                 async with asyncio.timeout(timeout):
                     result = call_accepting(fn, ctx=ctx, output=output, error=error)
@@ -968,6 +975,8 @@ class WorkflowStep:
             params = _parameters(sf.fn)
         except (TypeError, ValueError):
             params = []
+        if not params and sf.depends is None:  # most steps: nothing to pass
+            return {}, []
         plan: list[tuple[inspect.Parameter, Any]] = []
         deps = [self._lookup(d, sf) for d in sf.depends] if sf.depends is not None else None
         used = 0
