@@ -84,7 +84,7 @@ def expand(stored: Stored) -> list[Row]:
     and ``step.completed``, with the eventIds and times they would have had as three rows."""
     started = stored[9]
     if started is None:
-        return [stored[:9]]  # type: ignore[list-item]
+        return [stored[:9]]
     event_id, seq, _kind, ts, step, count, _attempt, data, output, _ = stored
     return [(event_id - 2, seq, "step.started", started, step, count, None, None, None),
             (event_id - 1, seq, "attempt.started", started, step, count, 1, None, None),
