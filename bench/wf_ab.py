@@ -1,6 +1,6 @@
 """A/B of the harness's workflow rows across source trees, with CPU time per step.
 
-    python bench/wf_ab.py [--rounds 3] [--e2e 200] [--instances 200] TREE [TREE ...]
+    python bench/wf_ab.py [--rounds 3] [--e2e 200] [--instances 200] [--in-flight 1] TREE [TREE ...]
 
 Each TREE is a checkout with its own ``.venv``; all run this checkout's bench/apps/workflow,
 state on disk in a fresh folder (as the harness). Per round, trees alternate (A B, then B A):
@@ -23,7 +23,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from harness.load import RawClient  # noqa: E402
+from harness.load import RawClient, bounded  # noqa: E402
 from hello_ab import cpu_seconds, stop  # noqa: E402
 from rows_ab import start  # noqa: E402
 
@@ -46,14 +46,15 @@ async def e2e(url: str, runs: int, pid: int) -> tuple[float, float]:
         await c.close()
 
 
-async def fanout(url: str, n: int, pid: int) -> tuple[float, float]:
+async def fanout(url: str, n: int, pid: int, in_flight: int = 0) -> tuple[float, float]:
+    """``in_flight`` createBatch requests at once (0: all; the harness sends one at a time)."""
     c = RawClient(url)
     try:
         prefix = "b" + uuid.uuid4().hex[:8]
         before = cpu_seconds(pid)
         t0 = time.perf_counter()
-        await asyncio.gather(*(c.get(f"/batch?prefix={prefix}&start={i}&n={min(100, n - i)}&steps=10", idempotent=False)
-                               for i in range(0, n, 100)))
+        await bounded([lambda i=i: c.get(f"/batch?prefix={prefix}&start={i}&n={min(100, n - i)}&steps=10",
+                                         idempotent=False) for i in range(0, n, 100)], in_flight or n)
         done = 0
         while done < n:
             done = int(await c.get(f"/scan?prefix={prefix}&n={n}&from={done}"))
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--e2e", type=int, default=200)
     parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--in-flight", type=int, default=0,
+                        help="createBatch requests at once (0: all; 1: as the harness's full-mode row)")
     parser.add_argument("trees", nargs="+")
     args = parser.parse_args()
     figures: dict[str, list[tuple[float, float, float, float]]] = {}
@@ -80,7 +83,7 @@ def main() -> None:
                 proc, url = start(tree, "workflow", Path(state))
                 try:
                     ms, e2e_cpu = asyncio.run(e2e(url, args.e2e, proc.pid))
-                    rates = [asyncio.run(fanout(url, args.instances, proc.pid)) for _ in range(4)]
+                    rates = [asyncio.run(fanout(url, args.instances, proc.pid, args.in_flight)) for _ in range(4)]
                     rate = statistics.median(r[0] for r in rates[1:])
                     cpu = statistics.median(r[1] for r in rates[1:])
                 finally:

@@ -48,6 +48,9 @@ FLUSH_AFTER_S = 0.02
 
 #: (eventId, instance seq, type, timestamp, step, count, attempt, data JSON, output blob)
 Row = tuple[int, int, str, float, str | None, int | None, int | None, str | None, bytes | None]
+#: a stored row: :data:`Row` and ``started`` (set: the row stands for three events, see :func:`expand`)
+Stored = tuple[int, int, str, float, str | None, int | None, int | None, str | None, bytes | None, float | None]
+_COLUMNS = "id, instance, type, timestamp, step, count, attempt, data, output, started"
 #: the stored output of a ``sensitive`` step's event
 REDACTED_BLOB = codec.encode(rules.REDACTED)
 
@@ -75,6 +78,19 @@ def parse_filter(value: Any, workflow: str) -> frozenset[str] | None:
     return frozenset(chosen)
 
 
+def expand(stored: Stored) -> list[Row]:
+    """The events a stored row stands for: itself, or, for a step that succeeded at its first
+    attempt (``started`` set, schema version 5), its ``step.started``, ``attempt.started``
+    and ``step.completed``, with the eventIds and times they would have had as three rows."""
+    started = stored[9]
+    if started is None:
+        return [stored[:9]]
+    event_id, seq, _kind, ts, step, count, _attempt, data, output, _ = stored
+    return [(event_id - 2, seq, "step.started", started, step, count, None, None, None),
+            (event_id - 1, seq, "attempt.started", started, step, count, 1, None, None),
+            (event_id, seq, "step.completed", ts, step, count, None, data, output)]
+
+
 def to_event(row: Row) -> dict[str, Any]:
     """The dict a subscriber gets: ``{eventId, type, timestamp, step?, attempt?, error?, output?}``."""
     event_id, _seq, kind, ts, step, count, attempt, data, output = row
@@ -97,7 +113,7 @@ class EventLog:
         self.state = state
         self.db = state.db
         self.next_id = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM history_events").fetchone()[0]) + 1
-        self._buffer: list[Row] = []
+        self._buffer: list[Stored] = []
         self._flush_soon = False
         self._timer: asyncio.TimerHandle | None = None
         #: instance seq -> queues of its live subscribers
@@ -107,12 +123,26 @@ class EventLog:
     def emit(self, seq: int, kind: str, ts: float, step: str | None = None, count: int | None = None,
              attempt: int | None = None, output: bytes | None = None, **data: Any) -> None:
         """One event; ``output`` is the codec-encoded value (kept as is until read)."""
-        row: Row = (self.next_id, seq, kind, ts, step, count, attempt,
-                    json.dumps(data, separators=(",", ":")) if data else None, output)
+        row: Stored = (self.next_id, seq, kind, ts, step, count, attempt,
+                       json.dumps(data, separators=(",", ":")) if data else None, output, None)
         self.next_id += 1
+        self._store(row)
+
+    def emit_step_ok(self, seq: int, step: str, count: int, started: float, ts: float,
+                     output: bytes | None) -> None:
+        """``step.started``, ``attempt.started`` (attempt 1) and ``step.completed`` of a step
+        that succeeded at its first attempt: three eventIds, one stored row (see :func:`expand`)."""
+        row: Stored = (self.next_id + 2, seq, "step.completed", ts, step, count, None, None, output, started)
+        self.next_id += 3
+        self._store(row)
+
+    def _store(self, row: Stored) -> None:
         self._buffer.append(row)
-        for queue in self._live.get(seq, ()):
-            queue.put_nowait(row)
+        queues = self._live.get(row[1])
+        if queues:
+            for event in expand(row):
+                for queue in queues:
+                    queue.put_nowait(event)
         if not self._flush_soon:
             self._flush_soon = True
             try:
@@ -123,19 +153,18 @@ class EventLog:
     def has_buffered(self) -> bool:
         return bool(self._buffer)
 
-    def take(self) -> list[Row]:
+    def take(self) -> list[Stored]:
         """The buffered events, handed to a caller that writes them in its own transaction."""
         rows, self._buffer = self._buffer, []
         return rows
 
-    def put_back(self, rows: list[Row]) -> None:
+    def put_back(self, rows: list[Stored]) -> None:
         """Rows a failed transaction did not write: keep them for the next one."""
         self._buffer = rows + self._buffer
 
-    def insert(self, rows: list[Row]) -> None:
+    def insert(self, rows: list[Stored]) -> None:
         """Write rows inside the caller's transaction."""
-        self.db.executemany("INSERT INTO history_events (id, instance, type, timestamp, step, count, "
-                            "attempt, data, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany(f"INSERT INTO history_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def close(self) -> None:
         """The engine stops: write what is buffered now; the timer must not outlive the database."""
@@ -171,10 +200,14 @@ class EventLog:
 
     # -- reading ---------------------------------------------------------------------------------
     def after(self, seq: int, cursor: int, limit: int = PAGE) -> list[Row]:
+        """The instance's events after ``cursor``, from at most ``limit`` stored rows (as
+        many events or more: a row may stand for three)."""
         self.flush()
-        return self.db.execute("SELECT id, instance, type, timestamp, step, count, attempt, data, output FROM "
-                               "history_events WHERE instance = ? AND id > ? ORDER BY id LIMIT ?",
-                               (seq, cursor, limit)).fetchall()
+        # a row standing for three events holds the last one's id: the one just past the
+        # cursor may hold events after it
+        stored = self.db.execute(f"SELECT {_COLUMNS} FROM history_events WHERE instance = ? AND id > ? "
+                                 "ORDER BY id LIMIT ?", (seq, cursor, limit)).fetchall()
+        return [row for s in stored for row in expand(s) if row[0] > cursor]
 
     def check_cursor(self, seq: int, cursor: Any, workflow: str, instance_id: str) -> int:
         """A cursor must be an ``eventId`` of this instance (0 or None: from the start)."""
@@ -188,7 +221,9 @@ class EventLog:
         if value == 0:
             return 0
         self.flush()
-        if self.db.execute("SELECT 1 FROM history_events WHERE instance = ? AND id = ?", (seq, value)).fetchone():
+        # the id of a row, or of an event a later row of the same step stands for (expand)
+        if self.db.execute("SELECT 1 FROM history_events WHERE instance = ? AND id BETWEEN ? AND ? AND "
+                           "(id = ? OR started IS NOT NULL)", (seq, value, value + 2, value)).fetchone():
             return value
         raise ValueError(f"subscribe on workflow '{workflow}': unknown cursor {value} for instance "
                          f"'{instance_id}'; pass an eventId this instance emitted (or no cursor to start "

@@ -48,6 +48,15 @@ Versions (``PRAGMA user_version``, see :mod:`edgelet.state`):
        ones never get here). The row is removed when the step is recorded; one written by an
        earlier platform run was cut off by a crash, and ``describe`` lists it; so is one whose
        isolate died while the platform ran on (``boot`` set to 0 then).
+    5. ``history_events.started``: a step that succeeded at its first attempt is one row,
+       not three. A ``step.completed`` row with ``started`` set stands for three events:
+       ``step.started`` (eventId ``id - 2``) and ``attempt.started`` (``id - 1``, attempt 1),
+       both at ``started``, and itself (``id``); readers expand it (``events.expand``), so
+       ``subscribe`` and its cursors see exactly the events of a file written before. Rows
+       written before this version have ``started`` NULL and are read as they are.
+       Why: with many instances running, each flush of events wrote three index entries per
+       step at as many places of ``history_events_by_instance``, holding the write lock the
+       isolates commit their steps under for most of each flush.
 """
 
 from __future__ import annotations
@@ -185,6 +194,7 @@ CREATE TABLE IF NOT EXISTS history_events (
     attempt   INTEGER,
     data      TEXT,                        -- JSON: error {name, message}, until, event_type
     output    BLOB                         -- codec-encoded output (step, wait, workflow.completed)
+    -- version 5 adds: started REAL (see HISTORY_EVENTS_STARTED)
 );
 CREATE INDEX IF NOT EXISTS history_events_by_instance ON history_events (instance, id);
 """
@@ -202,7 +212,13 @@ CREATE TABLE IF NOT EXISTS attempts_in_flight (
 CREATE INDEX IF NOT EXISTS attempts_in_flight_by_step ON attempts_in_flight (instance, name, count);
 """
 
-SCHEMA = Schema("workflows", [DDL, ROLLBACKS, HISTORY_EVENTS, ATTEMPTS_IN_FLIGHT])
+HISTORY_EVENTS_STARTED = """
+-- set on a step.completed row that also stands for the step's step.started (id - 2) and
+-- attempt.started (id - 1, attempt 1) events at this time; NULL on every other row
+ALTER TABLE history_events ADD COLUMN started REAL;
+"""
+
+SCHEMA = Schema("workflows", [DDL, ROLLBACKS, HISTORY_EVENTS, ATTEMPTS_IN_FLIGHT, HISTORY_EVENTS_STARTED])
 
 
 def install(conn: sqlite3.Connection) -> None:

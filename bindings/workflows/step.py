@@ -87,23 +87,104 @@ def is_non_retryable(exc: BaseException) -> bool:
     return type(exc).__name__ == "NonRetryableError" or isinstance(exc, _sdk().NonRetryableError)
 
 
-#: the session's tick is never armed further ahead than this (a long attempt costs one tick
-#: per _TICK_MAX_S; a finished session is not kept alive by a far deadline)
+#: the isolate's tick is never armed further ahead than this (a long attempt costs one tick
+#: per _TICK_MAX_S)
 _TICK_MAX_S = 1.0
 #: an attempt due this close to a tick is served by it
 _TICK_EARLY_S = 0.001
 
 
 class _Watched:
-    """A running attempt the session's tick watches (see :meth:`RunSession._watch`)."""
+    """A running attempt the isolate's tick watches (see :class:`_Ticker`)."""
 
-    __slots__ = ("name", "count", "attempt", "note_at", "deadline", "noted", "scope")
+    __slots__ = ("session", "name", "count", "attempt", "note_at", "deadline", "noted", "expired", "task",
+                 "cancelling")
 
-    def __init__(self, name: str, count: int, attempt: int, note_at: float, deadline: float) -> None:
+    def __init__(self, session: RunSession, name: str, count: int, attempt: int, note_at: float,
+                 deadline: float, task: asyncio.Task[Any] | None) -> None:
+        self.session = session
         self.name, self.count, self.attempt = name, count, attempt
         self.note_at, self.deadline = note_at, deadline
         self.noted = False
-        self.scope: asyncio.Timeout | None = None
+        #: the tick cancelled ``task`` because the deadline passed (the attempt times out)
+        self.expired = False
+        self.task = task
+        #: ``task.cancelling()`` when the attempt started: a cancellation from elsewhere
+        #: (the run's end) is told from the timeout's own, as ``asyncio.timeout`` does
+        self.cancelling = task.cancelling() if task is not None else 0
+
+
+class _Ticker:
+    """One timer for every attempt running in this isolate: notes an attempt on the host
+    after ``IN_FLIGHT_NOTE_S`` and times it out at its deadline.
+
+    Why one per isolate rather than one per session, and no ``asyncio.timeout`` scope per
+    attempt: with 1,000 instances running at once, each instance's next step comes long
+    after its previous one, so a per-session tick had fired (finding nothing) between two
+    steps and was armed again for every step (a uvloop timer made and fired per step), and
+    entering and leaving a timeout scope cost as much again: together ~15 % of the
+    isolate's time per step (py-spy, 1,000 × 10). Most attempts end within the loop turn
+    they started in, before any tick; one tick per ``IN_FLIGHT_NOTE_S`` serves the rest.
+    An attempt that times out has its task cancelled and the CancelledError turned into
+    the timeout error where it was awaited (``RunSession._one_attempt``), as
+    ``asyncio.timeout`` does."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watched: set[_Watched] = set()
+        self._tick: asyncio.TimerHandle | None = None
+        self._tick_at = 0.0
+
+    def watch(self, session: RunSession, name: str, count: int, attempt: int, timeout: float) -> _Watched:
+        loop = self.loop
+        now = loop.time()
+        watched = _Watched(session, name, count, attempt, now + IN_FLIGHT_NOTE_S, now + timeout,
+                           asyncio.current_task(loop))
+        self.watched.add(watched)
+        when = watched.note_at if watched.note_at < watched.deadline else watched.deadline
+        if self._tick is None or when < self._tick_at:
+            self._arm(when)
+        return watched
+
+    def _arm(self, when: float) -> None:
+        when = min(when, self.loop.time() + _TICK_MAX_S)
+        if self._tick is not None:
+            self._tick.cancel()
+        self._tick_at = when
+        self._tick = self.loop.call_at(when, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        if not self.watched:
+            return
+        now = self.loop.time() + _TICK_EARLY_S  # timers may fire a little early
+        nearest = None
+        for w in list(self.watched):
+            if not w.noted and w.note_at <= now:
+                w.noted = True
+                w.session._note_in_flight(w.name, w.count, w.attempt)
+            if w.deadline <= now:
+                self.watched.discard(w)
+                if w.task is not None and not w.task.done():
+                    w.expired = True
+                    w.task.cancel()  # the attempt times out where it is awaited
+                continue
+            due = w.deadline if w.noted else min(w.note_at, w.deadline)
+            nearest = due if nearest is None else min(nearest, due)
+        if nearest is not None:
+            self._arm(nearest)
+
+
+#: this isolate's ticker (one event loop per isolate; a new loop, in tests, gets a new one)
+_TICKER: _Ticker | None = None
+
+
+def _ticker(loop: asyncio.AbstractEventLoop) -> _Ticker:
+    global _TICKER
+    ticker = _TICKER
+    if ticker is None or ticker.loop is not loop:
+        ticker = _TICKER = _Ticker(loop)
+    return ticker
 
 
 class _Unstorable(Exception):
@@ -173,10 +254,8 @@ class RunSession:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._unwinder: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
-        #: attempts running now (their note and deadline), and the one timer that serves them
-        self._watched: set[_Watched] = set()
-        self._tick: asyncio.TimerHandle | None = None
-        self._tick_at = 0.0
+        #: attempts running now (their note and deadline) are watched by the isolate's one timer
+        self._ticker = _ticker(self._loop)
         #: commits finished steps in this isolate (``local.py``); None: the host does
         writer = local.LOCAL
         self.local = writer if writer is not None and not self.virtual and not self.check else None
@@ -410,7 +489,7 @@ class RunSession:
             first = rec.attempts + 1
             if self.pausing:
                 await self.suspend({"kind": "pause"})
-        else:
+        elif len(self.reached) < len(self.history) or self.check or self.pausing:  # else it has nothing to do
             await self.before_new(key, "step")
         return await self._attempts(key, cfg, fn, kwargs, positional, first)
 
@@ -423,7 +502,7 @@ class RunSession:
         config_json = _DEFAULT_CONFIG_JSON if cfg is _DEFAULT_CONFIG else rules.config_json(cfg)
         timeout = _DEFAULT_TIMEOUT_S if cfg is _DEFAULT_CONFIG else rules.duration_s(cfg["timeout"], "timeout")
 
-        async def one(attempt: int, ctx: AttrDict) -> bytes:
+        async def one(attempt: int, ctx: AttrDict | None) -> bytes:
             value = await self._one_attempt(key, attempt, cfg, timeout, fn, kwargs, positional, ctx)
             try:
                 return codec.encode(value, what=f"the result of step '{name}'")
@@ -440,15 +519,18 @@ class RunSession:
             await self.step_done(name, count, "failed", None, ename, emsg, attempts, config_json, first)
             raise error from None
 
+        # most step functions take no ctx: it is built only for one that does
+        needs_ctx = any(a is _CTX for a in positional) or any(v is _CTX for v in kwargs.values())
         return await self._retrying(key, cfg, config_json, first, one, ok, failed,
-                                    retry="step_retry", label=name)
+                                    retry="step_retry", label=name, needs_ctx=needs_ctx)
 
     async def _retrying(self, key: tuple[str, int], cfg: dict[str, Any], config_json: str, first: int,
-                        one: Callable[[int, AttrDict], Awaitable[Any]],
+                        one: Callable[[int, AttrDict | None], Awaitable[Any]],
                         ok: Callable[[Any, list[wire.Attempt]], Awaitable[Any]],
                         failed: Callable[[BaseException, str, str, list[wire.Attempt]], Awaitable[Any]], *,
-                        retry: str, label: str) -> Any:
+                        retry: str, label: str, needs_ctx: bool = True) -> Any:
         """The retry loop of a step and of a rollback: attempts of ``one(attempt, ctx)``
+        (``ctx`` None unless ``needs_ctx``: building it was a few µs of every step)
         from ``first`` until one succeeds (``ok`` records it), none is left or the error
         says not to retry (``failed`` records it), or the next one must wait: then the
         failed attempts are recorded (``retry``: ``step_retry`` or ``rollback_retry``) and
@@ -463,7 +545,8 @@ class RunSession:
         attempts: list[wire.Attempt] = []
         attempt = first
         while True:
-            ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg})
+            ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt, "config": cfg}) \
+                if needs_ctx else None
             started = time.perf_counter()
             self.active += 1
             try:
@@ -479,6 +562,9 @@ class RunSession:
                     delay = 0.0
                     if not final:
                         try:
+                            if ctx is None:  # a delay function is called with it
+                                ctx = attrs({"step": {"name": name, "count": count}, "attempt": attempt,
+                                             "config": cfg})
                             delay = await self._retry_delay(name, cfg, attempt, ctx, error)
                         except (TypeError, ValueError) as bad:  # fails without more retries
                             error, (ename, emsg), final = bad, error_info(bad), True
@@ -531,22 +617,27 @@ class RunSession:
 
     async def _one_attempt(self, key: tuple[str, int], attempt: int, cfg: dict[str, Any], timeout: float,
                            fn: Callable[..., Any], kwargs: dict[str, Any], positional: list[Any],
-                           ctx: AttrDict) -> Any:
+                           ctx: AttrDict | None) -> Any:
         name, count = key
-        sdk = _sdk()
-        mocked_error = self.mocks.step_error(name, attempt)
-        if mocked_error is not None:
-            raise self.rebuild(mocked_error.get("name"), mocked_error.get("message"))
-        if self.mocks.step_timeout(name, attempt):
-            raise sdk.WorkflowTimeoutError(f"step '{name}' attempt {attempt} timed out (forced by a test mock)")
-        found, mocked = self.mocks.step_result(name, count)
-        if found:
-            return mocked
-        args = [ctx if a is _CTX else a for a in positional]
-        call_kwargs = {k: (ctx if v is _CTX else v) for k, v in kwargs.items()}
+        mocks = self.mocks
+        if name in mocks.names:  # a test mocked this step (most runs have no mocks at all)
+            mocked_error = mocks.step_error(name, attempt)
+            if mocked_error is not None:
+                raise self.rebuild(mocked_error.get("name"), mocked_error.get("message"))
+            if mocks.step_timeout(name, attempt):
+                raise _sdk().WorkflowTimeoutError(f"step '{name}' attempt {attempt} timed out (forced by a "
+                                                  f"test mock)")
+            found, mocked = mocks.step_result(name, count)
+            if found:
+                return mocked
+        if ctx is None:  # nothing to put in (see _attempts' needs_ctx)
+            args, call_kwargs = positional, kwargs
+        else:
+            args = [ctx if a is _CTX else a for a in positional]
+            call_kwargs = {k: (ctx if v is _CTX else v) for k, v in kwargs.items()}
 
         def timed_out() -> BaseException:
-            return sdk.WorkflowTimeoutError(
+            return _sdk().WorkflowTimeoutError(
                 f"step '{name}' attempt {attempt} timed out after {rules.describe_s(timeout)} "
                 f"(config timeout {cfg['timeout']!r})")
 
@@ -563,66 +654,19 @@ class RunSession:
             # a plain function held the loop from start to end: no timer could have fired,
             # so neither the timeout nor the in-flight note applies (as with timers armed)
             return result
-        watched = self._watch(name, count, attempt, timeout)
+        ticker = self._ticker
+        watched = ticker.watch(self, name, count, attempt, timeout)
         try:
-            async with asyncio.timeout(None) as scope:  # no timer: the session's tick expires it
-                watched.scope = scope
-                return await result
-        except TimeoutError:
-            if scope.expired():
-                raise timed_out() from None
+            return await result
+        except asyncio.CancelledError:
+            if watched.expired:  # the tick cancelled it: the deadline passed
+                watched.expired = False
+                task = watched.task
+                if task is not None and task.uncancel() <= watched.cancelling:
+                    raise timed_out() from None
             raise
         finally:
-            self._unwatch(watched)
-
-    # -- one timer per session for the attempts' in-flight notes and timeouts ---------------------
-    def _watch(self, name: str, count: int, attempt: int, timeout: float) -> _Watched:
-        """Keep an eye on a running attempt: note it on the host after ``IN_FLIGHT_NOTE_S``,
-        time it out after ``timeout``.
-
-        Why one timer per session rather than two per attempt: a sequential workflow's
-        steps take well under a millisecond, and arming and cancelling a note timer and a
-        timeout timer for each cost more than the step; the session's single tick fires at
-        most every ``IN_FLIGHT_NOTE_S`` while attempts run, whatever their number.
-        """
-        now = self._loop.time()
-        watched = _Watched(name, count, attempt, now + IN_FLIGHT_NOTE_S, now + timeout)
-        self._watched.add(watched)
-        self._arm_tick(watched.note_at)
-        return watched
-
-    def _unwatch(self, watched: _Watched) -> None:
-        self._watched.discard(watched)  # an armed tick finding nothing just ends
-
-    def _arm_tick(self, when: float) -> None:
-        when = min(when, self._loop.time() + _TICK_MAX_S)
-        if self._tick is None or when < self._tick_at:
-            if self._tick is not None:
-                self._tick.cancel()
-            self._tick_at = when
-            self._tick = self._loop.call_at(when, self._on_tick)
-
-    def _on_tick(self) -> None:
-        self._tick = None
-        if not self._watched:
-            return
-        now = self._loop.time() + _TICK_EARLY_S  # timers may fire a little early
-        nearest = None
-        for w in list(self._watched):
-            if not w.noted and w.note_at <= now:
-                w.noted = True
-                self._note_in_flight(w.name, w.count, w.attempt)
-            if w.deadline <= now and w.scope is not None:
-                self._watched.discard(w)
-                try:
-                    w.scope.reschedule(self._loop.time())  # expires now: the attempt times out
-                except RuntimeError:  # the attempt is leaving its scope this very moment
-                    pass
-                continue
-            due = w.deadline if w.noted else min(w.note_at, w.deadline)
-            nearest = due if nearest is None else min(nearest, due)
-        if nearest is not None:
-            self._arm_tick(nearest)
+            ticker.watched.discard(watched)
 
     async def _on_platform_clock(self, key: tuple[str, int, int], timeout: float, fn: Callable[..., Any],
                                  args: list[Any], kwargs: dict[str, Any],
@@ -702,7 +746,7 @@ class RunSession:
         config_json = rules.config_json(cfg)
         timeout = rules.duration_s(cfg["timeout"], "timeout")
 
-        async def one(attempt: int, ctx: AttrDict) -> None:
+        async def one(attempt: int, ctx: AttrDict | None) -> None:
             try:
                 async with asyncio.timeout(timeout):
                     result = call_accepting(fn, ctx=ctx, output=output, error=error)
@@ -903,7 +947,7 @@ class WorkflowStep:
         ``create_task``) that runs a step is remembered so the run's end cancels it.
         """
         session = self._session
-        current = asyncio.current_task()
+        current = asyncio.current_task(session._loop)
         if current is not None and current is not session.task and current not in session.tasks:
             session.tasks.add(current)
             current.add_done_callback(session.tasks.discard)
@@ -936,6 +980,8 @@ class WorkflowStep:
             params = _parameters(sf.fn)
         except (TypeError, ValueError):
             params = []
+        if not params and sf.depends is None:  # most steps: nothing to pass
+            return {}, []
         plan: list[tuple[inspect.Parameter, Any]] = []
         deps = [self._lookup(d, sf) for d in sf.depends] if sf.depends is not None else None
         used = 0

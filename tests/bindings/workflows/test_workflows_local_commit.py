@@ -21,6 +21,7 @@ CONFIG = """
       { name = "many", binding = "MANY", class_name = "Many" },
       { name = "endless", binding = "ENDLESS", class_name = "Endless" },
       { name = "single", binding = "SINGLE", class_name = "Single", concurrency = 1 },
+      { name = "fan", binding = "FAN", class_name = "Fan" },
     ]
 """
 
@@ -51,6 +52,20 @@ APP = """
         async def run(self, event, step):
             await asyncio.sleep(0.05)
             return await step.do("at", lambda: time.time())
+
+    class Fan(WorkflowEntrypoint):
+        async def run(self, event, step):
+            n = event.payload["n"]
+            def part(i):
+                return lambda: n * 10 + i
+            got = await asyncio.gather(*(step.do(f"p{i}", part(i)) for i in range(3)))
+
+            @step.do("flaky", config={"retries": {"limit": 2, "delay": 0}})
+            async def flaky(ctx):
+                if ctx.attempt < 2:
+                    raise ValueError(f"attempt {ctx.attempt} of {n}")
+                return n
+            return sum(got) + await flaky() + await step.do("last", lambda: n)
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
@@ -252,3 +267,51 @@ async def test_a_worker_reads_status_from_the_shared_file_and_a_tight_poll_still
         resp = await asyncio.wait_for(p.fetch("/tight"), 20)
         assert resp.status == 200 and await resp.text() == str(sum(range(5)) + 1000)
         assert asked == ["create"]  # no status() went to the host
+
+
+async def test_many_runs_at_once_share_one_write_and_keep_each_history(tmp_path: Path) -> None:
+    """40 instances in one isolate: their step records of a loop turn are one write
+    (records.steps_done); each history still has its steps in order, the retried step
+    its attempts, and every step its events."""
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state") as p:
+        by_host = host_step_records(p)
+        fan = workflow(p, "FAN")
+        await fan.createBatch([{"id": f"f{n}", "params": {"n": n}} for n in range(40)])
+        for n in range(40):
+            inst = await fan.get(f"f{n}")
+            info = await inst.wait_for_status("complete", timeout=30)
+            assert info.output == (n * 10) * 3 + 3 + n + n
+            steps = await inst.steps()
+            assert {s.name for s in steps[:3]} == {"p0", "p1", "p2"}
+            assert [s.name for s in steps[3:]] == ["flaky", "last"]
+            assert sorted(s.output for s in steps[:3]) == [n * 10, n * 10 + 1, n * 10 + 2]
+            flaky = steps[3]
+            assert flaky.success and flaky.output == n
+            assert [a.success for a in flaky.attempts] == [False, True]
+            assert flaky.attempts[0].error.message == f"attempt 1 of {n}"
+            kinds = [(e["type"], e.get("step", {}).get("name")) async for e in inst.subscribe()]
+            assert sorted(name for kind, name in kinds if kind == "step.completed") == \
+                ["flaky", "last", "p0", "p1", "p2"]
+            assert ("attempt.failed", "flaky") in kinds
+    assert by_host == []  # every step was committed by the isolate
+
+
+async def test_terminated_runs_among_many_record_nothing_more_and_the_others_go_on(tmp_path: Path) -> None:
+    write_app(tmp_path, {"wrangler_like.toml": CONFIG, "app.py": APP})
+    async with Platform(tmp_path / "wrangler_like.toml", persist=tmp_path / "state") as p:
+        endless = workflow(p, "ENDLESS")
+        insts = [await endless.create(id=f"e{i}") for i in range(6)]
+        for inst in insts:
+            await inst.wait_for_step("e10", timeout=20)
+        for inst in insts[:3]:
+            await inst.terminate()
+        stopped = [len(await inst.steps()) for inst in insts[:3]]
+        going = [len(await inst.steps()) for inst in insts[3:]]
+        await asyncio.sleep(0.3)
+        assert [len(await inst.steps()) for inst in insts[:3]] == stopped
+        now_going = [len(await inst.steps()) for inst in insts[3:]]
+        assert all(now > before for now, before in zip(now_going, going, strict=True))
+        assert {(await inst.status()).status for inst in insts[3:]} == {"running"}
+        for inst in insts[3:]:
+            await inst.terminate()
