@@ -27,11 +27,13 @@ import logging
 import socket
 import sys
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, SERVER, Protocol
+
+from edgelet.runtime.eager import start as _eager_start
 
 try:  # websockets' C unmasking (the pure-Python one when the wheel has no speedups)
     from websockets.speedups import apply_mask
@@ -395,13 +397,58 @@ class DirectSocket(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         self.busy = True
-        asyncio.get_running_loop().create_task(self._run(item))
+        loop = asyncio.get_running_loop()
+        if item[0] == "message" and self.route is not None:
+            coro = message_now(self, item[1])
+            if coro is not None:  # a live object with its gate free: run it now (eager.py)
+                try:
+                    task = _eager_start(loop, coro)
+                except Exception:
+                    log.exception("WebSocket message event for %s failed", self.token[:8])
+                    task = None
+                if task is not None:  # it awaits something: the rest runs in its Task
+                    task.add_done_callback(self._event_done)
+                    return
+                nxt = self._next()
+                if nxt is not None:
+                    loop.create_task(self._run(nxt))
+                return
+        loop.create_task(self._run(item))
+
+    def _event_done(self, task: asyncio.Task[Any]) -> None:
+        """An eagerly started message event finished in its Task: the socket's next one."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("WebSocket message event for %s failed", self.token[:8],
+                      exc_info=task.exception())
+        nxt = self._next()
+        if nxt is not None:
+            asyncio.get_running_loop().create_task(self._run(nxt))
+
+    def _next(self) -> tuple[str, Any, Any, Any] | None:
+        """The socket's next waiting event, or None: it is idle now (and the host hears of
+        a connection lost meanwhile, a paused one is read again)."""
+        inbox = self.inbox
+        if inbox:
+            return inbox.popleft()
+        self.inbox = None
+        self.busy = False
+        if self.lost:
+            self._gone()
+        elif self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return None
 
     async def _run(self, item: tuple[str, Any, Any, Any]) -> None:
         while True:
             kind, data, code, reason = item
             try:
-                known = await deliver(self, kind, data, code, reason)
+                coro = message_now(self, data) if kind == "message" and self.route is not None else None
+                if coro is not None:
+                    await coro
+                    known = True
+                else:
+                    known = await deliver(self, kind, data, code, reason)
             except Exception:
                 log.exception("WebSocket %s event for %s failed", kind, self.token[:8])
                 known = True
@@ -409,23 +456,33 @@ class DirectSocket(asyncio.Protocol):
                 self.close(1011, "the Worker that accepted it restarted")
             if kind == "close":  # the handler has seen the end: the connection can go
                 self._end_after_close()
-            inbox = self.inbox
-            if not inbox:
-                self.inbox = None
-                self.busy = False
-                if self.lost:
-                    self._gone()
-                elif self.paused and self.transport is not None:
-                    self.paused = False
-                    self.transport.resume_reading()
+            nxt = self._next()
+            if nxt is None:
                 return
-            item = inbox.popleft()
+            item = nxt
 
     def _end_after_close(self) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing() and self.held is None \
                 and self.proto.state is not OPEN and self.proto.eof_sent:
             transport.close()
+
+
+def message_now(sock: DirectSocket, data: str | bytes) -> Coroutine[Any, Any, None] | None:
+    """A message to a hibernatable socket as one coroutine, when its object is live and its
+    gate free (edgelet.bindings.durable_objects.isolate.websockets.message_now); None when
+    ``deliver`` must take it."""
+    manager = (_objects or _import_objects())._manager
+    if manager is None:
+        return None
+    return _message_now(manager, sock.token, sock.key, data)
+
+
+def _message_now(manager: Any, token: str, key: Any, data: str | bytes) -> Any:
+    global _message_now
+    from edgelet.bindings.durable_objects.isolate.websockets import message_now as fn
+    _message_now = fn  # looked up once: every message of a hibernatable socket
+    return fn(manager, token, key, data)
 
 
 def deliver(sock: DirectSocket, kind: str, data: Any, code: Any, reason: Any) -> Awaitable[Any]:
