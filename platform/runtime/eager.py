@@ -30,14 +30,24 @@ try:
 except ImportError:  # pragma: no cover - CPython always has the C accelerator
     _CTask = None
 
-_enter_task = asyncio.tasks._enter_task
-_leave_task = asyncio.tasks._leave_task
-_current_task = asyncio.current_task
-
 #: Python 3.12+: ``Task(..., eager_start=True)`` exists
 _NATIVE = sys.version_info >= (3, 12)
 #: Python 3.11 with the C Task: a Task can be allocated now and initialised later
 _BY_HAND = not _NATIVE and _CTask is not None and asyncio.Task is _CTask
+
+_enter_task = asyncio.tasks._enter_task
+_leave_task = asyncio.tasks._leave_task
+#: loop -> its running Task (read directly: ``asyncio.current_task`` is a Python function on
+#: 3.11 that also asks for the running loop, a ``getpid()`` system call each time)
+_current_tasks: dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
+
+
+def current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:
+    """``asyncio.current_task(loop)`` for a caller that knows its loop (see _current_tasks)."""
+    if _NATIVE:  # pragma: no cover - 3.12+: the C function
+        return asyncio.current_task(loop)
+    return _current_tasks.get(loop)  # type: ignore[no-any-return]
+
 
 _SENT = object()
 
@@ -86,7 +96,7 @@ def start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
             task.result()  # raises what the coroutine raised
             return None
         return task  # type: ignore[no-any-return]
-    if not _BY_HAND or _current_task(loop) is not None:
+    if not _BY_HAND or _current_tasks.get(loop) is not None:
         return loop.create_task(coro, context=ctx)
     task = _CTask.__new__(_CTask)  # allocated, not initialised: nothing is scheduled yet
     _enter_task(loop, task)

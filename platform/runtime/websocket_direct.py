@@ -105,7 +105,12 @@ def send(sock: DirectSocket, message: str | bytes) -> None:
         if len(raw) > _KEEP_FRAME:
             asyncio.get_running_loop().call_soon(forget_frame)
         _last_message, _last_frame = message, raw
-    sock.write(_last_frame)
+    if sock.held is None:  # (DirectSocket.write, inlined: it is every message's path)
+        transport = sock.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(_last_frame)
+    else:
+        sock.held.append(_last_frame)
 
 
 def forget_frame() -> None:
@@ -139,7 +144,7 @@ class DirectSocket(asyncio.Protocol):
 
     __slots__ = ("token", "route", "key", "proto", "transport", "sock", "held", "parts",
                  "text", "inbox", "busy", "paused", "server_closed", "finished", "code",
-                 "reason", "timer", "lost", "releasing", "clean", "max_size")
+                 "reason", "timer", "lost", "releasing", "clean", "max_size", "loop")
 
     def __init__(self, token: str, route: list[Any] | None, max_size: int | None,
                  sock: socket.socket) -> None:
@@ -150,6 +155,8 @@ class DirectSocket(asyncio.Protocol):
         self.key = f"{route[0]}/{route[2]}" if route else None
         self.proto = Protocol(SERVER, state=OPEN, max_size=max_size, logger=_protocol_log)
         self.max_size = max_size
+        #: the isolate's loop (``get_running_loop()`` costs a ``getpid()`` call on 3.11)
+        self.loop = asyncio.get_running_loop()
         #: the protocol is OPEN and waits at the start of a frame with nothing buffered and
         #: no fragmented message under way: complete messages can take the fast path
         self.clean = True
@@ -397,9 +404,9 @@ class DirectSocket(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         self.busy = True
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         if item[0] == "message" and self.route is not None:
-            coro = message_now(self, item[1])
+            coro = message_now(self, item[1], True)
             if coro is not None:  # a live object with its gate free: run it now (eager.py)
                 try:
                     task = _eager_start(loop, coro)
@@ -422,7 +429,7 @@ class DirectSocket(asyncio.Protocol):
                       exc_info=task.exception())
         nxt = self._next()
         if nxt is not None:
-            asyncio.get_running_loop().create_task(self._run(nxt))
+            self.loop.create_task(self._run(nxt))
 
     def _next(self) -> tuple[str, Any, Any, Any] | None:
         """The socket's next waiting event, or None: it is idle now (and the host hears of
@@ -443,7 +450,7 @@ class DirectSocket(asyncio.Protocol):
         while True:
             kind, data, code, reason = item
             try:
-                coro = message_now(self, data) if kind == "message" and self.route is not None else None
+                coro = message_now(self, data, False) if kind == "message" and self.route is not None else None
                 if coro is not None:
                     await coro
                     known = True
@@ -468,21 +475,21 @@ class DirectSocket(asyncio.Protocol):
             transport.close()
 
 
-def message_now(sock: DirectSocket, data: str | bytes) -> Coroutine[Any, Any, None] | None:
+def message_now(sock: DirectSocket, data: str | bytes, own_context: bool) -> Coroutine[Any, Any, None] | None:
     """A message to a hibernatable socket as one coroutine, when its object is live and its
     gate free (edgelet.bindings.durable_objects.isolate.websockets.message_now); None when
     ``deliver`` must take it."""
     manager = (_objects or _import_objects())._manager
     if manager is None:
         return None
-    return _message_now(manager, sock.token, sock.key, data)
+    return _message_now(manager, sock.token, sock.key, data, own_context)
 
 
-def _message_now(manager: Any, token: str, key: Any, data: str | bytes) -> Any:
+def _message_now(manager: Any, token: str, key: Any, data: str | bytes, own_context: bool) -> Any:
     global _message_now
     from edgelet.bindings.durable_objects.isolate.websockets import message_now as fn
     _message_now = fn  # looked up once: every message of a hibernatable socket
-    return fn(manager, token, key, data)
+    return fn(manager, token, key, data, own_context)
 
 
 def deliver(sock: DirectSocket, kind: str, data: Any, code: Any, reason: Any) -> Awaitable[Any]:

@@ -10,7 +10,6 @@ re-creates the object, its sockets rebuilt from what the host kept (tags, attach
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import traceback
@@ -19,6 +18,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from edgelet.bindings.durable_objects.isolate.gate import CALL_CHAIN, CURRENT_EVENT, Event
+from edgelet.runtime.eager import current_task
 from edgelet.runtime.websocket import (
     CLOSED,
     OPEN,
@@ -152,7 +152,8 @@ async def restore(live: LiveObject, runtime: Any) -> None:
         live.auto_response = WebSocketRequestResponsePair(auto[0], auto[1])
 
 
-def message_now(manager: LiveObjects, token: str, key: str, data: str | bytes) -> Coroutine[Any, Any, None] | None:
+def message_now(manager: LiveObjects, token: str, key: str, data: str | bytes,
+                own_context: bool = False) -> Coroutine[Any, Any, None] | None:
     """The event of one message to a live object whose gate is free, as one coroutine,
     or None when the general path (``on_event``) must take it: the object is not in
     memory or not built yet, its gate is held or has waiters, its sockets must be rebuilt
@@ -164,7 +165,8 @@ def message_now(manager: LiveObjects, token: str, key: str, data: str | bytes) -
     echo it was about half of the isolate's CPU per round trip. The socket's caller runs the
     coroutine eagerly (edgelet.runtime.eager): a handler that does not await finishes
     without a Task being scheduled. Call it and start the coroutine in the same step (the
-    checks hold only until something else runs)."""
+    checks hold only until something else runs). ``own_context``: the coroutine runs in a
+    context of its own (eager.start's), which it may leave with the event's variables set."""
     live = manager.objects.get(key)
     if live is None or live.instance is None:
         return None
@@ -183,11 +185,11 @@ def message_now(manager: LiveObjects, token: str, key: str, data: str | bytes) -
         fn = getattr(instance, "web_socket_message", None) or getattr(instance, "websocket_message", None)
     if not callable(fn):
         return None
-    return _message(manager, live, ws, fn, data)
+    return _message(manager, live, ws, fn, data, own_context)
 
 
 async def _message(manager: LiveObjects, live: LiveObject, ws: WebSocket, fn: Any,
-                   data: str | bytes) -> None:
+                   data: str | bytes, own_context: bool) -> None:
     """One message event inside the object's input gate (see ``message_now``): the same
     steps as the general path (the gate held by an Event, the context variables of an
     event, blockConcurrencyWhile drained, the sends flushed, a failure logged), in one
@@ -196,11 +198,16 @@ async def _message(manager: LiveObjects, live: LiveObject, ws: WebSocket, fn: An
     gate = live.gate
     gate.holder = event  # free (checked by message_now in this same step)
     live.active += 1
-    task = asyncio.current_task()
+    task = current_task(manager._loop)
     gate_tasks = live.gate_tasks
     gate_tasks.add(task)  # type: ignore[arg-type]
-    chain = CALL_CHAIN.set((live.key,))
-    current = CURRENT_EVENT.set(event)
+    if own_context:  # nothing runs in this context after the event: no reset needed
+        chain = current = None
+        CALL_CHAIN.set((live.key,))
+        CURRENT_EVENT.set(event)
+    else:
+        chain = CALL_CHAIN.set((live.key,))
+        current = CURRENT_EVENT.set(event)
     try:
         result = fn(ws, data)
         if type(result) is CoroutineType or inspect.isawaitable(result):
@@ -213,11 +220,14 @@ async def _message(manager: LiveObjects, live: LiveObject, ws: WebSocket, fn: An
     except Exception as exc:
         _log_failure(live, "message", exc, traceback.format_exc())
     finally:
-        CURRENT_EVENT.reset(current)
-        CALL_CHAIN.reset(chain)
+        if current is not None and chain is not None:
+            CURRENT_EVENT.reset(current)
+            CALL_CHAIN.reset(chain)
         gate_tasks.discard(task)  # type: ignore[arg-type]
         event.done = True
-        gate.leave(event)
+        gate.holder = None  # (InputGate.leave, inlined)
+        if gate._waiters:
+            gate._wake()
         live.active -= 1
         live.last_used = manager._loop.time()
         if manager._sweep is None:
