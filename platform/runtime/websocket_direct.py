@@ -144,7 +144,8 @@ class DirectSocket(asyncio.Protocol):
 
     __slots__ = ("token", "route", "key", "proto", "transport", "sock", "held", "parts",
                  "text", "inbox", "busy", "paused", "server_closed", "finished", "code",
-                 "reason", "timer", "lost", "releasing", "clean", "max_size", "loop")
+                 "reason", "timer", "lost", "releasing", "clean", "max_size", "loop",
+                 "write_blocked")
 
     def __init__(self, token: str, route: list[Any] | None, max_size: int | None,
                  sock: socket.socket) -> None:
@@ -181,6 +182,9 @@ class DirectSocket(asyncio.Protocol):
         self.lost = False
         #: a reload is coming: stop reading at the next frame boundary (see release)
         self.releasing = False
+        #: the client does not read what is written to it fast enough (the transport's
+        #: buffer is over its high-water mark): its own messages are not read meanwhile
+        self.write_blocked = False
 
     # -- the connection ----------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -441,10 +445,30 @@ class DirectSocket(asyncio.Protocol):
         self.busy = False
         if self.lost:
             self._gone()
-        elif self.paused and self.transport is not None:
+        elif self.paused:
             self.paused = False
-            self.transport.resume_reading()
+            self._resume()
         return None
+
+    def _resume(self) -> None:
+        """Read the client again unless something else still holds reading paused."""
+        transport = self.transport
+        if transport is not None and not (self.paused or self.write_blocked or self.releasing):
+            transport.resume_reading()
+
+    # -- backpressure ----------------------------------------------------------------------
+    def pause_writing(self) -> None:
+        """The client reads slower than it is written to: stop reading its messages until
+        the buffer drains, so that a client sending and not reading the answers (an echo)
+        cannot make this process buffer without bound; the kernel's buffers and TCP's
+        window then hold the client back."""
+        self.write_blocked = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_blocked = False
+        self._resume()
 
     async def _run(self, item: tuple[str, Any, Any, Any]) -> None:
         while True:
