@@ -25,6 +25,7 @@ import sys
 from collections.abc import Coroutine, Generator
 from typing import Any
 
+_CTask: Any
 try:
     from _asyncio import Task as _CTask
 except ImportError:  # pragma: no cover - CPython always has the C accelerator
@@ -46,7 +47,7 @@ def current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:
     """``asyncio.current_task(loop)`` for a caller that knows its loop (see _current_tasks)."""
     if _NATIVE:  # pragma: no cover - 3.12+: the C function
         return asyncio.current_task(loop)
-    return _current_tasks.get(loop)  # type: ignore[no-any-return]
+    return _current_tasks.get(loop)
 
 
 _SENT = object()
@@ -95,7 +96,7 @@ def start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
         if task.done():
             task.result()  # raises what the coroutine raised
             return None
-        return task  # type: ignore[no-any-return]
+        return task
     if not _BY_HAND or _current_tasks.get(loop) is not None:
         return loop.create_task(coro, context=ctx)
     task = _CTask.__new__(_CTask)  # allocated, not initialised: nothing is scheduled yet
@@ -117,4 +118,4 @@ def start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
         raise
     for _ in range(cancels):
         task.cancel()
-    return task  # type: ignore[no-any-return]
+    return task

@@ -223,7 +223,7 @@ async def _message(manager: LiveObjects, live: LiveObject, ws: WebSocket, fn: An
         if current is not None and chain is not None:
             CURRENT_EVENT.reset(current)
             CALL_CHAIN.reset(chain)
-        gate_tasks.discard(task)  # type: ignore[arg-type]
+        gate_tasks.discard(task)
         event.done = True
         gate.holder = None  # (InputGate.leave, inlined)
         if gate._waiters:
