@@ -83,6 +83,40 @@ class _Continue(Coroutine[Any, Any, Any]):
     def __await__(self) -> Generator[Any, None, Any]:  # pragma: no cover - Tasks call send
         raise TypeError("an eagerly started coroutine continues in its Task; await the Task")
 
+    def __getattr__(self, name: str) -> Any:
+        """The coroutine's own attributes (``cr_frame``, ``cr_code``, ``__qualname__``): what
+        ``Task.get_stack()`` and a Task's repr read."""
+        return getattr(self.coro, name)
+
+
+class _EagerTask(_CTask if _CTask is not None else asyncio.Task):  # type: ignore[misc]
+    """The Task of an eagerly started coroutine.
+
+    While its first step runs it is allocated but not initialised (initialising schedules
+    it), and the C Task's ``get_coro()`` and ``get_context()`` would then read null fields
+    (a crash, not an exception); these overrides answer from what is set (None while
+    starting) and name the coroutine itself rather than its continuation after."""
+
+    __slots__ = ("_eager_context",)
+
+    def get_coro(self) -> Any:
+        coro = self._coro  # (the C Task's member: None until initialised)
+        return coro.coro if isinstance(coro, _Continue) else coro
+
+    def get_context(self) -> contextvars.Context:
+        context: contextvars.Context = self._eager_context
+        return context
+
+    def get_stack(self, *, limit: int | None = None) -> list[Any]:
+        if self._coro is None:  # starting: nothing asyncio can read yet
+            return []
+        return super().get_stack(limit=limit)
+
+    def __repr__(self) -> str:
+        if self._coro is None:
+            return f"<Task starting eagerly name={self.get_name()!r}>"
+        return super().__repr__()
+
 
 def start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
           context: contextvars.Context | None = None) -> asyncio.Task[Any] | None:
@@ -99,7 +133,8 @@ def start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
         return task
     if not _BY_HAND or _current_tasks.get(loop) is not None:
         return loop.create_task(coro, context=ctx)
-    task = _CTask.__new__(_CTask)  # allocated, not initialised: nothing is scheduled yet
+    task = _CTask.__new__(_EagerTask)  # allocated, not initialised: nothing is scheduled yet
+    task._eager_context = ctx
     _enter_task(loop, task)
     try:
         first = ctx.run(coro.send, None)
@@ -112,7 +147,7 @@ def start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
     # initialisation resets it.
     cancels = task.cancelling()
     try:
-        _CTask.__init__(task, _Continue(coro, first), loop=loop, context=ctx)
+        _CTask.__init__(task, _Continue(coro, first), loop=loop, context=ctx)  # (schedules it)
     except BaseException:
         coro.close()
         raise

@@ -160,3 +160,26 @@ async def test_inside_a_running_task_it_is_an_ordinary_task():
     assert isinstance(task, asyncio.Task) and ran == []
     await task
     assert ran == [1]
+
+
+@on_both_loops
+async def test_the_task_can_be_inspected_before_and_after_it_suspends():
+    """repr, get_coro, get_context, get_stack of the current task, from the first step (the
+    Task is not initialised yet) and after the await: answers, never a crash."""
+    loop = asyncio.get_running_loop()
+    seen: list[Any] = []
+
+    async def inspects() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        seen.append((repr(task), task.get_coro(), task.get_context(), task.get_stack()))
+        await asyncio.sleep(0)
+        seen.append((repr(task), task.get_coro(), task.get_context(), task.get_stack()))
+
+    task = await in_callback(lambda: eager.start(loop, inspects()))
+    await task
+    (repr1, coro1, ctx1, _), (repr2, coro2, ctx2, stack2) = seen
+    assert "eagerly" in repr1 and "inspects" in repr2
+    assert coro1 is None and coro2.__qualname__.endswith("inspects")
+    assert ctx1 is ctx2 and isinstance(ctx1, contextvars.Context)
+    assert any(frame.f_code.co_name == "inspects" for frame in stack2)
