@@ -100,7 +100,7 @@ def flush_sends() -> None:
     global _batch
     d = direct
     if d is not None and d._last_message is not None:
-        d.forget_frame()
+        d._last_message, d._last_frame = None, b""  # (forget_frame, inlined: every event)
     batch, _batch = _batch, None
     if batch is None:
         return
@@ -165,7 +165,8 @@ class WebSocket:
 
     def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a text (str) or binary (bytes) message to the client."""
-        self._check_server("send()")
+        if not self.server:
+            self._check_server("send()")
         if self.mode is None:
             raise RuntimeError("send() on a WebSocket that was not accepted; call "
                                "server.accept() or ctx.acceptWebSocket(server) first")

@@ -27,11 +27,13 @@ import logging
 import socket
 import sys
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, SERVER, Protocol
+
+from edgelet.runtime.eager import start as _eager_start
 
 try:  # websockets' C unmasking (the pure-Python one when the wheel has no speedups)
     from websockets.speedups import apply_mask
@@ -108,7 +110,12 @@ def send(sock: DirectSocket, message: str | bytes) -> None:
         if len(raw) > _KEEP_FRAME:
             asyncio.get_running_loop().call_soon(forget_frame)
         _last_message, _last_frame = message, raw
-    sock.write(_last_frame)
+    if sock.held is None:  # (DirectSocket.write, inlined: it is every message's path)
+        transport = sock.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(_last_frame)
+    else:
+        sock.held.append(_last_frame)
 
 
 def forget_frame() -> None:
@@ -142,7 +149,8 @@ class DirectSocket(asyncio.Protocol):
 
     __slots__ = ("token", "route", "key", "proto", "transport", "sock", "held", "parts",
                  "text", "inbox", "busy", "paused", "server_closed", "finished", "code",
-                 "reason", "timer", "lost", "releasing", "clean", "max_size")
+                 "reason", "timer", "lost", "releasing", "clean", "max_size", "loop",
+                 "write_blocked")
 
     def __init__(self, token: str, route: list[Any] | None, max_size: int | None,
                  sock: socket.socket) -> None:
@@ -153,6 +161,8 @@ class DirectSocket(asyncio.Protocol):
         self.key = f"{route[0]}/{route[2]}" if route else None
         self.proto = Protocol(SERVER, state=OPEN, max_size=max_size, logger=_protocol_log)
         self.max_size = max_size
+        #: the isolate's loop (``get_running_loop()`` costs a ``getpid()`` call on 3.11)
+        self.loop = asyncio.get_running_loop()
         #: the protocol is OPEN and waits at the start of a frame with nothing buffered and
         #: no fragmented message under way: complete messages can take the fast path
         self.clean = True
@@ -177,6 +187,9 @@ class DirectSocket(asyncio.Protocol):
         self.lost = False
         #: a reload is coming: stop reading at the next frame boundary (see release)
         self.releasing = False
+        #: the client does not read what is written to it fast enough (the transport's
+        #: buffer is over its high-water mark): its own messages are not read meanwhile
+        self.write_blocked = False
 
     # -- the connection ----------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -400,13 +413,78 @@ class DirectSocket(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         self.busy = True
-        asyncio.get_running_loop().create_task(self._run(item))
+        loop = self.loop
+        if item[0] == "message" and self.route is not None:
+            coro = message_now(self, item[1], True)
+            if coro is not None:  # a live object with its gate free: run it now (eager.py)
+                try:
+                    task = _eager_start(loop, coro)
+                except Exception:
+                    log.exception("WebSocket message event for %s failed", self.token[:8])
+                    task = None
+                if task is not None:  # it awaits something: the rest runs in its Task
+                    task.add_done_callback(self._event_done)
+                    return
+                nxt = self._next()
+                if nxt is not None:
+                    loop.create_task(self._run(nxt))
+                return
+        loop.create_task(self._run(item))
+
+    def _event_done(self, task: asyncio.Task[Any]) -> None:
+        """An eagerly started message event finished in its Task: the socket's next one."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("WebSocket message event for %s failed", self.token[:8],
+                      exc_info=task.exception())
+        nxt = self._next()
+        if nxt is not None:
+            self.loop.create_task(self._run(nxt))
+
+    def _next(self) -> tuple[str, Any, Any, Any] | None:
+        """The socket's next waiting event, or None: it is idle now (and the host hears of
+        a connection lost meanwhile, a paused one is read again)."""
+        inbox = self.inbox
+        if inbox:
+            return inbox.popleft()
+        self.inbox = None
+        self.busy = False
+        if self.lost:
+            self._gone()
+        elif self.paused:
+            self.paused = False
+            self._resume()
+        return None
+
+    def _resume(self) -> None:
+        """Read the client again unless something else still holds reading paused."""
+        transport = self.transport
+        if transport is not None and not (self.paused or self.write_blocked or self.releasing):
+            transport.resume_reading()
+
+    # -- backpressure ----------------------------------------------------------------------
+    def pause_writing(self) -> None:
+        """The client reads slower than it is written to: stop reading its messages until
+        the buffer drains, so that a client sending and not reading the answers (an echo)
+        cannot make this process buffer without bound; the kernel's buffers and TCP's
+        window then hold the client back."""
+        self.write_blocked = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_blocked = False
+        self._resume()
 
     async def _run(self, item: tuple[str, Any, Any, Any]) -> None:
         while True:
             kind, data, code, reason = item
             try:
-                known = await deliver(self, kind, data, code, reason)
+                coro = message_now(self, data, False) if kind == "message" and self.route is not None else None
+                if coro is not None:
+                    await coro
+                    known = True
+                else:
+                    known = await deliver(self, kind, data, code, reason)
             except Exception:
                 log.exception("WebSocket %s event for %s failed", kind, self.token[:8])
                 known = True
@@ -414,23 +492,33 @@ class DirectSocket(asyncio.Protocol):
                 self.close(1011, "the Worker that accepted it restarted")
             if kind == "close":  # the handler has seen the end: the connection can go
                 self._end_after_close()
-            inbox = self.inbox
-            if not inbox:
-                self.inbox = None
-                self.busy = False
-                if self.lost:
-                    self._gone()
-                elif self.paused and self.transport is not None:
-                    self.paused = False
-                    self.transport.resume_reading()
+            nxt = self._next()
+            if nxt is None:
                 return
-            item = inbox.popleft()
+            item = nxt
 
     def _end_after_close(self) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing() and self.held is None \
                 and self.proto.state is not OPEN and self.proto.eof_sent:
             transport.close()
+
+
+def message_now(sock: DirectSocket, data: str | bytes, own_context: bool) -> Coroutine[Any, Any, None] | None:
+    """A message to a hibernatable socket as one coroutine, when its object is live and its
+    gate free (edgelet.bindings.durable_objects.isolate.websockets.message_now); None when
+    ``deliver`` must take it."""
+    manager = (_objects or _import_objects())._manager
+    if manager is None:
+        return None
+    return _message_now(manager, sock.token, sock.key, data, own_context)
+
+
+def _message_now(manager: Any, token: str, key: Any, data: str | bytes, own_context: bool) -> Any:
+    global _message_now
+    from edgelet.bindings.durable_objects.isolate.websockets import message_now as fn
+    _message_now = fn  # looked up once: every message of a hibernatable socket
+    return fn(manager, token, key, data, own_context)
 
 
 def deliver(sock: DirectSocket, kind: str, data: Any, code: Any, reason: Any) -> Awaitable[Any]:

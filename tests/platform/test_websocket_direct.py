@@ -355,3 +355,58 @@ async def test_an_objects_auto_response_goes_with_its_last_socket_here(env):
     third = await adopt(env, "a3", route=route, auto=["ping", "pong"])  # handed over again
     third.send("ping")
     assert (await third.next()).data == b"pong"
+
+
+async def test_a_client_that_does_not_read_its_echoes_is_not_read_either(env):
+    """Backpressure: a client sending fast and never reading makes the server's writes back
+    up; the server must then stop reading that client (its buffer stays bounded, the
+    kernel and TCP hold the client back) and, once the client reads, carry on in order."""
+    events: list[Any] = []
+    accepted("bp", events)
+    client = await adopt(env, "bp")
+    payload = "x" * 32 * 1024
+    proto = Protocol(CLIENT, state=OPEN, max_size=None)
+    pending = b""
+    sent = 0
+    loop = asyncio.get_running_loop()
+    stalled_since: float | None = None
+    while sent < 2000:  # 64 MB if nothing held it back
+        if not pending:
+            proto.send_text(f"{sent:05d}{payload}".encode())
+            pending = b"".join(proto.data_to_send())
+            sent += 1
+        try:
+            pending = pending[client.sock.send(pending):]
+            stalled_since = None
+        except BlockingIOError:
+            if stalled_since is None:
+                stalled_since = loop.time()
+            elif loop.time() - stalled_since > 0.5:
+                break  # the server stopped reading us
+            await asyncio.sleep(0.01)
+    assert sent < 2000, "the server kept reading a client that read nothing"
+    sock = env.direct.connections["bp"]
+    buffered = sock.transport.get_write_buffer_size()
+    assert sock.write_blocked and buffered < 4 * 1024 * 1024, buffered
+    handled = len(events)
+    # the client reads now: every message it got through is answered, in order
+    received = 0
+    reader = Protocol(CLIENT, state=OPEN, max_size=None)
+    deadline = loop.time() + 30
+    while received < handled and loop.time() < deadline:
+        if pending:
+            try:
+                pending = pending[client.sock.send(pending):]
+            except BlockingIOError:
+                pass
+        try:
+            data = client.sock.recv(1 << 20)
+        except BlockingIOError:
+            await asyncio.sleep(0.005)
+            continue
+        reader.receive_data(data)
+        for frame in reader.events_received():
+            assert frame.data[:5].decode() == f"{received:05d}"
+            received += 1
+    assert received >= handled
+    await wait_for(lambda: not sock.write_blocked)

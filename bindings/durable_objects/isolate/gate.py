@@ -36,15 +36,15 @@ if TYPE_CHECKING:  # pragma: no cover
 class Event:
     """One event of one object: the token its tasks carry while it runs."""
 
-    __slots__ = ("live", "what", "done", "outgoing", "parked", "exclusive", "chain", "waiting")
+    __slots__ = ("live", "what", "done", "outgoing", "parked", "exclusive", "caller", "_chain",
+                 "waiting")
 
     def __init__(self, live: LiveObject, what: str, exclusive: bool = False,
                  caller: tuple[str, ...] = ()) -> None:
         self.live = live
-        #: the events up the call chain, this one last (``ns/id#token`` strings: they cross
-        #: the host between isolates); a call that comes back to an object whose gate this
-        #: very event holds right now re-enters instead of waiting for itself
-        self.chain = caller + (f"{live.key}#{_token()}",)
+        #: the events up the call chain before this one (see ``chain``)
+        self.caller = caller
+        self._chain: tuple[str, ...] | None = None
         #: how messages name the event (``Room.ping``, ``alarm``)
         self.what = what
         self.done = False
@@ -57,16 +57,39 @@ class Event:
         #: the calls it waits for now, as messages name them (``Room 'x' hello()``)
         self.waiting: list[str] = []
 
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """The events up the call chain, this one last (``ns/id#token`` strings: they cross
+        the host between isolates); a call that comes back to an object whose gate this very
+        event holds right now re-enters instead of waiting for itself.
+
+        Built on first use: most events (a WebSocket message, a fetch that calls nobody)
+        never need it, and formatting it was a tenth of a socket message's cost."""
+        chain = self._chain
+        if chain is None:
+            chain = self._chain = self.caller + (f"{self.live.key}#{_token()}",)
+        return chain
+
     def __repr__(self) -> str:
         return f"<Event {self.what} of {self.live.key}{' done' if self.done else ''}>"
 
 
 _tokens = itertools.count(1)
+#: this process's id, read once (``os.getpid()`` is a system call); reset in a forked child
+_pid = os.getpid()
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _token() -> str:
     """Unique per process and across restarts of the isolate (a chain can outlive one)."""
-    return f"{os.getpid()}.{next(_tokens)}"
+    return f"{_pid}.{next(_tokens)}"
 
 
 def chain_of(event: Event | None) -> tuple[str, ...]:
@@ -78,8 +101,16 @@ def reenters(gate: InputGate, chain: tuple[str, ...]) -> bool:
     """A call whose chain holds the event that holds ``gate`` right now (A -> B -> A while
     A cannot park, e.g. inside blockConcurrencyWhile): waiting would wait for itself."""
     holder = gate.holder
-    return holder is not None and not holder.done and holder.chain[-1] in chain
+    if holder is None or holder.done or holder._chain is None:
+        return False  # (a chain never built was never passed on: no call carries it)
+    return holder._chain[-1] in chain
 
+
+#: the objects (``ns/id``) the current task is running on behalf of, outermost first;
+#: for messages (and the object a socket accepted here belongs to), never for the gate
+#: (objects.py re-exports it)
+CALL_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "edgelet_do_call_chain", default=())
 
 #: the event the current task acts for (None outside any object's event)
 CURRENT_EVENT: contextvars.ContextVar[Event | None] = contextvars.ContextVar(

@@ -17,7 +17,6 @@ builds a new instance.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from edgelet.bindings.durable_objects import wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId, check_id
 from edgelet.bindings.durable_objects.isolate.gate import (
+    CALL_CHAIN,
     CURRENT_EVENT,
     Event,
     InputGate,
@@ -58,10 +58,6 @@ DEFAULT_ALARM_TIMEOUT = 15 * 60.0
 CALL_MARGIN = 0.9
 _MISSING = object()
 
-#: the objects (``ns/id``) the current task is running on behalf of, outermost first;
-#: for messages (and the object a socket accepted here belongs to), never for the gate
-CALL_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
-    "edgelet_do_call_chain", default=())
 
 
 def _env_number(name: str, default: float, what: str) -> float:
