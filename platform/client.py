@@ -36,8 +36,15 @@ class ApiClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx  # here, not at the top: `edgelet dev` imports this module and never calls
+        headers = self.headers
+        if "json" in kwargs:
+            # encoded here, ASCII-only: a lone surrogate (JSON "\\ud800" in an argument) travels
+            # as its escape and the server answers it with a 400, where httpx's own UTF-8
+            # encoding raised UnicodeEncodeError in the CLI
+            kwargs["content"] = json.dumps(kwargs.pop("json")).encode("ascii")
+            headers = {**headers, "content-type": "application/json"}
         try:
-            resp = httpx.request(method, self.base + path, headers=self.headers, timeout=60, **kwargs)
+            resp = httpx.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
         except httpx.ConnectError:
             raise click.ClickException(
                 f"no `edgelet dev` answers at {self.base}; start one or pass --port") from None
