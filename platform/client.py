@@ -97,6 +97,38 @@ def port_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+#: what ``--persist-to`` defaults to, as ``edgelet dev`` says it
+PERSIST_TO_DEFAULT = ".edgelet/state beside the config file"
+
+
+def default_state_dir(config: str | None = None) -> Path:
+    """The state folder ``edgelet dev`` uses when not given ``--persist-to``: ``.edgelet/state``
+    beside the config file (``config``, else the one found here or in a parent folder, as
+    dev finds it), or here when there is none. Why: a CLI run from a project's subfolder
+    must read the folder dev writes, not invent an empty one under the subfolder."""
+    if config is not None:
+        return Path(config).resolve().parent / ".edgelet" / "state"
+    from edgelet.config import ConfigError, find_config
+    try:
+        return find_config(Path.cwd()).parent / ".edgelet" / "state"
+    except ConfigError:
+        return Path.cwd().resolve() / ".edgelet" / "state"
+
+
+def _persist_to(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    if value is not None:
+        return str(Path(value).resolve())
+    config = ctx.params.get("config")  # -c FILE, when the command has it and it was given
+    return str(default_state_dir(config if isinstance(config, str) else None))
+
+
+def persist_to_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # noqa: A002
+    """``--persist-to DIR`` for a command that reads the state folder when no dev answers;
+    the command gets an absolute path, defaulting as :func:`default_state_dir` says."""
+    return click.option("--persist-to", default=None, type=click.Path(file_okay=False), callback=_persist_to,
+                        help=f"{help}  [default: {PERSIST_TO_DEFAULT}]")
+
+
 def offline_notice(port: int, ip: str, state_dir: Path) -> None:
     """One line on stderr: no ``dev`` answered on ``--port``, so the state folder is read
     directly; and, when the folder's lock says a ``dev`` on another port holds it, which."""

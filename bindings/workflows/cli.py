@@ -20,7 +20,7 @@ import click
 import httpx
 
 from edgelet.bindings.workflows.schema import LIVE as _LIVE
-from edgelet.client import ApiClient, offline_notice, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, persist_to_option, port_options, print_table
 from edgelet.progress import Bar, progress_bar
 
 _STATUSES = ["queued", "running", "paused", "waitingForPause", "waiting", "errored", "terminated",
@@ -106,8 +106,7 @@ def _running(client: ApiClient) -> bool:
 def reader(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a read-only command a backend: the running dev, else the state folder."""
 
-    @click.option("--persist-to", default=".edgelet/state", show_default=True,
-                  type=click.Path(file_okay=False), help="State folder, read when no dev runs.")
+    @persist_to_option("State folder, read when no dev runs.")
     @port_options
     @functools.wraps(fn)
     def wrapper(*args: Any, client: ApiClient, persist_to: str, **kwargs: Any) -> Any:
