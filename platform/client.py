@@ -46,8 +46,7 @@ class ApiClient:
         try:
             resp = httpx.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
         except httpx.ConnectError:
-            raise click.ClickException(
-                f"no `edgelet dev` answers at {self.base}; start one or pass --port") from None
+            raise click.ClickException(self.no_dev()) from None
         try:
             data = resp.json()
         except ValueError:
@@ -80,8 +79,23 @@ class ApiClient:
                     if line.strip():
                         yield json.loads(line)
         except httpx.ConnectError:
-            raise click.ClickException(
-                f"no `edgelet dev` answers at {self.base}; start one or pass --port") from None
+            raise click.ClickException(self.no_dev()) from None
+
+    def no_dev(self) -> str:
+        """Nobody answers on --port: say so, and which port the ``dev`` holding this
+        project's state folder listens on, when one does (the usual cause: dev was started
+        with another --port)."""
+        from edgelet.dev_lock import read_holder
+
+        text = f"no `edgelet dev` answers at {self.base}; start one or pass --port"
+        try:
+            holder = read_holder(default_state_dir())
+        except Exception:  # an unreadable config or folder: the plain message must do
+            holder = None
+        if holder is not None and holder.port and holder.port != self.port:
+            text += (f" (the `edgelet dev` of this project, pid {holder.pid}, listens on "
+                     f"{holder.ip}:{holder.port}: pass --port {holder.port})")
+        return text
 
 
 def port_options(fn: Callable[..., Any]) -> Callable[..., Any]:

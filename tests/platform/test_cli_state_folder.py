@@ -70,3 +70,15 @@ def test_a_refused_offline_kv_put_leaves_no_state_behind(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "no KV namespace or binding named 'NOPE'" in result.stderr
     assert not (tmp_path / ".edgelet").exists()
+
+
+def test_a_cli_on_the_wrong_port_is_told_the_port_of_this_projects_dev(dev: Any, tmp_path: Path) -> None:
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP})
+    sub = tmp_path / "src"
+    sub.mkdir()
+    for args in (["workflows", "trigger", "flow"], ["tail"], ["queues", "send", "jobs", '"x"']):
+        result = cli(sub, *args)
+        assert result.returncode == 1, result.stderr
+        assert f"listens on 127.0.0.1:{s.port}: pass --port {s.port}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert s.api("GET", "/workflows/flow/instances")["result"] == []  # nothing reached it
