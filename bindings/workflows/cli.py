@@ -392,7 +392,7 @@ def _event_line(event: dict[str, Any]) -> str:
 def restart_cmd(client: ApiClient, name: str, instance_id: str, from_step: str | None) -> None:
     """Erase an instance's history (or the part from --from-step on) and run it again."""
     body: dict[str, Any] = {"status": "restart"}
-    if from_step:
+    if from_step is not None:  # an empty one is the server's 400, not a restart from the top
         body["from_step"] = from_step
     result = client.patch(f"/workflows/{_q(name)}/instances/{_q(instance_id)}/status", body)
     click.echo(f"Instance {instance_id} of {name}: {result['status']}")

@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from edgelet.api import ApiError, api_route, ok, read_json, store_failure
-from edgelet.bindings.workflows import codec, views
+from edgelet.bindings.workflows import codec, rules, views
 from edgelet.openapi import ANY_JSON, OBJECT, OBJECT_LIST, STRING, Op, route
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,7 +86,7 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             instances = body.get("instances")
             if isinstance(instances, list):
                 body = {**body, "instances": [
-                    {"id": b.get("instance_id", b.get("id")), "params": b.get("params")}
+                    {"id": _instance_id(b), "params": b.get("params")}
                     if isinstance(b, dict) else b for b in instances]}
             items, errors = batch_items(f"'{name}'", body)
             result = engine().create_many(name, [(i, p) for i, p in items], trigger="api", errors=errors)
@@ -149,6 +149,14 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             raise ApiError(400, 10001, 'send {"status": "pause" | "resume" | "terminate" | "restart"}')
         e = engine()
         action = body["status"]
+        options = {k: v for k, v in body.items() if k != "status"}
+        if options and action != "restart":
+            raise ApiError(400, 10001, f"unknown field(s) {sorted(options)} for {action!r}; send only "
+                                       f'{{"status": "{action}"}}')
+        try:
+            from_step = rules.restart_from(None, options)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, 10001, str(exc)) from None
         if action == "pause":
             e.pause(name, instance_id)
         elif action == "resume":
@@ -156,7 +164,7 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
         elif action == "terminate":
             e.terminate(name, instance_id)
         elif action == "restart":
-            e.restart(name, instance_id, body.get("from_step") or body.get("fromStep"))
+            e.restart(name, instance_id, from_step)
         else:
             raise ApiError(400, 10001, f"unknown status action {action!r}; use pause, resume, terminate "
                                        f"or restart")
@@ -239,10 +247,19 @@ def _create(engine: Engine, name: str, bodies: list[Any]) -> list[dict[str, Any]
         unknown = set(body) - {"instance_id", "id", "params", "instance_retention"}
         if unknown:
             raise ApiError(400, 10001, f"unknown field(s) {sorted(unknown)}; use instance_id and params")
-        items.append((body.get("instance_id", body.get("id")),
+        items.append((_instance_id(body),
                       codec.encode(body.get("params"), what="the instance params")))
     created = engine.create_batch(name, items, trigger="api")
     return [{"id": c["id"], "status": c["status"], "workflow_id": name} for c in created]
+
+
+def _instance_id(body: dict[str, Any]) -> Any:
+    """``instance_id`` (Cloudflare's REST name) or ``id`` (the binding's): one of them; two
+    that differ are refused rather than one silently chosen."""
+    if "instance_id" in body and "id" in body and body["instance_id"] != body["id"]:
+        raise ApiError(400, 10001, f"the instance id is given twice, as instance_id {body['instance_id']!r} "
+                                   f"and id {body['id']!r}; send one of them")
+    return body.get("instance_id", body.get("id"))
 
 
 async def _json(request: Request) -> Any:

@@ -67,6 +67,35 @@ def check_step_name(value: Any, kind: str = "step.do") -> str:
     return value
 
 
+RESTART_OPTIONS = ("from_step", "fromStep")
+
+
+def restart_from(from_step: Any = None, options: dict[str, Any] | None = None) -> str | None:
+    """The step a ``restart`` keeps the results before, or None (from the top), from
+    ``restart(NAME)``, ``restart(from_step=NAME)``, ``restart(fromStep=NAME)`` or
+    ``restart({"fromStep": NAME})``. Why so strict: a restart from the top erases the
+    whole history, so a misspelt option, an empty name or a non-string is refused rather
+    than read as "from the top"."""
+    options = dict(options or {})
+    if isinstance(from_step, dict):
+        options, from_step = {**from_step, **options}, None
+    unknown = sorted(set(options) - set(RESTART_OPTIONS))
+    if unknown:
+        raise TypeError(f"restart() got unknown option(s) {unknown}; use from_step=NAME (or fromStep), "
+                        f"or no option to restart from the top")
+    given = [options[k] for k in RESTART_OPTIONS if options.get(k) is not None]
+    if from_step is None and given:
+        from_step = given[0]
+    if from_step is None:
+        return None
+    if not isinstance(from_step, str):
+        raise TypeError(f"restart from_step must be a step name (a string), got {type(from_step).__name__}")
+    if not from_step:
+        raise ValueError("restart from_step must not be empty; name a step, or leave it out to restart "
+                         "from the top")
+    return from_step
+
+
 def duration_s(value: Any, what: str) -> float:
     """Seconds from milliseconds, a "5 minutes" string, or a ``timedelta``."""
     if isinstance(value, _dt.timedelta):
