@@ -22,6 +22,10 @@ MAX_STEP_NAME = 256
 MAX_SLEEP_S = 365 * 86400.0
 MIN_WAIT_TIMEOUT_S = 1.0
 MAX_BATCH = 100
+#: ids Cloudflare refuses (``instance.invalid_id``): they name routes of its REST API
+#: (``.../instances/batch``, ``.../instances/terminate``...), so an app that creates them
+#: here would fail once deployed
+RESERVED_IDS = ("batch", "terminate", "terminateAll")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 BACKOFFS = ("constant", "linear", "exponential")
@@ -41,6 +45,9 @@ def check_instance_id(value: Any, *, workflow: str = "") -> str:
         raise ValueError(
             f"invalid instance id {value[:120]!r}{where}: use 1 to {MAX_ID} letters, digits, '-' "
             f"or '_', not starting with '-' (pattern ^[a-zA-Z0-9_][a-zA-Z0-9-_]*$)")
+    if value in RESERVED_IDS:
+        raise ValueError(f"invalid instance id {value!r}{where}: {', '.join(map(repr, RESERVED_IDS))} are "
+                         f"reserved by Cloudflare (they name API routes); choose another id")
     return value
 
 
