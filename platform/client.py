@@ -111,6 +111,17 @@ def port_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def loads_arg(text: str) -> Any:
+    """A JSON command-line value, held to the control API's rules (edgelet.api.parse_json):
+    ValueError, never RecursionError (a deeply nested value was a traceback), for what the
+    server would refuse anyway: nesting past ``MAX_JSON_DEPTH`` levels, NaN or Infinity."""
+    from edgelet.api import ApiError, parse_json
+    try:
+        return parse_json(text, what="the value")
+    except ApiError as exc:
+        raise ValueError(exc.message.removeprefix("the value is not valid JSON: ")) from None
+
+
 #: what ``--persist-to`` defaults to, as ``edgelet dev`` says it
 PERSIST_TO_DEFAULT = ".edgelet/state beside the config file"
 

@@ -21,7 +21,7 @@ import click
 import httpx
 
 from edgelet.bindings.kv.limits import key_entry
-from edgelet.client import ApiClient, offline_notice, persist_to_option, port_options, print_table
+from edgelet.client import ApiClient, loads_arg, offline_notice, persist_to_option, port_options, print_table
 
 # -- backends --------------------------------------------------------------------------------
 
@@ -287,7 +287,7 @@ def put_key(kv: Any, ns: str, key_name: str, value: str | None, path: str | None
     data = Path(path).read_bytes() if path else (value or "").encode("utf-8")
     if metadata is not None:
         try:
-            metadata = json.dumps(json.loads(metadata), separators=(",", ":"), ensure_ascii=False)
+            metadata = json.dumps(loads_arg(metadata), separators=(",", ":"), ensure_ascii=False)
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--metadata") from None
     kv.put(ns, key_name, data, ttl, expiration, metadata)

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import click
 import httpx
 
-from edgelet.client import ApiClient, offline_notice, persist_to_option, port_options, print_table
+from edgelet.client import ApiClient, loads_arg, offline_notice, persist_to_option, port_options, print_table
 
 _COLUMNS = ["name", "producers", "consumer", "backlog", "in_flight", "oldest_age_s",
             "dead_letter_queue", "dead"]
@@ -92,7 +92,7 @@ def send(client: ApiClient, queue: str, body: str, content_type: str, delay: int
     value: Any = body
     if content_type == "json":
         try:
-            value = json.loads(body)
+            value = loads_arg(body)
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON ({exc}); quote it as JSON (e.g. '\"hello\"') "
                                      f"or pass --content-type text", param_hint="BODY") from None

@@ -20,7 +20,7 @@ import click
 import httpx
 
 from edgelet.bindings.workflows.schema import LIVE as _LIVE
-from edgelet.client import ApiClient, offline_notice, persist_to_option, port_options, print_table
+from edgelet.client import ApiClient, loads_arg, offline_notice, persist_to_option, port_options, print_table
 from edgelet.progress import Bar, progress_bar
 
 _STATUSES = ["queued", "running", "paused", "waitingForPause", "waiting", "errored", "terminated",
@@ -213,7 +213,7 @@ def trigger_cmd(client: ApiClient, name: str, params: str | None, instance_id: s
     body: dict[str, Any] = {}
     if params:
         try:
-            body["params"] = json.loads(params)
+            body["params"] = loads_arg(params)
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="PARAMS") from None
     if instance_id:
@@ -410,7 +410,7 @@ def send_event_cmd(client: ApiClient, name: str, instance_id: str, event_type: s
     data: Any = None
     if payload:
         try:
-            data = json.loads(payload)
+            data = loads_arg(payload)
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
     client.post(f"/workflows/{_q(name)}/instances/{_q(instance_id)}/events/{_q(event_type)}", data)

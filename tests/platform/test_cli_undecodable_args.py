@@ -80,3 +80,24 @@ def test_a_path_that_is_not_utf8_is_still_a_path(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "configuration file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_json_values_too_deep_or_not_finite_are_usage_errors(dev: Any) -> None:
+    """They were a RecursionError traceback (deep) or a 400 from the server (NaN)."""
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, "--in-memory")
+    inst = s.api("POST", "/workflows/flow/instances", json={"instance_id": "i1"})["result"]["id"]
+    deep = "[" * 5000 + "]" * 5000
+    for value, says in ((deep, "nests arrays/objects more than 128 levels deep; flatten it"),
+                        ("NaN", "NaN is not a JSON number")):
+        for args, name in ((["workflows", "trigger", "flow", value], "PARAMS"),
+                           (["workflows", "instances", "send-event", "flow", inst, "--type", "go",
+                             "--payload", value], "--payload"),
+                           (["queues", "send", "jobs", value], "BODY"),
+                           (["kv", "key", "put", "k", "v", "--binding", "CACHE", "--metadata", value],
+                            "--metadata")):
+            result = run(s, *args)
+            assert result.returncode == 2, (args[:3], result.stderr[-300:])
+            assert "Traceback" not in result.stderr
+            assert f"Invalid value for {name}: not valid JSON" in result.stderr and says in result.stderr
+    assert [i["id"] for i in s.api("GET", "/workflows/flow/instances")["result"]] == ["i1"]
+    assert s.api("GET", "/kv/CACHE/keys")["result"] == []
