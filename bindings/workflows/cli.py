@@ -362,6 +362,9 @@ def tail_cmd(client: ApiClient, name: str, instance_id: str, cursor: int | None,
                     errors = [{"message": resp.text}]
                 raise click.ClickException(errors[0].get("message", resp.text))
             for line in resp.iter_lines():
+                if line.startswith(": edgelet dev is stopping"):
+                    click.echo("edgelet dev stopped; tail ends", err=True)
+                    return
                 if not line.startswith("data: "):
                     continue
                 event = json.loads(line[6:])

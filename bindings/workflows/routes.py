@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -109,10 +110,14 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
         q = request.query_params
         cursor = q.get("cursor") or request.headers.get("last-event-id")
         stream = engine().subscribe(name, instance_id, q.get("filter") or None, cursor, batches=True)
+        stopping: asyncio.Event | None = getattr(request.app.state, "stopping", None)
 
         async def body() -> AsyncIterator[bytes]:
             yield b": subscribed\n\n"
-            async for batch in stream:  # the events already there, in one write
+            async for batch in _until_stopping(stream, stopping):  # the events already there, in one write
+                if batch is None:  # edgelet dev stops: end the stream cleanly, resumable by its ids
+                    yield STOPPING_COMMENT
+                    return
                 yield "".join(f"id: {e['eventId']}\nevent: {e['type']}\n"
                               f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in batch).encode()
 
@@ -251,6 +256,38 @@ def _create(engine: Engine, name: str, bodies: list[Any]) -> list[dict[str, Any]
                       codec.encode(body.get("params"), what="the instance params")))
     created = engine.create_batch(name, items, trigger="api")
     return [{"id": c["id"], "status": c["status"], "workflow_id": name} for c in created]
+
+
+#: the last thing an event stream sends when ``edgelet dev`` stops (an SSE comment: clients
+#: that do not know it ignore it; ``edgelet workflows instances tail`` says why it ends)
+STOPPING_COMMENT = b": edgelet dev is stopping; reconnect with Last-Event-ID to resume\n\n"
+
+
+async def _until_stopping(stream: AsyncIterator[Any], stopping: asyncio.Event | None) -> AsyncIterator[Any]:
+    """``stream``'s items, then None once ``stopping`` is set (if it is before the stream
+    ends). Why: a subscription to a waiting instance may last days; it must not hold
+    ``edgelet dev``'s Ctrl-C until uvicorn gives up and cancels it with a traceback."""
+    if stopping is None:
+        async for item in stream:
+            yield item
+        return
+    stop = asyncio.ensure_future(stopping.wait())
+    it = stream.__aiter__()
+    try:
+        while True:
+            nxt = asyncio.ensure_future(it.__anext__())
+            await asyncio.wait((nxt, stop), return_when=asyncio.FIRST_COMPLETED)
+            if not nxt.done():
+                nxt.cancel()
+                yield None
+                return
+            try:
+                item = nxt.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        stop.cancel()
 
 
 def _instance_id(body: dict[str, Any]) -> Any:

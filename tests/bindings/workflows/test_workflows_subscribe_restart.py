@@ -94,3 +94,49 @@ def test_every_reader_shows_both_runs_of_a_restarted_finished_instance(dev: Any)
     assert tail.returncode == 0, tail.stderr
     assert [json.loads(line)["type"] for line in tail.stdout.splitlines()] == both
     assert json.loads(s.get("/i1").text) == both
+
+
+def test_ctrl_c_ends_event_streams_cleanly_and_promptly(dev: Any) -> None:
+    """A stream on a waiting instance held Ctrl-C until uvicorn's 5 s grace ran out, then
+    printed "Exception in ASGI application" and cut the client off mid-body."""
+    import os
+    import signal
+    import threading
+
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, "--in-memory")
+    assert s.api("POST", "/workflows/flow/instances", json={"id": "i1"})["success"]
+    status(s, "waiting")
+    tail = subprocess.Popen([*EDGELET, "workflows", "instances", "tail", "flow", "i1", "--port", str(s.port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=s.cwd)
+    lines: list[str] = []
+    ended: list[BaseException | None] = []
+
+    def read() -> None:
+        url = f"{s.url}/cdn-cgi/edgelet/api/workflows/flow/instances/i1/subscribe"
+        try:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=60)) as resp:
+                lines.extend(resp.iter_lines())
+            ended.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            ended.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 20
+    while not any(line.startswith("event: wait.started") for line in lines):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # the CLI's stream is attached too
+    assert s.proc is not None
+    started = time.monotonic()
+    os.killpg(s.proc.pid, signal.SIGINT)
+    assert s.proc.wait(15) == 0
+    took = time.monotonic() - started
+    reader.join(10)
+    out, err = tail.communicate(timeout=10)
+    assert took < 5.0, f"edgelet dev took {took:.1f} s to stop"  # uvicorn gives up at 5 s
+    assert "Traceback" not in s.logs() and "Exception in ASGI" not in s.logs(), s.logs()
+    assert ended == [None]  # a complete body, not a cut-off one
+    assert lines[-2].startswith(": edgelet dev is stopping")
+    assert tail.returncode == 0, err
+    assert err.strip() == "edgelet dev stopped; tail ends" and "wait.started" in out
