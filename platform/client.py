@@ -22,6 +22,8 @@ class ApiClient:
         self.base = f"http://{ip}:{port}/cdn-cgi/edgelet/api"
         token = token or os.environ.get("EDGELET_API_TOKEN")
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
+        #: the last answer's ``result_info`` (a paged listing's page and totals)
+        self.last_info: dict[str, Any] | None = None
 
     def answers(self) -> bool:
         """True when something accepts connections on ``--ip``/``--port`` (half a second at
@@ -54,10 +56,16 @@ class ApiClient:
         if not data.get("success", False):
             errors = "; ".join(f"{e.get('message')} (code {e.get('code')})" for e in data.get("errors", []))
             raise click.ClickException(errors or f"HTTP {resp.status_code}")
+        self.last_info = data.get("result_info")
         return data.get("result")
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def get_page(self, path: str, **params: Any) -> tuple[Any, dict[str, Any] | None]:
+        """A paged listing: its result and its ``result_info`` (page, per_page, total_count)."""
+        result = self.get(path, **params)
+        return result, self.last_info
 
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body)

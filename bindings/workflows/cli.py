@@ -57,9 +57,10 @@ class Offline:
             raise click.ClickException(f"unknown workflow '{name}' in the state folder")
         return views.workflow_summary(self.conn, name)
 
-    def instances(self, name: str, status: str | None, page: int, per_page: int) -> list[dict[str, Any]]:
+    def instances(self, name: str, status: str | None, page: int,
+                  per_page: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         from edgelet.bindings.workflows import views
-        return views.list_instances(self.conn, name, status, page, per_page)[0]
+        return views.list_instances(self.conn, name, status, page, per_page)
 
     def describe(self, name: str, instance_id: str) -> dict[str, Any]:
         from edgelet.bindings.workflows import views
@@ -83,9 +84,10 @@ class Online:
     def workflow(self, name: str) -> dict[str, Any]:
         return self.client.get(f"/workflows/{_q(name)}")
 
-    def instances(self, name: str, status: str | None, page: int, per_page: int) -> list[dict[str, Any]]:
-        return self.client.get(f"/workflows/{_q(name)}/instances", status=status, page=page,
-                               per_page=per_page)
+    def instances(self, name: str, status: str | None, page: int,
+                  per_page: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        return self.client.get_page(f"/workflows/{_q(name)}/instances", status=status, page=page,
+                                    per_page=per_page)
 
     def describe(self, name: str, instance_id: str) -> dict[str, Any]:
         return self.client.get(f"/workflows/{_q(name)}/instances/{_q(instance_id)}")
@@ -237,13 +239,29 @@ def instances_group() -> None:
 def instances_list(backend: Any, name: str, status: str | None, page: int, per_page: int,
                    as_json: bool) -> None:
     """Instances of NAME, newest first."""
-    rows = backend.instances(name, status, page, per_page)
+    rows, info = backend.instances(name, status, page, per_page)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+    else:
+        print_table([{"id": r["id"], "status": r["status"], "created": _short(r.get("created_on")),
+                      "started": _short(r.get("started_on")), "ended": _short(r.get("ended_on"))}
+                     for r in rows], ["id", "status", "created", "started", "ended"])
+    _page_note(info, len(rows), "instances")
+
+
+def _page_note(info: dict[str, Any] | None, shown: int, what: str) -> None:
+    """On stderr, when a listing has more pages than the one shown: which one, and how to get
+    the next (a table of exactly --per-page rows read as if it were all of them)."""
+    if not info or not info.get("total_count"):
         return
-    print_table([{"id": r["id"], "status": r["status"], "created": _short(r.get("created_on")),
-                  "started": _short(r.get("started_on")), "ended": _short(r.get("ended_on"))}
-                 for r in rows], ["id", "status", "created", "started", "ended"])
+    page, per_page, total = int(info["page"]), int(info["per_page"]), int(info["total_count"])
+    if total <= per_page and page == 1:
+        return
+    first = (page - 1) * per_page + 1
+    note = f"{what} {first}-{first + shown - 1} of {total}" if shown else f"no {what} on page {page} ({total} in all)"
+    if page * per_page < total:
+        note += f"; pass --page {page + 1} for the next {min(per_page, total - page * per_page)}"
+    click.echo(note, err=True)
 
 
 @instances_group.command("describe")
