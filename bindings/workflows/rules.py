@@ -194,7 +194,16 @@ def config_json(config: dict[str, Any]) -> str:
     if callable(delay):
         name = getattr(delay, "__qualname__", None) or type(delay).__name__
         config = {**config, "retries": {**config["retries"], "delay": f"<function {name}>"}}
-    return json.dumps(config)
+    return json.dumps(config, default=_duration_json)
+
+
+def _duration_json(value: Any) -> Any:
+    """A ``timedelta`` delay or timeout (accepted like a sleep's) is stored as milliseconds,
+    a duration it reads back the same; it failed the step with "timedelta is not JSON
+    serializable"."""
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds() * 1000
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def retry_delay_s(config: dict[str, Any], retry: int, base: float | None = None) -> float:
