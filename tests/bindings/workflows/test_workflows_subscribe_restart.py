@@ -120,20 +120,31 @@ def test_ctrl_c_ends_event_streams_cleanly_and_promptly(dev: Any) -> None:
         except BaseException as exc:  # noqa: BLE001 - the test reports it
             ended.append(exc)
 
+    printed: list[str] = []
+
+    def read_cli() -> None:
+        assert tail.stdout is not None
+        printed.extend(iter(tail.stdout.readline, ""))
+
     reader = threading.Thread(target=read)
     reader.start()
-    deadline = time.monotonic() + 20
-    while not any(line.startswith("event: wait.started") for line in lines):
-        assert time.monotonic() < deadline
+    cli_reader = threading.Thread(target=read_cli)
+    cli_reader.start()
+    deadline = time.monotonic() + 30  # both streams attached and caught up
+    while not (any(line.startswith("event: wait.started") for line in lines)
+               and any("wait.started" in line for line in printed)):
+        assert time.monotonic() < deadline, (lines, printed)
         time.sleep(0.05)
-    time.sleep(0.5)  # the CLI's stream is attached too
     assert s.proc is not None
     started = time.monotonic()
     os.killpg(s.proc.pid, signal.SIGINT)
     assert s.proc.wait(15) == 0
     took = time.monotonic() - started
     reader.join(10)
-    out, err = tail.communicate(timeout=10)
+    tail.wait(10)
+    cli_reader.join(10)
+    assert tail.stderr is not None
+    out, err = "".join(printed), tail.stderr.read()
     assert took < 5.0, f"edgelet dev took {took:.1f} s to stop"  # uvicorn gives up at 5 s
     assert "Traceback" not in s.logs() and "Exception in ASGI" not in s.logs(), s.logs()
     assert ended == [None]  # a complete body, not a cut-off one
