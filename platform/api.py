@@ -31,6 +31,8 @@ CODE_BAD_INPUT = 10001
 CODE_TOO_LARGE = 10413
 CODE_DISK_FULL = 10507
 CODE_INTERNAL = 10500
+#: a route that runs the Worker's code (a workflow replay check...) found it broken
+CODE_WORKER_FAILED = 10503
 
 
 class ApiError(Exception):
@@ -186,6 +188,11 @@ def api_route(fn: Any) -> Any:
         except Exception as exc:
             if (cause := store_failure(exc)) is not None:
                 return _store_failed(request, cause)
+            from edgelet.supervisor import IsolateError
+            if isinstance(exc, IsolateError):  # the Worker's own code: it does not load, or died
+                return fail(exc.status, CODE_WORKER_FAILED, f"{request.method} {request.url.path}: {exc}; "
+                                                            f"fix the Worker (edgelet dev reloads it on save) "
+                                                            f"and try again")
             log.exception("control API %s %s failed", request.method, request.url.path)
             return fail(500, CODE_INTERNAL, f"{request.method} {request.url.path} failed inside "
                                             f"edgelet ({type(exc).__name__}: {exc}); the traceback "

@@ -95,7 +95,9 @@ class _Commands(click.Group):
         return sorted({*super().list_commands(ctx), *self._plugin_groups()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or self._plugin_group(cmd_name)
+        from edgelet.cli_text import guard
+        command = super().get_command(ctx, cmd_name) or self._plugin_group(cmd_name)
+        return None if command is None else guard(command)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

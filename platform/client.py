@@ -22,6 +22,8 @@ class ApiClient:
         self.base = f"http://{ip}:{port}/cdn-cgi/edgelet/api"
         token = token or os.environ.get("EDGELET_API_TOKEN")
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
+        #: the last answer's ``result_info`` (a paged listing's page and totals)
+        self.last_info: dict[str, Any] | None = None
 
     def answers(self) -> bool:
         """True when something accepts connections on ``--ip``/``--port`` (half a second at
@@ -36,11 +38,17 @@ class ApiClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx  # here, not at the top: `edgelet dev` imports this module and never calls
+        headers = self.headers
+        if "json" in kwargs:
+            # encoded here, ASCII-only: a lone surrogate (JSON "\\ud800" in an argument) travels
+            # as its escape and the server answers it with a 400, where httpx's own UTF-8
+            # encoding raised UnicodeEncodeError in the CLI
+            kwargs["content"] = json.dumps(kwargs.pop("json")).encode("ascii")
+            headers = {**headers, "content-type": "application/json"}
         try:
-            resp = httpx.request(method, self.base + path, headers=self.headers, timeout=60, **kwargs)
+            resp = httpx.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
         except httpx.ConnectError:
-            raise click.ClickException(
-                f"no `edgelet dev` answers at {self.base}; start one or pass --port") from None
+            raise click.ClickException(self.no_dev()) from None
         try:
             data = resp.json()
         except ValueError:
@@ -48,10 +56,16 @@ class ApiClient:
         if not data.get("success", False):
             errors = "; ".join(f"{e.get('message')} (code {e.get('code')})" for e in data.get("errors", []))
             raise click.ClickException(errors or f"HTTP {resp.status_code}")
+        self.last_info = data.get("result_info")
         return data.get("result")
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def get_page(self, path: str, **params: Any) -> tuple[Any, dict[str, Any] | None]:
+        """A paged listing: its result and its ``result_info`` (page, per_page, total_count)."""
+        result = self.get(path, **params)
+        return result, self.last_info
 
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body)
@@ -73,8 +87,23 @@ class ApiClient:
                     if line.strip():
                         yield json.loads(line)
         except httpx.ConnectError:
-            raise click.ClickException(
-                f"no `edgelet dev` answers at {self.base}; start one or pass --port") from None
+            raise click.ClickException(self.no_dev()) from None
+
+    def no_dev(self) -> str:
+        """Nobody answers on --port: say so, and which port the ``dev`` holding this
+        project's state folder listens on, when one does (the usual cause: dev was started
+        with another --port)."""
+        from edgelet.dev_lock import read_holder
+
+        text = f"no `edgelet dev` answers at {self.base}; start one or pass --port"
+        try:
+            holder = read_holder(default_state_dir())
+        except Exception:  # an unreadable config or folder: the plain message must do
+            holder = None
+        if holder is not None and holder.port and holder.port != self.port:
+            text += (f" (the `edgelet dev` of this project, pid {holder.pid}, listens on "
+                     f"{holder.ip}:{holder.port}: pass --port {holder.port})")
+        return text
 
 
 def port_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,6 +117,49 @@ def port_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn(*args, client=ApiClient(port, ip), **kwargs)
 
     return wrapper
+
+
+def loads_arg(text: str) -> Any:
+    """A JSON command-line value, held to the control API's rules (edgelet.api.parse_json):
+    ValueError, never RecursionError (a deeply nested value was a traceback), for what the
+    server would refuse anyway: nesting past ``MAX_JSON_DEPTH`` levels, NaN or Infinity."""
+    from edgelet.api import ApiError, parse_json
+    try:
+        return parse_json(text, what="the value")
+    except ApiError as exc:
+        raise ValueError(exc.message.removeprefix("the value is not valid JSON: ")) from None
+
+
+#: what ``--persist-to`` defaults to, as ``edgelet dev`` says it
+PERSIST_TO_DEFAULT = ".edgelet/state beside the config file"
+
+
+def default_state_dir(config: str | None = None) -> Path:
+    """The state folder ``edgelet dev`` uses when not given ``--persist-to``: ``.edgelet/state``
+    beside the config file (``config``, else the one found here or in a parent folder, as
+    dev finds it), or here when there is none. Why: a CLI run from a project's subfolder
+    must read the folder dev writes, not invent an empty one under the subfolder."""
+    if config is not None:
+        return Path(config).resolve().parent / ".edgelet" / "state"
+    from edgelet.config import ConfigError, find_config
+    try:
+        return find_config(Path.cwd()).parent / ".edgelet" / "state"
+    except ConfigError:
+        return Path.cwd().resolve() / ".edgelet" / "state"
+
+
+def _persist_to(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    if value is not None:
+        return str(Path(value).resolve())
+    config = ctx.params.get("config")  # -c FILE, when the command has it and it was given
+    return str(default_state_dir(config if isinstance(config, str) else None))
+
+
+def persist_to_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # noqa: A002
+    """``--persist-to DIR`` for a command that reads the state folder when no dev answers;
+    the command gets an absolute path, defaulting as :func:`default_state_dir` says."""
+    return click.option("--persist-to", default=None, type=click.Path(file_okay=False), callback=_persist_to,
+                        help=f"{help}  [default: {PERSIST_TO_DEFAULT}]")
 
 
 def offline_notice(port: int, ip: str, state_dir: Path) -> None:

@@ -67,12 +67,15 @@ def parse_duration(value: Any, *, what: str = "duration") -> float:
 class TimerHandle:
     """A scheduled callback; ``cancel()`` is safe to call more than once."""
 
-    __slots__ = ("when", "callback", "cancelled", "_real")
+    __slots__ = ("when", "callback", "cancelled", "housekeeping", "_real")
 
-    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
+    def __init__(self, when: float, callback: Callable[[], Any], housekeeping: bool = False) -> None:
         self.when = when
         self.callback = callback
         self.cancelled = False
+        #: the platform's own chores (deleting finished workflow instances after their
+        #: retention): a virtual clock's auto-advance does not jump to them (see next_due)
+        self.housekeeping = housekeeping
         self._real: asyncio.TimerHandle | None = None
 
     def cancel(self) -> None:
@@ -96,9 +99,9 @@ class Clock:
     def now_ms(self) -> int:
         return int(self.now() * 1000)
 
-    def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle:
+    def call_at(self, when: float, callback: Callable[[], Any], housekeeping: bool = False) -> TimerHandle:
         """Run ``callback`` (a plain function) once ``now() >= when``."""
-        handle = TimerHandle(when, callback)
+        handle = TimerHandle(when, callback, housekeeping)
         self._arm(handle)
         return handle
 
@@ -154,16 +157,20 @@ class VirtualClock(Clock):
     def now(self) -> float:
         return self._now
 
-    def call_at(self, when: float, callback: Callable[[], Any]) -> TimerHandle:
-        handle = TimerHandle(when, callback)
+    def call_at(self, when: float, callback: Callable[[], Any], housekeeping: bool = False) -> TimerHandle:
+        handle = TimerHandle(when, callback, housekeeping)
         heapq.heappush(self._timers, (when, next(self._seq), handle))
         return handle
 
-    def next_due(self) -> float | None:
-        """When the earliest live timer falls due, or None."""
+    def next_due(self, housekeeping: bool = True) -> float | None:
+        """When the earliest live timer falls due, or None. ``housekeeping=False`` skips
+        the platform's chores: auto-advance jumps only to work a test is waiting for, not
+        seven days ahead to delete the instance the test just watched finish."""
         while self._timers and self._timers[0][2].cancelled:
             heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        if not self._timers or housekeeping or not self._timers[0][2].housekeeping:
+            return self._timers[0][0] if self._timers else None
+        return min((when for when, _, h in self._timers if not h.cancelled and not h.housekeeping), default=None)
 
     def set_time(self, when: float) -> None:
         if when > self._now:

@@ -66,6 +66,10 @@ class EdgeletApp:
         #: tasks running a Worker request now, answered 503 if the platform stops meanwhile
         self._inflight: set[asyncio.Task[Any]] = set()
         self.closing = False
+        #: set when the platform starts stopping: a control route that streams until
+        #: something happens (a workflow's event stream) ends on it, as ``tail`` does on
+        #: the log bus's close, instead of holding the shutdown until uvicorn cancels it
+        self.stopping = asyncio.Event()
         _quiet_cut_short()
 
     def begin_shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
@@ -74,6 +78,7 @@ class EdgeletApp:
             return
         self.closing = True
         self.host.logbus.close()
+        self.stopping.set()
         asyncio.get_running_loop().call_later(grace, self._abandon_inflight)
 
     def _abandon_inflight(self) -> None:
@@ -345,7 +350,9 @@ class EdgeletApp:
             Mount(API_PREFIX, routes=api_routes),
             *explorer_routes(API_PREFIX),
         ]
-        return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+        app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+        app.state.stopping = self.stopping
+        return app
 
     def _allowed(self, scope: dict[str, Any]) -> bool:
         if self.api_token:

@@ -465,6 +465,8 @@ class Isolate:
             gate = self._body_gates.get(args[0])
             if gate is not None:
                 gate.ack(args[1])
+        elif method == "files":  # modules the Worker imported after its start (runtime.devtools)
+            self.info.setdefault("files", []).extend(args[0])
         else:
             hook = self.notify_hooks.get(method)
             if hook is not None:

@@ -343,7 +343,7 @@ class Platform:
             await asyncio.sleep(0.005)
             if not self.host.is_idle:
                 continue
-            due = clock.next_due()
+            due = clock.next_due(housekeeping=False)
             if due is None:
                 await asyncio.sleep(0.01)
                 continue

@@ -28,7 +28,7 @@ from edgelet.bindings.d1.errors import D1Error
 from edgelet.bindings.d1.registry import Catalog, DatabaseEntry, describe
 from edgelet.bindings.d1.sqltext import drop_dump_wrapper, export_sql, split_statements
 from edgelet.bindings.d1.storage import D1Database, file_name
-from edgelet.client import ApiClient, offline_notice, port_options, print_table
+from edgelet.client import ApiClient, offline_notice, persist_to_option, port_options, print_table
 from edgelet.progress import Bar, progress_bar
 
 #: a ``--file`` with at least this many statements gets a progress bar
@@ -189,8 +189,7 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--port/--ip (a running dev), --persist-to, -c/--config, --local (accepted)."""
 
     @port_options
-    @click.option("--persist-to", default=".edgelet/state", show_default=True, type=click.Path(file_okay=False),
-                  help="State folder, used when no `edgelet dev` answers.")
+    @persist_to_option("State folder, used when no `edgelet dev` answers.")
     @click.option("-c", "--config", "config", default=None, type=click.Path(dir_okay=False, exists=True),
                   help="The config file that declares the database (default: the one here).")
     @click.option("--local", is_flag=True, help="Accepted for wrangler habits; edgelet is always local.")

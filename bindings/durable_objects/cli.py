@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from edgelet.bindings.durable_objects import schema
-from edgelet.client import ApiClient, offline_notice, print_table
+from edgelet.client import ApiClient, offline_notice, persist_to_option, print_table
 from edgelet.state import Schema, StateError, database_path, open_database
 
 _SAFE_GLOBALS = {
@@ -162,8 +162,7 @@ class _Offline:
 
 def _options(fn: Any) -> Any:
     fn = click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")(fn)
-    fn = click.option("--persist-to", default=".edgelet/state", show_default=True,
-                      help="State folder, read when no `edgelet dev` runs.")(fn)
+    fn = persist_to_option("State folder, read when no `edgelet dev` runs.")(fn)
     fn = click.option("--ip", default="127.0.0.1", show_default=True)(fn)
     fn = click.option("--port", default=8787, show_default=True, type=int, envvar="EDGELET_PORT",
                       help="Port of `edgelet dev`.")(fn)

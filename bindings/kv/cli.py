@@ -21,7 +21,7 @@ import click
 import httpx
 
 from edgelet.bindings.kv.limits import key_entry
-from edgelet.client import ApiClient, offline_notice, port_options, print_table
+from edgelet.client import ApiClient, loads_arg, offline_notice, persist_to_option, port_options, print_table
 
 # -- backends --------------------------------------------------------------------------------
 
@@ -106,11 +106,22 @@ class LocalKV:
             raise click.ClickException(
                 f"no `edgelet dev` answers and there is no KV state at {path}; start "
                 f"`edgelet dev`, or pass --persist-to (and --port) to point at the right one")
-        try:
-            self.storage = KVStorage(open_database(path), Clock())
-        except StateError as exc:
-            raise click.ClickException(str(exc)) from None
+        self.path = path
+        self._storage: KVStorage | None = None
+        self._open = lambda: KVStorage(open_database(path), Clock())
+        self._state_error = StateError
         self.where = f"KV state {path}"
+
+    @property
+    def storage(self) -> Any:
+        """The store, opened (and for a put, created) on first use: a put whose binding
+        does not resolve must leave no state folder or database file behind."""
+        if self._storage is None:
+            try:
+                self._storage = self._open()
+            except self._state_error as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._storage
 
     def resolve(self, name: str) -> str:
         records: list[tuple[str, str, str]] = []
@@ -120,8 +131,9 @@ class LocalKV:
             records += [(w.name, d.binding, d.id) for w in config.workers for d in w.decls("kv")]
         except Exception:  # no readable config here: the recorded bindings must do
             pass
-        records += self.storage.recorded_bindings()
-        ids = {ns for _, _, ns in records} | set(self.storage.key_counts())
+        stored = self.path.exists()  # nothing recorded in a store that does not exist yet
+        records += self.storage.recorded_bindings() if stored else []
+        ids = {ns for _, _, ns in records} | (set(self.storage.key_counts()) if stored else set())
         if name in ids:
             return name
         for _, b, ns in records:  # config order: the first Worker's binding wins
@@ -177,9 +189,7 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add --persist-to/--local (and --port/--ip) and hand the command ``kv`` (a backend)."""
 
     @port_options
-    @click.option("--persist-to", default=".edgelet/state", show_default=True,
-                  type=click.Path(file_okay=False),
-                  help="State folder, used when no `edgelet dev` answers.")
+    @persist_to_option("State folder, used when no `edgelet dev` answers.")
     @click.option("--local", is_flag=True, hidden=True,
                   help="Accepted for wrangler habits; edgelet state is always local.")
     @functools.wraps(fn)
@@ -277,7 +287,7 @@ def put_key(kv: Any, ns: str, key_name: str, value: str | None, path: str | None
     data = Path(path).read_bytes() if path else (value or "").encode("utf-8")
     if metadata is not None:
         try:
-            metadata = json.dumps(json.loads(metadata), separators=(",", ":"), ensure_ascii=False)
+            metadata = json.dumps(loads_arg(metadata), separators=(",", ":"), ensure_ascii=False)
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--metadata") from None
     kv.put(ns, key_name, data, ttl, expiration, metadata)

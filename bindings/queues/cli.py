@@ -10,7 +10,7 @@ from urllib.parse import quote
 import click
 import httpx
 
-from edgelet.client import ApiClient, offline_notice, port_options, print_table
+from edgelet.client import ApiClient, loads_arg, offline_notice, persist_to_option, port_options, print_table
 
 _COLUMNS = ["name", "producers", "consumer", "backlog", "in_flight", "oldest_age_s",
             "dead_letter_queue", "dead"]
@@ -24,9 +24,7 @@ def queues() -> None:
 @queues.command("list")
 @port_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-@click.option("--persist-to", default=".edgelet/state", show_default=True,
-              type=click.Path(file_okay=False),
-              help="State folder to read when no `edgelet dev` runs.")
+@persist_to_option("State folder to read when no `edgelet dev` runs.")
 def list_queues(client: ApiClient, as_json: bool, persist_to: str) -> None:
     """Every queue: producers, consumer, backlog, in-flight, oldest age, dead-letter queue.
 
@@ -94,7 +92,7 @@ def send(client: ApiClient, queue: str, body: str, content_type: str, delay: int
     value: Any = body
     if content_type == "json":
         try:
-            value = json.loads(body)
+            value = loads_arg(body)
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON ({exc}); quote it as JSON (e.g. '\"hello\"') "
                                      f"or pass --content-type text", param_hint="BODY") from None

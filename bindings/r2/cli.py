@@ -22,7 +22,15 @@ import httpx
 
 from edgelet.bindings.r2 import errors
 from edgelet.bindings.r2.storage import CHUNK, MAX_OBJECT_BYTES, R2Storage
-from edgelet.client import PROGRESS_BYTES, ApiClient, offline_notice, port_options, print_table, with_progress
+from edgelet.client import (
+    PROGRESS_BYTES,
+    ApiClient,
+    offline_notice,
+    persist_to_option,
+    port_options,
+    print_table,
+    with_progress,
+)
 from edgelet.progress import progress_bar
 
 
@@ -165,8 +173,7 @@ def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add --persist-to/--local (and --port/--ip) and hand the command ``r2`` (a backend)."""
 
     @port_options
-    @click.option("--persist-to", default=".edgelet/state", show_default=True, type=click.Path(file_okay=False),
-                  help="State folder, used when no `edgelet dev` answers.")
+    @persist_to_option("State folder, used when no `edgelet dev` answers.")
     @click.option("--local", is_flag=True, hidden=True,
                   help="Accepted for wrangler habits; edgelet state is always local.")
     @functools.wraps(fn)

@@ -20,7 +20,7 @@ import click
 import httpx
 
 from edgelet.bindings.workflows.schema import LIVE as _LIVE
-from edgelet.client import ApiClient, offline_notice, port_options, print_table
+from edgelet.client import ApiClient, loads_arg, offline_notice, persist_to_option, port_options, print_table
 from edgelet.progress import Bar, progress_bar
 
 _STATUSES = ["queued", "running", "paused", "waitingForPause", "waiting", "errored", "terminated",
@@ -57,9 +57,10 @@ class Offline:
             raise click.ClickException(f"unknown workflow '{name}' in the state folder")
         return views.workflow_summary(self.conn, name)
 
-    def instances(self, name: str, status: str | None, page: int, per_page: int) -> list[dict[str, Any]]:
+    def instances(self, name: str, status: str | None, page: int,
+                  per_page: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         from edgelet.bindings.workflows import views
-        return views.list_instances(self.conn, name, status, page, per_page)[0]
+        return views.list_instances(self.conn, name, status, page, per_page)
 
     def describe(self, name: str, instance_id: str) -> dict[str, Any]:
         from edgelet.bindings.workflows import views
@@ -83,9 +84,10 @@ class Online:
     def workflow(self, name: str) -> dict[str, Any]:
         return self.client.get(f"/workflows/{_q(name)}")
 
-    def instances(self, name: str, status: str | None, page: int, per_page: int) -> list[dict[str, Any]]:
-        return self.client.get(f"/workflows/{_q(name)}/instances", status=status, page=page,
-                               per_page=per_page)
+    def instances(self, name: str, status: str | None, page: int,
+                  per_page: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        return self.client.get_page(f"/workflows/{_q(name)}/instances", status=status, page=page,
+                                    per_page=per_page)
 
     def describe(self, name: str, instance_id: str) -> dict[str, Any]:
         return self.client.get(f"/workflows/{_q(name)}/instances/{_q(instance_id)}")
@@ -106,8 +108,7 @@ def _running(client: ApiClient) -> bool:
 def reader(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a read-only command a backend: the running dev, else the state folder."""
 
-    @click.option("--persist-to", default=".edgelet/state", show_default=True,
-                  type=click.Path(file_okay=False), help="State folder, read when no dev runs.")
+    @persist_to_option("State folder, read when no dev runs.")
     @port_options
     @functools.wraps(fn)
     def wrapper(*args: Any, client: ApiClient, persist_to: str, **kwargs: Any) -> Any:
@@ -214,7 +215,7 @@ def trigger_cmd(client: ApiClient, name: str, params: str | None, instance_id: s
     body: dict[str, Any] = {}
     if params:
         try:
-            body["params"] = json.loads(params)
+            body["params"] = loads_arg(params)
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="PARAMS") from None
     if instance_id:
@@ -238,13 +239,29 @@ def instances_group() -> None:
 def instances_list(backend: Any, name: str, status: str | None, page: int, per_page: int,
                    as_json: bool) -> None:
     """Instances of NAME, newest first."""
-    rows = backend.instances(name, status, page, per_page)
+    rows, info = backend.instances(name, status, page, per_page)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+    else:
+        print_table([{"id": r["id"], "status": r["status"], "created": _short(r.get("created_on")),
+                      "started": _short(r.get("started_on")), "ended": _short(r.get("ended_on"))}
+                     for r in rows], ["id", "status", "created", "started", "ended"])
+    _page_note(info, len(rows), "instances")
+
+
+def _page_note(info: dict[str, Any] | None, shown: int, what: str) -> None:
+    """On stderr, when a listing has more pages than the one shown: which one, and how to get
+    the next (a table of exactly --per-page rows read as if it were all of them)."""
+    if not info or not info.get("total_count"):
         return
-    print_table([{"id": r["id"], "status": r["status"], "created": _short(r.get("created_on")),
-                  "started": _short(r.get("started_on")), "ended": _short(r.get("ended_on"))}
-                 for r in rows], ["id", "status", "created", "started", "ended"])
+    page, per_page, total = int(info["page"]), int(info["per_page"]), int(info["total_count"])
+    if total <= per_page and page == 1:
+        return
+    first = (page - 1) * per_page + 1
+    note = f"{what} {first}-{first + shown - 1} of {total}" if shown else f"no {what} on page {page} ({total} in all)"
+    if page * per_page < total:
+        note += f"; pass --page {page + 1} for the next {min(per_page, total - page * per_page)}"
+    click.echo(note, err=True)
 
 
 @instances_group.command("describe")
@@ -363,6 +380,9 @@ def tail_cmd(client: ApiClient, name: str, instance_id: str, cursor: int | None,
                     errors = [{"message": resp.text}]
                 raise click.ClickException(errors[0].get("message", resp.text))
             for line in resp.iter_lines():
+                if line.startswith(": edgelet dev is stopping"):
+                    click.echo("edgelet dev stopped; tail ends", err=True)
+                    return
                 if not line.startswith("data: "):
                     continue
                 event = json.loads(line[6:])
@@ -393,7 +413,7 @@ def _event_line(event: dict[str, Any]) -> str:
 def restart_cmd(client: ApiClient, name: str, instance_id: str, from_step: str | None) -> None:
     """Erase an instance's history (or the part from --from-step on) and run it again."""
     body: dict[str, Any] = {"status": "restart"}
-    if from_step:
+    if from_step is not None:  # an empty one is the server's 400, not a restart from the top
         body["from_step"] = from_step
     result = client.patch(f"/workflows/{_q(name)}/instances/{_q(instance_id)}/status", body)
     click.echo(f"Instance {instance_id} of {name}: {result['status']}")
@@ -411,7 +431,7 @@ def send_event_cmd(client: ApiClient, name: str, instance_id: str, event_type: s
     data: Any = None
     if payload:
         try:
-            data = json.loads(payload)
+            data = loads_arg(payload)
         except ValueError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
     client.post(f"/workflows/{_q(name)}/instances/{_q(instance_id)}/events/{_q(event_type)}", data)

@@ -249,14 +249,14 @@ class EventLog:
             last = cursor
             while True:  # the retained history, page by page
                 rows = self.after(seq, last)
-                batch, last, ended = _take(rows, last, types)
+                batch, last, _ended = _take(rows, last, types)
                 if batch:
                     yield batch
-                if ended:
-                    return
                 if len(rows) < PAGE:
                     break
-            if finished():  # ended before events were kept (an older state folder)
+            # the history ends in a terminal event, or the instance ended before events were
+            # kept (an older state folder); a restarted one goes on, past its old run's end
+            if finished():
                 return
             while True:
                 rows = [await queue.get()]
@@ -290,16 +290,10 @@ class EventLog:
                 except TimeoutError:
                     pass
                 rows = self.after(seq, cursor)
-            events, last, done = [], cursor, False
-            for row in rows:
-                last = row[0]
-                if types is None or row[2] in types:
-                    events.append(to_event(row))
-                if row[2] in TERMINAL:
-                    done = True
-                    break
-            if not rows and finished():
-                done = True
+            events, last, ended = _take(rows, cursor, types)
+            # a terminal event not followed by others ends it, unless the instance was
+            # restarted since (it runs again): then the next poll waits for its new run
+            done = (ended or not rows) and finished()
             return {"events": events, "last": last, "done": done}
         finally:
             queues = self._live.get(seq)
@@ -310,17 +304,19 @@ class EventLog:
 
 
 def _take(rows: list[Row], last: int, types: frozenset[str] | None) -> tuple[list[dict[str, Any]], int, bool]:
-    """The events of ``rows`` after ``last`` that pass ``types``; the new last id; ended?"""
+    """The events of ``rows`` after ``last`` that pass ``types``; the new last id; ended (the
+    last of them is terminal)? A terminal event followed by others is an instance's earlier
+    run before a restart, not its end: those others are taken too."""
     out: list[dict[str, Any]] = []
+    ended = False
     for row in rows:
         if row[0] <= last:
             continue
         last = row[0]
         if types is None or row[2] in types:
             out.append(to_event(row))
-        if row[2] in TERMINAL:
-            return out, last, True
-    return out, last, False
+        ended = row[2] in TERMINAL
+    return out, last, ended
 
 
 def attempt_events(log: EventLog, seq: int, name: str, count: int, first: int, attempts: Iterable[Any],

@@ -116,8 +116,8 @@ class InstanceHandle:
     async def terminate(self) -> None:
         self._engine.terminate(self.workflow, self.id)
 
-    async def restart(self, from_step: str | None = None) -> None:
-        self._engine.restart(self.workflow, self.id, from_step)
+    async def restart(self, from_step: str | None = None, **options: Any) -> None:
+        self._engine.restart(self.workflow, self.id, rules.restart_from(from_step, options))
 
     async def sendEvent(self, type: Any = None, payload: Any = None) -> None:  # noqa: N802,A002
         if isinstance(type, dict) and payload is None:

@@ -65,8 +65,7 @@ class WorkflowInstance:
 
     async def restart(self, from_step: str | None = None, **options: Any) -> None:
         """Erase the history (or the part from ``from_step`` on) and run from the top."""
-        from_step = from_step or options.get("fromStep") or options.get("from_step")
-        await self._op("restart", from_step)
+        await self._op("restart", rules.restart_from(from_step, options))
 
     async def sendEvent(self, type: Any = None, payload: Any = None) -> None:  # noqa: N802,A002
         """Deliver an event for ``step.wait_for_event``; also ``sendEvent({"type", "payload"})``."""

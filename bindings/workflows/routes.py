@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from edgelet.api import ApiError, api_route, ok, read_json, store_failure
-from edgelet.bindings.workflows import codec, views
+from edgelet.bindings.workflows import codec, rules, views
 from edgelet.openapi import ANY_JSON, OBJECT, OBJECT_LIST, STRING, Op, route
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,7 +87,7 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             instances = body.get("instances")
             if isinstance(instances, list):
                 body = {**body, "instances": [
-                    {"id": b.get("instance_id", b.get("id")), "params": b.get("params")}
+                    {"id": _instance_id(b), "params": b.get("params")}
                     if isinstance(b, dict) else b for b in instances]}
             items, errors = batch_items(f"'{name}'", body)
             result = engine().create_many(name, [(i, p) for i, p in items], trigger="api", errors=errors)
@@ -109,10 +110,14 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
         q = request.query_params
         cursor = q.get("cursor") or request.headers.get("last-event-id")
         stream = engine().subscribe(name, instance_id, q.get("filter") or None, cursor, batches=True)
+        stopping: asyncio.Event | None = getattr(request.app.state, "stopping", None)
 
         async def body() -> AsyncIterator[bytes]:
             yield b": subscribed\n\n"
-            async for batch in stream:  # the events already there, in one write
+            async for batch in _until_stopping(stream, stopping):  # the events already there, in one write
+                if batch is None:  # edgelet dev stops: end the stream cleanly, resumable by its ids
+                    yield STOPPING_COMMENT
+                    return
                 yield "".join(f"id: {e['eventId']}\nevent: {e['type']}\n"
                               f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in batch).encode()
 
@@ -149,6 +154,14 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
             raise ApiError(400, 10001, 'send {"status": "pause" | "resume" | "terminate" | "restart"}')
         e = engine()
         action = body["status"]
+        options = {k: v for k, v in body.items() if k != "status"}
+        if options and action != "restart":
+            raise ApiError(400, 10001, f"unknown field(s) {sorted(options)} for {action!r}; send only "
+                                       f'{{"status": "{action}"}}')
+        try:
+            from_step = rules.restart_from(None, options)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, 10001, str(exc)) from None
         if action == "pause":
             e.pause(name, instance_id)
         elif action == "resume":
@@ -156,7 +169,7 @@ def build_routes(plugin: Plugin) -> list[BaseRoute]:
         elif action == "terminate":
             e.terminate(name, instance_id)
         elif action == "restart":
-            e.restart(name, instance_id, body.get("from_step") or body.get("fromStep"))
+            e.restart(name, instance_id, from_step)
         else:
             raise ApiError(400, 10001, f"unknown status action {action!r}; use pause, resume, terminate "
                                        f"or restart")
@@ -239,10 +252,51 @@ def _create(engine: Engine, name: str, bodies: list[Any]) -> list[dict[str, Any]
         unknown = set(body) - {"instance_id", "id", "params", "instance_retention"}
         if unknown:
             raise ApiError(400, 10001, f"unknown field(s) {sorted(unknown)}; use instance_id and params")
-        items.append((body.get("instance_id", body.get("id")),
+        items.append((_instance_id(body),
                       codec.encode(body.get("params"), what="the instance params")))
     created = engine.create_batch(name, items, trigger="api")
     return [{"id": c["id"], "status": c["status"], "workflow_id": name} for c in created]
+
+
+#: the last thing an event stream sends when ``edgelet dev`` stops (an SSE comment: clients
+#: that do not know it ignore it; ``edgelet workflows instances tail`` says why it ends)
+STOPPING_COMMENT = b": edgelet dev is stopping; reconnect with Last-Event-ID to resume\n\n"
+
+
+async def _until_stopping(stream: AsyncIterator[Any], stopping: asyncio.Event | None) -> AsyncIterator[Any]:
+    """``stream``'s items, then None once ``stopping`` is set (if it is before the stream
+    ends). Why: a subscription to a waiting instance may last days; it must not hold
+    ``edgelet dev``'s Ctrl-C until uvicorn gives up and cancels it with a traceback."""
+    if stopping is None:
+        async for item in stream:
+            yield item
+        return
+    stop = asyncio.ensure_future(stopping.wait())
+    it = stream.__aiter__()
+    try:
+        while True:
+            nxt = asyncio.ensure_future(it.__anext__())
+            await asyncio.wait((nxt, stop), return_when=asyncio.FIRST_COMPLETED)
+            if not nxt.done():
+                nxt.cancel()
+                yield None
+                return
+            try:
+                item = nxt.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        stop.cancel()
+
+
+def _instance_id(body: dict[str, Any]) -> Any:
+    """``instance_id`` (Cloudflare's REST name) or ``id`` (the binding's): one of them; two
+    that differ are refused rather than one silently chosen."""
+    if "instance_id" in body and "id" in body and body["instance_id"] != body["id"]:
+        raise ApiError(400, 10001, f"the instance id is given twice, as instance_id {body['instance_id']!r} "
+                                   f"and id {body['id']!r}; send one of them")
+    return body.get("instance_id", body.get("id"))
 
 
 async def _json(request: Request) -> Any:

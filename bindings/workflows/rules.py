@@ -22,6 +22,10 @@ MAX_STEP_NAME = 256
 MAX_SLEEP_S = 365 * 86400.0
 MIN_WAIT_TIMEOUT_S = 1.0
 MAX_BATCH = 100
+#: ids Cloudflare refuses (``instance.invalid_id``): they name routes of its REST API
+#: (``.../instances/batch``, ``.../instances/terminate``...), so an app that creates them
+#: here would fail once deployed
+RESERVED_IDS = ("batch", "terminate", "terminateAll")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 BACKOFFS = ("constant", "linear", "exponential")
@@ -41,6 +45,9 @@ def check_instance_id(value: Any, *, workflow: str = "") -> str:
         raise ValueError(
             f"invalid instance id {value[:120]!r}{where}: use 1 to {MAX_ID} letters, digits, '-' "
             f"or '_', not starting with '-' (pattern ^[a-zA-Z0-9_][a-zA-Z0-9-_]*$)")
+    if value in RESERVED_IDS:
+        raise ValueError(f"invalid instance id {value!r}{where}: {', '.join(map(repr, RESERVED_IDS))} are "
+                         f"reserved by Cloudflare (they name API routes); choose another id")
     return value
 
 
@@ -65,6 +72,35 @@ def check_step_name(value: Any, kind: str = "step.do") -> str:
     if _CONTROL.search(value):
         raise ValueError(f"{kind} name {value!r} contains control characters; remove them")
     return value
+
+
+RESTART_OPTIONS = ("from_step", "fromStep")
+
+
+def restart_from(from_step: Any = None, options: dict[str, Any] | None = None) -> str | None:
+    """The step a ``restart`` keeps the results before, or None (from the top), from
+    ``restart(NAME)``, ``restart(from_step=NAME)``, ``restart(fromStep=NAME)`` or
+    ``restart({"fromStep": NAME})``. Why so strict: a restart from the top erases the
+    whole history, so a misspelt option, an empty name or a non-string is refused rather
+    than read as "from the top"."""
+    options = dict(options or {})
+    if isinstance(from_step, dict):
+        options, from_step = {**from_step, **options}, None
+    unknown = sorted(set(options) - set(RESTART_OPTIONS))
+    if unknown:
+        raise TypeError(f"restart() got unknown option(s) {unknown}; use from_step=NAME (or fromStep), "
+                        f"or no option to restart from the top")
+    given = [options[k] for k in RESTART_OPTIONS if options.get(k) is not None]
+    if from_step is None and given:
+        from_step = given[0]
+    if from_step is None:
+        return None
+    if not isinstance(from_step, str):
+        raise TypeError(f"restart from_step must be a step name (a string), got {type(from_step).__name__}")
+    if not from_step:
+        raise ValueError("restart from_step must not be empty; name a step, or leave it out to restart "
+                         "from the top")
+    return from_step
 
 
 def duration_s(value: Any, what: str) -> float:
@@ -158,7 +194,16 @@ def config_json(config: dict[str, Any]) -> str:
     if callable(delay):
         name = getattr(delay, "__qualname__", None) or type(delay).__name__
         config = {**config, "retries": {**config["retries"], "delay": f"<function {name}>"}}
-    return json.dumps(config)
+    return json.dumps(config, default=_duration_json)
+
+
+def _duration_json(value: Any) -> Any:
+    """A ``timedelta`` delay or timeout (accepted like a sleep's) is stored as milliseconds,
+    a duration it reads back the same; it failed the step with "timedelta is not JSON
+    serializable"."""
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds() * 1000
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def retry_delay_s(config: dict[str, Any], retry: int, base: float | None = None) -> float:

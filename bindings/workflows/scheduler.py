@@ -112,7 +112,7 @@ class Scheduler:
             self._retention_timer.cancel()
         self._retention_timer, self._retention_at = None, when
         if when is not None:
-            self._retention_timer = self.clock.call_at(when, self._on_retention)
+            self._retention_timer = self.clock.call_at(when, self._on_retention, housekeeping=True)
 
     def _on_retention(self) -> None:
         self._retention_timer = self._retention_at = None

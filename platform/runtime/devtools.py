@@ -20,7 +20,7 @@ import os
 import socket
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -61,6 +61,35 @@ def user_module_files(platform_dirs: tuple[str, ...],
             continue
         files.add(real)
     return sorted(files)
+
+
+#: how often an isolate looks for modules imported after its start
+IMPORT_CHECK_S = 0.25
+
+
+async def report_late_imports(platform_dirs: tuple[str, ...], known: Iterable[str],
+                              notify: Callable[[list[str]], None]) -> None:
+    """Report the user's files a Worker imports after its start (an ``import`` inside a
+    handler, as Python Workers are told to do for heavy modules), so that ``dev`` reloads
+    it when one of them changes; the start's imports are in the ``init`` answer.
+
+    Why a poll: an import hook would run inside every import; ``len(sys.modules)`` every
+    quarter second costs nothing, and only a change makes it look at the new modules."""
+    import asyncio
+
+    reported = set(known)
+    seen = set(sys.modules)
+    while True:
+        await asyncio.sleep(IMPORT_CHECK_S)
+        if len(sys.modules) == len(seen):
+            continue
+        names = set(sys.modules)
+        new = [sys.modules[n] for n in names - seen if n in sys.modules]
+        seen = names
+        files = [f for f in user_module_files(platform_dirs, new) if f not in reported]
+        if files:
+            reported.update(files)
+            notify(files)
 
 
 def install(worker: str, relay_path: str | None) -> None:

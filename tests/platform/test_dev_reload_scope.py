@@ -107,6 +107,31 @@ def test_a_py_edit_reloads_only_the_workers_that_imported_it(dev: Any) -> None:
     assert _pids(s)["alpha"] == after["alpha"]
 
 
+LAZY = """
+    from workers import Response, WorkerEntrypoint
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            from lazy_part import word  # imported on the first request, not at start
+            return Response(word())
+"""
+
+
+def test_a_module_imported_inside_a_handler_reloads_its_worker_when_edited(dev: Any) -> None:
+    """Python Workers import heavy modules inside handlers; an edit to one used to be
+    ignored (only the start's imports were known) and the old code kept running."""
+    s = dev({**APP, "workers/beta.py": LAZY, "workers/lazy_part.py": "def word():\n    return 'v1'\n"},
+            "--in-memory")
+    beta = {"host": "beta.localhost"}
+    assert s.get("/", headers=beta).text == "v1"
+    alpha = _pids(s)["alpha"]
+    time.sleep(0.6)  # the isolate reports its new import within a quarter second
+    (s.cwd / "workers/lazy_part.py").write_text("def word():\n    return 'v2'\n")
+    assert _until(lambda: s.get("/", headers=beta).text == "v2"), s.logs()
+    assert "lazy_part.py changed: reloading beta" in s.logs()
+    assert _pids(s)["alpha"] == alpha, "alpha never imported lazy_part.py"
+
+
 def _until_logged(s: DevServer, text: str, timeout: float = 15.0) -> None:
     """Wait until dev's log shows ``text``: a fixed sleep is too short on a loaded machine."""
     deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import time
 from pathlib import Path
@@ -73,6 +74,23 @@ async def test_auto_advance_and_instance_created_over_http(tmp_path):
         await inst.sendEvent(type="shipped", payload={"carrier": "van"})
         await inst.wait_for_status("complete", timeout=30)
         assert (await inst.output())["carrier"] == "van"
+
+
+async def test_auto_advance_does_not_jump_to_retention_and_delete_a_finished_instance(tmp_path):
+    """Idle after an instance finished, auto-advance used to leap the 7 days of retention
+    and delete it: the test's next ``status()`` raised LookupError."""
+    async with Platform(app(tmp_path), clock="virtual", auto_advance=True) as p:
+        started = p.now
+        wf = p.workflow("MY_WORKFLOW")
+        wf.mock_event("shipped", {"carrier": "van"})
+        inst = await wf.create(params={"order": 8})
+        await inst.wait_for_status("complete", timeout=30)
+        await asyncio.sleep(0.3)  # idle: auto-advance looks for a timer to jump to
+        assert (await inst.status())["status"] == "complete"
+        assert p.now - started < 31 * 86400  # the retries, the 30-day cool-off: no more
+        await p.advance("8 days")  # an explicit advance still passes retention
+        with pytest.raises(LookupError, match="has no instance"):
+            await inst.status()
 
 
 async def test_mocks_and_fail_fast_wait(tmp_path):

@@ -76,3 +76,22 @@ def test_reload_that_renames_a_completed_step_is_reported(dev) -> None:
     assert "orders: 2 unfinished instance(s) checked, 2 would diverge" in after.stdout
     # the check changed nothing: the instances still wait
     assert s.api("GET", "/workflows/orders/instances/o-0")["result"]["status"] == "waiting"
+
+
+def test_check_against_a_script_that_does_not_load_names_the_workers_error(dev) -> None:
+    """It said the check "failed inside edgelet" and logged a host traceback for the
+    user's own syntax error."""
+    s = dev({"wrangler_like.toml": CONFIG, "app.py": APP}, "--in-memory")
+    assert s.api("POST", "/workflows/orders/instances", json={"id": "o1"})["success"]
+    script = Path(s.cwd) / "app.py"
+    script.write_text(script.read_text() + "\ndef broken(:\n")
+    deadline = time.monotonic() + 15
+    while "failed to load" not in s.logs():
+        assert time.monotonic() < deadline, s.logs()
+        time.sleep(0.05)
+    result = check(s, "orders")
+    assert result.returncode == 1
+    assert "Worker 'app'" in result.stderr and "SyntaxError" in result.stderr
+    assert "fix the Worker (edgelet dev reloads it on save) and try again (code 10503)" in result.stderr
+    assert "inside edgelet" not in result.stderr
+    assert "control API" not in s.logs()  # no host traceback for the user's own mistake
