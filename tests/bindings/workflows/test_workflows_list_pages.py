@@ -7,12 +7,9 @@ import subprocess
 from typing import Any
 
 from conftest import EDGELET, free_port
+from test_workflows_support import FLOW_CONFIG
 
-CONFIG = """
-    name = "app"
-    main = "app.py"
-    workflows = [{ name = "flow", binding = "FLOW", class_name = "Flow" }]
-"""
+CONFIG = FLOW_CONFIG
 APP = """
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
 

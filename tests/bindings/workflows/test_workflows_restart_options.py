@@ -11,12 +11,9 @@ from typing import Any
 
 import pytest
 from conftest import EDGELET
+from test_workflows_support import FLOW_CONFIG
 
-CONFIG = """
-    name = "app"
-    main = "app.py"
-    workflows = [{ name = "flow", binding = "FLOW", class_name = "Flow" }]
-"""
+CONFIG = FLOW_CONFIG
 APP = """
     import json
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint

@@ -22,6 +22,14 @@ from conftest import write_app
 
 from edgelet.testing import Platform
 
+#: wrangler_like.toml of a one-Worker app ("app.py") with one workflow, FLOW -> class Flow:
+#: what the tests of a workflow as users drive it (Worker, API, CLI) run their app with
+FLOW_CONFIG = """
+    name = "app"
+    main = "app.py"
+    workflows = [{ name = "flow", binding = "FLOW", class_name = "Flow" }]
+"""
+
 
 @asynccontextmanager
 async def workflow_platform(folder: Path, files: dict[str, str]) -> AsyncIterator[Platform]:
