@@ -8,11 +8,11 @@ Messages are arrays:
     [REQUEST, id, method, args]   answered by
     [RESULT, id, value]  or  [ERROR, id, {"type", "message", "traceback"}]
     [NOTIFY, method, args]        fire and forget (log lines)
+    [NOTIFY, "channel.cancel", [id]]   the caller gave up on call ``id`` (``call(cancel=True)``):
+                                       the task answering it is cancelled
 Either side may call the other; every request runs in its own task so a slow handler
 never blocks the reader, except those a ``sync_handler`` answers at once or with a
 :class:`Later` settled at the end of the read (see there).
-    [NOTIFY, "channel.cancel", [id]]   the caller gave up on call ``id`` (``call(cancel=True)``):
-                                       the task answering it is cancelled
 
 Writes are joined: what one turn of the event loop sends leaves in one ``write`` at the end
 of that turn (see Channel._write). Why: a WebSocket message costs a call, a notification per
