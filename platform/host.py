@@ -98,13 +98,13 @@ class Host:
         return frozenset(info["handlers"]) if "handlers" in info else None
 
     async def invoke(self, worker: str, event: str, payload: Any = None, *,
-                     timeout: float | None = None) -> Any:
+                     timeout: float | None = None, cancel: bool = False) -> Any:
         isolate = self.isolates.get(worker)
         if isolate is None:
             raise LookupError(f"no Worker named {worker!r}; Workers: {', '.join(self.isolates)}")
         self._enter()
         try:
-            return await isolate.invoke(event, payload, timeout=timeout)
+            return await isolate.invoke(event, payload, timeout=timeout, cancel=cancel)
         finally:
             self._leave()
 

@@ -32,13 +32,15 @@ class HostServices(Protocol):
         Worker): for warnings about a binding whose Worker cannot answer it."""
 
     async def invoke(self, worker: str, event: str, payload: Any, *,
-                     timeout: float | None = None) -> Any:
+                     timeout: float | None = None, cancel: bool = False) -> Any:
         """Deliver an event to a Worker's isolate and return its answer.
 
         ``event`` is ``"<kind>.<name>"``; the isolate hands it to
         ``edgelet.bindings.<kind>.isolate.handle_event``. Raises ``IsolateError`` when the
         isolate crashes or times out (after ``timeout`` s, default the Worker's
-        ``request_timeout_ms``), ``RemoteError`` when the handler raised.
+        ``request_timeout_ms``), ``RemoteError`` when the handler raised. ``cancel``: on
+        that timeout the isolate cancels the event's task (an event that holds something
+        while it runs, as a Durable Object's event holds the object's input gate).
         """
 
     async def fetch(self, worker: str, method: str, url: str, headers: list[list[str]],

@@ -384,14 +384,16 @@ class Isolate:
             raise IsolateError(f"Worker {self.name!r} has stopped (edgelet is stopping or "
                                f"restarting its Workers); send the request again", 503)
 
-    async def invoke(self, method: str, *args: Any, timeout: float | None = None) -> Any:
-        """Send one event to the Worker; errors say whether the isolate or the handler failed."""
+    async def invoke(self, method: str, *args: Any, timeout: float | None = None,
+                     cancel: bool = False) -> Any:
+        """Send one event to the Worker; errors say whether the isolate or the handler failed.
+
+        ``cancel``: if the answer does not come in time, the isolate cancels the event (a
+        binding whose events hold something, as a Durable Object's hold its input gate,
+        asks for it; a fetch's handler runs on, its answer dropped)."""
         channel = await self._live_channel()
         process = self._process
         limit = self.request_timeout if timeout is None else timeout
-        # a Durable Object event nobody waits for would hold its object's input gate for
-        # good: the isolate cancels it when the host gives up (see Channel.call)
-        cancel = method.startswith("durable_objects.")
         try:
             answer = await channel.call(method, *args, timeout=limit, cancel=cancel,
                                         on_late=self._late_answer if method == "fetch" else None)

@@ -62,7 +62,7 @@ class NamespaceHandle:
         """Every key-value pair the object stored, in key order."""
         assert self._plugin.host is not None
         blob = await self._plugin.host.invoke(self.namespace.script, "durable_objects.dump",
-                                              [self.namespace.name, self._id(object_id)])
+                                              [self.namespace.name, self._id(object_id)], cancel=True)
         return wire.loads(blob)
 
     async def alarm(self, object_id: Any) -> int | None:

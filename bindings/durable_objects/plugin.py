@@ -183,7 +183,7 @@ class Plugin(BindingPlugin):
         try:
             return await self.host.invoke(ns.script, "durable_objects.call", ObjectEvent(
                 ns.name, ns.class_name, id_hex, name, kind, op, payload,
-                [str(c) for c in (chain or ())]))
+                [str(c) for c in (chain or ())]), cancel=True)
         except IsolateError as exc:  # the object's isolate died or hung: say which object
             what = f"{ns.class_name} {name!r} (id {id_hex})" if name else f"{ns.class_name} {id_hex}"
             raise IsolateError(f"Durable Object {what}: {exc}; the next call re-creates the "
@@ -199,7 +199,7 @@ class Plugin(BindingPlugin):
         # a little longer, so a retry never starts while the handler still runs
         return await self.host.invoke(ns.script, "durable_objects.call", ObjectEvent(
             ns.name, ns.class_name, id_hex, name, "alarm", "alarm", [retry, final, now_ms], []),
-            timeout=alarm_timeout() + ALARM_ANSWER_GRACE_S)
+            timeout=alarm_timeout() + ALARM_ANSWER_GRACE_S, cancel=True)
 
     # -- lookups for the API, CLI and tests -------------------------------------------------
     def resolve(self, ref: str, worker: str | None = None) -> Namespace:
@@ -234,12 +234,14 @@ class Plugin(BindingPlugin):
 
     async def inspect(self, ns: Namespace, id_hex: str, limit: int = 1000) -> dict[str, Any]:
         assert self.host is not None
-        return await self.host.invoke(ns.script, "durable_objects.inspect", [ns.name, id_hex, limit])
+        return await self.host.invoke(ns.script, "durable_objects.inspect", [ns.name, id_hex, limit],
+                                     cancel=True)
 
     async def query(self, ns: Namespace, id_hex: str, sql: str, params: list[Any]) -> dict[str, Any]:
         """SQL in one object's database, run by the isolate that owns it."""
         assert self.host is not None
-        return await self.host.invoke(ns.script, "durable_objects.query", [ns.name, id_hex, sql, params])
+        return await self.host.invoke(ns.script, "durable_objects.query", [ns.name, id_hex, sql, params],
+                                     cancel=True)
 
     # -- control API and CLI ---------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
