@@ -266,7 +266,22 @@ def _bind(ip: str, port: int) -> socket.socket:
 @click.option("--worker", default=None, help="Only this Worker's lines.")
 def tail(client: ApiClient, as_json: bool, worker: str | None) -> None:
     """Stream the Workers' logs and platform events from a running `edgelet dev`."""
+    import os
+
     import httpx
+
+    def stop(signum: int, frame: Any) -> None:
+        """Ctrl-C ends tail at once, wherever it is: set explicitly, not left to Python's
+        KeyboardInterrupt, which a SIGINT ignored by whatever started tail (a background
+        job) turns off, and which code reading the stream may catch on the way out."""
+        try:
+            sys.stdout.flush()
+        except (OSError, RuntimeError):  # (interrupted inside a write of its own)
+            pass
+        os.write(2, b"tail stopped\n")
+        os._exit(0)
+
+    signal.signal(signal.SIGINT, stop)
     try:
         for event in client.stream("/tail"):
             kind = event.get("type")
@@ -290,9 +305,6 @@ def tail(client: ApiClient, as_json: bool, worker: str | None) -> None:
                 stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", time.time())))
                 who = event.get("worker") or "edgelet"
                 click.echo(f"{stamp} [{who}] {event.get('level', 'info')}: {event.get('message', '')}")
-    except KeyboardInterrupt:
-        click.echo("tail stopped", err=True)
-        return
     except (httpx.TransportError, httpx.StreamError) as exc:
         click.echo(f"the connection to edgelet dev was lost ({type(exc).__name__}); tail ends", err=True)
         sys.exit(1)

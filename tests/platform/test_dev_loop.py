@@ -222,3 +222,23 @@ def test_load_failure_shows_the_users_frames_only(tmp_path: Path) -> None:
     assert frames == [f'File "{tmp_path / "w.py"}", line 3, in <module>',
                       f'File "{tmp_path / "helper.py"}", line 2, in compute'], "\n".join(lines[start:])
     assert "edgelet" not in "\n".join(lines[start + 1:]).replace("edgelet dev", "")
+
+
+def test_ctrl_c_stops_tail_even_when_its_parent_ignored_sigint(dev) -> None:
+    """A tail started by something that ignores SIGINT (a background job of a script, a CI
+    runner) inherits the ignore: Python then raises no KeyboardInterrupt, and tail used to
+    run on after Ctrl-C until killed."""
+    s = dev({"wrangler_like.toml": CONFIG, "w.py": HELLO_PY}, "--in-memory")
+    tail = subprocess.Popen([*EDGELET, "tail", "--port", str(s.port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        _wait_connected(tail)
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(10) == 0
+        assert tail.stderr is not None
+        assert "tail stopped" in tail.stderr.read()
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
