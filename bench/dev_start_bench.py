@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,32 +25,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from harness.procs import tree_cpu  # noqa: E402
+from hello_ab import stop  # noqa: E402
+
 HELLO = """from workers import Response, WorkerEntrypoint
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         return Response("hello")
 """
-
-
-def tree_cpu(pid: int) -> float:
-    """User + system seconds of ``pid`` and every live descendant."""
-    total = 0.0
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return total
-    for proc in procs:
-        try:
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def one_start(python: str, cwd: Path) -> tuple[float, float]:
@@ -68,12 +52,7 @@ def one_start(python: str, cwd: Path) -> tuple[float, float]:
                 return wall, tree_cpu(proc.pid) * 1000
         raise RuntimeError(f"{python}: edgelet dev did not start in {cwd}")
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)  # type: ignore[arg-type]  # (a text-mode Popen; stop only signals it)
 
 
 def main() -> None:

@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,13 +29,11 @@ import psutil
 
 BENCH = Path(__file__).resolve().parent
 CLIENT = BENCH / "harness" / "ws_client.mjs"
+sys.path.insert(0, str(BENCH))
+from common import free_port  # noqa: E402
+from hello_ab import stop  # noqa: E402
+
 FIGURES = ("rps", "us_rt", "user", "sys", "client_us", "fan_p50", "fan_p99", "fan_cpu_ms")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tree_times(pid: int) -> dict[int, tuple[float, float]]:
@@ -123,12 +120,7 @@ def one(tree: str, seconds: float, rounds: int) -> dict[str, float]:
                    fan_cpu_ms=(user + system) * 1e3 / rounds)
         return out
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 def main() -> None:
