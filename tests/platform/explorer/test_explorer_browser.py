@@ -174,6 +174,7 @@ def test_sql_grids_and_their_errors(shop: Any, page: Any) -> None:
     cut = p.wait_for_selector("#sql-result .truncated")
     assert cut.inner_text().startswith("statement 1: only its first 10,000 rows are returned")
     assert p.locator("#sql-result tbody tr").count() == 10_000
+    page.shot("d1-truncated", full_page=False)  # (the page is 10,000 rows long)
     # a Durable Object's SQL
     p.goto(shop.url + EXPLORER + "/durable-objects")
     p.click("#do-objects a")
