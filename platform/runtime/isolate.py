@@ -440,7 +440,7 @@ class Runtime:
         if asyncio.iscoroutine(result):
             result = await result
         from edgelet.runtime.rpc_values import check_rpc_value
-        check_rpc_value(result, f"the value {cls.__name__}.{method}() of Worker {self.worker!r} returned")
+        check_rpc_value(result, lambda: f"the value {cls.__name__}.{method}() of Worker {self.worker!r} returned")
         return cloudpickle.dumps(result)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 #: plain values that convert to JavaScript as they are
@@ -27,29 +28,57 @@ def _allowed_object(value: Any) -> bool:
     return module.startswith(("edgelet.", "workers", "js", "pyodide")) or hasattr(value, "js_object")
 
 
-def check_rpc_value(value: Any, where: str, path: str = "") -> None:
-    """Raise TypeError, naming ``where`` and the position inside the value, for what
-    Cloudflare's RPC cannot send."""
+class _Refused(Exception):
+    """A value inside the one checked cannot be sent: ``message(shown)`` says why, ``path``
+    is where inside (its segments innermost first, added as the check unwinds)."""
+
+    def __init__(self, message: Callable[[str], str]) -> None:
+        self.message = message
+        self.path: list[str] = []
+
+
+def check_rpc_value(value: Any, where: Callable[[], str]) -> None:
+    """Raise TypeError, naming ``where()`` and the position inside the value, for what
+    Cloudflare's RPC cannot send.
+
+    Why ``where`` is a function and the position is built only on a refusal: every RPC
+    call's arguments and results pass here, and a value that may be sent (nearly all)
+    should cost no strings, however large or nested it is."""
+    try:
+        _check(value)
+    except _Refused as refused:
+        raise TypeError(refused.message(where() + "".join(reversed(refused.path)))) from None
+
+
+def _check(value: Any) -> None:
     if value is None or isinstance(value, _LEAVES):
         return
-    shown = f"{where}{path}"
     if isinstance(value, (tuple, bytearray)):
         fix = "a list" if isinstance(value, tuple) else "bytes"
-        raise TypeError(f"{type(value)} cannot be sent over RPC. ({shown}: send {fix} instead; Cloudflare's "
-                        f"Python SDK refuses it)")
+        raise _Refused(lambda shown: f"{type(value)} cannot be sent over RPC. ({shown}: send {fix} instead; "
+                                     f"Cloudflare's Python SDK refuses it)")
     if inspect.isawaitable(value):
-        raise TypeError(f"Awaitable {type(value)} cannot be sent over RPC. ({shown}: await it first and send "
-                        f"the result)")
+        raise _Refused(lambda shown: f"Awaitable {type(value)} cannot be sent over RPC. ({shown}: await it "
+                                     f"first and send the result)")
     if isinstance(value, dict):
         for key, item in value.items():
-            check_rpc_value(item, where, f"{path}[{key!r}]")
+            try:
+                _check(item)
+            except _Refused as refused:
+                refused.path.append(f"[{key!r}]")
+                raise
         return
     if isinstance(value, (list, set, frozenset)):
         for i, item in enumerate(value):
-            check_rpc_value(item, where, f"{path}[{i}]" if isinstance(value, list) else f"{path} (a member)")
+            try:
+                _check(item)
+            except _Refused as refused:
+                refused.path.append(f"[{i}]" if isinstance(value, list) else " (a member)")
+                raise
         return
     if callable(value) or isinstance(value, type) or _allowed_object(value):
         return  # a function becomes an RPC stub on Cloudflare
-    raise TypeError(f"{type(value).__module__}.{type(value).__qualname__} cannot be sent over RPC. ({shown}: "
-                    f"Cloudflare converts RPC values to JavaScript, and an instance of your own class has no "
-                    f"JavaScript form; send a dict of its fields, e.g. dataclasses.asdict(value) or vars(value))")
+    raise _Refused(lambda shown: f"{type(value).__module__}.{type(value).__qualname__} cannot be sent over "
+                                 f"RPC. ({shown}: Cloudflare converts RPC values to JavaScript, and an instance "
+                                 f"of your own class has no JavaScript form; send a dict of its fields, e.g. "
+                                 f"dataclasses.asdict(value) or vars(value))")
