@@ -4,7 +4,8 @@
 one result per statement (``{results, success, meta}``), all run in one transaction;
 ``raw`` answers ``{results: {columns, rows}, ...}`` as Cloudflare's ``/raw`` does. Each
 result also says ``truncated``: a statement returns at most ``MAX_ROWS`` rows or ``MAX_BYTES``
-of values here (the envelope's ``messages`` then say so and how to page).
+of values here; a cut one carries ``truncation: {rows, message}`` (null otherwise), and the
+envelope's ``messages`` repeat each message for clients that read only those.
 """
 
 from __future__ import annotations
@@ -35,13 +36,28 @@ MAX_BYTES = 8 * 1024 * 1024
 TRUNCATED = 7501
 
 
-def truncation_messages(cap: RowCap, outcomes: list[list[Any]]) -> list[dict[str, Any]]:
-    """One envelope message per statement whose rows were cut short, saying how to see the rest."""
-    return [{"code": TRUNCATED,
-             "message": f"statement {i + 1}: only its first {len(outcomes[i][1]):,} rows are returned; the control "
-                        f"API returns at most {MAX_ROWS:,} rows or {MAX_BYTES // (1024 * 1024)} MiB of values per "
-                        f"statement. Page with LIMIT and OFFSET, or select fewer columns"}
-            for i in cap.truncated]
+def truncation_message(index: int, returned: int) -> str:
+    """What statement ``index`` (0-based) returned of its rows, why, and how to see the rest."""
+    return (f"statement {index + 1}: only its first {returned:,} rows are returned; the control "
+            f"API returns at most {MAX_ROWS:,} rows or {MAX_BYTES // (1024 * 1024)} MiB of values per "
+            f"statement. Page with LIMIT and OFFSET, or select fewer columns")
+
+
+def capped_answer(results: list[dict[str, Any]], outcomes: list[list[Any]], cap: RowCap) -> Response:
+    """``results`` (one per statement of ``outcomes``) marked where ``cap`` cut them: each
+    result's own ``truncated`` and ``truncation`` (``{rows, message}`` or null; the explorer
+    reads it there rather than parsing message text) plus one envelope message per cut
+    statement (code 7501), for clients that read the envelope."""
+    messages: list[dict[str, Any]] = []
+    for i, result in enumerate(results):
+        result["truncated"] = i in cap.truncated
+        result["truncation"] = None
+    for i in cap.truncated:
+        returned = len(outcomes[i][1])
+        message = truncation_message(i, returned)
+        results[i]["truncation"] = {"rows": returned, "message": message}
+        messages.append({"code": TRUNCATED, "message": message})
+    return ok(results, messages=messages)
 
 
 def routes(plugin: Plugin) -> list[BaseRoute]:
@@ -99,17 +115,15 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
         entry, statements = await _statements(request)
         cap = RowCap(MAX_ROWS, MAX_BYTES)
         outcomes = _run(entry, statements, "POST query", cap)
-        return ok([{"results": [dict(zip(cols, row, strict=False)) for row in rows], "success": True,
-                    "meta": meta, "truncated": i in cap.truncated} for i, (cols, rows, meta) in enumerate(outcomes)],
-                  messages=truncation_messages(cap, outcomes))
+        return capped_answer([{"results": [dict(zip(cols, row, strict=False)) for row in rows], "success": True,
+                               "meta": meta} for cols, rows, meta in outcomes], outcomes, cap)
 
     async def raw(request: Request) -> Response:
         entry, statements = await _statements(request)
         cap = RowCap(MAX_ROWS, MAX_BYTES)
         outcomes = _run(entry, statements, "POST raw", cap)
-        return ok([{"results": {"columns": cols, "rows": rows}, "success": True, "meta": meta,
-                    "truncated": i in cap.truncated} for i, (cols, rows, meta) in enumerate(outcomes)],
-                  messages=truncation_messages(cap, outcomes))
+        return capped_answer([{"results": {"columns": cols, "rows": rows}, "success": True, "meta": meta}
+                              for cols, rows, meta in outcomes], outcomes, cap)
 
     async def dump(request: Request) -> Response:
         assert plugin.store is not None

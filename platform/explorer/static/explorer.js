@@ -269,9 +269,8 @@ async function d1Page() {
     try {
       const res = await api("POST", `/d1/database/${enc(db())}/raw`, { json: { sql, params: bind || [] } });
       clearSay();
-      const cuts = Object.fromEntries((res.messages || []).map((m) => [m.message.match(/^statement (\d+)/)?.[1], m.message]));
-      sqlGrid(out, res.result.map((r, i) => ({ columns: r.results.columns, rows: r.results.rows, meta: r.meta,
-        truncated: r.truncated ? (cuts[String(i + 1)] || "truncated: not every row is shown") : null })));
+      sqlGrid(out, res.result.map((r) => ({ columns: r.results.columns, rows: r.results.rows, meta: r.meta,
+        truncated: r.truncation ? r.truncation.message : null })));
       return res;
     } catch (err) {
       sqlGrid(out, [{ error: err.message }]);

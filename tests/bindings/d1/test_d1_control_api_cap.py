@@ -49,6 +49,8 @@ def test_results_are_capped_and_marked_and_writes_are_whole(dev: Any) -> None:
     assert endless["messages"] == [{"code": 7501, "message": (
         "statement 1: only its first 10,000 rows are returned; the control API returns at most 10,000 rows "
         "or 8 MiB of values per statement. Page with LIMIT and OFFSET, or select fewer columns")}]
+    # the statement's own result carries its message too (the explorer reads it there)
+    assert result["truncation"] == {"rows": 10_000, "message": endless["messages"][0]["message"]}
 
     # a batch: only the statement that overflowed is marked, and the write after it is kept
     batch = query(app, "query", {"batch": [{"sql": "SELECT count(*) AS n FROM t"},
@@ -59,6 +61,8 @@ def test_results_are_capped_and_marked_and_writes_are_whole(dev: Any) -> None:
     assert updated["truncated"] is True and len(updated["results"]) == 10_000
     assert small["truncated"] is False and [r["id"] for r in small["results"]] == [1, 2, 3]
     assert [m["message"].split(":")[0] for m in batch["messages"]] == ["statement 2"]
+    assert counted["truncation"] is None and small["truncation"] is None
+    assert updated["truncation"]["message"] == batch["messages"][0]["message"]
     # RETURNING was cut short, the UPDATE was not: every row changed
     seen = query(app, "query", {"sql": "SELECT count(*) AS n FROM t WHERE v = 'seen'"})
     assert seen["result"][0]["results"] == [{"n": 10_005}] and seen["messages"] == []
