@@ -300,7 +300,7 @@ class Host:
                 "secrets": worker.secrets, "bindings": bindings, "kinds": kinds,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
                 "virtual_clock": self.clock.virtual, "python_path": self.python_paths.get(worker.name, []),
-                "debugger": self.debugger}
+                "debugger": self.debugger, "watch_imports": self.watch}
 
     def _make_isolate(self, worker: WorkerConfig) -> Any:
         limits = worker.limits

@@ -74,7 +74,9 @@ async def report_late_imports(platform_dirs: tuple[str, ...], known: Iterable[st
     it when one of them changes; the start's imports are in the ``init`` answer.
 
     Why a poll: an import hook would run inside every import; ``len(sys.modules)`` every
-    quarter second costs nothing, and only a change makes it look at the new modules."""
+    quarter second costs little, and only a change makes it look at the new modules. It
+    runs only where something reloads on edits (the spec's ``watch_imports``: ``edgelet dev``
+    without ``--no-reload``), not in every isolate of tests, benchmarks or ``--no-reload``."""
     import asyncio
 
     reported = set(known)

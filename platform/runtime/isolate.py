@@ -173,8 +173,9 @@ class Runtime:
             _platform_dirs(), [m for name, m in list(sys.modules.items()) if name not in before])
         if str(main.resolve()) not in files:
             files.append(str(main.resolve()))
-        self._import_watch = asyncio.ensure_future(devtools.report_late_imports(
-            _platform_dirs(), files, lambda more: self.channel.notify("files", more)))
+        if spec.get("watch_imports"):  # only a host that reloads on edits (dev) reads them
+            self._import_watch = asyncio.ensure_future(devtools.report_late_imports(
+                _platform_dirs(), files, lambda more: self.channel.notify("files", more)))
         return {"handlers": sorted(self.handlers()), "classes": sorted(self.classes()),
                 "entrypoints": sorted(self.entrypoint_classes()), "files": files}
 

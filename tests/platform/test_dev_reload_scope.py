@@ -132,6 +132,24 @@ def test_a_module_imported_inside_a_handler_reloads_its_worker_when_edited(dev: 
     assert _pids(s)["alpha"] == alpha, "alpha never imported lazy_part.py"
 
 
+TASKS = """
+    import asyncio
+    from workers import Response, WorkerEntrypoint
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            return Response(" ".join(sorted(t.get_coro().__qualname__ for t in asyncio.all_tasks())))
+"""
+
+
+def test_the_late_import_poll_runs_only_where_edits_reload(dev: Any) -> None:
+    """Each isolate polled ``sys.modules`` 4 times a second for late imports even when
+    nothing would reload it (``--no-reload``, ``edgelet.testing``, benchmarks)."""
+    app = {"wrangler_like.toml": 'name = "w"\nmain = "w.py"\n', "w.py": TASKS}
+    assert "report_late_imports" in dev(app, "--in-memory").get("/").text
+    assert "report_late_imports" not in dev(app, "--in-memory", "--no-reload").get("/").text
+
+
 def _until_logged(s: DevServer, text: str, timeout: float = 15.0) -> None:
     """Wait until dev's log shows ``text``: a fixed sleep is too short on a loaded machine."""
     deadline = time.monotonic() + timeout
