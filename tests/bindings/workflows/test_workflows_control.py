@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from test_workflows_support import jump, seconds, until, workflow, workflow_platform
+from test_workflows_support import jump, lines, module_platform, seconds, until, workflow
 
 from edgelet.testing import Platform
 
@@ -26,10 +25,7 @@ CONFIG = """
 APP = """
     import asyncio, os
     from workers import WorkflowEntrypoint
-
-    def mark(event, text):
-        with open(event.payload["log"], "a") as f:
-            f.write(text + "\\n")
+    from wf_log import mark
 
     async def gate(event, name):
         # holds the step 'running' until the test creates the file
@@ -67,15 +63,7 @@ APP = """
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def p(tmp_path_factory: pytest.TempPathFactory):
-    files = {"wrangler_like.toml": CONFIG, "app.py": APP}
-    async with workflow_platform(tmp_path_factory.mktemp("wf-control"), files) as platform:
-        yield platform
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+p = module_platform("wf-control", {"wrangler_like.toml": CONFIG, "app.py": APP})
 
 
 def gated(tmp_path: Path, **extra: object) -> dict[str, object]:

@@ -5,39 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from test_workflows_support import seconds, workflow, workflow_platform
+from test_workflows_support import app_config, lines, module_platform, seconds, workflow
 
 from edgelet.testing import Platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-CONFIG = """
-    name = "app"
-    main = "app.py"
-    workflows = [
-      { name = "dag", binding = "DAG", class_name = "Dag" },
-      { name = "legacy", binding = "LEGACY", class_name = "Legacy" },
-      { name = "plain", binding = "PLAIN", class_name = "Plain" },
-      { name = "fanout", binding = "FANOUT", class_name = "FanOut" },
-      { name = "branches", binding = "BRANCHES", class_name = "Branches" },
-      { name = "drift", binding = "DRIFT", class_name = "Drift" },
-      { name = "kind", binding = "KIND", class_name = "KindChange" },
-      { name = "badparam", binding = "BADPARAM", class_name = "BadParam" },
-    ]
-"""
+CONFIG = app_config(dag="Dag", legacy="Legacy", plain="Plain", fanout="FanOut", branches="Branches", drift="Drift",
+                    kind="KindChange", badparam="BadParam")
 
 APP = """
     import asyncio, os
     from workers import WorkflowEntrypoint
-
-    def mark(event, text):
-        with open(event.payload["log"], "a") as f:
-            f.write(text + "\\n")
-
-    def seen(event, text):
-        path = event.payload["log"]
-        return os.path.exists(path) and text in open(path).read().split()
+    from wf_log import mark, seen
 
     class Dag(WorkflowEntrypoint):
         async def run(self, event, step):
@@ -163,15 +143,7 @@ APP = """
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def p(tmp_path_factory: pytest.TempPathFactory):
-    files = {"wrangler_like.toml": CONFIG, "app.py": APP}
-    async with workflow_platform(tmp_path_factory.mktemp("wf-dag"), files) as platform:
-        yield platform
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+p = module_platform("wf-dag", {"wrangler_like.toml": CONFIG, "app.py": APP})
 
 
 async def test_dependencies_bind_by_name_run_once_and_concurrently(p: Platform, tmp_path: Path) -> None:

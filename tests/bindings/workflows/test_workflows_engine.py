@@ -7,38 +7,22 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from test_workflows_support import jump, seconds, until, workflow, workflow_mocks, workflow_platform
+from test_workflows_support import app_config, jump, lines, module_platform, seconds, until, workflow, workflow_mocks
 
 from edgelet.testing import Platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-CONFIG = """
-    name = "app"
-    main = "app.py"
-    workflows = [
-      { name = "basic", binding = "BASIC", class_name = "Basic" },
-      { name = "flaky", binding = "FLAKY", class_name = "Flaky" },
-      { name = "catches", binding = "CATCHES", class_name = "Catches" },
-      { name = "nonretry", binding = "NONRETRY", class_name = "NonRetry" },
-      { name = "sleeper", binding = "SLEEPER", class_name = "Sleeper" },
-      { name = "waiter", binding = "WAITER", class_name = "Waiter" },
-      { name = "bad", binding = "BAD", class_name = "Bad" },
-      { name = "timeouts", binding = "TIMEOUTS", class_name = "Timeouts" },
-    ]
-"""
+CONFIG = app_config(basic="Basic", flaky="Flaky", catches="Catches", nonretry="NonRetry", sleeper="Sleeper",
+                    waiter="Waiter", bad="Bad", timeouts="Timeouts")
 
 APP = """
     import asyncio, datetime
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
     from workers.workflows import NonRetryableError
+    from wf_log import mark
 
     UTC = datetime.timezone.utc
-
-    def mark(event, text):
-        with open(event.payload["log"], "a") as f:
-            f.write(text + "\\n")
 
     class Basic(WorkflowEntrypoint):
         async def run(self, event, step):
@@ -169,15 +153,7 @@ APP = """
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def p(tmp_path_factory: pytest.TempPathFactory):
-    files = {"wrangler_like.toml": CONFIG, "app.py": APP}
-    async with workflow_platform(tmp_path_factory.mktemp("wf-engine"), files) as platform:
-        yield platform
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+p = module_platform("wf-engine", {"wrangler_like.toml": CONFIG, "app.py": APP})
 
 
 async def test_steps_replay_from_history_and_results_round_trip(p: Platform, tmp_path: Path) -> None:

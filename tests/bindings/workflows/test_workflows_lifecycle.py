@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from conftest import write_app
-from test_workflows_support import seconds, workflow, workflow_platform
+from test_workflows_support import lines, module_platform, seconds, workflow
 
 from edgelet.config import ConfigError, load_config
 from edgelet.testing import Platform
@@ -28,10 +27,7 @@ CONFIG = """
 
 APP = """
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
-
-    def mark(event, text):
-        with open(event.payload["log"], "a") as f:
-            f.write(text + "\\n")
+    from wf_log import mark
 
     class Delays(WorkflowEntrypoint):
         async def run(self, event, step):
@@ -89,15 +85,7 @@ APP = """
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def p(tmp_path_factory: pytest.TempPathFactory):
-    files = {"wrangler_like.toml": CONFIG, "app.py": APP}
-    async with workflow_platform(tmp_path_factory.mktemp("wf-lifecycle"), files) as platform:
-        yield platform
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+p = module_platform("wf-lifecycle", {"wrangler_like.toml": CONFIG, "app.py": APP})
 
 
 async def test_delay_function_sets_each_retry_delay(p: Platform, tmp_path: Path) -> None:

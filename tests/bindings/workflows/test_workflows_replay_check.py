@@ -8,24 +8,17 @@ from pathlib import Path
 
 import pytest
 from conftest import write_app
-from test_workflows_support import workflow_platform
+from test_workflows_support import app_config, lines, workflow_platform
 
 from edgelet.testing import Platform
 
 pytestmark = pytest.mark.asyncio
 
-CONFIG = """
-    name = "app"
-    main = "app.py"
-    workflows = [{ name = "orders", binding = "ORDERS", class_name = "Orders" }]
-"""
+CONFIG = app_config(orders="Orders")
 
 APP = """
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
-
-    def mark(event, text):
-        with open(event.payload["log"], "a") as f:
-            f.write(text + "\\n")
+    from wf_log import mark
 
     class Orders(WorkflowEntrypoint):
         async def run(self, event, step):
@@ -50,10 +43,6 @@ APP = """
         async def fetch(self, request):
             return Response("ok")
 """
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 async def test_check_reports_next_step_then_divergence_after_a_rename(tmp_path: Path) -> None:

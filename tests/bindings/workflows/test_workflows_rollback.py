@@ -6,30 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from test_workflows_support import seconds, workflow, workflow_platform
+from test_workflows_support import app_config, lines, module_platform, seconds, workflow
 
 from edgelet.testing import Platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-CONFIG = """
-    name = "app"
-    main = "app.py"
-    workflows = [
-      { name = "saga", binding = "SAGA", class_name = "Saga" },
-      { name = "notfn", binding = "NOTFN", class_name = "NotFn" },
-    ]
-"""
+CONFIG = app_config(saga="Saga", notfn="NotFn")
 
 APP = """
     import asyncio
     from workers import Response, WorkerEntrypoint, WorkflowEntrypoint
     from workers.workflows import NonRetryableError
-
-    def mark(event, text):
-        with open(event.payload["log"], "a") as f:
-            f.write(text + "\\n")
+    from wf_log import mark
 
     class Saga(WorkflowEntrypoint):
         async def run(self, event, step):
@@ -88,15 +77,7 @@ APP = """
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def p(tmp_path_factory: pytest.TempPathFactory):
-    files = {"wrangler_like.toml": CONFIG, "app.py": APP}
-    async with workflow_platform(tmp_path_factory.mktemp("wf-rollback"), files) as platform:
-        yield platform
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+p = module_platform("wf-rollback", {"wrangler_like.toml": CONFIG, "app.py": APP})
 
 
 async def test_failure_runs_rollbacks_in_reverse_start_order(p: Platform, tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+import pytest_asyncio
 from conftest import write_app
 
 from edgelet.testing import Platform
@@ -31,12 +33,55 @@ FLOW_CONFIG = """
 """
 
 
+#: ``wf_log.py``, written beside every app :func:`workflow_platform` runs: the run log its
+#: workflows keep (``from wf_log import mark, seen``). ``mark`` appends a word to the file the
+#: instance's params name as ``log``; a test reads it with :func:`lines` to see which steps
+#: ran, in what order and how often (a replayed step marks nothing).
+WF_LOG = """
+    import os
+
+    def mark(event, text):
+        with open(event.payload["log"], "a") as f:
+            f.write(text + "\\n")
+
+    def seen(event, text):
+        path = event.payload["log"]
+        return os.path.exists(path) and text in open(path).read().split()
+"""
+
+
+def app_config(**workflows: str) -> str:
+    """wrangler_like.toml of one Worker, ``app.py``, with a workflow per ``name=ClassName``,
+    bound as ``NAME`` (``app_config(saga="Saga")``: ``env.SAGA`` runs class ``Saga``)."""
+    rows = "".join(f'  {{ name = "{name}", binding = "{name.upper()}", class_name = "{cls}" }},\n'
+                   for name, cls in workflows.items())
+    return f'name = "app"\nmain = "app.py"\nworkflows = [\n{rows}]\n'
+
+
 @asynccontextmanager
 async def workflow_platform(folder: Path, files: dict[str, str]) -> AsyncIterator[Platform]:
-    """Write ``files`` into ``folder`` and run its platform on a virtual clock, in memory."""
-    write_app(folder, files)
+    """Write ``files`` (and :data:`WF_LOG`) into ``folder`` and run its platform on a
+    virtual clock, in memory."""
+    write_app(folder, {"wf_log.py": WF_LOG, **files})
     async with Platform(folder / "wrangler_like.toml", clock="virtual") as p:
         yield p
+
+
+def module_platform(folder: str, files: dict[str, str]) -> Any:
+    """A module-scoped fixture ``p``: the platform of ``files`` for every test of the
+    module (``p = module_platform("wf-engine", {...})`` at the module's top level)."""
+
+    @pytest_asyncio.fixture(scope="module", loop_scope="module")
+    async def p(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+        async with workflow_platform(tmp_path_factory.mktemp(folder), files) as platform:
+            yield platform
+
+    return p
+
+
+def lines(path: Path) -> list[str]:
+    """The words ``mark`` wrote to the run log ``path``, in order (none before the first)."""
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def seconds(n: float) -> dt.timedelta:
