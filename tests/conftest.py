@@ -120,6 +120,20 @@ class DevServer:
             self._log.close()
 
 
+#: a module for test Workers: add it to an app's files (``{**WORKER_HELPERS, "w.py": ...}``)
+#: and import from it in the Worker (``from worker_helpers import error_of``)
+WORKER_HELPERS = {"worker_helpers.py": '''
+async def error_of(coro):
+    """What awaiting ``coro`` raised, as ``"Type: message"`` (None if it did not raise): a
+    Worker answers it so the test can check the error a user would see."""
+    try:
+        await coro
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+'''}
+
+
 def write_app(folder: Path, files: dict[str, str]) -> Path:
     """Write ``files`` (relative path -> text, dedented) under ``folder``."""
     for rel, text in files.items():

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from conftest import WORKER_HELPERS
+
 CONFIG = """
     name = "app"
     main = "w.py"
@@ -15,14 +17,7 @@ CONFIG = """
 
 WORKER = r'''
 from workers import Response, WorkerEntrypoint
-
-
-async def error_of(coro):
-    try:
-        await coro
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+from worker_helpers import error_of
 
 
 class Default(WorkerEntrypoint):
@@ -43,7 +38,7 @@ class Default(WorkerEntrypoint):
 
 
 def test_values_and_rows_over_2_mb_are_refused_as_on_d1(dev: Any) -> None:
-    s = dev({"wrangler_like.toml": CONFIG, "w.py": WORKER}, "--in-memory")
+    s = dev({**WORKER_HELPERS, "wrangler_like.toml": CONFIG, "w.py": WORKER}, "--in-memory")
     r = s.get("/", timeout=60)
     assert r.status_code == 200, r.text
     out = r.json()

@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-CONFIG = """
-    name = "app"
-    main = "w.py"
-    r2_buckets = [{ binding = "B", bucket_name = "files" }]
-"""
+from conftest import WORKER_HELPERS
+from r2_app import CONFIG
 
 WORKER = r'''
 import datetime, hashlib, json
 from workers import Headers, Response, WorkerEntrypoint
+from worker_helpers import error_of
 
 MiB = 1024 * 1024
 
@@ -30,14 +27,6 @@ def show(obj):
     if "range" in obj:
         out["range"] = dict(obj.range)
     return out
-
-
-async def error_of(coro):
-    try:
-        await coro
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 class Default(WorkerEntrypoint):
@@ -240,7 +229,7 @@ class Default(WorkerEntrypoint):
 
 @pytest.fixture
 def app(dev: Any) -> Any:
-    return dev({"wrangler_like.toml": CONFIG, "w.py": WORKER}, "--in-memory")
+    return dev({**WORKER_HELPERS, "wrangler_like.toml": CONFIG, "w.py": WORKER}, "--in-memory")
 
 
 def run(app: Any, scenario: str) -> dict[str, Any]:

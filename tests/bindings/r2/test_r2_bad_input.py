@@ -10,24 +10,14 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-CONFIG = """
-    name = "app"
-    main = "w.py"
-    r2_buckets = [{ binding = "B", bucket_name = "files" }]
-"""
+from conftest import WORKER_HELPERS
+from r2_app import CONFIG
 
 WORKER = r'''
 from workers import Response, WorkerEntrypoint
+from worker_helpers import error_of
 
 MiB = 1024 * 1024
-
-
-async def error_of(coro):
-    try:
-        await coro
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 class Default(WorkerEntrypoint):
@@ -56,7 +46,7 @@ class Default(WorkerEntrypoint):
 
 def test_multipart_parts_of_different_sizes_are_refused_as_on_r2(dev: Any) -> None:
     """R2: every part but the last the same size, the last no larger (r2/objects/multipart-objects)."""
-    s = dev({"wrangler_like.toml": CONFIG, "w.py": WORKER}, "--in-memory")
+    s = dev({**WORKER_HELPERS, "wrangler_like.toml": CONFIG, "w.py": WORKER}, "--in-memory")
     r = s.get("/", timeout=120)
     assert r.status_code == 200, r.text
     out = r.json()

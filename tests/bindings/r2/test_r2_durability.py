@@ -13,14 +13,9 @@ import httpx
 import psutil
 import pytest
 from crash import kill_and_restart, restart
+from r2_app import CONFIG
 
 MiB = 1024 * 1024
-
-CONFIG = """
-    name = "app"
-    main = "w.py"
-    r2_buckets = [{ binding = "B", bucket_name = "files" }]
-"""
 
 WORKER = r'''
 import hashlib

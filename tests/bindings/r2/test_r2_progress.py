@@ -9,13 +9,9 @@ import textwrap
 from pathlib import Path
 
 from ptyrun import BAR, run_in_terminal
+from r2_app import CONFIG
 
 EDGELET = [sys.executable, "-m", "edgelet.cli"]
-CONFIG = """
-    name = "app"
-    main = "w.py"
-    r2_buckets = [{ binding = "B", bucket_name = "files" }]
-"""
 WORKER = """
     from workers import Response, WorkerEntrypoint
 

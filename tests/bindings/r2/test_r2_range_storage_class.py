@@ -14,11 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-CONFIG = """
-    name = "app"
-    main = "w.py"
-    r2_buckets = [{ binding = "B", bucket_name = "files" }]
-"""
+from r2_app import CONFIG
 
 WORKER = r'''
 from workers import Headers, Response, WorkerEntrypoint
