@@ -175,6 +175,36 @@ def offline_notice(port: int, ip: str, state_dir: Path) -> None:
     click.echo(line, err=True)
 
 
+def backend_options(online: Callable[[ApiClient], Any], offline: Callable[..., Any], *, name: str,
+                    creates: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add --port/--ip, --persist-to and wrangler's (hidden) --local to a binding's command,
+    and hand it a backend as the argument ``name``: ``online(client)`` when an ``edgelet
+    dev`` answers, else ``offline(state_folder, create=...)`` (``create`` only for the command
+    function named ``creates``: a read must not make a folder). A ValueError or TypeError
+    the command raises (a refused key or value, already explained) becomes its message."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @port_options
+        @persist_to_option("State folder, used when no `edgelet dev` answers.")
+        @click.option("--local", is_flag=True, hidden=True,
+                      help="Accepted for wrangler habits; edgelet state is always local.")
+        @functools.wraps(fn)
+        def wrapper(*args: Any, client: ApiClient, persist_to: str, local: bool, **kwargs: Any) -> Any:
+            if client.answers():
+                backend = online(client)
+            else:
+                backend = offline(Path(persist_to).resolve(), create=fn.__name__ == creates)
+                offline_notice(client.port, client.ip, Path(persist_to).resolve())
+            try:
+                return fn(*args, **{name: backend}, **kwargs)
+            except (ValueError, TypeError) as exc:
+                raise click.ClickException(str(exc)) from None
+
+        return wrapper
+
+    return decorate
+
+
 #: transfers at least this large show a progress bar (in a terminal)
 PROGRESS_BYTES = 8 * 1024 * 1024
 

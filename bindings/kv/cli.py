@@ -21,7 +21,7 @@ import click
 import httpx
 
 from edgelet.bindings.kv.limits import key_entry
-from edgelet.client import ApiClient, loads_arg, offline_notice, persist_to_option, port_options, print_table
+from edgelet.client import ApiClient, backend_options, loads_arg, print_table
 
 # -- backends --------------------------------------------------------------------------------
 
@@ -185,27 +185,8 @@ def _quote(text: str) -> str:
     return quote(text, safe="")
 
 
-def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --persist-to/--local (and --port/--ip) and hand the command ``kv`` (a backend)."""
-
-    @port_options
-    @persist_to_option("State folder, used when no `edgelet dev` answers.")
-    @click.option("--local", is_flag=True, hidden=True,
-                  help="Accepted for wrangler habits; edgelet state is always local.")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, client: ApiClient, persist_to: str, local: bool,
-                **kwargs: Any) -> Any:
-        if client.answers():
-            kv: Any = RemoteKV(client)
-        else:
-            kv = LocalKV(Path(persist_to).resolve(), create=fn.__name__ == "put_key")
-            offline_notice(client.port, client.ip, Path(persist_to).resolve())
-        try:
-            return fn(*args, kv=kv, **kwargs)
-        except (ValueError, TypeError) as exc:  # a refused key or value, already explained
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
+#: Add --persist-to/--local (and --port/--ip) and hand the command ``kv`` (a backend).
+_backend = backend_options(RemoteKV, LocalKV, name="kv", creates="put_key")
 
 
 def _namespace_options(fn: Callable[..., Any]) -> Callable[..., Any]:

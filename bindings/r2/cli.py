@@ -8,11 +8,10 @@ accepted for wrangler habits and changes nothing.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -25,9 +24,7 @@ from edgelet.bindings.r2.storage import CHUNK, MAX_OBJECT_BYTES, R2Storage
 from edgelet.client import (
     PROGRESS_BYTES,
     ApiClient,
-    offline_notice,
-    persist_to_option,
-    port_options,
+    backend_options,
     print_table,
     with_progress,
 )
@@ -169,26 +166,8 @@ def _copy_out(chunks: Iterator[bytes], out: BinaryIO, total: int | None, label: 
     return size
 
 
-def _backend(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --persist-to/--local (and --port/--ip) and hand the command ``r2`` (a backend)."""
-
-    @port_options
-    @persist_to_option("State folder, used when no `edgelet dev` answers.")
-    @click.option("--local", is_flag=True, hidden=True,
-                  help="Accepted for wrangler habits; edgelet state is always local.")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, client: ApiClient, persist_to: str, local: bool, **kwargs: Any) -> Any:
-        if client.answers():
-            backend: Any = RemoteR2(client)
-        else:
-            backend = LocalR2(Path(persist_to).resolve(), create=fn.__name__ == "put_object")
-            offline_notice(client.port, client.ip, Path(persist_to).resolve())
-        try:
-            return fn(*args, r2=backend, **kwargs)
-        except (ValueError, TypeError) as exc:  # a refused key or body, already explained
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
+#: Add --persist-to/--local (and --port/--ip) and hand the command ``r2`` (a backend).
+_backend = backend_options(RemoteR2, LocalR2, name="r2", creates="put_object")
 
 
 def _split(path: str) -> tuple[str, str]:
