@@ -179,13 +179,20 @@ def message_now(manager: LiveObjects, token: str, key: str, data: str | bytes,
     ws = live.sockets.get(token)
     if ws is None:
         return None
-    instance = live.instance
-    fn = getattr(instance, "webSocketMessage", None)
+    fn = handler(live.instance, "message")
     if fn is None:
-        fn = getattr(instance, "web_socket_message", None) or getattr(instance, "websocket_message", None)
-    if not callable(fn):
         return None
     return _message(manager, live, ws, fn, data, own_context)
+
+
+def handler(instance: Any, kind: str) -> Any:
+    """The object's handler for a socket event ``kind`` (``HANDLERS``: Cloudflare's name
+    first, then the snake_case aliases), or None; one lookup for both event paths."""
+    for name in HANDLERS[kind]:
+        fn = getattr(instance, name, None)
+        if callable(fn):
+            return fn
+    return None
 
 
 async def _message(manager: LiveObjects, live: LiveObject, ws: WebSocket, fn: Any,
@@ -235,11 +242,15 @@ async def _message(manager: LiveObjects, live: LiveObject, ws: WebSocket, fn: An
 
 
 def _log_failure(live: LiveObject, kind: str, exc: BaseException, tb: str) -> None:
-    """A handler raised: the socket stays open, the error is logged (as on_event does)."""
+    """A handler raised (the fast path): logged as the general path logs its answer."""
     from edgelet.bindings.durable_objects import wire
-    answer = wire.error_answer(exc, tb)
-    log.error("Durable Object %s %s: WebSocket %s handler raised %s: %s\n%s", live.class_name,
-              live.state.id.name or live.id_hex, kind, answer[1], answer[2], answer[4])
+    _log_answer(live.class_name, live.state.id.name or live.id_hex, kind, wire.error_answer(exc, tb))
+
+
+def _log_answer(class_name: str, who: str, kind: str, answer: list[Any]) -> None:
+    """A handler raised: the socket stays open, the error (an error answer) is logged."""
+    log.error("Durable Object %s %s: WebSocket %s handler raised %s: %s\n%s", class_name, who, kind,
+              answer[1], answer[2], answer[4])
 
 
 async def on_event(manager: LiveObjects, payload: list[Any]) -> Any:
@@ -254,8 +265,7 @@ async def on_event(manager: LiveObjects, payload: list[Any]) -> Any:
     answer = await manager.deliver(ns, class_name, id_hex, name, "websocket", kind,
                                    [token, data, code, reason], ())
     if answer[0] != 0:  # the handler raised: the socket stays open, the error is logged
-        log.error("Durable Object %s %s: WebSocket %s handler raised %s: %s\n%s", class_name,
-                  name or id_hex, kind, answer[1], answer[2], answer[4])
+        _log_answer(class_name, name or id_hex, kind, answer)
     return True
 
 
@@ -268,12 +278,7 @@ async def deliver(live: LiveObject, instance: Any, kind: str, body: list[Any]) -
     if kind != "message":
         ws.readyState = CLOSED
         live.sockets.pop(token, None)
-    fn = None
-    for handler_name in HANDLERS.get(kind, ()):
-        fn = getattr(instance, handler_name, None)
-        if callable(fn):
-            break
-        fn = None
+    fn = handler(instance, kind) if kind in HANDLERS else None
     if fn is None:
         if kind == "message":
             raise AttributeError(
