@@ -254,8 +254,12 @@ class _Body:
         """The whole body (a streamed request body is read to its end first)."""
         return self._body
 
+    async def _read(self) -> builtins.bytes:
+        """The whole body for one of the public readers (a Request counts the read)."""
+        return await self._whole()
+
     async def text(self) -> str:
-        return (await self._whole()).decode("utf-8", errors="replace")
+        return (await self._read()).decode("utf-8", errors="replace")
 
     async def json(self, **kwargs: Any) -> Any:
         """The body parsed as JSON; an empty or invalid body raises ``json.JSONDecodeError``
@@ -263,11 +267,11 @@ class _Body:
         return _json.loads(await self.text(), **kwargs)
 
     async def bytes(self) -> builtins.bytes:
-        return await self._whole()
+        return await self._read()
 
     async def arrayBuffer(self) -> Any:  # noqa: N802 - Cloudflare's name
         from edgelet.runtime.jstypes import ArrayBuffer
-        return ArrayBuffer(await self._whole())
+        return ArrayBuffer(await self._read())
 
     array_buffer = arrayBuffer
     #: the SDK's name for arrayBuffer (pyodide's FetchResponse.buffer)
@@ -276,13 +280,13 @@ class _Body:
     async def form_data(self) -> Any:
         """The body as a ``workers.FormData`` (multipart or url-encoded)."""
         from edgelet.runtime.formdata import FormData
-        return FormData.parse(await self._whole(), self.headers.get("content-type"))
+        return FormData.parse(await self._read(), self.headers.get("content-type"))
 
     formData = form_data  # noqa: N815
 
     async def blob(self) -> Any:
         from edgelet.runtime.formdata import Blob
-        return Blob([await self._whole()], self.headers.get("content-type"))
+        return Blob([await self._read()], self.headers.get("content-type"))
 
     @property
     def body(self) -> Any:
@@ -460,7 +464,31 @@ class Request(_Body):
         from edgelet.runtime.jstypes import ReadableStream
         return ReadableStream(source.chunks())
 
+    #: set by the first read through ``text()``, ``json()``, ``bytes()``, ... (``body_used``)
+    _used = False
+
+    async def _read(self) -> builtins.bytes:
+        """As Cloudflare's SDK: a request body is read once; the second read raises
+        ``OSError("Body already used")`` (there, and so here, before production does)."""
+        if self._used:
+            raise self._used_error()
+        self._used = True
+        return await self._whole()
+
+    def _used_error(self) -> OSError:
+        return OSError(f"Body already used: the body of {self.method} {self.url} was read before; keep "
+                       f"what the first read returned (e.g. `raw = await request.bytes()`, then "
+                       f"`raw.decode()`, `json.loads(raw)`), or read a `request.clone()` first")
+
+    @property
+    def bodyUsed(self) -> bool:  # noqa: N802
+        return self._used
+
+    body_used = bodyUsed
+
     def clone(self) -> Request:
+        if self._used:
+            raise self._used_error()
         clone = Request(self.url, self.method, self.headers, self._body)
         clone._cf, clone.redirect = self._cf, self.redirect
         return clone

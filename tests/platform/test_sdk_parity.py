@@ -8,9 +8,12 @@
 - ``Response(resp)`` wraps a response as the SDK's ``Response(js_response)`` does, and
   refuses options beside it with the SDK's ValueError;
 - ``Request(url, redirect="manual")`` given to ``fetch`` is not followed;
+- a request body is read once (``OSError("Body already used")``), ``clone()`` first to
+  read it twice;
 - ``form["missing"]`` is None;
 - the JavaScript globals scripts reach through ``js``: TextEncoder/TextDecoder,
-  encodeURIComponent, setTimeout, Math, navigator, performance, structuredClone.
+  encodeURIComponent, setTimeout, Math, navigator, performance, structuredClone, and more
+  of ``pyodide.ffi``'s names (IN_BROWSER, JsArray, can_run_sync).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ WORKER = '''
     from urllib.parse import urlparse
 
     import js
+    from pyodide.ffi import IN_BROWSER, JsArray, JsMap, JsPromise, can_run_sync
     from workers import FormData, Request, Response, WorkerEntrypoint, fetch
 
     class Default(WorkerEntrypoint):
@@ -73,6 +77,16 @@ WORKER = '''
                 followed = await fetch(Request(origin + "/hop"))
                 return Response.json({"manual": manual.status, "location": manual.headers.get("location"),
                                       "followed": followed.status})
+            if path == "/twice":
+                copy = request.clone()
+                first = await request.text()
+                try:
+                    await request.json()
+                    second = "read again"
+                except OSError as exc:
+                    second = str(exc)
+                return Response.json({"first": first, "second": second, "used": request.body_used,
+                                      "copy": await copy.text()})
             if path == "/form":
                 form = await request.form_data()
                 return Response.json({"name": form["name"], "missing": form["missing"]})
@@ -94,6 +108,7 @@ WORKER = '''
                     "back": js.decodeURIComponent("a%20b%26c%2F%C3%A9"), "fired": fired,
                     "floor": js.Math.floor(2.7), "round": js.Math.round(-2.5), "ua": js.navigator.userAgent,
                     "elapsed": js.performance.now() - start >= 40, "original": original,
+                    "ffi": [IN_BROWSER, isinstance([1], JsArray), isinstance({}, JsMap), can_run_sync()],
                 })
             return Response("not found", status=404)
 '''
@@ -137,6 +152,13 @@ def test_a_request_with_redirect_manual_is_not_followed(parity: Any) -> None:
     assert got["manual"] == 302 and got["location"].endswith("/upstream") and got["followed"] == 203
 
 
+def test_a_request_body_is_read_once_as_on_the_sdk(parity: Any) -> None:
+    got = parity.post("/twice", content=b'{"a": 1}').json()
+    assert got["first"] == '{"a": 1}' and got["copy"] == '{"a": 1}' and got["used"] is True
+    assert got["second"].startswith("Body already used: the body of POST ")
+    assert "request.clone()" in got["second"]
+
+
 def test_a_missing_form_field_is_none(parity: Any) -> None:
     assert parity.post("/form", data={"name": "ada"}).json() == {"name": "ada", "missing": None}
 
@@ -148,6 +170,7 @@ def test_javascript_globals_through_js(parity: Any) -> None:
     assert got["back"] == "a b&c/é" and got["fired"] == ["timeout"]
     assert got["floor"] == 2 and got["round"] == -2 and got["ua"] == "Cloudflare-Workers"
     assert got["elapsed"] is True and got["original"] == {"a": [1, 2]}
+    assert got["ffi"] == [False, False, False, True]
 
 
 def test_uri_and_text_helpers_match_javascript() -> None:
