@@ -114,6 +114,20 @@ WORKER = '''
 '''
 
 
+#: the FFI style of Cloudflare's Python examples (written for this test): a sync module-level
+#: on_fetch(request), js.Headers.new(dict.items()), JSON.stringify(request.cf, None, 2)
+FFI_WORKER = '''
+    import json
+    from js import JSON, Headers, Response
+
+    def on_fetch(request):
+        fallback = json.dumps({"error": "no cf object"})
+        data = request.cf if request.cf is not None else fallback
+        headers = Headers.new({"content-type": "application/json"}.items())
+        return Response.new(JSON.stringify(data, None, 2), headers=headers)
+'''
+
+
 @pytest.fixture(scope="module")
 def parity(shared_dev: Any) -> Any:
     return shared_dev({"wrangler_like.toml": TOML, "worker.py": WORKER})
@@ -122,6 +136,14 @@ def parity(shared_dev: Any) -> Any:
 def test_request_cf_is_an_object_with_the_placeholder_values(parity: Any) -> None:
     got = parity.get("/cf").json()
     assert got == {"colo": "DFW", "country": "US", "score": 99, "tls": "TLSv1.3", "built": None, "given": 5}
+
+
+def test_the_ffi_style_example_shows_the_cf_object(shared_dev: Any) -> None:
+    s = shared_dev({"wrangler_like.toml": TOML, "worker.py": FFI_WORKER})
+    r = s.get("/")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.text.startswith('{\n  "asOrganization": ""')  # indented by JSON.stringify's 2
+    assert r.json()["timezone"] == "America/Chicago" and r.json()["tlsClientAuth"]["certVerified"] == "NONE"
 
 
 def test_headers_read_like_the_sdks_http_message(parity: Any) -> None:
