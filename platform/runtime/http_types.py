@@ -489,8 +489,13 @@ class Request(_Body):
     def clone(self) -> Request:
         if self._used:
             raise self._used_error()
-        clone = Request(self.url, self.method, self.headers, self._body)
-        clone._cf, clone.redirect = self._cf, self.redirect
+        # copied field by field: the constructor would refuse a GET's (empty) body
+        clone = Request.__new__(Request)
+        clone.url, clone.method, clone.headers = self.url, self.method, Headers(self.headers)
+        clone._body = self._body
+        clone._cf = self._cf
+        if self.redirect != "follow":
+            clone.redirect = self.redirect
         return clone
 
     @classmethod

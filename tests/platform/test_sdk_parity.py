@@ -207,6 +207,19 @@ def test_uri_and_text_helpers_match_javascript() -> None:
     assert jsglobals.TextDecoder().decode(b"\xef\xbb\xbfhi") == "hi"
 
 
+async def test_clone_keeps_what_the_request_carries() -> None:
+    from edgelet.runtime.http_types import Request
+    get = Request("https://example.com/a", redirect="manual", cf={"cacheTtl": 5})
+    copy = get.clone()  # a GET: its empty body must not trip "GET cannot have a body"
+    assert (copy.method, copy.url, copy.redirect, copy.cf.cacheTtl) == ("GET", "https://example.com/a", "manual", 5)
+    post = Request("https://example.com/a", method="POST", body="x", headers={"x-a": "1"})
+    copy = post.clone()
+    copy.headers.set("x-a", "2")
+    assert await post.text() == "x" and await copy.text() == "x" and post.headers["x-a"] == "1"
+    with pytest.raises(OSError, match="Body already used"):
+        post.clone()
+
+
 def test_form_data_missing_key_and_delete() -> None:
     from edgelet.runtime.formdata import FormData
     form = FormData({"a": "1"})
