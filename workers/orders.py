@@ -104,7 +104,8 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         parts = [p for p in urlparse(request.url).path.split("/") if p]
         if parts == ["orders"] and request.method == "POST":
-            body = await request.json() if await request.text() else {}
+            text = await request.text()  # a body is read once, as on Cloudflare
+            body = json.loads(text) if text else {}
             order_id = body.pop("id", None) or "order-" + uuid.uuid4().hex[:8]
             instance = await self.env.ORDER.create(id=order_id, params=body)
             return Response.json({"id": instance.id, "status": f"/orders/{instance.id}"}, status=202)
@@ -116,7 +117,8 @@ class Default(WorkerEntrypoint):
             if len(parts) == 2:
                 return Response.json({"id": instance.id, **await instance.status()})
             if parts[2] == "ship" and request.method == "POST":
-                body = await request.json() if await request.text() else {}
+                text = await request.text()  # a body is read once, as on Cloudflare
+                body = json.loads(text) if text else {}
                 await instance.send_event(type="shipped", payload={"carrier": body.get("carrier", "post")})
                 return Response.json({"id": instance.id, "event": "shipped"}, status=202)
             if parts[2] == "receipt":

@@ -127,16 +127,19 @@ class FormData(MutableMapping[str, Any]):
             raise TypeError("Expected form_data to be a dict or an instance of FormData")
 
     def __getitem__(self, key: str) -> Any:
+        """The first value of ``key``, or None when there is none: Cloudflare's SDK reads
+        ``form["name"]`` through JavaScript's ``FormData.get``, which gives null, not an
+        error, so scripts check ``if not form["name"]``."""
         for k, v in self._items:
             if k == key:
                 return v
-        raise KeyError(key)
+        return None
 
     def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        for k, v in self._items:
+            if k == key:
+                return v
+        return default
 
     def __setitem__(self, key: str, value: Any) -> None:
         if isinstance(value, list):
@@ -166,8 +169,7 @@ class FormData(MutableMapping[str, Any]):
         return any(k == key for k, _ in self._items)
 
     def __delitem__(self, key: str) -> None:
-        if not self.has(key):
-            raise KeyError(key)
+        """``del form["name"]``: like ``delete`` (and the SDK), no error for a missing key."""
         self.delete(key)
 
     def keys(self) -> Iterator[str]:  # type: ignore[override]

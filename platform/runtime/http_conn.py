@@ -397,7 +397,6 @@ class IsolateConnection(asyncio.Protocol):
             headers._items = req.headers
             request.headers = headers
             request._data = body
-            request.cf = {}
             if source is not None:
                 request._source = source
             status, out_headers, out_body = await self._fetch(request)

@@ -7,11 +7,14 @@ classes; ``workers`` re-exports them inside isolates.
 from __future__ import annotations
 
 import builtins
+import http.client
 import json as _json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from http import HTTPMethod, HTTPStatus
 from typing import Any
+
+from edgelet.runtime.cf import as_cf, incoming_cf
 
 TEXT_PLAIN = "text/plain;charset=UTF-8"
 APPLICATION_JSON = "application/json"
@@ -38,6 +41,9 @@ class Headers:
             for key, value in init.items():
                 self.append(key, value)
         else:
+            if isinstance(init, (str, bytes)) or not hasattr(init, "__iter__"):
+                raise TypeError(f"Received unexpected type for headers argument: {type(init).__name__} "
+                                f"({init!r:.60}); pass a dict, a list of (name, value) pairs or a Headers")
             for pair in init:
                 if isinstance(pair, (str, bytes)) or len(pair) != 2:
                     raise TypeError(f"Headers(): expected [name, value] pairs, got {pair!r}; pass a "
@@ -150,11 +156,11 @@ class Headers:
     def to_list(self) -> list[list[str]]:
         return [[k, v] for k, v in self._items]
 
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
+    def __getitem__(self, name: str) -> str | None:
+        """The value, or None when the header is absent: on Cloudflare ``request.headers``
+        is an ``http.client.HTTPMessage``, whose ``headers["x"]`` gives None for a missing
+        header, so scripts write ``if request.headers["authorization"] is None``."""
+        return self.get(name)
 
     def __setitem__(self, name: str, value: Any) -> None:
         self.set(name, value)
@@ -178,6 +184,41 @@ class Headers:
     def new(cls, init: Any = None) -> Headers:
         """``js.Headers.new(...)`` of Pyodide-era scripts."""
         return cls(init)
+
+    # The reading half of ``email.message.Message`` (what Cloudflare's ``request.headers``,
+    # an ``http.client.HTTPMessage``, offers): parameters of Content-Type and friends.
+    def _message(self) -> http.client.HTTPMessage:
+        message = http.client.HTTPMessage()
+        for name, value in self._items:
+            message[name] = value
+        return message
+
+    def get_content_type(self) -> str:
+        """``"text/html"`` of ``Content-Type: text/HTML; charset=utf-8``; ``"text/plain"``
+        when absent or malformed (RFC 2045, as HTTPMessage answers)."""
+        return self._message().get_content_type()
+
+    def get_content_maintype(self) -> str:
+        return self._message().get_content_maintype()
+
+    def get_content_subtype(self) -> str:
+        return self._message().get_content_subtype()
+
+    def get_content_charset(self, failobj: Any = None) -> Any:
+        """The lower-cased ``charset`` parameter of Content-Type, or ``failobj``."""
+        return self._message().get_content_charset(failobj)
+
+    def get_param(self, param: str, failobj: Any = None, header: str = "content-type",
+                  unquote: bool = True) -> Any:
+        return self._message().get_param(param, failobj, header, unquote)
+
+    def get_params(self, failobj: Any = None, header: str = "content-type",
+                   unquote: bool = True) -> Any:
+        return self._message().get_params(failobj, header, unquote)
+
+    def get_filename(self, failobj: Any = None) -> Any:
+        """The ``filename`` of Content-Disposition (an upstream response's attachment)."""
+        return self._message().get_filename(failobj)
 
 
 def _body_bytes(body: Any) -> tuple[bytes, str | None]:
@@ -213,8 +254,12 @@ class _Body:
         """The whole body (a streamed request body is read to its end first)."""
         return self._body
 
+    async def _read(self) -> builtins.bytes:
+        """The whole body for one of the public readers (a Request counts the read)."""
+        return await self._whole()
+
     async def text(self) -> str:
-        return (await self._whole()).decode("utf-8", errors="replace")
+        return (await self._read()).decode("utf-8", errors="replace")
 
     async def json(self, **kwargs: Any) -> Any:
         """The body parsed as JSON; an empty or invalid body raises ``json.JSONDecodeError``
@@ -222,11 +267,11 @@ class _Body:
         return _json.loads(await self.text(), **kwargs)
 
     async def bytes(self) -> builtins.bytes:
-        return await self._whole()
+        return await self._read()
 
     async def arrayBuffer(self) -> Any:  # noqa: N802 - Cloudflare's name
         from edgelet.runtime.jstypes import ArrayBuffer
-        return ArrayBuffer(await self._whole())
+        return ArrayBuffer(await self._read())
 
     array_buffer = arrayBuffer
     #: the SDK's name for arrayBuffer (pyodide's FetchResponse.buffer)
@@ -235,13 +280,13 @@ class _Body:
     async def form_data(self) -> Any:
         """The body as a ``workers.FormData`` (multipart or url-encoded)."""
         from edgelet.runtime.formdata import FormData
-        return FormData.parse(await self._whole(), self.headers.get("content-type"))
+        return FormData.parse(await self._read(), self.headers.get("content-type"))
 
     formData = form_data  # noqa: N815
 
     async def blob(self) -> Any:
         from edgelet.runtime.formdata import Blob
-        return Blob([await self._whole()], self.headers.get("content-type"))
+        return Blob([await self._read()], self.headers.get("content-type"))
 
     @property
     def body(self) -> Any:
@@ -280,6 +325,10 @@ _METHODS: dict[str, str] = {m.value: m for m in HTTPMethod}
 _OTHER_METHODS = frozenset({"PURGE", "COPY", "LOCK", "MKCOL", "MOVE", "PROPFIND", "PROPPATCH", "SEARCH",
                             "UNLOCK", "ACL", "REPORT", "MKACTIVITY", "CHECKOUT", "MERGE", "M-SEARCH", "NOTIFY",
                             "SUBSCRIBE", "UNSUBSCRIBE"})
+
+
+#: marks a request from a client: its ``cf`` is the placeholder (see ``Request.cf``)
+_INCOMING_CF: Any = object()
 
 
 def absolute_url(url: Any, where: str) -> str:
@@ -331,6 +380,7 @@ class Request(_Body):
     def __init__(self, input: str | Request, method: str | None = None, headers: Any = None,  # noqa: A002
                  body: Any = None, **options: Any) -> None:
         url: Any = input
+        base: Request | None = None
         # what this call sets itself: a body copied from another Request passes through as
         # it came (workerd lets a proxied GET keep one), a new one must not go with GET/HEAD
         given_body = body if body is not None else (options["init"].get("body") if isinstance(
@@ -355,7 +405,34 @@ class Request(_Body):
         self._body, implied = _body_bytes(body)
         if implied and not self.headers.has("content-type"):
             self.headers.set("content-type", implied)
-        self.cf: dict[str, Any] = dict(options.get("cf") or {})
+        init_options = options["init"] if isinstance(options.get("init"), Mapping) else {}
+        cf = options.get("cf", init_options.get("cf"))
+        self._cf = as_cf(cf) if cf is not None else (base.cf if base is not None else None)
+        redirect = options.get("redirect", init_options.get("redirect"))
+        if redirect is not None:
+            if redirect not in ("follow", "manual", "error"):
+                raise TypeError(f"Request(): redirect must be one of 'follow', 'manual', 'error', got {redirect!r}")
+            self.redirect = redirect
+        elif base is not None and base.redirect != "follow":
+            self.redirect = base.redirect
+
+    #: an incoming request's ``cf`` is built on first read (few Workers read it)
+    _cf: Any = _INCOMING_CF
+
+    @property
+    def cf(self) -> Any:
+        """Cloudflare's ``cf`` properties: for a request from a client, the placeholder of
+        edgelet.runtime.cf (``request.cf.country``, ``request.cf["colo"]``); for a
+        ``Request(...)`` built by the Worker, the ``cf=`` it was given, else None (as the SDK's
+        ``Request.cf`` says)."""
+        cf = self._cf
+        if cf is _INCOMING_CF:
+            cf = self._cf = incoming_cf()
+        return cf
+
+    @cf.setter
+    def cf(self, value: Any) -> None:
+        self._cf = as_cf(value)
 
     @property
     def _body(self) -> builtins.bytes:
@@ -387,8 +464,39 @@ class Request(_Body):
         from edgelet.runtime.jstypes import ReadableStream
         return ReadableStream(source.chunks())
 
+    #: set by the first read through ``text()``, ``json()``, ``bytes()``, ... (``body_used``)
+    _used = False
+
+    async def _read(self) -> builtins.bytes:
+        """As Cloudflare's SDK: a request body is read once; the second read raises
+        ``OSError("Body already used")`` (there, and so here, before production does)."""
+        if self._used:
+            raise self._used_error()
+        self._used = True
+        return await self._whole()
+
+    def _used_error(self) -> OSError:
+        return OSError(f"Body already used: the body of {self.method} {self.url} was read before; keep "
+                       f"what the first read returned (e.g. `raw = await request.bytes()`, then "
+                       f"`raw.decode()`, `json.loads(raw)`), or read a `request.clone()` first")
+
+    @property
+    def bodyUsed(self) -> bool:  # noqa: N802
+        return self._used
+
+    body_used = bodyUsed
+
     def clone(self) -> Request:
-        return Request(self.url, self.method, self.headers, self._body)
+        if self._used:
+            raise self._used_error()
+        # copied field by field: the constructor would refuse a GET's (empty) body
+        clone = Request.__new__(Request)
+        clone.url, clone.method, clone.headers = self.url, self.method, Headers(self.headers)
+        clone._body = self._body
+        clone._cf = self._cf
+        if self.redirect != "follow":
+            clone.redirect = self.redirect
+        return clone
 
     @classmethod
     def new(cls, input: Any, init: Any = None, **options: Any) -> Request:  # noqa: A002
@@ -456,6 +564,9 @@ class Response(_Body):
 
     def __init__(self, body: Any = None, status: int | None = None, status_text: Any = "",
                  headers: Any = None, web_socket: Any = None, **options: Any) -> None:
+        if isinstance(body, Response):
+            self._wrap(body, status, status_text, headers, web_socket, options)
+            return
         if options or type(status_text) is not str:  # the rarer spellings (init=, statusText=)
             if not isinstance(status_text, str) and headers is None:
                 status_text, headers = "", status_text
@@ -503,6 +614,21 @@ class Response(_Body):
         self._body, implied = _body_bytes(body)
         if implied and not self.headers.has("content-type"):
             self.headers.set("content-type", implied)
+
+    def _wrap(self, other: Response, status: Any, status_text: Any, headers: Any, web_socket: Any,
+              options: Mapping[str, Any]) -> None:
+        """``Response(resp)``: the SDK's way to wrap a JavaScript Response (``Response(await
+        js.fetch(url))``, ``Response(resp.js_object)``); here a copy sharing the body. Options
+        beside it are refused as by the SDK."""
+        if status is not None or status_text or headers is not None or web_socket is not None or options:
+            raise ValueError("Expected no options when constructing Response from a js.Response: pass "
+                             "only the response (Response(resp)), or use resp.replace_body(...) or "
+                             "Response(await resp.bytes(), status=..., headers=...) to change it")
+        self.status, self.status_text = other.status, other.status_text
+        self.headers = Headers(other.headers)
+        self.web_socket, self.url = other.web_socket, other.url
+        self._stream, self._body = other._stream, other._body
+        other._stream = None  # a stream is read once: it moves to the new Response
 
     @property
     def ok(self) -> bool:
@@ -716,5 +842,4 @@ def request_from_wire(data: list[Any]) -> Request:
     req.method = _METHODS.get(method, method)
     req.headers = Headers._of_pairs(headers)
     req._body = body if type(body) is bytes else bytes(body)
-    req.cf = {}
     return req

@@ -42,7 +42,7 @@ WEB = """
             if request.url.endswith("/nan"):  # a Worker may store what JSON cannot carry
                 await self.env.FLOW.create(id="nan", params={"x": float("nan"), "y": float("inf")})
                 return Response("created")
-            body = await request.text()
+            body = await request.clone().text()        # a clone: /json reads the body again
             await self.env.KV.put("last-body", body)   # proof that the Worker ran
             if request.url.endswith("/json"):
                 try:

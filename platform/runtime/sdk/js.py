@@ -17,6 +17,23 @@ from typing import Any
 from edgelet.runtime.formdata import Blob, File, FormData
 from edgelet.runtime.html_rewriter import HTMLRewriter  # noqa: F401 - js.HTMLRewriter
 from edgelet.runtime.http_types import Headers, Request, Response
+from edgelet.runtime.jsglobals import (  # noqa: F401 - js.<name> for scripts
+    Math,
+    TextDecoder,
+    TextEncoder,
+    clearInterval,
+    clearTimeout,
+    decodeURI,
+    decodeURIComponent,
+    encodeURI,
+    encodeURIComponent,
+    navigator,
+    performance,
+    queueMicrotask,
+    setInterval,
+    setTimeout,
+    structuredClone,
+)
 from edgelet.runtime.jstypes import ArrayBuffer, JsObject, ReadableStream, Uint8Array
 from edgelet.runtime.outgoing import fetch
 from edgelet.runtime.urls import URL, URLSearchParams
@@ -179,6 +196,9 @@ def atob(text: str) -> str:
     return _base64.b64decode(text).decode("latin-1")
 
 
-__all__ = ["Array", "ArrayBuffer", "Blob", "Date", "File", "FormData", "HTMLRewriter", "Headers", "JSON",
-           "Object", "ReadableStream", "Request", "Response", "URL", "URLSearchParams", "Uint8Array", "WebSocket",
-           "WebSocketPair", "WebSocketRequestResponsePair", "atob", "btoa", "console", "crypto", "fetch"]
+__all__ = ["Array", "ArrayBuffer", "Blob", "Date", "File", "FormData", "HTMLRewriter", "Headers", "JSON", "Math",
+           "Object", "ReadableStream", "Request", "Response", "TextDecoder", "TextEncoder", "URL", "URLSearchParams",
+           "Uint8Array", "WebSocket", "WebSocketPair", "WebSocketRequestResponsePair", "atob", "btoa",
+           "clearInterval", "clearTimeout", "console", "crypto", "decodeURI", "decodeURIComponent", "encodeURI",
+           "encodeURIComponent", "fetch", "navigator", "performance", "queueMicrotask", "setInterval", "setTimeout",
+           "structuredClone"]

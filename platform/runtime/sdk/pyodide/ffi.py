@@ -23,7 +23,50 @@ class JsException(Exception):
     """Stands for a JavaScript error raised through Pyodide."""
 
 
+# More of Pyodide's proxy types, for ``isinstance`` checks in scripts: in edgelet values are
+# Python objects, so (as for results the SDK already converted on Cloudflare) none is one.
+class JsArray(JsProxy):
+    pass
+
+
+class JsMap(JsProxy):
+    pass
+
+
+class JsMutableMap(JsMap):
+    pass
+
+
+class JsPromise(JsProxy):
+    pass
+
+
+class JsCallable(JsProxy):
+    pass
+
+
+class JsIterable(JsProxy):
+    pass
+
+
+class JsTypedArray(JsBuffer):
+    pass
+
+
+class ConversionError(Exception):
+    """Pyodide raises it for a value it cannot convert; edgelet converts nothing."""
+
+
+#: not in a browser: scripts branch on it to pick Workers' code paths
+IN_BROWSER = False
+
 jsnull = None
+
+
+def can_run_sync() -> bool:
+    """Whether ``run_sync`` may be called here: inside a Worker's handler it can (see
+    ``run_sync``); elsewhere it runs the awaitable on a loop of its own."""
+    return True
 
 
 def to_js(value: Any, *args: Any, dict_converter: Any = None, **kwargs: Any) -> Any:
@@ -84,5 +127,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["JsBuffer", "JsException", "JsProxy", "create_once_callable", "create_proxy",
-           "destroy_proxies", "jsnull", "run_sync", "to_js"]  # noqa: F822 - run_sync: __getattr__
+__all__ = ["IN_BROWSER", "ConversionError", "JsArray", "JsBuffer", "JsCallable", "JsException", "JsIterable",
+           "JsMap", "JsMutableMap", "JsPromise", "JsProxy", "JsTypedArray", "can_run_sync", "create_once_callable",
+           "create_proxy", "destroy_proxies", "jsnull", "run_sync", "to_js"]  # noqa: F822 - run_sync: __getattr__
