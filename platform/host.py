@@ -511,7 +511,7 @@ class Host:
         isolate = self.isolates[worker]
         self._enter()
         try:
-            return await isolate.invoke("scheduled", cron, when_ms or self.clock.now_ms())
+            return await isolate.invoke("scheduled", cron, self.clock.now_ms() if when_ms is None else when_ms)
         finally:
             self._leave()
 

@@ -219,9 +219,15 @@ class Platform:
         return await TestWebSocket(self._app, path, host, dict(headers or {}),
                                    list(protocols or [])).connect()
 
-    async def scheduled(self, cron: str = "* * * * *", worker: str | None = None) -> Any:
-        """Run a Worker's ``scheduled`` handler now, as if ``cron`` fired."""
-        return await self.host.scheduled(self._worker(worker), cron)
+    async def scheduled(self, cron: str = "* * * * *", worker: str | None = None, *,
+                        scheduled_time: int | None = None) -> Any:
+        """Run a Worker's ``scheduled`` handler now, as if ``cron`` fired; its
+        ``scheduledTime`` is ``scheduled_time`` (epoch ms) if given, else the platform's now."""
+        if scheduled_time is not None and (isinstance(scheduled_time, bool) or not isinstance(scheduled_time, int)
+                                           or scheduled_time < 0):
+            raise TypeError(f"p.scheduled(): scheduled_time must be epoch milliseconds (an int >= 0), "
+                            f"got {scheduled_time!r:.40}")
+        return await self.host.scheduled(self._worker(worker), cron, scheduled_time)
 
     # -- bindings from outside ------------------------------------------------------------------
     def _declaring(self, kind: str, binding: str, worker: str | None) -> str:
