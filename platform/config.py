@@ -239,16 +239,19 @@ def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[
     ``env`` picks each Worker table's ``[env.NAME]`` (see :mod:`edgelet.config_env`); the
     names of the environments the file declares are added to ``found_envs``.
     """
-    from edgelet.config_env import apply_env, env_names
+    from edgelet.config_env import apply_env, env_names, env_origins
 
     secrets = read_dev_vars(dev_vars_path(base_dir, env))
     claimed = _binding_keys(modules)
     if "workers" not in data:
         if found_envs is not None:
             found_envs.update(env_names(data))
+        origins: dict[str, str] = {}
         if env:
+            _warn_not_inherited(file, data, env, "", claimed)
+            origins = env_origins(data, env, "")
             data, _ = apply_env(data, env)
-        return [_parse_worker(Section(file, "", data, base_dir), secrets, modules, claimed)]
+        return [_parse_worker(Section(file, "", data, base_dir, origins), secrets, modules, claimed)]
     root = Section(file, "", data, base_dir)
 
     tables = root.tables("workers")
@@ -275,9 +278,25 @@ def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[
         if env:
             chosen, declared = apply_env(t.data, env)
             if declared:
-                t = Section(t.file, t.path, chosen, t.base_dir)
+                _warn_not_inherited(t.file, t.data, env, t.path, claimed)
+                t = Section(t.file, t.path, chosen, t.base_dir, env_origins(t.data, env, t.path))
         workers.append(_parse_worker(t, secrets, modules, claimed))
     return workers
+
+
+def _warn_not_inherited(file: Path, table: dict[str, Any], env: str, path: str,
+                        claimed: dict[str, Any]) -> None:
+    """wrangler's warning for ``vars`` or a binding table left at the top level while
+    ``[env.NAME]`` is chosen: environments do not inherit them, so the Worker has none."""
+    from edgelet.config_env import not_inherited
+
+    env_table = f"{path}.env.{env}" if path else f"env.{env}"
+    for key in not_inherited(table, env):
+        if key in claimed or key in ("vars", "define"):
+            log.warning("%s: '%s' is set %s but not in %s, and environments do not inherit it, so "
+                        "--env %s runs without it; repeat it there as %s.%s",
+                        display_path(file), key, f"in {path}" if path else "at the top level",
+                        env_table, env, env_table, key)
 
 
 def _parse_worker(s: Section, secrets: DevVars, modules: dict[str, Any], claimed: dict[str, str]) -> WorkerConfig:
