@@ -239,7 +239,11 @@ class Platform:
             if owner is not None and owner[0].kind == kind:
                 return name
         where = f"Worker {worker!r}" if worker else "any Worker"
-        raise LookupError(f"no {kind} binding named {binding!r} in {where}; check the config")
+        known = sorted(f"{name}.{b}" for name in candidates
+                       for b, owner in self.host.env_table[name].items() if owner[0].kind == kind)
+        have = f"{kind} bindings: {', '.join(known)}" if known else f"no Worker there has a {kind} binding"
+        raise LookupError(f"no {kind} binding named {binding!r} in {where} ({have}); check the name "
+                          f"or pass worker=")
 
     def __getattr__(self, name: str) -> Any:
         """``p.<accessor>(binding, worker=None)`` for every plug-in that names a
