@@ -340,6 +340,14 @@ def _parse_worker(s: Section, secrets: DevVars, modules: dict[str, Any], claimed
                 f"{json.dumps(compat_date)} is not a date",
                 f"use YYYY-MM-DD, e.g. {s.example('compatibility_date', _q('2025-01-01'))}",
             )
+        today = _dt.datetime.now(_dt.UTC).date().isoformat()
+        if compat_date > today:  # Miniflare refuses it too, and Cloudflare at deploy
+            raise s.error(
+                "compatibility_date",
+                f"{json.dumps(compat_date)} is in the future (today is {today} UTC), and a Worker "
+                f"cannot ask for behaviour of a runtime that does not exist yet",
+                f"use today's date or an earlier one, e.g. {s.example('compatibility_date', _q(today))}",
+            )
     flags = s.str_list("compatibility_flags")
 
     variables: dict[str, Any] = {}

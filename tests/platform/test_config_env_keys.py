@@ -85,3 +85,17 @@ def test_dev_prints_the_environment_key(tmp_path: Path) -> None:
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert 'wrangler.jsonc: env.staging.vars: expected a table, got "x"' in run.stderr + run.stdout
+
+
+def test_a_compatibility_date_in_the_future_is_refused(tmp_path: Path) -> None:
+    """Miniflare throws ERR_FUTURE_COMPATIBILITY_DATE and Cloudflare refuses the deploy; a
+    typo such as 2205-01-01 for 2025-01-01 was accepted without a word."""
+    import datetime as dt
+    tomorrow = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
+    toml = f'name = "a"\nmain = "w.py"\n[env.staging]\ncompatibility_date = "{tomorrow}"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_config([write(tmp_path, toml)], env="staging")
+    assert f'/wrangler.toml: env.staging.compatibility_date: "{tomorrow}" is in the future' in str(caught.value)
+    assert "use today's date or an earlier one" in str(caught.value)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    load_config([write(tmp_path, f'name = "a"\nmain = "w.py"\ncompatibility_date = "{today}"\n')])
