@@ -91,3 +91,47 @@ async def test_the_testing_api_sets_scheduled_time(tmp_path: Any) -> None:
             await p.scheduled(scheduled_time=1)
         with pytest.raises(TypeError, match="scheduled_time must be epoch milliseconds"):
             await p.scheduled(scheduled_time=1.5)  # type: ignore[arg-type]
+
+
+SHORT = {
+    "wrangler_like.toml": APP["wrangler_like.toml"],
+    # the short signature: fetch(self) and scheduled(self, controller)
+    "front.py": '''
+from workers import Response, WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    def fetch(self):
+        return Response("front")
+
+    async def scheduled(self, controller):
+        print(f"short cron={controller.cron!r}")
+''',
+    "other.py": '''
+from workers import WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    async def scheduled(self, controller, env, ctx):
+        print(f"other cron={controller.cron!r} has env={env is not None}")
+''',
+}
+
+
+def test_test_scheduled_serves_wranglers_path(dev: Any) -> None:
+    """``dev --test-scheduled`` answers ``/__scheduled`` as wrangler's does (Cloudflare's cron
+    template says to curl it); without the flag the path is the Worker's own."""
+    s = dev(SHORT, "--test-scheduled")
+    r = s.get("/__scheduled?cron=*/5+*+*+*+*")
+    assert (r.status_code, r.text) == (200, "Ran scheduled event")
+    s.wait_for_log("short cron='*/5 * * * *'", 10)
+    assert s.get("/anything").text == "front"
+    # a Worker with only a scheduled handler can be tried too; the cron defaults to ""
+    r = s.get("/__scheduled", headers={"host": f"other.localhost:{s.port}"})
+    assert (r.status_code, r.text) == (200, "Ran scheduled event")
+    s.wait_for_log("other cron='' has env=True", 10)
+    assert s.get("/", headers={"host": f"other.localhost:{s.port}"}).status_code == 500
+
+
+def test_without_the_flag_the_path_is_the_workers(dev: Any) -> None:
+    s = dev(SHORT)
+    assert s.get("/__scheduled").text == "front"
+    assert "short cron" not in s.logs()
