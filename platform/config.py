@@ -113,16 +113,34 @@ def find_config(cwd: Path) -> Path:
     has one (as wrangler does, so ``edgelet dev`` works from a project's subfolder)."""
     cwd = Path(cwd).resolve()
     for folder in (cwd, *cwd.parents):
-        for name in CONFIG_NAMES:
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
+        found = [folder / name for name in CONFIG_NAMES if (folder / name).is_file()]
+        if found:
+            if len(found) > 1:
+                _warn_beside(found)
+            return found[0]
     raise ConfigError(
         cwd,
         None,
         f"no configuration file found here or in any parent folder (looked for {', '.join(CONFIG_NAMES)})",
         "create wrangler_like.toml here, or pass one with -c FILE",
     )
+
+
+#: the order wrangler itself looks in (it knows no wrangler_like.toml)
+_WRANGLER_ORDER = ("wrangler.json", "wrangler.jsonc", "wrangler.toml")
+
+
+def _warn_beside(found: list[Path]) -> None:
+    """Several config files in one folder: only the first is read. Say so, since an edit to
+    another one (say a wrangler.jsonc after moving off wrangler.toml) would change nothing,
+    and wrangler, which prefers JSON, may read a different one."""
+    used, ignored = found[0], found[1:]
+    names = [p.name for p in found]
+    wrangler = next((n for n in _WRANGLER_ORDER if n in names), None)
+    differs = (f"; wrangler would read {wrangler} instead" if wrangler and wrangler != used.name else "")
+    log.warning("%s: reading %s; %s beside it %s ignored%s. Remove the file you do not use, or "
+                "name one with -c", display_path(used.parent), used.name,
+                ", ".join(p.name for p in ignored), "is" if len(ignored) == 1 else "are", differs)
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -99,3 +99,22 @@ def test_a_compatibility_date_in_the_future_is_refused(tmp_path: Path) -> None:
     assert "use today's date or an earlier one" in str(caught.value)
     today = dt.datetime.now(dt.UTC).date().isoformat()
     load_config([write(tmp_path, f'name = "a"\nmain = "w.py"\ncompatibility_date = "{today}"\n')])
+
+
+def test_a_second_config_file_beside_the_one_read_is_named(tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """wrangler.toml and wrangler.jsonc side by side (half way through moving to JSONC): only
+    wrangler.toml is read, and wrangler itself would read the JSONC; it was silent."""
+    from edgelet.config import find_config
+    caplog.set_level(logging.WARNING, logger="edgelet.config")
+    write(tmp_path, 'name = "fromtoml"\nmain = "w.py"\n')
+    (tmp_path / "wrangler.jsonc").write_text('{"name": "fromjsonc", "main": "w.py"}')
+    sub = tmp_path / "src"
+    sub.mkdir()
+    assert find_config(sub) == tmp_path / "wrangler.toml"
+    assert ("reading wrangler.toml; wrangler.jsonc beside it is ignored; wrangler would read "
+            "wrangler.jsonc instead. Remove the file you do not use, or name one with -c") in caplog.text
+    caplog.clear()
+    (tmp_path / "wrangler.jsonc").unlink()
+    assert find_config(sub) == tmp_path / "wrangler.toml"
+    assert caplog.text == ""
