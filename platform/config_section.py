@@ -148,21 +148,9 @@ def _q(text: str) -> str:
 
 
 def is_valid_cron(expr: Any) -> bool:
-    """A Cloudflare cron: five fields, accepted by croniter in strict mode.
-
-    Strict mode rejects schedules that can never fire (``0 0 31 2 *``); the five-field
-    rule rejects croniter's seconds field, which Cloudflare does not have.
-    """
-    from croniter import croniter  # imported lazily: only needed when crons are declared
-
-    if not isinstance(expr, builtins.str):
-        return False
-    if not expr.startswith("@") and len(expr.split()) != 5:
-        return False
-    try:
-        return builtins.bool(croniter.is_valid(expr, strict=True))
-    except Exception:  # croniter raises assorted errors on odd input
-        return False
+    """A cron Cloudflare accepts (:func:`edgelet.cron_syntax.problem` says why not)."""
+    from edgelet.cron_syntax import problem  # imported lazily: only needed when crons are declared
+    return problem(expr) is None
 
 
 # --------------------------------------------------------------------------------------
@@ -359,12 +347,15 @@ class Section:
     def cron_list(self, key: builtins.str) -> list[builtins.str]:
         """A list of cron expressions, each checked with :func:`is_valid_cron`."""
         crons = self.str_list(key)
+        from edgelet.cron_syntax import problem
         for i, expr in enumerate(crons):
-            if not is_valid_cron(expr):
+            why = problem(expr)
+            if why is not None:
                 raise self.error(
                     f"{key}[{i}]",
-                    f"{json.dumps(expr)} is not a valid cron expression",
-                    'use five fields "minute hour day-of-month month day-of-week", e.g. "*/5 * * * *"',
+                    f"{json.dumps(expr)} is not a valid cron expression ({why})",
+                    'use five fields "minute hour day-of-month month day-of-week" (weekdays 1-7 '
+                    'from Sunday, or SUN-SAT), e.g. "*/5 * * * *"',
                 )
         return crons
 
