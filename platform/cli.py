@@ -127,9 +127,11 @@ def main() -> None:
               help="Seconds a connection has to send a request's headers before it is closed.")
 @click.option("--no-reload", is_flag=True,
               help="Do not reload Workers when scripts, the config or .dev.vars change.")
+@click.option("--test-scheduled", is_flag=True,
+              help="As wrangler's: GET /__scheduled?cron=EXPR on a Worker runs its scheduled handler.")
 def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str | None, in_memory: bool,
         env: str | None, var_items: tuple[str, ...], log_level: str, max_body_size: int,
-        header_timeout: float, no_reload: bool) -> None:
+        header_timeout: float, no_reload: bool, test_scheduled: bool) -> None:
     """Run the Workers of a config file locally and serve them over HTTP."""
     from edgelet.config import ConfigError, load_config
     from edgelet.config_env import parse_var
@@ -171,7 +173,8 @@ def dev(configs: tuple[str, ...], port: int, ip: str, persist_to: str | None, in
             lock.update(sock.getsockname()[1], ip)
         session = DevSession(config, load, sock=sock, ip=ip, state_dir=state_dir,
                              max_body=max_body_size, reload=not no_reload,
-                             header_timeout=header_timeout, env=env, make_server=_make_server)
+                             header_timeout=header_timeout, env=env, make_server=_make_server,
+                             test_scheduled=test_scheduled)
         import uvloop
         uvloop.run(session.run())
     except StartFailed as exc:

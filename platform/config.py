@@ -113,16 +113,34 @@ def find_config(cwd: Path) -> Path:
     has one (as wrangler does, so ``edgelet dev`` works from a project's subfolder)."""
     cwd = Path(cwd).resolve()
     for folder in (cwd, *cwd.parents):
-        for name in CONFIG_NAMES:
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
+        found = [folder / name for name in CONFIG_NAMES if (folder / name).is_file()]
+        if found:
+            if len(found) > 1:
+                _warn_beside(found)
+            return found[0]
     raise ConfigError(
         cwd,
         None,
         f"no configuration file found here or in any parent folder (looked for {', '.join(CONFIG_NAMES)})",
         "create wrangler_like.toml here, or pass one with -c FILE",
     )
+
+
+#: the order wrangler itself looks in (it knows no wrangler_like.toml)
+_WRANGLER_ORDER = ("wrangler.json", "wrangler.jsonc", "wrangler.toml")
+
+
+def _warn_beside(found: list[Path]) -> None:
+    """Several config files in one folder: only the first is read. Say so, since an edit to
+    another one (say a wrangler.jsonc after moving off wrangler.toml) would change nothing,
+    and wrangler, which prefers JSON, may read a different one."""
+    used, ignored = found[0], found[1:]
+    names = [p.name for p in found]
+    wrangler = next((n for n in _WRANGLER_ORDER if n in names), None)
+    differs = (f"; wrangler would read {wrangler} instead" if wrangler and wrangler != used.name else "")
+    log.warning("%s: reading %s; %s beside it %s ignored%s. Remove the file you do not use, or "
+                "name one with -c", display_path(used.parent), used.name,
+                ", ".join(p.name for p in ignored), "is" if len(ignored) == 1 else "are", differs)
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -239,16 +257,19 @@ def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[
     ``env`` picks each Worker table's ``[env.NAME]`` (see :mod:`edgelet.config_env`); the
     names of the environments the file declares are added to ``found_envs``.
     """
-    from edgelet.config_env import apply_env, env_names
+    from edgelet.config_env import apply_env, env_names, env_origins
 
     secrets = read_dev_vars(dev_vars_path(base_dir, env))
     claimed = _binding_keys(modules)
     if "workers" not in data:
         if found_envs is not None:
             found_envs.update(env_names(data))
+        origins: dict[str, str] = {}
         if env:
+            _warn_not_inherited(file, data, env, "", claimed)
+            origins = env_origins(data, env, "")
             data, _ = apply_env(data, env)
-        return [_parse_worker(Section(file, "", data, base_dir), secrets, modules, claimed)]
+        return [_parse_worker(Section(file, "", data, base_dir, origins), secrets, modules, claimed)]
     root = Section(file, "", data, base_dir)
 
     tables = root.tables("workers")
@@ -275,9 +296,25 @@ def _parse_file(data: dict[str, Any], file: Path, base_dir: Path, modules: dict[
         if env:
             chosen, declared = apply_env(t.data, env)
             if declared:
-                t = Section(t.file, t.path, chosen, t.base_dir)
+                _warn_not_inherited(t.file, t.data, env, t.path, claimed)
+                t = Section(t.file, t.path, chosen, t.base_dir, env_origins(t.data, env, t.path))
         workers.append(_parse_worker(t, secrets, modules, claimed))
     return workers
+
+
+def _warn_not_inherited(file: Path, table: dict[str, Any], env: str, path: str,
+                        claimed: dict[str, Any]) -> None:
+    """wrangler's warning for ``vars`` or a binding table left at the top level while
+    ``[env.NAME]`` is chosen: environments do not inherit them, so the Worker has none."""
+    from edgelet.config_env import not_inherited
+
+    env_table = f"{path}.env.{env}" if path else f"env.{env}"
+    for key in not_inherited(table, env):
+        if key in claimed or key in ("vars", "define"):
+            log.warning("%s: '%s' is set %s but not in %s, and environments do not inherit it, so "
+                        "--env %s runs without it; repeat it there as %s.%s",
+                        display_path(file), key, f"in {path}" if path else "at the top level",
+                        env_table, env, env_table, key)
 
 
 def _parse_worker(s: Section, secrets: DevVars, modules: dict[str, Any], claimed: dict[str, str]) -> WorkerConfig:
@@ -320,6 +357,14 @@ def _parse_worker(s: Section, secrets: DevVars, modules: dict[str, Any], claimed
                 "compatibility_date",
                 f"{json.dumps(compat_date)} is not a date",
                 f"use YYYY-MM-DD, e.g. {s.example('compatibility_date', _q('2025-01-01'))}",
+            )
+        today = _dt.datetime.now(_dt.UTC).date().isoformat()
+        if compat_date > today:  # Miniflare refuses it too, and Cloudflare at deploy
+            raise s.error(
+                "compatibility_date",
+                f"{json.dumps(compat_date)} is in the future (today is {today} UTC), and a Worker "
+                f"cannot ask for behaviour of a runtime that does not exist yet",
+                f"use today's date or an earlier one, e.g. {s.example('compatibility_date', _q(today))}",
             )
     flags = s.str_list("compatibility_flags")
 

@@ -53,6 +53,28 @@ def apply_env(table: dict[str, Any], env: str) -> tuple[dict[str, Any], bool]:
     return out, True
 
 
+def env_origins(table: dict[str, Any], env: str, path: str) -> dict[str, str]:
+    """For each key environment ``env`` sets itself, the dotted table it is written in
+    (``env.NAME``, under ``path``): errors and warnings about it name that table."""
+    envs = table.get("env")
+    chosen = envs.get(env) if isinstance(envs, dict) else None
+    if not isinstance(chosen, dict):
+        return {}
+    where = f"{path}.env.{env}" if path else f"env.{env}"
+    return {key: where for key in chosen}
+
+
+def not_inherited(table: dict[str, Any], env: str) -> list[str]:
+    """Top-level keys environment ``env`` does not get (not inheritable, not set by it):
+    wrangler warns about each, since a binding left at the top level is silently absent."""
+    envs = table.get("env")
+    chosen = envs.get(env) if isinstance(envs, dict) else None
+    if not isinstance(chosen, dict):
+        return []
+    return [key for key in table if key not in INHERITABLE_KEYS and key not in FILE_KEYS
+            and key != "name" and key not in chosen]
+
+
 def parse_var(text: str) -> tuple[str, str]:
     """``KEY:VALUE`` from ``--var`` (the value may hold further colons, as in wrangler)."""
     key, sep, value = text.partition(":")

@@ -10,6 +10,7 @@ import builtins
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -147,21 +148,9 @@ def _q(text: str) -> str:
 
 
 def is_valid_cron(expr: Any) -> bool:
-    """A Cloudflare cron: five fields, accepted by croniter in strict mode.
-
-    Strict mode rejects schedules that can never fire (``0 0 31 2 *``); the five-field
-    rule rejects croniter's seconds field, which Cloudflare does not have.
-    """
-    from croniter import croniter  # imported lazily: only needed when crons are declared
-
-    if not isinstance(expr, builtins.str):
-        return False
-    if not expr.startswith("@") and len(expr.split()) != 5:
-        return False
-    try:
-        return builtins.bool(croniter.is_valid(expr, strict=True))
-    except Exception:  # croniter raises assorted errors on odd input
-        return False
+    """A cron Cloudflare accepts (:func:`edgelet.cron_syntax.problem` says why not)."""
+    from edgelet.cron_syntax import problem  # imported lazily: only needed when crons are declared
+    return problem(expr) is None
 
 
 # --------------------------------------------------------------------------------------
@@ -177,12 +166,17 @@ class Section:
     (``""`` for the top level of a single-Worker file).
     """
 
-    def __init__(self, file: Path, path: str, data: dict[str, Any], base_dir: Path | None = None) -> None:
+    def __init__(self, file: Path, path: str, data: dict[str, Any], base_dir: Path | None = None,
+                 origins: dict[str, str] | None = None) -> None:
         self.file = Path(file)
         self.path = path
         self.data = data
         #: folder that relative paths (``main``, ``assets.directory``) are resolved against
         self.base_dir = base_dir if base_dir is not None else self.file.parent
+        #: keys of ``data`` written elsewhere in the file -> the dotted table they were
+        #: written in: a Worker seen through ``--env staging`` takes ``vars`` from
+        #: ``env.staging``, so an error in it must say ``env.staging.vars``
+        self.origins = origins or {}
 
     def __repr__(self) -> str:
         return f"Section({display_path(self.file)!s}, {self.path or '<top>'!r})"
@@ -192,9 +186,12 @@ class Section:
         """Dotted path of ``key`` inside this table (``key`` may carry ``[i]``)."""
         if not key:
             return self.path
-        if not self.path:
+        path = self.path
+        if self.origins:
+            path = self.origins.get(re.split(r"[.\[]", key, maxsplit=1)[0], path)
+        if not path:
             return key
-        return f"{self.path}{key}" if key.startswith("[") else f"{self.path}.{key}"
+        return f"{path}{key}" if key.startswith("[") else f"{path}.{key}"
 
     def error(self, key: str | None, problem: str, fix: str) -> ConfigError:
         """A :class:`ConfigError` for ``key`` of this table (``None``: the table itself)."""
@@ -214,9 +211,10 @@ class Section:
     def warn_unknown(self, allowed: Iterable[str]) -> None:
         """Log one warning per key not in ``allowed``; unknown keys never stop start-up."""
         allowed_set = set(allowed)
-        where = f"in {self.path}" if self.path else "at the top level"
         for key in self.data:
             if key not in allowed_set:
+                table = self.origins.get(key, self.path)
+                where = f"in {table}" if table else "at the top level"
                 log.warning("%s: unknown key '%s' %s (ignored)", display_path(self.file), key, where)
 
     # -- typed getters -------------------------------------------------------------
@@ -349,12 +347,15 @@ class Section:
     def cron_list(self, key: builtins.str) -> list[builtins.str]:
         """A list of cron expressions, each checked with :func:`is_valid_cron`."""
         crons = self.str_list(key)
+        from edgelet.cron_syntax import problem
         for i, expr in enumerate(crons):
-            if not is_valid_cron(expr):
+            why = problem(expr)
+            if why is not None:
                 raise self.error(
                     f"{key}[{i}]",
-                    f"{json.dumps(expr)} is not a valid cron expression",
-                    'use five fields "minute hour day-of-month month day-of-week", e.g. "*/5 * * * *"',
+                    f"{json.dumps(expr)} is not a valid cron expression ({why})",
+                    'use five fields "minute hour day-of-month month day-of-week" (weekdays 1-7 '
+                    'from Sunday, or SUN-SAT), e.g. "*/5 * * * *"',
                 )
         return crons
 

@@ -1,12 +1,12 @@
 """Cron triggers that fire on schedule while the platform runs (wrangler only offers the
-manual ``/cdn-cgi/handler/scheduled``). Parsing is croniter's; timing is the platform clock,
+manual ``/cdn-cgi/handler/scheduled``). Expressions are read with Cloudflare's rules
+(``edgelet.cron_syntax``); timing is the platform clock,
 so virtual time moves crons too."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -17,10 +17,10 @@ log = logging.getLogger("edgelet.cron")
 
 
 def next_fire(expr: str, after: float) -> float:
-    """Epoch seconds of the first time after ``after`` that ``expr`` matches (UTC)."""
-    base = datetime.fromtimestamp(after, tz=UTC)
-    from croniter import croniter  # here: a config without crons never pays its import
-    return croniter(expr, base).get_next(float)
+    """Epoch seconds of the first time after ``after`` that ``expr`` matches (UTC), read
+    with Cloudflare's rules (:mod:`edgelet.cron_syntax`: weekdays 1-7 from Sunday, ``LW``)."""
+    from edgelet.cron_syntax import next_fire as fire  # here: a config without crons never pays
+    return fire(expr, after)
 
 
 class CronScheduler:

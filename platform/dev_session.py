@@ -63,7 +63,7 @@ class DevSession:
     def __init__(self, config: PlatformConfig, load: Callable[[], PlatformConfig], *,
                  sock: socket.socket, ip: str, state_dir: Path | None, max_body: int,
                  reload: bool, header_timeout: float, env: str | None,
-                 make_server: Callable[..., Any]) -> None:
+                 make_server: Callable[..., Any], test_scheduled: bool = False) -> None:
         self.config = config
         self.load = load
         self.sock = sock
@@ -75,6 +75,8 @@ class DevSession:
         self.header_timeout = header_timeout
         self.env = env
         self.make_server = make_server
+        #: ``--test-scheduled``: Workers answer ``/__scheduled`` (edgelet.runtime.isolate)
+        self.test_scheduled = test_scheduled
         self.logbus = LogBus()
         self.host: Any = None
         self.app: SwappableApp | None = None
@@ -104,6 +106,7 @@ class DevSession:
         host = Host(config, state_dir=self.state_dir, watch=self.reload, logbus=self.logbus,
                     defer_unused=True)
         host.debugger = self.relay.path if self.relay is not None else None
+        host.test_scheduled = self.test_scheduled
         self._starting_host = host
         try:
             await host.start()

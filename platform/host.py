@@ -76,6 +76,8 @@ class Host:
         self.websockets = SocketTable(self)
         #: unix socket of the dev terminal's debugger relay (edgelet.debug_relay), if any
         self.debugger: str | None = None
+        #: ``dev --test-scheduled``: each Worker's fetch answers ``/__scheduled`` itself
+        self.test_scheduled = False
         self.started = False
         #: True once ``start`` only waits for processes (the fork server, the isolates):
         #: ``edgelet dev`` does its own imports meanwhile
@@ -300,7 +302,8 @@ class Host:
                 "secrets": worker.secrets, "bindings": bindings, "kinds": kinds,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
                 "virtual_clock": self.clock.virtual, "python_path": self.python_paths.get(worker.name, []),
-                "debugger": self.debugger, "watch_imports": self.watch}
+                "debugger": self.debugger, "watch_imports": self.watch,
+                "test_scheduled": self.test_scheduled}
 
     def _make_isolate(self, worker: WorkerConfig) -> Any:
         limits = worker.limits
@@ -511,7 +514,7 @@ class Host:
         isolate = self.isolates[worker]
         self._enter()
         try:
-            return await isolate.invoke("scheduled", cron, when_ms or self.clock.now_ms())
+            return await isolate.invoke("scheduled", cron, self.clock.now_ms() if when_ms is None else when_ms)
         finally:
             self._leave()
 

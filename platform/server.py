@@ -369,14 +369,34 @@ class EdgeletApp:
             return False
 
     async def _scheduled(self, request: Request) -> Response:
-        cron = request.query_params.get("cron", "* * * * *")
-        worker = request.query_params.get("worker") or self.worker_for(request.scope["headers"])
+        """Miniflare's trigger: ``?cron=`` (default ``* * * * *``), ``?time=`` (the event's
+        ``scheduledTime``, epoch ms; default now), ``?format=json``, and our ``?worker=``."""
+        params = request.query_params
+        cron = params.get("cron", "* * * * *")
+        worker = params.get("worker") or self.worker_for(request.scope["headers"])
+        as_json = params.get("format") == "json"
         if worker not in self.workers:
-            return PlainTextResponse(f"no Worker named {worker!r}", status_code=404)
+            known = ", ".join(sorted(self.workers))
+            return PlainTextResponse(f"no Worker named {worker!r}; Workers: {known} (pick one with "
+                                     f"?worker=NAME or its NAME.localhost host)", status_code=404)
+        when_ms = None
+        time_text = params.get("time", "").strip()
+        if time_text:
+            if not (time_text.isascii() and time_text.isdecimal() and len(time_text) <= 15):
+                return PlainTextResponse(
+                    f"time={time_text[:40]!r} is not a time: pass the event's scheduledTime as epoch "
+                    f"milliseconds, e.g. time=1700000000000, or leave time out for now",
+                    status_code=400)
+            when_ms = int(time_text)
         try:
-            await self.host.scheduled(worker, cron)
+            await self.host.scheduled(worker, cron, when_ms)
         except Exception as exc:
+            if as_json:
+                return JSONResponse({"outcome": "exception", "noRetry": False, "error": str(exc)},
+                                    status_code=500)
             return PlainTextResponse(f"scheduled handler of {worker!r} failed: {exc}", status_code=500)
+        if as_json:
+            return JSONResponse({"outcome": "ok", "noRetry": False})
         return PlainTextResponse("Ran scheduled event")
 
     async def _openapi(self, request: Request) -> Response:

@@ -219,9 +219,15 @@ class Platform:
         return await TestWebSocket(self._app, path, host, dict(headers or {}),
                                    list(protocols or [])).connect()
 
-    async def scheduled(self, cron: str = "* * * * *", worker: str | None = None) -> Any:
-        """Run a Worker's ``scheduled`` handler now, as if ``cron`` fired."""
-        return await self.host.scheduled(self._worker(worker), cron)
+    async def scheduled(self, cron: str = "* * * * *", worker: str | None = None, *,
+                        scheduled_time: int | None = None) -> Any:
+        """Run a Worker's ``scheduled`` handler now, as if ``cron`` fired; its
+        ``scheduledTime`` is ``scheduled_time`` (epoch ms) if given, else the platform's now."""
+        if scheduled_time is not None and (isinstance(scheduled_time, bool) or not isinstance(scheduled_time, int)
+                                           or scheduled_time < 0):
+            raise TypeError(f"p.scheduled(): scheduled_time must be epoch milliseconds (an int >= 0), "
+                            f"got {scheduled_time!r:.40}")
+        return await self.host.scheduled(self._worker(worker), cron, scheduled_time)
 
     # -- bindings from outside ------------------------------------------------------------------
     def _declaring(self, kind: str, binding: str, worker: str | None) -> str:
@@ -233,7 +239,11 @@ class Platform:
             if owner is not None and owner[0].kind == kind:
                 return name
         where = f"Worker {worker!r}" if worker else "any Worker"
-        raise LookupError(f"no {kind} binding named {binding!r} in {where}; check the config")
+        known = sorted(f"{name}.{b}" for name in candidates
+                       for b, owner in self.host.env_table[name].items() if owner[0].kind == kind)
+        have = f"{kind} bindings: {', '.join(known)}" if known else f"no Worker there has a {kind} binding"
+        raise LookupError(f"no {kind} binding named {binding!r} in {where} ({have}); check the name "
+                          f"or pass worker=")
 
     def __getattr__(self, name: str) -> Any:
         """``p.<accessor>(binding, worker=None)`` for every plug-in that names a

@@ -4,7 +4,10 @@ Why a base class with an abstract ``_call``: the Worker's binding (over the isol
 and the host-side test handle (straight onto storage) must accept the same arguments and
 return the same shapes, so both subclass this and differ only in how a call travels.
 Everything here is cheap argument shaping; the rules themselves live in ``limits`` and are
-enforced by storage on the host.
+enforced by storage on the host. The checks that need no clock (key, ranges, Unicode) also run
+here, before the call: a Worker's call crosses the isolate channel as msgpack, which cannot
+carry a lone surrogate or an int past 64 bits, so without them such input failed with
+msgpack's own words (``Integer value out of range``) instead of the rule it breaks.
 
 Wire calls (data only): ``get [key, with_metadata]``, ``get_many [keys, with_metadata]``,
 ``put [key, value_bytes, expiration, expiration_ttl, metadata_json]``, ``delete [key]``,
@@ -259,6 +262,8 @@ class KVNamespaceAPI:
             keys = list(key)
             kind = limits.check_type(opts.get("type"), where, keys, bulk=True)
             limits.check_bulk(keys, where)
+            for k in keys:
+                limits.check_key(k, where)
             answers = await self._call("get_many", keys, with_metadata)
             out: dict[str, Any] = {}
             for k, answer in zip(keys, answers, strict=False):
@@ -271,6 +276,7 @@ class KVNamespaceAPI:
                     out[k] = _decode(answer, kind, k, where)
             return out
         kind = limits.check_type(opts.get("type"), where, key if isinstance(key, str) else None)
+        limits.check_key(key, where)
         answer = await self._call("get", key, with_metadata)
         if not with_metadata:
             return _decode(answer, kind, key, where)
@@ -283,8 +289,10 @@ class KVNamespaceAPI:
         """One page of keys in UTF-8 byte order: ``{keys, list_complete, cursor, cacheStatus}``."""
         where = f"{self._label}.list()"
         opts = _options(where, options, kwargs, _LIST_OPTIONS)
-        rows, complete, cursor = await self._call(
-            "list", opts.get("prefix"), opts.get("limit"), opts.get("cursor"))
+        limits.check_prefix(opts.get("prefix"), where)
+        limit = limits.check_limit(opts.get("limit"), where) if "limit" in opts else None
+        limits.decode_cursor(opts.get("cursor"), where)
+        rows, complete, cursor = await self._call("list", opts.get("prefix"), limit, opts.get("cursor"))
         keys = [limits.key_entry(*row, factory=AttrDict) for row in rows]
         return AttrDict(keys=keys, list_complete=complete, cursor=cursor, cacheStatus=None)
 
@@ -293,14 +301,19 @@ class KVNamespaceAPI:
         """Store ``value`` (str, bytes or a stream) under ``key``; returns once durable."""
         where = f"{self._label}.put()"
         opts = _options(where, options, kwargs, _PUT_OPTIONS)
-        show = key if isinstance(key, str) else repr(key)
-        data = await value_bytes(value, show, where)
-        metadata = _metadata_json(opts.get("metadata"), show, where)
-        await self._call("put", key, data, opts.get("expiration"), opts.get("expirationTtl"),
-                         metadata)
+        limits.check_key(key, where)
+        data = await value_bytes(value, key, where)
+        metadata = _metadata_json(opts.get("metadata"), key, where)
+        expiration, ttl = opts.get("expiration"), opts.get("expirationTtl")
+        if ttl is not None:  # it wins over expiration, as in Cloudflare
+            ttl, expiration = limits.check_ttl(ttl, key, where), None
+        elif expiration is not None:
+            limits.check_expiration_max(expiration, key, where)
+        await self._call("put", key, data, expiration, ttl, metadata)
 
     async def delete(self, key: Any) -> None:
         """Remove ``key``; deleting an absent key is not an error."""
+        limits.check_key(key, f"{self._label}.delete()")
         await self._call("delete", key)
 
     def __repr__(self) -> str:

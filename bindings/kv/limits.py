@@ -73,7 +73,11 @@ def check_metadata(metadata_json: str | None, key: str, where: str) -> None:
         return
     if not isinstance(metadata_json, str):
         raise TypeError(f"{where}: metadata for key {show_key(key)} must arrive as JSON text")
-    size = len(metadata_json.encode("utf-8"))
+    try:
+        size = len(metadata_json.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: metadata for key {show_key(key)} is not valid Unicode (a str in "
+                         f"it holds a lone surrogate); use proper strings") from None
     if size > MAX_METADATA_BYTES:
         raise ValueError(f"{where}: metadata for key {show_key(key)} is {size} bytes as JSON, "
                          f"over the limit of {MAX_METADATA_BYTES} bytes; keep metadata small "
@@ -109,30 +113,42 @@ def resolve_expiration(expiration: Any, expiration_ttl: Any, now: float, key: st
     ``expirationTtl`` wins when both are given, as in Cloudflare.
     """
     if expiration_ttl is not None:
-        ttl = _number(expiration_ttl, "expirationTtl", key, where)
-        if ttl < MIN_EXPIRATION_TTL:
-            raise ValueError(f"{where}: expirationTtl {expiration_ttl!r} for key {show_key(key)} "
-                             f"is under the minimum of {MIN_EXPIRATION_TTL} seconds; use "
-                             f"expirationTtl >= {MIN_EXPIRATION_TTL}")
-        if ttl > MAX_EXPIRATION:
-            raise ValueError(f"{where}: expirationTtl {expiration_ttl!r:.40} for key {show_key(key)} is "
-                             f"out of range; use {MIN_EXPIRATION_TTL} to {MAX_EXPIRATION} seconds "
-                             f"(a 32-bit integer, as Cloudflare takes it)")
-        return int(now) + int(ttl)
+        return int(now) + check_ttl(expiration_ttl, key, where)
     if expiration is not None:
-        when = int(_number(expiration, "expiration", key, where))
+        when = check_expiration_max(expiration, key, where)
         if when < now + MIN_EXPIRATION_TTL:
             raise ValueError(f"{where}: expiration {expiration!r} for key {show_key(key)} is not "
                              f"at least {MIN_EXPIRATION_TTL} seconds in the future (now is "
                              f"{int(now)}); pass epoch seconds >= now + {MIN_EXPIRATION_TTL}, "
                              f"or use expirationTtl")
-        if when > MAX_EXPIRATION:
-            raise ValueError(f"{where}: expiration {expiration!r:.40} for key {show_key(key)} is out of "
-                             f"range; use epoch seconds from now + {MIN_EXPIRATION_TTL} to "
-                             f"{MAX_EXPIRATION} (2038-01-19, a 32-bit integer, as Cloudflare takes it), "
-                             f"or expirationTtl")
         return when
     return None
+
+
+def check_ttl(expiration_ttl: Any, key: str, where: str) -> int:
+    """``expirationTtl`` as whole seconds, within Cloudflare's bounds (no clock needed)."""
+    ttl = _number(expiration_ttl, "expirationTtl", key, where)
+    if ttl < MIN_EXPIRATION_TTL:
+        raise ValueError(f"{where}: expirationTtl {expiration_ttl!r} for key {show_key(key)} "
+                         f"is under the minimum of {MIN_EXPIRATION_TTL} seconds; use "
+                         f"expirationTtl >= {MIN_EXPIRATION_TTL}")
+    if ttl > MAX_EXPIRATION:
+        raise ValueError(f"{where}: expirationTtl {expiration_ttl!r:.40} for key {show_key(key)} is "
+                         f"out of range; use {MIN_EXPIRATION_TTL} to {MAX_EXPIRATION} seconds "
+                         f"(a 32-bit integer, as Cloudflare takes it)")
+    return int(ttl)
+
+
+def check_expiration_max(expiration: Any, key: str, where: str) -> int:
+    """``expiration`` as whole epoch seconds, at most :data:`MAX_EXPIRATION`; the lower
+    bound (now + 60) needs the platform's clock and is checked by :func:`resolve_expiration`."""
+    when = int(_number(expiration, "expiration", key, where))
+    if when > MAX_EXPIRATION:
+        raise ValueError(f"{where}: expiration {expiration!r:.40} for key {show_key(key)} is out of "
+                         f"range; use epoch seconds from now + {MIN_EXPIRATION_TTL} to "
+                         f"{MAX_EXPIRATION} (2038-01-19, a 32-bit integer, as Cloudflare takes it), "
+                         f"or expirationTtl")
+    return when
 
 
 def check_limit(limit: Any, where: str) -> int:
@@ -155,7 +171,11 @@ def check_prefix(prefix: Any, where: str) -> bytes:
         return b""
     if not isinstance(prefix, str):
         raise TypeError(f"{where}: prefix must be a str, got {type(prefix).__name__}")
-    raw = prefix.encode("utf-8", "surrogatepass")
+    try:
+        raw = prefix.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: prefix {show_key(prefix)} is not valid Unicode (it holds a lone "
+                         f"surrogate), so no key can match; use a proper string") from None
     if len(raw) > MAX_KEY_BYTES:
         raise ValueError(f"{where}: prefix is {len(raw)} bytes in UTF-8, over the key limit of "
                          f"{MAX_KEY_BYTES} bytes, so no key can match; use a shorter prefix")
@@ -186,6 +206,9 @@ def check_cache_ttl(value: Any, where: str) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{where}: cacheTtl must be a number of seconds, got {value!r:.80}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: cacheTtl {value!r} is not a finite number of seconds; use "
+                         f"cacheTtl >= {MIN_CACHE_TTL} or leave it out")
     if value < MIN_CACHE_TTL:
         raise ValueError(f"{where}: cacheTtl {value!r} is under the minimum of {MIN_CACHE_TTL} "
                          f"seconds; use cacheTtl >= {MIN_CACHE_TTL} or leave it out")

@@ -21,10 +21,13 @@ from edgelet.bindings.queues import codec
 from edgelet.bindings.queues.config import QueueConsumer, QueueProducer
 from edgelet.bindings.queues.storage import ACKED, QueueStore, Row, Taken
 from edgelet.channel import Later
+from edgelet.supervisor import IsolateStartError
 
 log = logging.getLogger("edgelet.queues")
 
 DEFAULT_MAX_CONCURRENCY = 10
+#: seconds between tries to deliver to a consumer whose script does not load
+LOAD_RETRY_S = 2.0
 _CONTENT_TYPES = frozenset(codec.CONTENT_TYPES)
 
 
@@ -99,6 +102,12 @@ class Broker:
     def start_delivery(self) -> None:
         for consumer in self.consumers.values():
             consumer.kick()
+
+    def worker_reloaded(self, worker: str) -> None:
+        """``worker``'s new script loaded: deliver what waited for it now."""
+        for consumer in self.consumers.values():
+            if consumer.worker == worker:
+                consumer.kick()
 
     def stop(self) -> None:
         self.stopped = True
@@ -287,6 +296,8 @@ class Consumer:
         self.max_attempts = decl.max_retries + 1
         self.retry_delay = float(decl.retry_delay or 0)
         self.in_flight = 0
+        #: the last delivery found the consumer's script failing to load (logged once)
+        self.load_failed = False
         #: the last look for a batch left messages due but short of a batch (they need the
         #: drain's batch-timeout timer)
         self.waiting = False
@@ -392,9 +403,13 @@ class Consumer:
                     result = await self.broker.host.invoke(self.worker, "queues.deliver", payload)
                 except asyncio.CancelledError:
                     raise  # stopping: the rows stay in flight and are redelivered on start
+                except IsolateStartError as exc:
+                    self._wait_for_load(taken, exc)
+                    break
                 except Exception as exc:
                     log.error("queue %s: delivering a batch of %d message(s) to Worker %r failed: %s; "
                               "the batch will be retried", self.queue, taken.count, self.worker, exc)
+                self.load_failed = False
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 with store.transaction():
                     acked = self._settle(taken, result if isinstance(result, dict) else None)
@@ -410,6 +425,19 @@ class Consumer:
             raise
         self.in_flight -= 1
         self.kick()
+
+    def _wait_for_load(self, taken: Taken, exc: Exception) -> None:
+        """The consumer's script does not load (an edit half done under ``edgelet dev``): the
+        batch never reached a handler, so it is put back without counting an attempt (it
+        would otherwise burn its retries into the dead-letter queue, or be dropped, in a
+        second). It is tried again every :data:`LOAD_RETRY_S` and at once when the Worker
+        is reloaded (:meth:`Broker.worker_reloaded`)."""
+        now = self.broker.host.clock.now()
+        self.broker.store.release([seq for seq, _, _ in taken.parts], now + LOAD_RETRY_S)
+        if not self.load_failed:
+            log.error("queue %s: Worker %r does not load, so its %d message(s) wait (not counted as "
+                      "attempts) until it does: %s", self.queue, self.worker, taken.count, exc)
+        self.load_failed = True
 
     def _settle(self, taken: Taken, result: dict[str, Any] | None) -> int:
         """Apply the handler's decisions to each message; returns how many were acked.

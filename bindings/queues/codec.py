@@ -116,6 +116,8 @@ def encode_body(body: Any, content_type: str, where: str) -> bytes:
     if content_type == "json":
         try:
             return dump_json(body)
+        except UnicodeEncodeError:
+            raise _not_unicode(where, "a str in the body") from None
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{where}: body of type {type(body).__name__!r} is not JSON-serializable "
@@ -125,7 +127,10 @@ def encode_body(body: Any, content_type: str, where: str) -> bytes:
         if not isinstance(body, str):
             raise TypeError(f"{where}: contentType 'text' needs a str body, got "
                             f"{type(body).__name__}; use contentType='json' or 'bytes'")
-        return body.encode()
+        try:
+            return body.encode()
+        except UnicodeEncodeError:
+            raise _not_unicode(where, "the text body") from None
     if content_type == "bytes":
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError(f"{where}: contentType 'bytes' needs a bytes body, got "
@@ -138,6 +143,12 @@ def encode_body(body: Any, content_type: str, where: str) -> bytes:
     except Exception as exc:
         raise TypeError(f"{where}: body of type {type(body).__name__!r} cannot be pickled "
                         f"({type(exc).__name__}: {exc})") from None
+
+
+def _not_unicode(where: str, what: str) -> ValueError:
+    """A str holding a lone surrogate (from a bad decode, say) has no UTF-8 form to store."""
+    return ValueError(f"{where}: {what} is not valid Unicode (it holds a lone surrogate such as "
+                      f"'\\ud800'); fix the string, or send it with contentType='pickle' or as bytes")
 
 
 def decode_body(content_type: str, data: bytes) -> Any:

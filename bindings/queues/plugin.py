@@ -52,6 +52,10 @@ class Plugin(BindingPlugin):
                     consumer.worker, name)
         self.broker.start_delivery()
 
+    async def after_reload(self, worker: str) -> None:
+        if self.broker is not None:
+            self.broker.worker_reloaded(worker)
+
     async def stop(self) -> None:
         if self.broker is not None:
             self.broker.stop()

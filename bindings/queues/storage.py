@@ -236,6 +236,15 @@ class QueueStore:
                           f" WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
         return Taken(parts, count)
 
+    def release(self, seqs: Sequence[int], visible_at: float) -> None:
+        """Put taken rows back as they were before :meth:`take` (pending, attempts - 1):
+        their delivery never reached a handler, so it is not an attempt."""
+        with self._tx() as c:
+            for chunk in _chunks(seqs):
+                c.execute(f"UPDATE queue_batches SET state = {PENDING}, attempts = attempts - 1,"
+                          f" visible_at = ? WHERE seq IN ({','.join('?' * len(chunk))})"
+                          f" AND state = {INFLIGHT}", (visible_at, *chunk))
+
     def settle(self, queue: str, now: float, acked: Sequence[Row],
                retried: Sequence[tuple[Row, float]], dead: Sequence[Row],
                dead_letter_queue: str | None) -> None:

@@ -116,19 +116,7 @@ async def call_handler(fn: Callable[..., Any], *args: Any) -> Any:
     Cloudflare documents ``fetch(self, request, env, ctx)`` but ``fetch(self, request)``
     and ``fetch(self)`` are valid too; the arity is cached per function.
     """
-    key = getattr(fn, "__func__", fn)
-    arity = _ARITY.get(key)
-    if arity is None:
-        try:
-            params = inspect.signature(fn).parameters.values()
-        except (TypeError, ValueError):
-            arity = len(args)
-        else:
-            if any(p.kind is p.VAR_POSITIONAL for p in params):
-                arity = len(args)
-            else:
-                arity = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
-        _ARITY[key] = arity
+    arity = arity_of(fn, len(args))
     if run_sync_wanted:  # run_sync may wait for bindings (edgelet.runtime.sync_bridge)
         from edgelet.runtime.sync_bridge import Driven
         return await Driven(_call(fn, args[:arity]))
@@ -138,6 +126,22 @@ async def call_handler(fn: Callable[..., Any], *args: Any) -> Any:
     if type(result) is CoroutineType or inspect.isawaitable(result):
         result = await result
     return result
+
+
+def arity_of(fn: Callable[..., Any], most: int) -> int:
+    """How many of ``most`` positional arguments ``fn`` takes (cached per function)."""
+    key = getattr(fn, "__func__", fn)
+    arity = _ARITY.get(key)
+    if arity is None:
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return most
+        if any(p.kind is p.VAR_POSITIONAL for p in params):
+            return most
+        arity = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        _ARITY[key] = arity
+    return arity
 
 
 async def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

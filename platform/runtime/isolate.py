@@ -65,6 +65,40 @@ class _LogHandler(logging.Handler):
             pass
 
 
+class _ScheduledFetch:
+    """The fetch handler under ``dev --test-scheduled``, as wrangler's middleware:
+    ``/__scheduled?cron=EXPR`` runs the scheduled handler (cron ``""`` unless given) and
+    answers "Ran scheduled event"; any other path is the Worker's own fetch. Called inside
+    the caller's ``call_handler``, so it calls the Worker's handlers directly (one greenlet
+    drive for ``run_sync``, not two)."""
+
+    __slots__ = ("runtime", "fn", "missing")
+
+    def __init__(self, runtime: Runtime, fn: Any, missing: LookupError | None) -> None:
+        self.runtime, self.fn, self.missing = runtime, fn, missing
+
+    async def fetch(self, *args: Any) -> Any:
+        from urllib.parse import parse_qs, urlsplit
+
+        from edgelet.runtime.entrypoints import ScheduledController, arity_of
+        url = urlsplit(args[0].url)
+        if url.path == "/__scheduled":
+            from edgelet.runtime.http_types import Response
+            controller = ScheduledController(parse_qs(url.query).get("cron", [""])[0],
+                                             int(time.time() * 1000))
+            fn, ctx = self.runtime._handler("scheduled")
+            call = (controller, self.runtime.env, ctx)
+            result = fn(*call[:arity_of(fn, 3)])
+            if hasattr(result, "__await__"):
+                await result
+            return Response("Ran scheduled event")
+        if self.fn is None:
+            assert self.missing is not None
+            raise self.missing
+        result = self.fn(*args[:arity_of(self.fn, len(args))])
+        return await result if hasattr(result, "__await__") else result
+
+
 class Runtime:
     """Everything the ``workers`` SDK and the binding halves need inside the isolate."""
 
@@ -238,6 +272,19 @@ class Runtime:
 
     def handler(self, name: str) -> tuple[Any, Any]:
         """The bound handler ``name`` of the default entrypoint (or ``on_name``), and ctx."""
+        if name == "fetch" and self.options.get("test_scheduled"):
+            return self._fetch_or_scheduled()
+        return self._handler(name)
+
+    def _fetch_or_scheduled(self) -> tuple[Any, Any]:
+        """``dev --test-scheduled``: wrangler's middleware, as a wrapper of the fetch handler."""
+        try:
+            fn, ctx = self._handler("fetch")
+        except LookupError as exc:  # a Worker with only a scheduled handler may still be tried
+            return _ScheduledFetch(self, None, exc).fetch, self.new_context()
+        return _ScheduledFetch(self, fn, None).fetch, ctx
+
+    def _handler(self, name: str) -> tuple[Any, Any]:
         ctx = self.new_context()
         entry = self.default_entrypoint()
         if entry is not None and callable(getattr(entry, name, None)):
