@@ -50,6 +50,33 @@ def check_rpc_value(value: Any, where: Callable[[], str]) -> None:
         raise TypeError(refused.message(where() + "".join(reversed(refused.path)))) from None
 
 
+def check_rpc_args(args: tuple[Any, ...], kwargs: dict[str, Any], call: Callable[[], str]) -> None:
+    """``check_rpc_value`` for every argument of one RPC call: the TypeError names the
+    argument ("argument 2 of <call()>", "argument key= of ...") and where inside it.
+
+    Why one function for all of them: a call's arguments are checked on every RPC (service
+    bindings and Durable Object stubs); a loop here builds no ``where`` callable per
+    argument, and ``call()`` is asked for only when a value is refused."""
+    for i, value in enumerate(args, 1):
+        if value is None or type(value) in _PLAIN:
+            continue
+        try:
+            _check(value)
+        except _Refused as refused:
+            raise TypeError(refused.message(f"argument {i} of {call()}" + "".join(reversed(refused.path)))) from None
+    for key, value in kwargs.items():
+        if value is None or type(value) in _PLAIN:
+            continue
+        try:
+            _check(value)
+        except _Refused as refused:
+            raise TypeError(refused.message(f"argument {key}= of {call()}" + "".join(reversed(refused.path)))) from None
+
+
+#: exact types that need no look inside (the common arguments: names, counts, flags)
+_PLAIN = frozenset((str, int, float, bool, bytes))
+
+
 def _check(value: Any) -> None:
     if value is None or isinstance(value, _LEAVES):
         return
