@@ -7,6 +7,7 @@ waited for it, for ever."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -103,3 +104,40 @@ def test_ctrl_c_during_an_endless_query_stops_at_once(dev: Any, monkeypatch: pyt
     s.proc.send_signal(2)   # SIGINT, as Ctrl-C
     s.proc.wait(20)
     assert time.monotonic() - started < 5, s.logs()[-2000:]
+
+
+async def test_a_call_that_outgrows_its_inline_share_runs_again_whole_on_the_thread() -> None:
+    """A call starts on the event loop while its database is idle; past INLINE_BUDGET_S its
+    statement is interrupted (SQLite undoes it, the batch rolls back) and the whole call runs
+    again on the database's thread: its writes land once, the loop keeps turning meanwhile,
+    and a call made meanwhile waits its turn behind it."""
+    from edgelet.bindings.d1.storage import D1Store
+
+    store = D1Store(None)
+    await store.acall("x", "env.DB", "exec", ["CREATE TABLE t (v INTEGER)"])
+    slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) "
+            "SELECT count(*) FROM c")
+    batch = [["INSERT INTO t VALUES (1)", []], [slow, []], ["INSERT INTO t VALUES (2)", []]]
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.02)
+    call = asyncio.ensure_future(store.acall("x", "env.DB", "query", [batch, "batch"]))
+    await asyncio.sleep(0.05)
+    after = asyncio.ensure_future(store.acall("x", "env.DB", "query", [[["SELECT v FROM t", []]], "all"]))
+    out = await call
+    seen = await after
+    ticking.cancel()
+    assert out["results"][1][1] == [[2000000]]
+    assert seen["results"][0][1] == [[1], [2]]      # written once, and read after the batch
+    assert store.get("x")._thread is not None       # it moved off the loop
+    assert max(gaps) < 0.2, max(gaps)               # the loop turned while it ran
+    store.close()
