@@ -458,8 +458,8 @@ def _status_range_error(status: Any) -> Exception:
     except ImportError:  # pragma: no cover - the host process (edgelet.testing)
         return ValueError(message)
     error = JsException(f"RangeError: {message}")
-    error.name = "RangeError"  # type: ignore[attr-defined]  # as Pyodide's JsException has
-    error.message = message  # type: ignore[attr-defined]
+    error.name = "RangeError"  # as Pyodide's JsException has
+    error.message = message
     return error
 
 
