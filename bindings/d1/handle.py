@@ -23,7 +23,7 @@ class D1DatabaseHandle(D1DatabaseAPI):
         self.database_id = database_id
 
     async def _call(self, method: str, *args: Any) -> Any:
-        return self.store.call(self.database_id, self._label, method, list(args))
+        return await self.store.acall(self.database_id, self._label, method, list(args))
 
     def __repr__(self) -> str:
         return f"<D1 database {self._label} (id {self.database_id!r}), host handle>"

@@ -64,7 +64,7 @@ class Plugin(BindingPlugin):
         db_id = self.bindings.get((worker, binding))
         if db_id is None:
             return await super().handle_call(worker, binding, method, args)
-        return self.store.call(db_id, f"env.{binding}", method, args)
+        return await self.store.acall(db_id, f"env.{binding}", method, args)
 
     async def stop(self) -> None:
         if self.store is not None:

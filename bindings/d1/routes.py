@@ -10,6 +10,7 @@ envelope's ``messages`` repeat each message for clients that read only those.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -61,16 +62,17 @@ def capped_answer(results: list[dict[str, Any]], outcomes: list[list[Any]], cap:
 
 
 def routes(plugin: Plugin) -> list[BaseRoute]:
-    def info(entry: DatabaseEntry) -> dict[str, Any]:
+    async def info(entry: DatabaseEntry) -> dict[str, Any]:
+        """On the database's thread, behind a Worker's query that may be running (storage.py)."""
         assert plugin.store is not None
         db = plugin.store.get(entry.id)
-        return describe(entry, db.conn, db.path)
+        return await db.submit(describe, entry, db.conn, db.path)
 
     async def list_databases(request: Request) -> Response:
-        return ok([info(e) for e in plugin.databases()])
+        return ok([await info(e) for e in plugin.databases()])
 
     async def get_database(request: Request) -> Response:
-        return ok(info(plugin.resolve(request.path_params["database"])))
+        return ok(await info(plugin.resolve(request.path_params["database"])))
 
     async def _statements(request: Request) -> tuple[DatabaseEntry, list[tuple[str, list[Any]]]]:
         """``{sql, params}`` (one or more statements) or ``{batch: [{sql, params}, ...]}``."""
@@ -103,32 +105,34 @@ def routes(plugin: Plugin) -> list[BaseRoute]:
                                       f"{len(statements)}; send them one at a time")
         return [(s, params if i == 0 else []) for i, s in enumerate(statements)]
 
-    def _run(entry: DatabaseEntry, statements: list[tuple[str, list[Any]]], label: str,
-             cap: RowCap) -> list[list[Any]]:
+    async def _run(entry: DatabaseEntry, statements: list[tuple[str, list[Any]]], label: str,
+                   cap: RowCap) -> list[list[Any]]:
         assert plugin.store is not None
+        db = plugin.store.get(entry.id)
         try:
-            return plugin.store.get(entry.id).run(statements, f"{label} on D1 database {entry.name!r}", cap=cap)
+            return await db.submit(partial(db.run, cap=cap), statements, f"{label} on D1 database {entry.name!r}")
         except D1Error as exc:
             raise ApiError(400, QUERY_ERROR, str(exc)) from None
 
     async def query(request: Request) -> Response:
         entry, statements = await _statements(request)
         cap = RowCap(MAX_ROWS, MAX_BYTES)
-        outcomes = _run(entry, statements, "POST query", cap)
+        outcomes = await _run(entry, statements, "POST query", cap)
         return capped_answer([{"results": [dict(zip(cols, row, strict=False)) for row in rows], "success": True,
                                "meta": meta} for cols, rows, meta in outcomes], outcomes, cap)
 
     async def raw(request: Request) -> Response:
         entry, statements = await _statements(request)
         cap = RowCap(MAX_ROWS, MAX_BYTES)
-        outcomes = _run(entry, statements, "POST raw", cap)
+        outcomes = await _run(entry, statements, "POST raw", cap)
         return capped_answer([{"results": {"columns": cols, "rows": rows}, "success": True, "meta": meta}
                               for cols, rows, meta in outcomes], outcomes, cap)
 
     async def dump(request: Request) -> Response:
         assert plugin.store is not None
         entry = plugin.resolve(request.path_params["database"])
-        data = plugin.store.get(entry.id).dump()
+        db = plugin.store.get(entry.id)
+        data = await db.submit(db.dump)
         return Response(data, media_type="application/vnd.sqlite3",
                         headers={"content-disposition": f'attachment; filename="{entry.name}.sqlite3"'})
 

@@ -54,7 +54,7 @@ class R2Checksums(R2Dict):
 class R2Object(R2Dict):
     """An object's metadata: ``key``, ``version``, ``size``, ``etag``, ``httpEtag``,
     ``uploaded`` (a UTC datetime), ``httpMetadata``, ``customMetadata``, ``checksums``,
-    ``storageClass`` and, after a ranged get, ``range``."""
+    ``storageClass`` and, from ``head`` and ``get``, ``range``."""
 
     __slots__ = ()
 
@@ -76,6 +76,14 @@ class R2Object(R2Dict):
                     storageClass=meta.get("storageClass", "Standard"))
         if "range" in meta:
             dict.__setitem__(obj, "range", R2Dict(meta["range"]))
+
+    @classmethod
+    def read_result(cls, meta: dict[str, Any]) -> R2Object:
+        """The object ``head`` returns, or ``get`` when ``onlyIf`` fails."""
+        obj = cls()
+        cls._fill(obj, meta)
+        _whole_range(obj, meta)
+        return obj
 
     def writeHttpMetadata(self, headers: Any) -> None:  # noqa: N802 - Cloudflare's name
         """Set content-type, content-language, content-disposition, content-encoding,
@@ -100,6 +108,15 @@ class R2Object(R2Dict):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {dict.get(self, 'key')!r} {dict.get(self, 'size')} bytes>"
+
+
+def _whole_range(obj: R2Dict, meta: dict[str, Any]) -> None:
+    """``range`` is on every object ``get`` and ``head`` return, as on R2 (Miniflare, which
+    mirrors it, answers ``{offset: 0, length: size}`` when no range was read, also for the
+    object of a failed ``onlyIf``); ``put`` and ``list`` results have none. So a Worker tells a
+    partial read by ``obj.range["length"] < obj.size``, not by whether ``range`` is there."""
+    if "range" not in meta:
+        dict.__setitem__(obj, "range", R2Dict(offset=0, length=meta["size"]))
 
 
 class _Blob:
@@ -327,7 +344,7 @@ class R2BucketAPI:
     async def head(self, key: Any) -> R2Object | None:
         """The object's metadata without its body, or None."""
         meta = await self._call("head", key)
-        return None if meta is None else R2Object.from_wire(meta)
+        return None if meta is None else R2Object.read_result(meta)
 
     async def get(self, key: Any, options: Any = None, /, **kwargs: Any) -> R2Object | None:
         """The object with its body, None when absent, or without a body when onlyIf fails."""
@@ -339,10 +356,11 @@ class R2BucketAPI:
             return None
         meta, body = answer
         if body is None:
-            return R2Object.from_wire(meta)
+            return R2Object.read_result(meta)
         obj = R2ObjectBody()
         R2Object._fill(obj, meta)
         length = meta["range"]["length"] if "range" in meta else meta["size"]
+        _whole_range(obj, meta)
         dict.__setitem__(obj, "body", R2Stream(self, body[0], body[1], length, where))
         return obj
 

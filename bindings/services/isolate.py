@@ -39,13 +39,9 @@ class ServiceStub:
                                  f"not callable over RPC (the other Worker keeps them private)")
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            from functools import partial
-
-            from edgelet.runtime.rpc_values import check_rpc_value
-            for i, arg in enumerate(args, 1):
-                check_rpc_value(arg, partial("argument {} of env.{}.{}()".format, i, self._name, method))
-            for key, arg in kwargs.items():
-                check_rpc_value(arg, partial("argument {}= of env.{}.{}()".format, key, self._name, method))
+            from edgelet.runtime.rpc_values import check_rpc_args
+            if args or kwargs:
+                check_rpc_args(args, kwargs, lambda: f"env.{self._name}.{method}()")
             payload = cloudpickle.dumps((args, kwargs))
             result = await self._runtime.call("services", self._name, "rpc", method, payload)
             return cloudpickle.loads(result)

@@ -553,6 +553,24 @@ def _is_stream(body: Any) -> bool:
     return hasattr(body, "__aiter__")
 
 
+def _status_range_error(status: Any) -> Exception:
+    """What ``Response(body, status=999)`` raises: on Cloudflare the Python SDK hands the
+    status to JavaScript's ``new Response()``, whose ``RangeError`` reaches the Worker as
+    ``pyodide.ffi.JsException`` (``.name == "RangeError"``), not as ``ValueError``; the text
+    is workerd's, followed by the value given. Built only on a refusal."""
+    message = (f"Responses may only be constructed with status codes in the range 200 to 599, "
+               f"inclusive. (Response status {status!r}: use an int from 200 to 599, or 101 with "
+               f"web_socket=)")
+    try:  # inside an isolate the SDK folder is on sys.path; Workers catch this class
+        from pyodide.ffi import JsException
+    except ImportError:  # pragma: no cover - the host process (edgelet.testing)
+        return ValueError(message)
+    error = JsException(f"RangeError: {message}")
+    error.name = "RangeError"  # as Pyodide's JsException has
+    error.message = message
+    return error
+
+
 class Response(_Body):
     """An HTTP response. A ``str`` body gets ``text/plain;charset=UTF-8`` as in Cloudflare.
 
@@ -582,9 +600,9 @@ class Response(_Body):
         elif type(status) is not int:
             status = int(status) if isinstance(status, HTTPStatus) else status
             if not isinstance(status, int):
-                raise ValueError(f"Response status must be an int from 200 to 599, got {status!r}")
+                raise _status_range_error(status)
         if not 200 <= status <= 599 and status != 101:
-            raise ValueError(f"Response status must be an int from 200 to 599, got {status!r}")
+            raise _status_range_error(status)
         if status in _NULL_BODY_STATUSES and status != 101 and body is not None and not (
                 isinstance(body, (str, bytes, bytearray, memoryview)) and len(body) == 0):
             raise TypeError(f"Response with null body status (101, 204, 205, or 304) cannot have a body: status "

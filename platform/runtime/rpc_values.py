@@ -50,7 +50,72 @@ def check_rpc_value(value: Any, where: Callable[[], str]) -> None:
         raise TypeError(refused.message(where() + "".join(reversed(refused.path)))) from None
 
 
+def check_rpc_args(args: tuple[Any, ...], kwargs: dict[str, Any], call: Callable[[], str]) -> None:
+    """``check_rpc_value`` for every argument of one RPC call: the TypeError names the
+    argument ("argument 2 of <call()>", "argument key= of ...") and where inside it.
+
+    Why one function for all of them: a call's arguments are checked on every RPC (service
+    bindings and Durable Object stubs); a loop here builds no ``where`` callable per
+    argument, and ``call()`` is asked for only when a value is refused."""
+    plain = _PLAIN
+    for value in args:
+        if type(value) in plain:
+            continue
+        try:
+            _check(value)
+        except _Refused as refused:
+            shown = f"argument {_position(args, value) + 1} of {call()}"
+            raise TypeError(refused.message(shown + "".join(reversed(refused.path)))) from None
+    for key, value in kwargs.items():
+        if type(value) in plain:
+            continue
+        try:
+            _check(value)
+        except _Refused as refused:
+            shown = f"argument {key}= of {call()}"
+            raise TypeError(refused.message(shown + "".join(reversed(refused.path)))) from None
+
+
+#: exact types that need no look inside: what nearly every value is made of (a subclass,
+#: e.g. an IntEnum, takes the slower path and is allowed there too)
+_PLAIN = frozenset((str, int, float, bool, bytes, type(None)))
+
+
+def _position(items: Any, item: Any) -> int:
+    """The index of ``item`` (by identity) in ``items``: asked only on a refusal, so that
+    the loops over a value need no ``enumerate``."""
+    return next(i for i, x in enumerate(items) if x is item)
+
+
 def _check(value: Any) -> None:
+    """Raise _Refused for what cannot be sent. The exact list and dict (the usual
+    containers) are walked here, skipping plain members without a call; everything else
+    goes to ``_check_other``."""
+    kind = type(value)
+    plain = _PLAIN
+    if kind is dict:
+        for key, item in value.items():
+            if type(item) in plain:
+                continue
+            try:
+                _check(item)
+            except _Refused as refused:
+                refused.path.append(f"[{key!r}]")
+                raise
+    elif kind is list:
+        for item in value:
+            if type(item) in plain:
+                continue
+            try:
+                _check(item)
+            except _Refused as refused:
+                refused.path.append(f"[{_position(value, item)}]")
+                raise
+    elif kind not in plain:
+        _check_other(value)
+
+
+def _check_other(value: Any) -> None:
     if value is None or isinstance(value, _LEAVES):
         return
     if isinstance(value, (tuple, bytearray)):

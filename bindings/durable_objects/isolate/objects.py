@@ -43,6 +43,7 @@ from edgelet.bindings.durable_objects.isolate.storage import (
     DurableObjectStorage,
 )
 from edgelet.bindings.durable_objects.schema import KV_TABLE, object_path, objects_root
+from edgelet.runtime.rpc_values import check_rpc_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgelet.runtime.isolate_api import IsolateServices
@@ -57,6 +58,8 @@ DEFAULT_ALARM_TIMEOUT = 15 * 60.0
 #: up its chain (see LiveObjects._limit)
 CALL_MARGIN = 0.9
 _MISSING = object()
+#: results that need no check before they go back to the caller (see rpc_values)
+_PLAIN_RESULTS = frozenset((str, int, float, bool, bytes))
 
 
 
@@ -518,6 +521,10 @@ class LiveObjects:
             result = attr(*args, **kwargs)
         if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
             result = await result
+        if result is not None and type(result) not in _PLAIN_RESULTS:
+            check_rpc_value(result, lambda: f"the value {cls_name}.{method}"
+                                            f"{'' if kind == 'get' else '()'} of Durable Object "
+                                            f"{live.state.id.name or live.id_hex} returned")
         try:
             return wire.dumps(result)
         except Exception as exc:

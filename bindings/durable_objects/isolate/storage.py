@@ -40,6 +40,9 @@ from edgelet.bindings.durable_objects.isolate.sql import MAX_SQL_VALUE_BYTES, Sq
 from edgelet.bindings.durable_objects.schema import ALARM_KEY, KV_TABLE, METADATA_TABLE, OBJECT_SCHEMA
 from edgelet.state import migrate, open_database
 
+#: a put's statement, built once (not an f-string per call)
+_PUT_SQL = f"INSERT OR REPLACE INTO {KV_TABLE} (key, value) VALUES (?, ?)"
+
 log = logging.getLogger("edgelet.durable_objects")
 
 MAX_KEYS = 128
@@ -67,11 +70,24 @@ def _done(value: Any = None) -> Any:
     often does not await them (``this.storage.setAlarm(...)`` in Cloudflare's own alarm
     example). The write happens at the call; awaiting the result is optional."""
     try:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
     except RuntimeError:  # no loop (a script using storage directly)
         return _Ready(value)
+    if value is None:  # most writes: one settled future per loop serves them all
+        global _done_none
+        if _done_none is None or _done_none.get_loop() is not loop:
+            _done_none = loop.create_future()
+            _done_none.set_result(None)
+        return _done_none
+    future = loop.create_future()
     future.set_result(value)
     return future
+
+
+#: a future settled with None, of the loop that made it last (an isolate has one loop):
+#: awaiting a settled future any number of times, from any task, gives its result, and it
+#: cannot be cancelled or set again
+_done_none: asyncio.Future[Any] | None = None
 
 
 class _Ready:
@@ -128,6 +144,8 @@ def _options(options: Any, kwargs: dict[str, Any], allowed: dict[str, str | None
 
 
 def _ignore_options(options: Any, kwargs: dict[str, Any], where: str) -> None:
+    if options is None and not kwargs:  # nearly every call: nothing to check
+        return
     _options(options, kwargs, {k: None for k in _IGNORED_OPTIONS}, where)
 
 
@@ -231,6 +249,9 @@ class DurableObjectStorage:
                  delete_all_deletes_alarm: bool = True, pool: ConnectionPool | None = None) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
+        self._cursor: Any = None  # set with _conn (see _db)
+        #: the turn's first put, not yet written: (key, data) (see _sync_put)
+        self._pending: tuple[str, bytes] | None = None
         self._snapshot = snapshot
         self._alarms = alarms
         self._pool = pool
@@ -270,6 +291,8 @@ class DurableObjectStorage:
         if conn is not None:
             if self._pool is not None:
                 self._pool.touched(self)
+            if self._pending is not None:
+                self._hold(conn)
             return conn
         if self._closed:
             raise RuntimeError("this Durable Object's storage was closed (the object was evicted "
@@ -294,6 +317,8 @@ class DurableObjectStorage:
         conn.set_authorizer(self._authorize)
         # Cloudflare's "Maximum string, BLOB or table row size" for SQLite-backed objects
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_SQL_VALUE_BYTES)
+        #: the cursor of the turn's BEGIN and of single puts (one less object per call)
+        self._cursor = conn.cursor()
         self._conn = conn
         if self._pool is not None:
             self._pool.opened(self)
@@ -346,7 +371,7 @@ class DurableObjectStorage:
         conn = self._conn
         if conn is None:
             return True
-        if conn.in_transaction and not force:
+        if (conn.in_transaction or self._pending is not None) and not force:
             return False
         self._conn = None
         if self._pool is not None:
@@ -395,12 +420,42 @@ class DurableObjectStorage:
                                  f"call. Split the call.")
             rows = [(check_key(k, where), encode_value(k, v, where)) for k, v in key.items()]
             with _Atomic(self._begin()) as conn:
-                conn.executemany(f"INSERT OR REPLACE INTO {KV_TABLE} (key, value) VALUES (?, ?)", rows)
+                conn.executemany(_PUT_SQL, rows)
             return
         if not has_value:
             raise TypeError(f"{where}: pass a key and a value, or a dict of up to {MAX_KEYS} entries")
         data = encode_value(check_key(key, where), value, where)
-        self._begin().execute(f"INSERT OR REPLACE INTO {KV_TABLE} (key, value) VALUES (?, ?)", (key, data))
+        if not self._implicit and self._txn is None and self._loop_running():
+            # the turn's first write: kept until the turn ends, then written alone without
+            # BEGIN/COMMIT (one statement is atomic by itself); anything else touching the
+            # database in this turn opens the transaction with it first (_db, _hold)
+            self._db()
+            if not self._conn_in_txn():
+                self._pending = (key, data)
+                self._implicit = True
+                self._commit_scheduled = True
+                asyncio.get_running_loop().call_soon(self._commit_soon)
+                return
+        self._begin()
+        self._cursor.execute(_PUT_SQL, (key, data))
+
+    def _loop_running(self) -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    def _conn_in_txn(self) -> bool:
+        return self._conn is not None and self._conn.in_transaction
+
+    def _hold(self, conn: sqlite3.Connection) -> None:
+        """The turn's first put is still held (see _sync_put) and the database is wanted
+        for something else: open the turn's transaction with that put in it."""
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        self._cursor.execute("BEGIN")
+        self._cursor.execute(_PUT_SQL, pending)
 
     def _sync_delete(self, keys: Any, where: str) -> bool | int:
         conn = self._begin()
@@ -613,7 +668,7 @@ class DurableObjectStorage:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a script using storage directly): autocommit
             return conn
-        conn.execute("BEGIN")
+        self._cursor.execute("BEGIN")
         self._implicit = True
         self._commit_scheduled = True
         loop.call_soon(self._commit_soon)
@@ -648,6 +703,7 @@ class DurableObjectStorage:
         except Exception as exc:  # the host is gone: commit anyway, the file is the truth
             log.warning("Durable Object storage: could not give the host the alarm time %d "
                         "before committing (%s); committing anyway", when_ms, exc)
+            self._hinted = when_ms  # or _commit_soon would ask again, for ever
         finally:
             self._hinting = None
         self._commit_soon()
@@ -659,8 +715,12 @@ class DurableObjectStorage:
         assert conn is not None
         self._implicit = False
         dirty, self._alarm_dirty = self._alarm_dirty, False
+        pending, self._pending = self._pending, None
         try:
-            conn.execute("COMMIT")
+            if pending is not None:  # the turn's one put, alone: atomic without BEGIN/COMMIT
+                self._cursor.execute(_PUT_SQL, pending)
+            else:
+                conn.commit()  # COMMIT without a cursor or a statement-cache lookup
         except sqlite3.Error as exc:
             self._commit_failed(conn, exc)
             return

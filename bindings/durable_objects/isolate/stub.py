@@ -14,6 +14,7 @@ from typing import Any
 
 from edgelet.bindings.durable_objects import ids, wire
 from edgelet.bindings.durable_objects.ids import DurableObjectId
+from edgelet.runtime.rpc_values import check_rpc_args
 
 KIND = "durable_objects"
 #: names whose ids a namespace remembers
@@ -87,11 +88,16 @@ class _RpcMethod:
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:  # what Cloudflare's RPC refuses (a tuple, a bytearray, an own class)
+            check_rpc_args(args, kwargs, self._call_name)
         try:
             payload = wire.dumps((args, kwargs))
         except Exception:  # raises the TypeError naming the argument that cannot travel
             payload = wire.dumps_args(args, kwargs, f"{self._stub._where}.{self._name}()")
         return self._stub._rpc("call", self._name, payload)
+
+    def _call_name(self) -> str:
+        return f"{self._stub._where}.{self._name}()"
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self._stub._rpc("get", self._name, b"").__await__()

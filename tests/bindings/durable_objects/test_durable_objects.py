@@ -212,7 +212,7 @@ APP: dict[str, str] = {
                     if op == "unpicklable":
                         await stub.echo(threading.Lock())
                     if op == "echo":
-                        value = {"t": (1, 2), "s": {3}, "b": b"\\x00"}
+                        value = {"l": [1, 2], "s": {3}, "b": b"\\x00"}
                         return Response(repr(await stub.echo(value) == value))
                     if op == "longkey":
                         await stub.put_long_key()
@@ -540,7 +540,7 @@ def test_concurrent_increments_to_one_object_lose_none(server: DevServer) -> Non
 
 
 def test_rpc_values_and_errors_reach_the_caller(server: DevServer) -> None:
-    assert server.get("/echo/e").text == "True"  # tuples, sets, bytes round-trip
+    assert server.get("/echo/e").text == "True"  # lists, sets, bytes round-trip
     r = server.get("/fail/e/custom").json()
     assert r == {"type": "Boom", "message": "custom failure", "is_boom": True, "code": 7}
     r = server.get("/fail/e/value").json()
