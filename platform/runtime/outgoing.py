@@ -64,9 +64,14 @@ async def fetch(resource: str | Request, options: dict[str, Any] | None = None, 
         raise FetchError(f"TypeError: {what}: the server answered {resp.status_code} to "
                          f"{resp.headers.get('location')!r} and redirect='error' was given")
     # a 204/205/304 has no body (a server that sent one anyway is ignored, as workerd's fetch does)
-    out = Response(None if resp.status_code in (204, 205, 304) else resp.content, status=resp.status_code,
+    status = resp.status_code
+    out = Response(None if status in (204, 205, 304) else resp.content,
+                   status=status if 200 <= status <= 599 else 200,
                    headers=Headers([(k, v) for k, v in resp.headers.multi_items()
                                     if k.lower() not in ("content-encoding", "content-length",
                                                          "transfer-encoding")]))
+    # only a Response the Worker builds is held to 200-599: an upstream's 999 (LinkedIn's
+    # answer to bots) reaches the Worker as sent, as through Cloudflare's fetch
+    out.status = status
     out.url = str(resp.url)
     return out
