@@ -49,6 +49,9 @@ worker_log = logging.getLogger("edgelet.worker")
 #: the largest message a client may send (Cloudflare's limit for received messages);
 #: a larger one closes the socket with 1009
 MAX_MESSAGE = int(os.environ.get("EDGELET_WS_MAX_MESSAGE", str(32 * 1024 * 1024)))
+#: bytes of messages a socket's client may leave unread here before the next message ends
+#: the connection (edgelet.runtime.websocket_direct.MAX_UNSENT says why; the same bound)
+MAX_UNSENT = max(int(os.environ.get("EDGELET_WS_MAX_UNSENT", str(16 * 1024 * 1024))), 64 * 1024)
 #: the ASGI scope extension of edgelet.ws_protocol: the connection, whose ``send_now`` and
 #: ``send_frame_now`` write a message without a task
 SEND_NOW = "edgelet.send_now"
@@ -88,7 +91,7 @@ class HostSocket:
 
     __slots__ = ("token", "worker", "route", "tags", "attachment", "send", "send_now", "outbox",
                  "flushing", "server_closed", "path", "created", "key", "state", "fd", "owner",
-                 "took")
+                 "took", "unsent")
 
     def __init__(self, token: str, worker: str, route: tuple[list[Any], str] | None,
                  tags: list[str]) -> None:
@@ -106,6 +109,8 @@ class HostSocket:
         self.send_now: Any = None
         #: messages not yet handed to ``send``; made on the first one (an idle socket has none)
         self.outbox: deque[dict[str, Any]] | None = None
+        #: bytes of the messages in ``outbox`` (bounded by MAX_UNSENT)
+        self.unsent = 0
         self.flushing = False
         self.server_closed = False
         self.path = ""
@@ -242,6 +247,14 @@ class SocketTable:
     def _push(self, sock: HostSocket, message: dict[str, Any]) -> None:
         if sock.outbox is None:
             sock.outbox = deque()
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes")
+        if data is not None:
+            if sock.unsent >= MAX_UNSENT:
+                self._overflow(sock)
+                return
+            sock.unsent += len(data)
         sock.outbox.append(message)
         if sock.send is not None and not sock.flushing:
             sock.flushing = True
@@ -253,12 +266,35 @@ class SocketTable:
     async def _flush(self, sock: HostSocket) -> None:
         try:
             while sock.outbox:
-                await sock.send(sock.outbox.popleft())
+                message = sock.outbox.popleft()
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes")
+                if data is not None:
+                    sock.unsent -= len(data)
+                await sock.send(message)
         except Exception as exc:  # the client went away: its reader reports the close
             log.debug("dropping messages to a closed WebSocket %s: %s", sock.token[:8], exc)
         finally:
             sock.outbox = None  # an idle socket holds no deque
+            sock.unsent = 0
             sock.flushing = False
+
+    def _overflow(self, sock: HostSocket) -> None:
+        """The client has MAX_UNSENT bytes of messages waiting and does not read: end its
+        connection rather than buffer without bound (as the isolate that serves a handed-over
+        socket does, edgelet.runtime.websocket_direct.DirectSocket.overflow). Its reader then
+        sees the connection drop, and the Worker's handler gets a close with 1006."""
+        log.warning("WebSocket %s of Worker %r: closed, its client is not reading: %d bytes were "
+                    "waiting to be sent to it (the bound is %d, EDGELET_WS_MAX_UNSENT); later "
+                    "messages to it were dropped", sock.path or sock.token[:8], sock.worker,
+                    sock.unsent, MAX_UNSENT)
+        if sock.outbox:
+            sock.outbox.clear()
+        sock.unsent = 0
+        transport = getattr(sock.send_now, "transport", None)
+        if transport is not None:
+            transport.abort()
 
     def _forget(self, sock: HostSocket) -> None:
         if sock.fd is not None:
@@ -481,6 +517,7 @@ class SocketTable:
                 await self._write_fd(sock.fd, b"".join(frames))
         finally:
             sock.outbox = None
+            sock.unsent = 0
             sock.flushing = False
         if closing:
             self._end(sock, 1000, "")

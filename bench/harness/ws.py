@@ -37,6 +37,9 @@ from .procs import tree_rss
 #: the Node.js load generator (see the module's docstring)
 NODE_CLIENT = Path(__file__).resolve().parent / "ws_client.mjs"
 PEERS = Path(__file__).resolve().parent.parent / ".peers"
+#: untimed broadcast rounds before the timed ones (ws_client.mjs has the same, and says why:
+#: the client's own first rounds cost it about twice the CPU of the later ones)
+FANOUT_WARMUP_ROUNDS = 100
 
 
 def ws_url(url: str) -> str:
@@ -137,7 +140,8 @@ async def echo_rate(url: str, *, sockets: int = 32, seconds: float = 5.0,
 async def fanout(url: str, *, sockets: int = 100, rounds: int = 200,
                  on_start: Callable[[], None] | None = None) -> tuple[float, float]:
     """(p50, p99) ms from one ``b:`` message sent until all ``sockets`` sockets received it;
-    ``on_start`` is called after the warm-up rounds, as the timed ones begin."""
+    ``on_start`` is called after the FANOUT_WARMUP_ROUNDS untimed rounds, as the timed ones
+    begin."""
     base = ws_url(url)
     node = node_client()
     if node is not None:
@@ -147,15 +151,15 @@ async def fanout(url: str, *, sockets: int = 100, rounds: int = 200,
     conns = [await _connect(f"{base}/room/fan", max_queue=None) for _ in range(sockets)]
     try:
         times = []
-        for i in range(rounds + 5):  # the first 5 are warm-up
-            if i == 5 and on_start is not None:
+        for i in range(rounds + FANOUT_WARMUP_ROUNDS):  # untimed first, as ws_client.mjs does
+            if i == FANOUT_WARMUP_ROUNDS and on_start is not None:
                 on_start()
             started = time.perf_counter()
             await conns[i % sockets].send(f"b:{i}")
             got = await asyncio.wait_for(asyncio.gather(*(ws.recv() for ws in conns)), 30)
             if any(g != f"b:{i}" for g in got):
                 raise LoadError(f"fan-out round {i}: a socket received {next(g for g in got if g != f'b:{i}')!r}")
-            if i >= 5:
+            if i >= FANOUT_WARMUP_ROUNDS:
                 times.append((time.perf_counter() - started) * 1000)
         times.sort()
         return statistics.median(times), times[max(0, int(len(times) * 0.99) - 1)]

@@ -40,6 +40,15 @@ _batch: list[Any] | None = None
 #: (imported then, not before: it brings the ``websockets`` library)
 direct: Any = None
 
+#: the output gate (set by the Durable Objects half, bindings/durable_objects/isolate/
+#: output_gate.py, only while some object has writes not yet committed): called before a send
+#: or close, it gives None (leave now) or a function registering a callback ``(committed)``
+#: to run once the sending object's writes are committed or rolled back
+output_gate: Callable[[], Callable[[Callable[[bool], None]], None] | None] | None = None
+
+#: messages (str | bytes) and closes (``_Close``) held by the output gate, by token, in order
+_held: dict[str, list[Any]] = {}
+
 #: called with each socket ``accept()``-ed, to tie it to what holds it: the Durable Objects
 #: half sets it so that an object with an accepted (non-hibernatable) socket is not evicted
 #: while the socket is open, as on Cloudflare (a connected socket pins the object in memory)
@@ -74,6 +83,13 @@ def _queue_send(token: str, message: str | bytes) -> None:
     and framed 100 times by the host; now the host frames it once (issue 16's benchmark).
     Order is kept: any other socket operation flushes the batch first, and the batch is
     flushed when the event that sent it ends, or at the end of the loop turn."""
+    if output_gate is not None or _held:  # (two global lookups when nothing is gated)
+        if _gated(token, message):
+            return
+    _send_now(token, message)
+
+
+def _send_now(token: str, message: str | bytes) -> None:
     global _batch
     d = direct
     if d is not None:
@@ -92,6 +108,55 @@ def _queue_send(token: str, message: str | bytes) -> None:
     loop = _runtime()._loop  # raises outside an isolate, before anything is queued
     _batch = [message, [token]]
     loop.call_soon(flush_sends)
+
+
+class _Close:
+    """A close held by the output gate behind the messages sent before it."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code, self.reason = code, reason
+
+
+def _gated(token: str, item: str | bytes | _Close) -> bool:
+    """Hold ``item`` for ``token`` when the output gate is shut for the sender (its object
+    has writes not yet committed), or when earlier items of the socket are still held (the
+    order of a socket's messages never changes); False when it may leave now."""
+    held = _held.get(token)
+    if held is not None:
+        held.append(item)
+        return True
+    gate = output_gate
+    wait = gate() if gate is not None else None
+    if wait is None:
+        return False
+    _held[token] = [item]
+    wait(lambda committed: _release(token, committed))
+    return True
+
+
+def _release(token: str, committed: bool) -> None:
+    """The writes ``token``'s held items waited for are committed: send them, in order; or
+    they were rolled back: drop them (they spoke of state that is gone)."""
+    items = _held.pop(token, None)
+    if not items:
+        return
+    if not committed:
+        log.warning("WebSocket %s: %d message(s) sent after a storage write were dropped: the "
+                    "write failed to commit", token[:8], len(items))
+        return
+    for item in items:
+        if type(item) is _Close:
+            _close_now(token, item.code, item.reason)
+        else:
+            _send_now(token, item)
+
+
+def _close_now(token: str, code: int, reason: str) -> None:
+    flush_sends()  # what was sent before the close leaves first
+    if direct is None or not direct.close(token, code, reason):
+        _notify("close", token, code, reason)
 
 
 def flush_sends() -> None:
@@ -193,9 +258,9 @@ class WebSocket:
         if self._owner is not None:
             self._owner.pop(self.token, None)
         if self.mode is not None:
-            flush_sends()  # what was sent before the close leaves first
-            if direct is None or not direct.close(self.token, code, reason):
-                _notify("close", self.token, code, reason)
+            if (output_gate is not None or _held) and _gated(self.token, _Close(code, reason)):
+                return  # after the messages before it, once the writes are committed
+            _close_now(self.token, code, reason)
 
     def addEventListener(self, type: str, listener: Callable[..., Any]) -> None:  # noqa: N802,A002
         if type not in ("message", "close", "error", "open"):

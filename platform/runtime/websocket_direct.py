@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
 from collections import deque
@@ -68,6 +69,9 @@ _last_message: str | bytes | None = None
 _last_frame = b""
 #: frames past this size are not kept past the loop turn that made them
 _KEEP_FRAME = 64 * 1024
+#: bytes a socket may have waiting to leave before the next message to it ends it instead
+#: (see DirectSocket.overflow); the host's path applies the same (edgelet.websockets)
+MAX_UNSENT = max(int(os.environ.get("EDGELET_WS_MAX_UNSENT", str(16 * 1024 * 1024))), 64 * 1024)
 
 _TEXT, _BINARY, _CONT, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
 
@@ -113,9 +117,11 @@ def send(sock: DirectSocket, message: str | bytes) -> None:
     if sock.held is None:  # (DirectSocket.write, inlined: it is every message's path)
         transport = sock.transport
         if transport is not None and not transport.is_closing():
+            if sock.write_blocked and sock.overflow():
+                return
             transport.write(_last_frame)
     else:
-        sock.held.append(_last_frame)
+        sock.hold(_last_frame)
 
 
 def forget_frame() -> None:
@@ -150,7 +156,7 @@ class DirectSocket(asyncio.Protocol):
     __slots__ = ("token", "route", "key", "proto", "transport", "sock", "held", "parts",
                  "text", "inbox", "busy", "paused", "server_closed", "finished", "code",
                  "reason", "timer", "lost", "releasing", "clean", "max_size", "loop",
-                 "write_blocked")
+                 "write_blocked", "held_bytes")
 
     def __init__(self, token: str, route: list[Any] | None, max_size: int | None,
                  sock: socket.socket) -> None:
@@ -170,6 +176,7 @@ class DirectSocket(asyncio.Protocol):
         self.sock = sock
         #: frames held until the host has written what it was given before (``ws.go``)
         self.held: list[bytes] | None = []
+        self.held_bytes = 0
         #: a fragmented message's parts so far
         self.parts: list[bytes] | None = None
         self.text = False
@@ -361,9 +368,60 @@ class DirectSocket(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.write(data)
 
+    def hold(self, data: bytes) -> None:
+        """Keep a message until ``ws.go`` (under the same bound as the transport's buffer)."""
+        held = self.held
+        if held is None or self.server_closed or self.lost:
+            return
+        if self.held_bytes >= MAX_UNSENT:
+            self._overflowed(self.held_bytes)
+            return
+        self.held_bytes += len(data)
+        held.append(data)
+
+    def overflow(self) -> bool:
+        """Whether the client has fallen so far behind that a message to it must not be
+        buffered: True once MAX_UNSENT bytes wait in the transport (the connection is ended
+        then); False, and the message is written, below that. Asked only while the
+        transport is over its high-water mark (``write_blocked``), so not on the usual path.
+
+        Why: a client that does not read (a stalled tab, a dead peer whose TCP has not
+        timed out yet) would otherwise make every broadcast grow this process without bound.
+        workerd queues a socket's sends in the isolate with no cap of its own
+        (api/web-socket.c++, ``outgoingMessages`` drained by ``pump()``), so there the bound
+        is the isolate's 128 MB memory limit, whose reset drops every socket of the object;
+        here only the socket that is behind is ended, and the others are not affected."""
+        transport = self.transport
+        if transport is None:
+            return False
+        waiting = transport.get_write_buffer_size()
+        if waiting < MAX_UNSENT:
+            return False
+        self._overflowed(waiting)
+        return True
+
+    def _overflowed(self, waiting: int) -> None:
+        """End a connection whose client does not read (see ``overflow``): its handler gets
+        a close with 1006 (nothing can reach the client in order any more, not even a close
+        frame), the log says which socket and how to raise the bound."""
+        log.warning("WebSocket %s: closed, its client is not reading: %d bytes were waiting to "
+                    "be sent to it (the bound is %d, EDGELET_WS_MAX_UNSENT); later messages "
+                    "to it were dropped", self.token[:8], waiting, MAX_UNSENT)
+        self._finish(1006, f"the client did not read: over {MAX_UNSENT} bytes waited to be sent to it")
+        self.server_closed = True  # nothing more is sent to it
+        self.held = None
+        self.held_bytes = 0
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # the host's duplicate keeps it open otherwise
+        except OSError:
+            pass
+        if self.transport is not None:
+            self.transport.abort()  # drop what waits in this process now
+
     def go(self) -> None:
         """The host has written everything it had for this socket: write from here now."""
         held, self.held = self.held, None
+        self.held_bytes = 0
         for data in held or ():
             if data:
                 self.write(data)
@@ -669,7 +727,10 @@ def send_frames(tokens: list[str], data: str | bytes) -> list[str]:
             continue
         if raw is None:
             raw = frame(data)
-        sock.write(raw)
+        if sock.held is not None:
+            sock.hold(raw)
+        elif not (sock.write_blocked and sock.overflow()):
+            sock.write(raw)
     return rest
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelet.bindings.durable_objects import wire
+from edgelet.bindings.durable_objects.isolate import output_gate
 from edgelet.bindings.durable_objects.isolate.sql import MAX_SQL_VALUE_BYTES, SqlStorage
 from edgelet.bindings.durable_objects.schema import ALARM_KEY, KV_TABLE, METADATA_TABLE, OBJECT_SCHEMA
 from edgelet.state import migrate, open_database
@@ -361,6 +362,7 @@ class DurableObjectStorage:
         if self._implicit and self._conn is not None and self._txn is None:
             self._commit()
         self._release(force=True)
+        output_gate.ended(self, False)  # (a no-op unless a transaction() was cut short)
         self._closed = True
         snapshot, self._snapshot = self._snapshot, None
         return snapshot
@@ -433,6 +435,7 @@ class DurableObjectStorage:
             if not self._conn_in_txn():
                 self._pending = (key, data)
                 self._implicit = True
+                output_gate.opened(self)  # a held put is a write not yet made: sends wait too
                 self._commit_scheduled = True
                 asyncio.get_running_loop().call_soon(self._commit_soon)
                 return
@@ -670,6 +673,7 @@ class DurableObjectStorage:
             return conn
         self._cursor.execute("BEGIN")
         self._implicit = True
+        output_gate.opened(self)  # WebSocket messages of this turn wait for its commit
         self._commit_scheduled = True
         loop.call_soon(self._commit_soon)
         return conn
@@ -724,6 +728,7 @@ class DurableObjectStorage:
         except sqlite3.Error as exc:
             self._commit_failed(conn, exc)
             return
+        output_gate.ended(self, True)
         if dirty:
             before, after = self._alarm_committed, _read_alarm(conn)
             self._alarm_committed = after
@@ -741,6 +746,7 @@ class DurableObjectStorage:
                   "were rolled back", exc)
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        output_gate.ended(self, False)
         self._hinted = LEGACY
         error = RuntimeError(f"Durable Object storage: committing the writes failed ({exc}); "
                              f"they were rolled back")
