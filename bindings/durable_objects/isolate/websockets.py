@@ -277,25 +277,34 @@ async def deliver(live: LiveObject, instance: Any, kind: str, body: list[Any]) -
     ws = live.sockets.get(token)
     if ws is None:
         return None
-    if kind != "message":
-        ws.readyState = CLOSED
-        live.sockets.pop(token, None)
-    fn = handler(instance, kind) if kind in HANDLERS else None
-    if fn is None:
-        if kind == "message":
+    if kind == "message":
+        fn = handler(instance, kind)
+        if fn is None:
             raise AttributeError(
                 f"Durable Object class {type(instance).__name__} accepted a WebSocket with "
                 f"ctx.acceptWebSocket() but has no webSocketMessage(self, ws, message) method")
-        return None
-    if kind == "message":
         result = fn(ws, data)
-    elif kind == "close":
-        result = _call(fn, ws, code, reason or "", code not in (1005, 1006))
-    else:
-        result = _call(fn, ws, RuntimeError(str(data)))
-    if inspect.isawaitable(result):
-        await result
-    flush_sends()  # the handler's sends leave before its event's answer
+        if inspect.isawaitable(result):
+            await result
+        flush_sends()  # the handler's sends leave before its event's answer
+        return None
+    # close or error: the socket is no longer open (getWebSockets() leaves it out), but it
+    # stays the object's until its handler has run, so getTags(ws) there still answers (as
+    # workerd drops a hibernatable socket only once its close event has completed)
+    ws.readyState = CLOSED
+    try:
+        fn = handler(instance, kind) if kind in HANDLERS else None
+        if fn is None:
+            return None
+        if kind == "close":
+            result = _call(fn, ws, code, reason or "", code not in (1005, 1006))
+        else:
+            result = _call(fn, ws, RuntimeError(str(data)))
+        if inspect.isawaitable(result):
+            await result
+        flush_sends()  # the handler's sends leave before its event's answer
+    finally:
+        live.sockets.pop(token, None)
     return None
 
 

@@ -65,7 +65,9 @@ class Room(DurableObject):
         ws.send(f"echo:{message}")
 
     async def webSocketClose(self, ws, code, reason, clean):
-        await self.ctx.storage.put("closed", [code, reason])
+        # the closing socket's tags are still there in its close handler (workerd drops a
+        # hibernatable socket once its close event has run)
+        await self.ctx.storage.put("closed", [code, reason, self.ctx.getTags(ws)])
 
 
 class Default(WorkerEntrypoint):
@@ -145,7 +147,7 @@ def test_a_restarted_isolate_sees_the_hibernated_sockets_and_their_closes(life):
     deadline = time.monotonic() + 10
     while life.get("/room/crash/closed").json() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert life.get("/room/crash/closed").json() == [4005, "bye from ann"]
+    assert life.get("/room/crash/closed").json() == [4005, "bye from ann", ["t"]]
     assert state(life, "crash")["hibernatable"] == 1
     bob.send("there?")
     assert bob.recv(5) == "echo:there?"
