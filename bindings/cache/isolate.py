@@ -20,8 +20,9 @@ def setup(runtime: IsolateServices, options: dict[str, Any]) -> None:
 
 def _services() -> IsolateServices:
     if _runtime is None:
-        raise RuntimeError("the Cache API (js.caches) is only available inside a Python Worker "
-                           "run by edgelet (not in a Wasm Worker or at import time of a tool)")
+        raise RuntimeError("the Cache API (js.caches) is not available here: it is given to the "
+                           "Python Workers of the config, not to a Worker Loader's code or outside "
+                           "an isolate; call it from a Worker's handler")
     return _runtime
 
 
@@ -70,7 +71,11 @@ class Cache:
         url, method, _ = _key(request, "cache.put()")
         if not isinstance(response, Response):
             raise TypeError(f"cache.put(): the value must be a Response, got {type(response).__name__}")
+        if response.body_used:
+            raise TypeError("cache.put(): the Response's body was already read; put a "
+                            "resp.clone() made before reading it")
         response = await drained(response)
+        response._used = True  # put reads the body, as on Cloudflare: return a clone's
         await _services().call_host("cache", "put", self._name, url, method, response.status,
                                     response.headers.to_list(), response._body)
 
