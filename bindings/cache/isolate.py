@@ -11,6 +11,8 @@ from edgelet.runtime.http_types import Request, Response, absolute_url, drained,
 from edgelet.runtime.isolate_api import IsolateServices
 
 _runtime: IsolateServices | None = None
+#: the longest name caches.open() takes (Miniflare's MAX_CACHE_NAME_SIZE)
+MAX_CACHE_NAME = 1024
 
 
 def setup(runtime: IsolateServices, options: dict[str, Any]) -> None:
@@ -95,8 +97,16 @@ class CacheStorage:
         self.default = Cache("")
 
     async def open(self, name: str) -> Cache:
+        """A named cache. As in Miniflare: "default" is reserved (use ``caches.default``) and a
+        name has at most 1024 characters."""
         if not isinstance(name, str):
             raise TypeError(f"caches.open(name): name must be a str, got {type(name).__name__}")
+        if name == "default":
+            raise TypeError('caches.open("default"): "default" is reserved; use caches.default for the '
+                            'default cache, or another name for a cache of your own')
+        if len(name) > MAX_CACHE_NAME:
+            raise TypeError(f"caches.open(name): the name has {len(name)} characters; use at most "
+                            f"{MAX_CACHE_NAME}")
         return Cache(f"named:{name}")
 
 

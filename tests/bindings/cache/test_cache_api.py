@@ -172,6 +172,30 @@ def test_named_caches_are_separate_from_the_default_and_each_other(tmp_path: Pat
     run(tmp_path, body)
 
 
+def test_open_refuses_the_reserved_name_and_overlong_names(tmp_path: Path) -> None:
+    (tmp_path / "wrangler_like.toml").write_text('name = "names"\nmain = "w.py"\n')
+    (tmp_path / "w.py").write_text(
+        "from js import caches\nfrom workers import Response, WorkerEntrypoint\n"
+        "class Default(WorkerEntrypoint):\n"
+        "    async def fetch(self, request):\n"
+        "        out = []\n"
+        "        for name in ('default', 'x' * 1025, 'x' * 1024):\n"
+        "            try:\n"
+        "                await caches.open(name)\n"
+        "                out.append('ok')\n"
+        "            except TypeError as exc:\n"
+        "                out.append(str(exc))\n"
+        "        return Response.json(out)\n")
+
+    async def main() -> None:
+        async with Platform(str(tmp_path / "wrangler_like.toml")) as p:
+            reserved, long, ok = await (await p.fetch("/")).json()
+            assert '"default" is reserved; use caches.default' in reserved
+            assert "1025 characters; use at most 1024" in long
+            assert ok == "ok"
+    asyncio.run(main())
+
+
 def test_a_relative_key_is_refused_with_the_fix(tmp_path: Path) -> None:
     (tmp_path / "wrangler_like.toml").write_text('name = "rel"\nmain = "w.py"\n')
     (tmp_path / "w.py").write_text(
