@@ -48,6 +48,11 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 BINDINGS_PATH_ENV = "EDGELET_BINDINGS_PATH"
 
 
+#: kinds every Python Worker reaches without declaring a binding (the Cache API's
+#: ``js.caches``): a Host made with ``defer_unused`` starts them with the used ones
+ALWAYS_ON: frozenset[str] = frozenset({"cache"})
+
+
 def search_path() -> list[str]:
     """This package's folders plus those named in ``EDGELET_BINDINGS_PATH``.
 

@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from edgelet.bindings import BindingPlugin, discover_plugins
+from edgelet.bindings import ALWAYS_ON, BindingPlugin, discover_plugins
 from edgelet.channel import NOT_NOW, RemoteError
 from edgelet.clock import Clock
 from edgelet.config import PlatformConfig, WorkerConfig
@@ -46,6 +46,7 @@ class Host:
         #: with ``defer_unused``, the kinds no Worker declares wait for ``start_deferred``
         self.deferred = defer_unused
         used = {kind for w in config.workers for kind, decls in w.bindings.items() if decls}
+        used |= ALWAYS_ON
         self.plugins: list[BindingPlugin] = discover_plugins(used.__contains__ if defer_unused else None)
         for plugin in self.plugins:
             plugin.configure(config)

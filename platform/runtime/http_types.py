@@ -86,9 +86,11 @@ class Headers:
             return default
         return ", ".join(values)
 
-    def get_all(self, name: str) -> list[str]:
+    def get_all(self, name: str, failobj: Any = None) -> list[str] | Any:
+        """Every value of ``name``, or ``failobj`` (None) when it has none: the SDK's headers
+        are an ``http.client.HTTPMessage``, whose ``get_all`` says so."""
         key = self._name(name)
-        return [v for k, v in self._items if k == key]
+        return [v for k, v in self._items if k == key] or failobj
 
     getAll = get_all
 
@@ -646,6 +648,7 @@ class Response(_Body):
         self.headers = Headers(other.headers)
         self.web_socket, self.url = other.web_socket, other.url
         self._stream, self._body = other._stream, other._body
+        self._used = other._used
         other._stream = None  # a stream is read once: it moves to the new Response
 
     @property
@@ -730,6 +733,8 @@ class Response(_Body):
         return Response(body, self.status, self.status_text, self.headers)
 
     def clone(self) -> Response:
+        if self._used:
+            raise self._used_error()
         if self._stream is not None:
             raise TypeError("a streamed Response cannot be cloned: its body is produced once")
         return Response(self._body, self.status, self.status_text, self.headers)
@@ -751,13 +756,33 @@ class Response(_Body):
                 chunks.append(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
             self._body = b"".join(chunks)
 
-    async def text(self) -> str:
-        await self._drain()
-        return await super().text()
+    #: set by the first read through ``text()``, ``json()``, ``bytes()``, ... (``body_used``)
+    _used = False
 
-    async def bytes(self) -> builtins.bytes:
+    async def _whole(self) -> builtins.bytes:
         await self._drain()
         return self._body
+
+    async def _read(self) -> builtins.bytes:
+        """As Pyodide's FetchResponse and workerd: a response body is read once; the second
+        read raises ``OSError("Response body is already used")``."""
+        if self._used:
+            raise self._used_error()
+        self._used = True
+        return await self._whole()
+
+    def _used_error(self) -> OSError:
+        where = f" of {self.url}" if self.url else ""
+        return OSError(f"Response body is already used: the body{where} (status {self.status}) was "
+                       f"read before; keep what the first read returned (e.g. `raw = await "
+                       f"resp.bytes()`, then `raw.decode()`, `json.loads(raw)`), or read a "
+                       f"`resp.clone()` first")
+
+    @property
+    def bodyUsed(self) -> bool:  # noqa: N802
+        return self._used
+
+    body_used = bodyUsed
 
 
 def request_for_fetch(resource: Any, options: Mapping[str, Any] | None, kwargs: Mapping[str, Any],

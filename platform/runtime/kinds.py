@@ -8,6 +8,8 @@ Each binding's ``isolate.py`` may name what it adds to the Worker's world, so ne
 ``ENTRYPOINT_BASES``
     base classes whose subclasses the platform runs (a script that defines only a Durable
     Object class is a valid Worker).
+``JS_GLOBALS``
+    names added to the ``js`` module (the Cache API's ``caches``).
 ``HANDLERS``
     handler names of a Worker entrypoint the kind calls (``queue``): the platform reports
     them at start and keeps them off RPC.
@@ -69,3 +71,12 @@ def handler_names() -> tuple[str, ...]:
     for module in isolate_halves().values():
         names.extend(h for h in getattr(module, "HANDLERS", ()) if h not in names)
     return tuple(names)
+
+
+@cache
+def js_globals() -> dict[str, Any]:
+    """Every kind's ``JS_GLOBALS``, merged (names ``from js import`` offers beyond its own)."""
+    names: dict[str, Any] = {}
+    for module in isolate_halves().values():
+        names.update(getattr(module, "JS_GLOBALS", {}))
+    return names

@@ -196,6 +196,15 @@ def atob(text: str) -> str:
     return _base64.b64decode(text).decode("latin-1")
 
 
+def __getattr__(name: str) -> Any:
+    """Globals a binding kind provides (``caches``: bindings/cache), found on first use."""
+    from edgelet.runtime.kinds import js_globals
+    try:
+        return js_globals()[name]
+    except KeyError:
+        raise AttributeError(f"module 'js' has no attribute {name!r}") from None
+
+
 __all__ = ["Array", "ArrayBuffer", "Blob", "Date", "File", "FormData", "HTMLRewriter", "Headers", "JSON", "Math",
            "Object", "ReadableStream", "Request", "Response", "TextDecoder", "TextEncoder", "URL", "URLSearchParams",
            "Uint8Array", "WebSocket", "WebSocketPair", "WebSocketRequestResponsePair", "atob", "btoa",
