@@ -135,6 +135,15 @@ class Isolate:
         return self._process.pid if self._process else None
 
     @property
+    def loaded_channel(self) -> Channel | None:
+        """The running process's channel once it has loaded the script (None while none
+        runs or one is still importing it): what may be handed work."""
+        channel = self._channel
+        if channel is None or channel.closed or channel is not self._loaded:
+            return None
+        return channel
+
+    @property
     def stopped(self) -> bool:
         """stop() has run: this Isolate starts no process again (the platform is stopping, or
         a config edit replaced it with a new Isolate)."""
@@ -383,8 +392,8 @@ class Isolate:
         a stopped Worker's process would come back with the old config, outside the
         platform that replaced it, and nothing would answer its calls."""
         for _ in range(3):
-            channel = self._channel
-            if channel is not None and not channel.closed and channel is self._loaded:
+            channel = self.loaded_channel
+            if channel is not None:
                 return channel
             # none runs, or one is still loading the script: wait for that start (or make
             # one); a script that fails to load raises IsolateStartError here
