@@ -343,8 +343,8 @@ class WorkerConnections:
     def _generation(self, protocol: HostProtocol | None) -> _Generation | None:
         """The running process's connections, set up on its first (None: none runs)."""
         isolate = self.isolate
-        endpoint, channel = isolate.handoff, isolate._channel
-        if endpoint is None or endpoint.closed or channel is None or channel.closed:
+        endpoint, channel = isolate.handoff, isolate.loaded_channel  # not one still loading
+        if endpoint is None or endpoint.closed or channel is None:
             return None
         gen = self.gen
         if gen is not None and gen.endpoint is endpoint:

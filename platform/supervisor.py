@@ -43,6 +43,11 @@ class IsolateError(Exception):
         self.status = status
 
 
+class IsolateReloaded(IsolateError):
+    """The call was cut off because the Worker's code changed (a save under ``edgelet dev``)
+    and its process was replaced before the call finished: not the Worker's fault."""
+
+
 class IsolateStartError(IsolateError):
     """The Worker's script failed to import or has no handler."""
 
@@ -90,6 +95,10 @@ class Isolate:
         self._stopping = False
         #: the channel of the process a reload replaced: its unanswered calls say so
         self._reloaded: Channel | None = None
+        #: the channel whose process has loaded the script: calls go only to it, never to a
+        #: process still importing (one whose import fails is SIGKILLed, and a call sent to
+        #: it meanwhile would fail as a crash, counting e.g. a queue delivery's attempt)
+        self._loaded: Channel | None = None
         self.info: dict[str, Any] = {}
         self.broken: IsolateStartError | None = None
         self.restarts = 0
@@ -124,6 +133,15 @@ class Isolate:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    @property
+    def loaded_channel(self) -> Channel | None:
+        """The running process's channel once it has loaded the script (None while none
+        runs or one is still importing it): what may be handed work."""
+        channel = self._channel
+        if channel is None or channel.closed or channel is not self._loaded:
+            return None
+        return channel
 
     @property
     def stopped(self) -> bool:
@@ -209,6 +227,7 @@ class Isolate:
                 f"({describe_exit(code, self, starting=True)})")
             raise self.broken from None
         self.broken = None
+        self._loaded = channel
         log.debug("isolate %s started (pid %s)", self.name, self._process.pid)
         for hook in list(self.start_hooks):
             try:
@@ -372,12 +391,15 @@ class Isolate:
         """The running process's channel, starting one when none runs; never after stop():
         a stopped Worker's process would come back with the old config, outside the
         platform that replaced it, and nothing would answer its calls."""
-        channel = self._channel
-        if channel is None or channel.closed:
+        for _ in range(3):
+            channel = self.loaded_channel
+            if channel is not None:
+                return channel
+            # none runs, or one is still loading the script: wait for that start (or make
+            # one); a script that fails to load raises IsolateStartError here
             await self.start()
-            channel = self._channel
-            assert channel is not None
-        return channel
+        raise IsolateError(f"Worker {self.name!r}: its isolate ended as soon as it started, "
+                           f"three times; see the log above and send the request again", 503)
 
     def _refuse_if_stopped(self) -> None:
         if self._stopping:
@@ -399,8 +421,8 @@ class Isolate:
                                         on_late=self._late_answer if method == "fetch" else None)
         except ChannelClosed:
             if channel is self._reloaded:
-                raise IsolateError(f"Worker {self.name!r} was reloaded (its code changed) while "
-                                   f"handling {method}; send the request again", 503) from None
+                raise IsolateReloaded(f"Worker {self.name!r} was reloaded (its code changed) while "
+                                      f"handling {method}; send the request again", 503) from None
             code = await self._exit_code(process)
             raise IsolateError(f"Worker {self.name!r} {describe_exit(code, self)} while handling "
                                f"{method}; the isolate has been restarted", 503) from None

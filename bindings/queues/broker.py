@@ -21,7 +21,7 @@ from edgelet.bindings.queues import codec
 from edgelet.bindings.queues.config import QueueConsumer, QueueProducer
 from edgelet.bindings.queues.storage import ACKED, QueueStore, Row, Taken
 from edgelet.channel import Later
-from edgelet.supervisor import IsolateStartError
+from edgelet.supervisor import IsolateError, IsolateReloaded, IsolateStartError
 
 log = logging.getLogger("edgelet.queues")
 
@@ -29,6 +29,26 @@ DEFAULT_MAX_CONCURRENCY = 10
 #: seconds between tries to deliver to a consumer whose script does not load
 LOAD_RETRY_S = 2.0
 _CONTENT_TYPES = frozenset(codec.CONTENT_TYPES)
+#: wall time one consumer invocation may take, as on Cloudflare (15 minutes); the
+#: environment variable sets another (in seconds, e.g. for tests)
+CONSUMER_WALL_LIMIT_S = 15 * 60.0
+CONSUMER_WALL_LIMIT_ENV = "EDGELET_QUEUE_CONSUMER_TIMEOUT"
+
+
+def consumer_wall_limit() -> float:
+    """Seconds a consumer invocation may run: :data:`CONSUMER_WALL_LIMIT_ENV`, else 15 min."""
+    raw = os.environ.get(CONSUMER_WALL_LIMIT_ENV, "").strip()
+    if not raw:
+        return CONSUMER_WALL_LIMIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 24 * 3600:
+        log.warning("%s=%r is not a number of seconds in (0, 86400]; using Cloudflare's %g s",
+                    CONSUMER_WALL_LIMIT_ENV, raw, CONSUMER_WALL_LIMIT_S)
+        return CONSUMER_WALL_LIMIT_S
+    return value
 
 
 @dataclass(slots=True)
@@ -295,6 +315,9 @@ class Consumer:
         self.max_concurrency = decl.max_concurrency or DEFAULT_MAX_CONCURRENCY
         self.max_attempts = decl.max_retries + 1
         self.retry_delay = float(decl.retry_delay or 0)
+        #: seconds one invocation of the consumer may take (wall time) before its batch is
+        #: given up, cancelled in the isolate and retried
+        self.wall_limit = consumer_wall_limit()
         self.in_flight = 0
         #: the last delivery found the consumer's script failing to load (logged once)
         self.load_failed = False
@@ -400,12 +423,26 @@ class Consumer:
                 started = time.perf_counter()
                 result: dict[str, Any] | None = None
                 try:
-                    result = await self.broker.host.invoke(self.worker, "queues.deliver", payload)
+                    result = await self.broker.host.invoke(self.worker, "queues.deliver", payload,
+                                                           timeout=self.wall_limit, cancel=True)
                 except asyncio.CancelledError:
                     raise  # stopping: the rows stay in flight and are redelivered on start
                 except IsolateStartError as exc:
                     self._wait_for_load(taken, exc)
                     break
+                except IsolateReloaded:
+                    self._put_back_after_reload(taken)
+                    break
+                except IsolateError as exc:
+                    if exc.status == 504:  # past the wall-time limit: counts, as on Cloudflare
+                        log.error("queue %s: Worker %r's consumer did not finish a batch of %d message(s) "
+                                  "within its wall-time limit of %g s (Cloudflare's is 15 minutes; %s "
+                                  "sets edgelet's); the handler was cancelled and the batch will be "
+                                  "retried", self.queue, self.worker, taken.count, self.wall_limit,
+                                  CONSUMER_WALL_LIMIT_ENV)
+                    else:
+                        log.error("queue %s: delivering a batch of %d message(s) to Worker %r failed: "
+                                  "%s; the batch will be retried", self.queue, taken.count, self.worker, exc)
                 except Exception as exc:
                     log.error("queue %s: delivering a batch of %d message(s) to Worker %r failed: %s; "
                               "the batch will be retried", self.queue, taken.count, self.worker, exc)
@@ -438,6 +475,17 @@ class Consumer:
             log.error("queue %s: Worker %r does not load, so its %d message(s) wait (not counted as "
                       "attempts) until it does: %s", self.queue, self.worker, taken.count, exc)
         self.load_failed = True
+
+    def _put_back_after_reload(self, taken: Taken) -> None:
+        """The consumer's code changed while it handled the batch (a save under ``edgelet
+        dev``) and the old process was replaced before the handler finished. On Cloudflare a
+        redeploy lets the running invocation finish on the old version, so this cut-off is
+        edgelet's, not the Worker's failure: the batch is put back without counting an
+        attempt, for the new code to handle at once (a save must not burn retries)."""
+        self.broker.store.release([seq for seq, _, _ in taken.parts], self.broker.host.clock.now())
+        log.info("queue %s: Worker %r was reloaded while handling a batch of %d message(s); the "
+                 "batch goes to the new code (not counted as an attempt)",
+                 self.queue, self.worker, taken.count)
 
     def _settle(self, taken: Taken, result: dict[str, Any] | None) -> int:
         """Apply the handler's decisions to each message; returns how many were acked.

@@ -76,10 +76,13 @@ def parse(key: str, section: Section) -> list[QueueProducer | QueueConsumer]:
                 "dead_letter_queue",
                 "max_concurrency",
                 "retry_delay",
+                "type",
+                "visibility_timeout_ms",
             )
         )
         queue = _queue_name(t, "queue", required=True)
         assert queue is not None
+        _refuse_pull_consumer(t, queue)
         dlq = _queue_name(t, "dead_letter_queue", required=False)
         if dlq == queue:
             raise t.error(
@@ -142,3 +145,26 @@ def validate(config: PlatformConfig) -> None:
                     f'(queues.producers = [{{binding = "MY_QUEUE", queue = "{d.queue}"}}]) or remove the consumer',
                 )
             consumer_of[d.queue] = (w.name, d)
+
+
+def _refuse_pull_consumer(t: Section, queue: str) -> None:
+    """``type = "http_pull"``: Cloudflare's pull consumers (read over its HTTP API, with
+    leases and visibility timeouts) are not emulated. Left to pass, the Worker became a
+    push consumer of the queue, which it is not on Cloudflare: its queue() handler (if any)
+    would get the messages, or they would fail for want of one."""
+    kind = t.str("type", default="worker")
+    if kind == "worker":
+        return
+    if kind == "http_pull":
+        raise t.error(
+            "type",
+            f"queue '{queue}': HTTP pull consumers (type = \"http_pull\") are not emulated by edgelet",
+            "remove this consumer to let the queue keep a backlog (`edgelet queues list` counts it, "
+            "the control API's GET /queues/<name>/messages lists it), or use a push consumer "
+            "(type = \"worker\", the default) with a queue() handler while developing",
+        )
+    raise t.error(
+        "type",
+        f"unknown consumer type {kind!r} for queue '{queue}'",
+        'use type = "worker" (a push consumer, the default) or remove the key',
+    )

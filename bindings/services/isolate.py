@@ -37,20 +37,38 @@ class ServiceStub:
         if method.startswith("_"):
             raise AttributeError(f"env.{self._name} has no attribute {method!r}: names starting with '_' are "
                                  f"not callable over RPC (the other Worker keeps them private)")
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            from edgelet.runtime.rpc_values import check_rpc_args
-            if args or kwargs:
-                check_rpc_args(args, kwargs, lambda: f"env.{self._name}.{method}()")
-            payload = cloudpickle.dumps((args, kwargs))
-            result = await self._runtime.call("services", self._name, "rpc", method, payload)
-            return cloudpickle.loads(result)
-
-        call.__name__ = method
-        return call
+        return RpcMember(self, method)
 
     def __repr__(self) -> str:
         return f"<service binding {self._name} -> {self._service}>"
+
+
+class RpcMember:
+    """``env.SVC.name``: called, it calls the method ``name`` of the other Worker's
+    entrypoint; awaited, it reads the property or class attribute ``name`` (as Cloudflare's
+    RPC stubs do: ``await env.SVC.version``)."""
+
+    def __init__(self, stub: ServiceStub, name: str) -> None:
+        self._stub = stub
+        self.__name__ = name
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from edgelet.runtime.rpc_values import check_rpc_args
+        stub, method = self._stub, self.__name__
+        if args or kwargs:
+            check_rpc_args(args, kwargs, lambda: f"env.{stub._name}.{method}()")
+        return await self._rpc(cloudpickle.dumps((args, kwargs)))
+
+    def __await__(self) -> Any:
+        return self._rpc(cloudpickle.dumps(None)).__await__()  # None: read, not call
+
+    async def _rpc(self, payload: bytes) -> Any:
+        stub = self._stub
+        result = await stub._runtime.call("services", stub._name, "rpc", self.__name__, payload)
+        return cloudpickle.loads(result)
+
+    def __repr__(self) -> str:
+        return f"<RPC member {self.__name__} of service binding {self._stub._name}>"
 
 
 def make_binding(name: str, options: dict[str, Any], runtime: IsolateServices) -> ServiceStub:

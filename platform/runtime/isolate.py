@@ -471,7 +471,7 @@ class Runtime:
     async def on_rpc(self, entrypoint: str | None, method: str, payload: bytes) -> bytes:
         """A service binding's RPC: call ``method`` on a named (or the default) entrypoint."""
         import cloudpickle
-        args, kwargs = cloudpickle.loads(payload)
+        call = cloudpickle.loads(payload)  # (args, kwargs); None: read a property (await env.SVC.x)
         cls = self.classes().get(entrypoint) if entrypoint else self.default_entrypoint()
         if cls is None:
             raise LookupError(f"Worker {self.worker!r} has no entrypoint class "
@@ -480,16 +480,37 @@ class Runtime:
         if method.startswith("_") or method in handler_names():
             raise AttributeError(f"{cls.__name__}.{method} is not callable over RPC "
                                  f"(private or a handler)")
+        if call is None:
+            return await self._rpc_property(cls, method)
         fn = getattr(cls(self.new_context(), self.env), method, None)
         if not callable(fn):
             raise AttributeError(f"entrypoint {cls.__name__} of Worker {self.worker!r} has no "
-                                 f"method {method!r}")
+                                 f"method {method!r}" + (" (it is a property: await it without "
+                                                         "calling it)" if hasattr(cls, method) else ""))
+        args, kwargs = call
         result = fn(*args, **kwargs)
         if asyncio.iscoroutine(result):
             result = await result
         from edgelet.runtime.rpc_values import check_rpc_value
         check_rpc_value(result, lambda: f"the value {cls.__name__}.{method}() of Worker {self.worker!r} returned")
         return cloudpickle.dumps(result)
+
+    async def _rpc_property(self, cls: type, name: str) -> bytes:
+        """``await env.SVC.name``: the value of a property or class attribute of the entrypoint
+        (Cloudflare's RPC exposes those; an attribute set on the instance is not exposed)."""
+        import cloudpickle
+        where = f"entrypoint {cls.__name__} of Worker {self.worker!r}"
+        if not hasattr(cls, name):
+            raise AttributeError(f"{where} has no property or method {name!r}")
+        value = getattr(cls(self.new_context(), self.env), name)
+        if callable(value):
+            raise TypeError(f"{where}: {name!r} is a method; call it (await env.SVC.{name}(...)) "
+                            f"instead of awaiting it")
+        if asyncio.iscoroutine(value):  # a property whose getter is async
+            value = await value
+        from edgelet.runtime.rpc_values import check_rpc_value
+        check_rpc_value(value, lambda: f"the property {cls.__name__}.{name} of Worker {self.worker!r}")
+        return cloudpickle.dumps(value)
 
 
 def loggable(text: str) -> str:

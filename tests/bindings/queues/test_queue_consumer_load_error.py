@@ -32,7 +32,7 @@ main = "back.py"
 queue = "jobs"
 max_batch_size = 5
 max_batch_timeout = 0
-max_retries = 3
+max_retries = 0
 dead_letter_queue = "jobs-dlq"
 """,
     "web.py": '''
@@ -64,15 +64,16 @@ def test_messages_wait_for_a_consumer_that_does_not_load(dev: Any) -> None:
     time.sleep(5)  # two retry periods, and any number of max_retries' worth of deliveries
     jobs = stats(s, "jobs")
     assert (jobs["backlog"], jobs["dead"], stats(s, "jobs-dlq")["backlog"]) == (3, 0, 0), jobs
-    # the load failure is said once per broken spell, not per retry, and costs no attempt;
-    # but while the script is broken a concurrent delivery sometimes reaches an isolate the
-    # supervisor then SIGKILLs (a race in edgelet.supervisor, reported), which does count
+    # the load failure is said once per broken spell, not per retry, and costs no attempt:
+    # no delivery may reach a process that is still importing the broken script (it is
+    # SIGKILLed when the import fails, and that used to count as a crash, about 1 run in 4)
     listed = s.api("GET", "/queues/jobs/messages?state=pending")["result"]
-    assert all(m["attempts"] <= 2 for m in listed), listed
+    assert all(m["attempts"] == 0 for m in listed), listed
+    assert "while handling queues.deliver" not in s.logs(), s.logs()
 
     (s.cwd / "back.py").write_text(CONSUMER)
     for n in range(3):
-        s.wait_for_log(f"consumed while-broken-{n} attempts=", 15)
+        s.wait_for_log(f"consumed while-broken-{n} attempts=1", 15)
     deadline = time.monotonic() + 10
     while stats(s, "jobs")["backlog"] and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -43,6 +43,18 @@ FRONT = """
                 return Response(await (await self.env.ADMIN.fetch("http://back/")).text())
             if path == "/admin-rpc":
                 return Response(await self.env.ADMIN.whoami())
+            if path == "/rpc-props":
+                got = [await self.env.BACK.version, await self.env.BACK.region,
+                       await self.env.BACK.slow_prop, await self.env.ADMIN.level]
+                try:
+                    await self.env.BACK.add
+                except TypeError as exc:
+                    got.append(str(exc))
+                try:
+                    await self.env.BACK.nothing
+                except AttributeError as exc:
+                    got.append(str(exc))
+                return Response(repr(got))
             if path == "/rpc-error":
                 try:
                     await self.env.BACK.explode("bad input")
@@ -55,6 +67,16 @@ BACK = """
     from workers import Response, WorkerEntrypoint
 
     class Default(WorkerEntrypoint):
+        version = "2.1"
+
+        @property
+        def region(self):
+            return {"name": "local", "env": sorted(k for k in ("A", "B"))}
+
+        @property
+        async def slow_prop(self):
+            return 7
+
         async def fetch(self, request):
             body = await request.text()
             return Response(f"{request.method} {request.url} {request.headers.get('x-from')} {body}",
@@ -67,6 +89,8 @@ BACK = """
             raise ValueError(why)
 
     class Admin(WorkerEntrypoint):
+        level = 3
+
         async def fetch(self, request):
             return Response("admin fetch")
 
@@ -93,6 +117,16 @@ async def test_a_named_entrypoint_serves_fetch_and_rpc(app: Path) -> None:
     async with Platform(app / "wrangler_like.toml") as p:
         assert await (await p.fetch("/admin-fetch", worker="front")).text() == "admin fetch"
         assert await (await p.fetch("/admin-rpc", worker="front")).text() == "admin entrypoint"
+
+
+async def test_rpc_reads_properties_and_class_attributes(app: Path) -> None:
+    """``await env.SVC.version`` reads a class attribute or property of the target entrypoint,
+    as Cloudflare's RPC does; it used to fail with "has no method". Awaiting a method without
+    calling it, or a name the entrypoint lacks, is an error that says which."""
+    async with Platform(app / "wrangler_like.toml") as p:
+        got = await (await p.fetch("/rpc-props", worker="front")).text()
+    assert got.startswith("['2.1', {'name': 'local', 'env': ['A', 'B']}, 7, 3, "), got
+    assert "'add' is a method; call it" in got and "has no property or method 'nothing'" in got, got
 
 
 async def test_an_error_raised_by_the_callee_reaches_the_caller_as_its_type(app: Path) -> None:
