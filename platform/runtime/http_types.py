@@ -256,9 +256,21 @@ class _Body:
         """The whole body (a streamed request body is read to its end first)."""
         return self._body
 
+    #: set by the first read through ``text()``, ``json()``, ``bytes()``, ... (``body_used``)
+    _used = False
+
     async def _read(self) -> builtins.bytes:
-        """The whole body for one of the public readers (a Request counts the read)."""
+        """The whole body for one of the public readers, once: as in Cloudflare's SDK (a
+        request) and Pyodide's FetchResponse and workerd (a response), the second read
+        raises ``OSError`` (there, and so here, before production does)."""
+        if self._used:
+            raise self._used_error()
+        self._used = True
         return await self._whole()
+
+    def _used_error(self) -> OSError:
+        """What a second read raises (each kind names itself and the way out)."""
+        return OSError("Body already used")
 
     async def text(self) -> str:
         return (await self._read()).decode("utf-8", errors="replace")
@@ -301,7 +313,7 @@ class _Body:
 
     @property
     def bodyUsed(self) -> bool:  # noqa: N802
-        return False
+        return self._used
 
     body_used = bodyUsed
 
@@ -466,27 +478,10 @@ class Request(_Body):
         from edgelet.runtime.jstypes import ReadableStream
         return ReadableStream(source.chunks())
 
-    #: set by the first read through ``text()``, ``json()``, ``bytes()``, ... (``body_used``)
-    _used = False
-
-    async def _read(self) -> builtins.bytes:
-        """As Cloudflare's SDK: a request body is read once; the second read raises
-        ``OSError("Body already used")`` (there, and so here, before production does)."""
-        if self._used:
-            raise self._used_error()
-        self._used = True
-        return await self._whole()
-
     def _used_error(self) -> OSError:
         return OSError(f"Body already used: the body of {self.method} {self.url} was read before; keep "
                        f"what the first read returned (e.g. `raw = await request.bytes()`, then "
                        f"`raw.decode()`, `json.loads(raw)`), or read a `request.clone()` first")
-
-    @property
-    def bodyUsed(self) -> bool:  # noqa: N802
-        return self._used
-
-    body_used = bodyUsed
 
     def clone(self) -> Request:
         if self._used:
@@ -756,20 +751,9 @@ class Response(_Body):
                 chunks.append(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
             self._body = b"".join(chunks)
 
-    #: set by the first read through ``text()``, ``json()``, ``bytes()``, ... (``body_used``)
-    _used = False
-
     async def _whole(self) -> builtins.bytes:
         await self._drain()
         return self._body
-
-    async def _read(self) -> builtins.bytes:
-        """As Pyodide's FetchResponse and workerd: a response body is read once; the second
-        read raises ``OSError("Response body is already used")``."""
-        if self._used:
-            raise self._used_error()
-        self._used = True
-        return await self._whole()
 
     def _used_error(self) -> OSError:
         where = f" of {self.url}" if self.url else ""
@@ -777,12 +761,6 @@ class Response(_Body):
                        f"read before; keep what the first read returned (e.g. `raw = await "
                        f"resp.bytes()`, then `raw.decode()`, `json.loads(raw)`), or read a "
                        f"`resp.clone()` first")
-
-    @property
-    def bodyUsed(self) -> bool:  # noqa: N802
-        return self._used
-
-    body_used = bodyUsed
 
 
 def request_for_fetch(resource: Any, options: Mapping[str, Any] | None, kwargs: Mapping[str, Any],
