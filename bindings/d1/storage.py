@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import re
 import sqlite3
 import time
@@ -34,6 +33,7 @@ from typing import Any
 from edgelet.bindings.d1 import limits
 from edgelet.bindings.d1.errors import D1Error
 from edgelet.bindings.d1.sqltext import split_statements
+from edgelet.env_seconds import seconds_from_env
 
 log = logging.getLogger("edgelet.d1")
 
@@ -59,14 +59,7 @@ INLINE_BUDGET_S = 0.01
 
 def query_timeout() -> float:
     """Seconds one statement may run; ``EDGELET_D1_QUERY_TIMEOUT`` overrides (tests)."""
-    raw = os.environ.get("EDGELET_D1_QUERY_TIMEOUT")
-    try:
-        value = float(raw) if raw else DEFAULT_QUERY_TIMEOUT
-    except ValueError:
-        log.warning("EDGELET_D1_QUERY_TIMEOUT=%r is not a number of seconds; using %g",
-                    raw, DEFAULT_QUERY_TIMEOUT)
-        return DEFAULT_QUERY_TIMEOUT
-    return value if value > 0 else DEFAULT_QUERY_TIMEOUT
+    return seconds_from_env("EDGELET_D1_QUERY_TIMEOUT", DEFAULT_QUERY_TIMEOUT, log)
 
 
 @dataclass

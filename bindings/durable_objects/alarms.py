@@ -17,11 +17,11 @@ given up with an error in the log.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edgelet.bindings.durable_objects.index import ObjectIndex
+from edgelet.env_seconds import seconds_from_env
 
 log = logging.getLogger("edgelet.durable_objects")
 
@@ -39,25 +39,12 @@ Dispatch = Callable[[str, str, "str | None", int, bool, int], Awaitable[Any]]
 
 def backoff_base() -> float:
     """Seconds before the first retry; ``EDGELET_DO_ALARM_BACKOFF`` overrides (tests)."""
-    raw = os.environ.get("EDGELET_DO_ALARM_BACKOFF")
-    try:
-        return float(raw) if raw else DEFAULT_BACKOFF
-    except ValueError:
-        log.warning("EDGELET_DO_ALARM_BACKOFF=%r is not a number of seconds; using %g",
-                    raw, DEFAULT_BACKOFF)
-        return DEFAULT_BACKOFF
+    return seconds_from_env("EDGELET_DO_ALARM_BACKOFF", DEFAULT_BACKOFF, log, positive=False)
 
 
 def alarm_timeout() -> float:
     """Wall-time limit of an alarm() handler; ``EDGELET_DO_ALARM_TIMEOUT`` (seconds) overrides."""
-    raw = os.environ.get("EDGELET_DO_ALARM_TIMEOUT")
-    try:
-        value = float(raw) if raw else DEFAULT_ALARM_TIMEOUT
-    except ValueError:
-        log.warning("EDGELET_DO_ALARM_TIMEOUT=%r is not a number of seconds; using %g",
-                    raw, DEFAULT_ALARM_TIMEOUT)
-        return DEFAULT_ALARM_TIMEOUT
-    return value if value > 0 else DEFAULT_ALARM_TIMEOUT
+    return seconds_from_env("EDGELET_DO_ALARM_TIMEOUT", DEFAULT_ALARM_TIMEOUT, log)
 
 
 class AlarmScheduler:

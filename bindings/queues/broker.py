@@ -21,6 +21,7 @@ from edgelet.bindings.queues import codec
 from edgelet.bindings.queues.config import QueueConsumer, QueueProducer
 from edgelet.bindings.queues.storage import ACKED, QueueStore, Row, Taken
 from edgelet.channel import Later
+from edgelet.env_seconds import seconds_from_env
 from edgelet.supervisor import IsolateError, IsolateReloaded, IsolateStartError
 
 log = logging.getLogger("edgelet.queues")
@@ -37,18 +38,7 @@ CONSUMER_WALL_LIMIT_ENV = "EDGELET_QUEUE_CONSUMER_TIMEOUT"
 
 def consumer_wall_limit() -> float:
     """Seconds a consumer invocation may run: :data:`CONSUMER_WALL_LIMIT_ENV`, else 15 min."""
-    raw = os.environ.get(CONSUMER_WALL_LIMIT_ENV, "").strip()
-    if not raw:
-        return CONSUMER_WALL_LIMIT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 24 * 3600:
-        log.warning("%s=%r is not a number of seconds in (0, 86400]; using Cloudflare's %g s",
-                    CONSUMER_WALL_LIMIT_ENV, raw, CONSUMER_WALL_LIMIT_S)
-        return CONSUMER_WALL_LIMIT_S
-    return value
+    return seconds_from_env(CONSUMER_WALL_LIMIT_ENV, CONSUMER_WALL_LIMIT_S, log, maximum=24 * 3600)
 
 
 @dataclass(slots=True)
