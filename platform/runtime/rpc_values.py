@@ -36,6 +36,10 @@ class _Refused(Exception):
         self.message = message
         self.path: list[str] = []
 
+    def error(self, shown: str) -> TypeError:
+        """The TypeError the caller sees: ``shown`` (the call and argument) and the path."""
+        return TypeError(self.message(shown + "".join(reversed(self.path))))
+
 
 def check_rpc_value(value: Any, where: Callable[[], str]) -> None:
     """Raise TypeError, naming ``where()`` and the position inside the value, for what
@@ -47,7 +51,7 @@ def check_rpc_value(value: Any, where: Callable[[], str]) -> None:
     try:
         _check(value)
     except _Refused as refused:
-        raise TypeError(refused.message(where() + "".join(reversed(refused.path)))) from None
+        raise refused.error(where()) from None
 
 
 def check_rpc_args(args: tuple[Any, ...], kwargs: dict[str, Any], call: Callable[[], str]) -> None:
@@ -64,16 +68,14 @@ def check_rpc_args(args: tuple[Any, ...], kwargs: dict[str, Any], call: Callable
         try:
             _check(value)
         except _Refused as refused:
-            shown = f"argument {_position(args, value) + 1} of {call()}"
-            raise TypeError(refused.message(shown + "".join(reversed(refused.path)))) from None
+            raise refused.error(f"argument {_position(args, value) + 1} of {call()}") from None
     for key, value in kwargs.items():
         if type(value) in plain:
             continue
         try:
             _check(value)
         except _Refused as refused:
-            shown = f"argument {key}= of {call()}"
-            raise TypeError(refused.message(shown + "".join(reversed(refused.path)))) from None
+            raise refused.error(f"argument {key}= of {call()}") from None
 
 
 #: exact types that need no look inside: what nearly every value is made of (a subclass,
